@@ -1,0 +1,532 @@
+package fpe
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"math/bits"
+	"sync"
+	"unicode/utf8"
+)
+
+const (
+	// MaxTweakLen is the longest tweak, in bytes, that Encrypt and Decrypt
+	// accept (maxTlen in SP 800-38G). Longer tweaks return ErrTweak.
+	MaxTweakLen = 256
+
+	// maxLen is the longest input, in numerals (characters); see FF1.MaxLen.
+	maxLen = 4096
+
+	// maxRadix is the largest radix SP 800-38G allows (2^16).
+	maxRadix = 1 << 16
+
+	// minDomain is the smallest radix^length SP 800-38G Rev. 1 allows.
+	minDomain = 1_000_000
+
+	// numRounds is the number of Feistel rounds of FF1.
+	numRounds = 10
+
+	// fastMaxLen bounds the inputs of the uint64 path: it needs
+	// radix^v < 2^64 with v = ceil(n/2) and radix >= 2, so v <= 63.
+	fastMaxLen = 126
+
+	digits36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+)
+
+// FF1 is the FF1 format-preserving cipher of NIST SP 800-38G over AES with
+// one key and one alphabet. It maps a string of n characters of the
+// alphabet to another string of n characters of the same alphabet.
+//
+// An FF1 is immutable after construction and safe for concurrent use by
+// multiple goroutines.
+//
+// What it protects and what it leaks: see the package documentation.
+type FF1 struct {
+	block    cipher.Block
+	radix    uint64
+	alphabet []rune // numeral i is written alphabet[i]
+	ascii    bool   // every character of alphabet is ASCII
+
+	// byteNum[c] is 1+numeral of the ASCII character c, 0 if c is not in
+	// the alphabet; runeNum does the same for non-ASCII characters.
+	byteNum [256]uint32
+	runeNum map[rune]uint32
+
+	minLen int
+	// pow[k] = radix^k for k <= fastV, the largest k with radix^k < 2^64.
+	pow   [64]uint64
+	fastV int
+	// divM = floor((2^64-1)/radix)+1: for x < 2^32, x/radix is the high
+	// word of x*divM (Lemire, Kaser, Kurz 2019).
+	divM uint64
+}
+
+// NewFF1 returns an FF1 cipher for the given AES key (16, 24 or 32 bytes)
+// and radix in 2..36, whose numerals are written with the first radix
+// characters of "0123456789abcdefghijklmnopqrstuvwxyz": lower case only.
+func NewFF1(key []byte, radix int) (*FF1, error) {
+	if radix < 2 || radix > len(digits36) {
+		return nil, fmt.Errorf("%w: radix %d, want 2..%d (use NewFF1WithAlphabet for more)", ErrAlphabet, radix, len(digits36))
+	}
+	return NewFF1WithAlphabet(key, digits36[:radix])
+}
+
+// NewFF1WithAlphabet returns an FF1 cipher for the given AES key (16, 24 or
+// 32 bytes) whose numerals are the characters (runes, not bytes) of
+// alphabet: numeral i is the i-th rune. The radix is the number of runes,
+// from 2 to 65,536; runes must be distinct. Characters are compared as
+// code points: normalize text (e.g. NFC) before encrypting it if the
+// alphabet contains accented letters.
+func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("%w: got %d bytes", ErrKeySize, len(key))
+	}
+	if !utf8.ValidString(alphabet) {
+		return nil, fmt.Errorf("%w: alphabet is not valid UTF-8", ErrAlphabet)
+	}
+	runes := []rune(alphabet)
+	if len(runes) < 2 || len(runes) > maxRadix {
+		return nil, fmt.Errorf("%w: alphabet has %d characters, want 2..%d", ErrAlphabet, len(runes), maxRadix)
+	}
+	f := &FF1{alphabet: runes, radix: uint64(len(runes)), ascii: true}
+	for i, r := range runes {
+		if r < utf8.RuneSelf {
+			if f.byteNum[r] != 0 {
+				return nil, fmt.Errorf("%w: duplicate character at index %d", ErrAlphabet, i)
+			}
+			f.byteNum[r] = uint32(i + 1)
+			continue
+		}
+		f.ascii = false
+		if f.runeNum == nil {
+			f.runeNum = make(map[rune]uint32)
+		}
+		if f.runeNum[r] != 0 {
+			return nil, fmt.Errorf("%w: duplicate character at index %d", ErrAlphabet, i)
+		}
+		f.runeNum[r] = uint32(i + 1)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeySize, err)
+	}
+	f.block = block
+
+	f.pow[0] = 1
+	for k := 1; k < len(f.pow); k++ {
+		hi, lo := bits.Mul64(f.pow[k-1], f.radix)
+		if hi != 0 {
+			break
+		}
+		f.pow[k] = lo
+		f.fastV = k
+	}
+	// minlen: the smallest n >= 2 with radix^n >= 10^6. radix >= 2 gives
+	// n <= 20, and 2^20 fits in pow.
+	f.minLen = 2
+	for f.minLen > f.fastV || f.pow[f.minLen] < minDomain {
+		f.minLen++
+	}
+	f.divM = ^uint64(0)/f.radix + 1
+	return f, nil
+}
+
+// Radix returns the number of characters of the alphabet.
+func (f *FF1) Radix() int { return int(f.radix) }
+
+// MinLen returns the shortest input, in characters, that Encrypt and
+// Decrypt accept: the smallest n >= 2 with radix^n >= 1,000,000 (6 for
+// radix 10, 4 for radix 36 and 62, 20 for radix 2).
+func (f *FF1) MinLen() int { return f.minLen }
+
+// MaxLen returns the longest input, in characters, that Encrypt and
+// Decrypt accept: 4096. Inputs of up to 2*v characters, where v is the
+// largest integer with radix^v < 2^64 (38 digits for radix 10, 20
+// characters for radix 62), take a fast path without math/big.
+func (f *FF1) MaxLen() int { return maxLen }
+
+// Encrypt returns the FF1 encryption of x under tweak: a string of the same
+// number of characters from the same alphabet. x must have MinLen..MaxLen
+// characters, all from the alphabet; tweak may be nil and at most
+// MaxTweakLen bytes. Equal (tweak, x) give equal results: FF1 is
+// deterministic. Errors wrap ErrTweak, ErrLength, ErrDomainTooSmall or
+// ErrNumeral and never contain x.
+func (f *FF1) Encrypt(tweak []byte, x string) (string, error) {
+	return f.crypt(tweak, x, false)
+}
+
+// Decrypt inverts Encrypt: Decrypt(tweak, Encrypt(tweak, x)) == x. Like
+// every FF1 ciphertext, x carries no integrity check: any string of valid
+// length and alphabet decrypts to some plaintext. Input rules and errors
+// are those of Encrypt.
+func (f *FF1) Decrypt(tweak []byte, x string) (string, error) {
+	return f.crypt(tweak, x, true)
+}
+
+// scratch holds the one AES block that crosses the cipher.Block interface
+// (whose arguments escape); pooling it keeps Encrypt at one allocation.
+type scratch struct {
+	x [aes.BlockSize]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
+	if f == nil || f.block == nil {
+		return "", errNotInitialized
+	}
+	if len(tweak) > MaxTweakLen {
+		return "", fmt.Errorf("%w: %d bytes, maximum %d", ErrTweak, len(tweak), MaxTweakLen)
+	}
+	n := len(x)
+	if !f.ascii {
+		if n > maxLen*utf8.UTFMax {
+			return "", fmt.Errorf("%w: over %d characters", ErrLength, maxLen)
+		}
+		n = utf8.RuneCountInString(x)
+	}
+	if n > maxLen {
+		return "", fmt.Errorf("%w: %d characters, maximum %d", ErrLength, n, maxLen)
+	}
+	if n < f.minLen {
+		return "", fmt.Errorf("%w: %d characters of radix %d, minimum %d", ErrDomainTooSmall, n, f.radix, f.minLen)
+	}
+	// Step 1: u = floor(n/2); v = n - u.
+	u := n / 2
+	v := n - u
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+
+	if v <= f.fastV {
+		var digits [fastMaxLen]uint16
+		if err := f.decode(x, digits[:n]); err != nil {
+			return "", err
+		}
+		// Step 2: A = X[1..u]; B = X[u+1..n], held as NUM_radix(A) and
+		// NUM_radix(B) through all rounds: NUM_radix(STR^m_radix(c)) = c,
+		// so no round needs the numerals themselves.
+		a := f.num64(digits[:u])
+		b := f.num64(digits[u:n])
+		a, b = f.feistel64(&s.x, tweak, n, u, a, b, decrypt)
+		// Step 7: return A || B.
+		f.str64(a, digits[:u])
+		f.str64(b, digits[u:n])
+		return f.encode(digits[:n]), nil
+	}
+
+	digits := make([]uint16, n)
+	if err := f.decode(x, digits); err != nil {
+		return "", err
+	}
+	f.feistelBig(&s.x, tweak, u, digits, decrypt)
+	return f.encode(digits), nil
+}
+
+// decode writes the numeral of each character of x to dst, which has one
+// element per character.
+func (f *FF1) decode(x string, dst []uint16) error {
+	if f.ascii {
+		for i := 0; i < len(x); i++ {
+			d := f.byteNum[x[i]]
+			if d == 0 {
+				return ErrNumeral
+			}
+			dst[i] = uint16(d - 1)
+		}
+		return nil
+	}
+	for i := 0; len(x) > 0; i++ {
+		var d uint32
+		if c := x[0]; c < utf8.RuneSelf {
+			d = f.byteNum[c]
+			x = x[1:]
+		} else {
+			r, size := utf8.DecodeRuneInString(x)
+			if r != utf8.RuneError || size > 1 {
+				d = f.runeNum[r]
+			}
+			x = x[size:]
+		}
+		if d == 0 {
+			return ErrNumeral
+		}
+		dst[i] = uint16(d - 1)
+	}
+	return nil
+}
+
+// encode writes the numerals with the alphabet.
+func (f *FF1) encode(digits []uint16) string {
+	var stack [512]byte
+	out := stack[:0]
+	if f.ascii {
+		for _, d := range digits {
+			out = append(out, byte(f.alphabet[d]))
+		}
+	} else {
+		for _, d := range digits {
+			out = utf8.AppendRune(out, f.alphabet[d])
+		}
+	}
+	return string(out)
+}
+
+// num64 returns NUM_radix(X) for len(X) <= fastV.
+func (f *FF1) num64(digits []uint16) uint64 {
+	var x uint64
+	for _, d := range digits {
+		x = x*f.radix + uint64(d)
+	}
+	return x
+}
+
+// str64 writes STR^m_radix(x) to dst, m = len(dst), for x < radix^m.
+func (f *FF1) str64(x uint64, dst []uint16) {
+	for j := len(dst) - 1; j >= 0; j-- {
+		var q uint64
+		if x < 1<<32 {
+			q, _ = bits.Mul64(x, f.divM)
+		} else {
+			q = x / f.radix
+		}
+		dst[j] = uint16(x - q*f.radix)
+		x = q
+	}
+}
+
+// macPrefix starts PRF(P || Q), the CBC-MAC of SP 800-38G, with the blocks
+// that do not change between rounds: it leaves in x the MAC state after P
+// and after the whole 16-byte blocks of Q that hold only tweak and padding
+// bytes, and returns the number of those blocks.
+func (f *FF1) macPrefix(x *[aes.BlockSize]byte, tweak []byte, n, u, b int) (full int) {
+	t := len(tweak)
+	// Step 5: P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 ||
+	// [u mod 256]^1 || [n]^4 || [t]^4.
+	x[0], x[1], x[2] = 1, 2, 1
+	x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
+	x[6] = 10
+	x[7] = byte(u)
+	binary.BigEndian.PutUint32(x[8:12], uint32(n))
+	binary.BigEndian.PutUint32(x[12:16], uint32(t))
+	f.block.Encrypt(x[:], x[:])
+	// Step 6.i: Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b.
+	// Its first t+pad bytes are the same in every round.
+	full = (t + pad16(t, b)) / aes.BlockSize
+	for j := range full {
+		lo := j * aes.BlockSize
+		hi := min(lo+aes.BlockSize, t)
+		for k := lo; k < hi; k++ {
+			x[k-lo] ^= tweak[k]
+		}
+		f.block.Encrypt(x[:], x[:])
+	}
+	return full
+}
+
+// pad16 returns (-t-b-1) mod 16, the zero padding of Q.
+func pad16(t, b int) int {
+	return (16 - (t+b+1)%16) % 16
+}
+
+// feistel64 runs steps 3-6 on A and B held as integers, for
+// radix^v < 2^64, and returns the final A and B.
+func (f *FF1) feistel64(x *[aes.BlockSize]byte, tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	v := n - u
+	modU, modV := f.pow[u], f.pow[v]
+	// Step 3: b = ceil(ceil(v*LOG(radix))/8), the byte length of
+	// radix^v - 1 (ceil(v*log2 radix) is the least k with 2^k >= radix^v).
+	blen := (bits.Len64(modV-1) + 7) / 8 // 1..8
+	// Step 4: d = 4*ceil(b/4) + 4, 8 or 12 here.
+	d := 4*((blen+3)/4) + 4
+
+	full := f.macPrefix(x, tweak, n, u, blen)
+	// With b <= 8 the rest of Q is exactly one block: the last t mod 16 or
+	// fewer tweak bytes, zero padding, [i]^1 and [NUM]^b. Fold its constant
+	// bytes into the MAC state once.
+	if t := len(tweak); t > full*aes.BlockSize {
+		for k, c := range tweak[full*aes.BlockSize:] {
+			x[k] ^= c
+		}
+	}
+	preHi := binary.BigEndian.Uint64(x[0:8])
+	preLo := binary.BigEndian.Uint64(x[8:16])
+
+	// Step 6: ten rounds (Algorithm 7), or the same rounds backwards
+	// (Algorithm 8, FF1.Decrypt).
+	for r := range numRounds {
+		i := r
+		num := b // Step 6.i of FF1.Encrypt uses NUM_radix(B)...
+		if decrypt {
+			i = numRounds - 1 - r
+			num = a // ...and of FF1.Decrypt, NUM_radix(A).
+		}
+		// Step 6.i: the last b+1 bytes of Q, [i]^1 || [num]^b, as a
+		// 128-bit big-endian integer vHi:vLo.
+		var vHi, vLo uint64
+		if blen < 8 {
+			vLo = num | uint64(i)<<(8*blen)
+		} else {
+			vHi, vLo = uint64(i), num
+		}
+		// Step 6.ii: R = PRF(P || Q), one AES call after the prefix.
+		binary.BigEndian.PutUint64(x[0:8], preHi^vHi)
+		binary.BigEndian.PutUint64(x[8:16], preLo^vLo)
+		f.block.Encrypt(x[:], x[:])
+		// Steps 6.iii-iv: d <= 16, so S = the first d bytes of R and
+		// y = NUM(S).
+		var yHi, yLo uint64
+		if d == 8 {
+			yLo = binary.BigEndian.Uint64(x[0:8])
+		} else {
+			yHi = uint64(binary.BigEndian.Uint32(x[0:4]))
+			yLo = binary.BigEndian.Uint64(x[4:12])
+		}
+		// Step 6.v: m = u if i is even, else v.
+		mod := modV
+		if i%2 == 0 {
+			mod = modU
+		}
+		var y uint64
+		if yHi == 0 {
+			y = yLo % mod
+		} else {
+			y = bits.Rem64(yHi, yLo, mod)
+		}
+		if !decrypt {
+			// Step 6.vi: c = (NUM_radix(A) + y) mod radix^m; A < radix^m.
+			c, carry := bits.Add64(a, y, 0)
+			if carry != 0 || c >= mod {
+				c -= mod
+			}
+			// Steps 6.vii-ix: C = STR^m_radix(c); A = B; B = C.
+			a, b = b, c
+		} else {
+			// Step 6.vi: c = (NUM_radix(B) - y) mod radix^m; B < radix^m.
+			c := b - y
+			if b < y {
+				c += mod
+			}
+			// Steps 6.vii-ix: C = STR^m_radix(c); B = A; A = C.
+			a, b = c, a
+		}
+	}
+	return a, b
+}
+
+// feistelBig runs steps 2-7 with math/big, for radix^v >= 2^64. digits holds
+// the input numerals and receives the output numerals.
+func (f *FF1) feistelBig(x *[aes.BlockSize]byte, tweak []byte, u int, digits []uint16, decrypt bool) {
+	n := len(digits)
+	v := n - u
+	var modU, modV, y big.Int
+	f.bigPow(&modU, u)
+	f.bigPow(&modV, v)
+	// Step 3: b = ceil(ceil(v*LOG(radix))/8), the byte length of
+	// radix^v - 1.
+	y.Sub(&modV, big.NewInt(1))
+	blen := (y.BitLen() + 7) / 8
+	// Step 4: d = 4*ceil(b/4) + 4.
+	d := 4*((blen+3)/4) + 4
+
+	full := f.macPrefix(x, tweak, n, u, blen)
+	state := *x
+	// Step 6.i: tail is Q after its first full blocks: the remaining tweak
+	// bytes, zero padding, then [i]^1 || [NUM]^b rewritten every round.
+	t := len(tweak)
+	tail := make([]byte, t+pad16(t, blen)+1+blen-full*aes.BlockSize)
+	if t > full*aes.BlockSize {
+		copy(tail, tweak[full*aes.BlockSize:])
+	}
+	iPos := len(tail) - blen - 1
+	sBlocks := (d + aes.BlockSize - 1) / aes.BlockSize
+	sBuf := make([]byte, sBlocks*aes.BlockSize)
+
+	// Step 2: A = X[1..u]; B = X[u+1..n], as NUM_radix(A), NUM_radix(B).
+	a, b, c := new(big.Int), new(big.Int), new(big.Int)
+	f.bigNum(a, digits[:u])
+	f.bigNum(b, digits[u:])
+
+	// Step 6.
+	for r := range numRounds {
+		i, num := r, b
+		if decrypt {
+			i, num = numRounds-1-r, a
+		}
+		// Step 6.i.
+		tail[iPos] = byte(i)
+		num.FillBytes(tail[iPos+1:])
+		// Step 6.ii: R = PRF(P || Q), continued from the prefix.
+		*x = state
+		for k := 0; k < len(tail); k += aes.BlockSize {
+			for j, q := range tail[k : k+aes.BlockSize] {
+				x[j] ^= q
+			}
+			f.block.Encrypt(x[:], x[:])
+		}
+		// Step 6.iii: S = R || CIPH(R xor [1]^16) || ... ||
+		// CIPH(R xor [ceil(d/16)-1]^16), truncated to d bytes.
+		copy(sBuf, x[:])
+		for j := 1; j < sBlocks; j++ {
+			blk := sBuf[j*aes.BlockSize : (j+1)*aes.BlockSize]
+			copy(blk, x[:])
+			binary.BigEndian.PutUint64(blk[8:], binary.BigEndian.Uint64(blk[8:])^uint64(j))
+			f.block.Encrypt(blk, blk)
+		}
+		// Step 6.iv: y = NUM(S).
+		y.SetBytes(sBuf[:d])
+		// Step 6.v: m = u if i is even, else v.
+		mod := &modV
+		if i%2 == 0 {
+			mod = &modU
+		}
+		if !decrypt {
+			// Step 6.vi: c = (NUM_radix(A) + y) mod radix^m.
+			c.Add(a, &y)
+			c.Mod(c, mod)
+			// Steps 6.vii-ix: A = B; B = C.
+			a, b, c = b, c, a
+		} else {
+			// Step 6.vi: c = (NUM_radix(B) - y) mod radix^m (Euclidean).
+			c.Sub(b, &y)
+			c.Mod(c, mod)
+			// Steps 6.vii-ix: B = A; A = C.
+			a, b, c = c, a, b
+		}
+	}
+	// Step 7: A || B, with STR^u_radix and STR^v_radix.
+	f.bigStr(a, digits[:u])
+	f.bigStr(b, digits[u:])
+}
+
+// bigPow sets z = radix^k.
+func (f *FF1) bigPow(z *big.Int, k int) {
+	z.Exp(new(big.Int).SetUint64(f.radix), big.NewInt(int64(k)), nil)
+}
+
+// bigNum sets z = NUM_radix(digits), fastV numerals at a time.
+func (f *FF1) bigNum(z *big.Int, digits []uint16) {
+	var t big.Int
+	z.SetUint64(0)
+	for len(digits) > 0 {
+		k := min(f.fastV, len(digits))
+		z.Mul(z, t.SetUint64(f.pow[k]))
+		z.Add(z, t.SetUint64(f.num64(digits[:k])))
+		digits = digits[k:]
+	}
+}
+
+// bigStr writes STR^m_radix(z) to dst, m = len(dst), for z < radix^m,
+// fastV numerals at a time. It overwrites z.
+func (f *FF1) bigStr(z *big.Int, dst []uint16) {
+	var p, rem big.Int
+	for end := len(dst); end > 0; {
+		k := min(f.fastV, end)
+		z.QuoRem(z, p.SetUint64(f.pow[k]), &rem)
+		f.str64(rem.Uint64(), dst[end-k:end])
+		end -= k
+	}
+}

@@ -1,0 +1,109 @@
+// Package insecurekek loads or creates a key-encryption key (KEK) stored as a cleartext Tink
+// keyset in a local file.
+//
+// # Basics
+//
+// [LoadOrCreate] returns a [tink.AEAD] that the keyring uses to wrap the vault's data keys. The
+// file is created with mode 0600 on first use and holds one AES-256-GCM key in Tink's JSON
+// keyset format.
+//
+// # Caveats
+//
+// Anyone who can read the file and the store can decrypt every original: the protection is
+// the file's permissions. Use a KMS KEK in production. This package's name is deliberately
+// alarming, so that one grep finds every place that relies on a cleartext KEK.
+package insecurekek
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// ErrPermissions is returned when the KEK file can be read or written by the group or others.
+var ErrPermissions = errors.New("insecurekek: KEK file must not be accessible to group or others (chmod 600)")
+
+// ErrInvalid is returned when the KEK file exists but does not hold a usable AEAD keyset.
+var ErrInvalid = errors.New("insecurekek: KEK file is not a valid Tink AEAD keyset")
+
+// LoadOrCreate reads the KEK keyset at path, creating it (and its directory, 0700) if it does
+// not exist. created reports whether a new key was generated.
+func LoadOrCreate(path string) (kek tink.AEAD, created bool, err error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		kek, err := create(path)
+		return kek, err == nil, err
+	case err != nil:
+		return nil, false, fmt.Errorf("insecurekek: reading KEK file: %w", err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("insecurekek: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, false, ErrPermissions
+	}
+	kek, err = parse(data)
+	return kek, false, err
+}
+
+// Load reads an existing KEK keyset; it never creates one.
+func Load(path string) (tink.AEAD, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("insecurekek: reading KEK file: %w", err)
+	}
+	return parse(data)
+}
+
+func parse(data []byte) (tink.AEAD, error) {
+	h, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(data)))
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	return a, nil
+}
+
+func create(path string) (tink.AEAD, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("insecurekek: %w", err)
+	}
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("insecurekek: generating KEK: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := insecurecleartextkeyset.Write(h, keyset.NewJSONWriter(&buf)); err != nil {
+		return nil, fmt.Errorf("insecurekek: encoding KEK: %w", err)
+	}
+	// O_EXCL: never overwrite a KEK that appeared meanwhile; losing it loses every record.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("insecurekek: creating KEK file: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("insecurekek: writing KEK file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("insecurekek: syncing KEK file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("insecurekek: %w", err)
+	}
+	return aead.New(h)
+}

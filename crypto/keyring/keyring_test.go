@@ -1,0 +1,103 @@
+package keyring
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+func newKEK(t *testing.T) tink.AEAD {
+	t.Helper()
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestWrapUnwrapRoundTrip(t *testing.T) {
+	kek := newKEK(t)
+	k, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := k.Wrap(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := Unwrap(blob, kek)
+	if err != nil {
+		t.Fatalf("Unwrap: %v", err)
+	}
+	ct, err := k.Seal([]byte("4111111111111111"), []byte("ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := k2.Open(ct, []byte("ad"))
+	if err != nil || string(pt) != "4111111111111111" {
+		t.Fatalf("Open after unwrap = %q, %v", pt, err)
+	}
+	d1, _ := k.Derive("ff1", "acme", "pan")
+	d2, _ := k2.Derive("ff1", "acme", "pan")
+	if !bytes.Equal(d1, d2) {
+		t.Fatal("derived keys differ after unwrap: tokens would change")
+	}
+	if bytes.Contains(blob, d1) {
+		t.Fatal("wrapped blob contains derived key bytes")
+	}
+}
+
+func TestUnwrapWrongKEK(t *testing.T) {
+	k, _ := New()
+	blob, err := k.Wrap(newKEK(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unwrap(blob, newKEK(t)); !errors.Is(err, ErrUnwrap) {
+		t.Fatalf("Unwrap with wrong KEK = %v, want ErrUnwrap", err)
+	}
+	if _, err := Unwrap([]byte("garbage"), newKEK(t)); !errors.Is(err, ErrUnwrap) {
+		t.Fatalf("Unwrap(garbage) = %v, want ErrUnwrap", err)
+	}
+}
+
+func TestOpenBindsAssociatedData(t *testing.T) {
+	k, _ := New()
+	ct, _ := k.Seal([]byte("secret"), []byte("acme/pan/tok1"))
+	if _, err := k.Open(ct, []byte("acme/pan/tok2")); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Open with other AD = %v, want ErrDecrypt", err)
+	}
+	ct[len(ct)-1] ^= 1
+	if _, err := k.Open(ct, []byte("acme/pan/tok1")); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Open tampered = %v, want ErrDecrypt", err)
+	}
+}
+
+func TestDeriveSeparatesInputs(t *testing.T) {
+	k, _ := New()
+	seen := map[string]string{}
+	for _, in := range [][]string{
+		{"ff1", "acme", "pan"}, {"ff1", "acm", "epan"}, {"ff1", "acme", "pan", ""},
+		{"index", "acme", "pan"}, {"ff1", "other", "pan"},
+	} {
+		d, err := k.Derive(in[0], in[1:]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d) != 32 {
+			t.Fatalf("Derive len = %d", len(d))
+		}
+		if prev, ok := seen[string(d)]; ok {
+			t.Fatalf("Derive(%q) equals Derive(%s)", in, prev)
+		}
+		seen[string(d)] = string(rune(len(seen)))
+	}
+}

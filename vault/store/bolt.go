@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults used by Open for zero Options fields.
+const (
+	DefaultMode     os.FileMode = 0o600
+	DefaultTimeout              = 1500 * time.Millisecond
+	DefaultMaxGroup             = 1024
+)
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// Mode is the permission of the data file when Open creates it.
+	// Zero means DefaultMode (0600: owner read/write only).
+	Mode os.FileMode
+
+	// Timeout is how long Open waits for the file lock held by another
+	// process (or another open Bolt on the same file) before returning
+	// ErrLocked. Zero means DefaultTimeout; a negative value means a single
+	// attempt without waiting. Open never waits indefinitely.
+	Timeout time.Duration
+
+	// MaxGroup bounds the number of Update calls grouped into one
+	// transaction and one commit. Zero means DefaultMaxGroup.
+	MaxGroup int
+
+	// InitialMmapSize is the initial size of the memory map, in bytes.
+	// bbolt must wait for all read transactions to end before it can grow
+	// the map, so a large enough value keeps long View calls from stalling
+	// Update calls. Zero leaves bbolt's default.
+	InitialMmapSize int
+
+	// NoSync skips the fsync on commit: a crash can lose committed data or
+	// corrupt the file. Only for tests and benchmarks that measure
+	// everything else; never in production.
+	NoSync bool
+}
+
+// Bolt is a Store backed by a single bbolt file. Only one Bolt (in one
+// process) can have a file open at a time; see ErrLocked.
+//
+// Update calls are run by a single committer goroutine that groups all
+// calls queued while the previous commit was running into one bbolt
+// read-write transaction with one fsync (group commit). A call that finds
+// the committer idle is committed at once, without waiting for company.
+type Bolt struct {
+	db       *bolt.DB
+	maxGroup int
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when queue grows or closed is set; uses mu
+	queue   []*request
+	closed  bool          // under mu: no more requests are accepted
+	isDone  atomic.Bool   // mirror of closed, read without mu by View
+	stopped chan struct{} // closed when the committer goroutine has exited
+
+	closeOnce sync.Once
+	closeErr  error
+
+	stats struct {
+		commits, committed, failed, rollbacks, reruns atomic.Uint64
+	}
+}
+
+var _ Store = (*Bolt)(nil)
+
+// Open opens the bbolt store at path, creating the file (with Options.Mode)
+// if it does not exist. If another process holds the file, Open returns an
+// error wrapping ErrLocked after Options.Timeout.
+func Open(path string, opts Options) (*Bolt, error) {
+	if opts.Mode == 0 {
+		opts.Mode = DefaultMode
+	}
+	switch {
+	case opts.Timeout == 0:
+		opts.Timeout = DefaultTimeout
+	case opts.Timeout < 0:
+		opts.Timeout = -1 // bbolt: nonzero and already expired: try once.
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = DefaultMaxGroup
+	}
+	db, err := bolt.Open(path, opts.Mode, &bolt.Options{
+		Timeout:         opts.Timeout,
+		NoSync:          opts.NoSync,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: opts.InitialMmapSize,
+	})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Bolt{
+		db:       db,
+		maxGroup: opts.MaxGroup,
+		stopped:  make(chan struct{}),
+	}
+	s.cond.L = &s.mu
+	go s.committer()
+	return s, nil
+}
+
+// Path returns the path of the data file.
+func (s *Bolt) Path() string { return s.db.Path() }
+
+// View implements Store.View.
+func (s *Bolt) View(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.isDone.Load() {
+		return ErrClosed
+	}
+	btx, err := s.db.Begin(false)
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+			return ErrClosed
+		}
+		return fmt.Errorf("store: begin read transaction: %w", err)
+	}
+	defer func() { _ = btx.Rollback() }()
+	t := &boltTx{g: newGroupTx(btx), ctx: ctx}
+	defer t.finish()
+	return fn(t)
+}
+
+// Update implements Store.Update.
+func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.queue = append(s.queue, r)
+	s.cond.Signal()
+	s.mu.Unlock()
+
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateCanceled) {
+			// The committer will skip r: it never ran and never will.
+			return ctx.Err()
+		}
+		// The committer has claimed r: its result stands.
+		<-r.done
+		return r.err
+	}
+}
+
+// Close implements Store.Close: it stops accepting Update calls, waits for
+// the queued ones to be committed, stops the committer goroutine, and then
+// closes the file, waiting for running View calls to finish.
+func (s *Bolt) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.isDone.Store(true)
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		<-s.stopped
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Check runs bbolt's consistency check of the whole file in a read-only
+// transaction (concurrent Update calls keep running). It returns nil if the
+// file is consistent, an error wrapping ErrCorrupt and the problems found if
+// not, and ErrClosed after Close. It reads every page: it is slow on large
+// files.
+func (s *Bolt) Check() error {
+	if s.isDone.Load() {
+		return ErrClosed
+	}
+	var problems []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		// Drain the channel fully: the checker goroutine reads the
+		// transaction's pages until it closes the channel.
+		for err := range tx.Check() {
+			problems = append(problems, err)
+		}
+		return nil
+	})
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	if err != nil {
+		return fmt.Errorf("store: check: %w", err)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	const show = 10
+	n := len(problems)
+	if n > show {
+		problems = append(problems[:show], fmt.Errorf("... and %d more", n-show))
+	}
+	return fmt.Errorf("%w: %d problems: %w", ErrCorrupt, n, errors.Join(problems...))
+}
+
+// Stats are counters of a Bolt since Open, and the size of its data.
+type Stats struct {
+	// Commits is the number of read-write transactions committed, each with
+	// one fsync. With group commit it is lower than Committed.
+	Commits uint64
+	// Committed is the number of Update calls whose writes were committed.
+	Committed uint64
+	// Failed is the number of Update calls whose function returned an error
+	// or panicked, or whose commit failed.
+	Failed uint64
+	// Rollbacks is the number of group transactions rolled back because a
+	// function failed after writing (or panicked).
+	Rollbacks uint64
+	// Reruns is the number of times a function was run again after such a
+	// rollback.
+	Reruns uint64
+	// Size is the size of the data in the file, in bytes (bbolt Tx.Size);
+	// 0 after Close.
+	Size int64
+}
+
+// Stats returns the counters of s and the current data size. It is cheap:
+// it opens a read-only transaction but reads no pages.
+func (s *Bolt) Stats() Stats {
+	st := Stats{
+		Commits:   s.stats.commits.Load(),
+		Committed: s.stats.committed.Load(),
+		Failed:    s.stats.failed.Load(),
+		Rollbacks: s.stats.rollbacks.Load(),
+		Reruns:    s.stats.reruns.Load(),
+	}
+	if !s.isDone.Load() {
+		_ = s.db.View(func(tx *bolt.Tx) error {
+			st.Size = tx.Size()
+			return nil
+		})
+	}
+	return st
+}

@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Group commit.
+//
+// Update appends a request to s.queue and waits for it to be answered. A
+// single committer goroutine takes the first queued request plus everything
+// queued behind it (at most maxGroup), runs all their functions in one bbolt
+// read-write transaction, commits it (one fsync), and answers them all. While
+// it commits, new requests queue up and form the next group. The committer
+// never waits for company: a lone request is committed at once.
+//
+// A function that fails without having written anything (the common case:
+// validation after reads) is simply answered with its error; the transaction
+// goes on. A function that fails after writing, or panics, leaves partial
+// writes in the transaction, and bbolt has no savepoints: the transaction is
+// rolled back, the failing caller is answered, and the functions that had
+// succeeded before it are run again in a fresh transaction, followed by the
+// ones not yet run. To bound the rework, the re-runs in one group are limited
+// to the group's size; beyond that the requests not yet run are put back at
+// the head of the queue to form the next group.
+
+const (
+	stateQueued   int32 = iota // in the queue; the caller may still cancel
+	stateClaimed               // taken by the committer; result will be sent
+	stateCanceled              // given up by the caller; never run
+)
+
+type request struct {
+	ctx   context.Context
+	fn    func(Tx) error
+	state atomic.Int32
+	done  chan struct{} // closed when err is set
+	err   error
+
+	// Owned by the committer goroutine.
+	answered bool
+	requeued bool
+}
+
+// errGoexit answers the callers whose group was in flight when a function
+// called runtime.Goexit (such as testing.T.FailNow) on the committer.
+var errGoexit = fmt.Errorf("%w: runtime.Goexit called (t.FailNow in a transaction function?)", ErrPanic)
+
+// committer runs groups of requests until the store is closed and the queue
+// is empty.
+func (s *Bolt) committer() {
+	g := &group{s: s}
+	normal := false
+	defer func() {
+		if normal {
+			close(s.stopped)
+			return
+		}
+		// A function called runtime.Goexit, which cannot be stopped: release
+		// the write transaction, fail the group in flight and carry on in a
+		// new goroutine.
+		g.abort(errGoexit)
+		go s.committer()
+	}()
+	var buf []*request
+	for {
+		batch, ok := s.next(buf[:0])
+		if !ok {
+			normal = true
+			return
+		}
+		g.run(batch)
+		clear(batch)
+		buf = batch
+	}
+}
+
+// next waits for queued requests and appends up to maxGroup of them to buf.
+// It returns false when the store is closed and the queue is empty.
+func (s *Bolt) next(buf []*request) ([]*request, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) == 0 {
+		if s.closed {
+			return nil, false
+		}
+		s.cond.Wait()
+	}
+	n := min(len(s.queue), s.maxGroup)
+	buf = append(buf, s.queue[:n]...)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	return buf, true
+}
+
+// requeue puts claimed requests that have not yet committed back at the
+// head of the queue.
+func (s *Bolt) requeue(rs []*request) {
+	q := make([]*request, 0, len(rs)+len(s.queue))
+	for _, r := range rs {
+		r.requeued = true
+		q = append(q, r)
+	}
+	s.mu.Lock()
+	s.queue = append(q, s.queue...)
+	s.cond.Signal()
+	s.mu.Unlock()
+}
+
+// group is the committer's state for the group in flight.
+type group struct {
+	s     *Bolt
+	batch []*request
+	btx   *bolt.Tx // open write transaction, if any
+}
+
+func (g *group) run(batch []*request) {
+	g.batch = batch
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		if r.requeued {
+			// Claimed earlier and possibly started: ctx no longer counts.
+			r.requeued = false
+			live = append(live, r)
+			continue
+		}
+		if !r.state.CompareAndSwap(stateQueued, stateClaimed) {
+			continue // the caller gave up; it is not waiting for an answer
+		}
+		if err := r.ctx.Err(); err != nil {
+			g.answer(r, err)
+			continue
+		}
+		live = append(live, r)
+	}
+	budget := len(live)
+	for len(live) > 0 {
+		live = g.runTx(live, &budget)
+	}
+	g.batch = nil
+}
+
+// runTx runs pending in one transaction and commits it. It returns the
+// requests that must be run in another transaction because of a rollback.
+func (g *group) runTx(pending []*request, budget *int) []*request {
+	s := g.s
+	btx, err := s.db.Begin(true)
+	if err != nil {
+		err = fmt.Errorf("store: begin write transaction: %w", err)
+		for _, r := range pending {
+			g.fail(r, err)
+		}
+		return nil
+	}
+	g.btx = btx
+	gt := newGroupTx(btx)
+	ok := make([]*request, 0, len(pending))
+	for i, r := range pending {
+		rollback, err := call(gt, r)
+		if err == nil {
+			ok = append(ok, r)
+			continue
+		}
+		g.fail(r, err)
+		if !rollback {
+			continue // r wrote nothing: the transaction is as if r never ran
+		}
+		_ = btx.Rollback()
+		g.btx = nil
+		s.stats.rollbacks.Add(1)
+		s.stats.reruns.Add(uint64(len(ok)))
+		rest := pending[i+1:]
+		if len(ok) > *budget {
+			if len(rest) > 0 {
+				s.requeue(rest)
+			}
+			return ok
+		}
+		*budget -= len(ok)
+		return append(ok, rest...)
+	}
+	err = btx.Commit()
+	g.btx = nil
+	if err != nil {
+		err = fmt.Errorf("store: commit: %w", err)
+		for _, r := range ok {
+			g.fail(r, err)
+		}
+		return nil
+	}
+	s.stats.commits.Add(1)
+	s.stats.committed.Add(uint64(len(ok)))
+	for _, r := range ok {
+		g.answer(r, nil)
+	}
+	return nil
+}
+
+// call runs r.fn in gt. rollback reports whether the transaction must be
+// rolled back because fn failed after writing, or panicked.
+func call(gt *groupTx, r *request) (rollback bool, err error) {
+	t := &boltTx{g: gt, writable: true}
+	defer func() {
+		t.finish()
+		if p := recover(); p != nil {
+			err = &panicError{value: p, stack: debug.Stack()}
+			rollback = true
+		}
+	}()
+	err = r.fn(t)
+	return err != nil && t.dirty, err
+}
+
+func (g *group) answer(r *request, err error) {
+	r.err = err
+	r.answered = true
+	close(r.done)
+}
+
+func (g *group) fail(r *request, err error) {
+	g.s.stats.failed.Add(1)
+	g.answer(r, err)
+}
+
+// abort releases the write transaction and answers every request of the
+// group in flight that is still waiting, with err.
+func (g *group) abort(err error) {
+	if g.btx != nil {
+		_ = g.btx.Rollback()
+		g.btx = nil
+	}
+	for _, r := range g.batch {
+		if r.state.Load() == stateClaimed && !r.answered && !r.requeued {
+			g.fail(r, err)
+		}
+	}
+	g.batch = nil
+}
+
+// panicError is returned to the caller whose function panicked.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("%v: %v\n\n%s", ErrPanic, e.value, e.stack)
+}
+
+func (e *panicError) Unwrap() []error {
+	if err, ok := e.value.(error); ok {
+		return []error{ErrPanic, err}
+	}
+	return []error{ErrPanic}
+}

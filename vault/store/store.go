@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Limits that every Store implementation enforces, so that data written
+// through one backend can be moved to another. They are well below bbolt's
+// own limits: MaxKeySize fits a PostgreSQL B-tree index entry, MaxValueSize
+// keeps a single value cheap to hold in memory.
+const (
+	// MaxBucketNameSize is the maximum length of a Bucket name, in bytes.
+	MaxBucketNameSize = 64
+	// MaxKeySize is the maximum length of a key, in bytes.
+	MaxKeySize = 1024
+	// MaxValueSize is the maximum length of a value, in bytes.
+	MaxValueSize = 16 << 20
+)
+
+// Bucket names a namespace of keys: a bbolt bucket in Bolt, a table or key
+// prefix in other backends. Valid names are 1 to MaxBucketNameSize bytes of
+// ASCII letters, digits, '_', '-' and '.'. Buckets need not be created: a
+// bucket comes into existence on its first Put or NextSequence, and reading a
+// bucket that does not exist behaves as reading an empty one.
+type Bucket string
+
+// Validate returns an error wrapping ErrBucketName if b is not a valid
+// bucket name, and nil otherwise.
+func (b Bucket) Validate() error {
+	if len(b) == 0 || len(b) > MaxBucketNameSize {
+		return fmt.Errorf("%w: length %d not in [1, %d]", ErrBucketName, len(b), MaxBucketNameSize)
+	}
+	for i := 0; i < len(b); i++ {
+		if !bucketChar(b[i]) {
+			return fmt.Errorf("%w: %q: byte %d not one of [A-Za-z0-9_.-]", ErrBucketName, string(b), i)
+		}
+	}
+	return nil
+}
+
+func bucketChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '_' || c == '-' || c == '.'
+}
+
+// ValidateKey returns ErrKeyEmpty or ErrKeyTooLarge if key cannot be
+// stored, and nil otherwise. Errors never include key bytes: keys may be
+// sensitive.
+func ValidateKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return ErrKeyEmpty
+	case len(key) > MaxKeySize:
+		return ErrKeyTooLarge
+	}
+	return nil
+}
+
+// ValidateValue returns ErrValueTooLarge if value cannot be stored, and nil
+// otherwise. An empty or nil value is valid and is stored as an empty value
+// (Get returns a non-nil empty slice for it).
+func ValidateValue(value []byte) error {
+	if len(value) > MaxValueSize {
+		return ErrValueTooLarge
+	}
+	return nil
+}
+
+// Store is a transactional key/value store of byte strings, grouped in
+// buckets. It does no encryption: callers encrypt values before Put.
+//
+// A Store is safe for concurrent use by multiple goroutines.
+type Store interface {
+	// View runs fn in a read-only, consistent snapshot of the store.
+	//
+	// fn runs in the calling goroutine; a panic in fn propagates to the
+	// caller after the snapshot is released. View returns ctx.Err() without
+	// running fn if ctx is already done, and ErrClosed after Close.
+	// Otherwise it returns fn's error. Byte slices returned by Tx.Get and
+	// passed to Tx.Scan callbacks are valid only until fn returns, and must
+	// not be modified: copy them (bytes.Clone) to keep them.
+	View(ctx context.Context, fn func(Tx) error) error
+
+	// Update runs fn in a read-write transaction and returns after the
+	// transaction is durably committed (fsync), or with the reason it was not.
+	//
+	// Concurrent Update calls are grouped into one transaction and one
+	// commit (group commit), in the order they were queued; each fn sees the
+	// writes of the functions before it in the group. Consequently:
+	//
+	//   - fn may run more than once (when another function in its group fails
+	//     after writing, the group is rolled back and the others are re-run).
+	//     fn must have no effect outside the Tx other than setting its own
+	//     result variables, which it must (re)assign on every run.
+	//   - If fn returns an error or panics, none of its writes are kept, that
+	//     error (for a panic, one wrapping ErrPanic) is returned to this caller
+	//     only, and the other callers' work still commits.
+	//   - If ctx is done before fn first starts, Update returns ctx.Err() and
+	//     fn is not run. Once fn has started, ctx is no longer consulted: the
+	//     call waits for the commit and its result stands.
+	//   - fn must not call View or Update on the same Store (it would
+	//     deadlock), must not use the Tx from other goroutines, and must not
+	//     block for long: it holds up every caller in its group.
+	//
+	// Update returns ErrClosed if called after Close.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// Close waits for queued Update calls to commit, then releases the store.
+	// Calls to View and Update made after Close return ErrClosed. Close may be
+	// called more than once; later calls return the result of the first.
+	Close() error
+}
+
+// Tx is the transaction passed to the functions given to View and Update.
+// It is valid only until that function returns and must be used only by
+// the goroutine running it.
+//
+// Errors returned by Tx methods never include key or value bytes.
+type Tx interface {
+	// Get returns the value stored for key in bucket b, or nil if there is
+	// none (a stored empty value is returned as a non-nil empty slice). An
+	// invalid bucket name or key is reported as absent. The returned slice is
+	// valid only until the transaction function returns and must not be
+	// modified.
+	Get(b Bucket, key []byte) []byte
+
+	// Put stores value for key in bucket b, creating the bucket if needed.
+	//
+	// Put does not copy value (bbolt's rule): key and value must not be
+	// modified by the caller until the enclosing Update call has returned.
+	// After that they may be reused freely.
+	//
+	// Put returns ErrBucketName, ErrKeyEmpty, ErrKeyTooLarge or
+	// ErrValueTooLarge for invalid arguments, ErrReadOnly in View,
+	// ErrScanMutation inside a Scan of bucket b, and ErrTxDone after the
+	// transaction function returned.
+	Put(b Bucket, key, value []byte) error
+
+	// Delete removes key from bucket b. Deleting a key or bucket that does not
+	// exist is not an error. It returns the same errors as Put, except
+	// ErrValueTooLarge.
+	Delete(b Bucket, key []byte) error
+
+	// Scan calls fn for each key in bucket b that begins with prefix, in
+	// ascending byte order, starting at the first key >= start when start is
+	// non-nil. A nil or empty prefix matches every key.
+	//
+	// If fn returns ErrStopScan, Scan stops and returns nil; if fn returns any
+	// other error, Scan stops and returns it. k and v are valid only until the
+	// transaction function returns and must not be modified. fn may read any
+	// bucket and write to buckets other than b; Put and Delete on b itself
+	// return ErrScanMutation. In View, Scan also stops and returns ctx.Err()
+	// if the View's context is done. A missing bucket scans as empty.
+	Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) error
+
+	// NextSequence returns the next value of bucket b's sequence, creating
+	// the bucket if needed. Values are per bucket, start at 1 and strictly
+	// increase in commit order. Values handed out in a transaction that did
+	// not commit may be handed out again (bbolt) or skipped (other backends):
+	// do not rely on either. It returns ErrReadOnly in View.
+	NextSequence(b Bucket) (uint64, error)
+}
