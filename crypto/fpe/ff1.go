@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -39,8 +40,10 @@ const (
 // one key and one alphabet. It maps a string of n characters of the
 // alphabet to another string of n characters of the same alphabet.
 //
-// An FF1 is immutable after construction and safe for concurrent use by
-// multiple goroutines.
+// An FF1 is safe for concurrent use by multiple goroutines: its key,
+// alphabet and tables do not change after construction, and its one cache
+// (of a key-dependent block per input length) is updated atomically. Use
+// it through the pointer that NewFF1 returns; do not copy it.
 //
 // What it protects and what it leaks: see the package documentation.
 type FF1 struct {
@@ -49,10 +52,12 @@ type FF1 struct {
 	alphabet []rune // numeral i is written alphabet[i]
 	ascii    bool   // every character of alphabet is ASCII
 
-	// byteNum[c] is 1+numeral of the ASCII character c, 0 if c is not in
-	// the alphabet; runeNum does the same for non-ASCII characters.
-	byteNum [256]uint32
-	runeNum map[rune]uint32
+	// byteNum[c] is the numeral of the ASCII character c, -1 for bytes that
+	// are not in the alphabet; runeNum maps the non-ASCII characters.
+	byteNum [256]int32
+	runeNum map[rune]int32
+	// asciiChars[i] is the character of numeral i, for ASCII alphabets.
+	asciiChars [utf8.RuneSelf]byte
 
 	minLen int
 	// pow[k] = radix^k for k <= fastV, the largest k with radix^k < 2^64.
@@ -61,6 +66,19 @@ type FF1 struct {
 	// divM = floor((2^64-1)/radix)+1: for x < 2^32, x/radix is the high
 	// word of x*divM (Lemire, Kaser, Kurz 2019).
 	divM uint64
+	// powInv[k] = floor((2^64-1)/pow[k]), for Barrett reduction mod pow[k].
+	powInv [64]uint64
+
+	// pCache[n] caches CIPH_K(P) (step 5) for inputs of n characters and
+	// one tweak length, saving one AES call per Encrypt or Decrypt.
+	pCache [fastMaxLen + 1]atomic.Pointer[pState]
+}
+
+// pState is an immutable pCache entry: the CBC-MAC state after P for
+// tweaks of t bytes.
+type pState struct {
+	t      int
+	hi, lo uint64
 }
 
 // NewFF1 returns an FF1 cipher for the given AES key (16, 24 or 32 bytes)
@@ -93,22 +111,30 @@ func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
 		return nil, fmt.Errorf("%w: alphabet has %d characters, want 2..%d", ErrAlphabet, len(runes), maxRadix)
 	}
 	f := &FF1{alphabet: runes, radix: uint64(len(runes)), ascii: true}
+	for c := range f.byteNum {
+		f.byteNum[c] = -1
+	}
 	for i, r := range runes {
 		if r < utf8.RuneSelf {
-			if f.byteNum[r] != 0 {
+			if f.byteNum[r] >= 0 {
 				return nil, fmt.Errorf("%w: duplicate character at index %d", ErrAlphabet, i)
 			}
-			f.byteNum[r] = uint32(i + 1)
+			f.byteNum[r] = int32(i)
 			continue
 		}
 		f.ascii = false
 		if f.runeNum == nil {
-			f.runeNum = make(map[rune]uint32)
+			f.runeNum = make(map[rune]int32)
 		}
-		if f.runeNum[r] != 0 {
+		if _, dup := f.runeNum[r]; dup {
 			return nil, fmt.Errorf("%w: duplicate character at index %d", ErrAlphabet, i)
 		}
-		f.runeNum[r] = uint32(i + 1)
+		f.runeNum[r] = int32(i)
+	}
+	if f.ascii {
+		for i, r := range runes {
+			f.asciiChars[i] = byte(r)
+		}
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -123,6 +149,7 @@ func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
 			break
 		}
 		f.pow[k] = lo
+		f.powInv[k] = ^uint64(0) / lo
 		f.fastV = k
 	}
 	// minlen: the smallest n >= 2 with radix^n >= 10^6. radix >= 2 gives
@@ -167,10 +194,10 @@ func (f *FF1) Decrypt(tweak []byte, x string) (string, error) {
 	return f.crypt(tweak, x, true)
 }
 
-// scratch holds the one AES block that crosses the cipher.Block interface
-// (whose arguments escape); pooling it keeps Encrypt at one allocation.
+// scratch holds the AES blocks that cross the cipher.Block interface
+// (whose arguments escape); pooling them keeps Encrypt at one allocation.
 type scratch struct {
-	x [aes.BlockSize]byte
+	in, out [aes.BlockSize]byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -197,32 +224,60 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 	}
 	// Step 1: u = floor(n/2); v = n - u.
 	u := n / 2
-	v := n - u
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+	if n-u > f.fastV {
+		return f.cryptBig(tweak, x, n, u, decrypt)
+	}
 
-	if v <= f.fastV {
-		var digits [fastMaxLen]uint16
+	// Step 2: A = X[1..u]; B = X[u+1..n], held as the integers NUM_radix(A)
+	// and NUM_radix(B) through all rounds: NUM_radix(STR^m_radix(c)) = c,
+	// so no round needs the numerals themselves.
+	var a, b uint64
+	var digits [fastMaxLen]uint16
+	if f.ascii {
+		for i := 0; i < n; i++ {
+			d := f.byteNum[x[i]]
+			if d < 0 {
+				return "", ErrNumeral
+			}
+			if i < u {
+				a = a*f.radix + uint64(d)
+			} else {
+				b = b*f.radix + uint64(d)
+			}
+		}
+	} else {
 		if err := f.decode(x, digits[:n]); err != nil {
 			return "", err
 		}
-		// Step 2: A = X[1..u]; B = X[u+1..n], held as NUM_radix(A) and
-		// NUM_radix(B) through all rounds: NUM_radix(STR^m_radix(c)) = c,
-		// so no round needs the numerals themselves.
-		a := f.num64(digits[:u])
-		b := f.num64(digits[u:n])
-		a, b = f.feistel64(&s.x, tweak, n, u, a, b, decrypt)
-		// Step 7: return A || B.
-		f.str64(a, digits[:u])
-		f.str64(b, digits[u:n])
-		return f.encode(digits[:n]), nil
+		a = f.num64(digits[:u])
+		b = f.num64(digits[u:n])
 	}
 
+	s := scratchPool.Get().(*scratch)
+	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
+	scratchPool.Put(s)
+
+	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
+	if f.ascii {
+		var out [fastMaxLen]byte
+		f.str64ASCII(a, out[:u])
+		f.str64ASCII(b, out[u:n])
+		return string(out[:n]), nil
+	}
+	f.str64(a, digits[:u])
+	f.str64(b, digits[u:n])
+	return f.encode(digits[:n]), nil
+}
+
+// cryptBig is crypt with math/big, for radix^v >= 2^64.
+func (f *FF1) cryptBig(tweak []byte, x string, n, u int, decrypt bool) (string, error) {
 	digits := make([]uint16, n)
 	if err := f.decode(x, digits); err != nil {
 		return "", err
 	}
-	f.feistelBig(&s.x, tweak, u, digits, decrypt)
+	s := scratchPool.Get().(*scratch)
+	f.feistelBig(&s.out, tweak, u, digits, decrypt)
+	scratchPool.Put(s)
 	return f.encode(digits), nil
 }
 
@@ -232,29 +287,31 @@ func (f *FF1) decode(x string, dst []uint16) error {
 	if f.ascii {
 		for i := 0; i < len(x); i++ {
 			d := f.byteNum[x[i]]
-			if d == 0 {
+			if d < 0 {
 				return ErrNumeral
 			}
-			dst[i] = uint16(d - 1)
+			dst[i] = uint16(d)
 		}
 		return nil
 	}
 	for i := 0; len(x) > 0; i++ {
-		var d uint32
+		d := int32(-1)
 		if c := x[0]; c < utf8.RuneSelf {
 			d = f.byteNum[c]
 			x = x[1:]
 		} else {
 			r, size := utf8.DecodeRuneInString(x)
 			if r != utf8.RuneError || size > 1 {
-				d = f.runeNum[r]
+				if e, ok := f.runeNum[r]; ok {
+					d = e
+				}
 			}
 			x = x[size:]
 		}
-		if d == 0 {
+		if d < 0 {
 			return ErrNumeral
 		}
-		dst[i] = uint16(d - 1)
+		dst[i] = uint16(d)
 	}
 	return nil
 }
@@ -265,7 +322,7 @@ func (f *FF1) encode(digits []uint16) string {
 	out := stack[:0]
 	if f.ascii {
 		for _, d := range digits {
-			out = append(out, byte(f.alphabet[d]))
+			out = append(out, f.asciiChars[d&(utf8.RuneSelf-1)])
 		}
 	} else {
 		for _, d := range digits {
@@ -298,6 +355,21 @@ func (f *FF1) str64(x uint64, dst []uint16) {
 	}
 }
 
+// str64ASCII writes the characters of STR^m_radix(x), m = len(dst), for
+// an ASCII alphabet.
+func (f *FF1) str64ASCII(x uint64, dst []byte) {
+	for j := len(dst) - 1; j >= 0; j-- {
+		var q uint64
+		if x < 1<<32 {
+			q, _ = bits.Mul64(x, f.divM)
+		} else {
+			q = x / f.radix
+		}
+		dst[j] = f.asciiChars[(x-q*f.radix)&(utf8.RuneSelf-1)]
+		x = q
+	}
+}
+
 // macPrefix starts PRF(P || Q), the CBC-MAC of SP 800-38G, with the blocks
 // that do not change between rounds: it leaves in x the MAC state after P
 // and after the whole 16-byte blocks of Q that hold only tweak and padding
@@ -305,14 +377,26 @@ func (f *FF1) str64(x uint64, dst []uint16) {
 func (f *FF1) macPrefix(x *[aes.BlockSize]byte, tweak []byte, n, u, b int) (full int) {
 	t := len(tweak)
 	// Step 5: P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 ||
-	// [u mod 256]^1 || [n]^4 || [t]^4.
-	x[0], x[1], x[2] = 1, 2, 1
-	x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
-	x[6] = 10
-	x[7] = byte(u)
-	binary.BigEndian.PutUint32(x[8:12], uint32(n))
-	binary.BigEndian.PutUint32(x[12:16], uint32(t))
-	f.block.Encrypt(x[:], x[:])
+	// [u mod 256]^1 || [n]^4 || [t]^4, and its CBC-MAC CIPH_K(P).
+	var e *pState
+	if n < len(f.pCache) {
+		e = f.pCache[n].Load()
+	}
+	if e != nil && e.t == t {
+		binary.BigEndian.PutUint64(x[0:8], e.hi)
+		binary.BigEndian.PutUint64(x[8:16], e.lo)
+	} else {
+		x[0], x[1], x[2] = 1, 2, 1
+		x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
+		x[6] = 10
+		x[7] = byte(u)
+		binary.BigEndian.PutUint32(x[8:12], uint32(n))
+		binary.BigEndian.PutUint32(x[12:16], uint32(t))
+		f.block.Encrypt(x[:], x[:])
+		if n < len(f.pCache) {
+			f.pCache[n].Store(&pState{t: t, hi: binary.BigEndian.Uint64(x[0:8]), lo: binary.BigEndian.Uint64(x[8:16])})
+		}
+	}
 	// Step 6.i: Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b.
 	// Its first t+pad bytes are the same in every round.
 	full = (t + pad16(t, b)) / aes.BlockSize
@@ -334,65 +418,70 @@ func pad16(t, b int) int {
 
 // feistel64 runs steps 3-6 on A and B held as integers, for
 // radix^v < 2^64, and returns the final A and B.
-func (f *FF1) feistel64(x *[aes.BlockSize]byte, tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+func (f *FF1) feistel64(s *scratch, tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
 	v := n - u
 	modU, modV := f.pow[u], f.pow[v]
+	invU, invV := f.powInv[u], f.powInv[v]
 	// Step 3: b = ceil(ceil(v*LOG(radix))/8), the byte length of
 	// radix^v - 1 (ceil(v*log2 radix) is the least k with 2^k >= radix^v).
 	blen := (bits.Len64(modV-1) + 7) / 8 // 1..8
 	// Step 4: d = 4*ceil(b/4) + 4, 8 or 12 here.
 	d := 4*((blen+3)/4) + 4
 
-	full := f.macPrefix(x, tweak, n, u, blen)
+	in, out := &s.in, &s.out
+	full := f.macPrefix(out, tweak, n, u, blen)
 	// With b <= 8 the rest of Q is exactly one block: the last t mod 16 or
 	// fewer tweak bytes, zero padding, [i]^1 and [NUM]^b. Fold its constant
 	// bytes into the MAC state once.
 	if t := len(tweak); t > full*aes.BlockSize {
 		for k, c := range tweak[full*aes.BlockSize:] {
-			x[k] ^= c
+			out[k] ^= c
 		}
 	}
-	preHi := binary.BigEndian.Uint64(x[0:8])
-	preLo := binary.BigEndian.Uint64(x[8:16])
+	preHi := binary.BigEndian.Uint64(out[0:8])
+	preLo := binary.BigEndian.Uint64(out[8:16])
+	// For b < 8 the bytes that change, [i]^1 || [NUM]^b, are all in the
+	// second half of the block: write the first half once.
+	binary.BigEndian.PutUint64(in[0:8], preHi)
+	iShift := 8 * uint(blen) // bit offset of [i]^1 in the block's low half
 
 	// Step 6: ten rounds (Algorithm 7), or the same rounds backwards
 	// (Algorithm 8, FF1.Decrypt).
 	for r := range numRounds {
-		i := r
+		i := uint64(r)
 		num := b // Step 6.i of FF1.Encrypt uses NUM_radix(B)...
 		if decrypt {
-			i = numRounds - 1 - r
+			i = numRounds - 1 - i
 			num = a // ...and of FF1.Decrypt, NUM_radix(A).
 		}
-		// Step 6.i: the last b+1 bytes of Q, [i]^1 || [num]^b, as a
-		// 128-bit big-endian integer vHi:vLo.
-		var vHi, vLo uint64
-		if blen < 8 {
-			vLo = num | uint64(i)<<(8*blen)
-		} else {
-			vHi, vLo = uint64(i), num
-		}
+		// Step 6.i: the last b+1 bytes of Q are [i]^1 || [num]^b.
 		// Step 6.ii: R = PRF(P || Q), one AES call after the prefix.
-		binary.BigEndian.PutUint64(x[0:8], preHi^vHi)
-		binary.BigEndian.PutUint64(x[8:16], preLo^vLo)
-		f.block.Encrypt(x[:], x[:])
+		if blen < 8 {
+			binary.BigEndian.PutUint64(in[8:16], preLo^num^i<<iShift)
+		} else {
+			binary.BigEndian.PutUint64(in[0:8], preHi^i)
+			binary.BigEndian.PutUint64(in[8:16], preLo^num)
+		}
+		f.block.Encrypt(out[:], in[:])
 		// Steps 6.iii-iv: d <= 16, so S = the first d bytes of R and
 		// y = NUM(S).
 		var yHi, yLo uint64
 		if d == 8 {
-			yLo = binary.BigEndian.Uint64(x[0:8])
+			yLo = binary.BigEndian.Uint64(out[0:8])
 		} else {
-			yHi = uint64(binary.BigEndian.Uint32(x[0:4]))
-			yLo = binary.BigEndian.Uint64(x[4:12])
+			yHi = uint64(binary.BigEndian.Uint32(out[0:4]))
+			yLo = binary.BigEndian.Uint64(out[4:12])
 		}
 		// Step 6.v: m = u if i is even, else v.
-		mod := modV
+		mod, inv := modV, invV
 		if i%2 == 0 {
-			mod = modU
+			mod, inv = modU, invU
 		}
 		var y uint64
 		if yHi == 0 {
-			y = yLo % mod
+			y = rem64(yLo, mod, inv)
+		} else if yHi < mod {
+			_, y = bits.Div64(yHi, yLo, mod)
 		} else {
 			y = bits.Rem64(yHi, yLo, mod)
 		}
@@ -415,6 +504,18 @@ func (f *FF1) feistel64(x *[aes.BlockSize]byte, tweak []byte, n, u int, a, b uin
 		}
 	}
 	return a, b
+}
+
+// rem64 returns x mod m given inv = floor((2^64-1)/m), by Barrett
+// reduction: with 2^64 - inv*m in [1, m], q = floor(x*inv/2^64) is
+// floor(x/m) or one less, so one correction suffices.
+func rem64(x, m, inv uint64) uint64 {
+	q, _ := bits.Mul64(x, inv)
+	r := x - q*m
+	if r >= m {
+		r -= m
+	}
+	return r
 }
 
 // feistelBig runs steps 2-7 with math/big, for radix^v >= 2^64. digits holds

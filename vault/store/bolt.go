@@ -18,6 +18,7 @@ const (
 	DefaultMode     os.FileMode = 0o600
 	DefaultTimeout              = 1500 * time.Millisecond
 	DefaultMaxGroup             = 1024
+	DefaultInitialMmapSize      = 1 << 30
 )
 
 // Options configure Open. The zero value is ready to use.
@@ -38,8 +39,11 @@ type Options struct {
 
 	// InitialMmapSize is the initial size of the memory map, in bytes.
 	// bbolt must wait for all read transactions to end before it can grow
-	// the map, so a large enough value keeps long View calls from stalling
-	// Update calls. Zero leaves bbolt's default.
+	// the map, so while the data fits in it, open View calls never stall a
+	// commit. Zero means DefaultInitialMmapSize; a negative value means
+	// bbolt's default (32 KiB, doubling as the file grows). It reserves
+	// address space, not memory; on Windows, though, the file is grown to
+	// this size at once.
 	InitialMmapSize int
 
 	// NoSync skips the fsync on commit: a crash can lose committed data or
@@ -57,6 +61,7 @@ type Options struct {
 // the committer idle is committed at once, without waiting for company.
 type Bolt struct {
 	db       *bolt.DB
+	path     string
 	maxGroup int
 
 	mu      sync.Mutex
@@ -92,6 +97,12 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = DefaultMaxGroup
 	}
+	switch {
+	case opts.InitialMmapSize == 0:
+		opts.InitialMmapSize = DefaultInitialMmapSize
+	case opts.InitialMmapSize < 0:
+		opts.InitialMmapSize = 0
+	}
 	db, err := bolt.Open(path, opts.Mode, &bolt.Options{
 		Timeout:         opts.Timeout,
 		NoSync:          opts.NoSync,
@@ -106,6 +117,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	}
 	s := &Bolt{
 		db:       db,
+		path:     path,
 		maxGroup: opts.MaxGroup,
 		stopped:  make(chan struct{}),
 	}
@@ -115,7 +127,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 }
 
 // Path returns the path of the data file.
-func (s *Bolt) Path() string { return s.db.Path() }
+func (s *Bolt) Path() string { return s.path }
 
 // View implements Store.View.
 func (s *Bolt) View(ctx context.Context, fn func(Tx) error) error {
@@ -185,24 +197,26 @@ func (s *Bolt) Close() error {
 	return s.closeErr
 }
 
-// Check runs bbolt's consistency check of the whole file in a read-only
-// transaction (concurrent Update calls keep running). It returns nil if the
-// file is consistent, an error wrapping ErrCorrupt and the problems found if
-// not, and ErrClosed after Close. It reads every page: it is slow on large
-// files.
+// Check runs bbolt's consistency check of the whole file. It returns nil if
+// the file is consistent, an error wrapping ErrCorrupt and the problems found
+// if not, and ErrClosed after Close. It reads every page, in a read-write
+// transaction that it rolls back (bbolt's check is not safe alongside a
+// concurrent writer): Update calls wait while it runs, and it is slow on
+// large files.
 func (s *Bolt) Check() error {
 	if s.isDone.Load() {
 		return ErrClosed
 	}
 	var problems []error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	btx, err := s.db.Begin(true)
+	if err == nil {
 		// Drain the channel fully: the checker goroutine reads the
 		// transaction's pages until it closes the channel.
-		for err := range tx.Check() {
+		for err := range btx.Check() {
 			problems = append(problems, err)
 		}
-		return nil
-	})
+		err = btx.Rollback()
+	}
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

@@ -25,8 +25,10 @@ import (
 // rolled back, the failing caller is answered, and the functions that had
 // succeeded before it are run again in a fresh transaction, followed by the
 // ones not yet run. To bound the rework, the re-runs in one group are limited
-// to the group's size; beyond that the requests not yet run are put back at
-// the head of the queue to form the next group.
+// to the group's size; beyond that, after a rollback the functions that had
+// succeeded are re-run and committed on their own (one more fsync), and the
+// ones not yet run follow in another transaction. So with deterministic
+// functions, no group runs more than three functions per caller.
 
 const (
 	stateQueued   int32 = iota // in the queue; the caller may still cancel
@@ -41,9 +43,7 @@ type request struct {
 	done  chan struct{} // closed when err is set
 	err   error
 
-	// Owned by the committer goroutine.
-	answered bool
-	requeued bool
+	answered bool // owned by the committer goroutine
 }
 
 // errGoexit answers the callers whose group was in flight when a function
@@ -98,20 +98,6 @@ func (s *Bolt) next(buf []*request) ([]*request, bool) {
 	return buf, true
 }
 
-// requeue puts claimed requests that have not yet committed back at the
-// head of the queue.
-func (s *Bolt) requeue(rs []*request) {
-	q := make([]*request, 0, len(rs)+len(s.queue))
-	for _, r := range rs {
-		r.requeued = true
-		q = append(q, r)
-	}
-	s.mu.Lock()
-	s.queue = append(q, s.queue...)
-	s.cond.Signal()
-	s.mu.Unlock()
-}
-
 // group is the committer's state for the group in flight.
 type group struct {
 	s     *Bolt
@@ -123,12 +109,6 @@ func (g *group) run(batch []*request) {
 	g.batch = batch
 	live := make([]*request, 0, len(batch))
 	for _, r := range batch {
-		if r.requeued {
-			// Claimed earlier and possibly started: ctx no longer counts.
-			r.requeued = false
-			live = append(live, r)
-			continue
-		}
 		if !r.state.CompareAndSwap(stateQueued, stateClaimed) {
 			continue // the caller gave up; it is not waiting for an answer
 		}
@@ -138,16 +118,27 @@ func (g *group) run(batch []*request) {
 		}
 		live = append(live, r)
 	}
+	// Segments still to run, each in its own transaction, last one first.
+	todo := [][]*request{live}
 	budget := len(live)
-	for len(live) > 0 {
-		live = g.runTx(live, &budget)
+	for len(todo) > 0 {
+		seg := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		again, after := g.runTx(seg, &budget)
+		if len(after) > 0 {
+			todo = append(todo, after)
+		}
+		if len(again) > 0 {
+			todo = append(todo, again)
+		}
 	}
 	g.batch = nil
 }
 
-// runTx runs pending in one transaction and commits it. It returns the
-// requests that must be run in another transaction because of a rollback.
-func (g *group) runTx(pending []*request, budget *int) []*request {
+// runTx runs pending in one transaction and commits it. After a rollback
+// it returns the requests to run again in a new transaction (again), and
+// those to run in yet another transaction after that one commits (after).
+func (g *group) runTx(pending []*request, budget *int) (again, after []*request) {
 	s := g.s
 	btx, err := s.db.Begin(true)
 	if err != nil {
@@ -155,7 +146,7 @@ func (g *group) runTx(pending []*request, budget *int) []*request {
 		for _, r := range pending {
 			g.fail(r, err)
 		}
-		return nil
+		return nil, nil
 	}
 	g.btx = btx
 	gt := newGroupTx(btx)
@@ -166,23 +157,24 @@ func (g *group) runTx(pending []*request, budget *int) []*request {
 			ok = append(ok, r)
 			continue
 		}
-		g.fail(r, err)
 		if !rollback {
+			g.fail(r, err)
 			continue // r wrote nothing: the transaction is as if r never ran
 		}
 		_ = btx.Rollback()
 		g.btx = nil
 		s.stats.rollbacks.Add(1)
 		s.stats.reruns.Add(uint64(len(ok)))
+		g.fail(r, err)
 		rest := pending[i+1:]
-		if len(ok) > *budget {
-			if len(rest) > 0 {
-				s.requeue(rest)
-			}
-			return ok
+		if len(ok) <= *budget {
+			// Re-run the successful ones and go on in the same transaction.
+			*budget -= len(ok)
+			return append(ok, rest...), nil
 		}
-		*budget -= len(ok)
-		return append(ok, rest...)
+		// Out of budget: re-run and commit the successful ones on their own,
+		// so that later failures do not make them run yet again.
+		return ok, rest
 	}
 	err = btx.Commit()
 	g.btx = nil
@@ -191,14 +183,14 @@ func (g *group) runTx(pending []*request, budget *int) []*request {
 		for _, r := range ok {
 			g.fail(r, err)
 		}
-		return nil
+		return nil, nil
 	}
 	s.stats.commits.Add(1)
 	s.stats.committed.Add(uint64(len(ok)))
 	for _, r := range ok {
 		g.answer(r, nil)
 	}
-	return nil
+	return nil, nil
 }
 
 // call runs r.fn in gt. rollback reports whether the transaction must be
@@ -235,7 +227,7 @@ func (g *group) abort(err error) {
 		g.btx = nil
 	}
 	for _, r := range g.batch {
-		if r.state.Load() == stateClaimed && !r.answered && !r.requeued {
+		if r.state.Load() == stateClaimed && !r.answered {
 			g.fail(r, err)
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -80,7 +81,7 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
-// writable checks the arguments common to Put and Delete.
+// checkWrite checks the state and arguments common to Put and Delete.
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
 	switch {
 	case t.done:
@@ -181,7 +182,7 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 			continue // a nested bbolt bucket: never created by this package
 		}
 		if err := fn(k, v); err != nil {
-			if err == ErrStopScan { //nolint:errorlint // documented sentinel, returned as is
+			if errors.Is(err, ErrStopScan) {
 				return nil
 			}
 			return err

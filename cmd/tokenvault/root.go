@@ -1,0 +1,21 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tokenvault",
+		Short:         "A tokenization and PII vault: format-preserving tokens, encrypted originals, audited vendor access",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return bindEnvAndConfig(cmd)
+		},
+	}
+	root.PersistentFlags().String("config", "", "YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
+	root.AddCommand(newServeCmd())
+	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
+	return root
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+type serveOpts struct {
+	dev                            bool
+	data                           string
+	grpcAddr, httpAddr, vendorAddr string
+	devRootToken                   string
+	kekFile, kekURI                string
+	logLevel                       string
+}
+
+func newServeCmd() *cobra.Command {
+	var o serveOpts
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the vault server",
+		Long: `Run the vault server.
+
+With --dev it is a try-it vault: plain text on loopback, a local KEK generated inside the data
+directory, and a root token printed at start. Without --data it keeps its state in a fresh
+temporary directory that is removed on exit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runServe(ctx, o, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.dev, "dev", false, "try-it mode: plain text on loopback, generated local KEK, root token printed")
+	f.StringVar(&o.data, "data", "", "directory for the bbolt file and local key material")
+	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:7070", "internal gRPC listener")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "internal HTTP/JSON gateway")
+	f.StringVar(&o.vendorAddr, "vendor-addr", "127.0.0.1:8443", "vendor listener (vendor detokenize and health only)")
+	f.StringVar(&o.devRootToken, "dev-root-token", "", "with --dev: use this root token instead of a random one")
+	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
+	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	out := cmd.OutOrStdout()
+
+	if o.devRootToken != "" && !o.dev {
+		return errors.New("--dev-root-token needs --dev")
+	}
+	if !o.dev {
+		for _, a := range []string{o.grpcAddr, o.httpAddr, o.vendorAddr} {
+			if a != "" && !isLoopback(a) {
+				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: TLS listeners are not available yet; bind to 127.0.0.1 or use --dev", a)
+			}
+		}
+		if o.data == "" {
+			return errors.New("--data is required (or use --dev to try tokenvault with a temporary directory)")
+		}
+	}
+	if o.data == "" {
+		dir, err := os.MkdirTemp("", "tokenvault-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.data = dir
+	}
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+
+	kek, err := loadKEK(o, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(o.data, "tokenvault.db"), store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("the data directory %s is in use by another tokenvault process", o.data)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	if o.dev {
+		root := o.devRootToken
+		if root == "" {
+			var b [24]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			root = "tvs_" + base64.RawURLEncoding.EncodeToString(b[:])
+		}
+		if err := v.SetRootSecret(ctx, root); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "tokenvault dev server\n  data:       %s\n  root token: %s\n\n  export TOKENVAULT_TOKEN=%s\n\nDev mode: plain text, a local KEK in the data directory. Do not use with real data.\n", o.data, root, root)
+	} else {
+		secret, err := v.InitRoot(ctx)
+		if err != nil {
+			return err
+		}
+		if secret != "" {
+			fmt.Fprintf(out, "Initialised a new vault in %s.\nRoot token (shown once; store it safely): %s\n", o.data, secret)
+		}
+	}
+
+	srv, err := server.New(server.Config{
+		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
+		Dev: o.dev, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-srv.Ready():
+			a := srv.Addrs()
+			fmt.Fprintf(out, "listening: grpc=%s http=%s vendor=%s\n", a.GRPC, a.HTTP, a.Vendor)
+		case <-ctx.Done():
+		}
+	}()
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func loadKEK(o serveOpts, log *slog.Logger) (tink.AEAD, error) {
+	if o.kekURI != "" {
+		return nil, errors.New("--kek-uri: KMS key-encryption keys are not supported yet; use --kek-file")
+	}
+	path := o.kekFile
+	if path == "" {
+		if !o.dev {
+			return nil, errors.New("a KEK is required: --kek-file PATH (created 0600 if missing) or --kek-uri")
+		}
+		path = filepath.Join(o.data, "kek.json")
+	}
+	kek, created, err := insecurekek.LoadOrCreate(path)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("created a new local KEK; back it up: without it the vault cannot be opened", slog.String("path", path))
+	}
+	return kek, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

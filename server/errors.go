@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// codeOf is the one table from vault errors to gRPC codes, matched with errors.Is in order.
+// Anything else is Internal.
+func codeOf(err error) codes.Code {
+	switch {
+	case errors.Is(err, vault.ErrUnauthenticated):
+		return codes.Unauthenticated
+	case errors.Is(err, vault.ErrUnknownTemplate),
+		errors.Is(err, vault.ErrBatchTooLarge),
+		errors.Is(err, vault.ErrEmptyBatch),
+		errors.Is(err, vault.ErrInvalidArgument),
+		errors.Is(err, vault.ErrInvalidTemplate),
+		errors.Is(err, vault.ErrInvalidValue):
+		return codes.InvalidArgument
+	case errors.Is(err, vault.ErrTemplateExists):
+		return codes.AlreadyExists
+	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):
+		return codes.NotFound
+	case errors.Is(err, vault.ErrTokenSpaceExhausted):
+		return codes.ResourceExhausted
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, store.ErrClosed):
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// toStatus converts a whole-call vault error into a gRPC status error. Internal errors are
+// logged with the request id and answered with an opaque message naming that id.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok && !isVaultErr(err) {
+		return err
+	}
+	c := codeOf(err)
+	if c == codes.Internal || c == codes.Unavailable {
+		id := requestID(ctx)
+		log.ErrorContext(ctx, "request failed", slog.String("request_id", id), slog.String("error", err.Error()))
+		if c == codes.Unavailable {
+			return status.Errorf(c, "the vault is not available; retry later (request id %s)", id)
+		}
+		return status.Errorf(c, "internal error (request id %s)", id)
+	}
+	return status.Error(c, err.Error())
+}
+
+func isVaultErr(err error) bool { return codeOf(err) != codes.Internal }
+
+// itemError converts a per-item vault error into the API's ItemError.
+func itemError(ctx context.Context, log *slog.Logger, err error) *tvpb.ItemError {
+	c := codeOf(err)
+	msg := err.Error()
+	if c == codes.Internal {
+		id := requestID(ctx)
+		log.ErrorContext(ctx, "item failed", slog.String("request_id", id), slog.String("error", err.Error()))
+		msg = "internal error (request id " + id + ")"
+		if errors.Is(err, vault.ErrIntegrity) {
+			msg = vault.ErrIntegrity.Error() + " (request id " + id + ")"
+		}
+	}
+	return &tvpb.ItemError{Code: rpccode.Code(c).String(), Message: msg}
+}

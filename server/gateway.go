@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+)
+
+//go:embed openapi/tokenvault.swagger.json
+var openAPISpec []byte
+
+// internalHTTP builds the internal HTTP handler: the gateway (dialing the gRPC listener so
+// every interceptor runs), /healthz, /metrics and /openapi.json. The returned func closes the
+// gateway's connection.
+func (s *Server) internalHTTP(ctx context.Context, grpcAddr string) (http.Handler, func(), error) {
+	conn, err := grpc.NewClient(grpcAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: gateway connection: %w", err)
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &sanitizingMarshaler{JSONPb: runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			switch http.CanonicalHeaderKey(h) {
+			case "X-Request-Id":
+				return "x-request-id", true
+			}
+			return runtime.DefaultHeaderMatcher(h)
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(h string) (string, bool) {
+			if h == "x-request-id" {
+				return "X-Request-Id", true
+			}
+			return "", false
+		}),
+	)
+	if err := tvpb.RegisterTokenServiceHandler(ctx, mux, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if err := tvpb.RegisterTemplateServiceHandler(ctx, mux, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	h := http.NewServeMux()
+	h.HandleFunc("GET /healthz", s.healthz)
+	h.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPISpec)
+	})
+	h.Handle("/", limitBody(mux))
+	return h, func() { conn.Close() }, nil
+}
+
+// vendorHTTP serves the vendor listener: health and nothing else yet (404).
+func (s *Server) vendorHTTP() http.Handler {
+	h := http.NewServeMux()
+	h.HandleFunc("GET /healthz", s.healthz)
+	return h
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.health.Check(r.Context(), &grpc_health_v1.HealthCheckRequest{})
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil || resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"NOT_SERVING"}`)
+		return
+	}
+	io.WriteString(w, `{"status":"SERVING"}`)
+}
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxMessageBytes)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sanitizingMarshaler is the gateway's JSON marshaler with decode errors stripped of request
+// content: protojson quotes the offending input ("invalid value for string field value: 4111…"),
+// which may be PII, and the gateway would copy it into the HTTP response.
+type sanitizingMarshaler struct {
+	runtime.JSONPb
+}
+
+var jsonPosRE = regexp.MustCompile(`\(line \d+:\d+\)`)
+
+func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	d := m.JSONPb.NewDecoder(r)
+	return runtime.DecoderFunc(func(v any) error {
+		err := d.Decode(v)
+		if err == nil || err == io.EOF {
+			return err
+		}
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return status.Errorf(codes.InvalidArgument, "request body larger than %d bytes", MaxMessageBytes)
+		}
+		msg := "malformed JSON request body"
+		if pos := jsonPosRE.FindString(err.Error()); pos != "" {
+			msg += " at " + pos[1:len(pos)-1]
+		}
+		return status.Error(codes.InvalidArgument, msg+": expected the shape in /openapi.json (values must be JSON strings of valid UTF-8)")
+	})
+}
+
+func (m *sanitizingMarshaler) Unmarshal(data []byte, v any) error {
+	if err := m.JSONPb.Unmarshal(data, v); err != nil {
+		return status.Error(codes.InvalidArgument, "malformed JSON")
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokenvault/tokenvault/vault"
+)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyPrincipal
+)
+
+func requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(keyRequestID).(string); ok {
+		return id
+	}
+	return "-"
+}
+
+// PrincipalFrom returns the authenticated caller of a request.
+func PrincipalFrom(ctx context.Context) (vault.Principal, bool) {
+	p, ok := ctx.Value(keyPrincipal).(vault.Principal)
+	return p, ok
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// withRequestID takes the caller's x-request-id when it is well-formed, else makes one, and
+// echoes it in the response header.
+func withRequestID(ctx context.Context) context.Context {
+	id := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
+			id = v[0]
+		}
+	}
+	if id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	return context.WithValue(ctx, keyRequestID, id)
+}
+
+// authenticator resolves bearer secrets and applies the authorization table.
+type authenticator struct {
+	vault  *vault.Vault
+	policy map[string]Rule
+	log    *slog.Logger
+}
+
+func bearer(ctx context.Context) string {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ""
+	}
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+// authorize authenticates the caller of method and checks the table. It fails closed.
+func (a *authenticator) authorize(ctx context.Context, method string) (context.Context, error) {
+	rule, ok := a.policy[method]
+	if !ok {
+		a.log.WarnContext(ctx, "method not in authorization table", slog.String("method", method), slog.String("request_id", requestID(ctx)))
+		return ctx, status.Error(codes.PermissionDenied, "this method is not available")
+	}
+	if rule.Public {
+		return ctx, nil
+	}
+	secret := bearer(ctx)
+	if secret == "" {
+		return ctx, status.Error(codes.Unauthenticated, "missing credentials: send \"authorization: Bearer <secret>\"")
+	}
+	p, err := a.vault.Authenticate(ctx, secret)
+	if err != nil {
+		if codeOf(err) == codes.Unauthenticated {
+			return ctx, status.Error(codes.Unauthenticated, "invalid or revoked credentials")
+		}
+		return ctx, toStatus(ctx, a.log, err)
+	}
+	ctx = context.WithValue(ctx, keyPrincipal, p)
+	if !rule.Allows(p.Role) {
+		return ctx, status.Errorf(codes.PermissionDenied, "role %s may not call this method", p.Role)
+	}
+	return ctx, nil
+}
+
+// unaryInterceptor is the one interceptor chain head: request id, recovery, logging and
+// authorization. Validation runs after it (chained in New).
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	ctx = withRequestID(ctx)
+	defer func() {
+		if r := recover(); r != nil {
+			// The panic value may hold request data: log only the stack.
+			s.log.ErrorContext(ctx, "panic in handler", slog.String("request_id", requestID(ctx)),
+				slog.String("method", info.FullMethod), slog.String("stack", string(debug.Stack())))
+			resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
+		}
+		s.observe(ctx, info.FullMethod, start, err)
+	}()
+	ctx, err = s.auth.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ctx := withRequestID(ss.Context())
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(ctx, "panic in stream handler", slog.String("request_id", requestID(ctx)),
+				slog.String("method", info.FullMethod), slog.String("stack", string(debug.Stack())))
+			err = status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
+		}
+		s.observe(ctx, info.FullMethod, start, err)
+	}()
+	ctx, err = s.auth.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// observe logs one line per request (never its body) and records metrics.
+func (s *Server) observe(ctx context.Context, method string, start time.Time, err error) {
+	code := status.Code(err)
+	d := time.Since(start)
+	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
+	s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(ctx)),
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", d),
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)))
+	}
+	// Successful calls log at debug (the audit trail records them); failures at info, so a
+	// burst of denials shows in the default log; internal errors at error.
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	s.log.LogAttrs(ctx, level, "request", attrs...)
+}

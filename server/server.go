@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"buf.build/go/protovalidate"
+	pvinterceptor "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+)
+
+// MaxMessageBytes bounds one gRPC message and one HTTP body: 10,000 items of up to 64 KiB do
+// not fit, so very large values must come in smaller batches.
+const MaxMessageBytes = 64 << 20
+
+// Config assembles a Server.
+type Config struct {
+	// Vault serves the requests. Required.
+	Vault *vault.Vault
+	// GRPCAddr, HTTPAddr and VendorAddr are the listen addresses (host:port; port 0 picks a
+	// free one). Empty disables that listener, except GRPCAddr, which is required.
+	GRPCAddr, HTTPAddr, VendorAddr string
+	// Dev enables gRPC reflection.
+	Dev bool
+	// Logger receives structured logs; nil discards.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds the graceful stop; in-flight requests get this long to finish.
+	ShutdownTimeout time.Duration
+}
+
+// Server is tokenvault's gRPC and HTTP edge.
+type Server struct {
+	cfg     Config
+	vault   *vault.Vault
+	log     *slog.Logger
+	auth    *authenticator
+	metrics *metrics
+	grpc    *grpc.Server
+	health  *health.Server
+
+	mu    sync.Mutex
+	addrs Addrs
+	ready chan struct{}
+}
+
+// Addrs are the addresses a running Server listens on.
+type Addrs struct {
+	GRPC, HTTP, Vendor string
+}
+
+// New assembles a Server; it does not listen until Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Vault == nil {
+		return nil, errors.New("server: Config.Vault is required")
+	}
+	if cfg.GRPCAddr == "" {
+		return nil, errors.New("server: Config.GRPCAddr is required")
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, vault: cfg.Vault, log: cfg.Logger, metrics: newMetrics(), ready: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.auth = &authenticator{vault: cfg.Vault, policy: Policy(cfg.Dev), log: s.log}
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("server: protovalidate: %w", err)
+	}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
+	)
+	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
+	tvpb.RegisterTemplateServiceServer(s.grpc, &templateService{s: s})
+	s.health = health.NewServer()
+	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
+	if cfg.Dev {
+		reflection.Register(s.grpc)
+	}
+	return s, nil
+}
+
+// GRPCServer exposes the gRPC server so tests can walk its registered services.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Ready is closed once every listener is bound; Addrs then returns the bound addresses.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound addresses (valid after Ready).
+func (s *Server) Addrs() Addrs {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs
+}
+
+// Run listens and serves until ctx is done, then stops gracefully: listeners close, in-flight
+// requests finish (up to ShutdownTimeout), and Run returns nil. A listener error ends Run with
+// that error.
+func (s *Server) Run(ctx context.Context) error {
+	glis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("server: gRPC listener: %w", err)
+	}
+	var hlis, vlis net.Listener
+	closeAll := func() {
+		for _, l := range []net.Listener{glis, hlis, vlis} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	if s.cfg.HTTPAddr != "" {
+		if hlis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("server: HTTP listener: %w", err)
+		}
+	}
+	if s.cfg.VendorAddr != "" {
+		if vlis, err = net.Listen("tcp", s.cfg.VendorAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("server: vendor listener: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- s.grpc.Serve(glis) }()
+
+	var servers []*http.Server
+	addrs := Addrs{GRPC: glis.Addr().String()}
+	if hlis != nil {
+		h, closeGW, err := s.internalHTTP(ctx, addrs.GRPC)
+		if err != nil {
+			closeAll()
+			s.grpc.Stop()
+			return err
+		}
+		defer closeGW()
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, hs)
+		addrs.HTTP = hlis.Addr().String()
+		go func() { errc <- hs.Serve(hlis) }()
+	}
+	if vlis != nil {
+		vs := &http.Server{Handler: s.vendorHTTP(), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, vs)
+		addrs.Vendor = vlis.Addr().String()
+		go func() { errc <- vs.Serve(vlis) }()
+	}
+	s.mu.Lock()
+	s.addrs = addrs
+	s.mu.Unlock()
+	s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
+	close(s.ready)
+	s.log.Info("serving", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("vendor", addrs.Vendor))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			runErr = err
+		}
+	}
+	s.health.Shutdown()
+	s.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer scancel()
+	// HTTP first: its in-flight calls go through gRPC, which must still be serving them.
+	for _, hs := range servers {
+		_ = hs.Shutdown(sctx)
+	}
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		s.grpc.Stop()
+	}
+	return runErr
+}

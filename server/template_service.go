@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/template"
+)
+
+type templateService struct {
+	tvpb.UnsafeTemplateServiceServer
+	s *Server
+}
+
+func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTemplateRequest) (*tvpb.CreateTemplateResponse, error) {
+	pt := req.GetTemplate()
+	def := template.Definition{
+		Name:       pt.GetName(),
+		Base:       pt.GetBase(),
+		KeepPrefix: int(pt.GetKeepPrefix()),
+		KeepSuffix: int(pt.GetKeepSuffix()),
+		Alphabet:   pt.GetAlphabet(),
+	}
+	switch pt.GetMode() {
+	case tvpb.TemplateMode_TEMPLATE_MODE_RANDOM:
+		def.Mode = template.Random
+	default:
+		def.Mode = template.Deterministic
+	}
+	switch pt.GetLuhn() {
+	case tvpb.LuhnRule_LUHN_RULE_VALID:
+		def.Luhn = template.LuhnValid
+	case tvpb.LuhnRule_LUHN_RULE_ANY:
+		def.Luhn = template.LuhnAny
+	case tvpb.LuhnRule_LUHN_RULE_INVALID:
+		def.Luhn = template.LuhnInvalid
+	}
+	if def.Name == "" || def.Base == "" {
+		return nil, status.Error(codes.InvalidArgument, "a template needs a name and a base")
+	}
+	info, err := t.s.vault.CreateTemplate(ctx, def)
+	if err != nil {
+		return nil, toStatus(ctx, t.s.log, err)
+	}
+	return &tvpb.CreateTemplateResponse{Template: templateToProto(info)}, nil
+}
+
+func (t *templateService) ListTemplates(ctx context.Context, _ *tvpb.ListTemplatesRequest) (*tvpb.ListTemplatesResponse, error) {
+	infos := t.s.vault.ListTemplates(ctx)
+	out := &tvpb.ListTemplatesResponse{Templates: make([]*tvpb.Template, len(infos))}
+	for i, info := range infos {
+		out.Templates[i] = templateToProto(info)
+	}
+	return out, nil
+}
+
+func templateToProto(info vault.TemplateInfo) *tvpb.Template {
+	d := info.Definition
+	pt := &tvpb.Template{
+		Name:       d.Name,
+		Base:       d.Base,
+		KeepPrefix: int32(d.KeepPrefix),
+		KeepSuffix: int32(d.KeepSuffix),
+		Alphabet:   d.Alphabet,
+		Builtin:    info.Builtin,
+		Mode:       tvpb.TemplateMode_TEMPLATE_MODE_DETERMINISTIC,
+	}
+	if d.Mode == template.Random {
+		pt.Mode = tvpb.TemplateMode_TEMPLATE_MODE_RANDOM
+	}
+	switch d.Luhn {
+	case template.LuhnValid:
+		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_VALID
+	case template.LuhnAny:
+		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_ANY
+	case template.LuhnInvalid:
+		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_INVALID
+	}
+	return pt
+}

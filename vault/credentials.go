@@ -1,0 +1,261 @@
+package vault
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Role is what a credential may do. The server's authorization table maps each RPC to roles.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin       Role = "admin"       // everything on the internal listeners
+	RoleTokenizer   Role = "tokenizer"   // tokenize only
+	RoleDetokenizer Role = "detokenizer" // internal detokenize
+	RoleAuditor     Role = "auditor"     // audit read only
+	RoleVendor      Role = "vendor"      // vendor listener only, through grants
+)
+
+// Roles lists every role.
+func Roles() []Role {
+	return []Role{RoleAdmin, RoleTokenizer, RoleDetokenizer, RoleAuditor, RoleVendor}
+}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	for _, x := range Roles() {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// RootCredentialID is the id of the root (admin) credential created at initialisation or in
+// dev mode.
+const RootCredentialID = "root"
+
+// Principal is an authenticated caller.
+type Principal struct {
+	ID     string
+	Name   string
+	Role   Role
+	Vendor string
+}
+
+// Credential is a stored credential, without its secret.
+type Credential struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Role       Role      `json:"role"`
+	Vendor     string    `json:"vendor,omitempty"`
+	CreateTime time.Time `json:"create_time"`
+	Revoked    bool      `json:"revoked,omitempty"`
+	Hash       []byte    `json:"hash"` // SHA-256 of the secret
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+
+// secretPrefix marks tokenvault secrets, so secret scanners can find leaked ones.
+const secretPrefix = "tvs_"
+
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// CreateCredential stores a new credential and returns it with its secret, which is shown
+// only this once: the vault keeps only its SHA-256 (secrets are 256-bit random, so a fast hash
+// is enough).
+func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, vendor string) (Credential, string, error) {
+	if !nameRE.MatchString(name) {
+		return Credential{}, "", fmt.Errorf("%w: credential name must match %s", ErrInvalidArgument, nameRE)
+	}
+	if !role.Valid() {
+		return Credential{}, "", fmt.Errorf("%w: unknown role %q", ErrInvalidArgument, role)
+	}
+	if (role == RoleVendor) != (vendor != "") {
+		return Credential{}, "", fmt.Errorf("%w: a vendor name is required for role vendor and only for it", ErrInvalidArgument)
+	}
+	if vendor != "" && !nameRE.MatchString(vendor) {
+		return Credential{}, "", fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
+	}
+	var raw [32]byte
+	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
+		return Credential{}, "", err
+	}
+	var idb [8]byte
+	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
+		return Credential{}, "", err
+	}
+	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: name, Role: role, Vendor: vendor,
+		CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
+	if err := v.putCredential(ctx, c, false); err != nil {
+		return Credential{}, "", err
+	}
+	c.Hash = nil
+	return c, secret, nil
+}
+
+// SetRootSecret makes secret the root admin credential's secret, replacing any earlier one.
+// Dev mode uses it for --dev-root-token and its random root token.
+func (v *Vault) SetRootSecret(ctx context.Context, secret string) error {
+	if secret == "" {
+		return fmt.Errorf("%w: empty root token", ErrInvalidArgument)
+	}
+	c := Credential{ID: RootCredentialID, Name: "root", Role: RoleAdmin, CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
+	return v.putCredential(ctx, c, true)
+}
+
+// InitRoot creates a random root secret if the vault has no root credential yet. It returns
+// the secret when it created one and "" when a root credential already existed.
+func (v *Vault) InitRoot(ctx context.Context) (string, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
+		return "", err
+	}
+	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	c := Credential{ID: RootCredentialID, Name: "root", Role: RoleAdmin, CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
+	blob, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	created := false
+	err = v.store.Update(ctx, func(tx store.Tx) error {
+		created = false
+		if tx.Get(bucketCreds, []byte(RootCredentialID)) != nil {
+			return nil
+		}
+		created = true
+		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
+			return err
+		}
+		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
+	})
+	if err != nil || !created {
+		return "", err
+	}
+	return secret, nil
+}
+
+func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool) error {
+	blob, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
+			if !replace {
+				return fmt.Errorf("%w: credential id collision", ErrInvalidArgument)
+			}
+			var prev Credential
+			if json.Unmarshal(old, &prev) == nil {
+				if err := tx.Delete(bucketCredHash, prev.Hash); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
+			return err
+		}
+		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
+	})
+}
+
+// Authenticate returns the principal holding secret, or ErrUnauthenticated. The stored hash
+// is compared in constant time.
+func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	h := hashSecret(secret)
+	var c Credential
+	found := false
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		id := tx.Get(bucketCredHash, h)
+		if id == nil {
+			return nil
+		}
+		blob := tx.Get(bucketCreds, id)
+		if blob == nil {
+			return nil
+		}
+		found = json.Unmarshal(blob, &c) == nil
+		return nil
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	if !found || subtle.ConstantTimeCompare(c.Hash, h) != 1 || c.Revoked {
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor}, nil
+}
+
+// ListCredentials returns every credential (without hashes), sorted by id.
+func (v *Vault) ListCredentials(ctx context.Context) ([]Credential, error) {
+	var out []Credential
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
+			var c Credential
+			if err := json.Unmarshal(val, &c); err != nil {
+				return err
+			}
+			c.Hash = nil
+			out = append(out, c)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// RevokeCredential revokes a credential at once. Revoking the root credential is refused so an
+// installation cannot lock itself out.
+func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
+	if id == RootCredentialID {
+		return fmt.Errorf("%w: the root credential cannot be revoked", ErrInvalidArgument)
+	}
+	found := false
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		found = false
+		blob := tx.Get(bucketCreds, []byte(id))
+		if blob == nil {
+			return nil
+		}
+		found = true
+		var c Credential
+		if err := json.Unmarshal(blob, &c); err != nil {
+			return err
+		}
+		c.Revoked = true
+		nb, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketCreds, []byte(id), nb); err != nil {
+			return err
+		}
+		return tx.Delete(bucketCredHash, c.Hash)
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return ErrCredentialNotFound
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+// Package vault is tokenvault's domain core: tokens, templates, credentials (and later grants
+// and audit). It speaks domain types and sentinel errors; it knows nothing of gRPC or HTTP.
+//
+// # Basics
+//
+// A [Vault] is opened over a [store.Store] and a key-encryption key. On first open it creates
+// a keyring (crypto/keyring) and stores it wrapped under the KEK.
+//
+// [Vault.Tokenize] validates each item against its template, then computes a candidate token
+// (FF1 for deterministic templates with a large enough free space, random otherwise) and, in
+// one store transaction per call, probes for a token that is free in the domain, stores the
+// original encrypted under the data AEAD with associated data binding it to (domain, template,
+// token), and records a blind index (HMAC of the value under a per-domain, per-template key) so
+// the same value gets the same token again. Concurrent calls share commits (group commit), and
+// a call returns only once its records are durable.
+//
+// [Vault.Detokenize] looks tokens up by (domain, token) in one read transaction and decrypts
+// them outside it.
+//
+// # Storage layout
+//
+//	records   domain 0x00 token              → record (template, times, subject, ciphertext)
+//	index     domain 0x00 template 0x00 hmac → token (deterministic templates only)
+//	subjects  hmac(subject) domain 0x00 token → "" (for erasure by data subject)
+//	templates name                           → custom template definition (JSON)
+//	creds     id                             → credential (JSON, with SHA-256 of its secret)
+//	credhash  sha256(secret)                 → id
+//	meta      "keyring"                      → keyring wrapped under the KEK
+//
+// # Caveats
+//
+// Tokens are unique per domain across all templates. A domain name and a template name are
+// visible in the store's keys; values and subjects are not. The vault never logs values,
+// tokens or secrets.
+package vault

@@ -1,0 +1,73 @@
+package vault
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+const recordVersion = 1
+
+// record is the stored form of one token. Only ciphertext protects PII; the other fields are
+// metadata the vault needs without decrypting.
+type record struct {
+	template   string
+	createUnix int64
+	expireUnix int64 // 0: never
+	ciphertext []byte
+}
+
+var errBadRecord = errors.New("malformed record")
+
+func (r *record) marshal() []byte {
+	b := make([]byte, 0, 1+1+len(r.template)+10+10+len(r.ciphertext))
+	b = append(b, recordVersion)
+	b = binary.AppendUvarint(b, uint64(len(r.template)))
+	b = append(b, r.template...)
+	b = binary.AppendVarint(b, r.createUnix)
+	b = binary.AppendVarint(b, r.expireUnix)
+	return append(b, r.ciphertext...)
+}
+
+// unmarshalRecord parses b; the returned record aliases b.
+func unmarshalRecord(b []byte) (record, error) {
+	var r record
+	if len(b) < 1 || b[0] != recordVersion {
+		return r, errBadRecord
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return r, errBadRecord
+	}
+	r.template = string(b[k : k+int(n)])
+	b = b[k+int(n):]
+	var m int
+	if r.createUnix, m = binary.Varint(b); m <= 0 {
+		return r, errBadRecord
+	}
+	b = b[m:]
+	if r.expireUnix, m = binary.Varint(b); m <= 0 {
+		return r, errBadRecord
+	}
+	r.ciphertext = b[m:]
+	return r, nil
+}
+
+// recordAD is the associated data that binds a ciphertext to its domain, template and token:
+// a ciphertext copied onto another record fails to decrypt.
+func recordAD(domain, template, token string) []byte {
+	ad := make([]byte, 0, 24+len(domain)+len(template)+len(token))
+	ad = append(ad, "tokenvault/record/v1"...)
+	for _, s := range []string{domain, template, token} {
+		ad = binary.AppendUvarint(ad, uint64(len(s)))
+		ad = append(ad, s...)
+	}
+	return ad
+}
+
+func recordKey(domain, token string) []byte {
+	k := make([]byte, 0, len(domain)+1+len(token))
+	k = append(k, domain...)
+	k = append(k, 0)
+	return append(k, token...)
+}

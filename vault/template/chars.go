@@ -1,0 +1,91 @@
+package template
+
+import (
+	"math"
+)
+
+// charsT is base digits (ASCII digits) or alnum (ASCII letters and digits), 1-64 characters
+// (narrowed by MinLength/MaxLength). Tokens keep the length and, for alnum, the class of
+// every character (digit, lower, upper) - or, with a custom Alphabet, draw every free
+// character from it.
+type charsT struct {
+	common
+	alnum bool
+}
+
+func (t *charsT) unit() string {
+	if t.alnum {
+		return "characters"
+	}
+	return "digits"
+}
+
+func (t *charsT) parse(value string) error {
+	if len(value) == 0 || len(value) > t.def.MaxLength {
+		return t.fail(lengthRule(t.def.MinLength, t.def.MaxLength, t.unit()))
+	}
+	if !validUTF8(value) {
+		return t.fail("not valid UTF-8")
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if t.alnum && !isAlnum(c) {
+			return t.fail("only ASCII letters and digits are allowed")
+		}
+		if !t.alnum && !isDigit(c) {
+			return t.fail("only digits 0-9 are allowed")
+		}
+	}
+	if len(value) < t.def.MinLength {
+		return t.fail(lengthRule(t.def.MinLength, t.def.MaxLength, t.unit()))
+	}
+	return nil
+}
+
+func (t *charsT) plan(value string) (*plan, error) {
+	if err := t.parse(value); err != nil {
+		return nil, err
+	}
+	s := newSlots(value)
+	for i := t.def.KeepPrefix; i < len(value)-t.def.KeepSuffix; i++ {
+		c := value[i]
+		switch {
+		case t.def.Alphabet != "":
+			s.add(i, t.def.Alphabet, c)
+		case isDigit(c):
+			s.add(i, digitChars, c)
+		case isLower(c):
+			s.add(i, lowerChars, c)
+		default:
+			s.add(i, upperChars, c)
+		}
+	}
+	return s.plan(nil, 0), nil
+}
+
+// Mask keeps the kept prefix and the last min(4, n/2) characters (or the kept suffix):
+// "******5678", "**34".
+func (t *charsT) Mask(value string) string {
+	if err := t.parse(value); err != nil {
+		return "****"
+	}
+	n := len(value)
+	suffix := max(t.def.KeepSuffix, min(4, n/2))
+	return maskBytes(value, func(i int) bool { return i < t.def.KeepPrefix || i >= n-suffix })
+}
+
+// FreeSpace counts characters, assuming digits for alnum.
+func (t *charsT) FreeSpace(length int) (float64, bool) {
+	if length < t.def.MinLength || length > t.def.MaxLength {
+		return 0, false
+	}
+	f := length - t.def.KeepPrefix - t.def.KeepSuffix
+	if f <= 0 {
+		return math.Inf(-1), true
+	}
+	r := 10.0
+	if t.def.Alphabet != "" {
+		r = float64(len(t.def.Alphabet))
+	}
+	return float64(f) * math.Log10(r), true
+}

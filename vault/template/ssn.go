@@ -1,0 +1,106 @@
+package template
+
+import "math"
+
+// ssnT is a US Social Security Number: NNN-NN-NNNN or nine bare digits. Values may be any
+// nine digits (ITINs, test numbers); every free field of a token follows the SSA's issuing
+// rules: area not 000, 666 or 900-999, group not 00, serial not 0000.
+type ssnT struct{ common }
+
+func (t *ssnT) parse(value string) (digits []int, err error) {
+	if err := t.pre(value, 11); err != nil {
+		return nil, err
+	}
+	switch len(value) {
+	case 9:
+		for i := 0; i < 9; i++ {
+			if !isDigit(value[i]) {
+				return nil, t.fail("must be NNN-NN-NNNN or nine digits")
+			}
+			digits = append(digits, i)
+		}
+	case 11:
+		for i := 0; i < 11; i++ {
+			if i == 3 || i == 6 {
+				if value[i] != '-' {
+					return nil, t.fail("must be NNN-NN-NNNN or nine digits")
+				}
+				continue
+			}
+			if !isDigit(value[i]) {
+				return nil, t.fail("must be NNN-NN-NNNN or nine digits")
+			}
+			digits = append(digits, i)
+		}
+	default:
+		return nil, t.fail("must be NNN-NN-NNNN or nine digits")
+	}
+	return digits, nil
+}
+
+// free fields given the keeps (whole fields only).
+func (t *ssnT) fields() (area, group, serial bool) {
+	return t.def.KeepPrefix == 0, t.def.KeepPrefix <= 3, t.def.KeepSuffix == 0
+}
+
+func (t *ssnT) plan(value string) (*plan, error) {
+	digits, err := t.parse(value)
+	if err != nil {
+		return nil, err
+	}
+	s := newSlots(value)
+	for _, i := range digits[t.def.KeepPrefix : 9-t.def.KeepSuffix] {
+		s.add(i, digitChars, value[i])
+	}
+	areaFree, groupFree, serialFree := t.fields()
+	accept := func(tok string) bool {
+		d := make([]int, 0, 9)
+		for i := 0; i < len(tok); i++ {
+			if isDigit(tok[i]) {
+				d = append(d, int(tok[i]-'0'))
+			}
+		}
+		area := d[0]*100 + d[1]*10 + d[2]
+		group := d[3]*10 + d[4]
+		serial := d[5]*1000 + d[6]*100 + d[7]*10 + d[8]
+		return (!areaFree || area != 0 && area != 666 && area < 900) &&
+			(!groupFree || group != 0) && (!serialFree || serial != 0)
+	}
+	p := s.plan(accept, 0)
+	p.log10, _ = t.FreeSpace(9)
+	return p, nil
+}
+
+// Mask shows the kept prefix and the last four digits: "***-**-6789".
+func (t *ssnT) Mask(value string) string {
+	digits, err := t.parse(value)
+	if err != nil {
+		return "****"
+	}
+	show := map[int]bool{}
+	for k, i := range digits {
+		show[i] = k < t.def.KeepPrefix || k >= 5
+	}
+	return maskBytes(value, func(i int) bool { v, isDigit := show[i]; return v || !isDigit })
+}
+
+func (t *ssnT) FreeSpace(length int) (float64, bool) {
+	if length != 9 {
+		return 0, false
+	}
+	areaFree, groupFree, serialFree := t.fields()
+	n := 1.0
+	if areaFree {
+		n *= 898
+	}
+	if groupFree {
+		n *= 99
+	}
+	if serialFree {
+		n *= 9999
+	}
+	if n == 1 {
+		return math.Inf(-1), true
+	}
+	return math.Log10(n), true
+}

@@ -1,0 +1,286 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"unicode/utf8"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/template"
+)
+
+// maxAttempts bounds the probing for a free token. With FF1 candidates in a space of at least
+// 10^6 a collision is rare; with random candidates in small spaces it takes this many draws to
+// conclude the space is (nearly) full.
+const maxAttempts = 1000
+
+// TokenizeItem is one value to tokenize.
+type TokenizeItem struct {
+	Value    string
+	Template string
+	Domain   string // empty: DefaultDomain
+	Subject  string // optional data-subject id, for erasure
+}
+
+// TokenizeResult is the outcome of one item: Token, or Err (a per-item error wrapping
+// ErrInvalidValue, ErrTokenSpaceExhausted or another sentinel).
+type TokenizeResult struct {
+	Token string
+	Err   error
+}
+
+// DetokenizeItem is one token to reveal.
+type DetokenizeItem struct {
+	Token    string
+	Domain   string // empty: DefaultDomain
+	Template string // optional: the token must belong to this template
+}
+
+// DetokenizeResult is the outcome of one item: Value (with its Template), or Err wrapping
+// ErrNotFound or ErrIntegrity.
+type DetokenizeResult struct {
+	Value    string
+	Template string
+	Err      error
+}
+
+// prepared is the work computed outside the store transaction for one item.
+type prepared struct {
+	i       int
+	t       template.Template
+	domain  string
+	value   string
+	idxKey  []byte // nil for random templates
+	subject []byte // subjects key prefix, nil without subject
+	cand0   string
+	rec0    []byte
+}
+
+// Tokenize replaces each item's value with a token. A whole-call error (ErrBatchTooLarge,
+// ErrUnknownTemplate, a store failure) means nothing was stored. Otherwise every result has a
+// token or a per-item error, and every token returned is durably stored.
+func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeResult, error) {
+	if len(items) == 0 {
+		return nil, ErrEmptyBatch
+	}
+	if len(items) > MaxBatch {
+		return nil, ErrBatchTooLarge
+	}
+	tmpls, err := v.resolveTemplates(ctx, items)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]TokenizeResult, len(items))
+	work := make([]prepared, 0, len(items))
+	now := v.now().Unix()
+	for i, it := range items {
+		t := tmpls[i]
+		domain := it.Domain
+		if domain == "" {
+			domain = DefaultDomain
+		}
+		if !utf8.ValidString(it.Value) {
+			results[i].Err = fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, t.Name())
+			continue
+		}
+		if err := t.Check(it.Value); err != nil {
+			results[i].Err = err
+			continue
+		}
+		p := prepared{i: i, t: t, domain: domain, value: it.Value}
+		keys := tokenKeys{v: v, domain: domain, template: t.Name()}
+		if t.Mode() == template.Deterministic {
+			k, err := v.hmacKey("index", domain, t.Name())
+			if err != nil {
+				return nil, err
+			}
+			p.idxKey = indexKey(domain, t.Name(), fingerprint(k, it.Value))
+		}
+		if it.Subject != "" {
+			k, err := v.hmacKey("subject")
+			if err != nil {
+				return nil, err
+			}
+			p.subject = fingerprint(k, it.Subject)
+		}
+		p.cand0, err = t.Candidate(keys, it.Value, 0, v.rand)
+		if err != nil {
+			results[i].Err = v.internal("candidate", err)
+			continue
+		}
+		if p.rec0, err = v.seal(domain, t.Name(), p.cand0, it.Value, now); err != nil {
+			return nil, err
+		}
+		work = append(work, p)
+	}
+	if len(work) == 0 {
+		return results, nil
+	}
+	err = v.store.Update(ctx, func(tx store.Tx) error {
+		for _, p := range work {
+			tok, err := v.place(tx, p, now)
+			results[p.i] = TokenizeResult{Token: tok, Err: err}
+			if err != nil && !isItemError(err) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing tokens: %w", err)
+	}
+	return results, nil
+}
+
+func isItemError(err error) bool {
+	return errors.Is(err, ErrTokenSpaceExhausted) || errors.Is(err, ErrInvalidValue)
+}
+
+// place finds the item's token inside the transaction: the existing one for a value already
+// tokenized deterministically, else the first free candidate. It must stay free of side
+// effects outside tx: the store may run it twice.
+func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
+	if p.idxKey != nil {
+		if tok := tx.Get(bucketIndex, p.idxKey); tok != nil {
+			token := string(tok)
+			if p.subject != nil {
+				if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, token), []byte{}); err != nil {
+					return "", err
+				}
+			}
+			return token, nil
+		}
+	}
+	keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
+	cand, rec := p.cand0, p.rec0
+	for attempt := 0; ; {
+		if cand != p.value && tx.Get(bucketRecords, recordKey(p.domain, cand)) == nil {
+			break
+		}
+		attempt++
+		if attempt >= maxAttempts {
+			return "", ErrTokenSpaceExhausted
+		}
+		var err error
+		if cand, err = p.t.Candidate(keys, p.value, attempt, v.rand); err != nil {
+			return "", fmt.Errorf("computing candidate token: %w", err)
+		}
+		rec = nil
+	}
+	if rec == nil {
+		var err error
+		if rec, err = v.seal(p.domain, p.t.Name(), cand, p.value, now); err != nil {
+			return "", err
+		}
+	}
+	if err := tx.Put(bucketRecords, recordKey(p.domain, cand), rec); err != nil {
+		return "", err
+	}
+	if p.idxKey != nil {
+		if err := tx.Put(bucketIndex, p.idxKey, []byte(cand)); err != nil {
+			return "", err
+		}
+	}
+	if p.subject != nil {
+		if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, cand), []byte{}); err != nil {
+			return "", err
+		}
+	}
+	return cand, nil
+}
+
+func (v *Vault) seal(domain, tmpl, token, value string, now int64) ([]byte, error) {
+	ct, err := v.kr.Seal([]byte(value), recordAD(domain, tmpl, token))
+	if err != nil {
+		return nil, err
+	}
+	r := record{template: tmpl, createUnix: now, ciphertext: ct}
+	return r.marshal(), nil
+}
+
+func indexKey(domain, tmpl string, fp []byte) []byte {
+	k := make([]byte, 0, len(domain)+len(tmpl)+2+len(fp))
+	k = append(k, domain...)
+	k = append(k, 0)
+	k = append(k, tmpl...)
+	k = append(k, 0)
+	return append(k, fp...)
+}
+
+func subjectKey(fp []byte, domain, token string) []byte {
+	k := make([]byte, 0, len(fp)+len(domain)+1+len(token))
+	k = append(k, fp...)
+	k = append(k, domain...)
+	k = append(k, 0)
+	return append(k, token...)
+}
+
+// Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
+// token, or a template other than the one named) or ErrIntegrity.
+func (v *Vault) Detokenize(ctx context.Context, items []DetokenizeItem) ([]DetokenizeResult, error) {
+	if len(items) == 0 {
+		return nil, ErrEmptyBatch
+	}
+	if len(items) > MaxBatch {
+		return nil, ErrBatchTooLarge
+	}
+	raw := make([][]byte, len(items))
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		for i, it := range items {
+			d := it.Domain
+			if d == "" {
+				d = DefaultDomain
+			}
+			if b := tx.Get(bucketRecords, recordKey(d, it.Token)); b != nil {
+				raw[i] = append([]byte(nil), b...)
+			} else {
+				raw[i] = nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
+	results := make([]DetokenizeResult, len(items))
+	for i, it := range items {
+		if raw[i] == nil {
+			results[i].Err = ErrNotFound
+			continue
+		}
+		d := it.Domain
+		if d == "" {
+			d = DefaultDomain
+		}
+		r, err := unmarshalRecord(raw[i])
+		if err != nil {
+			v.log.Error("stored record is malformed", slog.String("domain", d))
+			results[i].Err = ErrIntegrity
+			continue
+		}
+		if it.Template != "" && it.Template != r.template {
+			results[i].Err = ErrNotFound
+			continue
+		}
+		if r.expireUnix != 0 && v.now().Unix() >= r.expireUnix {
+			results[i].Err = ErrNotFound
+			continue
+		}
+		pt, err := v.kr.Open(r.ciphertext, recordAD(d, r.template, it.Token))
+		if err != nil {
+			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", r.template))
+			results[i].Err = ErrIntegrity
+			continue
+		}
+		results[i] = DetokenizeResult{Value: string(pt), Template: r.template}
+	}
+	return results, nil
+}
+
+// internal logs an unexpected error (never with values) and returns an opaque error.
+func (v *Vault) internal(what string, err error) error {
+	v.log.Error("internal error", slog.String("op", what), slog.String("error", err.Error()))
+	return fmt.Errorf("internal error in %s", what)
+}

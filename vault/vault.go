@@ -1,0 +1,190 @@
+package vault
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tokenvault/tokenvault/crypto/fpe"
+	"github.com/tokenvault/tokenvault/crypto/keyring"
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Buckets of the store used by the vault.
+const (
+	bucketRecords   store.Bucket = "records"
+	bucketIndex     store.Bucket = "index"
+	bucketSubjects  store.Bucket = "subjects"
+	bucketTemplates store.Bucket = "templates"
+	bucketCreds     store.Bucket = "creds"
+	bucketCredHash  store.Bucket = "credhash"
+	bucketMeta      store.Bucket = "meta"
+)
+
+var metaKeyring = []byte("keyring")
+
+// MaxBatch is the most items a Tokenize or Detokenize call may carry.
+const MaxBatch = 10000
+
+// DefaultDomain is the domain of items that name none.
+const DefaultDomain = "default"
+
+// Config assembles a Vault.
+type Config struct {
+	// Store holds everything; the vault does not close it.
+	Store store.Store
+	// KEK wraps the keyring stored in Store.
+	KEK tink.AEAD
+	// Logger receives operational events; never values, tokens or secrets. Nil discards.
+	Logger *slog.Logger
+	// Rand is the randomness source for random tokens and secrets; nil means crypto/rand.
+	Rand io.Reader
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Vault is the tokenization core. It is safe for concurrent use.
+type Vault struct {
+	store store.Store
+	kr    *keyring.Keyring
+	log   *slog.Logger
+	rand  io.Reader
+	now   func() time.Time
+
+	ciphers   sync.Map // cipherKey → *fpe.FF1
+	hmacKeys  sync.Map // string → []byte
+	templates sync.Map // custom template name → template.Template
+	tmplMu    sync.Mutex
+}
+
+// Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK
+// when the KEK cannot unwrap the stored keyring.
+func Open(ctx context.Context, cfg Config) (*Vault, error) {
+	if cfg.Store == nil || cfg.KEK == nil {
+		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
+	}
+	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if v.rand == nil {
+		v.rand = rand.Reader
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	kr, err := loadKeyring(ctx, cfg.Store, cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	v.kr = kr
+	if err := v.loadTemplates(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func loadKeyring(ctx context.Context, s store.Store, kek tink.AEAD) (*keyring.Keyring, error) {
+	var blob []byte
+	if err := s.View(ctx, func(tx store.Tx) error {
+		if b := tx.Get(bucketMeta, metaKeyring); b != nil {
+			blob = append([]byte(nil), b...)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("vault: reading keyring: %w", err)
+	}
+	if blob != nil {
+		kr, err := keyring.Unwrap(blob, kek)
+		if err != nil {
+			return nil, ErrKEK
+		}
+		return kr, nil
+	}
+	kr, err := keyring.New()
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := kr.Wrap(kek)
+	if err != nil {
+		return nil, err
+	}
+	var stored []byte
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		stored = nil
+		if b := tx.Get(bucketMeta, metaKeyring); b != nil {
+			stored = append([]byte(nil), b...) // someone else initialised it first
+			return nil
+		}
+		return tx.Put(bucketMeta, metaKeyring, fresh)
+	}); err != nil {
+		return nil, fmt.Errorf("vault: storing keyring: %w", err)
+	}
+	if stored != nil {
+		kr, err := keyring.Unwrap(stored, kek)
+		if err != nil {
+			return nil, ErrKEK
+		}
+		return kr, nil
+	}
+	return kr, nil
+}
+
+// tokenKeys implements template.Keys for one (domain, template).
+type tokenKeys struct {
+	v                *Vault
+	domain, template string
+}
+
+// FF1 returns the FF1 cipher for this domain, template, alphabet and length, deriving and
+// caching it on first use. Separate keys per length and alphabet avoid related-domain
+// attacks on FF1.
+func (k tokenKeys) FF1(alphabet string, length int) (*fpe.FF1, error) {
+	ck := k.domain + "\x00" + k.template + "\x00" + alphabet + "\x00" + strconv.Itoa(length)
+	if c, ok := k.v.ciphers.Load(ck); ok {
+		return c.(*fpe.FF1), nil
+	}
+	key, err := k.v.kr.Derive("ff1", k.domain, k.template, alphabet, strconv.Itoa(length))
+	if err != nil {
+		return nil, err
+	}
+	c, err := fpe.NewFF1WithAlphabet(key, alphabet)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := k.v.ciphers.LoadOrStore(ck, c)
+	return actual.(*fpe.FF1), nil
+}
+
+// hmacKey returns the cached derived key for purpose and parts.
+func (v *Vault) hmacKey(purpose string, parts ...string) ([]byte, error) {
+	ck := purpose
+	for _, p := range parts {
+		ck += "\x00" + p
+	}
+	if k, ok := v.hmacKeys.Load(ck); ok {
+		return k.([]byte), nil
+	}
+	k, err := v.kr.Derive(purpose, parts...)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := v.hmacKeys.LoadOrStore(ck, k)
+	return actual.([]byte), nil
+}
+
+// fingerprint returns the first 16 bytes of HMAC-SHA256(key, data).
+func fingerprint(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	io.WriteString(m, data)
+	return m.Sum(nil)[:16]
+}
