@@ -27,6 +27,12 @@ func codeOf(err error) codes.Code {
 		errors.Is(err, vault.ErrInvalidTemplate),
 		errors.Is(err, vault.ErrInvalidValue):
 		return codes.InvalidArgument
+	case errors.Is(err, vault.ErrPermissionDenied):
+		return codes.PermissionDenied
+	case errors.Is(err, vault.ErrRateLimited):
+		return codes.ResourceExhausted
+	case errors.Is(err, vault.ErrGrantNotFound):
+		return codes.NotFound
 	case errors.Is(err, vault.ErrTemplateExists):
 		return codes.AlreadyExists
 	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 
@@ -35,7 +36,32 @@ func (s *Server) internalHTTP(ctx context.Context, grpcAddr string) (http.Handle
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
-	mux := runtime.NewServeMux(
+	mux := newGatewayMux()
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		tvpb.RegisterTokenServiceHandler,
+		tvpb.RegisterTemplateServiceHandler,
+		tvpb.RegisterCredentialServiceHandler,
+		tvpb.RegisterGrantServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	h := http.NewServeMux()
+	h.HandleFunc("GET /healthz", s.healthz)
+	h.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPISpec)
+	})
+	h.Handle("/", limitBody(mux))
+	return h, func() { conn.Close() }, nil
+}
+
+// newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules.
+func newGatewayMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &sanitizingMarshaler{JSONPb: runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -54,30 +80,33 @@ func (s *Server) internalHTTP(ctx context.Context, grpcAddr string) (http.Handle
 			return "", false
 		}),
 	)
-	if err := tvpb.RegisterTokenServiceHandler(ctx, mux, conn); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	if err := tvpb.RegisterTemplateServiceHandler(ctx, mux, conn); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	h := http.NewServeMux()
-	h.HandleFunc("GET /healthz", s.healthz)
-	h.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPISpec)
-	})
-	h.Handle("/", limitBody(mux))
-	return h, func() { conn.Close() }, nil
 }
 
-// vendorHTTP serves the vendor listener: health and nothing else yet (404).
-func (s *Server) vendorHTTP() http.Handler {
+// vendorHTTP serves the vendor listener: POST /v1/tokens:detokenize (the VendorService, on
+// its own gRPC server reached over an in-memory connection) and GET /healthz; anything else
+// is 404.
+func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
+	conn, err := grpc.NewClient("passthrough:///vendor",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.vconn.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: vendor gateway connection: %w", err)
+	}
+	mux := newGatewayMux()
+	if err := tvpb.RegisterVendorServiceHandler(ctx, mux, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /healthz", s.healthz)
-	return h
+	h.Handle("POST /v1/tokens:detokenize", limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/v1/vendor/tokens:detokenize", ""
+		mux.ServeHTTP(w, r2)
+	})))
+	return h, func() { conn.Close() }, nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

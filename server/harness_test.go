@@ -190,3 +190,21 @@ func decode(t *testing.T, data []byte) tokenizeResp {
 	}
 	return r
 }
+
+func jsonReader(t *testing.T, v any) io.Reader {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(data)
+}
+
+func decodeInto(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("decoding %s: %v", data, err)
+	}
+}
+
+func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -58,11 +58,12 @@ func withRequestID(ctx context.Context) context.Context {
 	return context.WithValue(ctx, keyRequestID, id)
 }
 
-// authenticator resolves bearer secrets and applies the authorization table.
+// authenticator resolves bearer secrets and applies the authorization table for one listener.
 type authenticator struct {
-	vault  *vault.Vault
-	policy map[string]Rule
-	log    *slog.Logger
+	vault    *vault.Vault
+	policy   map[string]Rule
+	listener Listener
+	log      *slog.Logger
 }
 
 func bearer(ctx context.Context) string {
@@ -81,6 +82,9 @@ func bearer(ctx context.Context) string {
 // authorize authenticates the caller of method and checks the table. It fails closed.
 func (a *authenticator) authorize(ctx context.Context, method string) (context.Context, error) {
 	rule, ok := a.policy[method]
+	if ok && rule.Listener != Both && rule.Listener != a.listener {
+		ok = false
+	}
 	if !ok {
 		a.log.WarnContext(ctx, "method not in authorization table", slog.String("method", method), slog.String("request_id", requestID(ctx)))
 		return ctx, status.Error(codes.PermissionDenied, "this method is not available")
@@ -101,44 +105,54 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 	}
 	ctx = context.WithValue(ctx, keyPrincipal, p)
 	if !rule.Allows(p.Role) {
+		if a.listener == Vendor || p.Role == vault.RoleVendor {
+			// Vendors and internal callers use separate listeners: say so, nothing more.
+			return ctx, status.Error(codes.PermissionDenied, "this credential may not call this method on this listener")
+		}
 		return ctx, status.Errorf(codes.PermissionDenied, "role %s may not call this method", p.Role)
 	}
 	return ctx, nil
 }
 
+// edge is one gRPC server's interceptor chain head, bound to its listener.
+type edge struct {
+	*Server
+	auth *authenticator
+}
+
 // unaryInterceptor is the one interceptor chain head: request id, recovery, logging and
 // authorization. Validation runs after it (chained in New).
-func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	ctx = withRequestID(ctx)
 	defer func() {
 		if r := recover(); r != nil {
 			// The panic value may hold request data: log only the stack.
-			s.log.ErrorContext(ctx, "panic in handler", slog.String("request_id", requestID(ctx)),
+			e.log.ErrorContext(ctx, "panic in handler", slog.String("request_id", requestID(ctx)),
 				slog.String("method", info.FullMethod), slog.String("stack", string(debug.Stack())))
 			resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
 		}
-		s.observe(ctx, info.FullMethod, start, err)
+		e.observe(ctx, info.FullMethod, start, err)
 	}()
-	ctx, err = s.auth.authorize(ctx, info.FullMethod)
+	ctx, err = e.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
 }
 
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+func (e *edge) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	ctx := withRequestID(ss.Context())
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.ErrorContext(ctx, "panic in stream handler", slog.String("request_id", requestID(ctx)),
+			e.log.ErrorContext(ctx, "panic in stream handler", slog.String("request_id", requestID(ctx)),
 				slog.String("method", info.FullMethod), slog.String("stack", string(debug.Stack())))
 			err = status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
 		}
-		s.observe(ctx, info.FullMethod, start, err)
+		e.observe(ctx, info.FullMethod, start, err)
 	}()
-	ctx, err = s.auth.authorize(ctx, info.FullMethod)
+	ctx, err = e.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,20 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-// Rule says who may call one RPC.
+// Listener names the listeners an RPC is served on.
+type Listener string
+
+// Listeners.
+const (
+	Internal Listener = "internal" // the internal gRPC listener and its HTTP gateway
+	Vendor   Listener = "vendor"   // the vendor HTTP listener
+	Both     Listener = "both"     // health checks
+)
+
+// Rule says who may call one RPC, and where.
 type Rule struct {
+	// Listener is where the RPC may be called; a call arriving elsewhere is refused.
+	Listener Listener
 	// Public methods need no credential (health checks).
 	Public bool
 	// Roles that may call the method. Empty and not Public: nobody.
@@ -17,6 +29,9 @@ type Rule struct {
 
 // Allows reports whether role may call the method.
 func (r Rule) Allows(role vault.Role) bool {
+	if r.Public {
+		return true
+	}
 	for _, x := range r.Roles {
 		if x == role {
 			return true
@@ -31,20 +46,29 @@ func (r Rule) Allows(role vault.Role) bool {
 //
 // With dev set, gRPC server reflection is public too (it is only served in dev mode).
 func Policy(dev bool) map[string]Rule {
-	admin := vault.RoleAdmin
-	internal := []vault.Role{admin, vault.RoleTokenizer, vault.RoleDetokenizer, vault.RoleAuditor}
+	admin, auditor := vault.RoleAdmin, vault.RoleAuditor
+	allInternal := []vault.Role{admin, vault.RoleTokenizer, vault.RoleDetokenizer, auditor}
+	in := func(roles ...vault.Role) Rule { return Rule{Listener: Internal, Roles: roles} }
 	p := map[string]Rule{
-		tvpb.TokenService_Tokenize_FullMethodName:          {Roles: []vault.Role{admin, vault.RoleTokenizer}},
-		tvpb.TokenService_Detokenize_FullMethodName:        {Roles: []vault.Role{admin, vault.RoleDetokenizer}},
-		tvpb.TemplateService_CreateTemplate_FullMethodName: {Roles: []vault.Role{admin}},
-		tvpb.TemplateService_ListTemplates_FullMethodName:  {Roles: internal},
-		grpc_health_v1.Health_Check_FullMethodName:         {Public: true},
-		grpc_health_v1.Health_Watch_FullMethodName:         {Public: true},
-		grpc_health_v1.Health_List_FullMethodName:          {Public: true},
+		tvpb.TokenService_Tokenize_FullMethodName:              in(admin, vault.RoleTokenizer),
+		tvpb.TokenService_Detokenize_FullMethodName:            in(admin, vault.RoleDetokenizer),
+		tvpb.TemplateService_CreateTemplate_FullMethodName:     in(admin),
+		tvpb.TemplateService_ListTemplates_FullMethodName:      in(allInternal...),
+		tvpb.CredentialService_CreateCredential_FullMethodName: in(admin),
+		tvpb.CredentialService_ListCredentials_FullMethodName:  in(admin, auditor),
+		tvpb.CredentialService_RevokeCredential_FullMethodName: in(admin),
+		tvpb.GrantService_CreateGrant_FullMethodName:           in(admin),
+		tvpb.GrantService_ListGrants_FullMethodName:            in(admin, auditor),
+		tvpb.GrantService_GetGrant_FullMethodName:              in(admin, auditor),
+		tvpb.GrantService_RevokeGrant_FullMethodName:           in(admin),
+		tvpb.VendorService_VendorDetokenize_FullMethodName:     {Listener: Vendor, Roles: []vault.Role{vault.RoleVendor}},
+		grpc_health_v1.Health_Check_FullMethodName:             {Listener: Both, Public: true},
+		grpc_health_v1.Health_Watch_FullMethodName:             {Listener: Both, Public: true},
+		grpc_health_v1.Health_List_FullMethodName:              {Listener: Both, Public: true},
 	}
 	if dev {
-		p["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"] = Rule{Public: true}
-		p["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] = Rule{Public: true}
+		p["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"] = Rule{Listener: Internal, Public: true}
+		p["/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] = Rule{Listener: Internal, Public: true}
 	}
 	return p
 }

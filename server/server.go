@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
@@ -47,7 +48,9 @@ type Server struct {
 	log     *slog.Logger
 	auth    *authenticator
 	metrics *metrics
-	grpc    *grpc.Server
+	grpc    *grpc.Server // internal
+	vgrpc   *grpc.Server // vendor: reached only through the vendor HTTP listener
+	vconn   *bufconn.Listener
 	health  *health.Server
 
 	mu    sync.Mutex
@@ -75,29 +78,43 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.auth = &authenticator{vault: cfg.Vault, policy: Policy(cfg.Dev), log: s.log}
 	validator, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxSendMsgSize(MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
-		grpc.ChainStreamInterceptor(s.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
-	)
+	policy := Policy(cfg.Dev)
+	newGRPC := func(l Listener) *grpc.Server {
+		e := &edge{Server: s, auth: &authenticator{vault: cfg.Vault, policy: policy, listener: l, log: s.log}}
+		return grpc.NewServer(
+			grpc.MaxRecvMsgSize(MaxMessageBytes),
+			grpc.MaxSendMsgSize(MaxMessageBytes),
+			grpc.ChainUnaryInterceptor(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
+			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
+		)
+	}
+	s.health = health.NewServer()
+
+	s.grpc = newGRPC(Internal)
 	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
 	tvpb.RegisterTemplateServiceServer(s.grpc, &templateService{s: s})
-	s.health = health.NewServer()
+	tvpb.RegisterCredentialServiceServer(s.grpc, &credentialService{s: s})
+	tvpb.RegisterGrantServiceServer(s.grpc, &grantService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
+
+	s.vgrpc = newGRPC(Vendor)
+	tvpb.RegisterVendorServiceServer(s.vgrpc, &vendorService{s: s})
+	grpc_health_v1.RegisterHealthServer(s.vgrpc, s.health)
+	s.vconn = bufconn.Listen(1 << 20)
 	if cfg.Dev {
 		reflection.Register(s.grpc)
 	}
 	return s, nil
 }
 
-// GRPCServer exposes the gRPC server so tests can walk its registered services.
-func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+// GRPCServers exposes the internal and vendor gRPC servers so tests can walk their services.
+func (s *Server) GRPCServers() map[Listener]*grpc.Server {
+	return map[Listener]*grpc.Server{Internal: s.grpc, Vendor: s.vgrpc}
+}
 
 // Ready is closed once every listener is bound; Addrs then returns the bound addresses.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
@@ -159,7 +176,16 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { errc <- hs.Serve(hlis) }()
 	}
 	if vlis != nil {
-		vs := &http.Server{Handler: s.vendorHTTP(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- s.vgrpc.Serve(s.vconn) }()
+		vh, closeVGW, err := s.vendorHTTP(ctx)
+		if err != nil {
+			closeAll()
+			s.grpc.Stop()
+			s.vgrpc.Stop()
+			return err
+		}
+		defer closeVGW()
+		vs := &http.Server{Handler: vh, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, vs)
 		addrs.Vendor = vlis.Addr().String()
 		go func() { errc <- vs.Serve(vlis) }()
@@ -188,11 +214,12 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = hs.Shutdown(sctx)
 	}
 	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
+	go func() { s.grpc.GracefulStop(); s.vgrpc.GracefulStop(); close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
 		s.grpc.Stop()
+		s.vgrpc.Stop()
 	}
 	return runErr
 }

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
-	"github.com/tokenvault/tokenvault/server"
 )
 
 func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
@@ -277,25 +276,5 @@ func TestHealth(t *testing.T) {
 	code, body = h.do("GET", "http://"+h.addrs.HTTP+"/openapi.json", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(body), "/v1/tokens:tokenize") {
 		t.Errorf("/openapi.json = %d", code)
-	}
-}
-
-// TestEveryMethodHasAPolicy walks the registered services: an RPC without an entry in the
-// authorization table would be refused for everyone, so it must not exist.
-func TestEveryMethodHasAPolicy(t *testing.T) {
-	h := start(t)
-	policy := server.Policy(false)
-	n := 0
-	for svc, info := range h.srv.GRPCServer().GetServiceInfo() {
-		for _, m := range info.Methods {
-			full := "/" + svc + "/" + m.Name
-			n++
-			if _, ok := policy[full]; !ok {
-				t.Errorf("%s has no entry in the authorization table", full)
-			}
-		}
-	}
-	if n < 4 {
-		t.Fatalf("walked only %d methods", n)
 	}
 }

@@ -54,6 +54,12 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 		} else {
 			out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
 		}
+		if r.Err != nil {
+			// A failed lookup names no template, and its domain is the caller's word: label
+			// neither, so callers cannot grow the metric's series at will.
+			t.s.countItem("detokenize", "-", "-", outcome)
+			continue
+		}
 		t.s.countItem("detokenize", r.Template, domainOrDefault(items[i].Domain), outcome)
 	}
 	return out, nil

@@ -25,6 +25,8 @@
 //	templates name                           → custom template definition (JSON)
 //	creds     id                             → credential (JSON, with SHA-256 of its secret)
 //	credhash  sha256(secret)                 → id
+//	grants    vendor 0x00 id                 → grant (JSON, with its use count)
+//	grantids  id                             → vendor
 //	meta      "keyring"                      → keyring wrapped under the KEK
 //
 // # Caveats

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -28,9 +29,14 @@ const (
 	bucketCreds     store.Bucket = "creds"
 	bucketCredHash  store.Bucket = "credhash"
 	bucketMeta      store.Bucket = "meta"
+	bucketGrants    store.Bucket = "grants"
+	bucketGrantIDs  store.Bucket = "grantids"
 )
 
 var metaKeyring = []byte("keyring")
+
+// domainRE is the syntax of token domain names (the API validates the same rule).
+var domainRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // MaxBatch is the most items a Tokenize or Detokenize call may carry.
 const MaxBatch = 10000
@@ -64,6 +70,7 @@ type Vault struct {
 	hmacKeys  sync.Map // string → []byte
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
+	limits    limiters
 }
 
 // Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK

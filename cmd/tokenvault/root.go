@@ -17,5 +17,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }

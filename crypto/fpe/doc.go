@@ -44,20 +44,26 @@
 // any string of valid length and alphabet decrypts to some plaintext, so a
 // forged or mistyped token is not detected here.
 //
-// Small domains are weak. SP 800-38G Rev. 1 requires radix^minlen >= 10^6,
-// and this package refuses shorter inputs ([ErrDomainTooSmall]): 6 digits,
-// 4 alphanumerics, 20 bits. Even above that bound an attacker who can get
-// many plaintext/ciphertext pairs learns much about a small domain;
-// values with few possibilities (a 4-digit PIN, a birth year) should get
-// random tokens from a lookup table instead of FPE.
+// Small domains are weak. Bellare, Hoang and Tessaro (CCS 2016) recover
+// messages of Feistel-based FPE, FF1 included, over small domains; SP
+// 800-38G Rev. 1 therefore requires radix^minlen >= 10^6, and this package
+// refuses shorter inputs ([ErrDomainTooSmall]): fewer than 6 digits, 4
+// alphanumerics or 20 bits. Values with few possibilities (a 4-digit PIN,
+// a birth year) need random tokens from a lookup table instead of FPE.
 //
-// Use a separate key for each domain, template and length. Known attacks
-// on FF1 and FF3 exploit related domains: Amon, Dunkelman, Keller, Ronen
-// and Shamir ("Three Third Generation Attacks on the Format Preserving
-// Encryption Scheme FF3", Eurocrypt 2021) and related work combine
-// ciphertexts of one key over different domains or tweaks. Deriving one key
-// per (tenant, template, length) and keeping tweaks distinct costs nothing
-// at this layer and removes those cross-domain relations.
+// Use a separate key for each domain, template and length. Amon,
+// Dunkelman, Keller, Ronen and Shamir ("Three Third Generation Attacks on
+// the Format Preserving Encryption Scheme FF3", Eurocrypt 2021) introduced
+// related-domain attacks, which combine encryptions under one key in
+// different domains, and applied them to FF3 and FF3-1. FF1 binds the
+// radix, the length and the tweak length into every round (the block P),
+// but one key per (tenant, template, length), derived from a master key,
+// costs nothing here and rules out that whole class of attack.
+//
+// The implementation is not constant-time: the time of a call may depend
+// on the values (integer division, math/big for long inputs, the position
+// of the first invalid character). Do not let an attacker time many calls
+// on chosen data with precision.
 //
 // Characters are Unicode code points. Text with accents must be normalized
 // (for example to NFC) by the caller; "é" as one code point and "e" plus a

@@ -525,7 +525,7 @@ func (f *FF1) feistelBig(x *[aes.BlockSize]byte, tweak []byte, u int, digits []u
 	v := n - u
 	var modU, modV, y big.Int
 	f.bigPow(&modU, u)
-	f.bigPow(&modV, v)
+	modV.Mul(&modU, new(big.Int).SetUint64(f.pow[v-u])) // v-u is 0 or 1
 	// Step 3: b = ceil(ceil(v*LOG(radix))/8), the byte length of
 	// radix^v - 1.
 	y.Sub(&modV, big.NewInt(1))
@@ -548,6 +548,7 @@ func (f *FF1) feistelBig(x *[aes.BlockSize]byte, tweak []byte, u int, digits []u
 
 	// Step 2: A = X[1..u]; B = X[u+1..n], as NUM_radix(A), NUM_radix(B).
 	a, b, c := new(big.Int), new(big.Int), new(big.Int)
+	var q, sum big.Int // reused by every round
 	f.bigNum(a, digits[:u])
 	f.bigNum(b, digits[u:])
 
@@ -586,14 +587,18 @@ func (f *FF1) feistelBig(x *[aes.BlockSize]byte, tweak []byte, u int, digits []u
 		}
 		if !decrypt {
 			// Step 6.vi: c = (NUM_radix(A) + y) mod radix^m.
-			c.Add(a, &y)
-			c.Mod(c, mod)
+			sum.Add(a, &y)
+			q.QuoRem(&sum, mod, c)
 			// Steps 6.vii-ix: A = B; B = C.
 			a, b, c = b, c, a
 		} else {
-			// Step 6.vi: c = (NUM_radix(B) - y) mod radix^m (Euclidean).
-			c.Sub(b, &y)
-			c.Mod(c, mod)
+			// Step 6.vi: c = (NUM_radix(B) - y) mod radix^m; QuoRem
+			// truncates, so a negative remainder needs radix^m added.
+			sum.Sub(b, &y)
+			q.QuoRem(&sum, mod, c)
+			if c.Sign() < 0 {
+				c.Add(c, mod)
+			}
 			// Steps 6.vii-ix: B = A; A = C.
 			a, b, c = c, a, b
 		}

@@ -357,6 +357,24 @@ func TestStr64(t *testing.T) {
 	}
 }
 
+// TestFastPathBounds checks the limits the package documentation states.
+func TestFastPathBounds(t *testing.T) {
+	for _, tc := range []struct {
+		alphabet string
+		maxFast  int
+	}{
+		{digits36[:10], 38}, {digits36, 24}, {alnum62, 20}, {digits36[:2], 126},
+	} {
+		f, err := NewFF1WithAlphabet(make([]byte, 16), tc.alphabet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if 2*f.fastV != tc.maxFast {
+			t.Errorf("radix %d: uint64 path up to %d characters, want %d", f.Radix(), 2*f.fastV, tc.maxFast)
+		}
+	}
+}
+
 func TestMinLen(t *testing.T) {
 	for _, tc := range []struct{ radix, minLen int }{
 		{2, 20}, {3, 13}, {10, 6}, {16, 5}, {26, 5}, {36, 4}, {62, 4}, {100, 3}, {999, 3}, {1000, 2}, {65536, 2},
@@ -545,6 +563,13 @@ func TestAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { _, _ = f.Decrypt(tweak, ct) }); n > 1 {
 		t.Errorf("Decrypt: %v allocations, want at most 1", n)
+	}
+	g, err := NewFF1WithAlphabet(make([]byte, 16), accented)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = g.Encrypt(tweak, "àâäçéèêëîïôöùûüÿ") }); n > 1 {
+		t.Errorf("Encrypt (non-ASCII alphabet): %v allocations, want at most 1", n)
 	}
 }
 

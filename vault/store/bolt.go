@@ -15,10 +15,10 @@ import (
 
 // Defaults used by Open for zero Options fields.
 const (
-	DefaultMode     os.FileMode = 0o600
-	DefaultTimeout              = 1500 * time.Millisecond
-	DefaultMaxGroup             = 1024
-	DefaultInitialMmapSize      = 1 << 30
+	DefaultMode            os.FileMode = 0o600
+	DefaultTimeout                     = 1500 * time.Millisecond
+	DefaultMaxGroup                    = 1024
+	DefaultInitialMmapSize             = 1 << 30
 )
 
 // Options configure Open. The zero value is ready to use.

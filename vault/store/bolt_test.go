@@ -183,10 +183,17 @@ func blockCommitter(t *testing.T, s *store.Bolt) (release func()) {
 	return release
 }
 
-// waitQueued waits until the committer has n requests queued, as seen by
-// the store's accounting of requests answered. There is no direct
-// observation of the queue, so it sleeps a little.
-func settle() { time.Sleep(100 * time.Millisecond) }
+// waitQueued waits until n Update calls are queued behind the committer.
+func waitQueued(t *testing.T, s *store.Bolt, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for store.QueueLen(s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Update calls queued after 10s, want %d", store.QueueLen(s), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func TestGroupCommitGroups(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
@@ -203,7 +210,7 @@ func TestGroupCommitGroups(t *testing.T) {
 			}
 		})
 	}
-	settle()
+	waitQueued(t, s, n)
 	before := s.Stats()
 	release()
 	wg.Wait()
@@ -213,8 +220,8 @@ func TestGroupCommitGroups(t *testing.T) {
 	if committed != n+1 { // + the blocker
 		t.Errorf("committed %d Updates, want %d", committed, n+1)
 	}
-	if commits > 3 {
-		t.Errorf("%d queued Updates took %d commits, want them grouped (<= 3)", n, commits)
+	if commits != 2 {
+		t.Errorf("%d queued Updates took %d commits, want the blocker's and one for them all", n, commits)
 	}
 }
 
@@ -263,13 +270,13 @@ func TestMaxGroup(t *testing.T) {
 			}
 		})
 	}
-	settle()
+	waitQueued(t, s, n)
 	before := s.Stats()
 	release()
 	wg.Wait()
 	commits := s.Stats().Commits - before.Commits
-	if commits < n/8 {
-		t.Errorf("%d Updates with MaxGroup 8 took %d commits, want >= %d", n, commits, n/8)
+	if want := uint64(1 + n/8); commits != want { // the blocker's, then groups of 8
+		t.Errorf("%d Updates with MaxGroup 8 took %d commits, want %d", n, commits, want)
 	}
 }
 
@@ -286,7 +293,7 @@ func TestLoneUpdateDoesNotWait(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if per := time.Since(start) / n; per > 3*time.Millisecond {
+	if per := time.Since(start) / n; per > 5*time.Millisecond {
 		t.Errorf("a lone Update (NoSync) took %v on average, want no batching delay", per)
 	}
 }
@@ -303,7 +310,7 @@ func TestCancelWhileQueued(t *testing.T) {
 			return tx.Put("b", []byte("k"), []byte("v"))
 		})
 	}()
-	settle()
+	waitQueued(t, s, 1)
 	cancel()
 	select {
 	case err := <-errc:
@@ -335,7 +342,7 @@ func TestCloseWhileQueued(t *testing.T) {
 			})
 		})
 	}
-	settle()
+	waitQueued(t, s, n)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	// Close waits for the queued work: it cannot finish while it is blocked.
@@ -392,7 +399,7 @@ func TestRollbackRerun(t *testing.T) {
 			})
 		})
 	}
-	settle()
+	waitQueued(t, s, n)
 	before := s.Stats()
 	release()
 	wg.Wait()
@@ -455,7 +462,7 @@ func TestFailWithoutWriteNoRollback(t *testing.T) {
 			}
 		})
 	}
-	settle()
+	waitQueued(t, s, n)
 	before := s.Stats()
 	release()
 	wg.Wait()

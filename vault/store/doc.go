@@ -55,7 +55,7 @@ again. Functions must therefore have no side effects outside the Tx other
 than assigning their own result variables (on every run), and must be quick:
 a slow function delays every caller of its group. A function that returns an
 error, or panics, has none of its writes kept; a panic is returned as an error
-wrapping ErrPanic. A function must not call View or Update on the same
+wrapping ErrPanic. A function must not call Update or Close on the same
 store: it would deadlock.
 
 Values are valid only inside the transaction. Slices returned by Tx.Get and

@@ -99,9 +99,10 @@ type Store interface {
 	//   - If ctx is done before fn first starts, Update returns ctx.Err() and
 	//     fn is not run. Once fn has started, ctx is no longer consulted: the
 	//     call waits for the commit and its result stands.
-	//   - fn must not call View or Update on the same Store (it would
-	//     deadlock), must not use the Tx from other goroutines, and must not
-	//     block for long: it holds up every caller in its group.
+	//   - fn must not call Update or Close on the same Store (it would
+	//     deadlock) nor View (which would not see the transaction's writes),
+	//     must not use the Tx from other goroutines, and must not block for
+	//     long: it holds up every caller in its group.
 	//
 	// Update returns ErrClosed if called after Close.
 	Update(ctx context.Context, fn func(Tx) error) error

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+)
+
+type credentialService struct {
+	tvpb.UnsafeCredentialServiceServer
+	s *Server
+}
+
+func credentialToProto(c vault.Credential) *tvpb.Credential {
+	return &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
+		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked}
+}
+
+func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
+	cred, secret, err := c.s.vault.CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor())
+	if err != nil {
+		return nil, toStatus(ctx, c.s.log, err)
+	}
+	return &tvpb.CreateCredentialResponse{Credential: credentialToProto(cred), Secret: secret}, nil
+}
+
+func (c *credentialService) ListCredentials(ctx context.Context, _ *tvpb.ListCredentialsRequest) (*tvpb.ListCredentialsResponse, error) {
+	creds, err := c.s.vault.ListCredentials(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, c.s.log, err)
+	}
+	out := &tvpb.ListCredentialsResponse{}
+	for _, cr := range creds {
+		out.Credentials = append(out.Credentials, credentialToProto(cr))
+	}
+	return out, nil
+}
+
+func (c *credentialService) RevokeCredential(ctx context.Context, req *tvpb.RevokeCredentialRequest) (*tvpb.RevokeCredentialResponse, error) {
+	if err := c.s.vault.RevokeCredential(ctx, req.GetId()); err != nil {
+		return nil, toStatus(ctx, c.s.log, err)
+	}
+	return &tvpb.RevokeCredentialResponse{}, nil
+}
+
+type grantService struct {
+	tvpb.UnsafeGrantServiceServer
+	s *Server
+}
+
+func grantToProto(g vault.Grant) *tvpb.Grant {
+	pg := &tvpb.Grant{
+		Id: g.ID, Vendor: g.Vendor, Domains: g.Domains, Templates: g.Templates, Purpose: g.Purpose,
+		CreateTime: timestamppb.New(g.CreateTime), ExpireTime: timestamppb.New(g.ExpireTime),
+		RatePerMinute: int32(g.RatePerMin), Quota: g.Quota, Used: g.Used, SourceCidrs: g.SourceCIDRs,
+		Revoked: g.Revoked, Reveal: tvpb.Reveal_REVEAL_FULL,
+	}
+	if g.Reveal == vault.RevealMasked {
+		pg.Reveal = tvpb.Reveal_REVEAL_MASKED
+	}
+	return pg
+}
+
+func (g *grantService) CreateGrant(ctx context.Context, req *tvpb.CreateGrantRequest) (*tvpb.CreateGrantResponse, error) {
+	pg := req.GetGrant()
+	in := vault.Grant{
+		Vendor: pg.GetVendor(), Domains: pg.GetDomains(), Templates: pg.GetTemplates(), Purpose: pg.GetPurpose(),
+		RatePerMin: int(pg.GetRatePerMinute()), Quota: pg.GetQuota(), SourceCIDRs: pg.GetSourceCidrs(),
+		Reveal: vault.RevealFull,
+	}
+	if pg.GetReveal() == tvpb.Reveal_REVEAL_MASKED {
+		in.Reveal = vault.RevealMasked
+	}
+	switch {
+	case req.GetTtl() != nil && pg.GetExpireTime() != nil:
+		return nil, status.Error(codes.InvalidArgument, "set either ttl or grant.expire_time, not both")
+	case req.GetTtl() != nil:
+		if err := req.GetTtl().CheckValid(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "ttl is not a valid duration")
+		}
+		in.ExpireTime = time.Now().Add(req.GetTtl().AsDuration())
+	case pg.GetExpireTime() != nil:
+		if err := pg.GetExpireTime().CheckValid(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "grant.expire_time is not a valid time")
+		}
+		in.ExpireTime = pg.GetExpireTime().AsTime()
+	default:
+		return nil, status.Error(codes.InvalidArgument, "a grant needs an expiry: set ttl or grant.expire_time")
+	}
+	out, err := g.s.vault.CreateGrant(ctx, in)
+	if err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
+	return &tvpb.CreateGrantResponse{Grant: grantToProto(out)}, nil
+}
+
+func (g *grantService) ListGrants(ctx context.Context, req *tvpb.ListGrantsRequest) (*tvpb.ListGrantsResponse, error) {
+	gs, err := g.s.vault.ListGrants(ctx, req.GetVendor())
+	if err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
+	out := &tvpb.ListGrantsResponse{}
+	for _, x := range gs {
+		out.Grants = append(out.Grants, grantToProto(x))
+	}
+	return out, nil
+}
+
+func (g *grantService) GetGrant(ctx context.Context, req *tvpb.GetGrantRequest) (*tvpb.GetGrantResponse, error) {
+	x, err := g.s.vault.GetGrant(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
+	return &tvpb.GetGrantResponse{Grant: grantToProto(x)}, nil
+}
+
+func (g *grantService) RevokeGrant(ctx context.Context, req *tvpb.RevokeGrantRequest) (*tvpb.RevokeGrantResponse, error) {
+	if err := g.s.vault.RevokeGrant(ctx, req.GetId()); err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
+	return &tvpb.RevokeGrantResponse{}, nil
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+)
+
+// vendorService runs on the vendor gRPC server, which only the vendor HTTP listener's gateway
+// reaches (in memory); so the x-forwarded-for metadata it sets is trusted.
+type vendorService struct {
+	tvpb.UnsafeVendorServiceServer
+	s *Server
+}
+
+func sourceAddr(ctx context.Context) netip.Addr {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("x-forwarded-for") {
+		first := strings.TrimSpace(strings.Split(v, ",")[0])
+		if a, err := netip.ParseAddr(first); err == nil {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDetokenizeRequest) (*tvpb.VendorDetokenizeResponse, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok || p.Role != vault.RoleVendor {
+		return nil, status.Error(codes.PermissionDenied, "this credential may not call this method on this listener")
+	}
+	items := make([]vault.DetokenizeItem, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
+	}
+	res, err := v.s.vault.VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), Items: items})
+	if err != nil {
+		return nil, toStatus(ctx, v.s.log, err)
+	}
+	out := &tvpb.VendorDetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
+	for i, r := range res {
+		if r.Err != nil {
+			out.Results[i] = &tvpb.DetokenizeResult{Error: itemError(ctx, v.s.log, r.Err)}
+			// Never label a denied item with its template or the caller's domain.
+			v.s.countItem("vendor_detokenize", "-", "-", out.Results[i].Error.Code)
+			continue
+		}
+		out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
+		v.s.countItem("vendor_detokenize", r.Template, domainOrDefault(items[i].Domain), "ok")
+	}
+	return out, nil
+}

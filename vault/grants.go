@@ -1,0 +1,440 @@
+package vault
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Reveal says what a grant reveals.
+type Reveal string
+
+// Reveal kinds.
+const (
+	RevealFull   Reveal = "full"
+	RevealMasked Reveal = "masked"
+)
+
+// Grant lets one vendor reveal tokens of some domains and templates until it expires or is
+// revoked.
+type Grant struct {
+	ID          string    `json:"id"`
+	Vendor      string    `json:"vendor"`
+	Domains     []string  `json:"domains"`
+	Templates   []string  `json:"templates"`
+	Reveal      Reveal    `json:"reveal"`
+	Purpose     string    `json:"purpose"`
+	CreateTime  time.Time `json:"create_time"`
+	ExpireTime  time.Time `json:"expire_time"`
+	RatePerMin  int       `json:"rate_per_minute,omitempty"`
+	Quota       int64     `json:"quota,omitempty"`
+	Used        int64     `json:"used"`
+	SourceCIDRs []string  `json:"source_cidrs,omitempty"`
+	Revoked     bool      `json:"revoked,omitempty"`
+}
+
+// live reports whether g can reveal anything at now.
+func (g *Grant) live(now time.Time) bool {
+	return !g.Revoked && now.Before(g.ExpireTime) && (g.Quota == 0 || g.Used < g.Quota)
+}
+
+func (g *Grant) covers(domain, tmpl string, src netip.Addr) bool {
+	if !slices.Contains(g.Domains, domain) || !slices.Contains(g.Templates, tmpl) {
+		return false
+	}
+	if len(g.SourceCIDRs) == 0 {
+		return true
+	}
+	for _, c := range g.SourceCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil && src.IsValid() && p.Contains(src.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
+// It reads the same whether the token exists or not.
+var ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")
+
+// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate or
+// quota: nothing is revealed.
+var ErrRateLimited = errors.New("grant rate or quota exceeded; retry later")
+
+// ErrGrantNotFound is returned when a grant id does not exist.
+var ErrGrantNotFound = errors.New("grant not found")
+
+// MaxGrantTTL bounds how long a grant may live.
+const MaxGrantTTL = 5 * 365 * 24 * time.Hour
+
+// grantKey is vendor 0x00 id, so one vendor's grants are one prefix scan.
+func grantKey(vendor, id string) []byte { return []byte(vendor + "\x00" + id) }
+
+// limiters keeps one token bucket per grant.
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func (l *limiters) get(g *Grant) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*rate.Limiter{}
+	}
+	lim, ok := l.m[g.ID]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(float64(g.RatePerMin)/60), g.RatePerMin)
+		l.m[g.ID] = lim
+	}
+	return lim
+}
+
+// CreateGrant validates and stores a grant; it applies at once.
+func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
+	now := v.now().UTC()
+	if !nameRE.MatchString(g.Vendor) {
+		return Grant{}, fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
+	}
+	if len(g.Domains) == 0 || len(g.Templates) == 0 {
+		return Grant{}, fmt.Errorf("%w: a grant needs at least one domain and one template", ErrInvalidArgument)
+	}
+	for _, d := range g.Domains {
+		if !domainRE.MatchString(d) {
+			return Grant{}, fmt.Errorf("%w: domain names must match %s", ErrInvalidArgument, domainRE)
+		}
+	}
+	for _, t := range g.Templates {
+		if _, ok := v.lookupTemplate(t); !ok {
+			return Grant{}, fmt.Errorf("%w %q", ErrUnknownTemplate, t)
+		}
+	}
+	switch g.Reveal {
+	case "":
+		g.Reveal = RevealFull
+	case RevealFull, RevealMasked:
+	default:
+		return Grant{}, fmt.Errorf("%w: reveal must be full or masked", ErrInvalidArgument)
+	}
+	if g.Purpose == "" || len(g.Purpose) > 256 {
+		return Grant{}, fmt.Errorf("%w: a grant needs a purpose of 1 to 256 bytes", ErrInvalidArgument)
+	}
+	if !g.ExpireTime.After(now) {
+		return Grant{}, fmt.Errorf("%w: the grant's expiry must be in the future", ErrInvalidArgument)
+	}
+	if g.ExpireTime.Sub(now) > MaxGrantTTL {
+		return Grant{}, fmt.Errorf("%w: a grant may last at most %s", ErrInvalidArgument, MaxGrantTTL)
+	}
+	if g.RatePerMin < 0 || g.Quota < 0 {
+		return Grant{}, fmt.Errorf("%w: rate and quota must not be negative", ErrInvalidArgument)
+	}
+	for _, c := range g.SourceCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return Grant{}, fmt.Errorf("%w: source networks must be in CIDR notation (e.g. 203.0.113.0/24)", ErrInvalidArgument)
+		}
+	}
+	var idb [8]byte
+	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
+		return Grant{}, err
+	}
+	g.ID = "grant_" + hex.EncodeToString(idb[:])
+	g.CreateTime, g.ExpireTime = now, g.ExpireTime.UTC()
+	g.Used, g.Revoked = 0, false
+	blob, err := json.Marshal(g)
+	if err != nil {
+		return Grant{}, err
+	}
+	err = v.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
+			return err
+		}
+		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("storing grant: %w", err)
+	}
+	return g, nil
+}
+
+// ListGrants lists grants, of one vendor when vendor is not empty.
+func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
+	var prefix []byte
+	if vendor != "" {
+		prefix = []byte(vendor + "\x00")
+	}
+	var out []Grant
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketGrants, prefix, nil, func(_, val []byte) error {
+			var g Grant
+			if err := json.Unmarshal(val, &g); err != nil {
+				return err
+			}
+			out = append(out, g)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// GetGrant returns one grant.
+func (v *Vault) GetGrant(ctx context.Context, id string) (Grant, error) {
+	var g Grant
+	found := false
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		vendor := tx.Get(bucketGrantIDs, []byte(id))
+		if vendor == nil {
+			return nil
+		}
+		blob := tx.Get(bucketGrants, grantKey(string(vendor), id))
+		if blob == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(blob, &g)
+	})
+	if err != nil {
+		return Grant{}, err
+	}
+	if !found {
+		return Grant{}, ErrGrantNotFound
+	}
+	return g, nil
+}
+
+// RevokeGrant revokes a grant at once; revoking a revoked grant is not an error.
+func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
+	found := false
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		found = false
+		vendor := tx.Get(bucketGrantIDs, []byte(id))
+		if vendor == nil {
+			return nil
+		}
+		key := grantKey(string(vendor), id)
+		blob := tx.Get(bucketGrants, key)
+		if blob == nil {
+			return nil
+		}
+		found = true
+		var g Grant
+		if err := json.Unmarshal(blob, &g); err != nil {
+			return err
+		}
+		g.Revoked = true
+		nb, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketGrants, key, nb)
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return ErrGrantNotFound
+	}
+	return nil
+}
+
+// VendorRequest is one vendor detokenize call.
+type VendorRequest struct {
+	Vendor  string
+	Purpose string
+	Source  netip.Addr // the caller's address, for grants with source networks
+	Items   []DetokenizeItem
+}
+
+// VendorResult is one item's outcome, with the grant that allowed it.
+type VendorResult struct {
+	DetokenizeResult
+	GrantID string
+}
+
+// VendorDetokenize reveals each item only if a live grant of the vendor covers its domain and
+// template (and the caller's address). An item with no covering grant gets
+// ErrPermissionDenied, whether its token exists or not: both cost one store read and no
+// decryption. If revealing the covered items would exceed a grant's rate or quota, the whole
+// call fails with ErrRateLimited and nothing is revealed. Masked grants return masked values.
+func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]VendorResult, error) {
+	if len(req.Items) == 0 {
+		return nil, ErrEmptyBatch
+	}
+	if len(req.Items) > MaxBatch {
+		return nil, ErrBatchTooLarge
+	}
+	if req.Vendor == "" {
+		return nil, ErrPermissionDenied
+	}
+	if req.Purpose == "" {
+		return nil, fmt.Errorf("%w: a vendor must state a purpose", ErrInvalidArgument)
+	}
+	now := v.now()
+	raw := make([][]byte, len(req.Items))
+	var grants []*Grant
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		grants = grants[:0]
+		if err := tx.Scan(bucketGrants, []byte(req.Vendor+"\x00"), nil, func(_, val []byte) error {
+			var g Grant
+			if err := json.Unmarshal(val, &g); err != nil {
+				return err
+			}
+			if g.live(now) {
+				grants = append(grants, &g)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i, it := range req.Items {
+			raw[i] = nil
+			if b := tx.Get(bucketRecords, recordKey(domainOr(it.Domain), it.Token)); b != nil {
+				raw[i] = append([]byte(nil), b...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading grants and tokens: %w", err)
+	}
+	results := make([]VendorResult, len(req.Items))
+	recs := make([]record, len(req.Items))
+	chosen := make([]*Grant, len(req.Items))
+	perGrant := map[*Grant]int{}
+	for i, it := range req.Items {
+		results[i].Err = ErrPermissionDenied
+		if raw[i] == nil {
+			continue
+		}
+		r, err := unmarshalRecord(raw[i])
+		if err != nil {
+			continue
+		}
+		if it.Template != "" && it.Template != r.template {
+			continue
+		}
+		if r.expireUnix != 0 && now.Unix() >= r.expireUnix {
+			continue
+		}
+		for _, g := range grants {
+			if g.covers(domainOr(it.Domain), r.template, req.Source) {
+				chosen[i], recs[i] = g, r
+				perGrant[g]++
+				break
+			}
+		}
+	}
+	// Rate and quota: reserve everything this call would reveal, or reveal nothing.
+	var reserved []*rate.Reservation
+	for g, n := range perGrant {
+		if g.Quota > 0 && g.Used+int64(n) > g.Quota {
+			cancelAll(reserved)
+			return nil, ErrRateLimited
+		}
+		if g.RatePerMin > 0 {
+			r := v.limits.get(g).ReserveN(now, n)
+			if !r.OK() || r.DelayFrom(now) > 0 {
+				r.CancelAt(now)
+				cancelAll(reserved)
+				return nil, ErrRateLimited
+			}
+			reserved = append(reserved, r)
+		}
+	}
+	if err := v.countUse(ctx, perGrant); err != nil {
+		cancelAll(reserved)
+		return nil, err
+	}
+	for i, it := range req.Items {
+		g := chosen[i]
+		if g == nil {
+			continue
+		}
+		d := domainOr(it.Domain)
+		pt, err := v.kr.Open(recs[i].ciphertext, recordAD(d, recs[i].template, it.Token))
+		if err != nil {
+			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", recs[i].template))
+			results[i].Err = ErrIntegrity
+			continue
+		}
+		val := string(pt)
+		if g.Reveal == RevealMasked {
+			t, ok := v.lookupTemplate(recs[i].template)
+			if !ok {
+				results[i].Err = ErrIntegrity
+				continue
+			}
+			val = t.Mask(val)
+		}
+		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template}, GrantID: g.ID}
+	}
+	return results, nil
+}
+
+func cancelAll(rs []*rate.Reservation) {
+	for _, r := range rs {
+		r.Cancel()
+	}
+}
+
+// countUse adds each grant's reveals to its stored use count, checking quotas again inside the
+// transaction so concurrent calls cannot overrun them.
+func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int) error {
+	if len(perGrant) == 0 {
+		return nil
+	}
+	type upd struct {
+		key []byte
+		n   int64
+	}
+	var ups []upd
+	for g, n := range perGrant {
+		ups = append(ups, upd{grantKey(g.Vendor, g.ID), int64(n)})
+	}
+	sort.Slice(ups, func(i, j int) bool { return string(ups[i].key) < string(ups[j].key) })
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		for _, u := range ups {
+			blob := tx.Get(bucketGrants, u.key)
+			if blob == nil {
+				return ErrRateLimited
+			}
+			var g Grant
+			if err := json.Unmarshal(blob, &g); err != nil {
+				return err
+			}
+			if g.Revoked || (g.Quota > 0 && g.Used+u.n > g.Quota) {
+				// Revoked or exhausted since the read: roll back and reveal nothing.
+				return ErrRateLimited
+			}
+			g.Used += u.n
+			nb, err := json.Marshal(g)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bucketGrants, u.key, nb); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+func domainOr(d string) string {
+	if d == "" {
+		return DefaultDomain
+	}
+	return d
+}
