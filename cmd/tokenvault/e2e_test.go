@@ -353,7 +353,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	// Templates.
-	out = mustCLI(append([]string{"template", "create", "--name", "e2e-card", "--base", "pan", "--keep-prefix", "6", "--keep-suffix", "4"}, flags...)...)
+	out = mustCLI(append([]string{"template", "create", "--name", "e2e-card", "--base", "pan", "--keep-suffix", "4", "--luhn", "valid"}, flags...)...)
 	if !strings.Contains(out, "e2e-card") {
 		t.Errorf("template create printed %q, want the template", out)
 	}
@@ -388,10 +388,10 @@ func TestCLI(t *testing.T) {
 	if !found {
 		t.Errorf("template list -o json has no e2e-card:\n%s", out)
 	}
-	// The custom template tokenizes, keeping its prefix and suffix.
+	// The custom template tokenizes: 16 digits, the last four kept, Luhn-valid.
 	out = mustCLI(append([]string{"tokenize", "--template", "e2e-card"}, append(flags, pan)...)...)
-	if ct := strings.TrimSpace(out); len(ct) != 16 || ct[:6] != pan[:6] || ct[12:] != pan[12:] || ct == pan {
-		t.Errorf("tokenize with e2e-card printed %q, want 16 digits keeping 411111…1111", out)
+	if ct := strings.TrimSpace(out); len(ct) != 16 || ct[12:] != pan[12:] || ct == pan || !luhnOK(ct) {
+		t.Errorf("tokenize with e2e-card printed %q, want 16 Luhn-valid digits ending 1111", out)
 	}
 
 	srv.stopClean()
@@ -555,4 +555,22 @@ func TestNoPIIInLogs(t *testing.T) {
 	if t.Failed() {
 		t.Logf("stderr:\n%s", logs)
 	}
+}
+
+// luhnOK reports whether a digit string passes the Luhn check.
+func luhnOK(s string) bool {
+	sum := 0
+	for i := range len(s) {
+		d := int(s[len(s)-1-i] - '0')
+		if d < 0 || d > 9 {
+			return false
+		}
+		if i%2 == 1 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
 }

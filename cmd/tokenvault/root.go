@@ -17,6 +17,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
+	root.AddCommand(newCredentialCmd(), newGrantCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }
