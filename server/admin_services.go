@@ -19,11 +19,11 @@ type credentialService struct {
 
 func credentialToProto(c vault.Credential) *tvpb.Credential {
 	return &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
-		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked}
+		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN}
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	cred, secret, err := c.s.vault.CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor())
+	cred, secret, err := c.s.vault.CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor(), req.GetCertSan())
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}

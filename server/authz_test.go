@@ -33,7 +33,7 @@ func callers(t *testing.T, h *harness) []caller {
 		if r == vault.RoleVendor {
 			vendor = "acme"
 		}
-		_, secret, err := h.vault.CreateCredential(context.Background(), "matrix-"+string(r), r, vendor)
+		_, secret, err := h.vault.CreateCredential(context.Background(), "matrix-"+string(r), r, vendor, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -28,8 +29,9 @@ var openAPISpec []byte
 // internalHTTP builds the internal HTTP handler: the gateway (dialing the gRPC listener so
 // every interceptor runs), /healthz, /metrics and /openapi.json. The returned func closes the
 // gateway's connection.
-func (s *Server) internalHTTP(ctx context.Context, grpcAddr string) (http.Handler, func(), error) {
-	conn, err := grpc.NewClient(grpcAddr,
+func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error) {
+	conn, err := grpc.NewClient("passthrough:///internal",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.iconn.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	)
@@ -66,13 +68,18 @@ func newGatewayMux() *runtime.ServeMux {
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
+		// Forward only what the gRPC side reads. In particular no Grpc-Metadata-* headers:
+		// the metadata set by clientInfo below must come from the connection, not the caller.
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch http.CanonicalHeaderKey(h) {
+			case "Authorization":
+				return "authorization", true
 			case "X-Request-Id":
 				return "x-request-id", true
 			}
-			return runtime.DefaultHeaderMatcher(h)
+			return "", false
 		}),
+		runtime.WithMetadata(clientInfo),
 		runtime.WithOutgoingHeaderMatcher(func(h string) (string, bool) {
 			if h == "x-request-id" {
 				return "X-Request-Id", true
@@ -80,6 +87,31 @@ func newGatewayMux() *runtime.ServeMux {
 			return "", false
 		}),
 	)
+}
+
+// Metadata keys the gateways set from the HTTP connection. The gRPC servers behind them are
+// reachable only in memory through these gateways, so the values can be trusted.
+const (
+	mdRemoteAddr = "x-tokenvault-remote-addr"
+	mdClientSANs = "x-tokenvault-client-san"
+)
+
+// clientInfo passes the caller's address and the SANs of its verified client certificate.
+func clientInfo(_ context.Context, r *http.Request) metadata.MD {
+	md := metadata.MD{}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		md.Set(mdRemoteAddr, host)
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		c := r.TLS.VerifiedChains[0][0]
+		sans := append([]string{}, c.DNSNames...)
+		sans = append(sans, c.EmailAddresses...)
+		for _, u := range c.URIs {
+			sans = append(sans, u.String())
+		}
+		md.Set(mdClientSANs, sans...)
+	}
+	return md
 }
 
 // vendorHTTP serves the vendor listener: POST /v1/tokens:detokenize (the VendorService, on

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -54,9 +56,19 @@ type harness struct {
 	logs   *logBuffer
 	cancel context.CancelFunc
 	done   chan error
+	// http is the client for do/post; tests with TLS replace it.
+	http      *http.Client
+	clientTLS *tls.Config
 }
 
 func start(t *testing.T) *harness {
+	t.Helper()
+	return startWith(t, nil, nil)
+}
+
+// startWith starts a server after letting configure adjust its Config; clientTLS configures
+// the harness's gRPC connection when the server has TLS.
+func startWith(t *testing.T, configure func(*server.Config), clientTLS *tls.Config) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
@@ -77,12 +89,17 @@ func start(t *testing.T) *harness {
 	if err := v.SetRootSecret(ctx, rootSecret); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", VendorAddr: "127.0.0.1:0", Logger: log})
+	cfg := server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", VendorAddr: "127.0.0.1:0", Logger: log}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, srv: srv, vault: v, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, srv: srv, vault: v, logs: logs, cancel: cancel, done: make(chan error, 1), clientTLS: clientTLS}
+	h.http = http.DefaultClient
 	go func() { h.done <- srv.Run(rctx) }()
 	select {
 	case <-srv.Ready():
@@ -92,7 +109,11 @@ func start(t *testing.T) *harness {
 		t.Fatal("server did not start in 10s")
 	}
 	h.addrs = srv.Addrs()
-	h.conn, err = grpc.NewClient(h.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(h.clientTLS)
+	}
+	h.conn, err = grpc.NewClient(h.addrs.GRPC, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +169,7 @@ func (h *harness) do(method, url, secret string, body io.Reader) (int, []byte) {
 	if secret != "" {
 		req.Header.Set("Authorization", "Bearer "+secret)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.http.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -92,16 +92,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 	if rule.Public {
 		return ctx, nil
 	}
-	secret := bearer(ctx)
-	if secret == "" {
-		return ctx, status.Error(codes.Unauthenticated, "missing credentials: send \"authorization: Bearer <secret>\"")
-	}
-	p, err := a.vault.Authenticate(ctx, secret)
+	p, err := a.identify(ctx)
 	if err != nil {
-		if codeOf(err) == codes.Unauthenticated {
-			return ctx, status.Error(codes.Unauthenticated, "invalid or revoked credentials")
-		}
-		return ctx, toStatus(ctx, a.log, err)
+		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyPrincipal, p)
 	if !rule.Allows(p.Role) {
@@ -118,6 +111,54 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 type edge struct {
 	*Server
 	auth *authenticator
+}
+
+// identify authenticates the caller by bearer secret and, on the vendor listener, by verified
+// client certificate. A credential bound to a certificate SAN authenticates only with that
+// certificate; a certificate and a secret of two different credentials are refused.
+func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
+	var sans []string
+	if a.listener == Vendor {
+		md, _ := metadata.FromIncomingContext(ctx)
+		sans = md.Get(mdClientSANs)
+	}
+	bad := status.Error(codes.Unauthenticated, "invalid or revoked credentials")
+	secret := bearer(ctx)
+	var byCert, bySecret *vault.Principal
+	if len(sans) > 0 {
+		if p, err := a.vault.AuthenticateCert(ctx, sans); err == nil {
+			byCert = &p
+		} else if codeOf(err) != codes.Unauthenticated {
+			return vault.Principal{}, toStatus(ctx, a.log, err)
+		}
+	}
+	if secret != "" {
+		p, err := a.vault.Authenticate(ctx, secret)
+		if err != nil {
+			if codeOf(err) == codes.Unauthenticated {
+				return vault.Principal{}, bad
+			}
+			return vault.Principal{}, toStatus(ctx, a.log, err)
+		}
+		bySecret = &p
+	}
+	switch {
+	case bySecret != nil && bySecret.CertSAN != "":
+		if byCert == nil || byCert.ID != bySecret.ID {
+			return vault.Principal{}, status.Error(codes.Unauthenticated, "this credential must be used with its client certificate")
+		}
+		return *bySecret, nil
+	case bySecret != nil:
+		if byCert != nil && byCert.Vendor != bySecret.Vendor {
+			return vault.Principal{}, bad
+		}
+		return *bySecret, nil
+	case byCert != nil:
+		return *byCert, nil
+	case len(sans) > 0:
+		return vault.Principal{}, status.Error(codes.Unauthenticated, "the client certificate is not bound to any credential")
+	}
+	return vault.Principal{}, status.Error(codes.Unauthenticated, "missing credentials: send \"authorization: Bearer <secret>\"")
 }
 
 // unaryInterceptor is the one interceptor chain head: request id, recovery, logging and

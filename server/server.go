@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,12 @@ type Config struct {
 	// GRPCAddr, HTTPAddr and VendorAddr are the listen addresses (host:port; port 0 picks a
 	// free one). Empty disables that listener, except GRPCAddr, which is required.
 	GRPCAddr, HTTPAddr, VendorAddr string
+	// TLS, when set, serves the internal gRPC and HTTP listeners over TLS.
+	TLS *tls.Config
+	// VendorTLS, when set, serves the vendor listener over TLS; set ClientAuth and ClientCAs
+	// to require client certificates (mTLS). A verified certificate's SANs can identify a
+	// vendor credential bound to one of them.
+	VendorTLS *tls.Config
 	// Dev enables gRPC reflection.
 	Dev bool
 	// Logger receives structured logs; nil discards.
@@ -48,9 +55,10 @@ type Server struct {
 	log     *slog.Logger
 	auth    *authenticator
 	metrics *metrics
-	grpc    *grpc.Server // internal
-	vgrpc   *grpc.Server // vendor: reached only through the vendor HTTP listener
-	vconn   *bufconn.Listener
+	grpc    *grpc.Server      // internal
+	vgrpc   *grpc.Server      // vendor: reached only through the vendor HTTP listener
+	vconn   *bufconn.Listener // vendor gateway → vendor gRPC, in memory
+	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
 	health  *health.Server
 
 	mu    sync.Mutex
@@ -105,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterVendorServiceServer(s.vgrpc, &vendorService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.vgrpc, s.health)
 	s.vconn = bufconn.Listen(1 << 20)
+	s.iconn = bufconn.Listen(1 << 20)
 	if cfg.Dev {
 		reflection.Register(s.grpc)
 	}
@@ -155,15 +164,30 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
+	if s.cfg.TLS != nil {
+		// TLS is terminated on the listener, so the gRPC server can also serve the gateway's
+		// in-memory connection in plain text.
+		cfg := s.cfg.TLS.Clone()
+		cfg.NextProtos = []string{"h2"}
+		glis = tls.NewListener(glis, cfg)
+		if hlis != nil {
+			hlis = tls.NewListener(hlis, s.cfg.TLS.Clone())
+		}
+	}
+	if vlis != nil && s.cfg.VendorTLS != nil {
+		vlis = tls.NewListener(vlis, s.cfg.VendorTLS.Clone())
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	go func() { errc <- s.grpc.Serve(glis) }()
+	go func() { errc <- s.grpc.Serve(s.iconn) }()
 
 	var servers []*http.Server
 	addrs := Addrs{GRPC: glis.Addr().String()}
 	if hlis != nil {
-		h, closeGW, err := s.internalHTTP(ctx, addrs.GRPC)
+		h, closeGW, err := s.internalHTTP(ctx)
 		if err != nil {
 			closeAll()
 			s.grpc.Stop()

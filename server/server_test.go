@@ -158,7 +158,7 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 	// A tokenizer may tokenize but not detokenize.
-	_, secret, err := h.vault.CreateCredential(context.Background(), "svc", "tokenizer", "")
+	_, secret, err := h.vault.CreateCredential(context.Background(), "svc", "tokenizer", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

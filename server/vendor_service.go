@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/netip"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -22,9 +21,9 @@ type vendorService struct {
 
 func sourceAddr(ctx context.Context) netip.Addr {
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("x-forwarded-for") {
-		first := strings.TrimSpace(strings.Split(v, ",")[0])
-		if a, err := netip.ParseAddr(first); err == nil {
+	// Set by the gateway from the connection (never X-Forwarded-For, which callers control).
+	if v := md.Get(mdRemoteAddr); len(v) == 1 {
+		if a, err := netip.ParseAddr(v[0]); err == nil {
 			return a
 		}
 	}

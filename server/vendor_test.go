@@ -35,11 +35,11 @@ func setupVendors(t *testing.T) *vendorSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, acme, err := h.vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme")
+	_, acme, err := h.vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, globex, err := h.vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex")
+	_, globex, err := h.vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}

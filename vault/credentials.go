@@ -11,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/store"
@@ -53,6 +54,9 @@ type Principal struct {
 	Name   string
 	Role   Role
 	Vendor string
+	// CertSAN, when set, binds the credential to a client certificate: it authenticates only
+	// on a TLS connection whose verified client certificate carries this SAN.
+	CertSAN string
 }
 
 // Credential is a stored credential, without its secret.
@@ -64,6 +68,10 @@ type Credential struct {
 	CreateTime time.Time `json:"create_time"`
 	Revoked    bool      `json:"revoked,omitempty"`
 	Hash       []byte    `json:"hash"` // SHA-256 of the secret
+	// CertSAN binds a vendor credential to client certificates carrying this SAN (a DNS
+	// name, URI or e-mail SAN). Such a credential authenticates by certificate alone, or by
+	// secret together with the certificate.
+	CertSAN string `json:"cert_san,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
@@ -79,7 +87,9 @@ func hashSecret(secret string) []byte {
 // CreateCredential stores a new credential and returns it with its secret, which is shown
 // only this once: the vault keeps only its SHA-256 (secrets are 256-bit random, so a fast hash
 // is enough).
-func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, vendor string) (Credential, string, error) {
+//
+// certSAN (optional, vendors only) binds the credential to client certificates with that SAN.
+func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, vendor, certSAN string) (Credential, string, error) {
 	if !nameRE.MatchString(name) {
 		return Credential{}, "", fmt.Errorf("%w: credential name must match %s", ErrInvalidArgument, nameRE)
 	}
@@ -92,6 +102,9 @@ func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, ve
 	if vendor != "" && !nameRE.MatchString(vendor) {
 		return Credential{}, "", fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
 	}
+	if certSAN != "" && (role != RoleVendor || len(certSAN) > 253 || strings.ContainsAny(certSAN, " \x00")) {
+		return Credential{}, "", fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
+	}
 	var raw [32]byte
 	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
 		return Credential{}, "", err
@@ -102,7 +115,7 @@ func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, ve
 	}
 	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: name, Role: role, Vendor: vendor,
-		CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
+		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: certSAN}
 	if err := v.putCredential(ctx, c, false); err != nil {
 		return Credential{}, "", err
 	}
@@ -168,11 +181,46 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool) e
 				}
 			}
 		}
+		if c.CertSAN != "" {
+			if tx.Get(bucketCredSAN, []byte(c.CertSAN)) != nil {
+				return fmt.Errorf("%w: another credential is bound to this certificate SAN", ErrInvalidArgument)
+			}
+			if err := tx.Put(bucketCredSAN, []byte(c.CertSAN), []byte(c.ID)); err != nil {
+				return err
+			}
+		}
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
 		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
 	})
+}
+
+// AuthenticateCert returns the vendor credential bound to one of sans (the SANs of a verified
+// client certificate), or ErrUnauthenticated.
+func (v *Vault) AuthenticateCert(ctx context.Context, sans []string) (Principal, error) {
+	var c Credential
+	found := false
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		for _, san := range sans {
+			id := tx.Get(bucketCredSAN, []byte(san))
+			if id == nil {
+				continue
+			}
+			if blob := tx.Get(bucketCreds, id); blob != nil && json.Unmarshal(blob, &c) == nil {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	if !found || c.Revoked || c.Role != RoleVendor {
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN}, nil
 }
 
 // Authenticate returns the principal holding secret, or ErrUnauthenticated. The stored hash
@@ -202,7 +250,7 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	if !found || subtle.ConstantTimeCompare(c.Hash, h) != 1 || c.Revoked {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor}, nil
+	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN}, nil
 }
 
 // ListCredentials returns every credential (without hashes), sorted by id.
@@ -248,6 +296,11 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 		}
 		if err := tx.Put(bucketCreds, []byte(id), nb); err != nil {
 			return err
+		}
+		if c.CertSAN != "" {
+			if err := tx.Delete(bucketCredSAN, []byte(c.CertSAN)); err != nil {
+				return err
+			}
 		}
 		return tx.Delete(bucketCredHash, c.Hash)
 	})

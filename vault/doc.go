@@ -25,6 +25,7 @@
 //	templates name                           → custom template definition (JSON)
 //	creds     id                             → credential (JSON, with SHA-256 of its secret)
 //	credhash  sha256(secret)                 → id
+//	credsan   certificate SAN                → id (vendor credentials bound to mTLS)
 //	grants    vendor 0x00 id                 → grant (JSON, with its use count)
 //	grantids  id                             → vendor
 //	meta      "keyring"                      → keyring wrapped under the KEK

@@ -28,6 +28,7 @@ const (
 	bucketTemplates store.Bucket = "templates"
 	bucketCreds     store.Bucket = "creds"
 	bucketCredHash  store.Bucket = "credhash"
+	bucketCredSAN   store.Bucket = "credsan"
 	bucketMeta      store.Bucket = "meta"
 	bucketGrants    store.Bucket = "grants"
 	bucketGrantIDs  store.Bucket = "grantids"

@@ -228,7 +228,7 @@ func TestBatchLimits(t *testing.T) {
 func TestCredentials(t *testing.T) {
 	ctx := context.Background()
 	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
-	c, secret, err := v.CreateCredential(ctx, "billing", RoleDetokenizer, "")
+	c, secret, err := v.CreateCredential(ctx, "billing", RoleDetokenizer, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestCredentials(t *testing.T) {
 	if _, err := v.Authenticate(ctx, secret); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("revoked secret = %v", err)
 	}
-	if _, _, err := v.CreateCredential(ctx, "v", RoleVendor, ""); !errors.Is(err, ErrInvalidArgument) {
+	if _, _, err := v.CreateCredential(ctx, "v", RoleVendor, "", ""); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("vendor role without vendor = %v", err)
 	}
 	root, err := v.InitRoot(ctx)

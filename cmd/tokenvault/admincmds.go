@@ -30,7 +30,7 @@ func newCredentialCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "credential", Short: "Manage credentials (admin)"}
 
 	var cf clientFlags
-	var name, role, vendor string
+	var name, role, vendor, certSAN string
 	create := &cobra.Command{
 		Use:   "create --name N --role ROLE [--vendor V]",
 		Short: "Create a credential; prints its secret once",
@@ -42,7 +42,7 @@ func newCredentialCmd() *cobra.Command {
 			}
 			defer c.Close()
 			resp, err := tvpb.NewCredentialServiceClient(c.Conn()).CreateCredential(cmd.Context(),
-				&tvpb.CreateCredentialRequest{Name: name, Role: role, Vendor: vendor})
+				&tvpb.CreateCredentialRequest{Name: name, Role: role, Vendor: vendor, CertSan: certSAN})
 			if err != nil {
 				return callErr(err)
 			}
@@ -62,6 +62,7 @@ func newCredentialCmd() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "a name for the credential")
 	create.Flags().StringVar(&role, "role", "", "admin, tokenizer, detokenizer, auditor or vendor")
 	create.Flags().StringVar(&vendor, "vendor", "", "for role vendor: the vendor it acts for")
+	create.Flags().StringVar(&certSAN, "cert-san", "", "for role vendor: bind to client certificates with this SAN (mTLS on the vendor listener)")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("role")
 

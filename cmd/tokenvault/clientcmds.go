@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -18,12 +21,15 @@ import (
 // clientFlags are shared by every command that talks to a server.
 type clientFlags struct {
 	addr, token, output string
+	caFile, serverName  string
 }
 
 func addClientFlags(cmd *cobra.Command, cf *clientFlags) {
 	cmd.Flags().StringVar(&cf.addr, "addr", "127.0.0.1:7070", "server gRPC address (TOKENVAULT_ADDR)")
 	cmd.Flags().StringVar(&cf.token, "token", "", "bearer secret (TOKENVAULT_TOKEN)")
 	cmd.Flags().StringVarP(&cf.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&cf.caFile, "ca-file", "", "PEM CA bundle: connect with TLS and verify the server against it (TOKENVAULT_CA_FILE)")
+	cmd.Flags().StringVar(&cf.serverName, "tls-server-name", "", "with --ca-file: the name to verify in the server certificate")
 }
 
 func (cf *clientFlags) dial() (*client.Client, error) {
@@ -33,7 +39,19 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 	if cf.token == "" {
 		return nil, errors.New("no credentials: set --token or TOKENVAULT_TOKEN")
 	}
-	return client.New(cf.addr, client.WithToken(cf.token))
+	opts := []client.Option{client.WithToken(cf.token)}
+	if cf.caFile != "" {
+		pem, err := os.ReadFile(cf.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("--ca-file: no PEM certificates found")
+		}
+		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}))
+	}
+	return client.New(cf.addr, opts...)
 }
 
 // callErr turns a gRPC error into a short message for stderr.

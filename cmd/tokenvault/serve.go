@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -29,6 +31,9 @@ type serveOpts struct {
 	devRootToken                   string
 	kekFile, kekURI                string
 	logLevel                       string
+	tlsCert, tlsKey                string
+	vendorCert, vendorKey          string
+	vendorClientCA                 string
 }
 
 func newServeCmd() *cobra.Command {
@@ -58,6 +63,11 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the internal gRPC and HTTP listeners")
+	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&o.vendorCert, "vendor-tls-cert", "", "PEM certificate for the vendor listener (TLS 1.3)")
+	f.StringVar(&o.vendorKey, "vendor-tls-key", "", "PEM private key for --vendor-tls-cert")
+	f.StringVar(&o.vendorClientCA, "vendor-client-ca", "", "PEM CA bundle: the vendor listener then requires client certificates it signed (mTLS)")
 	return cmd
 }
 
@@ -72,10 +82,18 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if o.devRootToken != "" && !o.dev {
 		return errors.New("--dev-root-token needs --dev")
 	}
+	internalTLS, vendorTLS, err := tlsConfigs(o)
+	if err != nil {
+		return err
+	}
 	if !o.dev {
-		for _, a := range []string{o.grpcAddr, o.httpAddr, o.vendorAddr} {
-			if a != "" && !isLoopback(a) {
-				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: TLS listeners are not available yet; bind to 127.0.0.1 or use --dev", a)
+		for _, l := range []struct {
+			addr string
+			tls  bool
+			flag string
+		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
+			if l.addr != "" && !l.tls && !isLoopback(l.addr) {
+				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s, bind to 127.0.0.1, or use --dev", l.addr, l.flag)
 			}
 		}
 		if o.data == "" {
@@ -136,7 +154,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
-		Dev: o.dev, Logger: log,
+		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
 	})
 	if err != nil {
 		return err
@@ -190,4 +208,43 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// tlsConfigs builds the listeners' TLS configurations from the flags (nil: plain text).
+func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if (o.vendorCert == "") != (o.vendorKey == "") {
+		return nil, nil, errors.New("--vendor-tls-cert and --vendor-tls-key go together")
+	}
+	if o.tlsCert != "" {
+		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		internal = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+	if o.vendorClientCA != "" && o.vendorCert == "" {
+		return nil, nil, errors.New("--vendor-client-ca needs --vendor-tls-cert and --vendor-tls-key")
+	}
+	if o.vendorCert != "" {
+		c, err := tls.LoadX509KeyPair(o.vendorCert, o.vendorKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--vendor-tls-cert/--vendor-tls-key: %w", err)
+		}
+		vendor = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS13}
+		if o.vendorClientCA != "" {
+			pem, err := os.ReadFile(o.vendorClientCA)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--vendor-client-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, nil, errors.New("--vendor-client-ca: no PEM certificates found")
+			}
+			vendor.ClientCAs, vendor.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+	}
+	return internal, vendor, nil
 }

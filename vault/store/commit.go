@@ -28,7 +28,7 @@ import (
 // to the group's size; beyond that, after a rollback the functions that had
 // succeeded are re-run and committed on their own (one more fsync), and the
 // ones not yet run follow in another transaction. So with deterministic
-// functions, no group runs more than three functions per caller.
+// functions, a group of n callers runs at most 3n functions in all.
 
 const (
 	stateQueued   int32 = iota // in the queue; the caller may still cancel
@@ -119,7 +119,10 @@ func (g *group) run(batch []*request) {
 		live = append(live, r)
 	}
 	// Segments still to run, each in its own transaction, last one first.
-	todo := [][]*request{live}
+	var todo [][]*request
+	if len(live) > 0 {
+		todo = append(todo, live)
+	}
 	budget := len(live)
 	for len(todo) > 0 {
 		seg := todo[len(todo)-1]
@@ -175,6 +178,12 @@ func (g *group) runTx(pending []*request, budget *int) (again, after []*request)
 		// Out of budget: re-run and commit the successful ones on their own,
 		// so that later failures do not make them run yet again.
 		return ok, rest
+	}
+	if len(ok) == 0 {
+		// Every function failed without writing: nothing to commit.
+		_ = btx.Rollback()
+		g.btx = nil
+		return nil, nil
 	}
 	err = btx.Commit()
 	g.btx = nil

@@ -38,7 +38,9 @@ type Credential struct {
 	// When the credential was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// True once revoked: the secret no longer authenticates.
-	Revoked       bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// For vendor credentials bound to mTLS: the client certificate SAN.
+	CertSan       string `protobuf:"bytes,7,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -115,11 +117,18 @@ func (x *Credential) GetRevoked() bool {
 	return false
 }
 
+func (x *Credential) GetCertSan() string {
+	if x != nil {
+		return x.CertSan
+	}
+	return ""
+}
+
 var File_tokenvault_v1_credential_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n" +
+	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -128,7 +137,8 @@ const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\x06vendor\x18\x04 \x01(\tR\x06vendor\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
-	"\arevoked\x18\x06 \x01(\bR\arevokedBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x19\n" +
+	"\bcert_san\x18\a \x01(\tR\acertSanBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_credential_proto_rawDescOnce sync.Once

@@ -31,7 +31,12 @@ type CreateCredentialRequest struct {
 	// The role: admin, tokenizer, detokenizer, auditor or vendor.
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Required for role vendor, and only for it: the vendor's name.
-	Vendor        string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	Vendor string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	// For role vendor: bind the credential to client certificates carrying this
+	// SAN (DNS name, URI or e-mail). It then authenticates on the vendor
+	// listener by certificate alone, or by secret only together with the
+	// certificate.
+	CertSan       string `protobuf:"bytes,4,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +88,13 @@ func (x *CreateCredentialRequest) GetRole() string {
 func (x *CreateCredentialRequest) GetVendor() string {
 	if x != nil {
 		return x.Vendor
+	}
+	return ""
+}
+
+func (x *CreateCredentialRequest) GetCertSan() string {
+	if x != nil {
+		return x.CertSan
 	}
 	return ""
 }
@@ -312,11 +324,12 @@ var File_tokenvault_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1etokenvault/v1/credential.proto\"\xe3\x01\n" +
+	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1etokenvault/v1/credential.proto\"\x88\x02\n" +
 	"\x17CreateCredentialRequest\x12;\n" +
 	"\x04name\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18?2\x1c^[a-zA-Z0-9][a-zA-Z0-9._-]*$R\x04name\x12I\n" +
 	"\x04role\x18\x02 \x01(\tB5\xbaH2r0R\x05adminR\ttokenizerR\vdetokenizerR\aauditorR\x06vendorR\x04role\x12@\n" +
-	"\x06vendor\x18\x03 \x01(\tB(\xbaH%r#\x18?2\x1f^([a-zA-Z0-9][a-zA-Z0-9._-]*)?$R\x06vendor\"r\n" +
+	"\x06vendor\x18\x03 \x01(\tB(\xbaH%r#\x18?2\x1f^([a-zA-Z0-9][a-zA-Z0-9._-]*)?$R\x06vendor\x12#\n" +
+	"\bcert_san\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xfd\x01R\acertSan\"r\n" +
 	"\x18CreateCredentialResponse\x129\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x19.tokenvault.v1.CredentialR\n" +
