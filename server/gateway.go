@@ -44,6 +44,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		tvpb.RegisterTemplateServiceHandler,
 		tvpb.RegisterCredentialServiceHandler,
 		tvpb.RegisterGrantServiceHandler,
+		tvpb.RegisterAuditServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			conn.Close()

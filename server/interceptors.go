@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokenvault/tokenvault/vault"
@@ -79,8 +81,41 @@ func bearer(ctx context.Context) string {
 	return ""
 }
 
-// authorize authenticates the caller of method and checks the table. It fails closed.
+// sourceOf returns the caller's address: the connection's peer, or, for calls arriving from a
+// gateway over its in-memory connection, the HTTP client's address the gateway recorded.
+func sourceOf(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if p.Addr.Network() == "bufconn" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get(mdRemoteAddr); len(v) == 1 {
+			return v[0]
+		}
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
+}
+
+// authorize authenticates the caller of method and checks the table. It fails closed, and
+// every refusal is audited.
 func (a *authenticator) authorize(ctx context.Context, method string) (context.Context, error) {
+	ctx, err := a.check(ctx, method)
+	if err != nil {
+		if aerr := a.vault.AuditDenial(ctx, status.Convert(err).Message()); aerr != nil {
+			a.log.ErrorContext(ctx, "cannot audit a denial", slog.String("request_id", requestID(ctx)), slog.String("error", aerr.Error()))
+		}
+	}
+	return ctx, err
+}
+
+func (a *authenticator) check(ctx context.Context, method string) (context.Context, error) {
+	info := vault.RequestInfo{RequestID: requestID(ctx), Method: method, Source: sourceOf(ctx)}
+	ctx = vault.WithRequest(ctx, info)
 	rule, ok := a.policy[method]
 	if ok && rule.Listener != Both && rule.Listener != a.listener {
 		ok = false
@@ -97,6 +132,8 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyPrincipal, p)
+	info.Principal = p
+	ctx = vault.WithRequest(ctx, info)
 	if !rule.Allows(p.Role) {
 		if a.listener == Vendor || p.Role == vault.RoleVendor {
 			// Vendors and internal callers use separate listeners: say so, nothing more.

@@ -12,6 +12,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	items    *prometheus.CounterVec
+	auditSeq prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -31,7 +32,11 @@ func newMetrics() *metrics {
 			Help: "Tokenize/detokenize items by operation, template, domain and outcome.",
 		}, []string{"op", "template", "domain", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.items,
+	m.auditSeq = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokenvault_audit_checkpoint_seq",
+		Help: "Sequence number of the last signed audit checkpoint.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

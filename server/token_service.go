@@ -41,7 +41,7 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	for i, it := range req.GetItems() {
 		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
-	res, err := t.s.vault.Detokenize(ctx, items)
+	res, err := t.s.vault.Detokenize(ctx, req.GetPurpose(), items)
 	if err != nil {
 		return nil, toStatus(ctx, t.s.log, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"sync"
@@ -186,6 +187,20 @@ func TestVendorQuotaSourceAndRevocation(t *testing.T) {
 	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "x", "source_cidrs": []string{"203.0.113.0/24"}}, "ttl": "3600s"})
 	if _, r := v.reveal(t, v.acmeSecret, item); r.Results[0].Error == nil {
 		t.Fatalf("grant for 203.0.113.0/24 revealed to loopback: %+v", r.Results[0])
+	}
+	// The caller's own X-Forwarded-For does not move it into the granted network.
+	req, _ := http.NewRequest("POST", "http://"+v.h.addrs.Vendor+"/v1/tokens:detokenize",
+		jsonReader(t, map[string]any{"items": []map[string]string{item}, "purpose": "p"}))
+	req.Header.Set("Authorization", "Bearer "+v.acmeSecret)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoofed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if contains(spoofed, "4111111111111111") {
+		t.Fatalf("X-Forwarded-For moved the caller into the grant's network: %s", spoofed)
 	}
 	// Quota of 2 items in total.
 	id := v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "x", "quota": 2, "source_cidrs": []string{"127.0.0.0/8", "::1/128"}}, "ttl": "3600s"})

@@ -116,7 +116,7 @@ func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, ve
 	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: name, Role: role, Vendor: vendor,
 		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: certSAN}
-	if err := v.putCredential(ctx, c, false); err != nil {
+	if err := v.putCredential(ctx, c, false, "CreateCredential"); err != nil {
 		return Credential{}, "", err
 	}
 	c.Hash = nil
@@ -130,7 +130,7 @@ func (v *Vault) SetRootSecret(ctx context.Context, secret string) error {
 		return fmt.Errorf("%w: empty root token", ErrInvalidArgument)
 	}
 	c := Credential{ID: RootCredentialID, Name: "root", Role: RoleAdmin, CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
-	return v.putCredential(ctx, c, true)
+	return v.putCredential(ctx, c, true, "SetRootSecret")
 }
 
 // InitRoot creates a random root secret if the vault has no root credential yet. It returns
@@ -147,6 +147,8 @@ func (v *Vault) InitRoot(ctx context.Context) (string, error) {
 		return "", err
 	}
 	created := false
+	ev := v.newEvent(ctx, "InitRoot")
+	ev.Target, ev.Outcome, ev.Reason = RootCredentialID, OutcomeAllowed, "role admin"
 	err = v.store.Update(ctx, func(tx store.Tx) error {
 		created = false
 		if tx.Get(bucketCreds, []byte(RootCredentialID)) != nil {
@@ -156,7 +158,11 @@ func (v *Vault) InitRoot(ctx context.Context) (string, error) {
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
-		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
+		if err := tx.Put(bucketCredHash, c.Hash, []byte(c.ID)); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	if err != nil || !created {
 		return "", err
@@ -164,10 +170,15 @@ func (v *Vault) InitRoot(ctx context.Context) (string, error) {
 	return secret, nil
 }
 
-func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool) error {
+func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, method string) error {
 	blob, err := json.Marshal(c)
 	if err != nil {
 		return err
+	}
+	ev := v.newEvent(ctx, method)
+	ev.Target, ev.Outcome, ev.Reason = c.ID, OutcomeAllowed, "role "+string(c.Role)
+	if c.Vendor != "" {
+		ev.Reason += ", vendor " + c.Vendor
 	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
 		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
@@ -192,7 +203,11 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool) e
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
-		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
+		if err := tx.Put(bucketCredHash, c.Hash, []byte(c.ID)); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 }
 
@@ -278,6 +293,8 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: the root credential cannot be revoked", ErrInvalidArgument)
 	}
 	found := false
+	ev := v.newEvent(ctx, "RevokeCredential")
+	ev.Target, ev.Outcome = id, OutcomeAllowed
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		found = false
 		blob := tx.Get(bucketCreds, []byte(id))
@@ -302,7 +319,11 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		return tx.Delete(bucketCredHash, c.Hash)
+		if err := tx.Delete(bucketCredHash, c.Hash); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	if err != nil {
 		return err

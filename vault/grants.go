@@ -157,11 +157,18 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
+	ev := v.newEvent(ctx, "CreateGrant")
+	ev.Target, ev.Outcome, ev.Domains, ev.Templates, ev.Purpose = g.ID, OutcomeAllowed, g.Domains, g.Templates, g.Purpose
+	ev.Reason = "grant for vendor " + g.Vendor
 	err = v.store.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
 			return err
 		}
-		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
+		if err := tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("storing grant: %w", err)
@@ -217,6 +224,8 @@ func (v *Vault) GetGrant(ctx context.Context, id string) (Grant, error) {
 // RevokeGrant revokes a grant at once; revoking a revoked grant is not an error.
 func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
 	found := false
+	ev := v.newEvent(ctx, "RevokeGrant")
+	ev.Target, ev.Outcome = id, OutcomeAllowed
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		found = false
 		vendor := tx.Get(bucketGrantIDs, []byte(id))
@@ -238,7 +247,11 @@ func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return tx.Put(bucketGrants, key, nb)
+		if err := tx.Put(bucketGrants, key, nb); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	if err != nil {
 		return err
@@ -336,25 +349,57 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			}
 		}
 	}
+	ev := v.newEvent(ctx, "VendorDetokenize")
+	ev.Purpose, ev.Items = req.Purpose, len(req.Items)
+	var ds, ts []string
+	for i, g := range chosen {
+		if g == nil {
+			continue
+		}
+		d := domainOr(req.Items[i].Domain)
+		ds, ts = append(ds, d), append(ts, recs[i].template)
+		ev.Tokens = append(ev.Tokens, TokenFingerprint(d, req.Items[i].Token))
+		ev.GrantIDs = append(ev.GrantIDs, g.ID)
+		ev.Allowed++
+	}
+	ev.Denied = len(req.Items) - ev.Allowed
+	ev.Domains, ev.Templates, ev.GrantIDs = uniqueSorted(ds), uniqueSorted(ts), uniqueSorted(ev.GrantIDs)
+	ev.Outcome = outcomeOf(ev.Allowed, len(req.Items))
+	if ev.Allowed == 0 {
+		ev.Outcome, ev.Reason = OutcomeDenied, "no live grant covers any item"
+	}
+	rateLimited := func() ([]VendorResult, error) {
+		deny := ev
+		deny.Allowed, deny.Denied, deny.Tokens = 0, len(req.Items), nil
+		deny.Outcome, deny.Reason = OutcomeDenied, "grant rate or quota exceeded"
+		if err := v.Audit(ctx, deny); err != nil {
+			return nil, fmt.Errorf("recording the audit event: %w", err)
+		}
+		return nil, ErrRateLimited
+	}
 	// Rate and quota: reserve everything this call would reveal, or reveal nothing.
 	var reserved []*rate.Reservation
 	for g, n := range perGrant {
 		if g.Quota > 0 && g.Used+int64(n) > g.Quota {
 			cancelAll(reserved)
-			return nil, ErrRateLimited
+			return rateLimited()
 		}
 		if g.RatePerMin > 0 {
 			r := v.limits.get(g).ReserveN(now, n)
 			if !r.OK() || r.DelayFrom(now) > 0 {
 				r.CancelAt(now)
 				cancelAll(reserved)
-				return nil, ErrRateLimited
+				return rateLimited()
 			}
 			reserved = append(reserved, r)
 		}
 	}
-	if err := v.countUse(ctx, perGrant); err != nil {
+	// Audit before reveal: the event commits with the use counts, before any value leaves.
+	if err := v.countUse(ctx, perGrant, ev); err != nil {
 		cancelAll(reserved)
+		if errors.Is(err, ErrRateLimited) {
+			return rateLimited()
+		}
 		return nil, err
 	}
 	for i, it := range req.Items {
@@ -391,10 +436,7 @@ func cancelAll(rs []*rate.Reservation) {
 
 // countUse adds each grant's reveals to its stored use count, checking quotas again inside the
 // transaction so concurrent calls cannot overrun them.
-func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int) error {
-	if len(perGrant) == 0 {
-		return nil
-	}
+func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditEvent) error {
 	type upd struct {
 		key []byte
 		n   int64
@@ -427,7 +469,8 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int) error {
 				return err
 			}
 		}
-		return nil
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	return err
 }

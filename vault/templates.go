@@ -87,12 +87,19 @@ func (v *Vault) CreateTemplate(ctx context.Context, def template.Definition) (Te
 	v.tmplMu.Lock()
 	defer v.tmplMu.Unlock()
 	var exists bool
+	ev := v.newEvent(ctx, "CreateTemplate")
+	ev.Target, ev.Outcome, ev.Templates = norm.Name, OutcomeAllowed, []string{norm.Name}
+	ev.Reason = "base " + norm.Base
 	err = v.store.Update(ctx, func(tx store.Tx) error {
 		exists = tx.Get(bucketTemplates, []byte(norm.Name)) != nil
 		if exists {
 			return nil
 		}
-		return tx.Put(bucketTemplates, []byte(norm.Name), blob)
+		if err := tx.Put(bucketTemplates, []byte(norm.Name), blob); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
 	})
 	if err != nil {
 		return TemplateInfo{}, fmt.Errorf("storing template: %w", err)

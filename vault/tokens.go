@@ -115,23 +115,53 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 		}
 		work = append(work, p)
 	}
-	if len(work) == 0 {
-		return results, nil
-	}
+	base := v.newEvent(ctx, "Tokenize")
+	base.Items = len(items)
+	base.Domains, base.Templates = itemsScope(items)
 	err = v.store.Update(ctx, func(tx store.Tx) error {
+		done := 0
 		for _, p := range work {
 			tok, err := v.place(tx, p, now)
 			results[p.i] = TokenizeResult{Token: tok, Err: err}
 			if err != nil && !isItemError(err) {
 				return err
 			}
+			if err == nil {
+				done++
+			}
 		}
-		return nil
+		ev := base
+		ev.Allowed, ev.Denied = done, len(items)-done
+		ev.Outcome = outcomeOf(done, len(items))
+		return appendAudit(tx, &ev)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storing tokens: %w", err)
 	}
 	return results, nil
+}
+
+func outcomeOf(done, total int) string {
+	switch {
+	case done == total:
+		return OutcomeAllowed
+	case done == 0:
+		return OutcomeFailed
+	}
+	return OutcomePartial
+}
+
+// itemsScope returns the distinct domains and templates of a tokenize call.
+func itemsScope(items []TokenizeItem) (domains, templates []string) {
+	ds, ts := make([]string, 0, 4), make([]string, 0, 4)
+	for i, it := range items {
+		if i > 0 && it.Domain == items[i-1].Domain && it.Template == items[i-1].Template {
+			continue
+		}
+		ds = append(ds, domainOr(it.Domain))
+		ts = append(ts, it.Template)
+	}
+	return uniqueSorted(ds), uniqueSorted(ts)
 }
 
 func isItemError(err error) bool {
@@ -219,7 +249,7 @@ func subjectKey(fp []byte, domain, token string) []byte {
 
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
 // token, or a template other than the one named) or ErrIntegrity.
-func (v *Vault) Detokenize(ctx context.Context, items []DetokenizeItem) ([]DetokenizeResult, error) {
+func (v *Vault) Detokenize(ctx context.Context, purpose string, items []DetokenizeItem) ([]DetokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
 	}
@@ -275,6 +305,26 @@ func (v *Vault) Detokenize(ctx context.Context, items []DetokenizeItem) ([]Detok
 			continue
 		}
 		results[i] = DetokenizeResult{Value: string(pt), Template: r.template}
+	}
+	// Audit before reveal: the values leave only once their event is durable.
+	ev := v.newEvent(ctx, "Detokenize")
+	ev.Purpose = purpose
+	ev.Items = len(items)
+	var ds, ts []string
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		d := domainOr(items[i].Domain)
+		ds, ts = append(ds, d), append(ts, r.Template)
+		ev.Tokens = append(ev.Tokens, TokenFingerprint(d, items[i].Token))
+		ev.Allowed++
+	}
+	ev.Denied = len(items) - ev.Allowed
+	ev.Domains, ev.Templates = uniqueSorted(ds), uniqueSorted(ts)
+	ev.Outcome = outcomeOf(ev.Allowed, len(items))
+	if err := v.Audit(ctx, ev); err != nil {
+		return nil, fmt.Errorf("recording the audit event (nothing revealed): %w", err)
 	}
 	return results, nil
 }

@@ -98,6 +98,9 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}
+	if err := v.publishAuditKey(ctx); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 

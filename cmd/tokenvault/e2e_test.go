@@ -162,8 +162,10 @@ func TestCrashLosesNothing(t *testing.T) {
 		var st loadStats
 		wg := runLoad(t, c, srv.httpAddr, seed, cycle, workers, stop, log, &st)
 		time.Sleep(delay)
-		close(stop)
+		// Kill first, so that the requests in flight at that moment are cut off; the
+		// workers stop at their first transport error.
 		srv.kill()
+		close(stop)
 		wg.Wait()
 		c.CloseIdleConnections()
 		t.Logf("cycle %d: SIGKILL after %v: %d batches answered, %d values acknowledged, %d requests cut off",

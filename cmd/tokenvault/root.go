@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
-	root.AddCommand(newCredentialCmd(), newGrantCmd())
+	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }

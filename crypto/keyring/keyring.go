@@ -8,6 +8,8 @@
 //   - the data keyset (AES-256-GCM), which encrypts originals. Its ciphertexts carry Tink's
 //     5-byte output prefix naming the key, so a later rotation can add a primary key while old
 //     records still decrypt.
+//   - the audit keyset (Ed25519), which signs audit checkpoints; its public half is published
+//     with [Keyring.AuditPublicKeyset] so anyone can verify them offline with [NewVerifier].
 //   - the token keyset (HMAC-SHA256 PRF), from which every token key is derived with
 //     [Keyring.Derive]: one FF1 key per domain, template, alphabet and length, one blind-index
 //     key per domain and template. Its primary key never changes, which is why tokens never
@@ -32,6 +34,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
+	"github.com/tink-crypto/tink-go/v2/signature"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
@@ -47,14 +50,17 @@ var ErrUnwrap = errors.New("keyring: cannot unwrap keysets with this KEK")
 var (
 	adData  = []byte("tokenvault/keyring/data/v1")
 	adToken = []byte("tokenvault/keyring/token/v1")
+	adAudit = []byte("tokenvault/keyring/audit/v1")
 )
 
 // Keyring holds the data and token keysets. Create one with [New] or [Unwrap].
 type Keyring struct {
 	dataHandle  *keyset.Handle
 	tokenHandle *keyset.Handle
+	auditHandle *keyset.Handle
 	aead        tink.AEAD
 	prf         *prf.Set
+	signer      tink.Signer
 }
 
 // New generates fresh data and token keysets.
@@ -67,10 +73,14 @@ func New() (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: generating token keyset: %w", err)
 	}
-	return fromHandles(dh, th)
+	ah, err := keyset.NewHandle(signature.ED25519KeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("keyring: generating audit signing keyset: %w", err)
+	}
+	return fromHandles(dh, th, ah)
 }
 
-func fromHandles(dh, th *keyset.Handle) (*Keyring, error) {
+func fromHandles(dh, th, ah *keyset.Handle) (*Keyring, error) {
 	a, err := aead.New(dh)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: data keyset: %w", err)
@@ -79,13 +89,18 @@ func fromHandles(dh, th *keyset.Handle) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: token keyset: %w", err)
 	}
-	return &Keyring{dataHandle: dh, tokenHandle: th, aead: a, prf: p}, nil
+	sg, err := signature.NewSigner(ah)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: audit signing keyset: %w", err)
+	}
+	return &Keyring{dataHandle: dh, tokenHandle: th, auditHandle: ah, aead: a, prf: p, signer: sg}, nil
 }
 
 type wrapped struct {
 	Version int    `json:"version"`
 	Data    []byte `json:"data"`
 	Token   []byte `json:"token"`
+	Audit   []byte `json:"audit"`
 }
 
 // Wrap encrypts both keysets under kek and returns an opaque blob for storage. The blob holds
@@ -98,7 +113,11 @@ func (k *Keyring) Wrap(kek tink.AEAD) ([]byte, error) {
 	if err := k.tokenHandle.WriteWithAssociatedData(keyset.NewBinaryWriter(&t), kek, adToken); err != nil {
 		return nil, fmt.Errorf("keyring: wrapping token keyset: %w", err)
 	}
-	return json.Marshal(wrapped{Version: 1, Data: d.Bytes(), Token: t.Bytes()})
+	var a bytes.Buffer
+	if err := k.auditHandle.WriteWithAssociatedData(keyset.NewBinaryWriter(&a), kek, adAudit); err != nil {
+		return nil, fmt.Errorf("keyring: wrapping audit keyset: %w", err)
+	}
+	return json.Marshal(wrapped{Version: 1, Data: d.Bytes(), Token: t.Bytes(), Audit: a.Bytes()})
 }
 
 // Unwrap decrypts a blob made by [Keyring.Wrap] with kek.
@@ -115,7 +134,11 @@ func Unwrap(blob []byte, kek tink.AEAD) (*Keyring, error) {
 	if err != nil {
 		return nil, ErrUnwrap
 	}
-	return fromHandles(dh, th)
+	ah, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(w.Audit)), kek, adAudit)
+	if err != nil {
+		return nil, ErrUnwrap
+	}
+	return fromHandles(dh, th, ah)
 }
 
 // Seal encrypts plaintext with the primary data key, binding it to ad.
@@ -154,4 +177,54 @@ func (k *Keyring) Derive(purpose string, parts ...string) ([]byte, error) {
 		return nil, fmt.Errorf("keyring: deriving key: %w", err)
 	}
 	return out, nil
+}
+
+// Sign signs data with the audit signing key.
+func (k *Keyring) Sign(data []byte) ([]byte, error) {
+	sig, err := k.signer.Sign(data)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: signing: %w", err)
+	}
+	return sig, nil
+}
+
+// AuditPublicKeyset returns the public half of the audit signing keyset in Tink's JSON keyset
+// format. It holds no secret.
+func (k *Keyring) AuditPublicKeyset() ([]byte, error) {
+	pub, err := k.auditHandle.Public()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := pub.WriteWithNoSecrets(keyset.NewJSONWriter(&b)); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// ErrBadSignature is returned by a verifier for a signature that does not verify.
+var ErrBadSignature = errors.New("keyring: signature does not verify")
+
+// Verifier checks audit checkpoint signatures with a public keyset only.
+type Verifier struct{ v tink.Verifier }
+
+// NewVerifier parses a public keyset made by [Keyring.AuditPublicKeyset].
+func NewVerifier(publicKeyset []byte) (*Verifier, error) {
+	h, err := keyset.ReadWithNoSecrets(keyset.NewJSONReader(bytes.NewReader(publicKeyset)))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: not a public keyset: %w", err)
+	}
+	v, err := signature.NewVerifier(h)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: not a signature keyset: %w", err)
+	}
+	return &Verifier{v: v}, nil
+}
+
+// Verify returns nil if sig is a valid signature of data, else ErrBadSignature.
+func (v *Verifier) Verify(sig, data []byte) error {
+	if v.v.Verify(sig, data) != nil {
+		return ErrBadSignature
+	}
+	return nil
 }

@@ -101,3 +101,36 @@ func TestDeriveSeparatesInputs(t *testing.T) {
 		seen[string(d)] = string(rune(len(seen)))
 	}
 }
+
+func TestAuditSignatures(t *testing.T) {
+	k, _ := New()
+	sig, err := k.Sign([]byte("checkpoint 7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.AuditPublicKeyset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(sig, []byte("checkpoint 7")); err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	if err := v.Verify(sig, []byte("checkpoint 8")); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Verify(other data) = %v", err)
+	}
+	// The signing key survives wrapping.
+	kek := newKEK(t)
+	blob, _ := k.Wrap(kek)
+	k2, err := Unwrap(blob, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig2, _ := k2.Sign([]byte("x"))
+	if err := v.Verify(sig2, []byte("x")); err != nil {
+		t.Fatalf("signature after unwrap does not verify with the old public key: %v", err)
+	}
+}

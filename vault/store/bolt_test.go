@@ -561,3 +561,19 @@ func TestCheckAndStats(t *testing.T) {
 		t.Errorf("Check after Close: %v, want ErrClosed", err)
 	}
 }
+
+func TestFailedAloneNoCommit(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		if tx.Get("b", []byte("k")) == nil {
+			return errors.New("not found")
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("Update: nil error, want not found")
+	}
+	if st := s.Stats(); st.Commits != 0 || st.Failed != 1 {
+		t.Errorf("Stats = %+v, want no commit and 1 failed", st)
+	}
+}

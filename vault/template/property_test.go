@@ -1,6 +1,7 @@
 package template
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -98,7 +99,11 @@ func TestCandidateProperties(t *testing.T) {
 				if again != c0 {
 					t.Fatalf("Candidate(%q, 0) not reproducible with the same keys and rnd: %q, %q", v, c0, again)
 				}
-				ff1 := tm.Mode() == Deterministic && space >= 6.0001
+				p, _ := tm.(planner).plan(v)
+				ff1 := tm.Mode() == Deterministic && p.dom.size().Cmp(million) >= 0
+				if space < 5.9 && ff1 {
+					continue // a filtered space is too small to assert on collisions
+				}
 				if !ff1 {
 					continue
 				}
@@ -183,11 +188,8 @@ func TestSmallSpaceReachesEveryToken(t *testing.T) {
 	tm := mustBuiltin("digits")
 	rnd := seeded(42)
 	used := map[string]bool{}
-	for i := range 3000 {
-		v := genDigits(rand.New(rand.NewPCG(uint64(i), 0)), 4)
-		for used[v] { // distinct values
-			v = genDigits(rand.New(rand.NewPCG(uint64(i), uint64(len(used)))), 4)
-		}
+	for i, n := range rand.New(rand.NewPCG(1, 2)).Perm(10000)[:3000] {
+		v := fmt.Sprintf("%04d", n)
 		found := false
 		for attempt := range 1000 {
 			c, err := tm.Candidate(nil, v, attempt, rnd)

@@ -133,7 +133,7 @@ func TestRunTemplates(t *testing.T) {
 func TestRunRepeatedValuesAndConns(t *testing.T) {
 	a := startServer(t)
 	cfg := config(a, loadgen.ProtocolGRPC, loadgen.OpTokenize)
-	cfg.Unique, cfg.Conns, cfg.Requests = false, 2, 40
+	cfg.Unique, cfg.Conns, cfg.Requests, cfg.Warmup = false, 2, 40, 0
 	res, err := loadgen.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -249,5 +249,33 @@ func TestResultOutput(t *testing.T) {
 	if got["items_per_s"] != 500.0 || got["elapsed_s"] != 2.0 || got["errors"] != 1.0 ||
 		got["latency"].(map[string]any)["p99_ms"] != 12.0 {
 		t.Errorf("JSON output = %s", data)
+	}
+}
+
+// BenchmarkServer runs the load generator against an in-process server, one b.N iteration
+// per request of 100 fresh pan values at concurrency 16. The server exposes no pprof, so this
+// is the way to profile it under load (the profile includes the generator's share):
+//
+//	go test -run '^$' -bench 'Server/http/tokenize' -benchtime 2000x -cpuprofile cpu.out ./clients/go/loadgen
+//	go tool pprof -top loadgen.test cpu.out
+func BenchmarkServer(b *testing.B) {
+	for _, protocol := range []string{loadgen.ProtocolHTTP, loadgen.ProtocolGRPC} {
+		for _, op := range []string{loadgen.OpTokenize, loadgen.OpDetokenize} {
+			b.Run(protocol+"/"+op, func(b *testing.B) {
+				a := startServer(b)
+				cfg := config(a, protocol, op)
+				cfg.Batch, cfg.Concurrency, cfg.Warmup, cfg.Requests, cfg.Pool = 100, 16, 0, b.N, 20000
+				b.ResetTimer()
+				res, err := loadgen.Run(context.Background(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Errors() > 0 {
+					b.Fatalf("%d errors; first: %s", res.Errors(), res.FirstError)
+				}
+				b.ReportMetric(res.ItemsPerSec, "items/s")
+				b.ReportMetric(float64(res.Latency.P99.Microseconds())/1e3, "p99-ms")
+			})
+		}
 	}
 }

@@ -1,0 +1,297 @@
+package vault
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// auditedVault runs a few operations of each kind and returns the vault and an export.
+func auditedVault(t *testing.T) (*Vault, []string) {
+	t.Helper()
+	ctx := WithRequest(context.Background(), RequestInfo{RequestID: "req-1", Method: "/test", Principal: Principal{ID: "root", Role: RoleAdmin}})
+	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}, {Value: "123-45-6789", Template: "ssn", Domain: "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Detokenize(ctx, "case-1", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}, {Token: res[1].Token, Domain: "acme"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for _, l := range lines {
+		for _, pii := range []string{"4111111111111111", "123-45-6789", res[0].Token, res[1].Token} {
+			if strings.Contains(l, pii) {
+				t.Fatalf("audit line holds a value or a token: %s", l)
+			}
+		}
+	}
+	return v, lines
+}
+
+func verifyLines(t *testing.T, lines []string) (VerifyReport, error) {
+	t.Helper()
+	return VerifyAudit(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
+}
+
+func TestAuditChainVerifies(t *testing.T) {
+	v, lines := auditedVault(t)
+	rep, err := verifyLines(t, lines)
+	if err != nil || !rep.OK() {
+		t.Fatalf("VerifyAudit = %+v, %v", rep, err)
+	}
+	if rep.Events != 4 || rep.Checkpoints != 2 || rep.SignedUpTo != 4 || rep.Unsigned != 0 {
+		t.Errorf("report = %+v: want 4 events (tokenize, detokenize, grant, vendor), 2 checkpoints, all signed", rep)
+	}
+	// The vendor event says who saw what: vendor, grant, purpose, token fingerprints.
+	var vendorEv AuditEvent
+	if err := json.Unmarshal([]byte(lines[len(lines)-2]), &vendorEv); err != nil {
+		t.Fatal(err)
+	}
+	if vendorEv.Method != "/test" || vendorEv.Purpose != "order-1" || len(vendorEv.GrantIDs) != 1 || vendorEv.Allowed != 1 || vendorEv.Denied != 1 || len(vendorEv.Tokens) != 1 || vendorEv.Outcome != OutcomePartial {
+		t.Errorf("vendor event = %+v", vendorEv)
+	}
+	// The store verifies offline too.
+	rep, err = VerifyStoreAudit(context.Background(), v.store)
+	if err != nil || rep.Events != 4 {
+		t.Fatalf("VerifyStoreAudit = %+v, %v", rep, err)
+	}
+	// Listing with filters and pages.
+	evs, next, err := v.ListAudit(context.Background(), AuditFilter{Limit: 2})
+	if err != nil || len(evs) != 2 || next != 2 {
+		t.Fatalf("ListAudit page 1 = %d events, next %d, %v", len(evs), next, err)
+	}
+	evs, next, err = v.ListAudit(context.Background(), AuditFilter{AfterSeq: next, Outcome: OutcomePartial})
+	if err != nil || len(evs) != 1 || evs[0].Seq != 4 || next != 0 {
+		t.Fatalf("ListAudit filtered = %+v, next %d, %v", evs, next, err)
+	}
+}
+
+func TestAuditTamperingIsDetected(t *testing.T) {
+	_, lines := auditedVault(t)
+	// lines: 0 header, 1 ev1, 2 ckpt@1, 3 ev2, 4 ev3, 5 ev4, 6 ckpt@4
+	edit := func(i int, from, to string) []string {
+		out := append([]string(nil), lines...)
+		if !strings.Contains(out[i], from) {
+			t.Fatalf("line %d has no %q: %s", i, from, out[i])
+		}
+		out[i] = strings.Replace(out[i], from, to, 1)
+		return out
+	}
+	without := func(i int) []string {
+		out := append([]string(nil), lines[:i]...)
+		return append(out, lines[i+1:]...)
+	}
+	swap := func(i, j int) []string {
+		out := append([]string(nil), lines...)
+		out[i], out[j] = out[j], out[i]
+		return out
+	}
+	cases := []struct {
+		name    string
+		lines   []string
+		wantBad uint64
+	}{
+		{"edited event", edit(3, `"purpose":"case-1"`, `"purpose":"case-2"`), 2},
+		{"edited last event", edit(5, `"purpose":"order-1"`, `"purpose":"order-9"`), 4},
+		{"deleted event", without(4), 3},
+		{"inserted event", append(append(append([]string(nil), lines[:2]...), lines[1]), lines[2:]...), 2},
+		{"reordered events", swap(4, 5), 3},
+		{"forged checkpoint", edit(6, `"seq":4`, `"seq":3`), 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := verifyLines(t, c.lines)
+			if !errors.Is(err, ErrAuditTampered) || rep.OK() {
+				t.Fatalf("VerifyAudit = %+v, %v; want ErrAuditTampered", rep, err)
+			}
+			if rep.BadSeq != c.wantBad {
+				t.Errorf("first bad sequence = %d (%s), want %d", rep.BadSeq, rep.Problem, c.wantBad)
+			}
+		})
+	}
+	// Truncation after the last checkpoint is not an error but is reported.
+	rep, err := verifyLines(t, append([]string(nil), lines[:6]...))
+	if err != nil || rep.Unsigned != 3 {
+		t.Fatalf("truncated after checkpoint: %+v, %v; want 3 unsigned events", rep, err)
+	}
+	// A signature by another key fails.
+	other, _ := auditedVault(t)
+	pub, _ := other.AuditPublicKeyset()
+	if _, err := VerifyAudit(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
+		t.Fatalf("verify with another vault's key = %v", err)
+	}
+}
+
+// failingStore fails every write to the audit bucket while fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+var errInjected = errors.New("injected store failure")
+
+type failingTx struct {
+	store.Tx
+	s *failingStore
+}
+
+func (t failingTx) Put(b store.Bucket, k, v []byte) error {
+	if b == bucketAudit && t.s.fail.Load() {
+		return errInjected
+	}
+	return t.Tx.Put(b, k, v)
+}
+
+func (f *failingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return f.Store.Update(ctx, func(tx store.Tx) error { return fn(failingTx{Tx: tx, s: f}) })
+}
+
+func TestAuditFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := &failingStore{Store: st}
+	v, err := Open(ctx, Config{Store: fs, KEK: newKEK(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "p", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	fs.fail.Store(true)
+	if got, err := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err == nil || got != nil {
+		t.Fatalf("Detokenize with a failing audit = %+v, %v; want an error and nothing revealed", got, err)
+	}
+	if got, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}}); err == nil || got != nil {
+		t.Fatalf("VendorDetokenize with a failing audit = %+v, %v", got, err)
+	}
+	if got, err := v.Tokenize(ctx, []TokenizeItem{{Value: "5555555555554444", Template: "pan", Domain: "acme"}}); err == nil || got != nil {
+		t.Fatalf("Tokenize with a failing audit = %+v, %v", got, err)
+	}
+	fs.fail.Store(false)
+	// Nothing of the failed tokenize was kept, and the chain still verifies.
+	rep, err := VerifyStoreAudit(ctx, st)
+	if err != nil || rep.Events != 2 {
+		t.Fatalf("after failures: %+v, %v; want the 2 events that succeeded", rep, err)
+	}
+	g, _ := v.ListGrants(ctx, "acme")
+	if g[0].Used != 0 {
+		t.Errorf("a failed vendor call counted %d uses", g[0].Used)
+	}
+}
+
+// TestAuditFullDisk fills a small filesystem, then checks that every value returned has a
+// durable reveal event: count of values returned == count of items in durable reveal events.
+func TestAuditFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a filesystem")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=768k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs here (needs root): %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", dir).Run()
+	ctx := context.Background()
+	path := filepath.Join(dir, "v.db")
+	kek := newKEK(t)
+	st, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(ctx, Config{Store: st, KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens []string
+	for i := 0; ; i++ {
+		res, err := v.Tokenize(ctx, []TokenizeItem{{Value: fmt.Sprintf("customer note %06d %s", i, strings.Repeat("x", 200)), Template: "opaque"}})
+		if err != nil {
+			break // the disk is full
+		}
+		tokens = append(tokens, res[0].Token)
+		if i > 20000 {
+			t.Fatal("the filesystem never filled up")
+		}
+	}
+	if len(tokens) == 0 {
+		t.Fatal("nothing was tokenized")
+	}
+	revealed, failures := 0, 0
+	for i := 0; i < 200; i++ {
+		got, err := v.Detokenize(ctx, "disk-full", []DetokenizeItem{{Token: tokens[i%len(tokens)]}})
+		if err != nil {
+			failures++
+			continue
+		}
+		for _, r := range got {
+			if r.Err == nil && r.Value != "" {
+				revealed++
+			}
+		}
+	}
+	st.Close()
+	// Count durable reveal events after reopening.
+	st2, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	var buf bytes.Buffer
+	publess := exportAudit(ctx, st2, 1, []byte("{}"), &buf)
+	if publess != nil {
+		t.Fatal(publess)
+	}
+	durable := 0
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev AuditEvent
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Method == "Detokenize" {
+			durable += ev.Allowed
+		}
+	}
+	t.Logf("%d tokens before the disk filled; %d reveals, %d refused calls, %d durable reveal events' items", len(tokens), revealed, failures, durable)
+	if revealed != durable {
+		t.Fatalf("values returned (%d) != items in durable reveal events (%d)", revealed, durable)
+	}
+	if err := st2.Check(); err != nil {
+		t.Fatalf("store check after a full disk: %v", err)
+	}
+	_ = os.Remove(path)
+}
