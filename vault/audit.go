@@ -202,7 +202,7 @@ func (v *Vault) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 		return Checkpoint{}, false, nil
 	}
 	c := Checkpoint{Type: "checkpoint", Seq: seq, Hash: auditHashPrefix + hex.EncodeToString(head[8:]), Time: v.now().UTC()}
-	sig, err := v.kr.Sign(checkpointMessage(c.Seq, c.Hash, c.Time))
+	sig, err := v.keyring().Sign(checkpointMessage(c.Seq, c.Hash, c.Time))
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
@@ -218,7 +218,7 @@ func (v *Vault) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 }
 
 // AuditPublicKeyset returns the public keyset that verifies checkpoints.
-func (v *Vault) AuditPublicKeyset() ([]byte, error) { return v.kr.AuditPublicKeyset() }
+func (v *Vault) AuditPublicKeyset() ([]byte, error) { return v.keyring().AuditPublicKeyset() }
 
 // AuditFilter selects events for ListAudit. Zero fields match everything.
 type AuditFilter struct {
@@ -287,7 +287,7 @@ type ExportHeader struct {
 // a header, then each event's stored bytes, each checkpoint right after the event it covers.
 // It reads one consistent snapshot.
 func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) error {
-	pub, err := v.kr.AuditPublicKeyset()
+	pub, err := v.keyring().AuditPublicKeyset()
 	if err != nil {
 		return err
 	}
@@ -478,7 +478,7 @@ const metaAuditPub = "audit_pubkey"
 // publishAuditKey stores the audit public keyset in clear beside the trail, for offline
 // verification with --data.
 func (v *Vault) publishAuditKey(ctx context.Context) error {
-	pub, err := v.kr.AuditPublicKeyset()
+	pub, err := v.keyring().AuditPublicKeyset()
 	if err != nil {
 		return err
 	}

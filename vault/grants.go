@@ -408,7 +408,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			continue
 		}
 		d := domainOr(it.Domain)
-		pt, err := v.kr.Open(recs[i].ciphertext, recordAD(d, recs[i].template, it.Token))
+		pt, err := v.keyring().Open(recs[i].ciphertext, recordAD(d, recs[i].template, it.Token))
 		if err != nil {
 			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", recs[i].template))
 			results[i].Err = ErrIntegrity

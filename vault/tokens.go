@@ -222,7 +222,7 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 }
 
 func (v *Vault) seal(domain, tmpl, token, value string, now int64) ([]byte, error) {
-	ct, err := v.kr.Seal([]byte(value), recordAD(domain, tmpl, token))
+	ct, err := v.keyring().Seal([]byte(value), recordAD(domain, tmpl, token))
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 			results[i].Err = ErrNotFound
 			continue
 		}
-		pt, err := v.kr.Open(r.ciphertext, recordAD(d, r.template, it.Token))
+		pt, err := v.keyring().Open(r.ciphertext, recordAD(d, r.template, it.Token))
 		if err != nil {
 			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", r.template))
 			results[i].Err = ErrIntegrity

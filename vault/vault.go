@@ -5,12 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -62,7 +64,10 @@ type Config struct {
 // Vault is the tokenization core. It is safe for concurrent use.
 type Vault struct {
 	store store.Store
-	kr    *keyring.Keyring
+	kr    atomic.Pointer[keyring.Keyring]
+	kek   tink.AEAD
+	keyMu sync.Mutex // serialises key operations
+	wake  chan struct{}
 	log   *slog.Logger
 	rand  io.Reader
 	now   func() time.Time
@@ -80,7 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
 	}
-	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now}
+	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1)}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -94,11 +99,15 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.kr = kr
+	v.kr.Store(kr)
+	v.kek = cfg.KEK
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}
 	if err := v.publishAuditKey(ctx); err != nil {
+		return nil, err
+	}
+	if err := v.initKeyMeta(ctx); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -150,6 +159,9 @@ func loadKeyring(ctx context.Context, s store.Store, kek tink.AEAD) (*keyring.Ke
 	return kr, nil
 }
 
+// keyring returns the current keyring. Key operations replace it as a whole.
+func (v *Vault) keyring() *keyring.Keyring { return v.kr.Load() }
+
 // tokenKeys implements template.Keys for one (domain, template).
 type tokenKeys struct {
 	v                *Vault
@@ -164,7 +176,7 @@ func (k tokenKeys) FF1(alphabet string, length int) (*fpe.FF1, error) {
 	if c, ok := k.v.ciphers.Load(ck); ok {
 		return c.(*fpe.FF1), nil
 	}
-	key, err := k.v.kr.Derive("ff1", k.domain, k.template, alphabet, strconv.Itoa(length))
+	key, err := k.v.keyring().Derive("ff1", k.domain, k.template, alphabet, strconv.Itoa(length))
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +197,7 @@ func (v *Vault) hmacKey(purpose string, parts ...string) ([]byte, error) {
 	if k, ok := v.hmacKeys.Load(ck); ok {
 		return k.([]byte), nil
 	}
-	k, err := v.kr.Derive(purpose, parts...)
+	k, err := v.keyring().Derive(purpose, parts...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,4 +210,22 @@ func fingerprint(key []byte, data string) []byte {
 	m := hmac.New(sha256.New, key)
 	io.WriteString(m, data)
 	return m.Sum(nil)[:16]
+}
+
+// initKeyMeta dates the data keys the first time a vault is opened.
+func (v *Vault) initKeyMeta(ctx context.Context) error {
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		if tx.Get(bucketMeta, []byte(metaKeyMeta)) != nil {
+			return nil
+		}
+		m := map[uint32]keyMeta{}
+		for _, k := range v.keyring().DataKeys() {
+			m[k.ID] = keyMeta{Created: v.now().UTC()}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
+	})
 }

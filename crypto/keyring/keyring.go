@@ -30,6 +30,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -55,12 +57,27 @@ var (
 
 // Keyring holds the data and token keysets. Create one with [New] or [Unwrap].
 type Keyring struct {
-	dataHandle  *keyset.Handle
+	data        atomic.Pointer[dataKeys]
+	mu          sync.Mutex // serialises changes to the data keyset
 	tokenHandle *keyset.Handle
 	auditHandle *keyset.Handle
-	aead        tink.AEAD
 	prf         *prf.Set
 	signer      tink.Signer
+}
+
+// dataKeys is one immutable version of the data keyset and its primitive. Changes build a
+// new version and swap it in, so encryptions in flight are never disturbed.
+type dataKeys struct {
+	handle *keyset.Handle
+	aead   tink.AEAD
+}
+
+func newDataKeys(h *keyset.Handle) (*dataKeys, error) {
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: data keyset: %w", err)
+	}
+	return &dataKeys{handle: h, aead: a}, nil
 }
 
 // New generates fresh data and token keysets.
@@ -81,9 +98,9 @@ func New() (*Keyring, error) {
 }
 
 func fromHandles(dh, th, ah *keyset.Handle) (*Keyring, error) {
-	a, err := aead.New(dh)
+	dk, err := newDataKeys(dh)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: data keyset: %w", err)
+		return nil, err
 	}
 	p, err := prf.NewPRFSet(th)
 	if err != nil {
@@ -93,7 +110,9 @@ func fromHandles(dh, th, ah *keyset.Handle) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: audit signing keyset: %w", err)
 	}
-	return &Keyring{dataHandle: dh, tokenHandle: th, auditHandle: ah, aead: a, prf: p, signer: sg}, nil
+	k := &Keyring{tokenHandle: th, auditHandle: ah, prf: p, signer: sg}
+	k.data.Store(dk)
+	return k, nil
 }
 
 type wrapped struct {
@@ -107,7 +126,7 @@ type wrapped struct {
 // no key material in clear.
 func (k *Keyring) Wrap(kek tink.AEAD) ([]byte, error) {
 	var d, t bytes.Buffer
-	if err := k.dataHandle.WriteWithAssociatedData(keyset.NewBinaryWriter(&d), kek, adData); err != nil {
+	if err := k.data.Load().handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&d), kek, adData); err != nil {
 		return nil, fmt.Errorf("keyring: wrapping data keyset: %w", err)
 	}
 	if err := k.tokenHandle.WriteWithAssociatedData(keyset.NewBinaryWriter(&t), kek, adToken); err != nil {
@@ -143,7 +162,7 @@ func Unwrap(blob []byte, kek tink.AEAD) (*Keyring, error) {
 
 // Seal encrypts plaintext with the primary data key, binding it to ad.
 func (k *Keyring) Seal(plaintext, ad []byte) ([]byte, error) {
-	ct, err := k.aead.Encrypt(plaintext, ad)
+	ct, err := k.data.Load().aead.Encrypt(plaintext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: encryption failed: %w", err)
 	}
@@ -153,7 +172,7 @@ func (k *Keyring) Seal(plaintext, ad []byte) ([]byte, error) {
 // Open decrypts a ciphertext made by [Keyring.Seal] with the same ad. Every failure is
 // [ErrDecrypt].
 func (k *Keyring) Open(ciphertext, ad []byte) ([]byte, error) {
-	pt, err := k.aead.Decrypt(ciphertext, ad)
+	pt, err := k.data.Load().aead.Decrypt(ciphertext, ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -63,14 +63,14 @@ func (t *charsT) plan(value string) (*plan, error) {
 	return s.plan(nil, 0), nil
 }
 
-// Mask keeps the kept prefix and the last min(4, n/2) characters (or the kept suffix):
-// "******5678", "**34".
+// Mask keeps the kept prefix and the last four characters (the kept suffix, if longer; at
+// most half of the free characters more than the token): "******7890", "**34".
 func (t *charsT) Mask(value string) string {
 	if err := t.parse(value); err != nil {
 		return "****"
 	}
 	n := len(value)
-	suffix := max(t.def.KeepSuffix, min(4, n/2))
+	suffix := maskSuffix(4, t.def.KeepSuffix, n-t.def.KeepPrefix-t.def.KeepSuffix)
 	return maskBytes(value, func(i int) bool { return i < t.def.KeepPrefix || i >= n-suffix })
 }
 

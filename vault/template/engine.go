@@ -314,7 +314,12 @@ func isAlnum(c byte) bool { return isDigit(c) || isUpper(c) || isLower(c) }
 
 func validUTF8(s string) bool { return utf8.ValidString(s) }
 
-// maskKeep returns value with the bytes at positions not in show replaced by '*'.
+// maskSuffix returns how many trailing characters a mask shows: the kept suffix ks, grown
+// towards n but by at most half of the free characters, so a mask never reveals more than
+// the token plus half of what the token hides.
+func maskSuffix(n, ks, free int) int { return max(ks, min(n, ks+free/2)) }
+
+// maskBytes returns value with the bytes at positions not in show replaced by '*'.
 func maskBytes(value string, show func(i int) bool) string {
 	b := []byte(value)
 	for i := range b {

@@ -123,7 +123,7 @@ func (t *ibanT) Mask(value string) string {
 		return "****"
 	}
 	show := map[int]bool{}
-	suffix := max(t.def.KeepSuffix, 4)
+	suffix := maskSuffix(4, t.def.KeepSuffix, len(compact)-4-t.def.KeepPrefix-t.def.KeepSuffix)
 	for k, i := range offs {
 		show[i] = k < 2 || (k >= 4 && k < 4+t.def.KeepPrefix) || k >= len(compact)-suffix
 	}

@@ -62,15 +62,15 @@ func (t *panT) plan(value string) (*plan, error) {
 	return s.plan(accept, extra), nil
 }
 
-// Mask keeps the separators, the kept prefix and the last four digits (or the kept
-// suffix, if longer): "**** **** **** 1111".
+// Mask keeps the separators, the kept prefix and the last four digits (the kept suffix,
+// if longer; at most half of the free digits more than the token): "**** **** **** 1111".
 func (t *panT) Mask(value string) string {
 	digits, err := t.parse(value)
 	if err != nil {
 		return "****"
 	}
 	show := make(map[int]bool)
-	suffix := max(t.def.KeepSuffix, 4)
+	suffix := maskSuffix(4, t.def.KeepSuffix, len(digits)-t.def.KeepPrefix-t.def.KeepSuffix)
 	for k, i := range digits {
 		show[i] = k < t.def.KeepPrefix || k >= len(digits)-suffix
 	}

@@ -111,14 +111,14 @@ func (t *phoneT) plan(value string) (*plan, error) {
 }
 
 // Mask keeps the +, the country code, the punctuation, the kept prefix and the last two
-// digits (or the kept suffix): "+1 (***) ***-**23".
+// digits (the kept suffix, if longer): "+1 (***) ***-**23".
 func (t *phoneT) Mask(value string) string {
 	digits, cc, err := t.parse(value)
 	if err != nil {
 		return "****"
 	}
 	show := map[int]bool{}
-	suffix := max(t.def.KeepSuffix, 2)
+	suffix := maskSuffix(2, t.def.KeepSuffix, len(digits)-cc-t.def.KeepPrefix-t.def.KeepSuffix)
 	for k, i := range digits {
 		show[i] = k < cc+t.def.KeepPrefix || k >= len(digits)-suffix
 	}

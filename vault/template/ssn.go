@@ -71,15 +71,17 @@ func (t *ssnT) plan(value string) (*plan, error) {
 	return p, nil
 }
 
-// Mask shows the kept prefix and the last four digits: "***-**-6789".
+// Mask shows the kept prefix and the last four digits (at most half of the free digits
+// more than the token): "***-**-6789", "123-45-**89" with KeepPrefix 5.
 func (t *ssnT) Mask(value string) string {
 	digits, err := t.parse(value)
 	if err != nil {
 		return "****"
 	}
 	show := map[int]bool{}
+	suffix := maskSuffix(4, t.def.KeepSuffix, 9-t.def.KeepPrefix-t.def.KeepSuffix)
 	for k, i := range digits {
-		show[i] = k < t.def.KeepPrefix || k >= 5
+		show[i] = k < t.def.KeepPrefix || k >= 9-suffix
 	}
 	return maskBytes(value, func(i int) bool { v, isDigit := show[i]; return v || !isDigit })
 }

@@ -1,0 +1,497 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tokenvault/tokenvault/crypto/keyring"
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Key lifecycle.
+//
+// Data keys (AES-256-GCM, in the keyring's data keyset) encrypt originals. Rotation adds a new
+// primary; a background rewrap then re-encrypts every record still under an older key, in
+// small batches that share commits with live traffic, resumably (its cursor is stored). A key
+// that protects no record can be disabled, then destroyed. Token keys are derived from the
+// token keyset, which never rotates: tokens never change.
+
+const (
+	metaKeyMeta = "keymeta"
+	metaRewrap  = "rewrap"
+)
+
+// Errors of key management.
+var (
+	// ErrKeyInUse is returned when disabling or destroying a key that still protects records.
+	ErrKeyInUse = errors.New("the key still protects records; wait for the rewrap to finish")
+	// ErrKeyState is returned for a key operation the key's state does not allow.
+	ErrKeyState = errors.New("the key's state does not allow this operation")
+	// ErrNoSuchKey is returned for an unknown key id.
+	ErrNoSuchKey = errors.New("no such data key")
+)
+
+// keyMeta is what the vault remembers of each data key beyond the keyset.
+type keyMeta struct {
+	Created   time.Time `json:"created"`
+	Destroyed time.Time `json:"destroyed,omitzero"`
+}
+
+// rewrapState is the stored progress of the background rewrap.
+type rewrapState struct {
+	Target    uint32    `json:"target"` // the primary key records move to
+	Cursor    []byte    `json:"cursor"` // last record key processed
+	Done      bool      `json:"done"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished,omitzero"`
+	Rewrapped uint64    `json:"rewrapped"`
+}
+
+// KeyInfo describes one data key for keys status.
+type KeyInfo struct {
+	ID      uint32
+	State   string // primary, enabled, disabled, destroyed
+	Created time.Time
+	Records uint64 // records it still protects
+}
+
+// KeyStatus is the key lifecycle's observable state.
+type KeyStatus struct {
+	Keys   []KeyInfo
+	Rewrap struct {
+		Target    uint32
+		Done      bool
+		Rewrapped uint64
+		Started   time.Time
+		Finished  time.Time
+		Remaining uint64 // records not yet under the primary key
+	}
+	Records uint64
+}
+
+func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
+	m := map[uint32]keyMeta{}
+	if b := tx.Get(bucketMeta, []byte(metaKeyMeta)); b != nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// commitKeyring stores kr (wrapped) and runs extra in the same transaction, then makes kr the
+// vault's keyring. On failure the vault keeps its previous keyring: memory never runs ahead of
+// the store.
+func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, extra func(tx store.Tx) error) error {
+	blob, err := kr.Wrap(v.kek)
+	if err != nil {
+		return err
+	}
+	if err := v.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
+			return err
+		}
+		return extra(tx)
+	}); err != nil {
+		return err
+	}
+	v.kr.Store(kr)
+	return nil
+}
+
+// cloneKeyring returns an independent copy of the current keyring to change.
+func (v *Vault) cloneKeyring() (*keyring.Keyring, error) {
+	blob, err := v.keyring().Wrap(v.kek)
+	if err != nil {
+		return nil, err
+	}
+	return keyring.Unwrap(blob, v.kek)
+}
+
+// RotateDataKey adds a new primary data key; new writes use it at once and the background
+// rewrap moves older records to it. It returns the new key's id.
+func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
+	v.keyMu.Lock()
+	defer v.keyMu.Unlock()
+	kr, err := v.cloneKeyring()
+	if err != nil {
+		return 0, err
+	}
+	id, err := kr.Rotate()
+	if err != nil {
+		return 0, err
+	}
+	now := v.now().UTC()
+	ev := v.newEvent(ctx, "RotateDataKey")
+	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
+	err = v.commitKeyring(ctx, kr, func(tx store.Tx) error {
+		m := v.readKeyMeta(tx)
+		m[id] = keyMeta{Created: now}
+		mb, _ := json.Marshal(m)
+		if err := tx.Put(bucketMeta, []byte(metaKeyMeta), mb); err != nil {
+			return err
+		}
+		rb, _ := json.Marshal(rewrapState{Target: id, Started: now})
+		if err := tx.Put(bucketMeta, []byte(metaRewrap), rb); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
+	})
+	if err != nil {
+		return 0, err
+	}
+	v.log.Info("rotated the data key; rewrap starts", slog.Uint64("key_id", uint64(id)))
+	v.kick()
+	return id, nil
+}
+
+// RewrapKEK re-encrypts the stored keysets under newKEK: instant, whatever the store's size.
+// The vault keeps serving; from then on only newKEK opens it.
+func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
+	v.keyMu.Lock()
+	defer v.keyMu.Unlock()
+	blob, err := v.keyring().Wrap(newKEK)
+	if err != nil {
+		return err
+	}
+	ev := v.newEvent(ctx, "RewrapKEK")
+	ev.Target, ev.Outcome = "kek", OutcomeAllowed
+	if err := v.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
+			return err
+		}
+		e := ev
+		return appendAudit(tx, &e)
+	}); err != nil {
+		return err
+	}
+	v.kek = newKEK
+	return nil
+}
+
+// countByKey scans every record and counts them per data key id.
+func (v *Vault) countByKey(ctx context.Context) (map[uint32]uint64, uint64, error) {
+	counts := map[uint32]uint64{}
+	var total uint64
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		clear(counts)
+		total = 0
+		return tx.Scan(bucketRecords, nil, nil, func(_, val []byte) error {
+			r, err := unmarshalRecord(val)
+			if err != nil {
+				return nil
+			}
+			id, _ := keyring.CiphertextKeyID(r.ciphertext)
+			counts[id]++
+			total++
+			return nil
+		})
+	})
+	return counts, total, err
+}
+
+// KeyStatus reports each data key's state and how many records it still protects, and the
+// rewrap's progress. It scans every record.
+func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
+	var st KeyStatus
+	counts, total, err := v.countByKey(ctx)
+	if err != nil {
+		return st, err
+	}
+	var meta map[uint32]keyMeta
+	var rw rewrapState
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		meta = v.readKeyMeta(tx)
+		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+			_ = json.Unmarshal(b, &rw)
+		}
+		return nil
+	}); err != nil {
+		return st, err
+	}
+	kr := v.keyring()
+	seen := map[uint32]bool{}
+	for _, k := range kr.DataKeys() {
+		seen[k.ID] = true
+		st.Keys = append(st.Keys, KeyInfo{ID: k.ID, State: string(k.State), Created: meta[k.ID].Created, Records: counts[k.ID]})
+	}
+	for id, m := range meta {
+		if !seen[id] && !m.Destroyed.IsZero() {
+			st.Keys = append(st.Keys, KeyInfo{ID: id, State: "destroyed", Created: m.Created})
+		}
+	}
+	sort.Slice(st.Keys, func(i, j int) bool { return st.Keys[i].Created.Before(st.Keys[j].Created) })
+	st.Records = total
+	st.Rewrap.Target, st.Rewrap.Done, st.Rewrap.Rewrapped = rw.Target, rw.Done, rw.Rewrapped
+	st.Rewrap.Started, st.Rewrap.Finished = rw.Started, rw.Finished
+	st.Rewrap.Remaining = total - counts[kr.PrimaryKeyID()]
+	return st, nil
+}
+
+// DisableDataKey disables a key that protects no record.
+func (v *Vault) DisableDataKey(ctx context.Context, id uint32) error {
+	return v.changeKey(ctx, id, "DisableDataKey", func(kr *keyring.Keyring) error { return kr.Disable(id) }, nil)
+}
+
+// EnableDataKey re-enables a disabled key.
+func (v *Vault) EnableDataKey(ctx context.Context, id uint32) error {
+	return v.changeKey(ctx, id, "EnableDataKey", func(kr *keyring.Keyring) error { return kr.Enable(id) }, nil)
+}
+
+// DestroyDataKey destroys a disabled key that protects no record. It cannot be undone.
+func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
+	return v.changeKey(ctx, id, "DestroyDataKey", func(kr *keyring.Keyring) error { return kr.Destroy(id) },
+		func(tx store.Tx) error {
+			m := v.readKeyMeta(tx)
+			km := m[id]
+			km.Destroyed = v.now().UTC()
+			m[id] = km
+			mb, _ := json.Marshal(m)
+			return tx.Put(bucketMeta, []byte(metaKeyMeta), mb)
+		})
+}
+
+func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change func(*keyring.Keyring) error, extra func(store.Tx) error) error {
+	v.keyMu.Lock()
+	defer v.keyMu.Unlock()
+	if method != "EnableDataKey" {
+		counts, _, err := v.countByKey(ctx)
+		if err != nil {
+			return err
+		}
+		if counts[id] > 0 {
+			return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, counts[id])
+		}
+	}
+	kr, err := v.cloneKeyring()
+	if err != nil {
+		return err
+	}
+	if err := change(kr); err != nil {
+		switch {
+		case errors.Is(err, keyring.ErrUnknownKey):
+			return ErrNoSuchKey
+		case errors.Is(err, keyring.ErrPrimaryKey), errors.Is(err, keyring.ErrKeyEnabled):
+			return fmt.Errorf("%w: %v", ErrKeyState, err)
+		}
+		return err
+	}
+	ev := v.newEvent(ctx, method)
+	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
+	return v.commitKeyring(ctx, kr, func(tx store.Tx) error {
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		e := ev
+		return appendAudit(tx, &e)
+	})
+}
+
+// rewrapBatchSize and rewrapPause throttle the rewrap so that live traffic keeps its latency:
+// each batch is one group commit shared with live writes, then the rewrap yields.
+const (
+	rewrapBatchSize = 256
+	rewrapPause     = 20 * time.Millisecond
+)
+
+// rewrapStep processes one batch. It returns true when the rewrap is finished (or idle).
+func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
+	var rw rewrapState
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		rw = rewrapState{}
+		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+			return json.Unmarshal(b, &rw)
+		}
+		rw.Done = true
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	kr := v.keyring()
+	primary := kr.PrimaryKeyID()
+	if rw.Done || rw.Target != primary {
+		return true, nil
+	}
+	type job struct{ key, old, new []byte }
+	var jobs []job
+	var last []byte
+	scanned := 0
+	start := append(append([]byte(nil), rw.Cursor...), 0)
+	if rw.Cursor == nil {
+		start = nil
+	}
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		jobs, last, scanned = jobs[:0], nil, 0
+		return tx.Scan(bucketRecords, nil, start, func(k, val []byte) error {
+			if scanned >= rewrapBatchSize {
+				return store.ErrStopScan
+			}
+			scanned++
+			last = append(last[:0], k...)
+			r, err := unmarshalRecord(val)
+			if err != nil {
+				return nil
+			}
+			if id, ok := keyring.CiphertextKeyID(r.ciphertext); ok && id == primary {
+				return nil
+			}
+			jobs = append(jobs, job{key: bytes.Clone(k), old: bytes.Clone(val)})
+			return nil
+		})
+	}); err != nil {
+		return false, err
+	}
+	for i := range jobs {
+		domain, token, ok := bytes.Cut(jobs[i].key, []byte{0})
+		r, err := unmarshalRecord(jobs[i].old)
+		if !ok || err != nil {
+			continue
+		}
+		ad := recordAD(string(domain), r.template, string(token))
+		pt, err := kr.Open(r.ciphertext, ad)
+		if err != nil {
+			v.log.Error("rewrap: a record failed to decrypt; left as is", slog.String("domain", string(domain)))
+			continue
+		}
+		ct, err := kr.Seal(pt, ad)
+		clear(pt)
+		if err != nil {
+			return false, err
+		}
+		r.ciphertext = ct
+		jobs[i].new = r.marshal()
+	}
+	done := scanned < rewrapBatchSize
+	rw.Cursor = last
+	var moved uint64
+	if done {
+		rw.Done, rw.Finished = true, v.now().UTC()
+	}
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		moved = 0
+		for _, j := range jobs {
+			// A record changed since the read (erased, say) is left for the next pass.
+			if j.new == nil || !bytes.Equal(tx.Get(bucketRecords, j.key), j.old) {
+				continue
+			}
+			if err := tx.Put(bucketRecords, j.key, j.new); err != nil {
+				return err
+			}
+			moved++
+		}
+		st := rw
+		st.Rewrapped += moved
+		b, _ := json.Marshal(st)
+		if err := tx.Put(bucketMeta, []byte(metaRewrap), b); err != nil {
+			return err
+		}
+		if done {
+			ev := v.newEvent(ctx, "RewrapFinished")
+			ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
+			ev.Reason = fmt.Sprintf("%d records rewrapped", st.Rewrapped)
+			return appendAudit(tx, &ev)
+		}
+		return nil
+	})
+	return done, err
+}
+
+// kick wakes the background worker.
+func (v *Vault) kick() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RunBackground runs the vault's background work until ctx ends: the rewrap after a
+// rotation (resumed after a restart), the purge of expired tokens, and automatic rotation.
+func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
+	tick := time.NewTicker(opts.interval())
+	defer tick.Stop()
+	for {
+		for {
+			done, err := v.rewrapStep(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					v.log.Error("rewrap step failed; will retry", slog.String("error", err.Error()))
+				}
+				break
+			}
+			if done {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rewrapPause):
+			}
+		}
+		if err := v.autoRotate(ctx, opts); err != nil && ctx.Err() == nil {
+			v.log.Error("automatic rotation failed", slog.String("error", err.Error()))
+		}
+		if n, err := v.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
+			v.log.Error("purging expired tokens failed", slog.String("error", err.Error()))
+		} else if n > 0 {
+			v.log.Info("purged expired tokens", slog.Int("count", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-v.wake:
+		}
+	}
+}
+
+// BackgroundOptions configure RunBackground.
+type BackgroundOptions struct {
+	// Interval between background passes (default 30s).
+	Interval time.Duration
+	// RotateAfter rotates the data key automatically once the primary is this old (0: never).
+	RotateAfter time.Duration
+}
+
+func (o BackgroundOptions) interval() time.Duration {
+	if o.Interval <= 0 {
+		return 30 * time.Second
+	}
+	return o.Interval
+}
+
+// autoRotate rotates the primary data key when it is older than opts.RotateAfter.
+// (Random-nonce AES-GCM keeps one key well under 2^32 encryptions; an age policy of months
+// stays far below that at this vault's write rates.)
+func (v *Vault) autoRotate(ctx context.Context, opts BackgroundOptions) error {
+	if opts.RotateAfter <= 0 {
+		return nil
+	}
+	var meta map[uint32]keyMeta
+	if err := v.store.View(ctx, func(tx store.Tx) error { meta = v.readKeyMeta(tx); return nil }); err != nil {
+		return err
+	}
+	created := meta[v.keyring().PrimaryKeyID()].Created
+	if created.IsZero() {
+		// The first key predates key metadata: date it now.
+		return v.store.Update(ctx, func(tx store.Tx) error {
+			m := v.readKeyMeta(tx)
+			m[v.keyring().PrimaryKeyID()] = keyMeta{Created: v.now().UTC()}
+			b, _ := json.Marshal(m)
+			return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
+		})
+	}
+	if v.now().Sub(created) < opts.RotateAfter {
+		return nil
+	}
+	_, err := v.RotateDataKey(WithRequest(ctx, RequestInfo{Method: "AutoRotate"}))
+	return err
+}
