@@ -503,3 +503,14 @@ func uniqueSorted(in []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+func verifySig(publicKeyset, sig, msg []byte) error {
+	v, err := keyring.NewVerifier(publicKeyset)
+	if err != nil {
+		return err
+	}
+	if v.Verify(sig, msg) != nil {
+		return ErrAuditTampered
+	}
+	return nil
+}

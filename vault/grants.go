@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
@@ -295,7 +294,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		return nil, fmt.Errorf("%w: a vendor must state a purpose", ErrInvalidArgument)
 	}
 	now := v.now()
-	raw := make([][]byte, len(req.Items))
+	raw := make([]rawRecord, len(req.Items))
 	var grants []*Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
@@ -312,10 +311,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			return err
 		}
 		for i, it := range req.Items {
-			raw[i] = nil
-			if b := tx.Get(bucketRecords, recordKey(domainOr(it.Domain), it.Token)); b != nil {
-				raw[i] = append([]byte(nil), b...)
-			}
+			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -328,17 +324,8 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	perGrant := map[*Grant]int{}
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
-		if raw[i] == nil {
-			continue
-		}
-		r, err := unmarshalRecord(raw[i])
+		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now.Unix())
 		if err != nil {
-			continue
-		}
-		if it.Template != "" && it.Template != r.template {
-			continue
-		}
-		if r.expireUnix != 0 && now.Unix() >= r.expireUnix {
 			continue
 		}
 		for _, g := range grants {
@@ -407,11 +394,9 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if g == nil {
 			continue
 		}
-		d := domainOr(it.Domain)
-		pt, err := v.keyring().Open(recs[i].ciphertext, recordAD(d, recs[i].template, it.Token))
+		pt, err := v.openRecord(raw[i], recs[i], domainOr(it.Domain), it.Token)
 		if err != nil {
-			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", recs[i].template))
-			results[i].Err = ErrIntegrity
+			results[i].Err = err
 			continue
 		}
 		val := string(pt)

@@ -48,7 +48,8 @@ type keyMeta struct {
 // rewrapState is the stored progress of the background rewrap.
 type rewrapState struct {
 	Target    uint32    `json:"target"` // the primary key records move to
-	Cursor    []byte    `json:"cursor"` // last record key processed
+	Phase     int       `json:"phase"`  // 0: records, 1: subject keys
+	Cursor    []byte    `json:"cursor"` // last key processed in the phase's bucket
 	Done      bool      `json:"done"`
 	Started   time.Time `json:"started"`
 	Finished  time.Time `json:"finished,omitzero"`
@@ -60,7 +61,7 @@ type KeyInfo struct {
 	ID      uint32
 	State   string // primary, enabled, disabled, destroyed
 	Created time.Time
-	Records uint64 // records it still protects
+	Records uint64 // records and subject keys it still protects
 }
 
 // KeyStatus is the key lifecycle's observable state.
@@ -183,12 +184,20 @@ func (v *Vault) countByKey(ctx context.Context) (map[uint32]uint64, uint64, erro
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		clear(counts)
 		total = 0
-		return tx.Scan(bucketRecords, nil, nil, func(_, val []byte) error {
+		if err := tx.Scan(bucketRecords, nil, nil, func(_, val []byte) error {
 			r, err := unmarshalRecord(val)
-			if err != nil {
-				return nil
+			if err != nil || r.subject != nil {
+				return nil // subject records are protected by their subject key, counted below
 			}
 			id, _ := keyring.CiphertextKeyID(r.ciphertext)
+			counts[id]++
+			total++
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(bucketSubjectKeys, nil, nil, func(_, val []byte) error {
+			id, _ := keyring.SubjectKeyWrapID(val)
 			counts[id]++
 			total++
 			return nil
@@ -329,16 +338,26 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	if rw.Cursor == nil {
 		start = nil
 	}
+	bucket := bucketRecords
+	if rw.Phase == 1 {
+		bucket = bucketSubjectKeys
+	}
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		jobs, last, scanned = jobs[:0], nil, 0
-		return tx.Scan(bucketRecords, nil, start, func(k, val []byte) error {
+		return tx.Scan(bucket, nil, start, func(k, val []byte) error {
 			if scanned >= rewrapBatchSize {
 				return store.ErrStopScan
 			}
 			scanned++
 			last = append(last[:0], k...)
+			if rw.Phase == 1 {
+				if id, ok := keyring.SubjectKeyWrapID(val); !ok || id != primary {
+					jobs = append(jobs, job{key: bytes.Clone(k), old: bytes.Clone(val)})
+				}
+				return nil
+			}
 			r, err := unmarshalRecord(val)
-			if err != nil {
+			if err != nil || r.subject != nil {
 				return nil
 			}
 			if id, ok := keyring.CiphertextKeyID(r.ciphertext); ok && id == primary {
@@ -351,6 +370,15 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for i := range jobs {
+		if rw.Phase == 1 {
+			nw, err := kr.RewrapSubjectKey(jobs[i].key, jobs[i].old)
+			if err != nil {
+				v.log.Error("rewrap: a subject key failed to unwrap; left as is")
+				continue
+			}
+			jobs[i].new = nw
+			continue
+		}
 		domain, token, ok := bytes.Cut(jobs[i].key, []byte{0})
 		r, err := unmarshalRecord(jobs[i].old)
 		if !ok || err != nil {
@@ -370,8 +398,12 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		r.ciphertext = ct
 		jobs[i].new = r.marshal()
 	}
-	done := scanned < rewrapBatchSize
+	phaseDone := scanned < rewrapBatchSize
+	done := phaseDone && rw.Phase == 1
 	rw.Cursor = last
+	if phaseDone && !done {
+		rw.Phase, rw.Cursor = 1, nil
+	}
 	var moved uint64
 	if done {
 		rw.Done, rw.Finished = true, v.now().UTC()
@@ -380,10 +412,10 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		moved = 0
 		for _, j := range jobs {
 			// A record changed since the read (erased, say) is left for the next pass.
-			if j.new == nil || !bytes.Equal(tx.Get(bucketRecords, j.key), j.old) {
+			if j.new == nil || !bytes.Equal(tx.Get(bucket, j.key), j.old) {
 				continue
 			}
-			if err := tx.Put(bucketRecords, j.key, j.new); err != nil {
+			if err := tx.Put(bucket, j.key, j.new); err != nil {
 				return err
 			}
 			moved++

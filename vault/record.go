@@ -5,14 +5,16 @@ import (
 	"errors"
 )
 
-const recordVersion = 1
+// Record versions: 1 had no subject; 2 adds the subject fingerprint (empty when none).
+const recordVersion = 2
 
 // record is the stored form of one token. Only ciphertext protects PII; the other fields are
 // metadata the vault needs without decrypting.
 type record struct {
 	template   string
 	createUnix int64
-	expireUnix int64 // 0: never
+	expireUnix int64  // 0: never
+	subject    []byte // fingerprint of the data subject; its key encrypts ciphertext
 	ciphertext []byte
 }
 
@@ -25,15 +27,18 @@ func (r *record) marshal() []byte {
 	b = append(b, r.template...)
 	b = binary.AppendVarint(b, r.createUnix)
 	b = binary.AppendVarint(b, r.expireUnix)
+	b = binary.AppendUvarint(b, uint64(len(r.subject)))
+	b = append(b, r.subject...)
 	return append(b, r.ciphertext...)
 }
 
 // unmarshalRecord parses b; the returned record aliases b.
 func unmarshalRecord(b []byte) (record, error) {
 	var r record
-	if len(b) < 1 || b[0] != recordVersion {
+	if len(b) < 1 || (b[0] != 1 && b[0] != 2) {
 		return r, errBadRecord
 	}
+	version := b[0]
 	b = b[1:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {
@@ -49,7 +54,18 @@ func unmarshalRecord(b []byte) (record, error) {
 	if r.expireUnix, m = binary.Varint(b); m <= 0 {
 		return r, errBadRecord
 	}
-	r.ciphertext = b[m:]
+	b = b[m:]
+	if version >= 2 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) || n > 64 {
+			return r, errBadRecord
+		}
+		if n > 0 {
+			r.subject = b[k : k+int(n)]
+		}
+		b = b[k+int(n):]
+	}
+	r.ciphertext = b
 	return r, nil
 }
 

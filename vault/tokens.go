@@ -1,11 +1,15 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 	"unicode/utf8"
+
+	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
@@ -21,7 +25,8 @@ type TokenizeItem struct {
 	Value    string
 	Template string
 	Domain   string // empty: DefaultDomain
-	Subject  string // optional data-subject id, for erasure
+	Subject  string        // optional data-subject id, for erasure
+	TTL      time.Duration // optional: the token expires this long after it is issued
 }
 
 // TokenizeResult is the outcome of one item: Token, or Err (a per-item error wrapping
@@ -53,9 +58,13 @@ type prepared struct {
 	domain  string
 	value   string
 	idxKey  []byte // nil for random templates
-	subject []byte // subjects key prefix, nil without subject
+	subject []byte // subject fingerprint, nil without subject
+	expire  int64  // unix seconds; 0: never
 	cand0   string
 	rec0    []byte
+	// The subject key seen before the transaction (nil: none yet) and its AEAD.
+	subjWrapped []byte
+	subjAEAD    tink.AEAD
 }
 
 // Tokenize replaces each item's value with a token. A whole-call error (ErrBatchTooLarge,
@@ -98,20 +107,30 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 			}
 			p.idxKey = indexKey(domain, t.Name(), fingerprint(k, it.Value))
 		}
+		if it.TTL < 0 {
+			results[i].Err = fmt.Errorf("%w: ttl must not be negative", ErrInvalidValue)
+			continue
+		}
+		if it.TTL > 0 {
+			p.expire = now + int64((it.TTL+time.Second-1)/time.Second)
+		}
 		if it.Subject != "" {
-			k, err := v.hmacKey("subject")
-			if err != nil {
+			if p.subject, err = v.subjectFingerprint(it.Subject); err != nil {
 				return nil, err
 			}
-			p.subject = fingerprint(k, it.Subject)
+			if p.subjWrapped, p.subjAEAD, err = v.existingSubjectKey(ctx, p.subject); err != nil {
+				return nil, err
+			}
 		}
 		p.cand0, err = t.Candidate(keys, it.Value, 0, v.rand)
 		if err != nil {
 			results[i].Err = v.internal("candidate", err)
 			continue
 		}
-		if p.rec0, err = v.seal(domain, t.Name(), p.cand0, it.Value, now); err != nil {
-			return nil, err
+		if p.subject == nil || p.subjAEAD != nil {
+			if p.rec0, err = v.seal(p, p.cand0, now); err != nil {
+				return nil, err
+			}
 		}
 		work = append(work, p)
 	}
@@ -183,6 +202,25 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 			return token, nil
 		}
 	}
+	if p.subject != nil {
+		switch cur := tx.Get(bucketSubjectKeys, p.subject); {
+		case cur == nil:
+			wrapped, a, err := v.keyring().NewSubjectKey(p.subject)
+			if err != nil {
+				return "", err
+			}
+			if err := tx.Put(bucketSubjectKeys, p.subject, wrapped); err != nil {
+				return "", err
+			}
+			p.subjWrapped, p.subjAEAD, p.rec0 = wrapped, a, nil
+		case !bytes.Equal(cur, p.subjWrapped):
+			a, err := v.subjectAEAD(p.subject, cur)
+			if err != nil {
+				return "", err
+			}
+			p.subjWrapped, p.subjAEAD, p.rec0 = bytes.Clone(cur), a, nil
+		}
+	}
 	keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
 	cand, rec := p.cand0, p.rec0
 	for attempt := 0; ; {
@@ -201,12 +239,17 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 	}
 	if rec == nil {
 		var err error
-		if rec, err = v.seal(p.domain, p.t.Name(), cand, p.value, now); err != nil {
+		if rec, err = v.seal(p, cand, now); err != nil {
 			return "", err
 		}
 	}
 	if err := tx.Put(bucketRecords, recordKey(p.domain, cand), rec); err != nil {
 		return "", err
+	}
+	if p.expire != 0 {
+		if err := tx.Put(bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}); err != nil {
+			return "", err
+		}
 	}
 	if p.idxKey != nil {
 		if err := tx.Put(bucketIndex, p.idxKey, []byte(cand)); err != nil {
@@ -221,12 +264,21 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 	return cand, nil
 }
 
-func (v *Vault) seal(domain, tmpl, token, value string, now int64) ([]byte, error) {
-	ct, err := v.keyring().Seal([]byte(value), recordAD(domain, tmpl, token))
+// seal encrypts p's value for token: under the subject's key when it has a subject, else under
+// the primary data key.
+func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
+	ad := recordAD(p.domain, p.t.Name(), token)
+	var ct []byte
+	var err error
+	if p.subject != nil {
+		ct, err = p.subjAEAD.Encrypt([]byte(p.value), ad)
+	} else {
+		ct, err = v.keyring().Seal([]byte(p.value), ad)
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := record{template: tmpl, createUnix: now, ciphertext: ct}
+	r := record{template: p.t.Name(), createUnix: now, expireUnix: p.expire, subject: p.subject, ciphertext: ct}
 	return r.marshal(), nil
 }
 
@@ -256,18 +308,10 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	if len(items) > MaxBatch {
 		return nil, ErrBatchTooLarge
 	}
-	raw := make([][]byte, len(items))
+	raw := make([]rawRecord, len(items))
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		for i, it := range items {
-			d := it.Domain
-			if d == "" {
-				d = DefaultDomain
-			}
-			if b := tx.Get(bucketRecords, recordKey(d, it.Token)); b != nil {
-				raw[i] = append([]byte(nil), b...)
-			} else {
-				raw[i] = nil
-			}
+			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -275,33 +319,16 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 		return nil, fmt.Errorf("reading tokens: %w", err)
 	}
 	results := make([]DetokenizeResult, len(items))
+	now := v.now().Unix()
 	for i, it := range items {
-		if raw[i] == nil {
-			results[i].Err = ErrNotFound
-			continue
-		}
-		d := it.Domain
-		if d == "" {
-			d = DefaultDomain
-		}
-		r, err := unmarshalRecord(raw[i])
+		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now)
 		if err != nil {
-			v.log.Error("stored record is malformed", slog.String("domain", d))
-			results[i].Err = ErrIntegrity
+			results[i].Err = err
 			continue
 		}
-		if it.Template != "" && it.Template != r.template {
-			results[i].Err = ErrNotFound
-			continue
-		}
-		if r.expireUnix != 0 && v.now().Unix() >= r.expireUnix {
-			results[i].Err = ErrNotFound
-			continue
-		}
-		pt, err := v.keyring().Open(r.ciphertext, recordAD(d, r.template, it.Token))
+		pt, err := v.openRecord(raw[i], r, domainOr(it.Domain), it.Token)
 		if err != nil {
-			v.log.Error("stored record failed to decrypt", slog.String("domain", d), slog.String("template", r.template))
-			results[i].Err = ErrIntegrity
+			results[i].Err = err
 			continue
 		}
 		results[i] = DetokenizeResult{Value: string(pt), Template: r.template}

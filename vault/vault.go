@@ -59,6 +59,10 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ErasureLog is a file outside the store (beside the KEK) where subject erasures are
+	// appended, and from which Open re-applies them, so that a restored backup is erased again.
+	// Empty disables it.
+	ErasureLog string
 }
 
 // Vault is the tokenization core. It is safe for concurrent use.
@@ -68,6 +72,9 @@ type Vault struct {
 	kek   tink.AEAD
 	keyMu sync.Mutex // serialises key operations
 	wake  chan struct{}
+
+	subjects   subjectCache
+	erasureLog string
 	log   *slog.Logger
 	rand  io.Reader
 	now   func() time.Time
@@ -85,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
 	}
-	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1)}
+	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +116,9 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	}
 	if err := v.initKeyMeta(ctx); err != nil {
 		return nil, err
+	}
+	if err := v.applyErasureLog(ctx); err != nil {
+		return nil, fmt.Errorf("vault: re-applying the erasure log: %w", err)
 	}
 	return v, nil
 }

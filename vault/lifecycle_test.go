@@ -1,0 +1,271 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+func rewrapAll(t *testing.T, v *Vault) {
+	t.Helper()
+	for i := 0; i < 10000; i++ {
+		done, err := v.rewrapStep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			return
+		}
+	}
+	t.Fatal("rewrap did not finish")
+}
+
+func TestRotationKeepsTokensAndRewraps(t *testing.T) {
+	ctx := context.Background()
+	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	var items []TokenizeItem
+	for i := 0; i < 700; i++ { // more than two rewrap batches
+		it := TokenizeItem{Value: fmt.Sprintf("4111%012d", i), Template: "pan"}
+		if i%7 == 0 {
+			it.Subject = fmt.Sprintf("customer-%d", i%21)
+		}
+		items = append(items, it)
+	}
+	before, err := v.Tokenize(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := v.keyring().PrimaryKeyID()
+	newKey, err := v.RotateDataKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Destroying or disabling the old key is refused while records need it.
+	if err := v.DisableDataKey(ctx, oldKey); !errors.Is(err, ErrKeyInUse) {
+		t.Fatalf("DisableDataKey(in use) = %v", err)
+	}
+	st, err := v.KeyStatus(ctx)
+	if err != nil || st.Rewrap.Target != newKey || st.Rewrap.Remaining == 0 {
+		t.Fatalf("status before rewrap = %+v, %v", st, err)
+	}
+	rewrapAll(t, v)
+	st, _ = v.KeyStatus(ctx)
+	if st.Rewrap.Remaining != 0 || !st.Rewrap.Done {
+		t.Fatalf("status after rewrap = %+v", st)
+	}
+	for _, k := range st.Keys {
+		if k.ID == oldKey && k.Records != 0 {
+			t.Fatalf("old key still protects %d records", k.Records)
+		}
+	}
+	if err := v.DestroyDataKey(ctx, oldKey); !errors.Is(err, ErrKeyState) {
+		t.Fatalf("DestroyDataKey(enabled) = %v", err)
+	}
+	if err := v.DisableDataKey(ctx, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.DestroyDataKey(ctx, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = v.KeyStatus(ctx)
+	states := map[uint32]string{}
+	for _, k := range st.Keys {
+		states[k.ID] = k.State
+	}
+	if states[oldKey] != "destroyed" || states[newKey] != "primary" {
+		t.Fatalf("key states = %v", states)
+	}
+	// Every token still detokenizes, and no token changed.
+	var ds []DetokenizeItem
+	for _, r := range before {
+		ds = append(ds, DetokenizeItem{Token: r.Token})
+	}
+	got, err := v.Detokenize(ctx, "check", ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i].Value != items[i].Value {
+			t.Fatalf("after rotation, token %d detokenizes to %q (%v), want %q", i, got[i].Value, got[i].Err, items[i].Value)
+		}
+	}
+	after, err := v.Tokenize(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range after {
+		if after[i].Token != before[i].Token {
+			t.Fatalf("token %d changed across rotation: %q → %q", i, before[i].Token, after[i].Token)
+		}
+	}
+}
+
+func TestRewrapResumesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	kek := newKEK(t)
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(ctx, Config{Store: st, KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []TokenizeItem
+	for i := 0; i < 600; i++ {
+		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
+	}
+	if _, err := v.Tokenize(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := v.rewrapStep(ctx); err != nil || done {
+		t.Fatalf("first step = %v, %v", done, err)
+	}
+	st.Close() // "crash" mid-rewrap
+	v2, _ := openTest(t, path, kek)
+	s1, _ := v2.KeyStatus(ctx)
+	if s1.Rewrap.Rewrapped != rewrapBatchSize || s1.Rewrap.Done {
+		t.Fatalf("after restart: %+v", s1.Rewrap)
+	}
+	rewrapAll(t, v2)
+	s2, _ := v2.KeyStatus(ctx)
+	if s2.Rewrap.Remaining != 0 || s2.Rewrap.Rewrapped != 600 {
+		t.Fatalf("resumed rewrap: %+v", s2.Rewrap)
+	}
+}
+
+func TestDeleteTokensWithReceipt(t *testing.T) {
+	ctx := context.Background()
+	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}, {Value: "5555555555554444", Template: "pan"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, errs, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: res[0].Token}, {Token: "0000000000000000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], ErrNotFound) || len(rc.Erased) != 1 || rc.Erased[0] != TokenFingerprint(DefaultDomain, res[0].Token) {
+		t.Fatalf("receipt %+v, errs %v", rc, errs)
+	}
+	pub, _ := v.AuditPublicKeyset()
+	if err := VerifyReceipt(rc, pub); err != nil {
+		t.Fatalf("VerifyReceipt = %v", err)
+	}
+	forged := rc
+	forged.Erased = []string{"0000"}
+	if err := VerifyReceipt(forged, pub); err == nil {
+		t.Fatal("a forged receipt verified")
+	}
+	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "5555555555554444" {
+		t.Fatalf("after delete: %+v", got)
+	}
+}
+
+func TestSubjectErasureReachesBackups(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	kek := newKEK(t)
+	log := filepath.Join(dir, "erasure.log")
+	st, err := store.Open(filepath.Join(dir, "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(ctx, Config{Store: st, KEK: kek, ErasureLog: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Tokenize(ctx, []TokenizeItem{
+		{Value: "jane@example.com", Template: "email", Subject: "cust-1"},
+		{Value: "123-45-6789", Template: "ssn", Subject: "cust-1", Domain: "hr"},
+		{Value: "john@example.com", Template: "email", Subject: "cust-2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if _, err := v.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := v.EraseSubject(ctx, "cust-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.Erased) != 2 {
+		t.Fatalf("receipt erased %d tokens, want 2", len(rc.Erased))
+	}
+	items := []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Domain: "hr"}, {Token: res[2].Token}}
+	got, _ := v.Detokenize(ctx, "p", items)
+	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" {
+		t.Fatalf("after erasure: %+v", got)
+	}
+	st.Close()
+
+	// Restore the backup taken before the erasure: the erasure log erases it again.
+	rdir := t.TempDir()
+	if _, err := store.RestoreFile(&backup, filepath.Join(rdir, "v.db")); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := store.Open(filepath.Join(rdir, "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	v2, err := Open(ctx, Config{Store: st2, KEK: kek, ErasureLog: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = v2.Detokenize(ctx, "p", items)
+	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" {
+		t.Fatalf("restored backup after replay: %+v", got)
+	}
+	if _, err := os.Stat(log); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenTTL(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "short-lived", Template: "opaque", TTL: time.Hour}, {Value: "long-lived", Template: "opaque"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(59 * time.Minute)
+	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); got[0].Value != "short-lived" {
+		t.Fatalf("before expiry: %+v", got)
+	}
+	clk.add(2 * time.Minute)
+	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "long-lived" {
+		t.Fatalf("after expiry: %+v", got)
+	}
+	n, err := v.PurgeExpired(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeExpired = %d, %v", n, err)
+	}
+	if n, _ := v.PurgeExpired(ctx); n != 0 {
+		t.Fatalf("second purge = %d", n)
+	}
+}

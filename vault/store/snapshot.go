@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Snapshotter is implemented by stores that can write a consistent copy of themselves while
+// serving (an online backup).
+type Snapshotter interface {
+	// Snapshot writes a consistent copy of the whole store to w and returns its size. Writes
+	// go on meanwhile; they are not in the copy.
+	Snapshot(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// Snapshot implements Snapshotter: the copy is a bbolt file, written from one read
+// transaction.
+func (s *Bolt) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.isDone.Load() {
+		return 0, ErrClosed
+	}
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(ctxWriter{ctx: ctx, w: w})
+		return err
+	})
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return 0, ErrClosed
+	}
+	if err != nil {
+		return n, fmt.Errorf("store: snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// ctxWriter stops a long copy when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// RestoreFile writes a snapshot read from r to path, which must not exist, with mode 0600,
+// fsynced, and checks that the result opens as a consistent store. It is an offline
+// operation: no server may be using path.
+func RestoreFile(r io.Reader, path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, DefaultMode)
+	if err != nil {
+		return 0, fmt.Errorf("store: restore: %w", err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return n, fmt.Errorf("store: restore: %w", err)
+	}
+	s, err := Open(path, Options{})
+	if err == nil {
+		err = s.Check()
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(path)
+		return n, fmt.Errorf("store: restore: the snapshot is not a consistent store: %w", err)
+	}
+	return n, nil
+}
