@@ -24,7 +24,7 @@ const maxAttempts = 1000
 type TokenizeItem struct {
 	Value    string
 	Template string
-	Domain   string // empty: DefaultDomain
+	Domain   string        // empty: DefaultDomain
 	Subject  string        // optional data-subject id, for erasure
 	TTL      time.Duration // optional: the token expires this long after it is issued
 }

@@ -75,9 +75,9 @@ type Vault struct {
 
 	subjects   subjectCache
 	erasureLog string
-	log   *slog.Logger
-	rand  io.Reader
-	now   func() time.Time
+	log        *slog.Logger
+	rand       io.Reader
+	now        func() time.Time
 
 	ciphers   sync.Map // cipherKey → *fpe.FF1
 	hmacKeys  sync.Map // string → []byte
