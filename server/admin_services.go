@@ -23,7 +23,7 @@ func credentialToProto(c vault.Credential) *tvpb.Credential {
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	cred, secret, err := c.s.vault.CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor(), req.GetCertSan())
+	cred, secret, err := c.s.vlt().CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor(), req.GetCertSan())
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}
@@ -31,7 +31,7 @@ func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.Crea
 }
 
 func (c *credentialService) ListCredentials(ctx context.Context, _ *tvpb.ListCredentialsRequest) (*tvpb.ListCredentialsResponse, error) {
-	creds, err := c.s.vault.ListCredentials(ctx)
+	creds, err := c.s.vlt().ListCredentials(ctx)
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}
@@ -43,7 +43,7 @@ func (c *credentialService) ListCredentials(ctx context.Context, _ *tvpb.ListCre
 }
 
 func (c *credentialService) RevokeCredential(ctx context.Context, req *tvpb.RevokeCredentialRequest) (*tvpb.RevokeCredentialResponse, error) {
-	if err := c.s.vault.RevokeCredential(ctx, req.GetId()); err != nil {
+	if err := c.s.vlt().RevokeCredential(ctx, req.GetId()); err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}
 	return &tvpb.RevokeCredentialResponse{}, nil
@@ -93,7 +93,7 @@ func (g *grantService) CreateGrant(ctx context.Context, req *tvpb.CreateGrantReq
 	default:
 		return nil, status.Error(codes.InvalidArgument, "a grant needs an expiry: set ttl or grant.expire_time")
 	}
-	out, err := g.s.vault.CreateGrant(ctx, in)
+	out, err := g.s.vlt().CreateGrant(ctx, in)
 	if err != nil {
 		return nil, toStatus(ctx, g.s.log, err)
 	}
@@ -101,7 +101,7 @@ func (g *grantService) CreateGrant(ctx context.Context, req *tvpb.CreateGrantReq
 }
 
 func (g *grantService) ListGrants(ctx context.Context, req *tvpb.ListGrantsRequest) (*tvpb.ListGrantsResponse, error) {
-	gs, err := g.s.vault.ListGrants(ctx, req.GetVendor())
+	gs, err := g.s.vlt().ListGrants(ctx, req.GetVendor())
 	if err != nil {
 		return nil, toStatus(ctx, g.s.log, err)
 	}
@@ -113,7 +113,7 @@ func (g *grantService) ListGrants(ctx context.Context, req *tvpb.ListGrantsReque
 }
 
 func (g *grantService) GetGrant(ctx context.Context, req *tvpb.GetGrantRequest) (*tvpb.GetGrantResponse, error) {
-	x, err := g.s.vault.GetGrant(ctx, req.GetId())
+	x, err := g.s.vlt().GetGrant(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(ctx, g.s.log, err)
 	}
@@ -121,7 +121,7 @@ func (g *grantService) GetGrant(ctx context.Context, req *tvpb.GetGrantRequest) 
 }
 
 func (g *grantService) RevokeGrant(ctx context.Context, req *tvpb.RevokeGrantRequest) (*tvpb.RevokeGrantResponse, error) {
-	if err := g.s.vault.RevokeGrant(ctx, req.GetId()); err != nil {
+	if err := g.s.vlt().RevokeGrant(ctx, req.GetId()); err != nil {
 		return nil, toStatus(ctx, g.s.log, err)
 	}
 	return &tvpb.RevokeGrantResponse{}, nil

@@ -37,7 +37,7 @@ func (a *auditService) ListAuditEvents(ctx context.Context, req *tvpb.ListAuditE
 		}
 		f.AfterSeq = n
 	}
-	evs, next, err := a.s.vault.ListAudit(ctx, f)
+	evs, next, err := a.s.vlt().ListAudit(ctx, f)
 	if err != nil {
 		return nil, toStatus(ctx, a.s.log, err)
 	}
@@ -77,14 +77,14 @@ func (l *lineSender) Write(p []byte) (int, error) {
 
 func (a *auditService) ExportAudit(req *tvpb.ExportAuditRequest, stream grpc.ServerStreamingServer[tvpb.ExportAuditResponse]) error {
 	ctx := stream.Context()
-	if err := a.s.vault.ExportAudit(ctx, req.GetFromSeq(), &lineSender{stream: stream}); err != nil {
+	if err := a.s.vlt().ExportAudit(ctx, req.GetFromSeq(), &lineSender{stream: stream}); err != nil {
 		return toStatus(ctx, a.s.log, err)
 	}
 	return nil
 }
 
 func (a *auditService) GetAuditPublicKey(ctx context.Context, _ *tvpb.GetAuditPublicKeyRequest) (*tvpb.GetAuditPublicKeyResponse, error) {
-	pub, err := a.s.vault.AuditPublicKeyset()
+	pub, err := a.s.vlt().AuditPublicKeyset()
 	if err != nil {
 		return nil, toStatus(ctx, a.s.log, err)
 	}

@@ -76,7 +76,7 @@ func methodDesc(t *testing.T, full string) protoreflect.MethodDescriptor {
 	return m
 }
 
-// httpRoute returns the method's HTTP verb and path (path parameters filled with "x").
+// httpRoute returns the method's HTTP verb and path (path parameters filled with "1").
 func httpRoute(m protoreflect.MethodDescriptor) (string, string, bool) {
 	rule, ok := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
 	if !ok || rule == nil {
@@ -93,7 +93,7 @@ func httpRoute(m protoreflect.MethodDescriptor) (string, string, bool) {
 	}
 	for strings.Contains(path, "{") {
 		i, j := strings.Index(path, "{"), strings.Index(path, "}")
-		path = path[:i] + "x" + path[j+1:]
+		path = path[:i] + "1" + path[j+1:]
 	}
 	return verb, path, true
 }

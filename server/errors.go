@@ -33,6 +33,10 @@ func codeOf(err error) codes.Code {
 		return codes.ResourceExhausted
 	case errors.Is(err, vault.ErrGrantNotFound):
 		return codes.NotFound
+	case errors.Is(err, vault.ErrKeyInUse), errors.Is(err, vault.ErrKeyState):
+		return codes.FailedPrecondition
+	case errors.Is(err, vault.ErrNoSuchKey):
+		return codes.NotFound
 	case errors.Is(err, vault.ErrTemplateExists):
 		return codes.AlreadyExists
 	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):

@@ -45,6 +45,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		tvpb.RegisterCredentialServiceHandler,
 		tvpb.RegisterGrantServiceHandler,
 		tvpb.RegisterAuditServiceHandler,
+		tvpb.RegisterKeyServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			conn.Close()

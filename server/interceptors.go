@@ -62,7 +62,7 @@ func withRequestID(ctx context.Context) context.Context {
 
 // authenticator resolves bearer secrets and applies the authorization table for one listener.
 type authenticator struct {
-	vault    *vault.Vault
+	s        *Server
 	policy   map[string]Rule
 	listener Listener
 	log      *slog.Logger
@@ -104,9 +104,15 @@ func sourceOf(ctx context.Context) string {
 // authorize authenticates the caller of method and checks the table. It fails closed, and
 // every refusal is audited.
 func (a *authenticator) authorize(ctx context.Context, method string) (context.Context, error) {
+	if a.s.Sealed() {
+		if r, ok := a.policy[method]; ok && r.Public {
+			return ctx, nil
+		}
+		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
+	}
 	ctx, err := a.check(ctx, method)
 	if err != nil {
-		if aerr := a.vault.AuditDenial(ctx, status.Convert(err).Message()); aerr != nil {
+		if aerr := a.s.vlt().AuditDenial(ctx, status.Convert(err).Message()); aerr != nil {
 			a.log.ErrorContext(ctx, "cannot audit a denial", slog.String("request_id", requestID(ctx)), slog.String("error", aerr.Error()))
 		}
 	}
@@ -163,14 +169,14 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	secret := bearer(ctx)
 	var byCert, bySecret *vault.Principal
 	if len(sans) > 0 {
-		if p, err := a.vault.AuthenticateCert(ctx, sans); err == nil {
+		if p, err := a.s.vlt().AuthenticateCert(ctx, sans); err == nil {
 			byCert = &p
 		} else if codeOf(err) != codes.Unauthenticated {
 			return vault.Principal{}, toStatus(ctx, a.log, err)
 		}
 	}
 	if secret != "" {
-		p, err := a.vault.Authenticate(ctx, secret)
+		p, err := a.s.vlt().Authenticate(ctx, secret)
 		if err != nil {
 			if codeOf(err) == codes.Unauthenticated {
 				return vault.Principal{}, bad

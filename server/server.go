@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -29,8 +31,12 @@ const MaxMessageBytes = 64 << 20
 
 // Config assembles a Server.
 type Config struct {
-	// Vault serves the requests. Required.
+	// Vault serves the requests. Nil starts the server sealed: health answers NOT_SERVING and
+	// every other call Unavailable until Unseal.
 	Vault *vault.Vault
+	// Background configures the vault's background work (rewrap, purge, automatic rotation),
+	// run while the server runs.
+	Background vault.BackgroundOptions
 	// GRPCAddr, HTTPAddr and VendorAddr are the listen addresses (host:port; port 0 picks a
 	// free one). Empty disables that listener, except GRPCAddr, which is required.
 	GRPCAddr, HTTPAddr, VendorAddr string
@@ -49,12 +55,14 @@ type Config struct {
 	// CheckpointInterval is how often the audit chain's head is signed (default 10s); it is
 	// also signed at shutdown.
 	CheckpointInterval time.Duration
+
+	noBackground bool // tests that drive background work themselves
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
 type Server struct {
 	cfg     Config
-	vault   *vault.Vault
+	vault   atomic.Pointer[vault.Vault] // nil while sealed
 	log     *slog.Logger
 	auth    *authenticator
 	metrics *metrics
@@ -64,10 +72,28 @@ type Server struct {
 	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
 	health  *health.Server
 
-	mu    sync.Mutex
-	addrs Addrs
-	ready chan struct{}
+	mu       sync.Mutex
+	addrs    Addrs
+	ready    chan struct{}
+	unsealed chan struct{}
+	sealOnce sync.Once
 }
+
+// vlt returns the vault, nil while sealed.
+func (s *Server) vlt() *vault.Vault { return s.vault.Load() }
+
+// Unseal hands a sealed server its vault: it starts serving data calls and reports SERVING.
+// Unsealing an unsealed server does nothing.
+func (s *Server) Unseal(v *vault.Vault) {
+	s.sealOnce.Do(func() {
+		if s.vault.CompareAndSwap(nil, v) {
+			close(s.unsealed)
+		}
+	})
+}
+
+// Sealed reports whether the server is waiting for its vault.
+func (s *Server) Sealed() bool { return s.vlt() == nil }
 
 // Addrs are the addresses a running Server listens on.
 type Addrs struct {
@@ -76,9 +102,6 @@ type Addrs struct {
 
 // New assembles a Server; it does not listen until Run.
 func New(cfg Config) (*Server, error) {
-	if cfg.Vault == nil {
-		return nil, errors.New("server: Config.Vault is required")
-	}
 	if cfg.GRPCAddr == "" {
 		return nil, errors.New("server: Config.GRPCAddr is required")
 	}
@@ -88,7 +111,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, vault: cfg.Vault, log: cfg.Logger, metrics: newMetrics(), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), ready: make(chan struct{}), unsealed: make(chan struct{})}
+	if cfg.Vault != nil {
+		s.vault.Store(cfg.Vault)
+		close(s.unsealed)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -98,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	policy := Policy(cfg.Dev)
 	newGRPC := func(l Listener) *grpc.Server {
-		e := &edge{Server: s, auth: &authenticator{vault: cfg.Vault, policy: policy, listener: l, log: s.log}}
+		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
 		return grpc.NewServer(
 			grpc.MaxRecvMsgSize(MaxMessageBytes),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
@@ -114,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterCredentialServiceServer(s.grpc, &credentialService{s: s})
 	tvpb.RegisterGrantServiceServer(s.grpc, &grantService{s: s})
 	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
+	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	s.vgrpc = newGRPC(Vendor)
@@ -201,7 +229,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeGW()
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpErrorLog("internal")}
 		servers = append(servers, hs)
 		addrs.HTTP = hlis.Addr().String()
 		go func() { errc <- hs.Serve(hlis) }()
@@ -216,7 +244,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeVGW()
-		vs := &http.Server{Handler: vh, ReadHeaderTimeout: 10 * time.Second}
+		vs := &http.Server{Handler: vh, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpErrorLog("vendor")}
 		servers = append(servers, vs)
 		addrs.Vendor = vlis.Addr().String()
 		go func() { errc <- vs.Serve(vlis) }()
@@ -224,8 +252,21 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.addrs = addrs
 	s.mu.Unlock()
-	s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
+	if s.Sealed() {
+		s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+		s.log.Warn("sealed: the key-encryption key is not available; data calls answer Unavailable until it is")
+	}
 	close(s.ready)
+	go func() {
+		select {
+		case <-s.unsealed:
+			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
+			if !s.cfg.noBackground {
+				go s.vlt().RunBackground(ctx, s.cfg.Background)
+			}
+		case <-ctx.Done():
+		}
+	}()
 	s.log.Info("serving", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("vendor", addrs.Vendor))
 
 	var runErr error
@@ -268,7 +309,11 @@ loop:
 // checkpoint signs the audit chain's head; a failure is logged (the chain itself is intact,
 // only the latest events stay unsigned until the next checkpoint).
 func (s *Server) checkpoint(ctx context.Context) {
-	c, made, err := s.vault.Checkpoint(ctx)
+	v := s.vlt()
+	if v == nil {
+		return
+	}
+	c, made, err := v.Checkpoint(ctx)
 	switch {
 	case err != nil:
 		s.log.Error("audit checkpoint failed", slog.String("error", err.Error()))
@@ -276,4 +321,10 @@ func (s *Server) checkpoint(ctx context.Context) {
 		s.metrics.auditSeq.Set(float64(c.Seq))
 		s.log.Debug("audit checkpoint", slog.Uint64("seq", c.Seq))
 	}
+}
+
+// httpErrorLog routes net/http's own messages (TLS handshake failures, …) into the structured
+// log at warn level.
+func (s *Server) httpErrorLog(listener string) *stdlog.Logger {
+	return slog.NewLogLogger(s.log.With(slog.String("listener", listener)).Handler(), slog.LevelWarn)
 }

@@ -42,7 +42,7 @@ func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTe
 	if def.Name == "" || def.Base == "" {
 		return nil, status.Error(codes.InvalidArgument, "a template needs a name and a base")
 	}
-	info, err := t.s.vault.CreateTemplate(ctx, def)
+	info, err := t.s.vlt().CreateTemplate(ctx, def)
 	if err != nil {
 		return nil, toStatus(ctx, t.s.log, err)
 	}
@@ -50,7 +50,7 @@ func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTe
 }
 
 func (t *templateService) ListTemplates(ctx context.Context, _ *tvpb.ListTemplatesRequest) (*tvpb.ListTemplatesResponse, error) {
-	infos := t.s.vault.ListTemplates(ctx)
+	infos := t.s.vlt().ListTemplates(ctx)
 	out := &tvpb.ListTemplatesResponse{Templates: make([]*tvpb.Template, len(infos))}
 	for i, info := range infos {
 		out.Templates[i] = templateToProto(info)

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
@@ -17,8 +20,11 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 	items := make([]vault.TokenizeItem, len(req.GetItems()))
 	for i, it := range req.GetItems() {
 		items[i] = vault.TokenizeItem{Value: it.GetValue(), Template: it.GetTemplate(), Domain: it.GetDomain(), Subject: it.GetSubject()}
+		if it.GetTtl() != nil {
+			items[i].TTL = it.GetTtl().AsDuration()
+		}
 	}
-	res, err := t.s.vault.Tokenize(ctx, items)
+	res, err := t.s.vlt().Tokenize(ctx, items)
 	if err != nil {
 		return nil, toStatus(ctx, t.s.log, err)
 	}
@@ -41,7 +47,7 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	for i, it := range req.GetItems() {
 		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
-	res, err := t.s.vault.Detokenize(ctx, req.GetPurpose(), items)
+	res, err := t.s.vlt().Detokenize(ctx, req.GetPurpose(), items)
 	if err != nil {
 		return nil, toStatus(ctx, t.s.log, err)
 	}
@@ -76,4 +82,46 @@ func domainOrDefault(d string) string {
 // item; batches are counted in one call per label set.
 func (s *Server) countItem(op, tmpl, domain, outcome string) {
 	s.metrics.items.WithLabelValues(op, tmpl, domain, outcome).Inc()
+}
+
+func receiptToProto(rc vault.Receipt) (*tvpb.ErasureReceipt, error) {
+	b, err := json.Marshal(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &tvpb.ErasureReceipt{Kind: rc.Kind, EraseTime: timestamppb.New(rc.Time), Erased: rc.Erased, AuditSeq: rc.AuditSeq, ReceiptJson: string(b)}, nil
+}
+
+func (t *tokenService) DeleteTokens(ctx context.Context, req *tvpb.DeleteTokensRequest) (*tvpb.DeleteTokensResponse, error) {
+	items := make([]vault.DetokenizeItem, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
+	}
+	rc, errs, err := t.s.vlt().DeleteTokens(ctx, items)
+	if err != nil {
+		return nil, toStatus(ctx, t.s.log, err)
+	}
+	out := &tvpb.DeleteTokensResponse{Results: make([]*tvpb.DeleteTokensResult, len(items))}
+	for i, e := range errs {
+		out.Results[i] = &tvpb.DeleteTokensResult{}
+		if e != nil {
+			out.Results[i].Error = itemError(ctx, t.s.log, e)
+		}
+	}
+	if out.Receipt, err = receiptToProto(rc); err != nil {
+		return nil, toStatus(ctx, t.s.log, err)
+	}
+	return out, nil
+}
+
+func (t *tokenService) EraseSubject(ctx context.Context, req *tvpb.EraseSubjectRequest) (*tvpb.EraseSubjectResponse, error) {
+	rc, err := t.s.vlt().EraseSubject(ctx, req.GetSubject())
+	if err != nil {
+		return nil, toStatus(ctx, t.s.log, err)
+	}
+	pr, err := receiptToProto(rc)
+	if err != nil {
+		return nil, toStatus(ctx, t.s.log, err)
+	}
+	return &tvpb.EraseSubjectResponse{Receipt: pr}, nil
 }

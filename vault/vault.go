@@ -239,3 +239,14 @@ func (v *Vault) initKeyMeta(ctx context.Context) error {
 		return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
 	})
 }
+
+// Initialized reports whether s already holds a vault (a keyring). A KEK must then not be
+// created afresh: it would not open the existing keys.
+func Initialized(ctx context.Context, s store.Store) (bool, error) {
+	var ok bool
+	err := s.View(ctx, func(tx store.Tx) error {
+		ok = tx.Get(bucketMeta, metaKeyring) != nil
+		return nil
+	})
+	return ok, err
+}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,11 +74,27 @@ type loadStats struct {
 	batches, acked, transportErrs atomic.Int64
 }
 
-// runLoad runs workers goroutines that tokenize batches of 1-50 fresh values until stop is
-// closed, and records in log every item of every 200 response. Transport errors end a
-// worker (the server is expected to go away); any other failure is a test error.
-func runLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, run, workers int, stop <-chan struct{}, log *ackLog, st *loadStats) *sync.WaitGroup {
-	var wg sync.WaitGroup
+// load is a running runLoad.
+type load struct {
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// halt tells the workers to send no more requests and waits for them to return.
+func (l *load) halt() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
+
+// runLoad runs workers goroutines that tokenize batches of 1-50 fresh values until halted,
+// and records in log every item of every 200 response. A transport error ends a worker
+// (the server is expected to go away); any other failure is a test error. The workers are
+// halted at the latest when the test ends.
+func runLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, run, workers int, log *ackLog, st *loadStats) *load {
+	l := &load{stop: make(chan struct{})}
+	t.Cleanup(l.halt)
+	wg, stop := &l.wg, l.stop
 	var reported atomic.Int32
 	report := func(format string, args ...any) {
 		if reported.Add(1) <= 5 {
@@ -131,7 +148,7 @@ func runLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, run, wo
 			}
 		}()
 	}
-	return &wg
+	return l
 }
 
 // TestCrashLosesNothing is the durability test: every tokenization acknowledged with a 200
@@ -158,15 +175,13 @@ func TestCrashLosesNothing(t *testing.T) {
 			}
 		}
 		delay := time.Duration(300+rng.IntN(1201)) * time.Millisecond
-		stop := make(chan struct{})
 		var st loadStats
-		wg := runLoad(t, c, srv.httpAddr, seed, cycle, workers, stop, log, &st)
+		ld := runLoad(t, c, srv.httpAddr, seed, cycle, workers, log, &st)
 		time.Sleep(delay)
 		// Kill first, so that the requests in flight at that moment are cut off; the
 		// workers stop at their first transport error.
 		srv.kill()
-		close(stop)
-		wg.Wait()
+		ld.halt()
 		c.CloseIdleConnections()
 		t.Logf("cycle %d: SIGKILL after %v: %d batches answered, %d values acknowledged, %d requests cut off",
 			cycle, delay, st.batches.Load(), st.acked.Load(), st.transportErrs.Load())
@@ -183,6 +198,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	c := newHTTPClient()
 	verifyAcked(t, c, srv.httpAddr, all)
 	srv.stopClean()
+	t.Logf("STDERR:\n%s", srv.stderr)
 	c.CloseIdleConnections()
 	checkStore(t, dir)
 	t.Logf("%d acknowledged tokens checked after %d crashes, in %v", len(all), cycles, time.Since(begin).Round(time.Millisecond))
@@ -207,6 +223,11 @@ func TestSecondProcessGetsClearError(t *testing.T) {
 	if strings.Contains(stdout, "listening:") {
 		t.Errorf("second serve started listening:\n%s", stdout)
 	}
+	// The same with the directory from TOKENVAULT_DATA instead of --data.
+	stdout, stderr, code = runCLI(t, childEnv("TOKENVAULT_DATA="+dir), append(serveArgs(), "--dev-root-token", rootToken)...)
+	if code == 0 || !strings.Contains(stderr, "in use") || strings.Contains(stdout, "listening:") {
+		t.Errorf("second serve with TOKENVAULT_DATA=%s: exit %d, want non-zero saying it is in use\nstdout:\n%s\nstderr:\n%s", dir, code, stdout, stderr)
+	}
 
 	c := newHTTPClient()
 	res, err := tokenize(c, first.httpAddr, rootToken, []tokenizeItem{{Value: "4111111111111111", Template: "pan"}})
@@ -229,8 +250,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	c := newHTTPClient()
 	log := &ackLog{}
 	var st loadStats
-	stop := make(chan struct{})
-	wg := runLoad(t, c, srv.httpAddr, seed, 0, workers, stop, log, &st)
+	ld := runLoad(t, c, srv.httpAddr, seed, 0, workers, log, &st)
 
 	// Let some requests complete first, so that the stream is really flowing.
 	deadline := time.Now().Add(30 * time.Second)
@@ -242,11 +262,13 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Errorf("after SIGTERM tokenvault exited %d (%v), want 0\nstderr:\n%s", code, srv.waitErr, srv.stderr)
 	}
 	// The workers stop at their first transport error (the listener is closed now).
-	close(stop)
-	wg.Wait()
+	ld.halt()
 	c.CloseIdleConnections()
 	t.Logf("%d batches answered before SIGTERM, %d during shutdown; %d values acknowledged; %d requests cut off",
 		before, st.batches.Load()-before, st.acked.Load(), st.transportErrs.Load())
+	if strings.Contains(srv.stderr.String(), `"level":"ERROR"`) {
+		t.Errorf("errors logged during a clean stop:\n%s", srv.stderr)
+	}
 	if !strings.Contains(srv.stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no \"stopped\" log line after SIGTERM:\n%s", srv.stderr)
 	}
@@ -262,6 +284,30 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	srv = startServer(t, dir)
 	c = newHTTPClient()
 	verifyAcked(t, c, srv.httpAddr, all)
+	srv.stopClean()
+	c.CloseIdleConnections()
+}
+
+// TestSIGINTStopsCleanly: SIGINT (Ctrl-C) stops the server like SIGTERM.
+func TestSIGINTStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	c := newHTTPClient()
+	res, err := tokenize(c, srv.httpAddr, rootToken, []tokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	if err != nil || res[0].Error != nil {
+		t.Fatalf("tokenize: %v %+v", err, res)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := srv.wait(); code != 0 {
+		t.Fatalf("after SIGINT tokenvault exited %d (%v), want 0\nstderr:\n%s", code, srv.waitErr, srv.stderr)
+	}
+	c.CloseIdleConnections()
+	checkStore(t, dir)
+	srv = startServer(t, dir)
+	c = newHTTPClient()
+	verifyAcked(t, c, srv.httpAddr, []acked{{value: "4111111111111111", template: "pan", token: res[0].Token}})
 	srv.stopClean()
 	c.CloseIdleConnections()
 }

@@ -14,11 +14,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/crypto/kek"
 	"github.com/tokenvault/tokenvault/server"
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
@@ -31,6 +33,7 @@ type serveOpts struct {
 	devRootToken                   string
 	kekFile, kekURI                string
 	logLevel                       string
+	rotateAfter                    time.Duration
 	tlsCert, tlsKey                string
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
@@ -63,6 +66,7 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.rotateAfter, "rotate-after", 0, "rotate the data key automatically once it is this old, e.g. 2160h (0: never)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the internal gRPC and HTTP listeners")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&o.vendorCert, "vendor-tls-cert", "", "PEM certificate for the vendor listener (TLS 1.3)")
@@ -112,10 +116,6 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return fmt.Errorf("--data: %w", err)
 	}
 
-	kek, err := loadKEK(o, log)
-	if err != nil {
-		return err
-	}
 	st, err := store.Open(filepath.Join(o.data, "tokenvault.db"), store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("the data directory %s is in use by another tokenvault process", o.data)
@@ -124,12 +124,34 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return err
 	}
 	defer st.Close()
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek, Logger: log})
+	initialized, err := vault.Initialized(ctx, st)
 	if err != nil {
 		return err
 	}
-
-	if o.dev {
+	vcfg := vault.Config{Store: st, Logger: log, ErasureLog: filepath.Join(o.data, "erasure.log")}
+	if o.kekFile != "" {
+		vcfg.ErasureLog = o.kekFile + ".erasures"
+	}
+	// open loads the KEK and the vault; it fails (and the server stays sealed) while the KEK is
+	// missing, wrong or its KMS unreachable.
+	open := func(ctx context.Context) (*vault.Vault, error) {
+		kek, err := loadKEK(ctx, o, log, !initialized)
+		if err != nil {
+			return nil, err
+		}
+		c := vcfg
+		c.KEK = kek
+		return vault.Open(ctx, c)
+	}
+	v, err := open(ctx)
+	if err != nil {
+		if !initialized || o.dev {
+			return err
+		}
+		log.Error("cannot open the vault; starting sealed and retrying", slog.String("error", err.Error()))
+		v = nil
+	}
+	if o.dev && v != nil {
 		root := o.devRootToken
 		if root == "" {
 			var b [24]byte
@@ -142,7 +164,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 			return err
 		}
 		fmt.Fprintf(out, "tokenvault dev server\n  data:       %s\n  root token: %s\n\n  export TOKENVAULT_TOKEN=%s\n\nDev mode: plain text, a local KEK in the data directory. Do not use with real data.\n", o.data, root, root)
-	} else {
+	} else if v != nil {
 		secret, err := v.InitRoot(ctx)
 		if err != nil {
 			return err
@@ -155,9 +177,13 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
+		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter},
 	})
 	if err != nil {
 		return err
+	}
+	if v == nil {
+		go unsealLoop(ctx, srv, open, log)
 	}
 	go func() {
 		select {
@@ -177,9 +203,15 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	return nil
 }
 
-func loadKEK(o serveOpts, log *slog.Logger) (tink.AEAD, error) {
+// loadKEK returns the KEK: a KMS key (--kek-uri) or a local keyset file (--kek-file; in dev
+// mode DATA/kek.json by default). A missing file is created only when create is set (a new
+// vault): for an existing vault a new KEK could not open its keys.
+func loadKEK(ctx context.Context, o serveOpts, log *slog.Logger, create bool) (tink.AEAD, error) {
+	if o.kekURI != "" && o.kekFile != "" {
+		return nil, errors.New("give --kek-file or --kek-uri, not both")
+	}
 	if o.kekURI != "" {
-		return nil, errors.New("--kek-uri: KMS key-encryption keys are not supported yet; use --kek-file")
+		return kek.Open(ctx, o.kekURI)
 	}
 	path := o.kekFile
 	if path == "" {
@@ -188,14 +220,37 @@ func loadKEK(o serveOpts, log *slog.Logger) (tink.AEAD, error) {
 		}
 		path = filepath.Join(o.data, "kek.json")
 	}
-	kek, created, err := insecurekek.LoadOrCreate(path)
+	if !create {
+		return insecurekek.Load(path)
+	}
+	k, created, err := insecurekek.LoadOrCreate(path)
 	if err != nil {
 		return nil, err
 	}
 	if created {
 		log.Warn("created a new local KEK; back it up: without it the vault cannot be opened", slog.String("path", path))
 	}
-	return kek, nil
+	return k, nil
+}
+
+// unsealLoop retries opening the vault with backoff until it works or ctx ends.
+func unsealLoop(ctx context.Context, srv *server.Server, open func(context.Context) (*vault.Vault, error), log *slog.Logger) {
+	wait := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		v, err := open(ctx)
+		if err == nil {
+			srv.Unseal(v)
+			log.Info("unsealed: the key-encryption key is available")
+			return
+		}
+		log.Warn("still sealed", slog.String("error", err.Error()), slog.Duration("retry_in", wait))
+		wait = min(wait*2, 30*time.Second)
+	}
 }
 
 func isLoopback(addr string) bool {

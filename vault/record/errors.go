@@ -35,7 +35,7 @@ var (
 // the problem and, when there is one, the 1-based character position of the problem, e.g.
 // `record: path "$..card": recursive descent ".." is not supported (at position 2)`.
 type PathError struct {
-	Path    string // the path as written
+	Path    string // the path as written (the first 32 bytes and "..." for an overlong one)
 	Line    int    // its line in the policy file, from ParsePolicy; 0 otherwise
 	Pos     int    // 1-based character (rune) position of the problem; 0 when not applicable
 	Problem string // what is wrong

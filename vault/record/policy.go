@@ -71,7 +71,11 @@ func ParsePolicy(data []byte) (Policy, error) {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
 			return Policy{}, policyErr("line %d: path %q: the value must be a template name", v.Line, k.Value)
 		}
-		p.Rules = append(p.Rules, Rule{Path: k.Value, Template: v.Value})
+		r := Rule{Path: k.Value, Template: v.Value}
+		if _, err := r.check(k.Line); err != nil {
+			return Policy{}, err
+		}
+		p.Rules = append(p.Rules, r)
 		ruleLines = append(ruleLines, k.Line)
 	}
 	if _, err := p.compile(ruleLines); err != nil {
@@ -80,6 +84,23 @@ func ParsePolicy(data []byte) (Policy, error) {
 	return p, nil
 }
 
+// check validates the rule and returns its parsed path; line, when not 0, is the rule's
+// line in the policy file, for errors.
+func (r Rule) check(line int) ([]step, error) {
+	steps, err := parsePath(r.Path)
+	if err != nil {
+		err.(*PathError).Line = line
+		return nil, err
+	}
+	if !validTemplateName(r.Template) {
+		at := ""
+		if line > 0 {
+			at = fmt.Sprintf("line %d: ", line)
+		}
+		return nil, policyErr("%spath %q: template name %q is invalid: it must match ^[a-z][a-z0-9_-]{0,62}$", at, r.Path, r.Template)
+	}
+	return steps, nil
+}
 
 func validTemplateName(s string) bool {
 	if len(s) == 0 || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
@@ -138,15 +159,9 @@ func (p Policy) compile(lines []int) (*Compiled, error) {
 	}
 	c := &Compiled{rules: append([]Rule(nil), p.Rules...), root: newNode(), maxFields: MaxFields}
 	for ri, r := range c.rules {
-		steps, err := parsePath(r.Path)
+		steps, err := r.check(0)
 		if err != nil {
-			if lines != nil {
-				err.(*PathError).Line = lines[ri]
-			}
 			return nil, err
-		}
-		if !validTemplateName(r.Template) {
-			return nil, policyErr("%spath %q: template name %q is invalid: it must match ^[a-z][a-z0-9_-]{0,62}$", at(ri), r.Path, r.Template)
 		}
 		n := c.root
 		for _, s := range steps {

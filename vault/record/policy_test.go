@@ -65,7 +65,9 @@ func TestParsePolicyInvalid(t *testing.T) {
 		{"$.a: email\n$..b: pan", `record: line 2: path "$..b": recursive descent ".." is not supported (at position 2)`},
 		{"a.b: pan", `record: line 1: path "a.b": a path must start with $ (at position 1)`},
 		{"$.a: email\n  b: pan", "record: invalid policy: not valid YAML or JSON: yaml: line 2: mapping values are not allowed in this context"},
-		{"x: &a email\n$.a: *a", "record: invalid policy: line 1: path \"x\": the value must be a template name"}, // alias in a value
+		{"$.x: &a email\n$.a: *a", `record: invalid policy: line 2: path "$.a": the value must be a template name`}, // alias
+		{"$..x: email\n$.a: [", "record: invalid policy: not valid YAML or JSON: yaml: line 2: did not find expected node content"},
+		{"$..x: email\n$.a: [x]", `record: line 1: path "$..x": recursive descent ".." is not supported (at position 2)`}, // first problem first
 	}
 	for _, tc := range tests {
 		_, err := ParsePolicy([]byte(tc.policy))

@@ -83,3 +83,53 @@ func FuzzCheckIBAN(f *testing.F)   { fuzzTemplate(f, "iban") }
 func FuzzCheckDigits(f *testing.F) { fuzzTemplate(f, "digits") }
 func FuzzCheckAlnum(f *testing.F)  { fuzzTemplate(f, "alnum") }
 func FuzzCheckOpaque(f *testing.F) { fuzzTemplate(f, "opaque") }
+
+// FuzzNew checks that New never panics, that its errors are DefinitionErrors, and that the
+// templates it accepts produce valid candidates for generated values.
+func FuzzNew(f *testing.F) {
+	f.Add("card", "pan", 0, 6, 4, "", "", 14, 0, false, false, 0, 0)
+	f.Add("card", "pan", 1, 0, 4, "valid", "", 0, 0, false, false, 0, 0)
+	f.Add("s", "ssn", 0, 5, 0, "", "", 0, 0, false, false, 0, 0)
+	f.Add("t", "phone", 0, 3, 1, "", "", 12, 15, false, false, 0, 0)
+	f.Add("m", "email", 0, 0, 0, "", "", 0, 0, true, false, 0, 0)
+	f.Add("d", "date", 0, 0, 0, "", "", 0, 0, false, true, 1990, 1999)
+	f.Add("i", "iban", 0, 8, 0, "", "", 0, 0, false, false, 0, 0)
+	f.Add("x", "digits", 0, 1, 2, "", "13579", 6, 10, false, false, 0, 0)
+	f.Add("y", "alnum", 1, 0, 0, "", "ABC", 0, 0, false, false, 0, 0)
+	f.Add("z", "name", 0, 0, 0, "", "", 0, 0, false, false, 0, 0)
+	f.Fuzz(func(t *testing.T, name, base string, mode, kp, ks int, luhn, alphabet string, minL, maxL int, td, ky bool, minY, maxY int) {
+		def := Definition{Name: name, Base: base, Mode: Mode(mode), KeepPrefix: kp, KeepSuffix: ks, Luhn: luhn,
+			Alphabet: alphabet, MinLength: minL, MaxLength: maxL, TokenizeDomain: td, KeepYear: ky, MinYear: minY, MaxYear: maxY}
+		tm, err := New(def)
+		if err != nil {
+			var de *DefinitionError
+			if !errors.As(err, &de) || !errors.Is(err, ErrInvalidDefinition) {
+				t.Fatalf("New error %#v", err)
+			}
+			return
+		}
+		if tm.Definition().Name != name {
+			t.Fatal("name changed")
+		}
+		gen := genFor(tm)
+		r := rand.New(rand.NewPCG(uint64(kp), uint64(ks)))
+		k := newKeys("fuzz", name)
+		for i := range 5 {
+			v := gen(r)
+			if err := tm.Check(v); err != nil {
+				continue // the generators do not know every option
+			}
+			c, err := tm.Candidate(k, v, i, rand.NewChaCha8([32]byte{byte(i)}))
+			if err != nil {
+				t.Fatalf("Candidate(%q): %v", v, err)
+			}
+			if err := tm.Check(c); err != nil {
+				t.Fatalf("Check(candidate %q of %q) = %v", c, v, err)
+			}
+			if err := sameFormat(tm, v, c); err != nil {
+				t.Fatalf("candidate %q of %q: %v", c, v, err)
+			}
+			_ = tm.Mask(v)
+		}
+	})
+}

@@ -187,6 +187,14 @@ func build(def Definition) (Template, error) {
 	if def.KeepSuffix < 0 {
 		return nil, bad("keep-suffix must not be negative")
 	}
+	// No base keeps more than 64 characters; capping here also keeps the arithmetic below
+	// from overflowing.
+	if def.KeepPrefix > 64 {
+		return nil, bad(fmt.Sprintf("keep-prefix %d leaves no free characters", def.KeepPrefix))
+	}
+	if def.KeepSuffix > 64 {
+		return nil, bad(fmt.Sprintf("keep-suffix %d leaves no free characters", def.KeepSuffix))
+	}
 	b := def.Base
 	type opt struct {
 		set   bool
@@ -292,7 +300,7 @@ func build(def Definition) (Template, error) {
 		t = &opaqueT{common: c}
 	}
 	t.(interface{ core() *common }).core().self = t.(planner)
-	if def.KeepPrefix+def.KeepSuffix > 0 {
+	if def.KeepPrefix > 0 || def.KeepSuffix > 0 {
 		if p := keepProblem(t, c.def); p != "" {
 			return nil, bad(p)
 		}

@@ -11,6 +11,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -81,7 +83,10 @@ type TokenizeItem struct {
 	// domains are unrelated. Empty means "default".
 	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
 	// An opaque data-subject id, used to erase all of one person's data.
-	Subject       string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Optional: the token expires this long after it is issued (then answers
+	// NOT_FOUND and is purged).
+	Ttl           *durationpb.Duration `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -142,6 +147,13 @@ func (x *TokenizeItem) GetSubject() string {
 		return x.Subject
 	}
 	return ""
+}
+
+func (x *TokenizeItem) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
 }
 
 // TokenizeResponse holds one result per request item, in request order.
@@ -522,18 +534,341 @@ func (x *ItemError) GetMessage() string {
 	return ""
 }
 
+// DeleteTokensRequest names the tokens to erase.
+type DeleteTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens, at most 10,000 a call.
+	Items         []*DetokenizeItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokensRequest) Reset() {
+	*x = DeleteTokensRequest{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokensRequest) ProtoMessage() {}
+
+func (x *DeleteTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokensRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTokensRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteTokensRequest) GetItems() []*DetokenizeItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// DeleteTokensResponse has per-item results and the receipt.
+type DeleteTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Per item: empty on success, or an error (NOT_FOUND).
+	Results []*DeleteTokensResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The signed receipt of what was erased.
+	Receipt       *ErasureReceipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokensResponse) Reset() {
+	*x = DeleteTokensResponse{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokensResponse) ProtoMessage() {}
+
+func (x *DeleteTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokensResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTokensResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeleteTokensResponse) GetResults() []*DeleteTokensResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *DeleteTokensResponse) GetReceipt() *ErasureReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// DeleteTokensResult is one item's outcome.
+type DeleteTokensResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the item was not erased.
+	Error         *ItemError `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokensResult) Reset() {
+	*x = DeleteTokensResult{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokensResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokensResult) ProtoMessage() {}
+
+func (x *DeleteTokensResult) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokensResult.ProtoReflect.Descriptor instead.
+func (*DeleteTokensResult) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeleteTokensResult) GetError() *ItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// EraseSubjectRequest names the data subject.
+type EraseSubjectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject id given at tokenize time.
+	Subject       string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseSubjectRequest) Reset() {
+	*x = EraseSubjectRequest{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseSubjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseSubjectRequest) ProtoMessage() {}
+
+func (x *EraseSubjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseSubjectRequest.ProtoReflect.Descriptor instead.
+func (*EraseSubjectRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EraseSubjectRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+// EraseSubjectResponse carries the receipt.
+type EraseSubjectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed receipt of what was erased.
+	Receipt       *ErasureReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseSubjectResponse) Reset() {
+	*x = EraseSubjectResponse{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseSubjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseSubjectResponse) ProtoMessage() {}
+
+func (x *EraseSubjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseSubjectResponse.ProtoReflect.Descriptor instead.
+func (*EraseSubjectResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EraseSubjectResponse) GetReceipt() *ErasureReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// ErasureReceipt proves an erasure. Verify it with the audit public key
+// (GET /v1/audit/public-key) over receipt_json.
+type ErasureReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tokens" or "subject".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// When the erasure was committed.
+	EraseTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=erase_time,json=eraseTime,proto3" json:"erase_time,omitempty"`
+	// Fingerprints of the erased tokens (hex SHA-256 prefix of domain and token).
+	Erased []string `protobuf:"bytes,3,rep,name=erased,proto3" json:"erased,omitempty"`
+	// The audit event that records the erasure.
+	AuditSeq uint64 `protobuf:"varint,4,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	// The complete signed receipt as JSON, including its signature.
+	ReceiptJson   string `protobuf:"bytes,5,opt,name=receipt_json,json=receiptJson,proto3" json:"receipt_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErasureReceipt) Reset() {
+	*x = ErasureReceipt{}
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErasureReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErasureReceipt) ProtoMessage() {}
+
+func (x *ErasureReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_token_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErasureReceipt.ProtoReflect.Descriptor instead.
+func (*ErasureReceipt) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_token_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ErasureReceipt) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetEraseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EraseTime
+	}
+	return nil
+}
+
+func (x *ErasureReceipt) GetErased() []string {
+	if x != nil {
+		return x.Erased
+	}
+	return nil
+}
+
+func (x *ErasureReceipt) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
+	}
+	return 0
+}
+
+func (x *ErasureReceipt) GetReceiptJson() string {
+	if x != nil {
+		return x.ReceiptJson
+	}
+	return ""
+}
+
 var File_tokenvault_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"!tokenvault/v1/token_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"Q\n" +
+	"!tokenvault/v1/token_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n" +
 	"\x0fTokenizeRequest\x12>\n" +
-	"\x05items\x18\x01 \x03(\v2\x1b.tokenvault.v1.TokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"\xd0\x01\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.tokenvault.v1.TokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"\x91\x02\n" +
 	"\fTokenizeItem\x12\"\n" +
 	"\x05value\x18\x01 \x01(\tB\f\xbaH\x06r\x04(\x80\x80\x04\x80\x01\x01R\x05value\x129\n" +
 	"\btemplate\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18?2\x12^[a-z][a-z0-9_-]*$R\btemplate\x12:\n" +
 	"\x06domain\x18\x03 \x01(\tB\"\xbaH\x1fr\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12%\n" +
-	"\asubject\x18\x04 \x01(\tB\v\xbaH\x05r\x03(\x80\x02\x80\x01\x01R\asubject\"K\n" +
+	"\asubject\x18\x04 \x01(\tB\v\xbaH\x05r\x03(\x80\x02\x80\x01\x01R\asubject\x12?\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x06\b\x80\x86\xb0\x96\x012\x02\b\x01R\x03ttl\"K\n" +
 	"\x10TokenizeResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.tokenvault.v1.TokenizeResultR\aresults\"V\n" +
 	"\x0eTokenizeResult\x12\x14\n" +
@@ -553,11 +888,31 @@ const file_tokenvault_v1_token_service_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x18.tokenvault.v1.ItemErrorR\x05error\"9\n" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xf0\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"W\n" +
+	"\x13DeleteTokensRequest\x12@\n" +
+	"\x05items\x18\x01 \x03(\v2\x1d.tokenvault.v1.DetokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"\x8c\x01\n" +
+	"\x14DeleteTokensResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.tokenvault.v1.DeleteTokensResultR\aresults\x127\n" +
+	"\areceipt\x18\x02 \x01(\v2\x1d.tokenvault.v1.ErasureReceiptR\areceipt\"D\n" +
+	"\x12DeleteTokensResult\x12.\n" +
+	"\x05error\x18\x01 \x01(\v2\x18.tokenvault.v1.ItemErrorR\x05error\">\n" +
+	"\x13EraseSubjectRequest\x12'\n" +
+	"\asubject\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01(\x80\x02\x80\x01\x01R\asubject\"O\n" +
+	"\x14EraseSubjectResponse\x127\n" +
+	"\areceipt\x18\x01 \x01(\v2\x1d.tokenvault.v1.ErasureReceiptR\areceipt\"\xb7\x01\n" +
+	"\x0eErasureReceipt\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x129\n" +
+	"\n" +
+	"erase_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTime\x12\x16\n" +
+	"\x06erased\x18\x03 \x03(\tR\x06erased\x12\x1b\n" +
+	"\taudit_seq\x18\x04 \x01(\x04R\bauditSeq\x12!\n" +
+	"\freceipt_json\x18\x05 \x01(\tR\vreceiptJson2\xea\x03\n" +
 	"\fTokenService\x12k\n" +
 	"\bTokenize\x12\x1e.tokenvault.v1.TokenizeRequest\x1a\x1f.tokenvault.v1.TokenizeResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tokens:tokenize\x12s\n" +
 	"\n" +
-	"Detokenize\x12 .tokenvault.v1.DetokenizeRequest\x1a!.tokenvault.v1.DetokenizeResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/tokens:detokenizeBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"Detokenize\x12 .tokenvault.v1.DetokenizeRequest\x1a!.tokenvault.v1.DetokenizeResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/tokens:detokenize\x12u\n" +
+	"\fDeleteTokens\x12\".tokenvault.v1.DeleteTokensRequest\x1a#.tokenvault.v1.DeleteTokensResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/tokens:delete\x12\x80\x01\n" +
+	"\fEraseSubject\x12\".tokenvault.v1.EraseSubjectRequest\x1a#.tokenvault.v1.EraseSubjectResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/subjects/{subject}:eraseBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_token_service_proto_rawDescOnce sync.Once
@@ -571,34 +926,53 @@ func file_tokenvault_v1_token_service_proto_rawDescGZIP() []byte {
 	return file_tokenvault_v1_token_service_proto_rawDescData
 }
 
-var file_tokenvault_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tokenvault_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tokenvault_v1_token_service_proto_goTypes = []any{
-	(*TokenizeRequest)(nil),    // 0: tokenvault.v1.TokenizeRequest
-	(*TokenizeItem)(nil),       // 1: tokenvault.v1.TokenizeItem
-	(*TokenizeResponse)(nil),   // 2: tokenvault.v1.TokenizeResponse
-	(*TokenizeResult)(nil),     // 3: tokenvault.v1.TokenizeResult
-	(*DetokenizeRequest)(nil),  // 4: tokenvault.v1.DetokenizeRequest
-	(*DetokenizeItem)(nil),     // 5: tokenvault.v1.DetokenizeItem
-	(*DetokenizeResponse)(nil), // 6: tokenvault.v1.DetokenizeResponse
-	(*DetokenizeResult)(nil),   // 7: tokenvault.v1.DetokenizeResult
-	(*ItemError)(nil),          // 8: tokenvault.v1.ItemError
+	(*TokenizeRequest)(nil),       // 0: tokenvault.v1.TokenizeRequest
+	(*TokenizeItem)(nil),          // 1: tokenvault.v1.TokenizeItem
+	(*TokenizeResponse)(nil),      // 2: tokenvault.v1.TokenizeResponse
+	(*TokenizeResult)(nil),        // 3: tokenvault.v1.TokenizeResult
+	(*DetokenizeRequest)(nil),     // 4: tokenvault.v1.DetokenizeRequest
+	(*DetokenizeItem)(nil),        // 5: tokenvault.v1.DetokenizeItem
+	(*DetokenizeResponse)(nil),    // 6: tokenvault.v1.DetokenizeResponse
+	(*DetokenizeResult)(nil),      // 7: tokenvault.v1.DetokenizeResult
+	(*ItemError)(nil),             // 8: tokenvault.v1.ItemError
+	(*DeleteTokensRequest)(nil),   // 9: tokenvault.v1.DeleteTokensRequest
+	(*DeleteTokensResponse)(nil),  // 10: tokenvault.v1.DeleteTokensResponse
+	(*DeleteTokensResult)(nil),    // 11: tokenvault.v1.DeleteTokensResult
+	(*EraseSubjectRequest)(nil),   // 12: tokenvault.v1.EraseSubjectRequest
+	(*EraseSubjectResponse)(nil),  // 13: tokenvault.v1.EraseSubjectResponse
+	(*ErasureReceipt)(nil),        // 14: tokenvault.v1.ErasureReceipt
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_tokenvault_v1_token_service_proto_depIdxs = []int32{
-	1, // 0: tokenvault.v1.TokenizeRequest.items:type_name -> tokenvault.v1.TokenizeItem
-	3, // 1: tokenvault.v1.TokenizeResponse.results:type_name -> tokenvault.v1.TokenizeResult
-	8, // 2: tokenvault.v1.TokenizeResult.error:type_name -> tokenvault.v1.ItemError
-	5, // 3: tokenvault.v1.DetokenizeRequest.items:type_name -> tokenvault.v1.DetokenizeItem
-	7, // 4: tokenvault.v1.DetokenizeResponse.results:type_name -> tokenvault.v1.DetokenizeResult
-	8, // 5: tokenvault.v1.DetokenizeResult.error:type_name -> tokenvault.v1.ItemError
-	0, // 6: tokenvault.v1.TokenService.Tokenize:input_type -> tokenvault.v1.TokenizeRequest
-	4, // 7: tokenvault.v1.TokenService.Detokenize:input_type -> tokenvault.v1.DetokenizeRequest
-	2, // 8: tokenvault.v1.TokenService.Tokenize:output_type -> tokenvault.v1.TokenizeResponse
-	6, // 9: tokenvault.v1.TokenService.Detokenize:output_type -> tokenvault.v1.DetokenizeResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: tokenvault.v1.TokenizeRequest.items:type_name -> tokenvault.v1.TokenizeItem
+	15, // 1: tokenvault.v1.TokenizeItem.ttl:type_name -> google.protobuf.Duration
+	3,  // 2: tokenvault.v1.TokenizeResponse.results:type_name -> tokenvault.v1.TokenizeResult
+	8,  // 3: tokenvault.v1.TokenizeResult.error:type_name -> tokenvault.v1.ItemError
+	5,  // 4: tokenvault.v1.DetokenizeRequest.items:type_name -> tokenvault.v1.DetokenizeItem
+	7,  // 5: tokenvault.v1.DetokenizeResponse.results:type_name -> tokenvault.v1.DetokenizeResult
+	8,  // 6: tokenvault.v1.DetokenizeResult.error:type_name -> tokenvault.v1.ItemError
+	5,  // 7: tokenvault.v1.DeleteTokensRequest.items:type_name -> tokenvault.v1.DetokenizeItem
+	11, // 8: tokenvault.v1.DeleteTokensResponse.results:type_name -> tokenvault.v1.DeleteTokensResult
+	14, // 9: tokenvault.v1.DeleteTokensResponse.receipt:type_name -> tokenvault.v1.ErasureReceipt
+	8,  // 10: tokenvault.v1.DeleteTokensResult.error:type_name -> tokenvault.v1.ItemError
+	14, // 11: tokenvault.v1.EraseSubjectResponse.receipt:type_name -> tokenvault.v1.ErasureReceipt
+	16, // 12: tokenvault.v1.ErasureReceipt.erase_time:type_name -> google.protobuf.Timestamp
+	0,  // 13: tokenvault.v1.TokenService.Tokenize:input_type -> tokenvault.v1.TokenizeRequest
+	4,  // 14: tokenvault.v1.TokenService.Detokenize:input_type -> tokenvault.v1.DetokenizeRequest
+	9,  // 15: tokenvault.v1.TokenService.DeleteTokens:input_type -> tokenvault.v1.DeleteTokensRequest
+	12, // 16: tokenvault.v1.TokenService.EraseSubject:input_type -> tokenvault.v1.EraseSubjectRequest
+	2,  // 17: tokenvault.v1.TokenService.Tokenize:output_type -> tokenvault.v1.TokenizeResponse
+	6,  // 18: tokenvault.v1.TokenService.Detokenize:output_type -> tokenvault.v1.DetokenizeResponse
+	10, // 19: tokenvault.v1.TokenService.DeleteTokens:output_type -> tokenvault.v1.DeleteTokensResponse
+	13, // 20: tokenvault.v1.TokenService.EraseSubject:output_type -> tokenvault.v1.EraseSubjectResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_token_service_proto_init() }
@@ -612,7 +986,7 @@ func file_tokenvault_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenvault_v1_token_service_proto_rawDesc), len(file_tokenvault_v1_token_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Tokenize_FullMethodName   = "/tokenvault.v1.TokenService/Tokenize"
-	TokenService_Detokenize_FullMethodName = "/tokenvault.v1.TokenService/Detokenize"
+	TokenService_Tokenize_FullMethodName     = "/tokenvault.v1.TokenService/Tokenize"
+	TokenService_Detokenize_FullMethodName   = "/tokenvault.v1.TokenService/Detokenize"
+	TokenService_DeleteTokens_FullMethodName = "/tokenvault.v1.TokenService/DeleteTokens"
+	TokenService_EraseSubject_FullMethodName = "/tokenvault.v1.TokenService/EraseSubject"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -43,6 +45,15 @@ type TokenServiceClient interface {
 	// or a token sent with a template it does not belong to, is a per-item
 	// NOT_FOUND error.
 	Detokenize(ctx context.Context, in *DetokenizeRequest, opts ...grpc.CallOption) (*DetokenizeResponse, error)
+	// DeleteTokens erases tokens: their originals are deleted and detokenize
+	// answers NOT_FOUND from then on. Callers: admin. Atomic; idempotent (an
+	// already erased token is a per-item NOT_FOUND). Returns a signed receipt.
+	DeleteTokens(ctx context.Context, in *DeleteTokensRequest, opts ...grpc.CallOption) (*DeleteTokensResponse, error)
+	// EraseSubject erases every original of one data subject by destroying the
+	// subject's key (crypto-shredding) and deleting its records (GDPR Art. 17,
+	// CCPA deletion). Callers: admin. Atomic; idempotent. An unknown subject
+	// gives an empty receipt.
+	EraseSubject(ctx context.Context, in *EraseSubjectRequest, opts ...grpc.CallOption) (*EraseSubjectResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -73,6 +84,26 @@ func (c *tokenServiceClient) Detokenize(ctx context.Context, in *DetokenizeReque
 	return out, nil
 }
 
+func (c *tokenServiceClient) DeleteTokens(ctx context.Context, in *DeleteTokensRequest, opts ...grpc.CallOption) (*DeleteTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteTokensResponse)
+	err := c.cc.Invoke(ctx, TokenService_DeleteTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) EraseSubject(ctx context.Context, in *EraseSubjectRequest, opts ...grpc.CallOption) (*EraseSubjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseSubjectResponse)
+	err := c.cc.Invoke(ctx, TokenService_EraseSubject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -93,6 +124,15 @@ type TokenServiceServer interface {
 	// or a token sent with a template it does not belong to, is a per-item
 	// NOT_FOUND error.
 	Detokenize(context.Context, *DetokenizeRequest) (*DetokenizeResponse, error)
+	// DeleteTokens erases tokens: their originals are deleted and detokenize
+	// answers NOT_FOUND from then on. Callers: admin. Atomic; idempotent (an
+	// already erased token is a per-item NOT_FOUND). Returns a signed receipt.
+	DeleteTokens(context.Context, *DeleteTokensRequest) (*DeleteTokensResponse, error)
+	// EraseSubject erases every original of one data subject by destroying the
+	// subject's key (crypto-shredding) and deleting its records (GDPR Art. 17,
+	// CCPA deletion). Callers: admin. Atomic; idempotent. An unknown subject
+	// gives an empty receipt.
+	EraseSubject(context.Context, *EraseSubjectRequest) (*EraseSubjectResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -108,6 +148,12 @@ func (UnimplementedTokenServiceServer) Tokenize(context.Context, *TokenizeReques
 }
 func (UnimplementedTokenServiceServer) Detokenize(context.Context, *DetokenizeRequest) (*DetokenizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Detokenize not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteTokens(context.Context, *DeleteTokensRequest) (*DeleteTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTokens not implemented")
+}
+func (UnimplementedTokenServiceServer) EraseSubject(context.Context, *EraseSubjectRequest) (*EraseSubjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseSubject not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -166,6 +212,42 @@ func _TokenService_Detokenize_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_DeleteTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteTokens(ctx, req.(*DeleteTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_EraseSubject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseSubjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).EraseSubject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_EraseSubject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).EraseSubject(ctx, req.(*EraseSubjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -180,6 +262,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Detokenize",
 			Handler:    _TokenService_Detokenize_Handler,
+		},
+		{
+			MethodName: "DeleteTokens",
+			Handler:    _TokenService_DeleteTokens_Handler,
+		},
+		{
+			MethodName: "EraseSubject",
+			Handler:    _TokenService_EraseSubject_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
