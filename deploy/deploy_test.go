@@ -29,7 +29,7 @@ import (
 // rejected by serve as unknown settings.
 var serveFlags = []string{
 	"data", "dev", "dev-root-token", "grpc-addr", "http-addr", "vendor-addr",
-	"kek-file", "kek-uri", "log-level",
+	"kek-file", "kek-uri", "log-level", "rotate-after",
 	"tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca",
 }
 

@@ -267,7 +267,7 @@ func (v *Vault) DeleteTokens(ctx context.Context, items []DetokenizeItem) (Recei
 	ev := v.newEvent(ctx, "DeleteTokens")
 	ev.Items = len(items)
 	err := v.store.Update(ctx, func(tx store.Tx) error {
-		rc.Erased = rc.Erased[:0]
+		rc.Erased = []string{}
 		var ds []string
 		for _, d := range dels {
 			if !bytes.Equal(tx.Get(bucketRecords, recordKey(d.domain, d.token)), d.old) {
@@ -358,7 +358,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + rc.Subject
 	err := v.store.Update(ctx, func(tx store.Tx) error {
-		rc.Erased = rc.Erased[:0]
+		rc.Erased = []string{}
 		if err := tx.Delete(bucketSubjectKeys, fp); err != nil {
 			return err
 		}

@@ -18,10 +18,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 )
@@ -100,6 +102,8 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 // TokenizeItem is one value to tokenize.
 type TokenizeItem struct {
 	Value, Template, Domain, Subject string
+	// TTL, when set, makes the token expire this long after it is issued.
+	TTL time.Duration
 }
 
 // Result is one item's outcome: Token or Value, or Err (an *ItemError).
@@ -131,7 +135,11 @@ func (c *Client) Tokenize(ctx context.Context, items []TokenizeItem) ([]Result, 
 		end := min(start+c.batch, len(items))
 		req := &tvpb.TokenizeRequest{Items: make([]*tvpb.TokenizeItem, 0, end-start)}
 		for _, it := range items[start:end] {
-			req.Items = append(req.Items, &tvpb.TokenizeItem{Value: it.Value, Template: it.Template, Domain: it.Domain, Subject: it.Subject})
+			pi := &tvpb.TokenizeItem{Value: it.Value, Template: it.Template, Domain: it.Domain, Subject: it.Subject}
+			if it.TTL > 0 {
+				pi.Ttl = durationpb.New(it.TTL)
+			}
+			req.Items = append(req.Items, pi)
 		}
 		resp, err := c.tokens.Tokenize(ctx, req)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
@@ -125,6 +126,7 @@ func printResults(w, ew io.Writer, output string, res []client.Result, token boo
 func newTokenizeCmd() *cobra.Command {
 	var cf clientFlags
 	var tmpl, domain, subject string
+	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "tokenize --template T [--domain D] VALUE...",
 		Short: "Tokenize values; prints one token a line",
@@ -137,7 +139,7 @@ func newTokenizeCmd() *cobra.Command {
 			defer c.Close()
 			items := make([]client.TokenizeItem, len(args))
 			for i, a := range args {
-				items[i] = client.TokenizeItem{Value: a, Template: tmpl, Domain: domain, Subject: subject}
+				items[i] = client.TokenizeItem{Value: a, Template: tmpl, Domain: domain, Subject: subject, TTL: ttl}
 			}
 			res, err := c.Tokenize(cmd.Context(), items)
 			if err != nil {
@@ -150,6 +152,7 @@ func newTokenizeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tmpl, "template", "", "template name (pan, ssn, email, … or a custom one)")
 	cmd.Flags().StringVar(&domain, "domain", "", "token domain (default \"default\")")
 	cmd.Flags().StringVar(&subject, "subject", "", "data-subject id, for erasure")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "the tokens expire this long after they are issued (e.g. 720h)")
 	_ = cmd.MarkFlagRequired("template")
 	return cmd
 }

@@ -170,6 +170,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		c := newHTTPClient()
 		if prev := log.snapshot(); len(prev) > 0 {
 			verifyAcked(t, c, srv.httpAddr, prev)
+			srv.assertNoErrorLogs(fmt.Sprintf("restart %d after SIGKILL", cycle))
 			if t.Failed() {
 				t.Fatalf("cycle %d: acknowledged tokens lost after SIGKILL (seed %d)", cycle, seed)
 			}
@@ -198,7 +199,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	c := newHTTPClient()
 	verifyAcked(t, c, srv.httpAddr, all)
 	srv.stopClean()
-	t.Logf("STDERR:\n%s", srv.stderr)
+	srv.assertNoErrorLogs("last restart and stop")
 	c.CloseIdleConnections()
 	checkStore(t, dir)
 	t.Logf("%d acknowledged tokens checked after %d crashes, in %v", len(all), cycles, time.Since(begin).Round(time.Millisecond))
@@ -266,9 +267,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	c.CloseIdleConnections()
 	t.Logf("%d batches answered before SIGTERM, %d during shutdown; %d values acknowledged; %d requests cut off",
 		before, st.batches.Load()-before, st.acked.Load(), st.transportErrs.Load())
-	if strings.Contains(srv.stderr.String(), `"level":"ERROR"`) {
-		t.Errorf("errors logged during a clean stop:\n%s", srv.stderr)
-	}
+	srv.assertNoErrorLogs("clean stop")
 	if !strings.Contains(srv.stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no \"stopped\" log line after SIGTERM:\n%s", srv.stderr)
 	}

@@ -411,3 +411,11 @@ func verifyAcked(t *testing.T, c *http.Client, httpAddr string, all []acked) {
 			len(all), lost, wrong, changed, strings.Join(examples, "\n  "))
 	}
 }
+
+// assertNoErrorLogs fails the test if the server logged at ERROR level.
+func (s *proc) assertNoErrorLogs(when string) {
+	s.t.Helper()
+	if logs := s.stderr.String(); strings.Contains(logs, `"level":"ERROR"`) {
+		s.t.Errorf("%s: the server logged errors:\n%s", when, logs)
+	}
+}

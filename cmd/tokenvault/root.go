@@ -18,6 +18,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
 	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
+	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newEraseCmds()...)
 	root.AddCommand(newBenchCmd())
 	return root
 }

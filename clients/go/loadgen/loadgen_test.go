@@ -209,8 +209,8 @@ func TestPercentile(t *testing.T) {
 		{nil, 50, 0},
 		{ms(7), 50, 7 * time.Millisecond},
 		{ms(7), 99, 7 * time.Millisecond},
-		{ms(1, 2), 50, 1 * time.Millisecond},  // rank ⌈1⌉ = 1
-		{ms(1, 2), 51, 2 * time.Millisecond},  // rank ⌈1.02⌉ = 2
+		{ms(1, 2), 50, 1 * time.Millisecond}, // rank ⌈1⌉ = 1
+		{ms(1, 2), 51, 2 * time.Millisecond}, // rank ⌈1.02⌉ = 2
 		{ms(1, 2, 3, 4), 75, 3 * time.Millisecond},
 		{ms(1, 2, 3, 4), 99.9, 4 * time.Millisecond},
 		{ms(10, 20, 30, 40, 50, 60, 70, 80, 90, 100), 90, 90 * time.Millisecond},
