@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -59,9 +60,14 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPISpec)
 	})
+	rh := recordsHTTP{conn: conn, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
+	h.Handle("POST /v1/records:tokenize", limitBody(rh.serve(true)))
+	h.Handle("POST /v1/records:detokenize", limitBody(rh.serve(false)))
 	h.Handle("/", limitBody(mux))
 	return h, func() { conn.Close() }, nil
 }
+
+func splitHost(addr string) (string, string, error) { return net.SplitHostPort(addr) }
 
 // newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules.
 func newGatewayMux() *runtime.ServeMux {

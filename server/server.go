@@ -142,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterGrantServiceServer(s.grpc, &grantService{s: s})
 	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
+	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	s.vgrpc = newGRPC(Vendor)

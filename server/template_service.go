@@ -24,6 +24,9 @@ func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTe
 		KeepPrefix: int(pt.GetKeepPrefix()),
 		KeepSuffix: int(pt.GetKeepSuffix()),
 		Alphabet:   pt.GetAlphabet(),
+		MinLength:  int(pt.GetMinLength()), MaxLength: int(pt.GetMaxLength()),
+		TokenizeDomain: pt.GetTokenizeDomain(), KeepYear: pt.GetKeepYear(),
+		MinYear: int(pt.GetMinYear()), MaxYear: int(pt.GetMaxYear()),
 	}
 	switch pt.GetMode() {
 	case tvpb.TemplateMode_TEMPLATE_MODE_RANDOM:
@@ -68,6 +71,9 @@ func templateToProto(info vault.TemplateInfo) *tvpb.Template {
 		Alphabet:   d.Alphabet,
 		Builtin:    info.Builtin,
 		Mode:       tvpb.TemplateMode_TEMPLATE_MODE_DETERMINISTIC,
+		MinLength:  int32(d.MinLength), MaxLength: int32(d.MaxLength),
+		TokenizeDomain: d.TokenizeDomain, KeepYear: d.KeepYear,
+		MinYear: int32(d.MinYear), MaxYear: int32(d.MaxYear),
 	}
 	if d.Mode == template.Random {
 		pt.Mode = tvpb.TemplateMode_TEMPLATE_MODE_RANDOM

@@ -11,7 +11,7 @@ import (
 // them) contain a value, a token or key material.
 var (
 	// ErrUnknownTemplate is returned for a whole call that names a template that does not exist.
-	ErrUnknownTemplate = errors.New("unknown template")
+	ErrUnknownTemplate = template.ErrUnknownTemplate
 
 	// ErrInvalidValue is the per-item error for a value that does not fit its template. It is
 	// the template package's error, re-exported so callers need only this package.
@@ -54,3 +54,7 @@ var (
 	// ErrKEK is returned by Open when the KEK cannot unwrap the stored keyring.
 	ErrKEK = errors.New("the key-encryption key cannot unwrap this vault's keys (wrong or missing KEK)")
 )
+
+// IsInvalidRecordInput reports whether err from a record call is the caller's fault: a policy
+// or a document that does not parse, or a limit exceeded.
+func IsInvalidRecordInput(err error) bool { return isRecordInputError(err) }

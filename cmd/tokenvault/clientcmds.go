@@ -240,6 +240,12 @@ func newTemplateCmd() *cobra.Command {
 	create.Flags().IntVar(&keepSuffix, "keep-suffix", 0, "characters kept in clear at the end")
 	create.Flags().StringVar(&luhn, "luhn", "", "base pan: valid, invalid (default) or any")
 	create.Flags().StringVar(&t.Alphabet, "alphabet", "", "bases digits/alnum: token alphabet")
+	create.Flags().Int32Var(&t.MinLength, "min-length", 0, "bases pan/phone/digits/alnum: shortest value accepted")
+	create.Flags().Int32Var(&t.MaxLength, "max-length", 0, "bases pan/phone/digits/alnum: longest value accepted")
+	create.Flags().BoolVar(&t.TokenizeDomain, "tokenize-domain", false, "base email: tokenize the domain too")
+	create.Flags().BoolVar(&t.KeepYear, "keep-year", false, "base date: keep the year")
+	create.Flags().Int32Var(&t.MinYear, "min-year", 0, "base date: earliest year")
+	create.Flags().Int32Var(&t.MaxYear, "max-year", 0, "base date: latest year")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("base")
 

@@ -149,7 +149,20 @@ type Template struct {
 	// For bases digits and alnum: the characters tokens are drawn from.
 	Alphabet string `protobuf:"bytes,7,opt,name=alphabet,proto3" json:"alphabet,omitempty"`
 	// True for the built-in templates, which cannot be changed.
-	Builtin       bool `protobuf:"varint,8,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	Builtin bool `protobuf:"varint,8,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	// Bases pan, phone, digits, alnum: the shortest value accepted (in the
+	// base's unit); makes room for keep_prefix and keep_suffix.
+	MinLength int32 `protobuf:"varint,9,opt,name=min_length,json=minLength,proto3" json:"min_length,omitempty"`
+	// Bases pan, phone, digits, alnum: the longest value accepted.
+	MaxLength int32 `protobuf:"varint,10,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
+	// Base email: tokenize the domain too (all labels but the last).
+	TokenizeDomain bool `protobuf:"varint,11,opt,name=tokenize_domain,json=tokenizeDomain,proto3" json:"tokenize_domain,omitempty"`
+	// Base date: tokens keep the value's year.
+	KeepYear bool `protobuf:"varint,12,opt,name=keep_year,json=keepYear,proto3" json:"keep_year,omitempty"`
+	// Base date: the earliest year accepted and used in tokens.
+	MinYear int32 `protobuf:"varint,13,opt,name=min_year,json=minYear,proto3" json:"min_year,omitempty"`
+	// Base date: the latest year accepted and used in tokens.
+	MaxYear       int32 `protobuf:"varint,14,opt,name=max_year,json=maxYear,proto3" json:"max_year,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,11 +253,53 @@ func (x *Template) GetBuiltin() bool {
 	return false
 }
 
+func (x *Template) GetMinLength() int32 {
+	if x != nil {
+		return x.MinLength
+	}
+	return 0
+}
+
+func (x *Template) GetMaxLength() int32 {
+	if x != nil {
+		return x.MaxLength
+	}
+	return 0
+}
+
+func (x *Template) GetTokenizeDomain() bool {
+	if x != nil {
+		return x.TokenizeDomain
+	}
+	return false
+}
+
+func (x *Template) GetKeepYear() bool {
+	if x != nil {
+		return x.KeepYear
+	}
+	return false
+}
+
+func (x *Template) GetMinYear() int32 {
+	if x != nil {
+		return x.MinYear
+	}
+	return 0
+}
+
+func (x *Template) GetMaxYear() int32 {
+	if x != nil {
+		return x.MaxYear
+	}
+	return 0
+}
+
 var File_tokenvault_v1_template_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_template_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctokenvault/v1/template.proto\x12\rtokenvault.v1\"\x88\x02\n" +
+	"\x1ctokenvault/v1/template.proto\x12\rtokenvault.v1\"\xc2\x03\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04base\x18\x02 \x01(\tR\x04base\x12/\n" +
@@ -255,7 +310,16 @@ const file_tokenvault_v1_template_proto_rawDesc = "" +
 	"keepSuffix\x12+\n" +
 	"\x04luhn\x18\x06 \x01(\x0e2\x17.tokenvault.v1.LuhnRuleR\x04luhn\x12\x1a\n" +
 	"\balphabet\x18\a \x01(\tR\balphabet\x12\x18\n" +
-	"\abuiltin\x18\b \x01(\bR\abuiltin*h\n" +
+	"\abuiltin\x18\b \x01(\bR\abuiltin\x12\x1d\n" +
+	"\n" +
+	"min_length\x18\t \x01(\x05R\tminLength\x12\x1d\n" +
+	"\n" +
+	"max_length\x18\n" +
+	" \x01(\x05R\tmaxLength\x12'\n" +
+	"\x0ftokenize_domain\x18\v \x01(\bR\x0etokenizeDomain\x12\x1b\n" +
+	"\tkeep_year\x18\f \x01(\bR\bkeepYear\x12\x19\n" +
+	"\bmin_year\x18\r \x01(\x05R\aminYear\x12\x19\n" +
+	"\bmax_year\x18\x0e \x01(\x05R\amaxYear*h\n" +
 	"\fTemplateMode\x12\x1d\n" +
 	"\x19TEMPLATE_MODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTEMPLATE_MODE_DETERMINISTIC\x10\x01\x12\x18\n" +

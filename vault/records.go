@@ -1,0 +1,139 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	recordpolicy "github.com/tokenvault/tokenvault/vault/record"
+)
+
+// MaxRecordDocs bounds the documents of one record call.
+const MaxRecordDocs = 1000
+
+// RecordFailure is one field of a record call that could not be (de)tokenized, named by its
+// document index and JSON path, never its value.
+type RecordFailure struct {
+	Doc  int
+	Path string
+	Err  error // wraps ErrInvalidValue, ErrNotFound, … (the item's error), or recordpolicy.ErrWrongType
+}
+
+// ErrInvalidPolicy is returned for a field policy that does not parse or compile.
+var ErrInvalidPolicy = recordpolicy.ErrInvalidPolicy
+
+// ErrInvalidDocument is returned for a malformed document; the message names its index.
+var ErrInvalidDocument = recordpolicy.ErrInvalidDocument
+
+// CompilePolicy parses and compiles a field policy (YAML or JSON "path: template").
+func CompilePolicy(data []byte) (*recordpolicy.Compiled, error) {
+	p, err := recordpolicy.ParsePolicy(data)
+	if err != nil {
+		return nil, err
+	}
+	return p.Compile()
+}
+
+func (v *Vault) checkRecordCall(docs []json.RawMessage) error {
+	if len(docs) == 0 {
+		return ErrEmptyBatch
+	}
+	if len(docs) > MaxRecordDocs {
+		return fmt.Errorf("%w: at most %d documents a call", ErrBatchTooLarge, MaxRecordDocs)
+	}
+	return nil
+}
+
+// TokenizeRecords tokenizes the fields the policy selects in each document, in domain. A
+// document any of whose selected fields failed is withheld (nil in the result): returning it
+// would send the untokenized value on. Failures name the document and the JSON path.
+func (v *Vault) TokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
+	if err := v.checkRecordCall(docs); err != nil {
+		return nil, nil, err
+	}
+	fields, ferrs, err := policy.Extract(docs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fails []RecordFailure
+	for _, fe := range ferrs {
+		fails = append(fails, RecordFailure{Doc: fe.Doc, Path: fe.Path, Err: fmt.Errorf("%w: %s", ErrInvalidValue, fe.Reason())})
+	}
+	repl := make([]string, len(fields))
+	for start := 0; start < len(fields); start += MaxBatch {
+		end := min(start+MaxBatch, len(fields))
+		items := make([]TokenizeItem, 0, end-start)
+		for _, f := range fields[start:end] {
+			items = append(items, TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain})
+		}
+		res, err := v.Tokenize(ctx, items)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, r := range res {
+			f := fields[start+i]
+			if r.Err != nil {
+				fails = append(fails, RecordFailure{Doc: f.Doc, Path: f.Path, Err: r.Err})
+				repl[start+i] = f.Value
+				continue
+			}
+			repl[start+i] = r.Token
+		}
+	}
+	out, err := policy.Replace(docs, fields, repl)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range fails {
+		out[f.Doc] = nil
+	}
+	return out, fails, nil
+}
+
+// DetokenizeRecords reveals the tokens at the policy's paths in each document (an internal
+// reveal: audited like Detokenize, with purpose). A field that fails keeps its token.
+func (v *Vault) DetokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
+	if err := v.checkRecordCall(docs); err != nil {
+		return nil, nil, err
+	}
+	fields, ferrs, err := policy.Extract(docs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fails []RecordFailure
+	for _, fe := range ferrs {
+		fails = append(fails, RecordFailure{Doc: fe.Doc, Path: fe.Path, Err: fmt.Errorf("%w: %s", ErrInvalidValue, fe.Reason())})
+	}
+	repl := make([]string, len(fields))
+	for start := 0; start < len(fields); start += MaxBatch {
+		end := min(start+MaxBatch, len(fields))
+		items := make([]DetokenizeItem, 0, end-start)
+		for _, f := range fields[start:end] {
+			items = append(items, DetokenizeItem{Token: f.Value, Template: f.Template, Domain: domain})
+		}
+		res, err := v.Detokenize(ctx, purpose, items)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, r := range res {
+			f := fields[start+i]
+			if r.Err != nil {
+				fails = append(fails, RecordFailure{Doc: f.Doc, Path: f.Path, Err: r.Err})
+				repl[start+i] = f.Value
+				continue
+			}
+			repl[start+i] = r.Value
+		}
+	}
+	out, err := policy.Replace(docs, fields, repl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, fails, nil
+}
+
+// isRecordInputError reports whether err is the caller's fault (bad policy or document).
+func isRecordInputError(err error) bool {
+	return errors.Is(err, recordpolicy.ErrInvalidPolicy) || errors.Is(err, recordpolicy.ErrInvalidDocument) || errors.Is(err, recordpolicy.ErrLimit)
+}
