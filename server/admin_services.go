@@ -59,7 +59,7 @@ func grantToProto(g vault.Grant) *tvpb.Grant {
 		Id: g.ID, Vendor: g.Vendor, Domains: g.Domains, Templates: g.Templates, Purpose: g.Purpose,
 		CreateTime: timestamppb.New(g.CreateTime), ExpireTime: timestamppb.New(g.ExpireTime),
 		RatePerMinute: int32(g.RatePerMin), Quota: g.Quota, Used: g.Used, SourceCidrs: g.SourceCIDRs,
-		Revoked: g.Revoked, Reveal: tvpb.Reveal_REVEAL_FULL,
+		Revoked: g.Revoked, Reveal: tvpb.Reveal_REVEAL_FULL, AllowedHours: g.AllowedHours,
 	}
 	if g.Reveal == vault.RevealMasked {
 		pg.Reveal = tvpb.Reveal_REVEAL_MASKED
@@ -72,7 +72,7 @@ func (g *grantService) CreateGrant(ctx context.Context, req *tvpb.CreateGrantReq
 	in := vault.Grant{
 		Vendor: pg.GetVendor(), Domains: pg.GetDomains(), Templates: pg.GetTemplates(), Purpose: pg.GetPurpose(),
 		RatePerMin: int(pg.GetRatePerMinute()), Quota: pg.GetQuota(), SourceCIDRs: pg.GetSourceCidrs(),
-		Reveal: vault.RevealFull,
+		Reveal: vault.RevealFull, AllowedHours: pg.GetAllowedHours(),
 	}
 	if pg.GetReveal() == tvpb.Reveal_REVEAL_MASKED {
 		in.Reveal = vault.RevealMasked
@@ -125,4 +125,12 @@ func (g *grantService) RevokeGrant(ctx context.Context, req *tvpb.RevokeGrantReq
 		return nil, toStatus(ctx, g.s.log, err)
 	}
 	return &tvpb.RevokeGrantResponse{}, nil
+}
+
+func (g *grantService) CreateCanary(ctx context.Context, req *tvpb.CreateCanaryRequest) (*tvpb.CreateCanaryResponse, error) {
+	c, err := g.s.vlt().CreateCanary(ctx, req.GetDomain(), req.GetTemplate(), req.GetValue(), req.GetLabel())
+	if err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
+	return &tvpb.CreateCanaryResponse{Token: c.Token}, nil
 }

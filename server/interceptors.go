@@ -112,6 +112,8 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 	}
 	ctx, err := a.check(ctx, method)
 	if err != nil {
+		p, _ := PrincipalFrom(ctx)
+		a.s.alerts.onDenials(ctx, p.ID, 1)
 		if aerr := a.s.vlt().AuditDenial(ctx, status.Convert(err).Message()); aerr != nil {
 			a.log.ErrorContext(ctx, "cannot audit a denial", slog.String("request_id", requestID(ctx)), slog.String("error", aerr.Error()))
 		}

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -13,6 +16,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	items    *prometheus.CounterVec
 	auditSeq prometheus.Gauge
+	alerts   *prometheus.CounterVec
+
+	webhookFailures prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -36,7 +42,62 @@ func newMetrics() *metrics {
 		Name: "tokenvault_audit_checkpoint_seq",
 		Help: "Sequence number of the last signed audit checkpoint.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq,
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenvault_alerts_total",
+		Help: "Alerts fired, by rule and severity.",
+	}, []string{"rule", "severity"})
+	m.webhookFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenvault_alert_webhook_failures_total",
+		Help: "Alerts whose webhook could not be delivered after every retry.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq, m.alerts, m.webhookFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// vaultCollector reads the vault's gauges at scrape time.
+type vaultCollector struct {
+	s                                           *Server
+	grants, keyAge, dataKeys, auditSeq, storeSz *prometheus.Desc
+	sealed                                      *prometheus.Desc
+}
+
+func newVaultCollector(s *Server) *vaultCollector {
+	return &vaultCollector{
+		s:        s,
+		grants:   prometheus.NewDesc("tokenvault_live_grants", "Grants that are neither expired, revoked nor spent.", nil, nil),
+		keyAge:   prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
+		dataKeys: prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
+		auditSeq: prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
+		storeSz:  prometheus.NewDesc("tokenvault_store_bytes", "Size of the store file.", nil, nil),
+		sealed:   prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
+	}
+}
+
+func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed} {
+		ch <- d
+	}
+}
+
+func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.s.vlt()
+	if v == nil {
+		ch <- prometheus.MustNewConstMetric(c.sealed, prometheus.GaugeValue, 1)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.sealed, prometheus.GaugeValue, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := v.Stats(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.grants, prometheus.GaugeValue, float64(st.LiveGrants))
+	ch <- prometheus.MustNewConstMetric(c.keyAge, prometheus.GaugeValue, st.PrimaryKeyAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.dataKeys, prometheus.GaugeValue, float64(st.DataKeys))
+	ch <- prometheus.MustNewConstMetric(c.auditSeq, prometheus.GaugeValue, float64(st.AuditSeq))
+	if st.StoreBytes > 0 {
+		ch <- prometheus.MustNewConstMetric(c.storeSz, prometheus.GaugeValue, float64(st.StoreBytes))
+	}
 }

@@ -70,6 +70,7 @@ func Policy(dev bool) map[string]Rule {
 		tvpb.GrantService_CreateGrant_FullMethodName:           in(admin),
 		tvpb.GrantService_ListGrants_FullMethodName:            in(admin, auditor),
 		tvpb.GrantService_GetGrant_FullMethodName:              in(admin, auditor),
+		tvpb.GrantService_CreateCanary_FullMethodName:          in(admin),
 		tvpb.GrantService_RevokeGrant_FullMethodName:           in(admin),
 		tvpb.AuditService_ListAuditEvents_FullMethodName:       in(admin, auditor),
 		tvpb.AuditService_ExportAudit_FullMethodName:           in(admin, auditor),

@@ -34,6 +34,8 @@ type Config struct {
 	// Vault serves the requests. Nil starts the server sealed: health answers NOT_SERVING and
 	// every other call Unavailable until Unseal.
 	Vault *vault.Vault
+	// Alerts configures the monitored controls' alerts.
+	Alerts AlertConfig
 	// Background configures the vault's background work (rewrap, purge, automatic rotation),
 	// run while the server runs.
 	Background vault.BackgroundOptions
@@ -71,6 +73,7 @@ type Server struct {
 	vconn   *bufconn.Listener // vendor gateway → vendor gRPC, in memory
 	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
 	health  *health.Server
+	alerts  *alerter
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -134,6 +137,8 @@ func New(cfg Config) (*Server, error) {
 		)
 	}
 	s.health = health.NewServer()
+	s.alerts = newAlerter(cfg.Alerts, s)
+	s.metrics.reg.MustRegister(newVaultCollector(s))
 
 	s.grpc = newGRPC(Internal)
 	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
@@ -219,6 +224,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 5)
 	go func() { errc <- s.grpc.Serve(glis) }()
 	go func() { errc <- s.grpc.Serve(s.iconn) }()
+	go s.alerts.run(ctx)
 
 	var servers []*http.Server
 	addrs := Addrs{GRPC: glis.Addr().String()}

@@ -273,6 +273,11 @@ func TestHealth(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(body), "tokenvault_requests_total") {
 		t.Errorf("/metrics = %d", code)
 	}
+	for _, m := range []string{"tokenvault_live_grants 0", "tokenvault_store_bytes", "tokenvault_primary_data_key_age_seconds", "tokenvault_audit_seq", "tokenvault_sealed 0"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
 	code, body = h.do("GET", "http://"+h.addrs.HTTP+"/openapi.json", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(body), "/v1/tokens:tokenize") {
 		t.Errorf("/openapi.json = %d", code)

@@ -51,6 +51,9 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	if err != nil {
 		return nil, toStatus(ctx, t.s.log, err)
 	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		t.s.alerts.onInternalReveals(ctx, p, res)
+	}
 	out := &tvpb.DetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
 	for i, r := range res {
 		outcome := "ok"

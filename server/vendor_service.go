@@ -41,8 +41,12 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 	}
 	res, err := v.s.vlt().VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), Items: items})
 	if err != nil {
+		if codeOf(err) == codes.ResourceExhausted {
+			v.s.alerts.onDenials(ctx, p.ID, len(items))
+		}
 		return nil, toStatus(ctx, v.s.log, err)
 	}
+	v.s.alerts.onVendorReveals(ctx, p, res)
 	out := &tvpb.VendorDetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
 	for i, r := range res {
 		if r.Err != nil {

@@ -43,6 +43,33 @@ type Grant struct {
 	Used        int64     `json:"used"`
 	SourceCIDRs []string  `json:"source_cidrs,omitempty"`
 	Revoked     bool      `json:"revoked,omitempty"`
+	// AllowedHours, "HH-HH" in UTC (e.g. "08-18"; "22-06" wraps midnight), is when reveals are
+	// expected; reveals outside it are allowed but raise an alert. Empty: any time.
+	AllowedHours string `json:"allowed_hours,omitempty"`
+}
+
+// parseHours reads "HH-HH".
+func parseHours(s string) (from, to int, err error) {
+	if _, err := fmt.Sscanf(s, "%02d-%02d", &from, &to); err != nil || len(s) != 5 || from > 23 || to > 24 || from == to {
+		return 0, 0, fmt.Errorf("%w: allowed hours must look like 08-18 (UTC hours)", ErrInvalidArgument)
+	}
+	return from, to, nil
+}
+
+// offHours reports whether t falls outside the grant's allowed hours.
+func (g *Grant) offHours(t time.Time) bool {
+	if g.AllowedHours == "" {
+		return false
+	}
+	from, to, err := parseHours(g.AllowedHours)
+	if err != nil {
+		return false
+	}
+	h := t.UTC().Hour()
+	if from < to {
+		return h < from || h >= to
+	}
+	return h < from && h >= to // wraps midnight
 }
 
 // live reports whether g can reveal anything at now.
@@ -139,6 +166,11 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	}
 	if g.RatePerMin < 0 || g.Quota < 0 {
 		return Grant{}, fmt.Errorf("%w: rate and quota must not be negative", ErrInvalidArgument)
+	}
+	if g.AllowedHours != "" {
+		if _, _, err := parseHours(g.AllowedHours); err != nil {
+			return Grant{}, err
+		}
 	}
 	for _, c := range g.SourceCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
@@ -273,6 +305,8 @@ type VendorRequest struct {
 type VendorResult struct {
 	DetokenizeResult
 	GrantID string
+	// OffHours is set for a reveal outside its grant's allowed hours (an alert, not a denial).
+	OffHours bool
 }
 
 // VendorDetokenize reveals each item only if a live grant of the vendor covers its domain and
@@ -295,6 +329,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	}
 	now := v.now()
 	raw := make([]rawRecord, len(req.Items))
+	canary := make([]bool, len(req.Items))
 	var grants []*Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
@@ -312,6 +347,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}
 		for i, it := range req.Items {
 			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
+			canary[i] = raw[i].rec != nil && tx.Get(bucketCanaries, recordKey(domainOr(it.Domain), it.Token)) != nil
 		}
 		return nil
 	})
@@ -322,8 +358,13 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	recs := make([]record, len(req.Items))
 	chosen := make([]*Grant, len(req.Items))
 	perGrant := map[*Grant]int{}
+	ev0Canary := false
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
+		results[i].Canary = canary[i]
+		if canary[i] {
+			ev0Canary = true
+		}
 		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now.Unix())
 		if err != nil {
 			continue
@@ -354,6 +395,9 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	ev.Outcome = outcomeOf(ev.Allowed, len(req.Items))
 	if ev.Allowed == 0 {
 		ev.Outcome, ev.Reason = OutcomeDenied, "no live grant covers any item"
+	}
+	if ev0Canary {
+		ev.Reason = "canary token requested"
 	}
 	rateLimited := func() ([]VendorResult, error) {
 		deny := ev
@@ -408,7 +452,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			}
 			val = t.Mask(val)
 		}
-		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template}, GrantID: g.ID}
+		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template, Canary: canary[i]}, GrantID: g.ID, OffHours: g.offHours(now)}
 	}
 	return results, nil
 }

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -526,4 +527,46 @@ func (v *Vault) autoRotate(ctx context.Context, opts BackgroundOptions) error {
 	}
 	_, err := v.RotateDataKey(WithRequest(ctx, RequestInfo{Method: "AutoRotate"}))
 	return err
+}
+
+// Stats are the gauges the server exports as metrics. They are cheap: no record scan.
+type Stats struct {
+	LiveGrants    int
+	PrimaryKeyAge time.Duration
+	DataKeys      int
+	AuditSeq      uint64
+	StoreBytes    int64 // 0 when the store does not say
+}
+
+// sizer is implemented by stores that know their size on disk.
+type sizer interface{ Stats() store.Stats }
+
+// Stats returns the current gauges.
+func (v *Vault) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	now := v.now()
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		st.LiveGrants = 0
+		if err := tx.Scan(bucketGrants, nil, nil, func(_, val []byte) error {
+			var g Grant
+			if json.Unmarshal(val, &g) == nil && g.live(now) {
+				st.LiveGrants++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if h := tx.Get(bucketMeta, []byte(metaAuditHead)); len(h) == 40 {
+			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
+		}
+		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
+			st.PrimaryKeyAge = now.Sub(c)
+		}
+		return nil
+	})
+	st.DataKeys = len(v.keyring().DataKeys())
+	if s, ok := v.store.(sizer); ok {
+		st.StoreBytes = s.Stats().Size
+	}
+	return st, err
 }

@@ -49,6 +49,9 @@ type DetokenizeResult struct {
 	Value    string
 	Template string
 	Err      error
+	// Canary is set when the token is a canary: no legitimate flow reveals it, so the caller
+	// must raise a critical alert. It is set whether or not the reveal was allowed.
+	Canary bool
 }
 
 // prepared is the work computed outside the store transaction for one item.
@@ -309,9 +312,11 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 		return nil, ErrBatchTooLarge
 	}
 	raw := make([]rawRecord, len(items))
+	canary := make([]bool, len(items))
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		for i, it := range items {
 			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
+			canary[i] = raw[i].rec != nil && tx.Get(bucketCanaries, recordKey(domainOr(it.Domain), it.Token)) != nil
 		}
 		return nil
 	})
@@ -321,6 +326,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	results := make([]DetokenizeResult, len(items))
 	now := v.now().Unix()
 	for i, it := range items {
+		results[i].Canary = canary[i]
 		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now)
 		if err != nil {
 			results[i].Err = err
@@ -331,7 +337,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 			results[i].Err = err
 			continue
 		}
-		results[i] = DetokenizeResult{Value: string(pt), Template: r.template}
+		results[i] = DetokenizeResult{Value: string(pt), Template: r.template, Canary: canary[i]}
 	}
 	// Audit before reveal: the values leave only once their event is durable.
 	ev := v.newEvent(ctx, "Detokenize")
@@ -350,6 +356,11 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	ev.Denied = len(items) - ev.Allowed
 	ev.Domains, ev.Templates = uniqueSorted(ds), uniqueSorted(ts)
 	ev.Outcome = outcomeOf(ev.Allowed, len(items))
+	for i := range results {
+		if results[i].Canary {
+			ev.Reason = "canary token revealed"
+		}
+	}
 	if err := v.Audit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("recording the audit event (nothing revealed): %w", err)
 	}

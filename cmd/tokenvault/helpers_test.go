@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,9 +43,12 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	binPath = filepath.Join(dir, "tokenvault")
+	// go test puts its own GOROOT/bin first on the PATH of the test binary.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "e2e: the go command is needed to build the binary under test:", err)
+		os.RemoveAll(dir)
+		os.Exit(2)
 	}
 	args := []string{"build", "-o", binPath}
 	if raceEnabled {

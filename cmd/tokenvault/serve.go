@@ -34,6 +34,9 @@ type serveOpts struct {
 	kekFile, kekURI                string
 	logLevel                       string
 	rotateAfter                    time.Duration
+	alertWebhook, alertSecret      string
+	alertVendorRate, alertGrant    int
+	alertDenials                   int
 	tlsCert, tlsKey                string
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
@@ -66,6 +69,11 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.alertWebhook, "alert-webhook-url", "", "POST each alert as signed JSON to this URL")
+	f.StringVar(&o.alertSecret, "alert-webhook-secret", "", "HMAC secret for alert webhooks (prefer TOKENVAULT_ALERT_WEBHOOK_SECRET)")
+	f.IntVar(&o.alertVendorRate, "alert-vendor-rate", 0, "alert when one vendor reveals more than N items a minute (0: off)")
+	f.IntVar(&o.alertGrant, "alert-grant-rate", 0, "alert when one grant reveals more than N items a minute (0: off)")
+	f.IntVar(&o.alertDenials, "alert-denials", 20, "alert when one caller is denied more than N times a minute (0: off)")
 	f.DurationVar(&o.rotateAfter, "rotate-after", 0, "rotate the data key automatically once it is this old, e.g. 2160h (0: never)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the internal gRPC and HTTP listeners")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
@@ -83,6 +91,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	out := cmd.OutOrStdout()
 
+	if o.alertWebhook != "" && o.alertSecret == "" {
+		return errors.New("--alert-webhook-url needs --alert-webhook-secret (or TOKENVAULT_ALERT_WEBHOOK_SECRET) so receivers can verify alerts")
+	}
 	if o.devRootToken != "" && !o.dev {
 		return errors.New("--dev-root-token needs --dev")
 	}
@@ -178,6 +189,8 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter},
+		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
+			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
 	})
 	if err != nil {
 		return err

@@ -393,6 +393,125 @@ func (*RevokeGrantResponse) Descriptor() ([]byte, []int) {
 	return file_tokenvault_v1_grant_service_proto_rawDescGZIP(), []int{7}
 }
 
+// CreateCanaryRequest describes the canary.
+type CreateCanaryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain to plant it in (usually a vendor's).
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// The template of the token.
+	Template string `protobuf:"bytes,2,opt,name=template,proto3" json:"template,omitempty"`
+	// A synthetic value of that template. Never a real person's data.
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// A label for the alert (where the canary was planted).
+	Label         string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCanaryRequest) Reset() {
+	*x = CreateCanaryRequest{}
+	mi := &file_tokenvault_v1_grant_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCanaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCanaryRequest) ProtoMessage() {}
+
+func (x *CreateCanaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_grant_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCanaryRequest.ProtoReflect.Descriptor instead.
+func (*CreateCanaryRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_grant_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateCanaryRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *CreateCanaryRequest) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *CreateCanaryRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *CreateCanaryRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+// CreateCanaryResponse returns the canary token.
+type CreateCanaryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token to plant.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCanaryResponse) Reset() {
+	*x = CreateCanaryResponse{}
+	mi := &file_tokenvault_v1_grant_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCanaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCanaryResponse) ProtoMessage() {}
+
+func (x *CreateCanaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_grant_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCanaryResponse.ProtoReflect.Descriptor instead.
+func (*CreateCanaryResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_grant_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateCanaryResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 var File_tokenvault_v1_grant_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_grant_service_proto_rawDesc = "" +
@@ -413,14 +532,22 @@ const file_tokenvault_v1_grant_service_proto_rawDesc = "" +
 	"\x05grant\x18\x01 \x01(\v2\x14.tokenvault.v1.GrantR\x05grant\"/\n" +
 	"\x12RevokeGrantRequest\x12\x19\n" +
 	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\"\x15\n" +
-	"\x13RevokeGrantResponse2\xc1\x03\n" +
+	"\x13RevokeGrantResponse\"\xbd\x01\n" +
+	"\x13CreateCanaryRequest\x12:\n" +
+	"\x06domain\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12%\n" +
+	"\btemplate\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18?R\btemplate\x12#\n" +
+	"\x05value\x18\x03 \x01(\tB\r\xbaH\ar\x05\x10\x01(\x80\b\x80\x01\x01R\x05value\x12\x1e\n" +
+	"\x05label\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x05label\",\n" +
+	"\x14CreateCanaryResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token2\xb3\x04\n" +
 	"\fGrantService\x12k\n" +
 	"\vCreateGrant\x12!.tokenvault.v1.CreateGrantRequest\x1a\".tokenvault.v1.CreateGrantResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/grants\x12e\n" +
 	"\n" +
 	"ListGrants\x12 .tokenvault.v1.ListGrantsRequest\x1a!.tokenvault.v1.ListGrantsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/grants\x12d\n" +
-	"\bGetGrant\x12\x1e.tokenvault.v1.GetGrantRequest\x1a\x1f.tokenvault.v1.GetGrantResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/grants/{id}\x12w\n" +
+	"\bGetGrant\x12\x1e.tokenvault.v1.GetGrantRequest\x1a\x1f.tokenvault.v1.GetGrantResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/grants/{id}\x12p\n" +
+	"\fCreateCanary\x12\".tokenvault.v1.CreateCanaryRequest\x1a#.tokenvault.v1.CreateCanaryResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/canaries\x12w\n" +
 	"\vRevokeGrant\x12!.tokenvault.v1.RevokeGrantRequest\x1a\".tokenvault.v1.RevokeGrantResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/grants/{id}:revokeBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
@@ -435,38 +562,42 @@ func file_tokenvault_v1_grant_service_proto_rawDescGZIP() []byte {
 	return file_tokenvault_v1_grant_service_proto_rawDescData
 }
 
-var file_tokenvault_v1_grant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tokenvault_v1_grant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tokenvault_v1_grant_service_proto_goTypes = []any{
-	(*CreateGrantRequest)(nil),  // 0: tokenvault.v1.CreateGrantRequest
-	(*CreateGrantResponse)(nil), // 1: tokenvault.v1.CreateGrantResponse
-	(*ListGrantsRequest)(nil),   // 2: tokenvault.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),  // 3: tokenvault.v1.ListGrantsResponse
-	(*GetGrantRequest)(nil),     // 4: tokenvault.v1.GetGrantRequest
-	(*GetGrantResponse)(nil),    // 5: tokenvault.v1.GetGrantResponse
-	(*RevokeGrantRequest)(nil),  // 6: tokenvault.v1.RevokeGrantRequest
-	(*RevokeGrantResponse)(nil), // 7: tokenvault.v1.RevokeGrantResponse
-	(*Grant)(nil),               // 8: tokenvault.v1.Grant
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*CreateGrantRequest)(nil),   // 0: tokenvault.v1.CreateGrantRequest
+	(*CreateGrantResponse)(nil),  // 1: tokenvault.v1.CreateGrantResponse
+	(*ListGrantsRequest)(nil),    // 2: tokenvault.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),   // 3: tokenvault.v1.ListGrantsResponse
+	(*GetGrantRequest)(nil),      // 4: tokenvault.v1.GetGrantRequest
+	(*GetGrantResponse)(nil),     // 5: tokenvault.v1.GetGrantResponse
+	(*RevokeGrantRequest)(nil),   // 6: tokenvault.v1.RevokeGrantRequest
+	(*RevokeGrantResponse)(nil),  // 7: tokenvault.v1.RevokeGrantResponse
+	(*CreateCanaryRequest)(nil),  // 8: tokenvault.v1.CreateCanaryRequest
+	(*CreateCanaryResponse)(nil), // 9: tokenvault.v1.CreateCanaryResponse
+	(*Grant)(nil),                // 10: tokenvault.v1.Grant
+	(*durationpb.Duration)(nil),  // 11: google.protobuf.Duration
 }
 var file_tokenvault_v1_grant_service_proto_depIdxs = []int32{
-	8, // 0: tokenvault.v1.CreateGrantRequest.grant:type_name -> tokenvault.v1.Grant
-	9, // 1: tokenvault.v1.CreateGrantRequest.ttl:type_name -> google.protobuf.Duration
-	8, // 2: tokenvault.v1.CreateGrantResponse.grant:type_name -> tokenvault.v1.Grant
-	8, // 3: tokenvault.v1.ListGrantsResponse.grants:type_name -> tokenvault.v1.Grant
-	8, // 4: tokenvault.v1.GetGrantResponse.grant:type_name -> tokenvault.v1.Grant
-	0, // 5: tokenvault.v1.GrantService.CreateGrant:input_type -> tokenvault.v1.CreateGrantRequest
-	2, // 6: tokenvault.v1.GrantService.ListGrants:input_type -> tokenvault.v1.ListGrantsRequest
-	4, // 7: tokenvault.v1.GrantService.GetGrant:input_type -> tokenvault.v1.GetGrantRequest
-	6, // 8: tokenvault.v1.GrantService.RevokeGrant:input_type -> tokenvault.v1.RevokeGrantRequest
-	1, // 9: tokenvault.v1.GrantService.CreateGrant:output_type -> tokenvault.v1.CreateGrantResponse
-	3, // 10: tokenvault.v1.GrantService.ListGrants:output_type -> tokenvault.v1.ListGrantsResponse
-	5, // 11: tokenvault.v1.GrantService.GetGrant:output_type -> tokenvault.v1.GetGrantResponse
-	7, // 12: tokenvault.v1.GrantService.RevokeGrant:output_type -> tokenvault.v1.RevokeGrantResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	10, // 0: tokenvault.v1.CreateGrantRequest.grant:type_name -> tokenvault.v1.Grant
+	11, // 1: tokenvault.v1.CreateGrantRequest.ttl:type_name -> google.protobuf.Duration
+	10, // 2: tokenvault.v1.CreateGrantResponse.grant:type_name -> tokenvault.v1.Grant
+	10, // 3: tokenvault.v1.ListGrantsResponse.grants:type_name -> tokenvault.v1.Grant
+	10, // 4: tokenvault.v1.GetGrantResponse.grant:type_name -> tokenvault.v1.Grant
+	0,  // 5: tokenvault.v1.GrantService.CreateGrant:input_type -> tokenvault.v1.CreateGrantRequest
+	2,  // 6: tokenvault.v1.GrantService.ListGrants:input_type -> tokenvault.v1.ListGrantsRequest
+	4,  // 7: tokenvault.v1.GrantService.GetGrant:input_type -> tokenvault.v1.GetGrantRequest
+	8,  // 8: tokenvault.v1.GrantService.CreateCanary:input_type -> tokenvault.v1.CreateCanaryRequest
+	6,  // 9: tokenvault.v1.GrantService.RevokeGrant:input_type -> tokenvault.v1.RevokeGrantRequest
+	1,  // 10: tokenvault.v1.GrantService.CreateGrant:output_type -> tokenvault.v1.CreateGrantResponse
+	3,  // 11: tokenvault.v1.GrantService.ListGrants:output_type -> tokenvault.v1.ListGrantsResponse
+	5,  // 12: tokenvault.v1.GrantService.GetGrant:output_type -> tokenvault.v1.GetGrantResponse
+	9,  // 13: tokenvault.v1.GrantService.CreateCanary:output_type -> tokenvault.v1.CreateCanaryResponse
+	7,  // 14: tokenvault.v1.GrantService.RevokeGrant:output_type -> tokenvault.v1.RevokeGrantResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_grant_service_proto_init() }
@@ -481,7 +612,7 @@ func file_tokenvault_v1_grant_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenvault_v1_grant_service_proto_rawDesc), len(file_tokenvault_v1_grant_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

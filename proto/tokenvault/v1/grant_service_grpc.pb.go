@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	GrantService_CreateGrant_FullMethodName = "/tokenvault.v1.GrantService/CreateGrant"
-	GrantService_ListGrants_FullMethodName  = "/tokenvault.v1.GrantService/ListGrants"
-	GrantService_GetGrant_FullMethodName    = "/tokenvault.v1.GrantService/GetGrant"
-	GrantService_RevokeGrant_FullMethodName = "/tokenvault.v1.GrantService/RevokeGrant"
+	GrantService_CreateGrant_FullMethodName  = "/tokenvault.v1.GrantService/CreateGrant"
+	GrantService_ListGrants_FullMethodName   = "/tokenvault.v1.GrantService/ListGrants"
+	GrantService_GetGrant_FullMethodName     = "/tokenvault.v1.GrantService/GetGrant"
+	GrantService_CreateCanary_FullMethodName = "/tokenvault.v1.GrantService/CreateCanary"
+	GrantService_RevokeGrant_FullMethodName  = "/tokenvault.v1.GrantService/RevokeGrant"
 )
 
 // GrantServiceClient is the client API for GrantService service.
@@ -39,6 +40,10 @@ type GrantServiceClient interface {
 	ListGrants(ctx context.Context, in *ListGrantsRequest, opts ...grpc.CallOption) (*ListGrantsResponse, error)
 	// GetGrant returns one grant. Callers: admin, auditor. Read-only.
 	GetGrant(ctx context.Context, in *GetGrantRequest, opts ...grpc.CallOption) (*GetGrantResponse, error)
+	// CreateCanary plants a canary token in a domain: a token of a synthetic
+	// value that no legitimate flow uses. Any detokenize of it, allowed or not,
+	// fires a critical alert. Callers: admin.
+	CreateCanary(ctx context.Context, in *CreateCanaryRequest, opts ...grpc.CallOption) (*CreateCanaryResponse, error)
 	// RevokeGrant revokes a grant at once. Callers: admin. Idempotent.
 	RevokeGrant(ctx context.Context, in *RevokeGrantRequest, opts ...grpc.CallOption) (*RevokeGrantResponse, error)
 }
@@ -81,6 +86,16 @@ func (c *grantServiceClient) GetGrant(ctx context.Context, in *GetGrantRequest, 
 	return out, nil
 }
 
+func (c *grantServiceClient) CreateCanary(ctx context.Context, in *CreateCanaryRequest, opts ...grpc.CallOption) (*CreateCanaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCanaryResponse)
+	err := c.cc.Invoke(ctx, GrantService_CreateCanary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *grantServiceClient) RevokeGrant(ctx context.Context, in *RevokeGrantRequest, opts ...grpc.CallOption) (*RevokeGrantResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokeGrantResponse)
@@ -105,6 +120,10 @@ type GrantServiceServer interface {
 	ListGrants(context.Context, *ListGrantsRequest) (*ListGrantsResponse, error)
 	// GetGrant returns one grant. Callers: admin, auditor. Read-only.
 	GetGrant(context.Context, *GetGrantRequest) (*GetGrantResponse, error)
+	// CreateCanary plants a canary token in a domain: a token of a synthetic
+	// value that no legitimate flow uses. Any detokenize of it, allowed or not,
+	// fires a critical alert. Callers: admin.
+	CreateCanary(context.Context, *CreateCanaryRequest) (*CreateCanaryResponse, error)
 	// RevokeGrant revokes a grant at once. Callers: admin. Idempotent.
 	RevokeGrant(context.Context, *RevokeGrantRequest) (*RevokeGrantResponse, error)
 	mustEmbedUnimplementedGrantServiceServer()
@@ -125,6 +144,9 @@ func (UnimplementedGrantServiceServer) ListGrants(context.Context, *ListGrantsRe
 }
 func (UnimplementedGrantServiceServer) GetGrant(context.Context, *GetGrantRequest) (*GetGrantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetGrant not implemented")
+}
+func (UnimplementedGrantServiceServer) CreateCanary(context.Context, *CreateCanaryRequest) (*CreateCanaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCanary not implemented")
 }
 func (UnimplementedGrantServiceServer) RevokeGrant(context.Context, *RevokeGrantRequest) (*RevokeGrantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeGrant not implemented")
@@ -204,6 +226,24 @@ func _GrantService_GetGrant_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GrantService_CreateCanary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCanaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GrantServiceServer).CreateCanary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GrantService_CreateCanary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GrantServiceServer).CreateCanary(ctx, req.(*CreateCanaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GrantService_RevokeGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RevokeGrantRequest)
 	if err := dec(in); err != nil {
@@ -240,6 +280,10 @@ var GrantService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetGrant",
 			Handler:    _GrantService_GetGrant_Handler,
+		},
+		{
+			MethodName: "CreateCanary",
+			Handler:    _GrantService_CreateCanary_Handler,
 		},
 		{
 			MethodName: "RevokeGrant",
