@@ -281,6 +281,10 @@ type ExportHeader struct {
 	Type         string          `json:"type"` // "header"
 	FromSeq      uint64          `json:"from_seq"`
 	PublicKeyset json.RawMessage `json:"public_keyset"`
+	// AnchorSeq and AnchorHash name the last pruned event when the export starts right after
+	// it: the first event must chain to AnchorHash.
+	AnchorSeq  uint64 `json:"anchor_seq,omitempty"`
+	AnchorHash string `json:"anchor_hash,omitempty"`
 }
 
 // ExportAudit writes the trail from sequence number fromSeq (1: everything) as JSON lines:
@@ -291,15 +295,63 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	return exportAudit(ctx, v.store, fromSeq, pub, w)
+	cw := &lastSeqWriter{w: w}
+	if err := exportAudit(ctx, v.store, fromSeq, pub, cw); err != nil {
+		return err
+	}
+	// Everything up to the last event written has been delivered (the caller's writer took it).
+	if cw.last > 0 {
+		return v.markExported(ctx, cw.last)
+	}
+	return nil
+}
+
+// lastSeqWriter passes lines through and remembers the last event's sequence number.
+type lastSeqWriter struct {
+	w    io.Writer
+	buf  []byte
+	last uint64
+}
+
+func (l *lastSeqWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	l.buf = append(l.buf, p[:n]...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		var probe struct {
+			Type string `json:"type"`
+			Seq  uint64 `json:"seq"`
+		}
+		if json.Unmarshal(l.buf[:i], &probe) == nil && probe.Type == "" && probe.Seq > 0 {
+			l.last = probe.Seq
+		}
+		l.buf = l.buf[i+1:]
+	}
+	return n, err
 }
 
 func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte, w io.Writer) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
+	h := ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
+	if err := s.View(ctx, func(tx store.Tx) error {
+		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) == 40 {
+			seq := binary.BigEndian.Uint64(a[:8])
+			if fromSeq <= seq+1 {
+				h.FromSeq, h.AnchorSeq, h.AnchorHash = seq+1, seq, auditHashPrefix+hex.EncodeToString(a[8:])
+				fromSeq = seq + 1
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	hdr, err := json.Marshal(ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))})
+	hdr, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
@@ -364,7 +416,8 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	var verifier *keyring.Verifier
-	var prevHash string
+	var prevHash, anchorHash string
+	var anchorSeq uint64
 	var expect uint64
 	fail := func(seq uint64, problem string) (VerifyReport, error) {
 		rep.BadSeq, rep.Problem = seq, problem
@@ -403,6 +456,7 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 				}
 				verifier = v
 			}
+			anchorSeq, anchorHash = h.AnchorSeq, h.AnchorHash
 		case "checkpoint":
 			var c Checkpoint
 			if err := json.Unmarshal(b, &c); err != nil {
@@ -426,6 +480,9 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 				rep.FirstSeq, expect = ev.Seq, ev.Seq
 				if ev.Seq == 1 && ev.PrevHash != auditHashPrefix+hex.EncodeToString(make([]byte, 32)) {
 					return fail(1, "first event does not start the chain")
+				}
+				if anchorHash != "" && (ev.Seq != anchorSeq+1 || ev.PrevHash != anchorHash) {
+					return fail(ev.Seq, "first event does not chain to the pruning anchor (events deleted after pruning)")
 				}
 			} else {
 				expect++
@@ -473,7 +530,74 @@ func VerifyStoreAudit(ctx context.Context, s store.Store) (VerifyReport, error) 
 	return rep, err
 }
 
-const metaAuditPub = "audit_pubkey"
+const (
+	metaAuditPub      = "audit_pubkey"
+	metaAuditAnchor   = "audit_anchor"   // seq (8 bytes) + hash of the last pruned event
+	metaAuditExported = "audit_exported" // seq (8 bytes) of the last event a full export delivered
+)
+
+// ErrNotExported is returned by PruneAudit for events no export has delivered yet.
+var ErrNotExported = errors.New("these audit events were never exported; export them first (audit export)")
+
+// markExported records that an export delivered events up to seq.
+func (v *Vault) markExported(ctx context.Context, seq uint64) error {
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		cur := tx.Get(bucketMeta, []byte(metaAuditExported))
+		if len(cur) == 8 && binary.BigEndian.Uint64(cur) >= seq {
+			return nil
+		}
+		return tx.Put(bucketMeta, []byte(metaAuditExported), seqKey(seq))
+	})
+}
+
+// PruneAudit deletes events (and checkpoints) up to and including throughSeq, keeping the
+// remaining chain verifiable: the hash of the last pruned event is kept as an anchor, which
+// exports carry in their header. Only exported events can be pruned. It returns how many
+// events were deleted.
+func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) {
+	ev := v.newEvent(ctx, "PruneAudit")
+	ev.Outcome, ev.Target = OutcomeAllowed, fmt.Sprintf("events through %d", throughSeq)
+	n := 0
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		n = 0
+		exp := tx.Get(bucketMeta, []byte(metaAuditExported))
+		if len(exp) != 8 || binary.BigEndian.Uint64(exp) < throughSeq {
+			return ErrNotExported
+		}
+		last := tx.Get(bucketAudit, seqKey(throughSeq))
+		if last == nil {
+			return fmt.Errorf("%w: no audit event %d (already pruned?)", ErrInvalidArgument, throughSeq)
+		}
+		sum := sha256.Sum256(last)
+		var keys [][]byte
+		if err := tx.Scan(bucketAudit, nil, nil, func(k, _ []byte) error {
+			if binary.BigEndian.Uint64(k) > throughSeq {
+				return store.ErrStopScan
+			}
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(bucketAudit, k); err != nil {
+				return err
+			}
+			if err := tx.Delete(bucketAuditCkpt, k); err != nil {
+				return err
+			}
+		}
+		anchor := append(seqKey(throughSeq), sum[:]...)
+		if err := tx.Put(bucketMeta, []byte(metaAuditAnchor), anchor); err != nil {
+			return err
+		}
+		n = len(keys)
+		e := ev
+		e.Items = n
+		return appendAudit(tx, &e)
+	})
+	return n, err
+}
 
 // publishAuditKey stores the audit public keyset in clear beside the trail, for offline
 // verification with --data.

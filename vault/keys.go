@@ -472,6 +472,13 @@ func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
 		if err := v.autoRotate(ctx, opts); err != nil && ctx.Err() == nil {
 			v.log.Error("automatic rotation failed", slog.String("error", err.Error()))
 		}
+		if opts.AuditRetention > 0 {
+			if n, err := v.pruneOld(ctx, opts.AuditRetention); err != nil && ctx.Err() == nil {
+				v.log.Error("audit retention failed", slog.String("error", err.Error()))
+			} else if n > 0 {
+				v.log.Info("pruned exported audit events past retention", slog.Int("count", n))
+			}
+		}
 		if n, err := v.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
 			v.log.Error("purging expired tokens failed", slog.String("error", err.Error()))
 		} else if n > 0 {
@@ -492,6 +499,9 @@ type BackgroundOptions struct {
 	Interval time.Duration
 	// RotateAfter rotates the data key automatically once the primary is this old (0: never).
 	RotateAfter time.Duration
+	// AuditRetention prunes audit events older than this once an export has delivered them
+	// (0: keep everything).
+	AuditRetention time.Duration
 }
 
 func (o BackgroundOptions) interval() time.Duration {
@@ -569,4 +579,30 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		st.StoreBytes = s.Stats().Size
 	}
 	return st, err
+}
+
+// pruneOld prunes exported audit events older than retention.
+func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, error) {
+	cutoff := v.now().Add(-retention)
+	var through, exported uint64
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		through = 0
+		if e := tx.Get(bucketMeta, []byte(metaAuditExported)); len(e) == 8 {
+			exported = binary.BigEndian.Uint64(e)
+		}
+		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+			seq := binary.BigEndian.Uint64(k)
+			var ev struct {
+				Time time.Time `json:"time"`
+			}
+			if seq > exported || json.Unmarshal(val, &ev) != nil || !ev.Time.Before(cutoff) {
+				return store.ErrStopScan
+			}
+			through = seq
+			return nil
+		})
+	}); err != nil || through == 0 {
+		return 0, err
+	}
+	return v.PruneAudit(WithRequest(ctx, RequestInfo{Method: "AuditRetention"}), through)
 }
