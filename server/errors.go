@@ -29,7 +29,7 @@ func codeOf(err error) codes.Code {
 		return codes.InvalidArgument
 	case errors.Is(err, vault.ErrPermissionDenied):
 		return codes.PermissionDenied
-	case errors.Is(err, vault.ErrRateLimited):
+	case errors.Is(err, vault.ErrRateLimited), errors.Is(err, vault.ErrQuotaExhausted):
 		return codes.ResourceExhausted
 	case errors.Is(err, vault.ErrGrantNotFound):
 		return codes.NotFound

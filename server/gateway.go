@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"errors"
@@ -55,6 +56,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /healthz", s.healthz)
+	h.HandleFunc("GET /livez", livez)
 	h.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -149,6 +151,13 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	return h, func() { conn.Close() }, nil
 }
 
+// livez answers 200 while the process serves HTTP, sealed or not: a liveness probe that must
+// not restart a vault waiting for its KMS (use /healthz for readiness).
+func livez(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"status":"ALIVE"}`)
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.health.Check(r.Context(), &grpc_health_v1.HealthCheckRequest{})
 	w.Header().Set("Content-Type", "application/json")
@@ -162,6 +171,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxMessageBytes {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, codes.InvalidArgument,
+				fmt.Sprintf("request body larger than %d bytes: send fewer or smaller items per call", MaxMessageBytes))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxMessageBytes)
 		h.ServeHTTP(w, r)
 	})
@@ -177,21 +191,29 @@ type sanitizingMarshaler struct {
 var jsonPosRE = regexp.MustCompile(`\(line \d+:\d+\)`)
 
 func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
-		if err == nil || err == io.EOF {
-			return err
-		}
+		// Read the whole body and decode it strictly: trailing data after the JSON value is an
+		// error, not ignored.
+		data, err := io.ReadAll(r)
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return status.Errorf(codes.InvalidArgument, "request body larger than %d bytes", MaxMessageBytes)
+			return fmt.Errorf("request body larger than %d bytes", MaxMessageBytes)
 		}
-		msg := "malformed JSON request body"
-		if pos := jsonPosRE.FindString(err.Error()); pos != "" {
-			msg += " at " + pos[1:len(pos)-1]
+		if err != nil {
+			return errors.New("cannot read the request body")
 		}
-		return status.Error(codes.InvalidArgument, msg+": expected the shape in /openapi.json (values must be JSON strings of valid UTF-8)")
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		if err := m.JSONPb.Unmarshal(data, v); err != nil {
+			// Plain errors: the gateway wraps them in an InvalidArgument status itself.
+			msg := "malformed JSON request body"
+			if pos := jsonPosRE.FindString(err.Error()); pos != "" {
+				msg += " at " + pos[1:len(pos)-1]
+			}
+			return errors.New(msg + ": check the field names and types against /openapi.json (values are JSON strings; durations like \"3600s\"; enums like \"REVEAL_MASKED\")")
+		}
+		return nil
 	})
 }
 

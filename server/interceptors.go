@@ -194,8 +194,8 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		}
 		return *bySecret, nil
 	case bySecret != nil:
-		if byCert != nil && byCert.Vendor != bySecret.Vendor {
-			return vault.Principal{}, bad
+		if byCert != nil && byCert.ID != bySecret.ID {
+			return vault.Principal{}, bad // a certificate and a secret of two credentials
 		}
 		return *bySecret, nil
 	case byCert != nil:

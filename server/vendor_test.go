@@ -207,9 +207,12 @@ func TestVendorQuotaSourceAndRevocation(t *testing.T) {
 	if code, r := v.reveal(t, v.acmeSecret, item, item); code != http.StatusOK || r.Results[1].Value == "" {
 		t.Fatalf("within quota: %d %+v", code, r)
 	}
-	// The quota is spent: the grant is no longer live, so the item is simply not covered.
-	if _, r := v.reveal(t, v.acmeSecret, item); r.Results[0].Error == nil || r.Results[0].Error.Code != "PERMISSION_DENIED" {
-		t.Fatalf("over quota: %+v", r.Results[0])
+	// The quota is spent: 429, whether the token asked for exists or not.
+	if code, _ := v.reveal(t, v.acmeSecret, item); code != http.StatusTooManyRequests {
+		t.Fatalf("over quota: HTTP %d, want 429", code)
+	}
+	if code, _ := v.reveal(t, v.acmeSecret, map[string]string{"token": "0000000000000000", "domain": "acme"}); code != http.StatusTooManyRequests {
+		t.Fatalf("over quota with a token that does not exist: HTTP %d, want 429 (no existence oracle)", code)
 	}
 	code, body := v.h.do("GET", "http://"+v.h.addrs.HTTP+"/v1/grants/"+id, rootSecret, nil)
 	if code != http.StatusOK || !contains(body, `"used":"2"`) {

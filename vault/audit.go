@@ -391,14 +391,14 @@ func compactJSON(b []byte) []byte {
 
 // VerifyReport is the result of verifying an audit trail.
 type VerifyReport struct {
-	Events      uint64 // events read
-	FirstSeq    uint64
-	LastSeq     uint64
-	Checkpoints int    // valid checkpoints
-	SignedUpTo  uint64 // the last event covered by a valid checkpoint
-	Unsigned    uint64 // events after the last valid checkpoint (truncation there is undetectable)
-	BadSeq      uint64 // the first bad sequence number (0: intact)
-	Problem     string // what is wrong at BadSeq
+	Events      uint64 `json:"events"` // events read
+	FirstSeq    uint64 `json:"first_seq"`
+	LastSeq     uint64 `json:"last_seq"`
+	Checkpoints int    `json:"checkpoints"`       // valid checkpoints
+	SignedUpTo  uint64 `json:"signed_up_to"`      // the last event covered by a valid checkpoint
+	Unsigned    uint64 `json:"unsigned"`          // events after the last valid checkpoint (truncation there is undetectable)
+	BadSeq      uint64 `json:"bad_seq,omitempty"` // the first bad sequence number (0: intact)
+	Problem     string `json:"problem,omitempty"` // what is wrong at BadSeq
 }
 
 // OK reports whether the trail verified.
@@ -504,7 +504,11 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 	if err := sc.Err(); err != nil {
 		return rep, err
 	}
-	if rep.LastSeq > rep.SignedUpTo {
+	switch {
+	case rep.Events == 0:
+	case rep.SignedUpTo == 0:
+		rep.Unsigned = rep.Events
+	case rep.LastSeq > rep.SignedUpTo:
 		rep.Unsigned = rep.LastSeq - rep.SignedUpTo
 	}
 	return rep, nil

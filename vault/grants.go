@@ -74,7 +74,29 @@ func (g *Grant) offHours(t time.Time) bool {
 
 // live reports whether g can reveal anything at now.
 func (g *Grant) live(now time.Time) bool {
-	return !g.Revoked && now.Before(g.ExpireTime) && (g.Quota == 0 || g.Used < g.Quota)
+	return g.current(now) && !g.spent()
+}
+
+// current reports whether g is neither revoked nor expired (its quota may be spent).
+func (g *Grant) current(now time.Time) bool { return !g.Revoked && now.Before(g.ExpireTime) }
+
+// spent reports whether g's quota is used up.
+func (g *Grant) spent() bool { return g.Quota > 0 && g.Used >= g.Quota }
+
+// inScope reports whether g applies to requests for domain from src (templates aside).
+func (g *Grant) inScope(domain string, src netip.Addr) bool {
+	if !slices.Contains(g.Domains, domain) {
+		return false
+	}
+	if len(g.SourceCIDRs) == 0 {
+		return true
+	}
+	for _, c := range g.SourceCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil && src.IsValid() && p.Contains(src.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *Grant) covers(domain, tmpl string, src netip.Addr) bool {
@@ -96,9 +118,13 @@ func (g *Grant) covers(domain, tmpl string, src netip.Addr) bool {
 // It reads the same whether the token exists or not.
 var ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")
 
-// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate or
-// quota: nothing is revealed.
-var ErrRateLimited = errors.New("grant rate or quota exceeded; retry later")
+// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate:
+// nothing is revealed.
+var ErrRateLimited = errors.New("grant rate exceeded; retry later")
+
+// ErrQuotaExhausted is returned for a whole vendor call that would exceed a grant's total
+// quota: nothing is revealed, and only a new grant helps.
+var ErrQuotaExhausted = errors.New("grant quota used up; ask for a new grant")
 
 // ErrGrantNotFound is returned when a grant id does not exist.
 var ErrGrantNotFound = errors.New("grant not found")
@@ -312,8 +338,10 @@ type VendorResult struct {
 // VendorDetokenize reveals each item only if a live grant of the vendor covers its domain and
 // template (and the caller's address). An item with no covering grant gets
 // ErrPermissionDenied, whether its token exists or not: both cost one store read and no
-// decryption. If revealing the covered items would exceed a grant's rate or quota, the whole
-// call fails with ErrRateLimited and nothing is revealed. Masked grants return masked values.
+// decryption. Rates and quotas count every item asked for in a granted domain, revealed or
+// not, so probing costs what reading costs and a 429 does not depend on whether a token
+// exists. If a call would exceed a grant's rate (ErrRateLimited) or quota (ErrQuotaExhausted),
+// it fails whole and nothing is revealed. Masked grants return masked values.
 func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]VendorResult, error) {
 	if len(req.Items) == 0 {
 		return nil, ErrEmptyBatch
@@ -338,7 +366,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err
 			}
-			if g.live(now) {
+			if g.current(now) {
 				grants = append(grants, &g)
 			}
 			return nil
@@ -357,7 +385,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	results := make([]VendorResult, len(req.Items))
 	recs := make([]record, len(req.Items))
 	chosen := make([]*Grant, len(req.Items))
-	perGrant := map[*Grant]int{}
+	charged := map[*Grant]int{} // items asked for, per grant, for rate and quota
 	ev0Canary := false
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
@@ -365,17 +393,39 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if canary[i] {
 			ev0Canary = true
 		}
-		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now.Unix())
-		if err != nil {
-			continue
-		}
+		d := domainOr(it.Domain)
+		var first *Grant // the first grant in scope for the domain: charged when nothing covers
 		for _, g := range grants {
-			if g.covers(domainOr(it.Domain), r.template, req.Source) {
-				chosen[i], recs[i] = g, r
-				perGrant[g]++
+			if g.inScope(d, req.Source) {
+				first = g
 				break
 			}
 		}
+		if first == nil {
+			continue
+		}
+		charge := first
+		if r, err := v.checkRecord(raw[i], d, it.Template, now.Unix()); err == nil {
+			var spent *Grant
+			for _, g := range grants {
+				if g.inScope(d, req.Source) && slices.Contains(g.Templates, r.template) {
+					if !g.spent() {
+						chosen[i], recs[i] = g, r
+						break
+					}
+					if spent == nil {
+						spent = g
+					}
+				}
+			}
+			switch {
+			case chosen[i] != nil:
+				charge = chosen[i]
+			case spent != nil:
+				charge = spent
+			}
+		}
+		charged[charge]++
 	}
 	ev := v.newEvent(ctx, "VendorDetokenize")
 	ev.Purpose, ev.Items = req.Purpose, len(req.Items)
@@ -399,37 +449,37 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	if ev0Canary {
 		ev.Reason = "canary token requested"
 	}
-	rateLimited := func() ([]VendorResult, error) {
+	limited := func(cause error) ([]VendorResult, error) {
 		deny := ev
 		deny.Allowed, deny.Denied, deny.Tokens = 0, len(req.Items), nil
-		deny.Outcome, deny.Reason = OutcomeDenied, "grant rate or quota exceeded"
+		deny.Outcome, deny.Reason = OutcomeDenied, cause.Error()
 		if err := v.Audit(ctx, deny); err != nil {
 			return nil, fmt.Errorf("recording the audit event: %w", err)
 		}
-		return nil, ErrRateLimited
+		return nil, cause
 	}
-	// Rate and quota: reserve everything this call would reveal, or reveal nothing.
+	// Rate and quota: reserve everything this call asks for, or reveal nothing.
 	var reserved []*rate.Reservation
-	for g, n := range perGrant {
+	for g, n := range charged {
 		if g.Quota > 0 && g.Used+int64(n) > g.Quota {
 			cancelAll(reserved)
-			return rateLimited()
+			return limited(ErrQuotaExhausted)
 		}
 		if g.RatePerMin > 0 {
 			r := v.limits.get(g).ReserveN(now, n)
 			if !r.OK() || r.DelayFrom(now) > 0 {
 				r.CancelAt(now)
 				cancelAll(reserved)
-				return rateLimited()
+				return limited(ErrRateLimited)
 			}
 			reserved = append(reserved, r)
 		}
 	}
 	// Audit before reveal: the event commits with the use counts, before any value leaves.
-	if err := v.countUse(ctx, perGrant, ev); err != nil {
+	if err := v.countUse(ctx, charged, ev); err != nil {
 		cancelAll(reserved)
-		if errors.Is(err, ErrRateLimited) {
-			return rateLimited()
+		if errors.Is(err, ErrQuotaExhausted) || errors.Is(err, ErrRateLimited) {
+			return limited(err)
 		}
 		return nil, err
 	}
@@ -479,15 +529,17 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 		for _, u := range ups {
 			blob := tx.Get(bucketGrants, u.key)
 			if blob == nil {
-				return ErrRateLimited
+				return ErrQuotaExhausted
 			}
 			var g Grant
 			if err := json.Unmarshal(blob, &g); err != nil {
 				return err
 			}
-			if g.Revoked || (g.Quota > 0 && g.Used+u.n > g.Quota) {
-				// Revoked or exhausted since the read: roll back and reveal nothing.
-				return ErrRateLimited
+			if g.Revoked {
+				return ErrPermissionDenied // revoked since the read: reveal nothing
+			}
+			if g.Quota > 0 && g.Used+u.n > g.Quota {
+				return ErrQuotaExhausted // spent since the read: roll back and reveal nothing
 			}
 			g.Used += u.n
 			nb, err := json.Marshal(g)

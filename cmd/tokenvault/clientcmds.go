@@ -23,6 +23,7 @@ import (
 type clientFlags struct {
 	addr, token, output string
 	caFile, serverName  string
+	tls                 bool
 }
 
 func addClientFlags(cmd *cobra.Command, cf *clientFlags) {
@@ -30,7 +31,8 @@ func addClientFlags(cmd *cobra.Command, cf *clientFlags) {
 	cmd.Flags().StringVar(&cf.token, "token", "", "bearer secret (TOKENVAULT_TOKEN)")
 	cmd.Flags().StringVarP(&cf.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&cf.caFile, "ca-file", "", "PEM CA bundle: connect with TLS and verify the server against it (TOKENVAULT_CA_FILE)")
-	cmd.Flags().StringVar(&cf.serverName, "tls-server-name", "", "with --ca-file: the name to verify in the server certificate")
+	cmd.Flags().StringVar(&cf.serverName, "tls-server-name", "", "with --ca-file or --tls: the name to verify in the server certificate")
+	cmd.Flags().BoolVar(&cf.tls, "tls", false, "connect with TLS, verifying the server against the system's trusted CAs (TOKENVAULT_TLS)")
 }
 
 func (cf *clientFlags) dial() (*client.Client, error) {
@@ -51,6 +53,8 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 			return nil, errors.New("--ca-file: no PEM certificates found")
 		}
 		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}))
+	} else if cf.tls {
+		opts = append(opts, client.WithTLS(&tls.Config{ServerName: cf.serverName, MinVersion: tls.VersionTLS12}))
 	}
 	return client.New(cf.addr, opts...)
 }

@@ -13,13 +13,22 @@ import (
 // bindEnvAndConfig fills every flag the user did not set from TOKENVAULT_<FLAG> (dashes as
 // underscores), then from the YAML file named by --config (keys are flag names). Flags win
 // over the environment, which wins over the file.
+//
+// The config file is the server's: only serve reads it. Client commands read from the
+// environment only their connection settings (TOKENVAULT_ADDR, TOKENVAULT_TOKEN,
+// TOKENVAULT_CA_FILE, TOKENVAULT_TLS, TOKENVAULT_TLS_SERVER_NAME), so a server's environment
+// (TOKENVAULT_DATA, …) does not leak into offline tools such as audit verify.
 func bindEnvAndConfig(cmd *cobra.Command) error {
 	fileVals := map[string]any{}
 	cfgPath, _ := cmd.Flags().GetString("config")
-	if !cmd.Flags().Changed("config") {
+	isServe := cmd.Name() == "serve"
+	if !cmd.Flags().Changed("config") && isServe {
 		if v, ok := os.LookupEnv("TOKENVAULT_CONFIG"); ok {
 			cfgPath = v
 		}
+	}
+	if cfgPath != "" && !isServe {
+		return fmt.Errorf("--config is read by serve only")
 	}
 	if cfgPath != "" {
 		data, err := os.ReadFile(cfgPath)
@@ -29,15 +38,22 @@ func bindEnvAndConfig(cmd *cobra.Command) error {
 		if err := yaml.Unmarshal(data, &fileVals); err != nil {
 			return fmt.Errorf("parsing --config %s: %w", cfgPath, err)
 		}
-		for k := range fileVals {
+		for k, v := range fileVals {
 			if cmd.Flags().Lookup(k) == nil {
 				return fmt.Errorf("--config %s: unknown setting %q", cfgPath, k)
+			}
+			switch v.(type) {
+			case map[string]any, []any:
+				return fmt.Errorf("--config %s: setting %q must be a single value", cfgPath, k)
 			}
 		}
 	}
 	var errs []string
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Changed || f.Name == "config" || f.Name == "help" {
+			return
+		}
+		if !isServe && !clientEnv[f.Name] {
 			return
 		}
 		env := "TOKENVAULT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -58,3 +74,6 @@ func bindEnvAndConfig(cmd *cobra.Command) error {
 	}
 	return nil
 }
+
+// clientEnv are the flags client commands read from TOKENVAULT_* variables.
+var clientEnv = map[string]bool{"addr": true, "token": true, "ca-file": true, "tls": true, "tls-server-name": true}

@@ -32,7 +32,7 @@ type serveOpts struct {
 	grpcAddr, httpAddr, vendorAddr string
 	devRootToken                   string
 	kekFile, kekURI                string
-	logLevel                       string
+	logLevel, erasureLog           string
 	rotateAfter, auditRetention    time.Duration
 	alertWebhook, alertSecret      string
 	alertVendorRate, alertGrant    int
@@ -69,6 +69,7 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.erasureLog, "erasure-log", "", "file where subject erasures are logged and re-applied after a restore; keep it with the KEK, outside backups (default DATA/erasure.log)")
 	f.StringVar(&o.alertWebhook, "alert-webhook-url", "", "POST each alert as signed JSON to this URL")
 	f.StringVar(&o.alertSecret, "alert-webhook-secret", "", "HMAC secret for alert webhooks (prefer TOKENVAULT_ALERT_WEBHOOK_SECRET)")
 	f.IntVar(&o.alertVendorRate, "alert-vendor-rate", 0, "alert when one vendor reveals more than N items a minute (0: off)")
@@ -102,17 +103,17 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if !o.dev {
+	{
 		for _, l := range []struct {
 			addr string
 			tls  bool
 			flag string
 		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
 			if l.addr != "" && !l.tls && !isLoopback(l.addr) {
-				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s, bind to 127.0.0.1, or use --dev", l.addr, l.flag)
+				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s or bind to 127.0.0.1", l.addr, l.flag)
 			}
 		}
-		if o.data == "" {
+		if o.data == "" && !o.dev {
 			return errors.New("--data is required (or use --dev to try tokenvault with a temporary directory)")
 		}
 	}
@@ -141,8 +142,8 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return err
 	}
 	vcfg := vault.Config{Store: st, Logger: log, ErasureLog: filepath.Join(o.data, "erasure.log")}
-	if o.kekFile != "" {
-		vcfg.ErasureLog = o.kekFile + ".erasures"
+	if o.erasureLog != "" {
+		vcfg.ErasureLog = o.erasureLog
 	}
 	// open loads the KEK and the vault; it fails (and the server stays sealed) while the KEK is
 	// missing, wrong or its KMS unreachable.

@@ -28,8 +28,9 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-// ErrPermissions is returned when the KEK file can be read or written by the group or others.
-var ErrPermissions = errors.New("insecurekek: KEK file must not be accessible to group or others (chmod 600)")
+// ErrPermissions is returned when the KEK file can be read by others, or written by anyone
+// but its owner. (Group read is allowed: Kubernetes mounts Secrets 0440 with fsGroup.)
+var ErrPermissions = errors.New("insecurekek: KEK file must not be readable by others nor writable by group or others (chmod 600)")
 
 // ErrInvalid is returned when the KEK file exists but does not hold a usable AEAD keyset.
 var ErrInvalid = errors.New("insecurekek: KEK file is not a valid Tink AEAD keyset")
@@ -49,7 +50,7 @@ func LoadOrCreate(path string) (kek tink.AEAD, created bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("insecurekek: %w", err)
 	}
-	if info.Mode().Perm()&0o077 != 0 {
+	if info.Mode().Perm()&0o027 != 0 {
 		return nil, false, ErrPermissions
 	}
 	kek, err = parse(data)
@@ -89,21 +90,39 @@ func create(path string) (tink.AEAD, error) {
 	if err := insecurecleartextkeyset.Write(h, keyset.NewJSONWriter(&buf)); err != nil {
 		return nil, fmt.Errorf("insecurekek: encoding KEK: %w", err)
 	}
-	// O_EXCL: never overwrite a KEK that appeared meanwhile; losing it loses every record.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Write a temporary file, fsync it, then link it into place (failing if a KEK appeared
+	// meanwhile: losing it loses every record), and fsync the directory, so a crash leaves
+	// either no KEK or a whole one, never an empty file.
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".kek-*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("insecurekek: creating KEK file: %w", err)
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("insecurekek: %w", err)
+	}
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("insecurekek: writing KEK file: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("insecurekek: syncing KEK file: %w", err)
 	}
-	if err := f.Close(); err != nil {
+	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("insecurekek: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("insecurekek: creating KEK file: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("insecurekek: syncing KEK directory: %w", err)
+		}
 	}
 	return aead.New(h)
 }
