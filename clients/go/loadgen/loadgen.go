@@ -297,7 +297,8 @@ func newValues(gen valueGen, n int) *values {
 	return &values{gen: gen, ends: make([]int, n), items: make([]string, n)}
 }
 
-// next fills the batch with fresh values. The strings stay valid after the next call.
+// next fills the batch with fresh values. The slice is reused by the next call; the
+// strings in it stay valid.
 func (v *values) next(rnd *rand.Rand) []string {
 	v.buf = v.buf[:0]
 	for i := range v.items {
