@@ -46,7 +46,7 @@ type rawRecord struct {
 
 func readRecord(tx store.Tx, domain, token string) rawRecord {
 	b := tx.Get(bucketRecords, recordKey(domain, token))
-	if b == nil {
+	if b == nil || isTombstone(b) {
 		return rawRecord{}
 	}
 	rr := rawRecord{rec: bytes.Clone(b)}
@@ -205,7 +205,7 @@ func VerifyReceipt(r Receipt, publicKeyset []byte) error {
 // deleteRecord removes a record and what points to it. value is its plaintext (to find the
 // blind index entry); empty when unknown.
 func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value []byte) error {
-	if err := tx.Delete(bucketRecords, recordKey(domain, token)); err != nil {
+	if err := tx.Put(bucketRecords, recordKey(domain, token), tombstone); err != nil {
 		return err
 	}
 	if r.expireUnix != 0 {

@@ -269,3 +269,34 @@ func TestTokenTTL(t *testing.T) {
 		t.Fatalf("second purge = %d", n)
 	}
 }
+
+// TestErasedTokenNeverReissued: after an erasure the token stays retired (a tombstone), and
+// tokenizing the value again gives a new token.
+func TestErasedTokenNeverReissued(t *testing.T) {
+	ctx := context.Background()
+	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := res[0].Token
+	if _, _, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: old}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Token == old || again[0].Token == "" {
+		t.Fatalf("re-tokenized after erasure: %q (old %q)", again[0].Token, old)
+	}
+	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: old}, {Token: again[0].Token}})
+	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "4111111111111111" {
+		t.Fatalf("after re-tokenize: %+v", got)
+	}
+	// And the new token is stable.
+	third, _ := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	if third[0].Token != again[0].Token {
+		t.Fatalf("token after erasure not deterministic: %q then %q", again[0].Token, third[0].Token)
+	}
+}

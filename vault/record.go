@@ -87,3 +87,9 @@ func recordKey(domain, token string) []byte {
 	k = append(k, 0)
 	return append(k, token...)
 }
+
+// tombstone marks an erased or purged token. The key stays, so the token is never issued
+// again (to another value) and the probing for deterministic tokens passes over it.
+var tombstone = []byte{0xFF}
+
+func isTombstone(b []byte) bool { return len(b) == 1 && b[0] == 0xFF }

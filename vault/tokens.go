@@ -3,9 +3,12 @@ package vault
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -56,11 +59,14 @@ type DetokenizeResult struct {
 
 // prepared is the work computed outside the store transaction for one item.
 type prepared struct {
-	i       int
-	t       template.Template
-	domain  string
-	value   string
-	idxKey  []byte // nil for random templates
+	i      int
+	t      template.Template
+	domain string
+	value  string
+	idxKey []byte // blind index key: deterministic templates with random candidates only
+	// pure: deterministic with FF1 candidates, a function of the value, so an existing token
+	// is found by probing the candidates, without an index.
+	pure    bool
 	subject []byte // subject fingerprint, nil without subject
 	expire  int64  // unix seconds; 0: never
 	cand0   string
@@ -104,11 +110,15 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 		p := prepared{i: i, t: t, domain: domain, value: it.Value}
 		keys := tokenKeys{v: v, domain: domain, template: t.Name()}
 		if t.Mode() == template.Deterministic {
-			k, err := v.hmacKey("index", domain, t.Name())
-			if err != nil {
-				return nil, err
+			if fs, err := t.FreeSpaceOf(it.Value); err == nil && fs >= 6 {
+				p.pure = true
+			} else {
+				k, err := v.hmacKey("index", domain, t.Name())
+				if err != nil {
+					return nil, err
+				}
+				p.idxKey = indexKey(domain, t.Name(), fingerprint(k, it.Value))
 			}
-			p.idxKey = indexKey(domain, t.Name(), fingerprint(k, it.Value))
 		}
 		if it.TTL < 0 {
 			results[i].Err = fmt.Errorf("%w: ttl must not be negative", ErrInvalidValue)
@@ -137,6 +147,13 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 		}
 		work = append(work, p)
 	}
+	// Place in key order: neighbouring inserts share B-tree pages within the commit.
+	slices.SortFunc(work, func(a, b prepared) int {
+		if c := strings.Compare(a.domain, b.domain); c != 0 {
+			return c
+		}
+		return strings.Compare(a.cand0, b.cand0)
+	})
 	base := v.newEvent(ctx, "Tokenize")
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
@@ -227,8 +244,20 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 	keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
 	cand, rec := p.cand0, p.rec0
 	for attempt := 0; ; {
-		if cand != p.value && tx.Get(bucketRecords, recordKey(p.domain, cand)) == nil {
-			break
+		if cand != p.value {
+			existing := tx.Get(bucketRecords, recordKey(p.domain, cand))
+			if existing == nil {
+				break
+			}
+			if p.pure && v.holds(tx, existing, p, cand, now) {
+				// Tokenized before: the same token again.
+				if p.subject != nil {
+					if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, cand), []byte{}); err != nil {
+						return "", err
+					}
+				}
+				return cand, nil
+			}
 		}
 		attempt++
 		if attempt >= maxAttempts {
@@ -265,6 +294,33 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 		}
 	}
 	return cand, nil
+}
+
+// holds reports whether a stored record at token is p's value in p's template, live. Records
+// that hold another value (a collision), tombstones and expired records are skipped by the
+// probing. It decrypts inside the transaction: no side effects.
+func (v *Vault) holds(tx store.Tx, existing []byte, p prepared, token string, now int64) bool {
+	if isTombstone(existing) {
+		return false
+	}
+	r, err := unmarshalRecord(existing)
+	if err != nil || r.template != p.t.Name() || (r.expireUnix != 0 && now >= r.expireUnix) {
+		return false
+	}
+	rr := rawRecord{rec: existing}
+	if r.subject != nil {
+		rr.subjectKey = tx.Get(bucketSubjectKeys, r.subject)
+		if rr.subjectKey == nil {
+			return false
+		}
+	}
+	pt, err := v.openRecord(rr, r, p.domain, token)
+	if err != nil {
+		return false
+	}
+	same := subtle.ConstantTimeCompare(pt, []byte(p.value)) == 1
+	clear(pt)
+	return same
 }
 
 // seal encrypts p's value for token: under the subject's key when it has a subject, else under

@@ -15,7 +15,7 @@ import (
 	"github.com/tokenvault/tokenvault/vault/template"
 )
 
-func newKEK(t *testing.T) tink.AEAD {
+func newKEK(t testing.TB) tink.AEAD {
 	t.Helper()
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {

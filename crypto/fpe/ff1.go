@@ -234,16 +234,22 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 	var a, b uint64
 	var digits [fastMaxLen]uint16
 	if f.ascii {
-		for i := 0; i < n; i++ {
-			d := f.byteNum[x[i]]
+		// Both halves in one loop: two independent multiply chains.
+		x = x[:n]
+		for i := 0; i < u; i++ {
+			da, db := f.byteNum[x[i]], f.byteNum[x[u+i]]
+			if da|db < 0 {
+				return "", ErrNumeral
+			}
+			a = a*f.radix + uint64(da)
+			b = b*f.radix + uint64(db)
+		}
+		if n > 2*u { // v = u+1: B has one more numeral
+			d := f.byteNum[x[n-1]]
 			if d < 0 {
 				return "", ErrNumeral
 			}
-			if i < u {
-				a = a*f.radix + uint64(d)
-			} else {
-				b = b*f.radix + uint64(d)
-			}
+			b = b*f.radix + uint64(d)
 		}
 	} else {
 		if err := f.decode(x, digits[:n]); err != nil {
@@ -260,8 +266,7 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
 	if f.ascii {
 		var out [fastMaxLen]byte
-		f.str64ASCII(a, out[:u])
-		f.str64ASCII(b, out[u:n])
+		f.str64ASCII(a, b, out[:n], u)
 		return string(out[:n]), nil
 	}
 	f.str64(a, digits[:u])
@@ -344,30 +349,37 @@ func (f *FF1) num64(digits []uint16) uint64 {
 // str64 writes STR^m_radix(x) to dst, m = len(dst), for x < radix^m.
 func (f *FF1) str64(x uint64, dst []uint16) {
 	for j := len(dst) - 1; j >= 0; j-- {
-		var q uint64
-		if x < 1<<32 {
-			q, _ = bits.Mul64(x, f.divM)
-		} else {
-			q = x / f.radix
-		}
+		q := f.div64(x)
 		dst[j] = uint16(x - q*f.radix)
 		x = q
 	}
 }
 
-// str64ASCII writes the characters of STR^m_radix(x), m = len(dst), for
-// an ASCII alphabet.
-func (f *FF1) str64ASCII(x uint64, dst []byte) {
-	for j := len(dst) - 1; j >= 0; j-- {
-		var q uint64
-		if x < 1<<32 {
-			q, _ = bits.Mul64(x, f.divM)
-		} else {
-			q = x / f.radix
-		}
-		dst[j] = f.asciiChars[(x-q*f.radix)&(utf8.RuneSelf-1)]
-		x = q
+// str64ASCII writes STR^u_radix(a) || STR^v_radix(b), v = len(dst)-u, to
+// dst with an ASCII alphabet, both halves in one loop.
+func (f *FF1) str64ASCII(a, b uint64, dst []byte, u int) {
+	n := len(dst)
+	if n > 2*u { // v = u+1: the last numeral of B first
+		q := f.div64(b)
+		dst[n-1] = f.asciiChars[(b-q*f.radix)&(utf8.RuneSelf-1)]
+		b = q
 	}
+	dst = dst[:2*u]
+	for k := u - 1; k >= 0; k-- {
+		qa, qb := f.div64(a), f.div64(b)
+		dst[k] = f.asciiChars[(a-qa*f.radix)&(utf8.RuneSelf-1)]
+		dst[u+k] = f.asciiChars[(b-qb*f.radix)&(utf8.RuneSelf-1)]
+		a, b = qa, qb
+	}
+}
+
+// div64 returns x / radix.
+func (f *FF1) div64(x uint64) uint64 {
+	if x < 1<<32 {
+		q, _ := bits.Mul64(x, f.divM)
+		return q
+	}
+	return x / f.radix
 }
 
 // macPrefix starts PRF(P || Q), the CBC-MAC of SP 800-38G, with the blocks
@@ -487,9 +499,13 @@ func (f *FF1) feistel64(s *scratch, tweak []byte, n, u int, a, b uint64, decrypt
 		}
 		if !decrypt {
 			// Step 6.vi: c = (NUM_radix(A) + y) mod radix^m; A < radix^m.
-			c, carry := bits.Add64(a, y, 0)
-			if carry != 0 || c >= mod {
-				c -= mod
+			// Computed as A - (radix^m - y) so that A + y cannot overflow
+			// and the compiler emits a conditional move, not a branch
+			// that would mispredict half the time.
+			t := mod - y
+			c := a - t
+			if a < t {
+				c += mod
 			}
 			// Steps 6.vii-ix: C = STR^m_radix(c); A = B; B = C.
 			a, b = b, c
