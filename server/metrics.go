@@ -35,8 +35,8 @@ func newMetrics() *metrics {
 		}, []string{"method"}),
 		items: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenvault_items_total",
-			Help: "Tokenize/detokenize items by operation, template, domain and outcome.",
-		}, []string{"op", "template", "domain", "outcome"}),
+			Help: "Tokenize/detokenize items by operation, vendor (vendor listener only), template, domain and outcome. Denied items carry no template or domain.",
+		}, []string{"op", "vendor", "template", "domain", "outcome"}),
 	}
 	m.auditSeq = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tokenvault_audit_checkpoint_seq",

@@ -37,7 +37,7 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 		} else {
 			out.Results[i] = &tvpb.TokenizeResult{Token: r.Token}
 		}
-		t.s.countItem("tokenize", items[i].Template, domainOrDefault(items[i].Domain), outcome)
+		t.s.countItem("tokenize", "", items[i].Template, domainOrDefault(items[i].Domain), outcome)
 	}
 	return out, nil
 }
@@ -66,10 +66,10 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 		if r.Err != nil {
 			// A failed lookup names no template, and its domain is the caller's word: label
 			// neither, so callers cannot grow the metric's series at will.
-			t.s.countItem("detokenize", "-", "-", outcome)
+			t.s.countItem("detokenize", "", "-", "-", outcome)
 			continue
 		}
-		t.s.countItem("detokenize", r.Template, domainOrDefault(items[i].Domain), outcome)
+		t.s.countItem("detokenize", "", r.Template, domainOrDefault(items[i].Domain), outcome)
 	}
 	return out, nil
 }
@@ -83,8 +83,8 @@ func domainOrDefault(d string) string {
 
 // countItem counts one item. Per-item counting of a 10,000-item batch costs a map lookup per
 // item; batches are counted in one call per label set.
-func (s *Server) countItem(op, tmpl, domain, outcome string) {
-	s.metrics.items.WithLabelValues(op, tmpl, domain, outcome).Inc()
+func (s *Server) countItem(op, vendor, tmpl, domain, outcome string) {
+	s.metrics.items.WithLabelValues(op, vendor, tmpl, domain, outcome).Inc()
 }
 
 func receiptToProto(rc vault.Receipt) (*tvpb.ErasureReceipt, error) {

@@ -52,11 +52,11 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 		if r.Err != nil {
 			out.Results[i] = &tvpb.DetokenizeResult{Error: itemError(ctx, v.s.log, r.Err)}
 			// Never label a denied item with its template or the caller's domain.
-			v.s.countItem("vendor_detokenize", "-", "-", out.Results[i].Error.Code)
+			v.s.countItem("vendor_detokenize", p.Vendor, "-", "-", out.Results[i].Error.Code)
 			continue
 		}
 		out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
-		v.s.countItem("vendor_detokenize", r.Template, domainOrDefault(items[i].Domain), "ok")
+		v.s.countItem("vendor_detokenize", p.Vendor, r.Template, domainOrDefault(items[i].Domain), "ok")
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -36,13 +37,17 @@ type Client struct {
 	conn      *grpc.ClientConn
 	tokens    tvpb.TokenServiceClient
 	templates tvpb.TemplateServiceClient
+	records   tvpb.RecordServiceClient
 	batch     int
+	timeout   time.Duration
 }
 
 type options struct {
-	token string
-	tls   *tls.Config
-	batch int
+	token   string
+	tls     *tls.Config
+	batch   int
+	retries int
+	timeout time.Duration
 }
 
 // Option configures New.
@@ -57,6 +62,29 @@ func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 // WithBatchSize sets how many items go in one call (at most MaxBatch).
 func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 
+// WithRetries sets how many times a call is tried when the server is Unavailable (sealed,
+// restarting, unreachable), with exponential backoff from 100 ms to 5 s (default 5; 1 turns
+// retries off). Tokenize is safe to retry: a deterministic template returns the same token,
+// a random one may leave an extra token that also detokenizes.
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithTimeout gives every call without a deadline of its own this one (default 30 s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// serviceConfig turns on gRPC's own retries for Unavailable on every tokenvault service.
+func serviceConfig(attempts int) string {
+	return fmt.Sprintf(`{"methodConfig":[{"name":[{"service":"tokenvault.v1.TokenService"},{"service":"tokenvault.v1.TemplateService"},{"service":"tokenvault.v1.RecordService"},{"service":"tokenvault.v1.CredentialService"},{"service":"tokenvault.v1.GrantService"},{"service":"tokenvault.v1.AuditService"},{"service":"tokenvault.v1.KeyService"}],
+"retryPolicy":{"maxAttempts":%d,"initialBackoff":"0.1s","maxBackoff":"5s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`, attempts)
+}
+
+// deadline applies the default timeout to ctx when it has none.
+func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
 type bearer struct {
 	token  string
 	secure bool
@@ -70,14 +98,20 @@ func (b bearer) RequireTransportSecurity() bool { return b.secure }
 // New returns a client for the server at addr (host:port). It does not connect until the
 // first call.
 func New(addr string, opts ...Option) (*Client, error) {
-	o := options{batch: MaxBatch}
+	o := options{batch: MaxBatch, retries: 5, timeout: 30 * time.Second}
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.batch <= 0 || o.batch > MaxBatch {
 		return nil, fmt.Errorf("client: batch size must be 1..%d", MaxBatch)
 	}
+	if o.retries < 1 || o.retries > 5 {
+		return nil, fmt.Errorf("client: retries must be 1..5 (gRPC's limit)")
+	}
 	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if o.retries > 1 {
+		dial = append(dial, grpc.WithDefaultServiceConfig(serviceConfig(o.retries)))
+	}
 	if o.tls != nil {
 		dial = append(dial, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))
 	} else {
@@ -90,7 +124,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, tokens: tvpb.NewTokenServiceClient(conn), templates: tvpb.NewTemplateServiceClient(conn), batch: o.batch}, nil
+	return &Client{conn: conn, tokens: tvpb.NewTokenServiceClient(conn), templates: tvpb.NewTemplateServiceClient(conn),
+		records: tvpb.NewRecordServiceClient(conn), batch: o.batch, timeout: o.timeout}, nil
 }
 
 // Close closes the connection.
@@ -141,7 +176,9 @@ func (c *Client) Tokenize(ctx context.Context, items []TokenizeItem) ([]Result, 
 			}
 			req.Items = append(req.Items, pi)
 		}
-		resp, err := c.tokens.Tokenize(ctx, req)
+		cctx, cancel := c.deadline(ctx)
+		resp, err := c.tokens.Tokenize(cctx, req)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +206,9 @@ func (c *Client) Detokenize(ctx context.Context, purpose string, items []Detoken
 		for _, it := range items[start:end] {
 			req.Items = append(req.Items, &tvpb.DetokenizeItem{Token: it.Token, Domain: it.Domain, Template: it.Template})
 		}
-		resp, err := c.tokens.Detokenize(ctx, req)
+		cctx, cancel := c.deadline(ctx)
+		resp, err := c.tokens.Detokenize(cctx, req)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -199,4 +238,66 @@ func (c *Client) ListTemplates(ctx context.Context) ([]*tvpb.Template, error) {
 		return nil, err
 	}
 	return resp.GetTemplates(), nil
+}
+
+// FieldError names a record field that failed, by document index and JSON path.
+type FieldError struct {
+	Doc           int
+	Path          string
+	Code, Message string
+}
+
+func (e FieldError) Error() string {
+	return fmt.Sprintf("document %d, %s: %s: %s", e.Doc, e.Path, e.Code, e.Message)
+}
+
+func fieldErrors(in []*tvpb.RecordFieldError) []FieldError {
+	var out []FieldError
+	for _, e := range in {
+		out = append(out, FieldError{Doc: int(e.GetDoc()), Path: e.GetPath(), Code: e.GetCode(), Message: e.GetMessage()})
+	}
+	return out
+}
+
+// TokenizeRecords tokenizes the fields a policy selects ("$.customer.email: email", one rule a
+// line, YAML or JSON) in each JSON document, in domain. A document any of whose fields failed
+// comes back nil, with its failures listed. Member order and number text are kept.
+func (c *Client) TokenizeRecords(ctx context.Context, policy, domain string, docs []json.RawMessage) ([]json.RawMessage, []FieldError, error) {
+	req := &tvpb.TokenizeRecordsRequest{Policy: policy, Domain: domain}
+	for _, d := range docs {
+		req.Documents = append(req.Documents, string(d))
+	}
+	cctx, cancel := c.deadline(ctx)
+	defer cancel()
+	resp, err := c.records.TokenizeRecords(cctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rawDocs(resp.GetDocuments()), fieldErrors(resp.GetErrors()), nil
+}
+
+// DetokenizeRecords reveals the tokens at the policy's paths; a field that fails keeps its
+// token and is listed.
+func (c *Client) DetokenizeRecords(ctx context.Context, policy, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []FieldError, error) {
+	req := &tvpb.DetokenizeRecordsRequest{Policy: policy, Domain: domain, Purpose: purpose}
+	for _, d := range docs {
+		req.Documents = append(req.Documents, string(d))
+	}
+	cctx, cancel := c.deadline(ctx)
+	defer cancel()
+	resp, err := c.records.DetokenizeRecords(cctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rawDocs(resp.GetDocuments()), fieldErrors(resp.GetErrors()), nil
+}
+
+func rawDocs(in []string) []json.RawMessage {
+	out := make([]json.RawMessage, len(in))
+	for i, d := range in {
+		if d != "" {
+			out[i] = json.RawMessage(d)
+		}
+	}
+	return out
 }

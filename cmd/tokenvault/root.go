@@ -20,6 +20,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newEraseCmds()...)
+	root.AddCommand(newRecordCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }
