@@ -102,6 +102,13 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
+	if err := checkSchema(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	existed, err := Initialized(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
 	kr, err := loadKeyring(ctx, cfg.Store, cfg.KEK)
 	if err != nil {
 		return nil, err
@@ -115,6 +122,9 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 		return nil, err
 	}
 	if err := v.initKeyMeta(ctx); err != nil {
+		return nil, err
+	}
+	if err := v.migrate(ctx, existed); err != nil {
 		return nil, err
 	}
 	if err := v.applyErasureLog(ctx); err != nil {
