@@ -99,21 +99,6 @@ func (g *Grant) inScope(domain string, src netip.Addr) bool {
 	return false
 }
 
-func (g *Grant) covers(domain, tmpl string, src netip.Addr) bool {
-	if !slices.Contains(g.Domains, domain) || !slices.Contains(g.Templates, tmpl) {
-		return false
-	}
-	if len(g.SourceCIDRs) == 0 {
-		return true
-	}
-	for _, c := range g.SourceCIDRs {
-		if p, err := netip.ParsePrefix(c); err == nil && src.IsValid() && p.Contains(src.Unmap()) {
-			return true
-		}
-	}
-	return false
-}
-
 // ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
 // It reads the same whether the token exists or not.
 var ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")

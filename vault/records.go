@@ -49,44 +49,26 @@ func (v *Vault) checkRecordCall(docs []json.RawMessage) error {
 // document any of whose selected fields failed is withheld (nil in the result): returning it
 // would send the untokenized value on. Failures name the document and the JSON path.
 func (v *Vault) TokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
-	if err := v.checkRecordCall(docs); err != nil {
-		return nil, nil, err
-	}
-	fields, ferrs, err := policy.Extract(docs)
-	if err != nil {
-		return nil, nil, err
-	}
-	var fails []RecordFailure
-	for _, fe := range ferrs {
-		fails = append(fails, RecordFailure{Doc: fe.Doc, Path: fe.Path, Err: fmt.Errorf("%w: %s", ErrInvalidValue, fe.Reason())})
-	}
-	repl := make([]string, len(fields))
-	for start := 0; start < len(fields); start += MaxBatch {
-		end := min(start+MaxBatch, len(fields))
-		items := make([]TokenizeItem, 0, end-start)
-		for _, f := range fields[start:end] {
-			items = append(items, TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain})
+	out, fails, err := v.recordCall(policy, docs, func(fields []recordpolicy.Field) ([]string, []error, error) {
+		items := make([]TokenizeItem, len(fields))
+		for i, f := range fields {
+			items[i] = TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Tokenize(ctx, items)
 		if err != nil {
 			return nil, nil, err
 		}
+		vals, errs := make([]string, len(res)), make([]error, len(res))
 		for i, r := range res {
-			f := fields[start+i]
-			if r.Err != nil {
-				fails = append(fails, RecordFailure{Doc: f.Doc, Path: f.Path, Err: r.Err})
-				repl[start+i] = f.Value
-				continue
-			}
-			repl[start+i] = r.Token
+			vals[i], errs[i] = r.Token, r.Err
 		}
-	}
-	out, err := policy.Replace(docs, fields, repl)
+		return vals, errs, nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, f := range fails {
-		out[f.Doc] = nil
+		out[f.Doc] = nil // never pass on a document with a clear value in it
 	}
 	return out, fails, nil
 }
@@ -94,6 +76,26 @@ func (v *Vault) TokenizeRecords(ctx context.Context, policy *recordpolicy.Compil
 // DetokenizeRecords reveals the tokens at the policy's paths in each document (an internal
 // reveal: audited like Detokenize, with purpose). A field that fails keeps its token.
 func (v *Vault) DetokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
+	return v.recordCall(policy, docs, func(fields []recordpolicy.Field) ([]string, []error, error) {
+		items := make([]DetokenizeItem, len(fields))
+		for i, f := range fields {
+			items[i] = DetokenizeItem{Token: f.Value, Template: f.Template, Domain: domain}
+		}
+		res, err := v.Detokenize(ctx, purpose, items)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals, errs := make([]string, len(res)), make([]error, len(res))
+		for i, r := range res {
+			vals[i], errs[i] = r.Value, r.Err
+		}
+		return vals, errs, nil
+	})
+}
+
+// recordCall extracts the policy's fields, transforms them in batches of at most MaxBatch with
+// do, and puts the results back; a failed field keeps its original text and is reported.
+func (v *Vault) recordCall(policy *recordpolicy.Compiled, docs []json.RawMessage, do func([]recordpolicy.Field) ([]string, []error, error)) ([]json.RawMessage, []RecordFailure, error) {
 	if err := v.checkRecordCall(docs); err != nil {
 		return nil, nil, err
 	}
@@ -108,22 +110,18 @@ func (v *Vault) DetokenizeRecords(ctx context.Context, policy *recordpolicy.Comp
 	repl := make([]string, len(fields))
 	for start := 0; start < len(fields); start += MaxBatch {
 		end := min(start+MaxBatch, len(fields))
-		items := make([]DetokenizeItem, 0, end-start)
-		for _, f := range fields[start:end] {
-			items = append(items, DetokenizeItem{Token: f.Value, Template: f.Template, Domain: domain})
-		}
-		res, err := v.Detokenize(ctx, purpose, items)
+		vals, errs, err := do(fields[start:end])
 		if err != nil {
 			return nil, nil, err
 		}
-		for i, r := range res {
+		for i := range vals {
 			f := fields[start+i]
-			if r.Err != nil {
-				fails = append(fails, RecordFailure{Doc: f.Doc, Path: f.Path, Err: r.Err})
+			if errs[i] != nil {
+				fails = append(fails, RecordFailure{Doc: f.Doc, Path: f.Path, Err: errs[i]})
 				repl[start+i] = f.Value
 				continue
 			}
-			repl[start+i] = r.Value
+			repl[start+i] = vals[i]
 		}
 	}
 	out, err := policy.Replace(docs, fields, repl)
