@@ -9,7 +9,10 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"math/bits"
+	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -30,6 +33,13 @@ import (
 // A walk started from a value outside the accepted set could in principle sit on a cycle
 // with no accepted element: after maxWalk steps the walk restarts from the value under the
 // next restart number (a fresh tweak).
+//
+// Performance: Check, FreeSpaceOf and Candidate run once or more per tokenized item, so a
+// plan lives in pooled scratch (see getPlan) rather than in fresh allocations, Check and
+// FreeSpaceOf build only the part of it they need (the validation and the count), and
+// domain arithmetic runs on uint64 whenever the domain size fits (every built-in template
+// but opaque, iban and long alnum values); math/big serves the rest. None of this changes a
+// candidate: the golden test (golden_test.go) pins the outputs.
 
 const (
 	ff1MinDomain = 1_000_000 // SP 800-38G Rev. 1 minimum radix^length
@@ -46,138 +56,442 @@ const (
 	base62Chars = digitChars + upperChars + lowerChars
 )
 
+// tweakPrefix starts the hashed input of every tweak (version of the derivation).
+const tweakPrefix = "tokenvault/template/v1\x00"
+
 var errNoCandidate = errors.New("template: no acceptable candidate found")
 
-var million = big.NewInt(ff1MinDomain)
+// log10Small[r] = math.Log10(float64(r)) for the radixes of character positions, so that
+// log10 sums are computed from exactly the values math.Log10 gives.
+var log10Small = func() (t [257]float64) {
+	for r := range t {
+		t[r] = math.Log10(float64(r))
+	}
+	return t
+}()
 
-// domain is the space of free positions of one value.
-type domain struct {
-	radix []int
-	// alpha, when set, is the common alphabet of every position (len(alpha) == radix[i]):
-	// FF1 runs over it directly.
-	alpha string
+func log10Radix(r int) float64 {
+	if uint(r) < uint(len(log10Small)) {
+		return log10Small[r]
+	}
+	return math.Log10(float64(r))
 }
 
-func (d *domain) size() *big.Int {
+// planner is implemented by every concrete template. plan validates value and, unless p is
+// light, fills p with the value's plan; a light plan gets only its log10. render writes the
+// token of the symbol vector out into p.tok; accept reports whether p.tok is an acceptable
+// token (the template's rule: Luhn, SSN fields).
+type planner interface {
+	plan(p *plan, value string) error
+	render(p *plan, out []int)
+	accept(p *plan) bool
+}
+
+// plan is what a template computes from a valid value: the domain of its free positions,
+// its symbols, its tweak context and what the renderer needs. Plans are pooled scratch
+// (getPlan, release): they hold a value only for the duration of one call and are cleared
+// before they are reused, and nothing returned to a caller points into them.
+type plan struct {
+	t     planner // the template that made the plan
+	light bool    // only validate and count (Check, FreeSpaceOf)
+
+	radix []int  // radix of each free position
+	in    []int  // the value's symbols at the free positions
+	alpha string // when uniform, the common alphabet of every position (len(alpha) == radix[i])
+	// uniform: every position has the same alphabet (false when there is none). Only slots
+	// plans track it; the other templates set alpha directly.
+	uniform bool
+	ctx     []byte  // what separates outputs besides the attempt
+	log10   float64 // log10 of the number of accepted tokens
+
+	// Slots templates (ASCII positions of a byte string): buf is the value's bytes, pos and
+	// alphas the offset and alphabet of each free position.
+	buf    []byte
+	pos    []int
+	alphas []string
+
+	offs  []int  // parse scratch: byte offsets of digits or IBAN characters
+	chars []byte // parse scratch: the compact IBAN
+	runes []rune // name: the value's runes
+	flags []byte // name: nameFree and nameUpper for each rune
+	day0  int64  // date: the day number of symbol 0
+
+	// Generation scratch.
+	out []int
+	tok []byte
+	x   []byte
+	tw  []byte
+	sum [sha256.Size]byte
+	rb  [8]byte
+	rev [256]byte // rev[alpha[i]] = i during a walk over alpha
+}
+
+var planPool = sync.Pool{New: func() any { return new(plan) }}
+
+// getPlan returns a cleared plan for template t.
+func getPlan(t planner, light bool) *plan {
+	p := planPool.Get().(*plan)
+	p.t, p.light = t, light
+	return p
+}
+
+// maxPooled is the largest scratch capacity a plan keeps when it is released; values are
+// at most a few hundred bytes but for opaque, whose plan does not copy the value.
+const maxPooled = 4096
+
+// release clears p (the value's bytes, symbols and tokens) and returns it to the pool.
+func (p *plan) release() {
+	clear(p.radix)
+	clear(p.in)
+	clear(p.ctx)
+	clear(p.buf)
+	clear(p.pos)
+	clear(p.alphas)
+	clear(p.offs)
+	clear(p.chars)
+	clear(p.runes)
+	clear(p.flags)
+	clear(p.out)
+	clear(p.tok)
+	clear(p.x)
+	clear(p.tw)
+	if cap(p.buf) > maxPooled || cap(p.tok) > maxPooled || cap(p.ctx) > maxPooled || cap(p.runes) > maxPooled {
+		*p = plan{}
+	} else {
+		*p = plan{
+			radix: p.radix[:0], in: p.in[:0], ctx: p.ctx[:0],
+			buf: p.buf[:0], pos: p.pos[:0], alphas: p.alphas[:0],
+			offs: p.offs[:0], chars: p.chars[:0], runes: p.runes[:0], flags: p.flags[:0],
+			out: p.out[:0], tok: p.tok[:0], x: p.x[:0], tw: p.tw[:0],
+		}
+	}
+	planPool.Put(p)
+}
+
+// startSlots begins a slots plan over the bytes of value.
+func (p *plan) startSlots(value string) {
+	if !p.light {
+		p.buf = append(p.buf[:0], value...)
+	}
+}
+
+// add makes byte i a free position over alpha whose value symbol is c (folded into alpha
+// when c is not in it).
+func (p *plan) add(i int, alpha string, c byte) {
+	p.log10 += log10Radix(len(alpha))
+	if p.light {
+		return
+	}
+	switch {
+	case len(p.pos) == 0:
+		p.alpha, p.uniform = alpha, true
+	case p.uniform && alpha != p.alpha:
+		p.alpha, p.uniform = "", false
+	}
+	idx := strings.IndexByte(alpha, c)
+	if idx < 0 {
+		idx = int(c) % len(alpha)
+	}
+	p.pos = append(p.pos, i)
+	p.alphas = append(p.alphas, alpha)
+	p.radix = append(p.radix, len(alpha))
+	p.in = append(p.in, idx)
+}
+
+// finishSlots completes a slots plan: extraLog10 is added to the log10 of the domain, and
+// the tweak context is the skeleton: the kept bytes with each free position replaced by a
+// marker of its alphabet.
+func (p *plan) finishSlots(extraLog10 float64) {
+	if extraLog10 != 0 {
+		p.log10 += extraLog10
+	}
+	if p.light {
+		return
+	}
+	ctx, j := p.ctx[:0], 0
+	for i, c := range p.buf {
+		if j < len(p.pos) && p.pos[j] == i {
+			a := p.alphas[j]
+			ctx = append(ctx, 0, byte(len(a)), a[0], a[len(a)-1])
+			j++
+			continue
+		}
+		ctx = append(ctx, c)
+	}
+	p.ctx = ctx
+}
+
+// renderSlots writes the slots token of out: the value's bytes with the free positions
+// replaced.
+func (p *plan) renderSlots(out []int) {
+	tok := append(p.tok[:0], p.buf...)
+	for i, at := range p.pos {
+		tok[at] = p.alphas[i][out[i]]
+	}
+	p.tok = tok
+}
+
+// The defaults of every template: a slots token, no rule.
+func (c *common) render(p *plan, out []int) { p.renderSlots(out) }
+func (c *common) accept(*plan) bool          { return true }
+
+// size64 returns the number of symbol vectors of the domain, and whether it fits in a
+// uint64.
+func (p *plan) size64() (uint64, bool) {
+	s := uint64(1)
+	for _, r := range p.radix {
+		hi, lo := bits.Mul64(s, uint64(r))
+		if hi != 0 {
+			return 0, false
+		}
+		s = lo
+	}
+	return s, true
+}
+
+// sizeBig is the size of the domain as a big.Int.
+func (p *plan) sizeBig() *big.Int {
 	s := big.NewInt(1)
-	if d.alpha != "" {
-		return s.Exp(big.NewInt(int64(len(d.alpha))), big.NewInt(int64(len(d.radix))), nil)
+	if p.alpha != "" {
+		return s.Exp(big.NewInt(int64(len(p.alpha))), big.NewInt(int64(len(p.radix))), nil)
 	}
-	for _, r := range d.radix {
-		s.Mul(s, big.NewInt(int64(r)))
-	}
-	return s
-}
-
-func (d *domain) log10() float64 {
-	s := 0.0
-	for _, r := range d.radix {
-		s += math.Log10(float64(r))
+	var r big.Int
+	for _, x := range p.radix {
+		s.Mul(s, r.SetInt64(int64(x)))
 	}
 	return s
 }
 
-// join returns the mixed-radix number of symbols (first position most significant).
-func (d *domain) join(sym []int) *big.Int {
+// usesFF1 reports whether the value's candidates come from FF1 in deterministic mode: the
+// domain holds at least 10^6 symbol vectors.
+func (p *plan) usesFF1() bool {
+	s, ok := p.size64()
+	return !ok || s >= ff1MinDomain
+}
+
+// outBuf returns p.out resized to one symbol per free position.
+func (p *plan) outBuf() []int {
+	n := len(p.radix)
+	if cap(p.out) < n {
+		p.out = make([]int, n)
+	}
+	p.out = p.out[:n]
+	return p.out
+}
+
+// join64 returns the mixed-radix number of symbols (first position most significant); the
+// domain size must fit in a uint64.
+func (p *plan) join64(sym []int) uint64 {
+	var n uint64
+	for i, s := range sym {
+		n = n*uint64(p.radix[i]) + uint64(s)
+	}
+	return n
+}
+
+// split64 is the inverse of join64, into out.
+func (p *plan) split64(n uint64, out []int) {
+	for i := len(p.radix) - 1; i >= 0; i-- {
+		r := uint64(p.radix[i])
+		q := n / r
+		out[i] = int(n - q*r)
+		n = q
+	}
+}
+
+// joinBig returns the mixed-radix number of symbols (first position most significant).
+func (p *plan) joinBig(sym []int) *big.Int {
 	n := new(big.Int)
 	var r, v big.Int
 	for i, s := range sym {
-		n.Mul(n, r.SetInt64(int64(d.radix[i])))
+		n.Mul(n, r.SetInt64(int64(p.radix[i])))
 		n.Add(n, v.SetInt64(int64(s)))
 	}
 	return n
 }
 
-// split is the inverse of join.
-func (d *domain) split(n *big.Int) []int {
-	out := make([]int, len(d.radix))
+// splitBig is the inverse of joinBig, into out.
+func (p *plan) splitBig(n *big.Int, out []int) {
 	n = new(big.Int).Set(n)
 	var r, m big.Int
-	for i := len(d.radix) - 1; i >= 0; i-- {
-		n.QuoRem(n, r.SetInt64(int64(d.radix[i])), &m)
+	for i := len(p.radix) - 1; i >= 0; i-- {
+		n.QuoRem(n, r.SetInt64(int64(p.radix[i])), &m)
 		out[i] = int(m.Int64())
 	}
-	return out
 }
 
-// plan is what a template computes from a valid value.
-type plan struct {
-	dom    domain
-	in     []int                  // the value's symbols at the free positions
-	ctx    []byte                 // what separates outputs besides the attempt
-	render func(out []int) string // the token for a symbol vector
-	accept func(token string) bool
-	log10  float64 // log10 of the number of accepted tokens
+// tweak derives the 16-byte FF1 tweak from the context, the attempt and the restart. The
+// result points into p.
+func (p *plan) tweak(attempt, restart int) []byte {
+	p.tw = appendTweakInput(p.tw[:0], p.ctx, attempt, restart)
+	p.sum = sha256.Sum256(p.tw)
+	return p.sum[:16]
 }
 
-func (p *plan) ok(tok string) bool { return p.accept == nil || p.accept(tok) }
+// appendTweakInput appends the hashed input of a tweak: the prefix, then the context
+// (length-prefixed), the attempt and the restart as uvarints.
+func appendTweakInput(b, ctx []byte, attempt, restart int) []byte {
+	b = append(b, tweakPrefix...)
+	b = binary.AppendUvarint(b, uint64(len(ctx)))
+	b = append(b, ctx...)
+	b = binary.AppendUvarint(b, uint64(attempt))
+	return binary.AppendUvarint(b, uint64(restart))
+}
+
+// tweak is plan.tweak for a context outside a plan.
+func tweak(ctx []byte, attempt, restart int) []byte {
+	s := sha256.Sum256(appendTweakInput(nil, ctx, attempt, restart))
+	return s[:16]
+}
 
 // generate returns candidate number attempt.
 func (p *plan) generate(mode Mode, k Keys, attempt int, rnd io.Reader) (string, error) {
-	size := p.dom.size()
-	if mode == Random || size.Cmp(million) < 0 {
-		return p.draw(size, rnd)
+	size, fits := p.size64()
+	if mode == Random || fits && size < ff1MinDomain {
+		if rnd == nil {
+			rnd = rand.Reader
+		}
+		if fits {
+			return p.draw64(size, rnd)
+		}
+		return p.drawBig(p.sizeBig(), rnd)
 	}
 	if k == nil {
 		return "", errors.New("template: deterministic candidates need Keys")
 	}
-	return p.walk(size, k, attempt)
+	switch {
+	case p.alpha != "":
+		return p.walkAlpha(k, attempt)
+	case fits && size-1 < 1e19:
+		return p.walk64(size, k, attempt)
+	}
+	return p.walkBig(p.sizeBig(), k, attempt)
 }
 
-func (p *plan) draw(size *big.Int, rnd io.Reader) (string, error) {
-	if rnd == nil {
-		rnd = rand.Reader
-	}
+// try renders out and reports whether the token is acceptable.
+func (p *plan) try(out []int) bool {
+	p.t.render(p, out)
+	return p.t.accept(p)
+}
+
+func (p *plan) draw64(size uint64, rnd io.Reader) (string, error) {
+	out := p.outBuf()
 	for range maxDraws {
-		n, err := uniform(rnd, size)
+		n, err := p.uniform64(rnd, size)
 		if err != nil {
 			return "", err
 		}
-		if tok := p.render(p.dom.split(n)); p.ok(tok) {
-			return tok, nil
+		p.split64(n, out)
+		if p.try(out) {
+			return string(p.tok), nil
 		}
 	}
 	return "", errNoCandidate
 }
 
-func (p *plan) walk(size *big.Int, k Keys, attempt int) (string, error) {
-	if a := p.dom.alpha; a != "" {
-		f, err := k.FF1(a, len(p.in))
+func (p *plan) drawBig(size *big.Int, rnd io.Reader) (string, error) {
+	out := p.outBuf()
+	for range maxDraws {
+		n, err := uniform(rnd, size)
 		if err != nil {
-			return "", fmt.Errorf("template: FF1 cipher: %w", err)
+			return "", err
 		}
-		b := make([]byte, len(p.in))
-		for i, s := range p.in {
-			b[i] = a[s]
+		p.splitBig(n, out)
+		if p.try(out) {
+			return string(p.tok), nil
 		}
-		x0 := string(b)
-		out := make([]int, len(p.in))
-		for restart := range maxRestarts {
-			tw := tweak(p.ctx, attempt, restart)
-			x := x0
-			for range maxWalk {
-				if x, err = f.Encrypt(tw, x); err != nil {
-					return "", fmt.Errorf("template: FF1: %w", err)
-				}
-				for i := 0; i < len(x); i++ {
-					out[i] = strings.IndexByte(a, x[i])
-				}
-				if tok := p.render(out); p.ok(tok) {
-					return tok, nil
-				}
+	}
+	return "", errNoCandidate
+}
+
+// walkAlpha walks with FF1 over the common alphabet of the positions.
+func (p *plan) walkAlpha(k Keys, attempt int) (string, error) {
+	a := p.alpha
+	f, err := k.FF1(a, len(p.in))
+	if err != nil {
+		return "", fmt.Errorf("template: FF1 cipher: %w", err)
+	}
+	b := p.x[:0]
+	for _, s := range p.in {
+		b = append(b, a[s])
+	}
+	p.x = b
+	x0 := string(b)
+	for i := 0; i < len(a); i++ {
+		p.rev[a[i]] = byte(i)
+	}
+	out := p.outBuf()
+	for restart := range maxRestarts {
+		tw := p.tweak(attempt, restart)
+		x := x0
+		for range maxWalk {
+			if x, err = f.Encrypt(tw, x); err != nil {
+				return "", fmt.Errorf("template: FF1: %w", err)
+			}
+			if len(x) != len(out) {
+				return "", errors.New("template: FF1 output has the wrong length")
+			}
+			for i := 0; i < len(x); i++ {
+				out[i] = int(p.rev[x[i]])
+			}
+			if p.try(out) {
+				return string(p.tok), nil
 			}
 		}
-		return "", errNoCandidate
 	}
+	return "", errNoCandidate
+}
+
+// walk64 walks with FF1 over the decimal digits of the mixed-radix number, for a domain
+// size whose largest number has at most 19 digits.
+func (p *plan) walk64(size uint64, k Keys, attempt int) (string, error) {
+	digits := decimalLen(size - 1)
+	f, err := k.FF1(digitChars, digits)
+	if err != nil {
+		return "", fmt.Errorf("template: FF1 cipher: %w", err)
+	}
+	b := p.x[:0]
+	for range digits {
+		b = append(b, '0')
+	}
+	var d [20]byte
+	s := strconv.AppendUint(d[:0], p.join64(p.in), 10)
+	copy(b[len(b)-len(s):], s)
+	p.x = b
+	x0 := string(b)
+	out := p.outBuf()
+	for restart := range maxRestarts {
+		tw := p.tweak(attempt, restart)
+		x := x0
+		for range maxWalk {
+			if x, err = f.Encrypt(tw, x); err != nil {
+				return "", fmt.Errorf("template: FF1: %w", err)
+			}
+			n, ok := parseDecimal(x)
+			if !ok || n >= size {
+				continue
+			}
+			p.split64(n, out)
+			if p.try(out) {
+				return string(p.tok), nil
+			}
+		}
+	}
+	return "", errNoCandidate
+}
+
+// walkBig is walk64 with math/big, for larger domains.
+func (p *plan) walkBig(size *big.Int, k Keys, attempt int) (string, error) {
 	digits := len(new(big.Int).Sub(size, big.NewInt(1)).String())
 	f, err := k.FF1(digitChars, digits)
 	if err != nil {
 		return "", fmt.Errorf("template: FF1 cipher: %w", err)
 	}
-	x0 := pad(p.dom.join(p.in).String(), digits)
+	x0 := pad(p.joinBig(p.in).String(), digits)
 	n := new(big.Int)
+	out := p.outBuf()
 	for restart := range maxRestarts {
-		tw := tweak(p.ctx, attempt, restart)
+		tw := p.tweak(attempt, restart)
 		x := x0
 		for range maxWalk {
 			if x, err = f.Encrypt(tw, x); err != nil {
@@ -187,24 +501,41 @@ func (p *plan) walk(size *big.Int, k Keys, attempt int) (string, error) {
 			if n.Cmp(size) >= 0 {
 				continue
 			}
-			if tok := p.render(p.dom.split(n)); p.ok(tok) {
-				return tok, nil
+			p.splitBig(n, out)
+			if p.try(out) {
+				return string(p.tok), nil
 			}
 		}
 	}
 	return "", errNoCandidate
 }
 
-// tweak derives the 16-byte FF1 tweak from the context, the attempt and the restart.
-func tweak(ctx []byte, attempt, restart int) []byte {
-	h := sha256.New()
-	var b [binary.MaxVarintLen64]byte
-	h.Write([]byte("tokenvault/template/v1\x00"))
-	h.Write(b[:binary.PutUvarint(b[:], uint64(len(ctx)))])
-	h.Write(ctx)
-	h.Write(b[:binary.PutUvarint(b[:], uint64(attempt))])
-	h.Write(b[:binary.PutUvarint(b[:], uint64(restart))])
-	return h.Sum(nil)[:16]
+// decimalLen returns the number of decimal digits of n (1 for 0).
+func decimalLen(n uint64) int {
+	l := 1
+	for n >= 10 {
+		n /= 10
+		l++
+	}
+	return l
+}
+
+// parseDecimal parses the decimal digits s; ok is false when s has another byte or the
+// number does not fit in a uint64.
+func parseDecimal(s string) (n uint64, ok bool) {
+	for i := 0; i < len(s); i++ {
+		d := uint64(s[i] - '0')
+		if d > 9 {
+			return 0, false
+		}
+		hi, lo := bits.Mul64(n, 10)
+		var carry uint64
+		n, carry = bits.Add64(lo, d, 0)
+		if hi|carry != 0 {
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 func pad(s string, n int) string {
@@ -212,6 +543,31 @@ func pad(s string, n int) string {
 		return s
 	}
 	return strings.Repeat("0", n-len(s)) + s
+}
+
+// uniform64 returns a uniform integer in [0, max) read from rnd, reading exactly what
+// uniform reads for the same max.
+func (p *plan) uniform64(rnd io.Reader, max uint64) (uint64, error) {
+	if max <= 1 {
+		return 0, nil
+	}
+	nbits := bits.Len64(max - 1)
+	buf := p.rb[:(nbits+7)/8]
+	mask := byte(1<<(nbits-8*(len(buf)-1)) - 1)
+	for range 1000 {
+		if _, err := io.ReadFull(rnd, buf); err != nil {
+			return 0, fmt.Errorf("template: reading randomness: %w", err)
+		}
+		buf[0] &= mask
+		var n uint64
+		for _, c := range buf {
+			n = n<<8 | uint64(c)
+		}
+		if n < max {
+			return n, nil
+		}
+	}
+	return 0, errors.New("template: randomness source looks broken")
 }
 
 // uniform returns a uniform integer in [0, max) read from rnd.
@@ -233,78 +589,6 @@ func uniform(rnd io.Reader, max *big.Int) (*big.Int, error) {
 		}
 	}
 	return nil, errors.New("template: randomness source looks broken")
-}
-
-// slots builds plans for templates over ASCII positions of a byte string.
-type slots struct {
-	buf    []byte
-	pos    []int
-	alphas []string
-	in     []int
-}
-
-func newSlots(value string) *slots { return &slots{buf: []byte(value)} }
-
-// add makes byte i a free position over alpha whose value symbol is c (folded into alpha
-// when c is not in it).
-func (s *slots) add(i int, alpha string, c byte) {
-	idx := strings.IndexByte(alpha, c)
-	if idx < 0 {
-		idx = int(c) % len(alpha)
-	}
-	s.pos = append(s.pos, i)
-	s.alphas = append(s.alphas, alpha)
-	s.in = append(s.in, idx)
-}
-
-func (s *slots) domain() domain {
-	d := domain{radix: make([]int, len(s.pos))}
-	uniform := len(s.pos) > 0
-	for i, a := range s.alphas {
-		d.radix[i] = len(a)
-		if a != s.alphas[0] {
-			uniform = false
-		}
-	}
-	if uniform {
-		d.alpha = s.alphas[0]
-	}
-	return d
-}
-
-func (s *slots) render(out []int) string {
-	b := append([]byte(nil), s.buf...)
-	for i, p := range s.pos {
-		b[p] = s.alphas[i][out[i]]
-	}
-	return string(b)
-}
-
-// skeleton returns the kept bytes with each free position replaced by a marker of its
-// alphabet: the tweak context.
-func (s *slots) skeleton(extra ...string) []byte {
-	var ctx []byte
-	for _, e := range extra {
-		ctx = append(ctx, e...)
-		ctx = append(ctx, 0)
-	}
-	j := 0
-	for i, c := range s.buf {
-		if j < len(s.pos) && s.pos[j] == i {
-			a := s.alphas[j]
-			ctx = append(ctx, 0, byte(len(a)), a[0], a[len(a)-1])
-			j++
-			continue
-		}
-		ctx = append(ctx, c)
-	}
-	return ctx
-}
-
-// plan assembles the plan of the slots.
-func (s *slots) plan(accept func(string) bool, extraLog10 float64, ctx ...string) *plan {
-	d := s.domain()
-	return &plan{dom: d, in: s.in, ctx: s.skeleton(ctx...), render: s.render, accept: accept, log10: d.log10() + extraLog10}
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
