@@ -48,15 +48,17 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 	}
 	v.s.alerts.onVendorReveals(ctx, p, res)
 	out := &tvpb.VendorDetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
+	counts := v.s.countItems("vendor_detokenize", p.Vendor)
+	defer counts.flush()
 	for i, r := range res {
 		if r.Err != nil {
 			out.Results[i] = &tvpb.DetokenizeResult{Error: itemError(ctx, v.s.log, r.Err)}
 			// Never label a denied item with its template or the caller's domain.
-			v.s.countItem("vendor_detokenize", p.Vendor, "-", "-", out.Results[i].Error.Code)
+			counts.add("-", "-", out.Results[i].Error.Code)
 			continue
 		}
 		out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
-		v.s.countItem("vendor_detokenize", p.Vendor, r.Template, domainOrDefault(items[i].Domain), "ok")
+		counts.add(r.Template, domainOrDefault(items[i].Domain), "ok")
 	}
 	return out, nil
 }

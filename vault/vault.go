@@ -182,6 +182,12 @@ func loadKeyring(ctx context.Context, s store.Store, kek tink.AEAD) (*keyring.Ke
 // keyring returns the current keyring. Key operations replace it as a whole.
 func (v *Vault) keyring() *keyring.Keyring { return v.kr.Load() }
 
+// cipherKey names one cached FF1 cipher (a comparable struct: no allocation per lookup).
+type cipherKey struct {
+	domain, template, alphabet string
+	length                     int
+}
+
 // tokenKeys implements template.Keys for one (domain, template).
 type tokenKeys struct {
 	v                *Vault
@@ -192,7 +198,7 @@ type tokenKeys struct {
 // caching it on first use. Separate keys per length and alphabet avoid related-domain
 // attacks on FF1.
 func (k tokenKeys) FF1(alphabet string, length int) (*fpe.FF1, error) {
-	ck := k.domain + "\x00" + k.template + "\x00" + alphabet + "\x00" + strconv.Itoa(length)
+	ck := cipherKey{k.domain, k.template, alphabet, length}
 	if c, ok := k.v.ciphers.Load(ck); ok {
 		return c.(*fpe.FF1), nil
 	}
