@@ -153,16 +153,25 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-// run posts queued alerts until ctx ends, retrying each with exponential backoff.
+// run posts queued alerts until ctx ends, retrying each with exponential backoff; a few
+// workers, so one slow retry does not hold up the alerts behind it.
 func (a *alerter) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case al := <-a.queue:
-			a.post(ctx, al)
-		}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case al := <-a.queue:
+					a.post(ctx, al)
+				}
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // Sign returns the X-Tokenvault-Signature value for a webhook body sent at ts.
@@ -195,7 +204,10 @@ func (a *alerter) post(ctx context.Context, al Alert) {
 			}
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
-		a.s.log.Warn("alert webhook failed; retrying", slog.String("rule", al.Rule), slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		a.s.log.Warn("alert webhook failed", slog.String("rule", al.Rule), slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		if attempt == 6 {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -210,12 +222,12 @@ func (a *alerter) post(ctx context.Context, al Alert) {
 // onReveals evaluates reveal alerts for one vendor call.
 func (a *alerter) onVendorReveals(ctx context.Context, p vault.Principal, res []vault.VendorResult) {
 	now := time.Now()
-	perGrant := map[string]int{}
-	allowed, denied, offHours := 0, 0, 0
+	perGrant, offHours := map[string]int{}, map[string]int{}
+	allowed, denied := 0, 0
 	for _, r := range res {
 		if r.Canary {
 			a.fire(ctx, Alert{Rule: "canary", Severity: "critical", Vendor: p.Vendor, Credential: p.ID, Source: sourceOf(ctx),
-				Grant: r.GrantID, Message: "a canary token was requested by a vendor"})
+				Grant: r.GrantID, Message: "a canary token was requested by a vendor (planted: " + r.CanaryLabel + ")"})
 		}
 		if r.Err != nil {
 			denied++
@@ -224,12 +236,12 @@ func (a *alerter) onVendorReveals(ctx context.Context, p vault.Principal, res []
 		allowed++
 		perGrant[r.GrantID]++
 		if r.OffHours {
-			offHours++
+			offHours[r.GrantID]++
 		}
 	}
-	if offHours > 0 {
-		a.fire(ctx, Alert{Rule: "off_hours", Severity: "warning", Vendor: p.Vendor, Credential: p.ID, Count: offHours,
-			Message: "reveals outside the grant's allowed hours"})
+	for g, n := range offHours {
+		a.fire(ctx, Alert{Rule: "off_hours", Severity: "warning", Vendor: p.Vendor, Credential: p.ID, Grant: g, Source: sourceOf(ctx),
+			Count: n, Message: "reveals outside the grant's allowed hours"})
 	}
 	if c, ok := a.count("vendor:"+p.Vendor, allowed, a.cfg.VendorRevealsPerMinute, now); ok {
 		a.fire(ctx, Alert{Rule: "vendor_reveal_rate", Severity: "warning", Vendor: p.Vendor, Credential: p.ID, Count: c,
@@ -261,7 +273,7 @@ func (a *alerter) onInternalReveals(ctx context.Context, p vault.Principal, res 
 	for _, r := range res {
 		if r.Canary {
 			a.fire(ctx, Alert{Rule: "canary", Severity: "critical", Credential: p.ID, Source: sourceOf(ctx),
-				Message: "a canary token was detokenized on the internal listener"})
+				Message: "a canary token was detokenized on the internal listener (planted: " + r.CanaryLabel + ")"})
 		}
 	}
 }

@@ -50,6 +50,11 @@ func newMetrics() *metrics {
 		Name: "tokenvault_alert_webhook_failures_total",
 		Help: "Alerts whose webhook could not be delivered after every retry.",
 	})
+	// Every alert series exists from the start at 0, so increase() sees the first firing.
+	for _, r := range [][2]string{{"canary", "critical"}, {"vendor_reveal_rate", "warning"}, {"grant_reveal_rate", "warning"},
+		{"denial_burst", "warning"}, {"off_hours", "warning"}} {
+		m.alerts.WithLabelValues(r[0], r[1])
+	}
 	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq, m.alerts, m.webhookFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -69,7 +74,7 @@ func newVaultCollector(s *Server) *vaultCollector {
 		keyAge:   prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
 		dataKeys: prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
 		auditSeq: prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
-		storeSz:  prometheus.NewDesc("tokenvault_store_bytes", "Size of the store file.", nil, nil),
+		storeSz:  prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the store in use (bbolt's high-water mark); the file itself may be larger, as bbolt grows it ahead.", nil, nil),
 		sealed:   prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
 	}
 }

@@ -267,6 +267,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-s.unsealed:
+			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
+				s.metrics.auditSeq.Set(float64(seq))
+			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 			if !s.cfg.noBackground {
 				go s.vlt().RunBackground(ctx, s.cfg.Background)

@@ -642,3 +642,15 @@ func verifySig(publicKeyset, sig, msg []byte) error {
 	}
 	return nil
 }
+
+// LastCheckpoint returns the sequence number of the newest signed checkpoint (0: none).
+func (v *Vault) LastCheckpoint(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketAuditCkpt, nil, nil, func(k, _ []byte) error {
+			seq = binary.BigEndian.Uint64(k)
+			return nil
+		})
+	})
+	return seq, err
+}

@@ -28,9 +28,12 @@ import (
 // A tokenize item may name a data subject. Each subject's originals are encrypted under a
 // subject key of its own (crypto/keyring subject keys), stored wrapped by the data AEAD in
 // bucket "subjectkeys". Erasing a subject deletes that key (crypto-shredding: every copy of
-// its ciphertexts, in this store or an old backup, becomes unreadable) and its records.
-// Erasures are also appended to an erasure log kept beside the KEK, outside the store, which
-// Open re-applies: a backup restored from before an erasure is erased again on first start.
+// its ciphertexts in this store becomes unreadable, including copies a compaction or a page
+// reuse would otherwise leave behind) and its records. A backup taken before the erasure still
+// holds the subject key: so every erasure (subjects and deleted tokens) is also appended to an
+// erasure log kept outside the store (--erasure-log), which Open re-applies: a backup restored
+// from before an erasure is erased again on first start, as long as the restored vault is
+// given the log.
 
 const (
 	bucketSubjectKeys store.Bucket = "subjectkeys"
@@ -231,6 +234,12 @@ func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value 
 // DeleteTokens erases tokens: their records are deleted and detokenize answers not found.
 // Per-item errors are ErrNotFound. It returns a signed receipt of what was erased.
 func (v *Vault) DeleteTokens(ctx context.Context, items []DetokenizeItem) (Receipt, []error, error) {
+	return v.deleteTokens(ctx, items, true)
+}
+
+// deleteTokens erases tokens; log says whether to append them to the erasure log (not when
+// replaying it).
+func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bool) (Receipt, []error, error) {
 	if len(items) == 0 {
 		return Receipt{}, nil, ErrEmptyBatch
 	}
@@ -294,6 +303,15 @@ func (v *Vault) DeleteTokens(ctx context.Context, items []DetokenizeItem) (Recei
 	if err != nil {
 		return Receipt{}, nil, err
 	}
+	var entries []erasureEntry
+	for _, d := range dels {
+		if log {
+			entries = append(entries, erasureEntry{Domain: d.domain, Token: d.token})
+		}
+	}
+	if err := v.appendErasureLog(entries...); err != nil {
+		return Receipt{}, nil, fmt.Errorf("the tokens were erased, but the erasure log could not be written (backups will not be re-erased on restore): %w", err)
+	}
 	if err := v.signReceipt(&rc); err != nil {
 		return Receipt{}, nil, err
 	}
@@ -316,7 +334,7 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 	if err != nil {
 		return Receipt{}, err
 	}
-	if err := v.logErasure(fp); err != nil {
+	if err := v.appendErasureLog(erasureEntry{Subject: hex.EncodeToString(fp)}); err != nil {
 		return Receipt{}, fmt.Errorf("the subject was erased, but the erasure log could not be written (backups will not be re-erased on restore): %w", err)
 	}
 	return rc, nil
@@ -406,20 +424,34 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	return rc, nil
 }
 
-// logErasure appends a subject erasure to the erasure log (fsynced). No log configured: no-op.
-func (v *Vault) logErasure(fp []byte) error {
-	if v.erasureLog == "" {
+// erasureEntry is one line of the erasure log: a subject (fingerprint) or a token.
+type erasureEntry struct {
+	Subject string    `json:"subject,omitempty"`
+	Domain  string    `json:"domain,omitempty"`
+	Token   string    `json:"token,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// appendErasureLog appends erasures to the erasure log (fsynced). No log configured: no-op.
+func (v *Vault) appendErasureLog(entries ...erasureEntry) error {
+	if v.erasureLog == "" || len(entries) == 0 {
 		return nil
+	}
+	var buf bytes.Buffer
+	now := v.now().UTC()
+	for _, e := range entries {
+		e.Time = now
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		buf.Write(append(line, '\n'))
 	}
 	f, err := os.OpenFile(v.erasureLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	line, _ := json.Marshal(struct {
-		Subject string    `json:"subject"`
-		Time    time.Time `json:"time"`
-	}{hex.EncodeToString(fp), v.now().UTC()})
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.Write(buf.Bytes()); err != nil {
 		f.Close()
 		return err
 	}
@@ -430,8 +462,8 @@ func (v *Vault) logErasure(fp []byte) error {
 	return f.Close()
 }
 
-// applyErasureLog re-applies the erasure log: subjects erased after a backup was taken are
-// erased again in the restored store.
+// applyErasureLog re-applies the erasure log: subjects and tokens erased after a backup was
+// taken are erased again in the restored store.
 func (v *Vault) applyErasureLog(ctx context.Context) error {
 	if v.erasureLog == "" {
 		return nil
@@ -444,17 +476,32 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 		return err
 	}
 	defer f.Close()
+	ctx = WithRequest(ctx, RequestInfo{Method: "ErasureLogReplay"})
 	sc := bufio.NewScanner(f)
-	n := 0
+	subjects, tokens := 0, 0
 	for sc.Scan() {
-		var e struct {
-			Subject string `json:"subject"`
-		}
+		var e erasureEntry
 		if json.Unmarshal(sc.Bytes(), &e) != nil {
 			continue
 		}
+		if e.Token != "" {
+			var present bool
+			if err := v.store.View(ctx, func(tx store.Tx) error {
+				present = readRecord(tx, domainOr(e.Domain), e.Token).rec != nil
+				return nil
+			}); err != nil {
+				return err
+			}
+			if present {
+				if _, _, err := v.deleteTokens(ctx, []DetokenizeItem{{Domain: e.Domain, Token: e.Token}}, false); err != nil {
+					return err
+				}
+				tokens++
+			}
+			continue
+		}
 		fp, err := hex.DecodeString(e.Subject)
-		if err != nil {
+		if err != nil || len(fp) == 0 {
 			continue
 		}
 		var present bool
@@ -468,14 +515,14 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 			return err
 		}
 		if present {
-			if _, err := v.eraseSubjectFP(WithRequest(ctx, RequestInfo{Method: "ErasureLogReplay"}), fp); err != nil {
+			if _, err := v.eraseSubjectFP(ctx, fp); err != nil {
 				return err
 			}
-			n++
+			subjects++
 		}
 	}
-	if n > 0 {
-		v.log.Warn("re-applied erasures from the erasure log (restored from an older backup?)", slog.Int("subjects", n))
+	if subjects+tokens > 0 {
+		v.log.Warn("re-applied erasures from the erasure log (restored from an older backup?)", slog.Int("subjects", subjects), slog.Int("tokens", tokens))
 	}
 	return sc.Err()
 }

@@ -343,6 +343,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	now := v.now()
 	raw := make([]rawRecord, len(req.Items))
 	canary := make([]bool, len(req.Items))
+	labels := make([]string, len(req.Items))
 	var grants []*Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
@@ -360,7 +361,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}
 		for i, it := range req.Items {
 			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
-			canary[i] = raw[i].rec != nil && tx.Get(bucketCanaries, recordKey(domainOr(it.Domain), it.Token)) != nil
+			canary[i], labels[i] = canaryOf(tx, raw[i], domainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -374,7 +375,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	ev0Canary := false
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
-		results[i].Canary = canary[i]
+		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
 		if canary[i] {
 			ev0Canary = true
 		}
@@ -487,7 +488,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			}
 			val = t.Mask(val)
 		}
-		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template, Canary: canary[i]}, GrantID: g.ID, OffHours: g.offHours(now)}
+		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template, Canary: canary[i], CanaryLabel: labels[i]}, GrantID: g.ID, OffHours: g.offHours(now)}
 	}
 	return results, nil
 }

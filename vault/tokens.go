@@ -55,6 +55,8 @@ type DetokenizeResult struct {
 	// Canary is set when the token is a canary: no legitimate flow reveals it, so the caller
 	// must raise a critical alert. It is set whether or not the reveal was allowed.
 	Canary bool
+	// CanaryLabel is the label given when the canary was planted (where it was put).
+	CanaryLabel string
 }
 
 // prepared is the work computed outside the store transaction for one item.
@@ -369,10 +371,11 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	}
 	raw := make([]rawRecord, len(items))
 	canary := make([]bool, len(items))
+	labels := make([]string, len(items))
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		for i, it := range items {
 			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
-			canary[i] = raw[i].rec != nil && tx.Get(bucketCanaries, recordKey(domainOr(it.Domain), it.Token)) != nil
+			canary[i], labels[i] = canaryOf(tx, raw[i], domainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -382,7 +385,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	results := make([]DetokenizeResult, len(items))
 	now := v.now().Unix()
 	for i, it := range items {
-		results[i].Canary = canary[i]
+		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
 		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now)
 		if err != nil {
 			results[i].Err = err
@@ -393,7 +396,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 			results[i].Err = err
 			continue
 		}
-		results[i] = DetokenizeResult{Value: string(pt), Template: r.template, Canary: canary[i]}
+		results[i] = DetokenizeResult{Value: string(pt), Template: r.template, Canary: canary[i], CanaryLabel: labels[i]}
 	}
 	// Audit before reveal: the values leave only once their event is durable.
 	ev := v.newEvent(ctx, "Detokenize")

@@ -249,9 +249,9 @@ func newBackupCmd() *cobra.Command {
 }
 
 func newRestoreCmd() *cobra.Command {
-	var in, data string
+	var in, data, erasureLog string
 	cmd := &cobra.Command{
-		Use:   "restore --in FILE --data DIR",
+		Use:   "restore --in FILE --data DIR [--erasure-log FILE]",
 		Short: "Offline: write a backup into an empty data directory; the vault opens with the same KEK",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -271,12 +271,22 @@ func newRestoreCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %d bytes into %s. Start the server with the same KEK; subject erasures recorded in the erasure log since the backup are re-applied at start.\n", n, dst)
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d bytes into %s.\n", n, dst)
+			if erasureLog == "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "WARNING: no --erasure-log given. Erasures made after this backup are re-applied only if the\nserver starts with the installation's erasure log (serve --erasure-log FILE).\n")
+				return nil
+			}
+			if err := copyNewFile(erasureLog, filepath.Join(data, "erasure.log")); err != nil {
+				return fmt.Errorf("copying the erasure log: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "copied the erasure log to %s: start the server with the same KEK and --data %s, and the erasures made since the backup are re-applied.\n",
+				filepath.Join(data, "erasure.log"), data)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&in, "in", "", "a file made by tokenvault backup")
 	cmd.Flags().StringVar(&data, "data", "", "the (empty) data directory to restore into")
+	cmd.Flags().StringVar(&erasureLog, "erasure-log", "", "the installation's erasure log, copied in so erasures made after the backup are re-applied at start")
 	_ = cmd.MarkFlagRequired("in")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
@@ -341,4 +351,24 @@ func newEraseCmds() []*cobra.Command {
 	}
 	addClientFlags(erase, &ef)
 	return []*cobra.Command{del, erase}
+}
+
+func copyNewFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -42,25 +42,26 @@ func (t *charsT) parse(value string) error {
 	return nil
 }
 
-func (t *charsT) plan(value string) (*plan, error) {
+func (t *charsT) plan(p *plan, value string) error {
 	if err := t.parse(value); err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.startSlots(value)
 	for i := t.def.KeepPrefix; i < len(value)-t.def.KeepSuffix; i++ {
 		c := value[i]
 		switch {
 		case t.def.Alphabet != "":
-			s.add(i, t.def.Alphabet, c)
+			p.add(i, t.def.Alphabet, c)
 		case isDigit(c):
-			s.add(i, digitChars, c)
+			p.add(i, digitChars, c)
 		case isLower(c):
-			s.add(i, lowerChars, c)
+			p.add(i, lowerChars, c)
 		default:
-			s.add(i, upperChars, c)
+			p.add(i, upperChars, c)
 		}
 	}
-	return s.plan(nil, 0), nil
+	p.finishSlots(0)
+	return nil
 }
 
 // Mask keeps the kept prefix and the last four characters (the kept suffix, if longer; at

@@ -55,27 +55,32 @@ func (t *dateT) parse(value string) (y, m, d int, err error) {
 	return y, m, d, nil
 }
 
-func (t *dateT) plan(value string) (*plan, error) {
+func (t *dateT) plan(p *plan, value string) error {
 	y, m, d, err := t.parse(value)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	day := daysFromCivil(y, m, d)
-	p := &plan{}
+	n := t.days
+	p.day0 = t.first
 	if t.def.KeepYear {
-		start := daysFromCivil(y, 1, 1)
-		n := int(daysFromCivil(y, 12, 31) - start + 1)
-		p.dom = domain{radix: []int{n}}
-		p.in = []int{int(day - start)}
-		p.ctx = []byte(value[:4])
-		p.render = func(out []int) string { return formatDate(start + int64(out[0])) }
-	} else {
-		p.dom = domain{radix: []int{t.days}}
-		p.in = []int{int(day - t.first)}
-		p.render = func(out []int) string { return formatDate(t.first + int64(out[0])) }
+		p.day0 = daysFromCivil(y, 1, 1)
+		n = int(daysFromCivil(y, 12, 31) - p.day0 + 1)
+		if !p.light {
+			p.ctx = append(p.ctx[:0], value[:4]...)
+		}
 	}
-	p.log10 = p.dom.log10()
-	return p, nil
+	p.log10 = log10Radix(n)
+	if !p.light {
+		p.radix = append(p.radix[:0], n)
+		p.in = append(p.in[:0], int(day-p.day0))
+	}
+	return nil
+}
+
+// render writes the date of the day number day0+out[0].
+func (t *dateT) render(p *plan, out []int) {
+	p.tok = appendDate(p.tok[:0], p.day0+int64(out[0]))
 }
 
 // Mask keeps the year: "1984-**-**".
@@ -143,7 +148,13 @@ func civilFromDays(z int64) (y, m, d int) {
 	return y, m, d
 }
 
-func formatDate(day int64) string {
+func formatDate(day int64) string { return string(appendDate(nil, day)) }
+
+// appendDate appends YYYY-MM-DD for the day number day (years 1..9999).
+func appendDate(b []byte, day int64) []byte {
 	y, m, d := civilFromDays(day)
-	return fmt.Sprintf("%04d-%02d-%02d", y, m, d)
+	return append(b,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-',
+		byte('0'+d/10), byte('0'+d%10))
 }

@@ -62,11 +62,12 @@ func (t *emailT) parse(value string) (at int, err error) {
 	if dom == "" {
 		return 0, t.fail("domain must not be empty")
 	}
-	labels := strings.Split(dom, ".")
-	if len(labels) < 2 {
+	if strings.IndexByte(dom, '.') < 0 {
 		return 0, t.fail("domain must contain a dot")
 	}
-	for _, l := range labels {
+	var tld string
+	for rest := dom; ; {
+		l, tail, more := strings.Cut(rest, ".")
 		if len(l) < 1 || len(l) > 63 {
 			return 0, t.fail("domain labels must have 1 to 63 characters")
 		}
@@ -78,26 +79,30 @@ func (t *emailT) parse(value string) (at int, err error) {
 		if l[0] == '-' || l[len(l)-1] == '-' {
 			return 0, t.fail("domain labels must not start or end with a hyphen")
 		}
+		if !more {
+			tld = l
+			break
+		}
+		rest = tail
 	}
-	tld := labels[len(labels)-1]
 	if strings.Trim(tld, digitChars) == "" {
 		return 0, t.fail("top-level domain must not be all digits")
 	}
 	return at, nil
 }
 
-func (t *emailT) plan(value string) (*plan, error) {
+func (t *emailT) plan(p *plan, value string) error {
 	at, err := t.parse(value)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.startSlots(value)
 	for i := 0; i < at; i++ {
 		if c := value[i]; !keptLocal(c) {
 			if isUpper(c) {
 				c += 'a' - 'A'
 			}
-			s.add(i, lowerDigits, c)
+			p.add(i, lowerDigits, c)
 		}
 	}
 	if t.def.TokenizeDomain {
@@ -107,11 +112,12 @@ func (t *emailT) plan(value string) (*plan, error) {
 				if isUpper(c) {
 					c += 'a' - 'A'
 				}
-				s.add(i, lowerDigits, c)
+				p.add(i, lowerDigits, c)
 			}
 		}
 	}
-	return s.plan(nil, 0), nil
+	p.finishSlots(0)
+	return nil
 }
 
 // Mask keeps the first character of the local part and the domain (only the top-level

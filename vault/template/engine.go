@@ -34,12 +34,13 @@ import (
 // with no accepted element: after maxWalk steps the walk restarts from the value under the
 // next restart number (a fresh tweak).
 //
-// Performance: Check, FreeSpaceOf and Candidate run once or more per tokenized item, so a
-// plan lives in pooled scratch (see getPlan) rather than in fresh allocations, Check and
-// FreeSpaceOf build only the part of it they need (the validation and the count), and
-// domain arithmetic runs on uint64 whenever the domain size fits (every built-in template
-// but opaque, iban and long alnum values); math/big serves the rest. None of this changes a
-// candidate: the golden test (golden_test.go) pins the outputs.
+// Performance: Check, FreeSpaceOf and Candidate each run once or more per tokenized item.
+// A plan lives in pooled scratch (getPlan, release), cleared after every call, rather than
+// in fresh allocations; Check and FreeSpaceOf build only a light plan (the validation and
+// the radixes); mixed-radix arithmetic runs on uint64 or 128-bit integers whenever the
+// domain fits, math/big only beyond. None of this changes a candidate: the golden test
+// (golden_test.go, testdata/golden.txt, recorded with the earlier math/big engine) pins
+// the outputs.
 
 const (
 	ff1MinDomain = 1_000_000 // SP 800-38G Rev. 1 minimum radix^length
@@ -135,18 +136,42 @@ func getPlan(t planner, light bool) *plan {
 	return p
 }
 
-// maxPooled is the largest scratch capacity a plan keeps when it is released; values are
-// at most a few hundred bytes but for opaque, whose plan does not copy the value.
+// maxPooled is the largest scratch capacity a plan keeps when it is released. Values are at
+// most a few hundred bytes but for opaque, whose plan copies (to hash) only values up to
+// this size.
 const maxPooled = 4096
 
-// release clears p (the value's bytes, symbols and tokens) and returns it to the pool.
+// release clears p and returns it to the pool. After a successful plan, everything
+// written lies within the lengths of its slices; after an error, call releaseFailed.
 func (p *plan) release() {
-	clear(p.radix)
+	p.reset()
+	if cap(p.buf) > maxPooled || cap(p.tok) > maxPooled || cap(p.ctx) > maxPooled || cap(p.runes) > maxPooled {
+		return // let the garbage collector have it
+	}
+	planPool.Put(p)
+}
+
+// releaseFailed is release after plan failed: a parse may have left part of the value in
+// the spare capacity of its scratch.
+func (p *plan) releaseFailed() {
+	p.scrubSpare()
+	p.release()
+}
+
+// scrubSpare clears the spare capacity of the parse scratch.
+func (p *plan) scrubSpare() {
+	clear(p.offs[:cap(p.offs)])
+	clear(p.chars[:cap(p.chars)])
+	clear(p.runes[:cap(p.runes)])
+	clear(p.flags[:cap(p.flags)])
+}
+
+// reset clears what p held of a value (its bytes, symbols, context, tweak input and tokens)
+// and empties it, keeping the capacity of its slices.
+func (p *plan) reset() {
 	clear(p.in)
 	clear(p.ctx)
 	clear(p.buf)
-	clear(p.pos)
-	clear(p.alphas)
 	clear(p.offs)
 	clear(p.chars)
 	clear(p.runes)
@@ -155,17 +180,14 @@ func (p *plan) release() {
 	clear(p.tok)
 	clear(p.x)
 	clear(p.tw)
-	if cap(p.buf) > maxPooled || cap(p.tok) > maxPooled || cap(p.ctx) > maxPooled || cap(p.runes) > maxPooled {
-		*p = plan{}
-	} else {
-		*p = plan{
-			radix: p.radix[:0], in: p.in[:0], ctx: p.ctx[:0],
-			buf: p.buf[:0], pos: p.pos[:0], alphas: p.alphas[:0],
-			offs: p.offs[:0], chars: p.chars[:0], runes: p.runes[:0], flags: p.flags[:0],
-			out: p.out[:0], tok: p.tok[:0], x: p.x[:0], tw: p.tw[:0],
-		}
-	}
-	planPool.Put(p)
+	clear(p.alphas)
+	p.radix, p.in, p.ctx = p.radix[:0], p.in[:0], p.ctx[:0]
+	p.buf, p.pos, p.alphas = p.buf[:0], p.pos[:0], p.alphas[:0]
+	p.offs, p.chars, p.runes, p.flags = p.offs[:0], p.chars[:0], p.runes[:0], p.flags[:0]
+	p.out, p.tok, p.x, p.tw = p.out[:0], p.tok[:0], p.x[:0], p.tw[:0]
+	p.t, p.light, p.alpha, p.uniform, p.log10, p.day0 = nil, false, "", false, 0, 0
+	p.sum, p.rb = [sha256.Size]byte{}, [8]byte{}
+	// p.rev maps alphabet characters to their index: nothing of a value.
 }
 
 // startSlots begins a slots plan over the bytes of value.
@@ -176,35 +198,41 @@ func (p *plan) startSlots(value string) {
 }
 
 // add makes byte i a free position over alpha whose value symbol is c (folded into alpha
-// when c is not in it).
+// when c is not in it). A light plan records only the radix.
 func (p *plan) add(i int, alpha string, c byte) {
-	p.log10 += log10Radix(len(alpha))
-	if p.light {
-		return
+	p.radix = append(p.radix, len(alpha))
+	if !p.light {
+		p.addFree(i, alpha, c)
 	}
+}
+
+func (p *plan) addFree(i int, alpha string, c byte) {
 	switch {
 	case len(p.pos) == 0:
 		p.alpha, p.uniform = alpha, true
 	case p.uniform && alpha != p.alpha:
 		p.alpha, p.uniform = "", false
 	}
-	idx := strings.IndexByte(alpha, c)
-	if idx < 0 {
+	var idx int
+	if alpha == digitChars && isDigit(c) {
+		idx = int(c - '0')
+	} else if idx = strings.IndexByte(alpha, c); idx < 0 {
 		idx = int(c) % len(alpha)
 	}
 	p.pos = append(p.pos, i)
 	p.alphas = append(p.alphas, alpha)
-	p.radix = append(p.radix, len(alpha))
 	p.in = append(p.in, idx)
 }
 
-// finishSlots completes a slots plan: extraLog10 is added to the log10 of the domain, and
-// the tweak context is the skeleton: the kept bytes with each free position replaced by a
+// finishSlots completes a slots plan: its log10 is that of the domain plus extraLog10, and
+// its tweak context is the skeleton: the kept bytes with each free position replaced by a
 // marker of its alphabet.
 func (p *plan) finishSlots(extraLog10 float64) {
-	if extraLog10 != 0 {
-		p.log10 += extraLog10
+	s := 0.0
+	for _, r := range p.radix {
+		s += log10Small[r] // alphabets have distinct bytes: at most 256
 	}
+	p.log10 = s + extraLog10
 	if p.light {
 		return
 	}
@@ -233,7 +261,7 @@ func (p *plan) renderSlots(out []int) {
 
 // The defaults of every template: a slots token, no rule.
 func (c *common) render(p *plan, out []int) { p.renderSlots(out) }
-func (c *common) accept(*plan) bool          { return true }
+func (c *common) accept(*plan) bool         { return true }
 
 // size64 returns the number of symbol vectors of the domain, and whether it fits in a
 // uint64.
@@ -279,17 +307,8 @@ func (p *plan) outBuf() []int {
 	return p.out
 }
 
-// join64 returns the mixed-radix number of symbols (first position most significant); the
-// domain size must fit in a uint64.
-func (p *plan) join64(sym []int) uint64 {
-	var n uint64
-	for i, s := range sym {
-		n = n*uint64(p.radix[i]) + uint64(s)
-	}
-	return n
-}
-
-// split64 is the inverse of join64, into out.
+// split64 writes the symbols of the mixed-radix number n (first position most
+// significant) to out; the domain size must fit in a uint64.
 func (p *plan) split64(n uint64, out []int) {
 	for i := len(p.radix) - 1; i >= 0; i-- {
 		r := uint64(p.radix[i])
@@ -359,11 +378,11 @@ func (p *plan) generate(mode Mode, k Keys, attempt int, rnd io.Reader) (string, 
 	if k == nil {
 		return "", errors.New("template: deterministic candidates need Keys")
 	}
-	switch {
-	case p.alpha != "":
+	if p.alpha != "" {
 		return p.walkAlpha(k, attempt)
-	case fits && size-1 < 1e19:
-		return p.walk64(size, k, attempt)
+	}
+	if size, ok := p.size128(); ok {
+		return p.walk128(size, k, attempt)
 	}
 	return p.walkBig(p.sizeBig(), k, attempt)
 }
@@ -417,7 +436,7 @@ func (p *plan) walkAlpha(k Keys, attempt int) (string, error) {
 	}
 	p.x = b
 	x0 := string(b)
-	for i := 0; i < len(a); i++ {
+	for i := len(a) - 1; i >= 0; i-- { // the first occurrence, as strings.IndexByte
 		p.rev[a[i]] = byte(i)
 	}
 	out := p.outBuf()
@@ -442,21 +461,25 @@ func (p *plan) walkAlpha(k Keys, attempt int) (string, error) {
 	return "", errNoCandidate
 }
 
-// walk64 walks with FF1 over the decimal digits of the mixed-radix number, for a domain
-// size whose largest number has at most 19 digits.
-func (p *plan) walk64(size uint64, k Keys, attempt int) (string, error) {
-	digits := decimalLen(size - 1)
+// walk128 walks with FF1 over the decimal digits of the mixed-radix number, for a domain
+// size below 2^128.
+func (p *plan) walk128(size u128, k Keys, attempt int) (string, error) {
+	var d [40]byte
+	digits := len(size.sub1().appendDecimal(d[:0]))
 	f, err := k.FF1(digitChars, digits)
 	if err != nil {
 		return "", fmt.Errorf("template: FF1 cipher: %w", err)
 	}
+	var n u128
+	for i, s := range p.in {
+		n, _ = n.mulAdd(uint64(p.radix[i]), uint64(s)) // n < size
+	}
+	s := n.appendDecimal(d[:0])
 	b := p.x[:0]
-	for range digits {
+	for range digits - len(s) {
 		b = append(b, '0')
 	}
-	var d [20]byte
-	s := strconv.AppendUint(d[:0], p.join64(p.in), 10)
-	copy(b[len(b)-len(s):], s)
+	b = append(b, s...)
 	p.x = b
 	x0 := string(b)
 	out := p.outBuf()
@@ -467,11 +490,15 @@ func (p *plan) walk64(size uint64, k Keys, attempt int) (string, error) {
 			if x, err = f.Encrypt(tw, x); err != nil {
 				return "", fmt.Errorf("template: FF1: %w", err)
 			}
-			n, ok := parseDecimal(x)
-			if !ok || n >= size {
+			n, ok := parseDecimal128(x)
+			if !ok || !n.less(size) {
 				continue
 			}
-			p.split64(n, out)
+			for i := len(out) - 1; i >= 0; i-- {
+				var r uint64
+				n, r = n.divMod(uint64(p.radix[i]))
+				out[i] = int(r)
+			}
 			if p.try(out) {
 				return string(p.tok), nil
 			}
@@ -480,7 +507,7 @@ func (p *plan) walk64(size uint64, k Keys, attempt int) (string, error) {
 	return "", errNoCandidate
 }
 
-// walkBig is walk64 with math/big, for larger domains.
+// walkBig is walk128 with math/big, for larger domains.
 func (p *plan) walkBig(size *big.Int, k Keys, attempt int) (string, error) {
 	digits := len(new(big.Int).Sub(size, big.NewInt(1)).String())
 	f, err := k.FF1(digitChars, digits)
@@ -510,32 +537,79 @@ func (p *plan) walkBig(size *big.Int, k Keys, attempt int) (string, error) {
 	return "", errNoCandidate
 }
 
-// decimalLen returns the number of decimal digits of n (1 for 0).
-func decimalLen(n uint64) int {
-	l := 1
-	for n >= 10 {
-		n /= 10
-		l++
-	}
-	return l
+// u128 is an unsigned 128-bit integer, for mixed-radix domains too large for a uint64.
+type u128 struct{ hi, lo uint64 }
+
+// mulAdd returns n*m + a, and whether it fits in 128 bits.
+func (n u128) mulAdd(m, a uint64) (u128, bool) {
+	h1, lo := bits.Mul64(n.lo, m)
+	h2, l2 := bits.Mul64(n.hi, m)
+	hi, c1 := bits.Add64(l2, h1, 0)
+	lo, c2 := bits.Add64(lo, a, 0)
+	hi, c3 := bits.Add64(hi, 0, c2)
+	return u128{hi, lo}, h2|c1|c3 == 0
 }
 
-// parseDecimal parses the decimal digits s; ok is false when s has another byte or the
-// number does not fit in a uint64.
-func parseDecimal(s string) (n uint64, ok bool) {
+// divMod returns n/d and n%d, for d > 0.
+func (n u128) divMod(d uint64) (u128, uint64) {
+	if n.hi == 0 {
+		return u128{0, n.lo / d}, n.lo % d
+	}
+	qhi, r := bits.Div64(0, n.hi, d)
+	qlo, r := bits.Div64(r, n.lo, d)
+	return u128{qhi, qlo}, r
+}
+
+func (n u128) less(m u128) bool { return n.hi < m.hi || n.hi == m.hi && n.lo < m.lo }
+
+// sub1 returns n-1, for n > 0.
+func (n u128) sub1() u128 {
+	lo, b := bits.Sub64(n.lo, 1, 0)
+	return u128{n.hi - b, lo}
+}
+
+// appendDecimal appends the decimal digits of n.
+func (n u128) appendDecimal(b []byte) []byte {
+	if n.hi == 0 {
+		return strconv.AppendUint(b, n.lo, 10)
+	}
+	const e19 = 10_000_000_000_000_000_000
+	q, r := n.divMod(e19)
+	b = q.appendDecimal(b)
+	var d [19]byte
+	s := strconv.AppendUint(d[:0], r, 10)
+	for range len(d) - len(s) {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// parseDecimal128 parses the decimal digits s; ok is false when s has another byte or the
+// number does not fit in 128 bits.
+func parseDecimal128(s string) (n u128, ok bool) {
 	for i := 0; i < len(s); i++ {
 		d := uint64(s[i] - '0')
 		if d > 9 {
-			return 0, false
+			return u128{}, false
 		}
-		hi, lo := bits.Mul64(n, 10)
-		var carry uint64
-		n, carry = bits.Add64(lo, d, 0)
-		if hi|carry != 0 {
-			return 0, false
+		if n, ok = n.mulAdd(10, d); !ok {
+			return u128{}, false
 		}
 	}
 	return n, true
+}
+
+// size128 returns the number of symbol vectors of the domain, and whether it is below
+// 2^128.
+func (p *plan) size128() (u128, bool) {
+	s := u128{0, 1}
+	for _, r := range p.radix {
+		var ok bool
+		if s, ok = s.mulAdd(uint64(r), 0); !ok {
+			return u128{}, false
+		}
+	}
+	return s, true
 }
 
 func pad(s string, n int) string {

@@ -279,7 +279,7 @@ func sameFormat(t Template, value, token string) error {
 		}
 		cc := 0
 		if d.Base == "phone" && value[0] == '+' {
-			_, cc, _ = t.(*phoneT).parse(value)
+			_, cc, _ = t.(*phoneT).parse(value, nil)
 		}
 		if err := kept(digits[:cc+d.KeepPrefix]); err != nil {
 			return err

@@ -62,6 +62,7 @@ func goldenTemplates(t testing.TB) map[string]Template {
 		{Name: "digits_long", Base: "digits", MinLength: 20, MaxLength: 64, KeepPrefix: 1},
 		{Name: "alnum_ref", Base: "alnum", Alphabet: "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", KeepPrefix: 2, MinLength: 6},
 		{Name: "alnum_short", Base: "alnum", MinLength: 4, MaxLength: 8, KeepSuffix: 1},
+		{Name: "alnum_mid", Base: "alnum", MinLength: 12, MaxLength: 26}, // 64- and 128-bit domains
 		{Name: "alnum_rnd", Base: "alnum", Mode: Random},
 		{Name: "opaque_rnd", Base: "opaque", Mode: Random},
 	} {
@@ -138,7 +139,7 @@ func TestGolden(t *testing.T) {
 		b.WriteString("# template\tvalue\tcheck\tfreespaceof\tmask\tcandidates for attempts 0 1 2 7 100 (see golden_test.go)\n")
 		for _, n := range names {
 			count := 40
-			if _, ok := Builtin(n); !ok {
+			if _, ok := Builtin(n); !ok && n != "alnum_mid" {
 				count = 15
 			}
 			for _, v := range goldenValues(tms[n], count) {
@@ -191,5 +192,60 @@ func TestGolden(t *testing.T) {
 	}
 	if lines < 500 {
 		t.Fatalf("only %d golden lines", lines)
+	}
+}
+
+// enginePath names the way Candidate derives the candidates of a valid value.
+func enginePath(tm Template, value string) string {
+	pl := tm.(planner)
+	p := getPlan(pl, false)
+	defer p.release()
+	if err := pl.plan(p, value); err != nil {
+		return "invalid"
+	}
+	size, fits := p.size64()
+	if tm.Mode() == Random || fits && size < ff1MinDomain {
+		if fits {
+			return "draw64"
+		}
+		return "drawBig"
+	}
+	switch _, fits128 := p.size128(); {
+	case p.alpha != "" && fits:
+		return "alpha64"
+	case p.alpha != "":
+		return "alphaBig"
+	case fits:
+		return "mixed64"
+	case fits128:
+		return "mixed128"
+	}
+	return "mixedBig"
+}
+
+// TestGoldenCoversPaths checks that the golden file exercises every path of the engine.
+func TestGoldenCoversPaths(t *testing.T) {
+	tms := goldenTemplates(t)
+	blob, err := os.ReadFile(filepath.FromSlash(goldenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(blob)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.SplitN(line, "\t", 3)
+		v, err := strconv.Unquote(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[enginePath(tms[f[0]], v)]++
+	}
+	t.Logf("golden values per path: %v", count)
+	for _, path := range []string{"draw64", "drawBig", "alpha64", "alphaBig", "mixed64", "mixed128", "mixedBig"} {
+		if count[path] < 10 {
+			t.Errorf("golden file has %d values on path %s, want at least 10", count[path], path)
+		}
 	}
 }

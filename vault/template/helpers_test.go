@@ -59,3 +59,15 @@ func mustBuiltin(name string) Template {
 	}
 	return t
 }
+
+// usesFF1 reports whether the free space of value (valid for tm) holds at least 10^6
+// symbol vectors, so that deterministic candidates come from FF1.
+func usesFF1(tm Template, value string) bool {
+	pl := tm.(planner)
+	p := getPlan(pl, false)
+	defer p.release()
+	if err := pl.plan(p, value); err != nil {
+		panic(err)
+	}
+	return p.usesFF1()
+}

@@ -23,8 +23,9 @@ var ibanLengths = map[string]int{
 	"TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
 
-// parse returns the compact form (no spaces) and the offsets in value of its characters.
-func (t *ibanT) parse(value string) (compact []byte, offs []int, err error) {
+// parse appends the compact form (no spaces) to compact and the offsets in value of its
+// characters to offs, and returns them.
+func (t *ibanT) parse(value string, compact []byte, offs []int) ([]byte, []int, error) {
 	if err := t.pre(value, 64); err != nil {
 		return nil, nil, err
 	}
@@ -83,42 +84,48 @@ func mod97(iban []byte) int {
 	return r
 }
 
-func (t *ibanT) plan(value string) (*plan, error) {
-	compact, offs, err := t.parse(value)
+func (t *ibanT) plan(p *plan, value string) error {
+	compact, offs, err := t.parse(value, p.chars[:0], p.offs[:0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.chars, p.offs = compact, offs
+	p.startSlots(value)
 	for k := 4 + t.def.KeepPrefix; k < len(compact)-t.def.KeepSuffix; k++ {
 		i, c := offs[k], compact[k]
 		if isDigit(c) {
-			s.add(i, digitChars, c)
+			p.add(i, digitChars, c)
 		} else {
-			s.add(i, upperChars, c)
+			p.add(i, upperChars, c)
 		}
 	}
-	// The check digits are derived, not kept: zero them in the tweak context.
-	s.buf[offs[2]], s.buf[offs[3]] = '0', '0'
-	p := s.plan(nil, 0)
-	render := p.render
-	p.render = func(out []int) string {
-		tok := []byte(render(out))
-		c := make([]byte, 0, len(compact))
-		for _, i := range offs {
-			c = append(c, tok[i])
-		}
-		c[2], c[3] = '0', '0'
-		cd := 98 - mod97(c)
-		tok[offs[2]], tok[offs[3]] = byte('0'+cd/10), byte('0'+cd%10)
-		return string(tok)
+	if !p.light {
+		// The check digits are derived, not kept: zero them in the tweak context.
+		p.buf[offs[2]], p.buf[offs[3]] = '0', '0'
 	}
-	return p, nil
+	p.finishSlots(0)
+	return nil
+}
+
+// render writes the slots token with freshly computed check digits.
+func (t *ibanT) render(p *plan, out []int) {
+	p.renderSlots(out)
+	tok, offs := p.tok, p.offs
+	c := p.chars[:0]
+	for _, i := range offs {
+		c = append(c, tok[i])
+	}
+	c[2], c[3] = '0', '0'
+	cd := 98 - mod97(c)
+	tok[offs[2]], tok[offs[3]] = byte('0'+cd/10), byte('0'+cd%10)
 }
 
 // Mask keeps the country, the spaces, the kept prefix and the last four characters (or
 // the kept suffix): "DE** **** **** **** **30 00".
 func (t *ibanT) Mask(value string) string {
-	compact, offs, err := t.parse(value)
+	var cbuf [64]byte
+	var obuf [64]int
+	compact, offs, err := t.parse(value, cbuf[:0], obuf[:0])
 	if err != nil {
 		return "****"
 	}

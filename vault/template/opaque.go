@@ -2,8 +2,9 @@ package template
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"math"
-	"math/big"
+	"math/bits"
 )
 
 // opaqueT accepts any non-empty valid UTF-8 up to 64 KiB. Its tokens are "tok_" followed by
@@ -24,25 +25,55 @@ func (t *opaqueT) parse(value string) error {
 	return t.pre(value, maxOpaque)
 }
 
-func (t *opaqueT) plan(value string) (*plan, error) {
+// log10Opaque is log10 of 62^22, summed as the domain does.
+var log10Opaque = func() float64 {
+	s := 0.0
+	for range opaqueChars {
+		s += log10Radix(len(base62Chars))
+	}
+	return s
+}()
+
+func (t *opaqueT) plan(p *plan, value string) error {
 	if err := t.parse(value); err != nil {
-		return nil, err
+		return err
 	}
-	d := domain{radix: make([]int, opaqueChars), alpha: base62Chars}
-	for i := range d.radix {
-		d.radix[i] = len(base62Chars)
+	p.log10 = log10Opaque
+	if p.light {
+		return nil
 	}
-	h := sha256.Sum256([]byte(value))
-	in := d.split(new(big.Int).SetBytes(h[:16]))
-	render := func(out []int) string {
-		b := make([]byte, 0, len(opaquePrefix)+opaqueChars)
-		b = append(b, opaquePrefix...)
-		for _, s := range out {
-			b = append(b, base62Chars[s])
-		}
-		return string(b)
+	// The symbols: the first 128 bits of SHA-256(value), in base 62 (most significant
+	// first; 62^22 > 2^128).
+	var h [sha256.Size]byte
+	if len(value) <= maxPooled {
+		p.buf = append(p.buf[:0], value...) // pooled, cleared on release: no allocation
+		h = sha256.Sum256(p.buf)
+	} else {
+		h = sha256.Sum256([]byte(value))
 	}
-	return &plan{dom: d, in: in, render: render, log10: d.log10()}, nil
+	hi, lo := binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])
+	in, radix := p.in[:0], p.radix[:0]
+	for range opaqueChars {
+		in = append(in, 0)
+		radix = append(radix, len(base62Chars))
+	}
+	for i := opaqueChars - 1; i >= 0; i-- {
+		var r uint64
+		hi, r = bits.Div64(0, hi, uint64(len(base62Chars)))
+		lo, r = bits.Div64(r, lo, uint64(len(base62Chars)))
+		in[i] = int(r)
+	}
+	p.in, p.radix, p.alpha = in, radix, base62Chars
+	return nil
+}
+
+// render writes "tok_" and the base62 characters of out.
+func (t *opaqueT) render(p *plan, out []int) {
+	tok := append(p.tok[:0], opaquePrefix...)
+	for _, s := range out {
+		tok = append(tok, base62Chars[s])
+	}
+	p.tok = tok
 }
 
 // Mask reveals nothing: "****".

@@ -9,7 +9,8 @@ import (
 // grouped by single spaces or single dashes (one kind per value), kept in place.
 type panT struct{ common }
 
-func (t *panT) parse(value string) (digits []int, err error) {
+// parse checks value and appends the byte offsets of its digits to digits.
+func (t *panT) parse(value string, digits []int) ([]int, error) {
 	if err := t.pre(value, 64); err != nil {
 		return nil, err
 	}
@@ -40,32 +41,45 @@ func (t *panT) parse(value string) (digits []int, err error) {
 	return digits, nil
 }
 
-func (t *panT) plan(value string) (*plan, error) {
-	digits, err := t.parse(value)
+// log10Luhn90 is log10 of the share of numbers that fail the Luhn check.
+var log10Luhn90 = math.Log10(0.9)
+
+func (t *panT) plan(p *plan, value string) error {
+	digits, err := t.parse(value, p.offs[:0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.offs = digits
+	p.startSlots(value)
 	for _, i := range digits[t.def.KeepPrefix : len(digits)-t.def.KeepSuffix] {
-		s.add(i, digitChars, value[i])
+		p.add(i, digitChars, value[i])
 	}
-	var accept func(string) bool
 	extra := 0.0
 	switch t.def.Luhn {
 	case LuhnInvalid:
-		accept = func(tok string) bool { return !luhnValid(tok) }
-		extra = math.Log10(0.9)
+		extra = log10Luhn90
 	case LuhnValid:
-		accept = luhnValid
 		extra = -1
 	}
-	return s.plan(accept, extra), nil
+	p.finishSlots(extra)
+	return nil
+}
+
+func (t *panT) accept(p *plan) bool {
+	switch t.def.Luhn {
+	case LuhnInvalid:
+		return !luhnValid(p.tok)
+	case LuhnValid:
+		return luhnValid(p.tok)
+	}
+	return true
 }
 
 // Mask keeps the separators, the kept prefix and the last four digits (the kept suffix,
 // if longer; at most half of the free digits more than the token): "**** **** **** 1111".
 func (t *panT) Mask(value string) string {
-	digits, err := t.parse(value)
+	var buf [64]int
+	digits, err := t.parse(value, buf[:0])
 	if err != nil {
 		return "****"
 	}
@@ -95,7 +109,7 @@ func (t *panT) FreeSpace(length int) (float64, bool) {
 }
 
 // luhnValid reports whether the digits of s (other bytes skipped) pass the Luhn check.
-func luhnValid(s string) bool {
+func luhnValid[S ~string | ~[]byte](s S) bool {
 	sum, double := 0, false
 	for i := len(s) - 1; i >= 0; i-- {
 		c := s[i]

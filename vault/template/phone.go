@@ -30,9 +30,9 @@ func countryCodeLen(d0, d1 byte) int {
 	return 3
 }
 
-// parse returns the byte offsets of the digits and the country code length (0 for a
-// national number).
-func (t *phoneT) parse(value string) (digits []int, cc int, err error) {
+// parse appends the byte offsets of the digits to digits and returns them with the country
+// code length (0 for a national number).
+func (t *phoneT) parse(value string, digits []int) (_ []int, cc int, err error) {
 	if err := t.pre(value, 32); err != nil {
 		return nil, 0, err
 	}
@@ -95,25 +95,28 @@ func (t *phoneT) parse(value string) (digits []int, cc int, err error) {
 	return digits, cc, nil
 }
 
-func (t *phoneT) plan(value string) (*plan, error) {
-	digits, cc, err := t.parse(value)
+func (t *phoneT) plan(p *plan, value string) error {
+	digits, cc, err := t.parse(value, p.offs[:0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.offs = digits
+	p.startSlots(value)
 	lo, hi := cc+t.def.KeepPrefix, len(digits)-t.def.KeepSuffix
 	if lo < hi {
 		for _, i := range digits[lo:hi] {
-			s.add(i, digitChars, value[i])
+			p.add(i, digitChars, value[i])
 		}
 	}
-	return s.plan(nil, 0), nil
+	p.finishSlots(0)
+	return nil
 }
 
 // Mask keeps the +, the country code, the punctuation, the kept prefix and the last two
 // digits (the kept suffix, if longer): "+1 (***) ***-**23".
 func (t *phoneT) Mask(value string) string {
-	digits, cc, err := t.parse(value)
+	var buf [32]int
+	digits, cc, err := t.parse(value, buf[:0])
 	if err != nil {
 		return "****"
 	}

@@ -7,7 +7,8 @@ import "math"
 // rules: area not 000, 666 or 900-999, group not 00, serial not 0000.
 type ssnT struct{ common }
 
-func (t *ssnT) parse(value string) (digits []int, err error) {
+// parse checks value and appends the byte offsets of its digits to digits.
+func (t *ssnT) parse(value string, digits []int) ([]int, error) {
 	if err := t.pre(value, 11); err != nil {
 		return nil, err
 	}
@@ -43,38 +44,44 @@ func (t *ssnT) fields() (area, group, serial bool) {
 	return t.def.KeepPrefix == 0, t.def.KeepPrefix <= 3, t.def.KeepSuffix == 0
 }
 
-func (t *ssnT) plan(value string) (*plan, error) {
-	digits, err := t.parse(value)
+func (t *ssnT) plan(p *plan, value string) error {
+	digits, err := t.parse(value, p.offs[:0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := newSlots(value)
+	p.offs = digits
+	p.startSlots(value)
 	for _, i := range digits[t.def.KeepPrefix : 9-t.def.KeepSuffix] {
-		s.add(i, digitChars, value[i])
+		p.add(i, digitChars, value[i])
+	}
+	p.finishSlots(0)
+	p.log10, _ = t.FreeSpace(9)
+	return nil
+}
+
+// accept checks the SSA's issuing rules on the free fields of the token.
+func (t *ssnT) accept(p *plan) bool {
+	var d [9]int
+	n := 0
+	for _, c := range p.tok {
+		if isDigit(c) && n < len(d) {
+			d[n] = int(c - '0')
+			n++
+		}
 	}
 	areaFree, groupFree, serialFree := t.fields()
-	accept := func(tok string) bool {
-		d := make([]int, 0, 9)
-		for i := 0; i < len(tok); i++ {
-			if isDigit(tok[i]) {
-				d = append(d, int(tok[i]-'0'))
-			}
-		}
-		area := d[0]*100 + d[1]*10 + d[2]
-		group := d[3]*10 + d[4]
-		serial := d[5]*1000 + d[6]*100 + d[7]*10 + d[8]
-		return (!areaFree || area != 0 && area != 666 && area < 900) &&
-			(!groupFree || group != 0) && (!serialFree || serial != 0)
-	}
-	p := s.plan(accept, 0)
-	p.log10, _ = t.FreeSpace(9)
-	return p, nil
+	area := d[0]*100 + d[1]*10 + d[2]
+	group := d[3]*10 + d[4]
+	serial := d[5]*1000 + d[6]*100 + d[7]*10 + d[8]
+	return (!areaFree || area != 0 && area != 666 && area < 900) &&
+		(!groupFree || group != 0) && (!serialFree || serial != 0)
 }
 
 // Mask shows the kept prefix and the last four digits (at most half of the free digits
 // more than the token): "***-**-6789", "123-45-**89" with KeepPrefix 5.
 func (t *ssnT) Mask(value string) string {
-	digits, err := t.parse(value)
+	var buf [9]int
+	digits, err := t.parse(value, buf[:0])
 	if err != nil {
 		return "****"
 	}

@@ -413,15 +413,15 @@ type common struct {
 
 func (c *common) core() *common { return c }
 
-// planner is implemented by every concrete template: it validates value and returns its plan.
-type planner interface {
-	plan(value string) (*plan, error)
-}
-
 // Check validates value.
 func (c *common) Check(value string) error {
-	_, err := c.self.plan(value)
-	return err
+	p := getPlan(c.self, true)
+	if err := c.self.plan(p, value); err != nil {
+		p.releaseFailed()
+		return err
+	}
+	p.release()
+	return nil
 }
 
 // Candidate returns candidate number attempt for value.
@@ -429,11 +429,13 @@ func (c *common) Candidate(k Keys, value string, attempt int, rnd io.Reader) (st
 	if attempt < 0 {
 		return "", fmt.Errorf("template %s: negative attempt", c.def.Name)
 	}
-	p, err := c.self.plan(value)
-	if err != nil {
+	p := getPlan(c.self, false)
+	if err := c.self.plan(p, value); err != nil {
+		p.releaseFailed()
 		return "", err
 	}
 	tok, err := p.generate(c.def.Mode, k, attempt, rnd)
+	p.release()
 	if err != nil {
 		return "", fmt.Errorf("template %s: %w", c.def.Name, err)
 	}
@@ -442,11 +444,14 @@ func (c *common) Candidate(k Keys, value string, attempt int, rnd io.Reader) (st
 
 // FreeSpaceOf returns log10 of the number of tokens Candidate can produce for value.
 func (c *common) FreeSpaceOf(value string) (float64, error) {
-	p, err := c.self.plan(value)
-	if err != nil {
+	p := getPlan(c.self, true)
+	if err := c.self.plan(p, value); err != nil {
+		p.releaseFailed()
 		return 0, err
 	}
-	return p.log10, nil
+	log10 := p.log10
+	p.release()
+	return log10, nil
 }
 
 func (c *common) Name() string           { return c.def.Name }
