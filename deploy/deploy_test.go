@@ -1,17 +1,23 @@
 // Package deploy_test checks the deployment files under deploy/: every YAML file parses, the
 // Kubernetes StatefulSet keeps its single-writer and hardening settings, the tokenvault config
 // files use only real serve flags (and TLS wherever serve requires it), the Dockerfile matches
-// the module, and systemd accepts the unit.
+// the module, systemd accepts the unit, and the monitoring files (Prometheus rules, Grafana
+// dashboard) query only metrics and labels that a running server really exports.
 package deploy_test
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -20,8 +26,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 // serveFlags are the flags of "tokenvault serve" (from "tokenvault serve --help"), the only
@@ -29,7 +41,8 @@ import (
 // rejected by serve as unknown settings.
 var serveFlags = []string{
 	"data", "dev", "dev-root-token", "grpc-addr", "http-addr", "vendor-addr",
-	"kek-file", "kek-uri", "log-level", "rotate-after",
+	"kek-file", "kek-uri", "log-level", "rotate-after", "erasure-log", "audit-retention",
+	"alert-webhook-url", "alert-webhook-secret", "alert-vendor-rate", "alert-grant-rate", "alert-denials",
 	"tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca",
 }
 
@@ -293,8 +306,12 @@ func TestStatefulSet(t *testing.T) {
 			t.Errorf("tokenvault container: %s probe must be an httpGet", name)
 			continue
 		}
-		if p.HTTPGet.Path != "/healthz" {
-			t.Errorf("%s probe path = %q, want /healthz", name, p.HTTPGet.Path)
+		want := "/livez" // a sealed vault must not be restarted
+		if name == "readiness" {
+			want = "/healthz" // ...but must leave the Services
+		}
+		if p.HTTPGet.Path != want {
+			t.Errorf("%s probe path = %q, want %s", name, p.HTTPGet.Path, want)
 		}
 		if port := fmt.Sprint(p.HTTPGet.Port); port != "http" && port != fmt.Sprint(httpPort) {
 			t.Errorf("%s probe port = %v, want the internal HTTP port (http, %d)", name, p.HTTPGet.Port, httpPort)
@@ -574,4 +591,475 @@ func TestSystemdUnit(t *testing.T) {
 	} else if len(out) > 0 {
 		t.Logf("systemd-analyze verify (messages about other units):\n%s", out)
 	}
+}
+
+// Monitoring: deploy/monitoring/prometheus-rules.yaml (with its promtool unit tests in
+// prometheus-rules.test.yaml) and deploy/monitoring/grafana-dashboard.json.
+
+var (
+	rulesFile     = filepath.Join("monitoring", "prometheus-rules.yaml")
+	rulesTestFile = filepath.Join("monitoring", "prometheus-rules.test.yaml")
+	dashboardFile = filepath.Join("monitoring", "grafana-dashboard.json")
+)
+
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string      `yaml:"name"`
+		Rules []alertRule `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+func readRules(t *testing.T) ruleFile {
+	t.Helper()
+	b, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf ruleFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rf); err != nil {
+		t.Fatalf("%s: %v", rulesFile, err)
+	}
+	if len(rf.Groups) == 0 {
+		t.Fatalf("%s: no groups", rulesFile)
+	}
+	return rf
+}
+
+// dashboard is the part of a Grafana dashboard the checks read.
+type dashboard struct {
+	Title         string  `json:"title"`
+	UID           string  `json:"uid"`
+	SchemaVersion int     `json:"schemaVersion"`
+	Panels        []panel `json:"panels"`
+	Templating    struct {
+		List []struct {
+			Name       string          `json:"name"`
+			Type       string          `json:"type"`
+			Query      json.RawMessage `json:"query"`
+			Definition string          `json:"definition"`
+			Datasource *datasourceRef  `json:"datasource"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type datasourceRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type panel struct {
+	ID         int                      `json:"id"`
+	Type       string                   `json:"type"`
+	Title      string                   `json:"title"`
+	Datasource *datasourceRef           `json:"datasource"`
+	GridPos    struct{ X, Y, W, H int } `json:"gridPos"`
+	Targets    []struct {
+		Expr       string         `json:"expr"`
+		RefID      string         `json:"refId"`
+		Datasource *datasourceRef `json:"datasource"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"` // a collapsed row's panels
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return d
+}
+
+func allPanels(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, allPanels(p.Panels)...)
+	}
+	return out
+}
+
+// headingAnchors returns the GitHub anchors of a Markdown file's headings.
+func headingAnchors(t *testing.T, p string) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	inCode := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var a strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				a.WriteRune('-')
+			case r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9'):
+				a.WriteRune(r)
+			}
+		}
+		anchors[a.String()] = true
+	}
+	return anchors
+}
+
+func TestPrometheusRules(t *testing.T) {
+	rf := readRules(t)
+	seen := map[string]bool{}
+	for _, g := range rf.Groups {
+		if g.Name == "" || len(g.Rules) == 0 {
+			t.Errorf("%s: group %q: a name and rules are required", rulesFile, g.Name)
+		}
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Record != "" {
+				t.Errorf("%s: group %s: only alerting rules are expected (alert %q, record %q)", rulesFile, g.Name, r.Alert, r.Record)
+				continue
+			}
+			if seen[r.Alert] {
+				t.Errorf("%s: alert %s defined twice", rulesFile, r.Alert)
+			}
+			seen[r.Alert] = true
+			if strings.TrimSpace(r.Expr) == "" {
+				t.Errorf("%s: %s: no expr", rulesFile, r.Alert)
+			}
+			if sev := r.Labels["severity"]; sev != "critical" && sev != "warning" && sev != "info" {
+				t.Errorf("%s: %s: labels.severity = %q, want critical, warning or info", rulesFile, r.Alert, sev)
+			}
+			for _, a := range []string{"summary", "description", "runbook"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: %s: annotations.%s is missing", rulesFile, r.Alert, a)
+				}
+			}
+			// The runbook is a page of docs/ (and a heading in it), named in the description too.
+			rb := r.Annotations["runbook"]
+			page, anchor, _ := strings.Cut(rb, "#")
+			if !strings.HasPrefix(page, "docs/") || !strings.HasSuffix(page, ".md") {
+				t.Errorf("%s: %s: runbook %q is not a page under docs/", rulesFile, r.Alert, rb)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("..", page)); err != nil {
+				t.Errorf("%s: %s: runbook: %v", rulesFile, r.Alert, err)
+				continue
+			}
+			if anchor != "" && !headingAnchors(t, filepath.Join("..", page))[anchor] {
+				t.Errorf("%s: %s: runbook %s: no heading with anchor #%s", rulesFile, r.Alert, page, anchor)
+			}
+			if !strings.Contains(r.Annotations["description"], page) {
+				t.Errorf("%s: %s: the description should name the runbook page %s", rulesFile, r.Alert, page)
+			}
+		}
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install prometheus): not checking the rules with it")
+	}
+	if out, err := exec.Command(promtool, "check", "rules", rulesFile).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules %s: %v\n%s", rulesFile, err, out)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", rulesTestFile).CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules %s: %v\n%s", rulesTestFile, err, out)
+	}
+}
+
+func TestGrafanaDashboard(t *testing.T) {
+	d := readDashboard(t)
+	if d.Title == "" || d.UID == "" {
+		t.Error("the dashboard needs a title and a uid")
+	}
+	if d.SchemaVersion < 36 {
+		t.Errorf("schemaVersion = %d, want 36 or later (datasource references by uid)", d.SchemaVersion)
+	}
+	dsVar := ""
+	for _, v := range d.Templating.List {
+		if v.Type == "datasource" && string(v.Query) == `"prometheus"` {
+			dsVar = "${" + v.Name + "}"
+		}
+	}
+	if dsVar == "" {
+		t.Fatal("no Prometheus datasource variable (templating: type datasource, query prometheus)")
+	}
+	ids := map[int]bool{}
+	for _, p := range allPanels(d.Panels) {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("panel %q: bad gridPos %+v", p.Title, p.GridPos)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no queries", p.Title)
+		}
+		refs := map[string]bool{}
+		for _, tg := range p.Targets {
+			if strings.TrimSpace(tg.Expr) == "" {
+				t.Errorf("panel %q: a query without expr", p.Title)
+			}
+			if refs[tg.RefID] {
+				t.Errorf("panel %q: refId %q used twice", p.Title, tg.RefID)
+			}
+			refs[tg.RefID] = true
+			ds := cmp.Or(tg.Datasource, p.Datasource)
+			if ds == nil || ds.UID != dsVar {
+				t.Errorf("panel %q: query %s must use the datasource variable %s", p.Title, tg.RefID, dsVar)
+			}
+		}
+	}
+}
+
+// monitoringExprs returns every PromQL expression of the rules and the dashboard (panel
+// queries and query variables), keyed by where it comes from.
+func monitoringExprs(t *testing.T) map[string]string {
+	t.Helper()
+	exprs := map[string]string{}
+	for _, g := range readRules(t).Groups {
+		for _, r := range g.Rules {
+			exprs[rulesFile+": "+r.Alert] = r.Expr
+		}
+	}
+	d := readDashboard(t)
+	for _, p := range allPanels(d.Panels) {
+		for _, tg := range p.Targets {
+			exprs[fmt.Sprintf("%s: panel %q query %s", dashboardFile, p.Title, tg.RefID)] = tg.Expr
+		}
+	}
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		var q struct {
+			Query string `json:"query"`
+		}
+		if json.Unmarshal(v.Query, &q) != nil {
+			_ = json.Unmarshal(v.Query, &q.Query) // the older form: a bare string
+		}
+		exprs[fmt.Sprintf("%s: variable %s", dashboardFile, v.Name)] = q.Query + " " + v.Definition
+	}
+	return exprs
+}
+
+var (
+	// The server's own metrics, and the Go runtime and process metrics it also exports.
+	metricNameRE = regexp.MustCompile(`\b(?:tokenvault|process|go)_[a-z0-9_]+`)
+	// Label names in grouping and matching clauses (by, without, on, ignoring, group_*) and in
+	// selectors' matchers.
+	groupingRE = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)`)
+	selectorRE = regexp.MustCompile(`\{([^{}]*)\}`)
+	matcherRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
+)
+
+// targetLabels are added by Prometheus at scrape time (or belong to histogram buckets).
+var targetLabels = []string{"instance", "job", "le"}
+
+// scrapeMetrics reads a /metrics page: every sample name, with the label names it carries.
+func scrapeMetrics(t *testing.T, url string) map[string]map[string]bool {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	names := map[string]map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		end := strings.IndexAny(line, "{ ")
+		if end <= 0 {
+			continue
+		}
+		name := line[:end]
+		if names[name] == nil {
+			names[name] = map[string]bool{}
+		}
+		if line[end] == '{' {
+			for _, m := range regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`).FindAllStringSubmatch(line[end:], -1) {
+				names[name][m[1]] = true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// startServer runs a real server (bbolt store, local KEK) on loopback ports, as serve does.
+func startServer(t *testing.T) server.Addrs {
+	t.Helper()
+	dir := t.TempDir()
+	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "tokenvault.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ctx := context.Background()
+	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetRootSecret(ctx, monitoringRoot); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		VendorAddr: "127.0.0.1:0", Logger: log, CheckpointInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(rctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start in 10s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+		if err := st.Close(); err != nil {
+			t.Errorf("closing store: %v", err)
+		}
+	})
+	return srv.Addrs()
+}
+
+const monitoringRoot = "deploy-test-root-secret-0123456789"
+
+// call POSTs a JSON body and decodes the JSON answer into out.
+func call(t *testing.T, url, secret, body string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s: %s", url, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("POST %s: %v: %s", url, err, b)
+		}
+	}
+}
+
+// TestMonitoringMetricsExist runs a server, makes the calls that create every metric vector
+// (a tokenize, a vendor reveal, a canary alert) and checks that each metric and label the
+// rules and the dashboard query is on its /metrics page.
+func TestMonitoringMetricsExist(t *testing.T) {
+	addrs := startServer(t)
+	internal, vendor := "http://"+addrs.HTTP, "http://"+addrs.Vendor
+
+	call(t, internal+"/v1/tokens:tokenize", monitoringRoot,
+		`{"items":[{"value":"4111111111111111","template":"pan","domain":"acme"}]}`, nil)
+	var cred struct {
+		Secret string `json:"secret"`
+	}
+	call(t, internal+"/v1/credentials", monitoringRoot, `{"name":"acme-api","role":"vendor","vendor":"acme"}`, &cred)
+	call(t, internal+"/v1/grants", monitoringRoot,
+		`{"grant":{"vendor":"acme","domains":["acme"],"templates":["pan"],"reveal":"REVEAL_MASKED","purpose":"refunds"},"ttl":"3600s"}`, nil)
+	var canary struct {
+		Token string `json:"token"`
+	}
+	call(t, internal+"/v1/canaries", monitoringRoot, `{"domain":"acme","template":"pan","value":"4000000000000002","label":"deploy test"}`, &canary)
+	// One vendor call: a reveal (the canary, which also fires the canary alert) and a denial.
+	var res struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	call(t, vendor+"/v1/tokens:detokenize", cred.Secret,
+		`{"items":[{"token":"`+canary.Token+`","domain":"acme"},{"token":"0000000000000000","domain":"acme"}],"purpose":"deploy test"}`, &res)
+	if len(res.Results) != 2 {
+		t.Fatalf("vendor detokenize: %d results, want 2", len(res.Results))
+	}
+
+	got := scrapeMetrics(t, internal+"/metrics")
+	exprs := monitoringExprs(t)
+	if len(exprs) == 0 {
+		t.Fatal("no expressions found in the monitoring files")
+	}
+	used := 0
+	for where, expr := range exprs {
+		names := slices.Compact(slices.Sorted(slices.Values(metricNameRE.FindAllString(expr, -1))))
+		if len(names) == 0 {
+			t.Errorf("%s: the expression names no tokenvault metric: %s", where, expr)
+		}
+		labels := map[string]bool{}
+		for _, n := range names {
+			used++
+			if got[n] == nil {
+				t.Errorf("%s: metric %s is not exported by the server", where, n)
+				continue
+			}
+			for l := range got[n] {
+				labels[l] = true
+			}
+		}
+		var want []string
+		for _, m := range groupingRE.FindAllStringSubmatch(expr, -1) {
+			for _, l := range strings.Split(m[1], ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					want = append(want, l)
+				}
+			}
+		}
+		for _, m := range selectorRE.FindAllStringSubmatch(expr, -1) {
+			for _, mm := range matcherRE.FindAllStringSubmatch(m[1], -1) {
+				want = append(want, mm[1])
+			}
+		}
+		for _, l := range want {
+			if !labels[l] && !slices.Contains(targetLabels, l) {
+				t.Errorf("%s: label %q is on none of the metrics %v the expression reads", where, l, names)
+			}
+		}
+	}
+	t.Logf("%d expressions, %d metric references checked against /metrics", len(exprs), used)
 }
