@@ -78,8 +78,8 @@ func log10Radix(r int) float64 {
 	return math.Log10(float64(r))
 }
 
-// planner is implemented by every concrete template. plan validates value and, unless p is
-// light, fills p with the value's plan; a light plan gets only its log10. render writes the
+// planner is implemented by every concrete template. plan validates value and fills p with
+// the value's plan; of a light plan (Check, FreeSpaceOf) only log10 is used. render writes the
 // token of the symbol vector out into p.tok; accept reports whether p.tok is an acceptable
 // token (the template's rule: Luhn, SSN fields).
 type planner interface {
@@ -288,13 +288,6 @@ func (p *plan) sizeBig() *big.Int {
 		s.Mul(s, r.SetInt64(int64(x)))
 	}
 	return s
-}
-
-// usesFF1 reports whether the value's candidates come from FF1 in deterministic mode: the
-// domain holds at least 10^6 symbol vectors.
-func (p *plan) usesFF1() bool {
-	s, ok := p.size64()
-	return !ok || s >= ff1MinDomain
 }
 
 // outBuf returns p.out resized to one symbol per free position.

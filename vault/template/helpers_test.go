@@ -69,5 +69,6 @@ func usesFF1(tm Template, value string) bool {
 	if err := pl.plan(p, value); err != nil {
 		panic(err)
 	}
-	return p.usesFF1()
+	s, ok := p.size64()
+	return !ok || s >= ff1MinDomain
 }
