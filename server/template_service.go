@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
@@ -27,6 +28,12 @@ func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTe
 		MinLength:  int(pt.GetMinLength()), MaxLength: int(pt.GetMaxLength()),
 		TokenizeDomain: pt.GetTokenizeDomain(), KeepYear: pt.GetKeepYear(),
 		MinYear: int(pt.GetMinYear()), MaxYear: int(pt.GetMaxYear()),
+	}
+	if pt.GetTtl() != nil {
+		if err := pt.GetTtl().CheckValid(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "ttl is not a valid duration")
+		}
+		def.TTL = pt.GetTtl().AsDuration()
 	}
 	switch pt.GetMode() {
 	case tvpb.TemplateMode_TEMPLATE_MODE_RANDOM:
@@ -74,6 +81,9 @@ func templateToProto(info vault.TemplateInfo) *tvpb.Template {
 		MinLength:  int32(d.MinLength), MaxLength: int32(d.MaxLength),
 		TokenizeDomain: d.TokenizeDomain, KeepYear: d.KeepYear,
 		MinYear: int32(d.MinYear), MaxYear: int32(d.MaxYear),
+	}
+	if d.TTL > 0 {
+		pt.Ttl = durationpb.New(d.TTL)
 	}
 	if d.Mode == template.Random {
 		pt.Mode = tvpb.TemplateMode_TEMPLATE_MODE_RANDOM

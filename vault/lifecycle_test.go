@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/template"
 )
 
 func rewrapAll(t *testing.T, v *Vault) {
@@ -271,6 +272,18 @@ func TestTokenTTL(t *testing.T) {
 	}
 	if n, _ := v.PurgeExpired(ctx); n != 0 {
 		t.Fatalf("second purge = %d", n)
+	}
+	// A template may set the expiry for all its tokens.
+	if _, err := v.CreateTemplate(ctx, template.Definition{Name: "session-notes", Base: "opaque", TTL: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = v.Tokenize(ctx, []TokenizeItem{{Value: "note", Template: "session-notes"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	clk.add(2*time.Hour + time.Second)
+	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); !errors.Is(got[0].Err, ErrNotFound) {
+		t.Fatalf("template TTL: %+v", got)
 	}
 }
 

@@ -126,8 +126,12 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 			results[i].Err = fmt.Errorf("%w: ttl must not be negative", ErrInvalidValue)
 			continue
 		}
-		if it.TTL > 0 {
-			p.expire = now + int64((it.TTL+time.Second-1)/time.Second)
+		ttl := it.TTL
+		if ttl == 0 {
+			ttl = t.Definition().TTL // the template's default expiry, if any
+		}
+		if ttl > 0 {
+			p.expire = now + int64((ttl+time.Second-1)/time.Second)
 		}
 		if it.Subject != "" {
 			if p.subject, err = v.subjectFingerprint(it.Subject); err != nil {

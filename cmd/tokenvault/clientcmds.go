@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	client "github.com/tokenvault/tokenvault/clients/go"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
@@ -199,6 +200,7 @@ func newTemplateCmd() *cobra.Command {
 	var t tvpb.Template
 	var mode, luhn string
 	var keepPrefix, keepSuffix int
+	var tmplTTL time.Duration
 	create := &cobra.Command{
 		Use:   "create --name N --base BUILTIN [--mode deterministic|random] [--keep-prefix N] [--keep-suffix N] [--luhn valid|invalid|any] [--alphabet CHARS]",
 		Short: "Create a custom template",
@@ -224,6 +226,9 @@ func newTemplateCmd() *cobra.Command {
 				return fmt.Errorf("--luhn must be valid, invalid or any")
 			}
 			t.KeepPrefix, t.KeepSuffix = int32(keepPrefix), int32(keepSuffix)
+			if tmplTTL > 0 {
+				t.Ttl = durationpb.New(tmplTTL)
+			}
 			c, err := cf.dial()
 			if err != nil {
 				return err
@@ -250,6 +255,7 @@ func newTemplateCmd() *cobra.Command {
 	create.Flags().BoolVar(&t.KeepYear, "keep-year", false, "base date: keep the year")
 	create.Flags().Int32Var(&t.MinYear, "min-year", 0, "base date: earliest year")
 	create.Flags().Int32Var(&t.MaxYear, "max-year", 0, "base date: latest year")
+	create.Flags().DurationVar(&tmplTTL, "ttl", 0, "tokens of this template expire this long after they are issued (e.g. 720h)")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("base")
 

@@ -84,6 +84,7 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 
 	// Rotations: acked counts those answered with a 200; unacked those cut off by the kill.
 	acked, unacked := 0, 0
+	var lastBefore keyStatusResp // the rewrap's progress just before the last SIGKILL
 	for cycle := range cycles {
 		var st loadStats
 		ld := runSubjectLoad(t, c, srv.httpAddr, seed, cycle+1, workers, log, &st)
@@ -97,6 +98,12 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 		race := rng.IntN(2) == 0
 		raceLead := time.Duration(rng.IntN(6)) * time.Millisecond
 		time.Sleep(delay)
+		before, err := getKeyStatus(c, srv.httpAddr, rootToken)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", cycle, err)
+		}
+		lastBefore = before
+		srv.assertNoErrorLogs(fmt.Sprintf("cycle %d before SIGKILL", cycle))
 		var raced chan error
 		if race {
 			raced = make(chan error, 1)
@@ -106,8 +113,6 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 			}()
 			time.Sleep(raceLead)
 		}
-		before, _ := getKeyStatus(c, srv.httpAddr, rootToken) // progress, for the log only
-		srv.assertNoErrorLogs(fmt.Sprintf("cycle %d before SIGKILL", cycle))
 		srv.kill()
 		ld.halt()
 		raceNote := ""
@@ -133,20 +138,46 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 		c = newHTTPClient()
 	}
 
-	// The rewrap must resume after the restarts and finish.
+	// The rewrap must resume after the restarts, from its stored progress, and finish.
+	if ks, err := getKeyStatus(c, srv.httpAddr, rootToken); err != nil {
+		t.Fatal(err)
+	} else if ks.RewrapTarget == lastBefore.RewrapTarget && ks.Rewrapped < lastBefore.Rewrapped {
+		t.Errorf("after the restart the rewrap of key %d reports %d records rewrapped, before the SIGKILL %d: its progress was lost", ks.RewrapTarget, ks.Rewrapped, lastBefore.Rewrapped)
+	}
 	waitBegin := time.Now()
 	var last keyStatusResp
 	var lastErr error
+	// The rewrap is stuck when it reports done with records left under old keys, or when its
+	// target is not the primary key (it then never runs again): neither changes without a new
+	// rotation. Five polls in a row, over a second, are not a status call's two reads
+	// straddling the last batch.
+	stuck := 0
 	finished := waitFor(60*time.Second, 250*time.Millisecond, func() bool {
 		last, lastErr = getKeyStatus(c, srv.httpAddr, rootToken)
-		return lastErr == nil && last.RewrapDone && last.Remaining == 0
+		if lastErr == nil && (last.RewrapDone && last.Remaining > 0 || !slices.Equal(last.primaries(), []uint32{last.RewrapTarget})) {
+			stuck++
+		} else {
+			stuck = 0
+		}
+		return lastErr == nil && (last.RewrapDone && last.Remaining == 0 || stuck >= 5)
 	})
-	if !finished {
+	all := log.snapshot()
+	switch {
+	case stuck > 0:
+		// Still check the tokens, then stop: the old keys cannot be disabled.
+		if last.RewrapDone {
+			t.Errorf("the rewrap reports done but %d record(s) stay under old keys (seed %d): %v", last.Remaining, seed, last)
+		} else {
+			t.Errorf("the rewrap is stuck: its target %d is not the primary key %v, so it never runs again; %d records stay under old keys (seed %d): %v",
+				last.RewrapTarget, last.primaries(), last.Remaining, seed, last)
+		}
+		verifyAcked(t, c, srv.httpAddr, all)
+		t.FailNow()
+	case !finished:
 		t.Fatalf("the rewrap did not finish within 60s after the last restart (seed %d): %v (last error %v)\nstderr:\n%s", seed, last, lastErr, srv.stderr)
 	}
 	t.Logf("rewrap finished %v after the last restart: %v", time.Since(waitBegin).Round(time.Millisecond), last)
 
-	all := log.snapshot()
 	verifyAcked(t, c, srv.httpAddr, all)
 	if t.Failed() {
 		t.FailNow()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/tokenvault/tokenvault/crypto/fpe"
 )
@@ -120,6 +121,10 @@ type Definition struct {
 	// tokens (default 1..9999). A narrower range keeps tokens plausible (e.g. 1900..2099).
 	MinYear int `json:"min_year,omitempty"`
 	MaxYear int `json:"max_year,omitempty"`
+
+	// TTL, when set, makes every token of this template expire this long after it is issued
+	// (an item's own TTL wins). The template itself does not use it; the vault does.
+	TTL time.Duration `json:"ttl,omitempty"`
 }
 
 // builtinOrder lists the built-in templates in documentation order.
@@ -163,6 +168,9 @@ func New(def Definition) (Template, error) {
 	}
 	if _, ok := builtins[def.Name]; ok {
 		return nil, defErr(def.Name, "name collides with builtin")
+	}
+	if def.TTL < 0 || def.TTL > 10*365*24*time.Hour {
+		return nil, defErr(def.Name, "ttl must be between 0 (no expiry) and 10 years")
 	}
 	return build(def)
 }

@@ -9,6 +9,7 @@ package tokenvaultv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -162,7 +163,10 @@ type Template struct {
 	// Base date: the earliest year accepted and used in tokens.
 	MinYear int32 `protobuf:"varint,13,opt,name=min_year,json=minYear,proto3" json:"min_year,omitempty"`
 	// Base date: the latest year accepted and used in tokens.
-	MaxYear       int32 `protobuf:"varint,14,opt,name=max_year,json=maxYear,proto3" json:"max_year,omitempty"`
+	MaxYear int32 `protobuf:"varint,14,opt,name=max_year,json=maxYear,proto3" json:"max_year,omitempty"`
+	// Tokens of this template expire this long after they are issued, unless
+	// the tokenize item sets its own ttl. Unset: no expiry.
+	Ttl           *durationpb.Duration `protobuf:"bytes,15,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,11 +299,18 @@ func (x *Template) GetMaxYear() int32 {
 	return 0
 }
 
+func (x *Template) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 var File_tokenvault_v1_template_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_template_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctokenvault/v1/template.proto\x12\rtokenvault.v1\"\xc2\x03\n" +
+	"\x1ctokenvault/v1/template.proto\x12\rtokenvault.v1\x1a\x1egoogle/protobuf/duration.proto\"\xef\x03\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04base\x18\x02 \x01(\tR\x04base\x12/\n" +
@@ -319,7 +330,8 @@ const file_tokenvault_v1_template_proto_rawDesc = "" +
 	"\x0ftokenize_domain\x18\v \x01(\bR\x0etokenizeDomain\x12\x1b\n" +
 	"\tkeep_year\x18\f \x01(\bR\bkeepYear\x12\x19\n" +
 	"\bmin_year\x18\r \x01(\x05R\aminYear\x12\x19\n" +
-	"\bmax_year\x18\x0e \x01(\x05R\amaxYear*h\n" +
+	"\bmax_year\x18\x0e \x01(\x05R\amaxYear\x12+\n" +
+	"\x03ttl\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x03ttl*h\n" +
 	"\fTemplateMode\x12\x1d\n" +
 	"\x19TEMPLATE_MODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTEMPLATE_MODE_DETERMINISTIC\x10\x01\x12\x18\n" +
@@ -345,18 +357,20 @@ func file_tokenvault_v1_template_proto_rawDescGZIP() []byte {
 var file_tokenvault_v1_template_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tokenvault_v1_template_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_tokenvault_v1_template_proto_goTypes = []any{
-	(TemplateMode)(0), // 0: tokenvault.v1.TemplateMode
-	(LuhnRule)(0),     // 1: tokenvault.v1.LuhnRule
-	(*Template)(nil),  // 2: tokenvault.v1.Template
+	(TemplateMode)(0),           // 0: tokenvault.v1.TemplateMode
+	(LuhnRule)(0),               // 1: tokenvault.v1.LuhnRule
+	(*Template)(nil),            // 2: tokenvault.v1.Template
+	(*durationpb.Duration)(nil), // 3: google.protobuf.Duration
 }
 var file_tokenvault_v1_template_proto_depIdxs = []int32{
 	0, // 0: tokenvault.v1.Template.mode:type_name -> tokenvault.v1.TemplateMode
 	1, // 1: tokenvault.v1.Template.luhn:type_name -> tokenvault.v1.LuhnRule
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 2: tokenvault.v1.Template.ttl:type_name -> google.protobuf.Duration
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_template_proto_init() }
