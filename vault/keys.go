@@ -328,7 +328,15 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	}
 	kr := v.keyring()
 	primary := kr.PrimaryKeyID()
-	if rw.Done || rw.Target != primary {
+	if rw.Target != primary {
+		if rw.Done && rw.Target == 0 {
+			return true, nil // never rotated: nothing to rewrap
+		}
+		// The recorded target is not the primary (a rotation raced a rewrap step): start over
+		// toward the current primary. Records already under it are skipped cheaply.
+		rw = rewrapState{Target: primary, Started: v.now().UTC()}
+	}
+	if rw.Done {
 		return true, nil
 	}
 	type job struct{ key, old, new []byte }
@@ -420,6 +428,12 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 				return err
 			}
 			moved++
+		}
+		// A rotation may have committed since this step read the state: never overwrite its
+		// new target with this step's old one.
+		var cur rewrapState
+		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
+			return nil
 		}
 		st := rw
 		st.Rewrapped += moved

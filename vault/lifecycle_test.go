@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -315,5 +316,41 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 	third, _ := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
 	if third[0].Token != again[0].Token {
 		t.Fatalf("token after erasure not deterministic: %q then %q", again[0].Token, third[0].Token)
+	}
+}
+
+// TestRewrapSurvivesRacingRotation: a rotation that commits between a rewrap step's read and
+// its write must not be undone, and a stale target heals itself.
+func TestRewrapSurvivesRacingRotation(t *testing.T) {
+	ctx := context.Background()
+	v, st := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	var items []TokenizeItem
+	for i := 0; i < 600; i++ {
+		items = append(items, TokenizeItem{Value: fmt.Sprintf("v-%d", i), Template: "opaque"})
+	}
+	if _, err := v.Tokenize(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.rewrapStep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := v.RotateDataKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Simulate the lost update: the stored state names the first target again.
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		b, _ := json.Marshal(rewrapState{Target: 12345, Started: time.Now()})
+		return tx.Put(bucketMeta, []byte(metaRewrap), b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rewrapAll(t, v)
+	s, _ := v.KeyStatus(ctx)
+	if s.Rewrap.Target != second || s.Rewrap.Remaining != 0 || !s.Rewrap.Done {
+		t.Fatalf("after a stale target: %+v", s.Rewrap)
 	}
 }
