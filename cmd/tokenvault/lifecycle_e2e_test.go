@@ -96,7 +96,7 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 		delay := time.Duration(rng.IntN(401)) * time.Millisecond
 		// Every other cycle on average, a second rotation races the kill.
 		race := rng.IntN(2) == 0
-		raceLead := time.Duration(rng.IntN(6)) * time.Millisecond
+		raceLead := time.Duration(rng.IntN(31)) * time.Millisecond
 		time.Sleep(delay)
 		before, err := getKeyStatus(c, srv.httpAddr, rootToken)
 		if err != nil {
