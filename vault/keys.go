@@ -55,6 +55,7 @@ type rewrapState struct {
 	Started   time.Time `json:"started"`
 	Finished  time.Time `json:"finished,omitzero"`
 	Rewrapped uint64    `json:"rewrapped"`
+	Passes    int       `json:"passes,omitempty"` // extra passes for records that landed behind the cursor
 }
 
 // KeyInfo describes one data key for keys status.
@@ -132,6 +133,8 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 	now := v.now().UTC()
 	ev := v.newEvent(ctx, "RotateDataKey")
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
+	v.sealMu.Lock() // wait for writes sealed under the old primary to commit
+	defer v.sealMu.Unlock()
 	err = v.commitKeyring(ctx, kr, func(tx store.Tx) error {
 		m := v.readKeyMeta(tx)
 		m[id] = keyMeta{Created: now}
@@ -412,6 +415,22 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	rw.Cursor = last
 	if phaseDone && !done {
 		rw.Phase, rw.Cursor = 1, nil
+	}
+	if done && rw.Passes < 2 {
+		// Before declaring victory, check that nothing is left under an old key (a record can
+		// land behind the cursor); if something is, go round again (twice at most: a record
+		// that cannot be decrypted stays where it is, and keys status shows it).
+		counts, _, err := v.countByKey(ctx)
+		if err != nil {
+			return false, err
+		}
+		for id, n := range counts {
+			if id != primary && n > 0 {
+				done, rw.Phase, rw.Cursor = false, 0, nil
+				rw.Passes++
+				break
+			}
+		}
 	}
 	var moved uint64
 	if done {

@@ -95,6 +95,8 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	results := make([]TokenizeResult, len(items))
 	work := make([]prepared, 0, len(items))
 	now := v.now().Unix()
+	v.sealMu.RLock() // from the first encryption until the commit (see Vault.sealMu)
+	defer v.sealMu.RUnlock()
 	for i, it := range items {
 		t := tmpls[i]
 		domain := it.Domain

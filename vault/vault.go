@@ -71,7 +71,12 @@ type Vault struct {
 	kr    atomic.Pointer[keyring.Keyring]
 	kek   tink.AEAD
 	keyMu sync.Mutex // serialises key operations
-	wake  chan struct{}
+	// sealMu orders writes of ciphertexts against rotations: writers that encrypt under the
+	// primary data key hold it shared from encryption until their commit; a rotation holds it
+	// exclusively while it switches the primary, so no record sealed under the old primary
+	// can commit after the rewrap has started.
+	sealMu sync.RWMutex
+	wake   chan struct{}
 
 	subjects   subjectCache
 	erasureLog string
