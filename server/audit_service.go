@@ -77,6 +77,8 @@ func (l *lineSender) Write(p []byte) (int, error) {
 
 func (a *auditService) ExportAudit(req *tvpb.ExportAuditRequest, stream grpc.ServerStreamingServer[tvpb.ExportAuditResponse]) error {
 	ctx := stream.Context()
+	// Sign the head first, so an export is covered by a checkpoint up to its last event.
+	a.s.checkpoint(ctx)
 	if err := a.s.vlt().ExportAudit(ctx, req.GetFromSeq(), &lineSender{stream: stream}); err != nil {
 		return toStatus(ctx, a.s.log, err)
 	}

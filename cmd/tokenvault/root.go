@@ -14,7 +14,7 @@ func newRootCmd() *cobra.Command {
 			return bindEnvAndConfig(cmd)
 		},
 	}
-	root.PersistentFlags().String("config", "", "YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
+	root.PersistentFlags().String("config", "", "serve: YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
 	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
