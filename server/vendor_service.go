@@ -41,8 +41,8 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 	}
 	res, err := v.s.vlt().VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), Items: items})
 	if err != nil {
-		if codeOf(err) == codes.ResourceExhausted {
-			v.s.alerts.onDenials(ctx, p.ID, len(items))
+		if res != nil {
+			v.s.alerts.onVendorReveals(ctx, p, res) // canaries and denials still count
 		}
 		return nil, toStatus(ctx, v.s.log, err)
 	}

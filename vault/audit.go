@@ -285,6 +285,12 @@ type ExportHeader struct {
 	// it: the first event must chain to AnchorHash.
 	AnchorSeq  uint64 `json:"anchor_seq,omitempty"`
 	AnchorHash string `json:"anchor_hash,omitempty"`
+	// AnchorSignature signs (AnchorSeq, AnchorHash) with the audit key, made when pruning.
+	AnchorSignature string `json:"anchor_signature,omitempty"`
+}
+
+func anchorMessage(seq uint64, hash string) []byte {
+	return []byte("tokenvault/audit/anchor/v1\n" + strconv.FormatUint(seq, 10) + "\n" + hash)
 }
 
 // ExportAudit writes the trail from sequence number fromSeq (1: everything) as JSON lines:
@@ -295,12 +301,27 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	if err != nil {
 		return err
 	}
+	// An export counts as delivering the trail only if it leaves no gap after what was
+	// delivered (or pruned) before: a resumed export from further on does not.
+	var delivered uint64
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		if e := tx.Get(bucketMeta, []byte(metaAuditExported)); len(e) == 8 {
+			delivered = binary.BigEndian.Uint64(e)
+		}
+		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) >= 8 {
+			delivered = max(delivered, binary.BigEndian.Uint64(a[:8]))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	contiguous := fromSeq <= delivered+1
 	cw := &lastSeqWriter{w: w}
 	if err := exportAudit(ctx, v.store, fromSeq, pub, cw); err != nil {
 		return err
 	}
 	// Everything up to the last event written has been delivered (the caller's writer took it).
-	if cw.last > 0 {
+	if cw.last > 0 && contiguous {
 		return v.markExported(ctx, cw.last)
 	}
 	return nil
@@ -339,10 +360,11 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 	}
 	h := ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
 	if err := s.View(ctx, func(tx store.Tx) error {
-		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) == 40 {
+		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) > 40 {
 			seq := binary.BigEndian.Uint64(a[:8])
 			if fromSeq <= seq+1 {
-				h.FromSeq, h.AnchorSeq, h.AnchorHash = seq+1, seq, auditHashPrefix+hex.EncodeToString(a[8:])
+				h.FromSeq, h.AnchorSeq, h.AnchorHash = seq+1, seq, auditHashPrefix+hex.EncodeToString(a[8:40])
+				h.AnchorSignature = base64.StdEncoding.EncodeToString(a[40:])
 				fromSeq = seq + 1
 			}
 		}
@@ -417,7 +439,8 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	var verifier *keyring.Verifier
 	var prevHash, anchorHash string
-	var anchorSeq uint64
+	var anchorSeq, fromSeq uint64
+	sawHeader := false
 	var expect uint64
 	fail := func(seq uint64, problem string) (VerifyReport, error) {
 		rep.BadSeq, rep.Problem = seq, problem
@@ -456,7 +479,16 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 				}
 				verifier = v
 			}
-			anchorSeq, anchorHash = h.AnchorSeq, h.AnchorHash
+			anchorSeq, anchorHash, fromSeq, sawHeader = h.AnchorSeq, h.AnchorHash, h.FromSeq, true
+			if anchorHash != "" {
+				sig, err := base64.StdEncoding.DecodeString(h.AnchorSignature)
+				if err != nil || verifier.Verify(sig, anchorMessage(anchorSeq, anchorHash)) != nil {
+					return fail(anchorSeq+1, "the pruning anchor's signature does not verify")
+				}
+				if fromSeq != anchorSeq+1 {
+					return fail(anchorSeq+1, "the header's start does not follow its pruning anchor")
+				}
+			}
 		case "checkpoint":
 			var c Checkpoint
 			if err := json.Unmarshal(b, &c); err != nil {
@@ -477,6 +509,12 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 				return fail(expect+1, "malformed event")
 			}
 			if rep.Events == 0 {
+				if !sawHeader {
+					return fail(ev.Seq, "not an export: the header line with the public key and start is missing")
+				}
+				if fromSeq != 0 && ev.Seq != fromSeq {
+					return fail(fromSeq, fmt.Sprintf("the export starts at %d but its first event is %d (events deleted at the start)", fromSeq, ev.Seq))
+				}
 				rep.FirstSeq, expect = ev.Seq, ev.Seq
 				if ev.Seq == 1 && ev.PrevHash != auditHashPrefix+hex.EncodeToString(make([]byte, 32)) {
 					return fail(1, "first event does not start the chain")
@@ -591,7 +629,11 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 				return err
 			}
 		}
-		anchor := append(seqKey(throughSeq), sum[:]...)
+		sig, err := v.keyring().Sign(anchorMessage(throughSeq, auditHashPrefix+hex.EncodeToString(sum[:])))
+		if err != nil {
+			return err
+		}
+		anchor := append(append(seqKey(throughSeq), sum[:]...), sig...)
 		if err := tx.Put(bucketMeta, []byte(metaAuditAnchor), anchor); err != nil {
 			return err
 		}

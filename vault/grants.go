@@ -371,8 +371,18 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	results := make([]VendorResult, len(req.Items))
 	recs := make([]record, len(req.Items))
 	chosen := make([]*Grant, len(req.Items))
-	charged := map[*Grant]int{} // items asked for, per grant, for rate and quota
-	ev0Canary := false
+	// Rate and quota are charged without looking at the token, so that whether a call is
+	// limited never depends on whether a token exists or which template it has: every item
+	// asked for in a domain is charged to the vendor's oldest live grant in scope for that
+	// domain; an item whose in-scope grants are all spent makes the call ErrQuotaExhausted.
+	sort.SliceStable(grants, func(i, j int) bool {
+		if !grants[i].CreateTime.Equal(grants[j].CreateTime) {
+			return grants[i].CreateTime.Before(grants[j].CreateTime)
+		}
+		return grants[i].ID < grants[j].ID
+	})
+	charged := map[*Grant]int{}
+	ev0Canary, spentOnly := false, false
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
 		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
@@ -380,38 +390,30 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			ev0Canary = true
 		}
 		d := domainOr(it.Domain)
-		var first *Grant // the first grant in scope for the domain: charged when nothing covers
+		var charge *Grant
+		inScope := false
 		for _, g := range grants {
 			if g.inScope(d, req.Source) {
-				first = g
-				break
-			}
-		}
-		if first == nil {
-			continue
-		}
-		charge := first
-		if r, err := v.checkRecord(raw[i], d, it.Template, now.Unix()); err == nil {
-			var spent *Grant
-			for _, g := range grants {
-				if g.inScope(d, req.Source) && slices.Contains(g.Templates, r.template) {
-					if !g.spent() {
-						chosen[i], recs[i] = g, r
-						break
-					}
-					if spent == nil {
-						spent = g
-					}
+				inScope = true
+				if !g.spent() {
+					charge = g
+					break
 				}
 			}
-			switch {
-			case chosen[i] != nil:
-				charge = chosen[i]
-			case spent != nil:
-				charge = spent
-			}
+		}
+		if charge == nil {
+			spentOnly = spentOnly || inScope
+			continue
 		}
 		charged[charge]++
+		if r, err := v.checkRecord(raw[i], d, it.Template, now.Unix()); err == nil {
+			for _, g := range grants {
+				if g.inScope(d, req.Source) && !g.spent() && slices.Contains(g.Templates, r.template) {
+					chosen[i], recs[i] = g, r
+					break
+				}
+			}
+		}
 	}
 	ev := v.newEvent(ctx, "VendorDetokenize")
 	ev.Purpose, ev.Items = req.Purpose, len(req.Items)
@@ -435,14 +437,26 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	if ev0Canary {
 		ev.Reason = "canary token requested"
 	}
+	// limited fails the whole call: nothing is revealed, the denial is audited, and the
+	// results (all denied, canaries marked) go back with the error so alerts still fire.
 	limited := func(cause error) ([]VendorResult, error) {
 		deny := ev
 		deny.Allowed, deny.Denied, deny.Tokens = 0, len(req.Items), nil
 		deny.Outcome, deny.Reason = OutcomeDenied, cause.Error()
-		if err := v.Audit(ctx, deny); err != nil {
-			return nil, fmt.Errorf("recording the audit event: %w", err)
+		if ev0Canary {
+			deny.Reason += "; canary token requested"
 		}
-		return nil, cause
+		denied := make([]VendorResult, len(req.Items))
+		for i := range denied {
+			denied[i].Err, denied[i].Canary, denied[i].CanaryLabel = ErrPermissionDenied, canary[i], labels[i]
+		}
+		if err := v.Audit(ctx, deny); err != nil {
+			return denied, fmt.Errorf("recording the audit event: %w", err)
+		}
+		return denied, cause
+	}
+	if spentOnly {
+		return limited(ErrQuotaExhausted)
 	}
 	// Rate and quota: reserve everything this call asks for, or reveal nothing.
 	var reserved []*rate.Reservation
@@ -464,7 +478,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	// Audit before reveal: the event commits with the use counts, before any value leaves.
 	if err := v.countUse(ctx, charged, ev); err != nil {
 		cancelAll(reserved)
-		if errors.Is(err, ErrQuotaExhausted) || errors.Is(err, ErrRateLimited) {
+		if errors.Is(err, ErrQuotaExhausted) || errors.Is(err, ErrRateLimited) || errors.Is(err, ErrPermissionDenied) {
 			return limited(err)
 		}
 		return nil, err

@@ -220,7 +220,9 @@ func isItemError(err error) bool {
 // effects outside tx: the store may run it twice.
 func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 	if p.idxKey != nil {
-		if tok := tx.Get(bucketIndex, p.idxKey); tok != nil {
+		// The index names the value's token; use it only if that token is still live (not
+		// erased, expired or reissued), else place a new one and repoint the index.
+		if tok := tx.Get(bucketIndex, p.idxKey); tok != nil && v.liveFor(tx, p, string(tok), now) {
 			token := string(tok)
 			if p.subject != nil {
 				if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, token), []byte{}); err != nil {
@@ -302,6 +304,16 @@ func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
 		}
 	}
 	return cand, nil
+}
+
+// liveFor reports whether token's record is live and belongs to p's template.
+func (v *Vault) liveFor(tx store.Tx, p prepared, token string, now int64) bool {
+	b := tx.Get(bucketRecords, recordKey(p.domain, token))
+	if b == nil || isTombstone(b) {
+		return false
+	}
+	r, err := unmarshalRecord(b)
+	return err == nil && r.template == p.t.Name() && (r.expireUnix == 0 || now < r.expireUnix)
 }
 
 // holds reports whether a stored record at token is p's value in p's template, live. Records
