@@ -41,7 +41,7 @@ import (
 // rejected by serve as unknown settings.
 var serveFlags = []string{
 	"data", "dev", "dev-root-token", "grpc-addr", "http-addr", "vendor-addr",
-	"kek-file", "kek-uri", "log-level", "rotate-after", "erasure-log", "audit-retention",
+	"kek-file", "kek-uri", "log-level", "rotate-after", "rotate-after-records", "erasure-log", "audit-retention",
 	"alert-webhook-url", "alert-webhook-secret", "alert-vendor-rate", "alert-grant-rate", "alert-denials",
 	"tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca",
 }

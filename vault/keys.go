@@ -535,6 +535,10 @@ type BackgroundOptions struct {
 	// AuditRetention prunes audit events older than this once an export has delivered them
 	// (0: keep everything).
 	AuditRetention time.Duration
+	// RotateAfterRecords rotates the data key automatically once the primary protects this
+	// many records (each record is one encryption under it; 0: never). Checking it scans the
+	// records once per background pass.
+	RotateAfterRecords uint64
 }
 
 func (o BackgroundOptions) interval() time.Duration {
@@ -548,6 +552,16 @@ func (o BackgroundOptions) interval() time.Duration {
 // (Random-nonce AES-GCM keeps one key well under 2^32 encryptions; an age policy of months
 // stays far below that at this vault's write rates.)
 func (v *Vault) autoRotate(ctx context.Context, opts BackgroundOptions) error {
+	if opts.RotateAfterRecords > 0 {
+		counts, _, err := v.countByKey(ctx)
+		if err != nil {
+			return err
+		}
+		if counts[v.keyring().PrimaryKeyID()] >= opts.RotateAfterRecords {
+			_, err := v.RotateDataKey(WithRequest(ctx, RequestInfo{Method: "AutoRotate"}))
+			return err
+		}
+	}
 	if opts.RotateAfter <= 0 {
 		return nil
 	}

@@ -354,3 +354,39 @@ func TestRewrapSurvivesRacingRotation(t *testing.T) {
 		t.Fatalf("after a stale target: %+v", s.Rewrap)
 	}
 }
+
+func TestAutoRotatePolicies(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := v.keyring().PrimaryKeyID()
+	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfter: 24 * time.Hour}); err != nil || v.keyring().PrimaryKeyID() != first {
+		t.Fatalf("rotated too early: %v", err)
+	}
+	clk.add(25 * time.Hour)
+	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfter: 24 * time.Hour}); err != nil || v.keyring().PrimaryKeyID() == first {
+		t.Fatalf("age policy did not rotate: %v", err)
+	}
+	second := v.keyring().PrimaryKeyID()
+	var items []TokenizeItem
+	for i := 0; i < 10; i++ {
+		items = append(items, TokenizeItem{Value: fmt.Sprintf("v%d", i), Template: "opaque"})
+	}
+	if _, err := v.Tokenize(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfterRecords: 11}); err != nil || v.keyring().PrimaryKeyID() != second {
+		t.Fatalf("rotated under the record limit: %v", err)
+	}
+	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfterRecords: 10}); err != nil || v.keyring().PrimaryKeyID() == second {
+		t.Fatalf("record policy did not rotate: %v", err)
+	}
+}

@@ -34,6 +34,7 @@ type serveOpts struct {
 	kekFile, kekURI                string
 	logLevel, erasureLog           string
 	rotateAfter, auditRetention    time.Duration
+	rotateAfterRecords             uint64
 	alertWebhook, alertSecret      string
 	alertVendorRate, alertGrant    int
 	alertDenials                   int
@@ -76,6 +77,7 @@ temporary directory that is removed on exit.`,
 	f.IntVar(&o.alertGrant, "alert-grant-rate", 0, "alert when one grant reveals more than N items a minute (0: off)")
 	f.IntVar(&o.alertDenials, "alert-denials", 20, "alert when one caller is denied more than N times a minute (0: off)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "prune audit events older than this once an export has delivered them, e.g. 8760h (0: keep all)")
+	f.Uint64Var(&o.rotateAfterRecords, "rotate-after-records", 0, "rotate the data key automatically once it encrypts this many records, e.g. 100000000 (0: never)")
 	f.DurationVar(&o.rotateAfter, "rotate-after", 0, "rotate the data key automatically once it is this old, e.g. 2160h (0: never)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the internal gRPC and HTTP listeners")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
@@ -190,7 +192,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
-		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention},
+		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
 	})
