@@ -17,6 +17,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	cfg := loadgen.Config{Protocol: loadgen.ProtocolGRPC, Op: loadgen.OpTokenize}
 	var output string
+	var tf clientFlags // only its TLS settings are used
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
 		Short: "Load-test a running server: tokenize or detokenize, over gRPC or HTTP/JSON",
@@ -39,6 +40,11 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 			if cfg.Token == "" {
 				return fmt.Errorf("no credentials: set --token or TOKENVAULT_TOKEN")
 			}
+			tc, err := tf.tlsConfig()
+			if err != nil {
+				return err
+			}
+			cfg.TLS = tc
 			if output == "text" {
 				cfg.Progress = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "bench:", msg) }
 			}
@@ -85,5 +91,8 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 	f.IntVar(&cfg.Conns, "conns", 1, "gRPC connections shared by the workers")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random values (0: random)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&tf.caFile, "ca-file", "", "PEM CA bundle: connect with TLS and verify the server against it (TOKENVAULT_CA_FILE)")
+	f.BoolVar(&tf.tls, "tls", false, "connect with TLS, verifying the server against the system's trusted CAs (TOKENVAULT_TLS)")
+	f.StringVar(&tf.serverName, "tls-server-name", "", "with --ca-file or --tls: the name to verify in the server certificate")
 	return cmd
 }

@@ -44,7 +44,20 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 		return nil, errors.New("no credentials: set --token or TOKENVAULT_TOKEN")
 	}
 	opts := []client.Option{client.WithToken(cf.token)}
-	if cf.caFile != "" {
+	tc, err := cf.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, client.WithTLS(tc))
+	}
+	return client.New(cf.addr, opts...)
+}
+
+// tlsConfig builds the client TLS settings from --ca-file / --tls (nil: plain text).
+func (cf *clientFlags) tlsConfig() (*tls.Config, error) {
+	switch {
+	case cf.caFile != "":
 		pem, err := os.ReadFile(cf.caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
@@ -53,11 +66,11 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, errors.New("--ca-file: no PEM certificates found")
 		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}))
-	} else if cf.tls {
-		opts = append(opts, client.WithTLS(&tls.Config{ServerName: cf.serverName, MinVersion: tls.VersionTLS12}))
+		return &tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}, nil
+	case cf.tls:
+		return &tls.Config{ServerName: cf.serverName, MinVersion: tls.VersionTLS12}, nil
 	}
-	return client.New(cf.addr, opts...)
+	return nil, nil
 }
 
 // callErr turns a gRPC error into a short message for stderr.

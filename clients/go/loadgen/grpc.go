@@ -22,7 +22,11 @@ type grpcConn struct {
 func newGRPCConn(cfg *Config) (*grpcConn, error) {
 	c := &grpcConn{cfg: cfg}
 	for range cfg.Conns {
-		cl, err := client.New(cfg.GRPCAddr, client.WithToken(cfg.Token))
+		opts := []client.Option{client.WithToken(cfg.Token)}
+		if cfg.TLS != nil {
+			opts = append(opts, client.WithTLS(cfg.TLS))
+		}
+		cl, err := client.New(cfg.GRPCAddr, opts...)
 		if err != nil {
 			c.close()
 			return nil, err

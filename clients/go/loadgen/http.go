@@ -30,11 +30,16 @@ func newHTTPConn(cfg *Config) *httpConn {
 		MaxConnsPerHost:     cfg.Concurrency,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     cfg.TLS,
+	}
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
 	}
 	return &httpConn{
 		cfg:    cfg,
 		client: &http.Client{Transport: tr, Timeout: requestTimeout},
-		base:   "http://" + cfg.HTTPAddr,
+		base:   scheme + cfg.HTTPAddr,
 		auth:   "Bearer " + cfg.Token,
 	}
 }

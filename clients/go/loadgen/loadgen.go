@@ -27,6 +27,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,6 +56,8 @@ type Config struct {
 	GRPCAddr string // default 127.0.0.1:7070
 	HTTPAddr string // default 127.0.0.1:8080
 	Token    string // bearer secret; required
+	// TLS, when set, connects over TLS (HTTPS for --protocol http).
+	TLS *tls.Config
 
 	Template string // default "pan"; a custom template is generated for by its base
 	Domain   string // empty: the server's default domain
