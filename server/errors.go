@@ -25,6 +25,9 @@ func codeOf(err error) codes.Code {
 		errors.Is(err, vault.ErrEmptyBatch),
 		errors.Is(err, vault.ErrInvalidArgument),
 		errors.Is(err, vault.ErrInvalidTemplate),
+		errors.Is(err, vault.ErrInvalidPolicy),
+		errors.Is(err, vault.ErrInvalidDocument),
+		errors.Is(err, vault.ErrRecordLimit),
 		errors.Is(err, vault.ErrInvalidValue):
 		return codes.InvalidArgument
 	case errors.Is(err, vault.ErrPermissionDenied):

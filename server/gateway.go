@@ -69,8 +69,6 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	return h, func() { conn.Close() }, nil
 }
 
-func splitHost(addr string) (string, string, error) { return net.SplitHostPort(addr) }
-
 // newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules.
 func newGatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 
 	"google.golang.org/grpc"
@@ -39,21 +40,14 @@ func (r *recordService) failures(ctx context.Context, fails []vault.RecordFailur
 	return out
 }
 
-func (r *recordService) recordErr(ctx context.Context, err error) error {
-	if vault.IsInvalidRecordInput(err) {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return toStatus(ctx, r.s.log, err)
-}
-
 func (r *recordService) TokenizeRecords(ctx context.Context, req *tvpb.TokenizeRecordsRequest) (*tvpb.TokenizeRecordsResponse, error) {
 	pol, err := vault.CompilePolicy([]byte(req.GetPolicy()))
 	if err != nil {
-		return nil, r.recordErr(ctx, err)
+		return nil, toStatus(ctx, r.s.log, err)
 	}
 	docs, fails, err := r.s.vlt().TokenizeRecords(ctx, pol, req.GetDomain(), rawDocs(req.GetDocuments()))
 	if err != nil {
-		return nil, r.recordErr(ctx, err)
+		return nil, toStatus(ctx, r.s.log, err)
 	}
 	out := &tvpb.TokenizeRecordsResponse{Errors: r.failures(ctx, fails)}
 	for _, d := range docs {
@@ -65,11 +59,11 @@ func (r *recordService) TokenizeRecords(ctx context.Context, req *tvpb.TokenizeR
 func (r *recordService) DetokenizeRecords(ctx context.Context, req *tvpb.DetokenizeRecordsRequest) (*tvpb.DetokenizeRecordsResponse, error) {
 	pol, err := vault.CompilePolicy([]byte(req.GetPolicy()))
 	if err != nil {
-		return nil, r.recordErr(ctx, err)
+		return nil, toStatus(ctx, r.s.log, err)
 	}
 	docs, fails, err := r.s.vlt().DetokenizeRecords(ctx, pol, req.GetDomain(), req.GetPurpose(), rawDocs(req.GetDocuments()))
 	if err != nil {
-		return nil, r.recordErr(ctx, err)
+		return nil, toStatus(ctx, r.s.log, err)
 	}
 	out := &tvpb.DetokenizeRecordsResponse{Errors: r.failures(ctx, fails)}
 	for _, d := range docs {
@@ -127,7 +121,7 @@ func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 		if id := r.Header.Get("X-Request-Id"); id != "" {
 			md.Set("x-request-id", id)
 		}
-		if host, _, err := splitHost(r.RemoteAddr); err == nil {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			md.Set(mdRemoteAddr, host)
 		}
 		ctx := metadata.NewOutgoingContext(r.Context(), md)

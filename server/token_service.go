@@ -39,7 +39,7 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 		} else {
 			out.Results[i] = &tvpb.TokenizeResult{Token: r.Token}
 		}
-		counts.add(items[i].Template, domainOrDefault(items[i].Domain), outcome)
+		counts.add(items[i].Template, vault.DomainOr(items[i].Domain), outcome)
 	}
 	return out, nil
 }
@@ -73,16 +73,9 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 			counts.add("-", "-", outcome)
 			continue
 		}
-		counts.add(r.Template, domainOrDefault(items[i].Domain), outcome)
+		counts.add(r.Template, vault.DomainOr(items[i].Domain), outcome)
 	}
 	return out, nil
-}
-
-func domainOrDefault(d string) string {
-	if d == "" {
-		return vault.DefaultDomain
-	}
-	return d
 }
 
 // itemCounts gathers one request's item outcomes and adds them to the metric once per label

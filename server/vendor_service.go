@@ -58,7 +58,7 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 			continue
 		}
 		out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
-		counts.add(r.Template, domainOrDefault(items[i].Domain), "ok")
+		counts.add(r.Template, vault.DomainOr(items[i].Domain), "ok")
 	}
 	return out, nil
 }

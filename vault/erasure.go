@@ -249,7 +249,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 	raw := make([]rawRecord, len(items))
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		for i, it := range items {
-			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
+			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
 		}
 		return nil
 	}); err != nil {
@@ -263,7 +263,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 	}
 	var dels []del
 	for i, it := range items {
-		d := domainOr(it.Domain)
+		d := DomainOr(it.Domain)
 		r, err := v.checkRecord(raw[i], d, it.Template, 0)
 		if err != nil {
 			errs[i] = ErrNotFound
@@ -347,9 +347,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 		value, old    []byte
 	}
 	var dels []del
-	var wrapped []byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		dels, wrapped = dels[:0], bytes.Clone(tx.Get(bucketSubjectKeys, fp))
+		dels = dels[:0]
 		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
 			domain, token, ok := bytes.Cut(k[len(fp):], []byte{0})
 			if !ok {
@@ -417,7 +416,6 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 		return Receipt{}, err
 	}
 	v.subjects.m.Delete(string(fp))
-	_ = wrapped
 	if err := v.signReceipt(&rc); err != nil {
 		return Receipt{}, err
 	}
@@ -487,7 +485,7 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 		if e.Token != "" {
 			var present bool
 			if err := v.store.View(ctx, func(tx store.Tx) error {
-				present = readRecord(tx, domainOr(e.Domain), e.Token).rec != nil
+				present = readRecord(tx, DomainOr(e.Domain), e.Token).rec != nil
 				return nil
 			}); err != nil {
 				return err

@@ -54,7 +54,3 @@ var (
 	// ErrKEK is returned by Open when the KEK cannot unwrap the stored keyring.
 	ErrKEK = errors.New("the key-encryption key cannot unwrap this vault's keys (wrong or missing KEK)")
 )
-
-// IsInvalidRecordInput reports whether err from a record call is the caller's fault: a policy
-// or a document that does not parse, or a limit exceeded.
-func IsInvalidRecordInput(err error) bool { return isRecordInputError(err) }

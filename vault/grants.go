@@ -360,8 +360,8 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			return err
 		}
 		for i, it := range req.Items {
-			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
-			canary[i], labels[i] = canaryOf(tx, raw[i], domainOr(it.Domain), it.Token)
+			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
+			canary[i], labels[i] = canaryOf(tx, raw[i], DomainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -389,7 +389,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if canary[i] {
 			ev0Canary = true
 		}
-		d := domainOr(it.Domain)
+		d := DomainOr(it.Domain)
 		var charge *Grant
 		inScope := false
 		for _, g := range grants {
@@ -422,7 +422,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if g == nil {
 			continue
 		}
-		d := domainOr(req.Items[i].Domain)
+		d := DomainOr(req.Items[i].Domain)
 		ds, ts = append(ds, d), append(ts, recs[i].template)
 		ev.Tokens = append(ev.Tokens, TokenFingerprint(d, req.Items[i].Token))
 		ev.GrantIDs = append(ev.GrantIDs, g.ID)
@@ -488,7 +488,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if g == nil {
 			continue
 		}
-		pt, err := v.openRecord(raw[i], recs[i], domainOr(it.Domain), it.Token)
+		pt, err := v.openRecord(raw[i], recs[i], DomainOr(it.Domain), it.Token)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -556,7 +556,8 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 	return err
 }
 
-func domainOr(d string) string {
+// DomainOr returns d, or DefaultDomain when d is empty.
+func DomainOr(d string) string {
 	if d == "" {
 		return DefaultDomain
 	}

@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	recordpolicy "github.com/tokenvault/tokenvault/vault/record"
@@ -25,6 +24,9 @@ var ErrInvalidPolicy = recordpolicy.ErrInvalidPolicy
 
 // ErrInvalidDocument is returned for a malformed document; the message names its index.
 var ErrInvalidDocument = recordpolicy.ErrInvalidDocument
+
+// ErrRecordLimit is returned when documents are nested too deeply or select too many fields.
+var ErrRecordLimit = recordpolicy.ErrLimit
 
 // CompilePolicy parses and compiles a field policy (YAML or JSON "path: template").
 func CompilePolicy(data []byte) (*recordpolicy.Compiled, error) {
@@ -129,9 +131,4 @@ func (v *Vault) recordCall(policy *recordpolicy.Compiled, docs []json.RawMessage
 		return nil, nil, err
 	}
 	return out, fails, nil
-}
-
-// isRecordInputError reports whether err is the caller's fault (bad policy or document).
-func isRecordInputError(err error) bool {
-	return errors.Is(err, recordpolicy.ErrInvalidPolicy) || errors.Is(err, recordpolicy.ErrInvalidDocument) || errors.Is(err, recordpolicy.ErrLimit)
 }

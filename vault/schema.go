@@ -24,25 +24,12 @@ var metaSchema = []byte("schema_version")
 // ErrSchemaTooNew is returned by Open for a store written by a newer tokenvault.
 var ErrSchemaTooNew = errors.New("this store was written by a newer tokenvault; upgrade the binary (downgrades are not supported)")
 
-// migrate brings the store's schema to SchemaVersion. A store with a keyring but no version
-// predates versioning: version 1.
-func (v *Vault) migrate(ctx context.Context, existed bool) error {
-	var cur uint64
-	var hasKeyring bool
-	if err := v.store.View(ctx, func(tx store.Tx) error {
-		if b := tx.Get(bucketMeta, metaSchema); len(b) == 8 {
-			cur = binary.BigEndian.Uint64(b)
-		}
-		hasKeyring = tx.Get(bucketMeta, metaKeyring) != nil
-		return nil
-	}); err != nil {
-		return err
-	}
-	if cur == 0 && hasKeyring && existed {
+// migrate brings the store's schema from cur (as checkSchema read it before Open wrote
+// anything) to SchemaVersion. A store that existed without a version predates versioning:
+// version 1.
+func (v *Vault) migrate(ctx context.Context, cur uint64, existed bool) error {
+	if cur == 0 && existed {
 		cur = 1
-	}
-	if cur > SchemaVersion {
-		return fmt.Errorf("%w: store schema %d, this binary %d", ErrSchemaTooNew, cur, SchemaVersion)
 	}
 	if cur == SchemaVersion {
 		return nil
@@ -71,8 +58,9 @@ func (v *Vault) migrate(ctx context.Context, existed bool) error {
 	return nil
 }
 
-// checkSchema refuses a newer store before anything is written to it.
-func checkSchema(ctx context.Context, s store.Store) error {
+// checkSchema returns the store's schema version (0: none recorded), refusing a newer store
+// before anything is written to it.
+func checkSchema(ctx context.Context, s store.Store) (uint64, error) {
 	var cur uint64
 	if err := s.View(ctx, func(tx store.Tx) error {
 		if b := tx.Get(bucketMeta, metaSchema); len(b) == 8 {
@@ -80,10 +68,10 @@ func checkSchema(ctx context.Context, s store.Store) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if cur > SchemaVersion {
-		return fmt.Errorf("%w: store schema %d, this binary %d", ErrSchemaTooNew, cur, SchemaVersion)
+		return 0, fmt.Errorf("%w: store schema %d, this binary %d", ErrSchemaTooNew, cur, SchemaVersion)
 	}
-	return nil
+	return cur, nil
 }

@@ -205,7 +205,7 @@ func itemsScope(items []TokenizeItem) (domains, templates []string) {
 		if i > 0 && it.Domain == items[i-1].Domain && it.Template == items[i-1].Template {
 			continue
 		}
-		ds = append(ds, domainOr(it.Domain))
+		ds = append(ds, DomainOr(it.Domain))
 		ts = append(ts, it.Template)
 	}
 	return uniqueSorted(ds), uniqueSorted(ts)
@@ -392,8 +392,8 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	labels := make([]string, len(items))
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		for i, it := range items {
-			raw[i] = readRecord(tx, domainOr(it.Domain), it.Token)
-			canary[i], labels[i] = canaryOf(tx, raw[i], domainOr(it.Domain), it.Token)
+			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
+			canary[i], labels[i] = canaryOf(tx, raw[i], DomainOr(it.Domain), it.Token)
 		}
 		return nil
 	})
@@ -404,12 +404,12 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 	now := v.now().Unix()
 	for i, it := range items {
 		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
-		r, err := v.checkRecord(raw[i], domainOr(it.Domain), it.Template, now)
+		r, err := v.checkRecord(raw[i], DomainOr(it.Domain), it.Template, now)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		pt, err := v.openRecord(raw[i], r, domainOr(it.Domain), it.Token)
+		pt, err := v.openRecord(raw[i], r, DomainOr(it.Domain), it.Token)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -425,7 +425,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []Detokeni
 		if r.Err != nil {
 			continue
 		}
-		d := domainOr(items[i].Domain)
+		d := DomainOr(items[i].Domain)
 		ds, ts = append(ds, d), append(ts, r.Template)
 		ev.Tokens = append(ev.Tokens, TokenFingerprint(d, items[i].Token))
 		ev.Allowed++

@@ -107,7 +107,8 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	if err := checkSchema(ctx, cfg.Store); err != nil {
+	schema, err := checkSchema(ctx, cfg.Store)
+	if err != nil {
 		return nil, err
 	}
 	existed, err := Initialized(ctx, cfg.Store)
@@ -129,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err := v.initKeyMeta(ctx); err != nil {
 		return nil, err
 	}
-	if err := v.migrate(ctx, existed); err != nil {
+	if err := v.migrate(ctx, schema, existed); err != nil {
 		return nil, err
 	}
 	if err := v.applyErasureLog(ctx); err != nil {
