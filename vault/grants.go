@@ -46,6 +46,9 @@ type Grant struct {
 	// AllowedHours, "HH-HH" in UTC (e.g. "08-18"; "22-06" wraps midnight), is when reveals are
 	// expected; reveals outside it are allowed but raise an alert. Empty: any time.
 	AllowedHours string `json:"allowed_hours,omitempty"`
+
+	// prefixes caches SourceCIDRs parsed, for a grant read once and matched against many items.
+	prefixes []netip.Prefix
 }
 
 // parseHours reads "HH-HH".
@@ -91,8 +94,16 @@ func (g *Grant) inScope(domain string, src netip.Addr) bool {
 	if len(g.SourceCIDRs) == 0 {
 		return true
 	}
-	for _, c := range g.SourceCIDRs {
-		if p, err := netip.ParsePrefix(c); err == nil && src.IsValid() && p.Contains(src.Unmap()) {
+	if g.prefixes == nil {
+		g.prefixes = make([]netip.Prefix, 0, len(g.SourceCIDRs))
+		for _, c := range g.SourceCIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil { // validated at creation
+				g.prefixes = append(g.prefixes, p)
+			}
+		}
+	}
+	for _, p := range g.prefixes {
+		if src.IsValid() && p.Contains(src.Unmap()) {
 			return true
 		}
 	}
