@@ -296,22 +296,13 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 	ev := v.newEvent(ctx, "RevokeCredential")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
 	err := v.store.Update(ctx, func(tx store.Tx) error {
-		found = false
-		blob := tx.Get(bucketCreds, []byte(id))
-		if blob == nil {
-			return nil
-		}
-		found = true
 		var c Credential
-		if err := json.Unmarshal(blob, &c); err != nil {
-			return err
-		}
-		c.Revoked = true
-		nb, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(bucketCreds, []byte(id), nb); err != nil {
+		var err error
+		found, err = updateJSON(tx, bucketCreds, []byte(id), func(cr *Credential) error {
+			cr.Revoked, c = true, *cr
+			return nil
+		})
+		if err != nil || !found {
 			return err
 		}
 		if c.CertSAN != "" {

@@ -285,22 +285,12 @@ func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
 		if vendor == nil {
 			return nil
 		}
-		key := grantKey(string(vendor), id)
-		blob := tx.Get(bucketGrants, key)
-		if blob == nil {
+		var err error
+		found, err = updateJSON(tx, bucketGrants, grantKey(string(vendor), id), func(g *Grant) error {
+			g.Revoked = true
 			return nil
-		}
-		found = true
-		var g Grant
-		if err := json.Unmarshal(blob, &g); err != nil {
-			return err
-		}
-		g.Revoked = true
-		nb, err := json.Marshal(g)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(bucketGrants, key, nb); err != nil {
+		})
+		if err != nil || !found {
 			return err
 		}
 		e := ev
@@ -538,27 +528,21 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 	sort.Slice(ups, func(i, j int) bool { return string(ups[i].key) < string(ups[j].key) })
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		for _, u := range ups {
-			blob := tx.Get(bucketGrants, u.key)
-			if blob == nil {
-				return ErrQuotaExhausted
-			}
-			var g Grant
-			if err := json.Unmarshal(blob, &g); err != nil {
-				return err
-			}
-			if g.Revoked {
-				return ErrPermissionDenied // revoked since the read: reveal nothing
-			}
-			if g.Quota > 0 && g.Used+u.n > g.Quota {
-				return ErrQuotaExhausted // spent since the read: roll back and reveal nothing
-			}
-			g.Used += u.n
-			nb, err := json.Marshal(g)
+			found, err := updateJSON(tx, bucketGrants, u.key, func(g *Grant) error {
+				if g.Revoked {
+					return ErrPermissionDenied // revoked since the read: reveal nothing
+				}
+				if g.Quota > 0 && g.Used+u.n > g.Quota {
+					return ErrQuotaExhausted // spent since the read: roll back and reveal nothing
+				}
+				g.Used += u.n
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			if err := tx.Put(bucketGrants, u.key, nb); err != nil {
-				return err
+			if !found {
+				return ErrQuotaExhausted
 			}
 		}
 		e := ev
