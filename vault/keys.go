@@ -274,6 +274,10 @@ func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
 func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change func(*keyring.Keyring) error, extra func(store.Tx) error) error {
 	v.keyMu.Lock()
 	defer v.keyMu.Unlock()
+	if method != "EnableDataKey" && id == v.keyring().PrimaryKeyID() {
+		// Say the real reason first: the primary is refused whatever it protects.
+		return fmt.Errorf("%w: %v", ErrKeyState, keyring.ErrPrimaryKey)
+	}
 	if method != "EnableDataKey" {
 		counts, _, err := v.countByKey(ctx)
 		if err != nil {
