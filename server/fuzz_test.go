@@ -37,7 +37,7 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	if err != nil {
 		f.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "tokenvault.db"), store.Options{NoSync: true})
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{NoSync: true})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func startWith(t *testing.T, configure func(*server.Config), clientTLS *tls.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "tokenvault.db"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func startServer() (addr, secret string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "tokenvault.db"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func newAuditCmd() *cobra.Command {
 			var rep vault.VerifyReport
 			var verr error
 			if data != "" {
-				st, err := store.Open(filepath.Join(data, "tokenvault.db"), store.Options{})
+				st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
 				if errors.Is(err, store.ErrLocked) {
 					return fmt.Errorf("%s is in use by a running server: stop it, or verify an export (audit export --out F; audit verify --file F)", data)
 				}

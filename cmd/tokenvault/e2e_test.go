@@ -26,7 +26,7 @@ import (
 // and runs bbolt's consistency check.
 func checkStore(t *testing.T, dataDir string) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(dataDir, "tokenvault.db"), store.Options{Timeout: 10 * time.Second})
+	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("opening the store of the stopped server: %v", err)
 	}
@@ -459,7 +459,7 @@ func TestDevWithoutDataUsesTempDir(t *testing.T) {
 	if !strings.HasPrefix(dir, tmp+string(filepath.Separator)) {
 		t.Errorf("data directory %s is not under TMPDIR %s", dir, tmp)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tokenvault.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
 		t.Errorf("data directory while serving: %v", err)
 	}
 	c := newHTTPClient()

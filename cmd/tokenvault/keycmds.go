@@ -127,7 +127,7 @@ func newKeysCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("new KEK: %w", err)
 			}
-			st, err := store.Open(filepath.Join(data, "tokenvault.db"), store.Options{})
+			st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
 			if errors.Is(err, store.ErrLocked) {
 				return fmt.Errorf("%s is in use: stop the server first", data)
 			}
@@ -263,7 +263,7 @@ func newRestoreCmd() *cobra.Command {
 			if err := os.MkdirAll(data, 0o700); err != nil {
 				return err
 			}
-			dst := filepath.Join(data, "tokenvault.db")
+			dst := filepath.Join(data, store.FileName)
 			if _, err := os.Stat(dst); err == nil {
 				return fmt.Errorf("%s already holds a store; restore into an empty directory", data)
 			}

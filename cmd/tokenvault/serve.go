@@ -131,7 +131,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return fmt.Errorf("--data: %w", err)
 	}
 
-	st, err := store.Open(filepath.Join(o.data, "tokenvault.db"), store.Options{})
+	st, err := store.Open(filepath.Join(o.data, store.FileName), store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("the data directory %s is in use by another tokenvault process", o.data)
 	}

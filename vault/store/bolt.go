@@ -13,6 +13,9 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
+// FileName is the name of the bbolt file inside a data directory (--data DIR).
+const FileName = "tokenvault.db"
+
 // Defaults used by Open for zero Options fields.
 const (
 	DefaultMode            os.FileMode = 0o600

@@ -27,7 +27,7 @@ func startServer(tb testing.TB) server.Addrs {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "tokenvault.db"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
