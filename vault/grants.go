@@ -310,6 +310,10 @@ type VendorRequest struct {
 	Vendor  string
 	Purpose string
 	Source  netip.Addr // the caller's address, for grants with source networks
+	// GrantID, when set, names the one grant the call uses: only it is charged and only what
+	// it covers is revealed. When empty, every live grant of the vendor in scope for an item's
+	// domain is charged for that item, so the tightest rate and quota bind.
+	GrantID string
 	Items   []DetokenizeItem
 }
 
