@@ -39,7 +39,7 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 	for i, it := range req.GetItems() {
 		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
-	res, err := v.s.vlt().VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), Items: items})
+	res, err := v.s.vlt().VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), GrantID: req.GetGrantId(), Items: items})
 	if err != nil {
 		if res != nil {
 			v.s.alerts.onVendorReveals(ctx, p, res) // canaries and denials still count

@@ -84,7 +84,7 @@ func TestTightGrantBindsItsReveals(t *testing.T) {
 // call is limited or denied still never depends on whether a token exists.
 func TestVendorNamesGrant(t *testing.T) {
 	ctx := context.Background()
-	v, _, a, b, pans := grantPair(t)
+	v, clk, a, b, pans := grantPair(t)
 	ssn, err := v.Tokenize(ctx, []TokenizeItem{{Value: "123-45-6789", Template: "ssn", Domain: "acme"}})
 	if err != nil || ssn[0].Err != nil {
 		t.Fatal(err, ssn)
@@ -92,6 +92,7 @@ func TestVendorNamesGrant(t *testing.T) {
 	ssnItem := []DetokenizeItem{{Token: ssn[0].Token, Domain: "acme"}}
 	// Spend B's quota.
 	for i := 0; i < 3; i++ {
+		clk.add(time.Minute) // B allows 2 a minute
 		out, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", GrantID: b.ID, Items: pans[i : i+1]})
 		if err != nil || out[0].Err != nil || out[0].GrantID != b.ID {
 			t.Fatalf("reveal %d under B: %+v %v", i, out, err)

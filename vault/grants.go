@@ -122,6 +122,10 @@ var ErrRateLimited = errors.New("grant rate exceeded; retry later")
 // quota: nothing is revealed, and only a new grant helps.
 var ErrQuotaExhausted = errors.New("grant quota used up; ask for a new grant")
 
+// ErrGrantNotLive is returned for a whole vendor call that names a grant (grant_id) which is
+// not a live grant of the calling vendor: nothing is revealed.
+var ErrGrantNotLive = fmt.Errorf("%w: grant_id names no live grant of this vendor", ErrPermissionDenied)
+
 // ErrGrantNotFound is returned when a grant id does not exist.
 var ErrGrantNotFound = errors.New("grant not found")
 
@@ -377,17 +381,25 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	recs := make([]record, len(req.Items))
 	chosen := make([]*Grant, len(req.Items))
 	// Rate and quota are charged without looking at the token, so that whether a call is
-	// limited never depends on whether a token exists or which template it has: every item
-	// asked for in a domain is charged to the vendor's oldest live grant in scope for that
-	// domain; an item whose in-scope grants are all spent makes the call ErrQuotaExhausted.
+	// limited never depends on whether a token exists or which template it has. Every item
+	// asked for in a domain is charged to every grant in play that is in scope for that domain
+	// (all the vendor's live grants, or only the one the call names): the tightest rate and
+	// quota bind, and a loose grant cannot be used to reveal past a tight one. An item whose
+	// in-scope grants include a spent one makes the call ErrQuotaExhausted. The item is then
+	// revealed under the oldest charged grant that covers its template.
 	sort.SliceStable(grants, func(i, j int) bool {
 		if !grants[i].CreateTime.Equal(grants[j].CreateTime) {
 			return grants[i].CreateTime.Before(grants[j].CreateTime)
 		}
 		return grants[i].ID < grants[j].ID
 	})
+	unknownGrant := false
+	if req.GrantID != "" {
+		grants = slices.DeleteFunc(grants, func(g *Grant) bool { return g.ID != req.GrantID })
+		unknownGrant = len(grants) == 0
+	}
 	charged := map[*Grant]int{}
-	ev0Canary, spentOnly := false, false
+	ev0Canary, spent := false, false
 	for i, it := range req.Items {
 		results[i].Err = ErrPermissionDenied
 		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
@@ -395,25 +407,20 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			ev0Canary = true
 		}
 		d := DomainOr(it.Domain)
-		var charge *Grant
 		inScope := false
 		for _, g := range grants {
 			if g.inScope(d, req.Source) {
 				inScope = true
-				if !g.spent() {
-					charge = g
-					break
-				}
+				spent = spent || g.spent()
+				charged[g]++
 			}
 		}
-		if charge == nil {
-			spentOnly = spentOnly || inScope
+		if !inScope {
 			continue
 		}
-		charged[charge]++
 		if r, err := v.checkRecord(raw[i], d, it.Template, now.Unix()); err == nil {
 			for _, g := range grants {
-				if g.inScope(d, req.Source) && !g.spent() && slices.Contains(g.Templates, r.template) {
+				if g.inScope(d, req.Source) && slices.Contains(g.Templates, r.template) {
 					chosen[i], recs[i] = g, r
 					break
 				}
@@ -460,7 +467,10 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}
 		return denied, cause
 	}
-	if spentOnly {
+	if unknownGrant {
+		return limited(ErrGrantNotLive)
+	}
+	if spent {
 		return limited(ErrQuotaExhausted)
 	}
 	// Rate and quota: reserve everything this call asks for, or reveal nothing.

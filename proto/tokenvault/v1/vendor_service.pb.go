@@ -29,7 +29,13 @@ type VendorDetokenizeRequest struct {
 	// The tokens, at most 10,000 a call. Results come back in the same order.
 	Items []*DetokenizeItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	// Why the values are needed (an order or ticket id). Required.
-	Purpose       string `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Purpose string `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// The grant this call uses (its id from `grant create`). Optional: when
+	// set, only this grant is charged and only what it covers is revealed; when
+	// empty, every live grant of the vendor in scope for an item's domain is
+	// charged for that item, so the tightest rate and quota bind. A grant id
+	// that is not a live grant of the caller denies the whole call.
+	GrantId       string `protobuf:"bytes,3,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -74,6 +80,13 @@ func (x *VendorDetokenizeRequest) GetItems() []*DetokenizeItem {
 func (x *VendorDetokenizeRequest) GetPurpose() string {
 	if x != nil {
 		return x.Purpose
+	}
+	return ""
+}
+
+func (x *VendorDetokenizeRequest) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
 	}
 	return ""
 }
@@ -128,11 +141,12 @@ var File_tokenvault_v1_vendor_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_vendor_service_proto_rawDesc = "" +
 	"\n" +
-	"\"tokenvault/v1/vendor_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a!tokenvault/v1/token_service.proto\"\x81\x01\n" +
+	"\"tokenvault/v1/vendor_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a!tokenvault/v1/token_service.proto\"\xbe\x01\n" +
 	"\x17VendorDetokenizeRequest\x12@\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.tokenvault.v1.DetokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\x12$\n" +
 	"\apurpose\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\apurpose\"U\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\apurpose\x12;\n" +
+	"\bgrant_id\x18\x03 \x01(\tB \xbaH\x1dr\x1b\x18@2\x17^(grant_[0-9a-f]{16})?$R\agrantId\"U\n" +
 	"\x18VendorDetokenizeResponse\x129\n" +
 	"\aresults\x18\x01 \x03(\v2\x1f.tokenvault.v1.DetokenizeResultR\aresults2\x9e\x01\n" +
 	"\rVendorService\x12\x8c\x01\n" +
