@@ -4,17 +4,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
 func TestRecordsOverHTTP(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	body := `{"domain":"acme","policy":{"$.customer.email":"email","$.payment.card":"pan","$.items[*].note":"opaque"},
 	  "documents":[
 	    {"z":1,"customer":{"email":"jane@example.com","name":"Jane"},"amount":1.50,"payment":{"card":"4111111111111111"},"items":[{"note":"leave at door"},{"sku":"A1"}]},
 	    {"customer":{"email":"not an email"},"payment":{"card":"5555555555554444"}},
 	    {"other":true}
 	  ]}`
-	code, resp := h.post("/v1/records:tokenize", rootSecret, body)
+	code, resp := h.Post("/v1/records:tokenize", rootSecret, body)
 	if code != http.StatusOK {
 		t.Fatalf("records:tokenize = %d %s", code, resp)
 	}
@@ -41,7 +43,7 @@ func TestRecordsOverHTTP(t *testing.T) {
 		t.Errorf("card token %q", card)
 	}
 	// And back.
-	code, resp = h.post("/v1/records:detokenize", rootSecret, map[string]any{
+	code, resp = h.Post("/v1/records:detokenize", rootSecret, map[string]any{
 		"domain": "acme", "purpose": "support-7",
 		"policy":    "$.customer.email: email\n$.payment.card: pan\n$.items[*].note: opaque\n",
 		"documents": []any{first},
@@ -50,13 +52,13 @@ func TestRecordsOverHTTP(t *testing.T) {
 		t.Fatalf("records:detokenize = %d %s", code, resp)
 	}
 	// Bad policy and bad documents are whole-call 400s that echo nothing.
-	code, resp = h.post("/v1/records:tokenize", rootSecret, `{"policy":{"$..card":"pan"},"documents":[{"card":"4111111111111111"}]}`)
+	code, resp = h.Post("/v1/records:tokenize", rootSecret, `{"policy":{"$..card":"pan"},"documents":[{"card":"4111111111111111"}]}`)
 	if code != http.StatusBadRequest || strings.Contains(string(resp), "4111") {
 		t.Errorf("bad policy = %d %s", code, resp)
 	}
-	code, _ = h.post("/v1/records:tokenize", "", body)
+	code, _ = h.Post("/v1/records:tokenize", "", body)
 	if code != http.StatusUnauthorized {
 		t.Errorf("records without credentials = %d", code)
 	}
-	h.assertNotLogged("jane@example.com", "4111111111111111", "leave at door", card)
+	h.AssertNotLogged("jane@example.com", "4111111111111111", "leave at door", card)
 }
