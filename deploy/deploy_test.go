@@ -9,14 +9,12 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,10 +28,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/server"
-	"github.com/tokenvault/tokenvault/vault"
-	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 // serveFlags are the flags of "tokenvault serve" (from "tokenvault serve --help"), the only
@@ -445,15 +441,6 @@ func readConfig(t *testing.T, p string) map[string]string {
 	return cfg
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
-}
-
 func TestConfigFiles(t *testing.T) {
 	for _, p := range configFiles(t) {
 		cfg := readConfig(t, p)
@@ -466,23 +453,24 @@ func TestConfigFiles(t *testing.T) {
 		if cfg["kek-file"] == "" && cfg["kek-uri"] == "" {
 			t.Errorf("%s: a KEK is required outside dev mode (kek-file or kek-uri)", p)
 		}
-		// serve refuses plain text on a non-loopback address; the default addresses are loopback.
-		for _, l := range []struct{ addr, cert, key string }{
-			{"grpc-addr", "tls-cert", "tls-key"},
-			{"http-addr", "tls-cert", "tls-key"},
-			{"vendor-addr", "vendor-tls-cert", "vendor-tls-key"},
-		} {
-			if a := cfg[l.addr]; a != "" && !isLoopback(a) && (cfg[l.cert] == "" || cfg[l.key] == "") {
-				t.Errorf("%s: %s %s is not loopback: serve requires %s and %s", p, l.addr, a, l.cert, l.key)
+		// The server's own rules: the TLS files come in complete sets, and a listener without
+		// TLS must be on loopback (an address left out is serve's default, which is loopback).
+		internal := server.TLSFiles{Cert: cfg["tls-cert"], Key: cfg["tls-key"]}
+		vendor := server.TLSFiles{Cert: cfg["vendor-tls-cert"], Key: cfg["vendor-tls-key"], ClientCA: cfg["vendor-client-ca"]}
+		for _, f := range []server.TLSFiles{internal, vendor} {
+			if err := f.Check(); err != nil {
+				t.Errorf("%s: %+v: %v", p, f, err)
 			}
 		}
-		for _, pair := range [][2]string{{"tls-cert", "tls-key"}, {"vendor-tls-cert", "vendor-tls-key"}} {
-			if (cfg[pair[0]] == "") != (cfg[pair[1]] == "") {
-				t.Errorf("%s: %s and %s go together", p, pair[0], pair[1])
-			}
+		sc := server.Config{GRPCAddr: cfg["grpc-addr"], HTTPAddr: cfg["http-addr"], VendorAddr: cfg["vendor-addr"]}
+		if internal.Cert != "" {
+			sc.TLS = &tls.Config{} // the files are read by serve; having them is what counts here
 		}
-		if cfg["vendor-client-ca"] != "" && cfg["vendor-tls-cert"] == "" {
-			t.Errorf("%s: vendor-client-ca needs vendor-tls-cert and vendor-tls-key", p)
+		if vendor.Cert != "" {
+			sc.VendorTLS = &tls.Config{}
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%s: %v", p, err)
 		}
 		for _, k := range []string{"data", "kek-file", "tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca"} {
 			if v := cfg[k]; v != "" && !path.IsAbs(v) {
@@ -916,73 +904,12 @@ func scrapeMetrics(t *testing.T, url string) map[string]map[string]bool {
 	return names
 }
 
-// startServer runs a real server (bbolt store, local KEK) on loopback ports, as serve does.
-func startServer(t *testing.T) server.Addrs {
-	t.Helper()
-	dir := t.TempDir()
-	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	ctx := context.Background()
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.SetRootSecret(ctx, monitoringRoot); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		VendorAddr: "127.0.0.1:0", Logger: log, CheckpointInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(rctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start in 10s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("closing store: %v", err)
-		}
-	})
-	return srv.Addrs()
-}
-
-const monitoringRoot = "deploy-test-root-secret-0123456789"
-
 // call POSTs a JSON body and decodes the JSON answer into out.
-func call(t *testing.T, url, secret, body string, out any) {
+func call(t *testing.T, env *testenv.Env, url, secret, body string, out any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: %s: %s", url, resp.Status, b)
+	code, b := env.Post(url, secret, body)
+	if code != http.StatusOK {
+		t.Fatalf("POST %s: HTTP %d: %s", url, code, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -995,32 +922,32 @@ func call(t *testing.T, url, secret, body string, out any) {
 // (a tokenize, a vendor reveal, a canary alert) and checks that each metric and label the
 // rules and the dashboard query is on its /metrics page.
 func TestMonitoringMetricsExist(t *testing.T) {
-	addrs := startServer(t)
-	internal, vendor := "http://"+addrs.HTTP, "http://"+addrs.Vendor
+	// A real server (testenv: bbolt file, Tink keys, loopback listeners), as serve runs it.
+	env := testenv.Start(t, testenv.DiscardLogs(), testenv.Configure(func(c *server.Config) { c.CheckpointInterval = 50 * time.Millisecond }))
 
-	call(t, internal+"/v1/tokens:tokenize", monitoringRoot,
+	call(t, env, "/v1/tokens:tokenize", testenv.RootSecret,
 		`{"items":[{"value":"4111111111111111","template":"pan","domain":"acme"}]}`, nil)
 	var cred struct {
 		Secret string `json:"secret"`
 	}
-	call(t, internal+"/v1/credentials", monitoringRoot, `{"name":"acme-api","role":"vendor","vendor":"acme"}`, &cred)
-	call(t, internal+"/v1/grants", monitoringRoot,
+	call(t, env, "/v1/credentials", testenv.RootSecret, `{"name":"acme-api","role":"vendor","vendor":"acme"}`, &cred)
+	call(t, env, "/v1/grants", testenv.RootSecret,
 		`{"grant":{"vendor":"acme","domains":["acme"],"templates":["pan"],"reveal":"REVEAL_MASKED","purpose":"refunds"},"ttl":"3600s"}`, nil)
 	var canary struct {
 		Token string `json:"token"`
 	}
-	call(t, internal+"/v1/canaries", monitoringRoot, `{"domain":"acme","template":"pan","value":"4000000000000002","label":"deploy test"}`, &canary)
+	call(t, env, "/v1/canaries", testenv.RootSecret, `{"domain":"acme","template":"pan","value":"4000000000000002","label":"deploy test"}`, &canary)
 	// One vendor call: a reveal (the canary, which also fires the canary alert) and a denial.
 	var res struct {
 		Results []json.RawMessage `json:"results"`
 	}
-	call(t, vendor+"/v1/tokens:detokenize", cred.Secret,
+	call(t, env, env.VendorURL("/v1/tokens:detokenize"), cred.Secret,
 		`{"items":[{"token":"`+canary.Token+`","domain":"acme"},{"token":"0000000000000000","domain":"acme"}],"purpose":"deploy test"}`, &res)
 	if len(res.Results) != 2 {
 		t.Fatalf("vendor detokenize: %d results, want 2", len(res.Results))
 	}
 
-	got := scrapeMetrics(t, internal+"/metrics")
+	got := scrapeMetrics(t, env.URL("/metrics"))
 	exprs := monitoringExprs(t)
 	if len(exprs) == 0 {
 		t.Fatal("no expressions found in the monitoring files")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/server"
 	"github.com/tokenvault/tokenvault/vault"
 )
@@ -67,15 +68,15 @@ func TestAlerts(t *testing.T) {
 	sink := &webhookSink{fails: 1}
 	hook := httptest.NewServer(sink.handler(secret))
 	defer hook.Close()
-	h := startWith(t, func(c *server.Config) {
+	h := testenv.Start(t, testenv.Configure(func(c *server.Config) {
 		c.Alerts = server.AlertConfig{WebhookURL: hook.URL, WebhookSecret: secret, VendorRevealsPerMinute: 3, DenialsPerMinute: 5}
-	}, nil)
+	}))
 	ctx := context.Background()
-	_, vendorSecret, err := h.vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
+	_, vendorSecret, err := h.Vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := h.post("/v1/canaries", rootSecret, map[string]any{"domain": "acme", "template": "pan", "value": "4000000000000002", "label": "orders export to acme"})
+	code, body := h.Post("/v1/canaries", rootSecret, map[string]any{"domain": "acme", "template": "pan", "value": "4000000000000002", "label": "orders export to acme"})
 	if code != http.StatusOK {
 		t.Fatalf("create canary: %d %s", code, body)
 	}
@@ -83,8 +84,8 @@ func TestAlerts(t *testing.T) {
 		Token string `json:"token"`
 	}
 	decodeInto(t, body, &canary)
-	res, _ := h.vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
-	if _, err := h.vault.CreateGrant(ctx, vault.Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
+	res, _ := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
+	if _, err := h.Vault.CreateGrant(ctx, vault.Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	reveal := func(tokens ...string) {
@@ -92,7 +93,7 @@ func TestAlerts(t *testing.T) {
 		for _, tk := range tokens {
 			items = append(items, map[string]string{"token": tk, "domain": "acme"})
 		}
-		h.do("POST", "http://"+h.addrs.Vendor+"/v1/tokens:detokenize", vendorSecret, jsonReader(t, map[string]any{"items": items, "purpose": "p"}))
+		h.Do("POST", h.VendorURL("/v1/tokens:detokenize"), vendorSecret, map[string]any{"items": items, "purpose": "p"})
 	}
 	// The vendor asks for the canary: critical alert, delivered despite a first failed post.
 	reveal(canary.Token)
@@ -107,7 +108,7 @@ func TestAlerts(t *testing.T) {
 	}
 	// A burst of bad secrets.
 	for i := 0; i < 7; i++ {
-		h.post("/v1/tokens:tokenize", "wrong-secret", map[string]any{"items": []map[string]string{{"value": "x", "template": "opaque"}}})
+		h.Post("/v1/tokens:tokenize", "wrong-secret", map[string]any{"items": []map[string]string{{"value": "x", "template": "opaque"}}})
 	}
 	sink.wait(t, "denial_burst")
 	sink.mu.Lock()
@@ -117,13 +118,13 @@ func TestAlerts(t *testing.T) {
 		t.Errorf("%d webhook posts had a bad signature", bad)
 	}
 	// Alerts are in the audit trail and in the metrics.
-	evs, _, err := h.vault.ListAudit(ctx, vault.AuditFilter{Method: "Alert", Limit: 100})
+	evs, _, err := h.Vault.ListAudit(ctx, vault.AuditFilter{Method: "Alert", Limit: 100})
 	if err != nil || len(evs) < 3 {
 		t.Fatalf("alert audit events = %d, %v", len(evs), err)
 	}
-	_, metrics := h.do("GET", "http://"+h.addrs.HTTP+"/metrics", "", nil)
+	_, metrics := h.Do("GET", "/metrics", "", nil)
 	if !strings.Contains(string(metrics), `tokenvault_alerts_total{rule="canary",severity="critical"} 1`) {
 		t.Errorf("metrics lack the canary alert")
 	}
-	h.assertNotLogged("4000000000000002", canary.Token, "4111111111111111", vendorSecret)
+	h.AssertNotLogged("4000000000000002", canary.Token, "4111111111111111", vendorSecret)
 }

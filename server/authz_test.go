@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/server"
 	"github.com/tokenvault/tokenvault/vault"
@@ -26,7 +27,7 @@ type caller struct {
 	secret string
 }
 
-func callers(t *testing.T, h *harness) []caller {
+func callers(t *testing.T, h *testenv.Env) []caller {
 	t.Helper()
 	out := []caller{{role: "", secret: ""}}
 	for _, r := range vault.Roles() {
@@ -34,7 +35,7 @@ func callers(t *testing.T, h *harness) []caller {
 		if r == vault.RoleVendor {
 			vendor = "acme"
 		}
-		_, secret, err := h.vault.CreateCredential(context.Background(), "matrix-"+string(r), r, vendor, "")
+		_, secret, err := h.Vault.CreateCredential(context.Background(), "matrix-"+string(r), r, vendor, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,11 +110,11 @@ var customRoutes = map[string]string{
 // with no credential, over gRPC and over HTTP, and checks that what is allowed is exactly what
 // the authorization table says. An RPC without a table entry fails the test.
 func TestAllowMatrix(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	policy := server.Policy(false)
 	cs := callers(t, h)
 	methods := 0
-	for l, gs := range h.srv.GRPCServers() {
+	for l, gs := range h.Server.GRPCServers() {
 		var names []string
 		for svc, info := range gs.GetServiceInfo() {
 			for _, m := range info.Methods {
@@ -134,7 +135,7 @@ func TestAllowMatrix(t *testing.T) {
 				if l == server.Internal && !md.IsStreamingServer() && !md.IsStreamingClient() {
 					in := dynamicpb.NewMessage(md.Input())
 					out := dynamicpb.NewMessage(md.Output())
-					err := h.conn.Invoke(authCtx(c.secret), full, in, out)
+					err := h.Conn.Invoke(authCtx(c.secret), full, in, out)
 					if got := !denied(status.Code(err)); got != want {
 						t.Errorf("gRPC %s as %q: allowed=%v (%v), table says %v", full, c.role, got, err, want)
 					}
@@ -146,20 +147,16 @@ func TestAllowMatrix(t *testing.T) {
 				if !ok {
 					continue
 				}
-				addr := h.addrs.HTTP
+				url := h.URL(path)
 				if l == server.Vendor {
-					addr, path = h.addrs.Vendor, "/v1/tokens:detokenize"
+					path = "/v1/tokens:detokenize"
+					url = h.VendorURL(path)
 				}
-				var body *strings.Reader
+				var body any // none for GET and DELETE
 				if verb == "POST" {
-					body = strings.NewReader("{}")
+					body = "{}"
 				}
-				var code int
-				if body != nil {
-					code, _ = h.do(verb, "http://"+addr+path, c.secret, body)
-				} else {
-					code, _ = h.do(verb, "http://"+addr+path, c.secret, nil)
-				}
+				code, _ := h.Do(verb, url, c.secret, body)
 				if got := !httpDenied(code); got != want {
 					t.Errorf("HTTP %s %s%s as %q: status %d, table says allowed=%v", verb, l, path, c.role, code, want)
 				}
@@ -172,7 +169,7 @@ func TestAllowMatrix(t *testing.T) {
 	// Cross-listener: internal paths do not exist on the vendor listener, and vendor
 	// credentials open nothing on the internal one.
 	for _, c := range cs {
-		code, _ := h.do("POST", "http://"+h.addrs.Vendor+"/v1/tokens:tokenize", c.secret, strings.NewReader("{}"))
+		code, _ := h.Do("POST", h.VendorURL("/v1/tokens:tokenize"), c.secret, "{}")
 		if code != http.StatusNotFound {
 			t.Errorf("vendor listener /v1/tokens:tokenize as %q: %d, want 404", c.role, code)
 		}

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc/codes"
@@ -93,3 +95,18 @@ func itemError(ctx context.Context, log *slog.Logger, err error) *tvpb.ItemError
 	}
 	return &tvpb.ItemError{Code: rpccode.Code(c).String(), Message: msg}
 }
+
+// writeJSONError writes an error body shaped like the gateway's ({"code":…,"message":…}) with
+// an HTTP status of its own: for answers no gRPC code maps to (413 for an oversized body),
+// given before a request reaches the gateway. Everything else goes through the gateway's
+// error handler and runtime.HTTPStatusFromCode.
+func writeJSONError(w http.ResponseWriter, code int, grpcCode codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]any{"code": int(grpcCode), "message": msg})
+	w.Write(b)
+}
+
+// oneJSONValue reports whether data is exactly one JSON value, give or take white space: the
+// HTTP bodies refuse trailing data after it rather than ignoring it.
+func oneJSONValue(data []byte) bool { return json.Valid(data) }

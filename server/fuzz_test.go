@@ -2,106 +2,22 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
-	"github.com/tokenvault/tokenvault/crypto/insecurekek"
-	"github.com/tokenvault/tokenvault/server"
-	"github.com/tokenvault/tokenvault/vault"
-	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
-// fuzzServer is one real server (real bbolt file, real keys) shared by every input of a
-// fuzz target: starting one per input would be far too slow.
-type fuzzServer struct {
-	url    string
-	client *http.Client
-}
-
-// startFuzzServer is start (harness_test.go) for a *testing.F: one server for the whole
-// fuzz run, stopped and checked in f.Cleanup. Logs are discarded and commits skip fsync:
-// the fuzzer wants throughput, and durability is not under test here.
-func startFuzzServer(f *testing.F) *fuzzServer {
+// startFuzzServer starts one real server (testenv: real bbolt file, real keys) shared by every
+// input of a fuzz target: starting one per input would be far too slow. Logs are discarded and
+// commits skip fsync: the fuzzer wants throughput, and durability is not under test here.
+func startFuzzServer(f *testing.F) *testenv.Env {
 	f.Helper()
-	dir := f.TempDir()
-	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{NoSync: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	ctx := context.Background()
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek, Logger: log})
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := v.SetRootSecret(ctx, rootSecret); err != nil {
-		f.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Logger: log})
-	if err != nil {
-		f.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(rctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		f.Fatalf("server did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		f.Fatal("server did not start in 30s")
-	}
-	fs := &fuzzServer{
-		url:    "http://" + srv.Addrs().HTTP,
-		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 4}},
-	}
-	f.Cleanup(func() {
-		fs.client.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			f.Errorf("Run returned %v", err)
-		}
-		if err := st.Check(); err != nil {
-			f.Errorf("store consistency check: %v", err)
-		}
-		if err := st.Close(); err != nil {
-			f.Errorf("closing store: %v", err)
-		}
-	})
-	return fs
-}
-
-func (fs *fuzzServer) post(tb testing.TB, path string, body []byte) (int, []byte) {
-	tb.Helper()
-	req, err := http.NewRequest(http.MethodPost, fs.url+path, bytes.NewReader(body))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+rootSecret)
-	resp, err := fs.client.Do(req)
-	if err != nil {
-		tb.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("POST %s: reading the response: %v", path, err)
-	}
-	return resp.StatusCode, data
+	return testenv.Start(f, testenv.NoSync(), testenv.DiscardLogs())
 }
 
 // publicKeys name request fields that hold identifiers, not data: an unknown template
@@ -228,7 +144,7 @@ func FuzzTokenizeHTTP(f *testing.F) {
 	}
 	fs := startFuzzServer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		code, resp := fs.post(t, "/v1/tokens:tokenize", body)
+		code, resp := fs.For(t).Post("/v1/tokens:tokenize", rootSecret, body)
 		checkResponse(t, body, code, resp)
 	})
 }
@@ -236,7 +152,7 @@ func FuzzTokenizeHTTP(f *testing.F) {
 // FuzzDetokenizeHTTP fuzzes the body of POST /v1/tokens:detokenize, seeded with real tokens.
 func FuzzDetokenizeHTTP(f *testing.F) {
 	fs := startFuzzServer(f)
-	code, resp := fs.post(f, "/v1/tokens:tokenize", []byte(tokenizeSeeds[1]))
+	code, resp := fs.Post("/v1/tokens:tokenize", rootSecret, tokenizeSeeds[1])
 	if code != http.StatusOK {
 		f.Fatalf("tokenizing the seed values: HTTP %d %s", code, resp)
 	}
@@ -267,7 +183,7 @@ func FuzzDetokenizeHTTP(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		code, resp := fs.post(t, "/v1/tokens:detokenize", body)
+		code, resp := fs.For(t).Post("/v1/tokens:detokenize", rootSecret, body)
 		checkResponse(t, body, code, resp)
 	})
 }

@@ -62,7 +62,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPISpec)
 	})
-	rh := recordsHTTP{conn: conn, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
+	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
 	h.Handle("POST /v1/records:tokenize", limitBody(rh.serve(true)))
 	h.Handle("POST /v1/records:detokenize", limitBody(rh.serve(false)))
 	h.Handle("/", limitBody(mux))
@@ -203,7 +203,11 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
-		if err := m.JSONPb.Unmarshal(data, v); err != nil {
+		err = m.JSONPb.Unmarshal(data, v)
+		if err == nil && !oneJSONValue(data) {
+			err = errors.New("trailing data after the JSON value")
+		}
+		if err != nil {
 			// Plain errors: the gateway wraps them in an InvalidArgument status itself.
 			msg := "malformed JSON request body"
 			if pos := jsonPosRE.FindString(err.Error()); pos != "" {

@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
 // TestOpenAPICoversEveryRoute: /openapi.json documents every RPC's HTTP route, with the
 // proto comments as descriptions. (CI also regenerates it and fails when it is stale.)
 func TestOpenAPICoversEveryRoute(t *testing.T) {
-	h := start(t)
-	code, body := h.do("GET", "http://"+h.addrs.HTTP+"/openapi.json", "", nil)
+	h := testenv.Start(t)
+	code, body := h.Do("GET", "/openapi.json", "", nil)
 	if code != http.StatusOK {
 		t.Fatalf("/openapi.json = %d", code)
 	}
@@ -23,7 +25,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	}
 	decodeInto(t, body, &spec)
 	n := 0
-	for _, gs := range h.srv.GRPCServers() {
+	for _, gs := range h.Server.GRPCServers() {
 		for svc, info := range gs.GetServiceInfo() {
 			for _, m := range info.Methods {
 				md := methodDesc(t, "/"+svc+"/"+m.Name)

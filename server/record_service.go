@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -74,9 +73,12 @@ func (r *recordService) DetokenizeRecords(ctx context.Context, req *tvpb.Detoken
 
 // recordsHTTP serves POST /v1/records:tokenize and :detokenize with documents as JSON values
 // (kept byte for byte, which the gateway's protobuf mapping cannot do), by calling the gRPC
-// methods over the gateway's in-memory connection so every interceptor runs.
+// methods over the gateway's in-memory connection so every interceptor runs. It goes through
+// the gateway's own paths: its mux annotates the call (forwarded headers, caller address) and
+// writes the errors (one status table, runtime.HTTPStatusFromCode).
 type recordsHTTP struct {
 	conn *grpc.ClientConn
+	mux  *runtime.ServeMux
 	log  func(error)
 }
 
@@ -87,21 +89,32 @@ type recordsBody struct {
 	Purpose   string            `json:"purpose"`
 }
 
-func writeJSONError(w http.ResponseWriter, code int, grpcCode codes.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	b, _ := json.Marshal(map[string]any{"code": int(grpcCode), "message": msg})
-	w.Write(b)
+// decode reads the request body: exactly one JSON object of recordsBody's fields, nothing after it.
+func (b *recordsBody) decode(r io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(r, MaxMessageBytes))
+	if err == nil && oneJSONValue(data) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if dec.Decode(b) == nil {
+			return nil
+		}
+	}
+	return status.Error(codes.InvalidArgument, `malformed request body: want {"documents":[{…}],"policy":{"$.path":"template"},"domain":"…"}`)
 }
 
 func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
+	method := "/tokenvault.v1.RecordService/DetokenizeRecords"
+	if tokenize {
+		method = "/tokenvault.v1.RecordService/TokenizeRecords"
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
+		_, marshaler := runtime.MarshalerForRequest(rh.mux, r)
+		var md runtime.ServerMetadata // the gRPC call's headers and trailers, for the error handler
+		ctx := r.Context()
+		fail := func(err error) { runtime.HTTPError(ctx, rh.mux, marshaler, w, r, err) }
 		var body recordsBody
-		dec := json.NewDecoder(io.LimitReader(r.Body, MaxMessageBytes))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeJSONError(w, http.StatusBadRequest, codes.InvalidArgument,
-				`malformed request body: want {"documents":[{…}],"policy":{"$.path":"template"},"domain":"…"}`)
+		if err := body.decode(r.Body); err != nil {
+			fail(err)
 			return
 		}
 		// The policy may be a JSON object (path → template) or a YAML/JSON string.
@@ -114,17 +127,11 @@ func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 		for i, d := range body.Documents {
 			docs[i] = string(d)
 		}
-		md := metadata.MD{}
-		if a := r.Header.Get("Authorization"); a != "" {
-			md.Set("authorization", a)
+		actx, err := runtime.AnnotateContext(ctx, rh.mux, r, method)
+		if err != nil {
+			fail(err)
+			return
 		}
-		if id := r.Header.Get("X-Request-Id"); id != "" {
-			md.Set("x-request-id", id)
-		}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			md.Set(mdRemoteAddr, host)
-		}
-		ctx := metadata.NewOutgoingContext(r.Context(), md)
 		c := tvpb.NewRecordServiceClient(rh.conn)
 		var out struct {
 			Documents []json.RawMessage `json:"documents"`
@@ -132,19 +139,19 @@ func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 		}
 		var respDocs []string
 		var errs []*tvpb.RecordFieldError
-		var err error
+		opts := []grpc.CallOption{grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD)}
 		if tokenize {
 			var resp *tvpb.TokenizeRecordsResponse
-			resp, err = c.TokenizeRecords(ctx, &tvpb.TokenizeRecordsRequest{Documents: docs, Policy: policy, Domain: body.Domain})
+			resp, err = c.TokenizeRecords(actx, &tvpb.TokenizeRecordsRequest{Documents: docs, Policy: policy, Domain: body.Domain}, opts...)
 			respDocs, errs = resp.GetDocuments(), resp.GetErrors()
 		} else {
 			var resp *tvpb.DetokenizeRecordsResponse
-			resp, err = c.DetokenizeRecords(ctx, &tvpb.DetokenizeRecordsRequest{Documents: docs, Policy: policy, Domain: body.Domain, Purpose: body.Purpose})
+			resp, err = c.DetokenizeRecords(actx, &tvpb.DetokenizeRecordsRequest{Documents: docs, Policy: policy, Domain: body.Domain, Purpose: body.Purpose}, opts...)
 			respDocs, errs = resp.GetDocuments(), resp.GetErrors()
 		}
 		if err != nil {
-			st := status.Convert(err)
-			writeJSONError(w, httpStatus(st.Code()), st.Code(), st.Message())
+			ctx = runtime.NewServerMetadataContext(r.Context(), md)
+			fail(err)
 			return
 		}
 		for _, d := range respDocs {
@@ -163,37 +170,10 @@ func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(out); err != nil {
 			rh.log(err)
-			writeJSONError(w, http.StatusInternalServerError, codes.Internal, "internal error")
+			fail(status.Error(codes.Internal, "internal error"))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(buf.Bytes())
 	}
-}
-
-// httpStatus maps a gRPC code to its HTTP status as grpc-gateway does.
-func httpStatus(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.Canceled:
-		return 499
-	}
-	return http.StatusInternalServerError
 }

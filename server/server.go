@@ -57,8 +57,6 @@ type Config struct {
 	// CheckpointInterval is how often the audit chain's head is signed (default 10s); it is
 	// also signed at shutdown.
 	CheckpointInterval time.Duration
-
-	noBackground bool // tests that drive background work themselves
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -271,9 +269,7 @@ func (s *Server) Run(ctx context.Context) error {
 				s.metrics.auditSeq.Set(float64(seq))
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
-			if !s.cfg.noBackground {
-				go s.vlt().RunBackground(ctx, s.cfg.Background)
-			}
+			go s.vlt().RunBackground(ctx, s.cfg.Background)
 		case <-ctx.Done():
 		}
 	}()

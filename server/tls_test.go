@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/server"
 	"github.com/tokenvault/tokenvault/vault"
@@ -75,35 +77,35 @@ func TestVendorMTLS(t *testing.T) {
 	ca := newCA(t)
 	srvCert := ca.issue(t, "tokenvault.test", true, time.Now().Add(time.Hour))
 	clientTLS := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS13}
-	h := startWith(t, func(c *server.Config) {
+	h := testenv.Start(t, testenv.Configure(func(c *server.Config) {
 		c.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS13}
 		c.VendorTLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS13,
 			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool}
-	}, clientTLS)
+	}), testenv.ClientTLS(clientTLS))
 	ctx := context.Background()
 
 	// Internal gRPC and HTTP over TLS.
-	resp, err := h.tokens().Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}}})
+	resp, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}}})
 	if err != nil {
 		t.Fatalf("Tokenize over TLS: %v", err)
 	}
 	token := resp.GetResults()[0].GetToken()
-	h.http = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
-	if code, body := h.do("GET", "https://"+h.addrs.HTTP+"/healthz", "", nil); code != http.StatusOK {
+	if code, body := h.Do("GET", "/healthz", "", nil); code != http.StatusOK {
 		t.Fatalf("internal HTTPS healthz: %d %s", code, body)
 	}
 
 	// acme's credential is bound to its certificate's SAN; globex has a secret only.
-	if _, _, err := h.vault.CreateCredential(ctx, "acme-mtls", vault.RoleVendor, "acme", "acme.vendors.test"); err != nil {
+	if _, _, err := h.Vault.CreateCredential(ctx, "acme-mtls", vault.RoleVendor, "acme", "acme.vendors.test"); err != nil {
 		t.Fatal(err)
 	}
-	_, globexSecret, err := h.vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
+	_, globexSecret, err := h.Vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.vault.CreateGrant(ctx, vault.Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := h.Vault.CreateGrant(ctx, vault.Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	vendorURL := "https://" + h.Addrs.Vendor + "/v1/tokens:detokenize"
 	body := `{"items":[{"token":"` + token + `","domain":"acme"}],"purpose":"order-7"}`
 	vendorCall := func(cert *tls.Certificate, secret string) (int, string, error) {
 		cfg := clientTLS.Clone()
@@ -111,25 +113,13 @@ func TestVendorMTLS(t *testing.T) {
 			cfg.Certificates = []tls.Certificate{*cert}
 		}
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
-		req, _ := http.NewRequest("POST", "https://"+h.addrs.Vendor+"/v1/tokens:detokenize", strings.NewReader(body))
-		if secret != "" {
-			req.Header.Set("Authorization", "Bearer "+secret)
-		}
-		resp, err := c.Do(req)
+		resp, err := c.Do(h.Request("POST", vendorURL, secret, body))
 		if err != nil {
 			return 0, "", err
 		}
 		defer resp.Body.Close()
-		var b strings.Builder
-		buf := make([]byte, 4096)
-		for {
-			n, err := resp.Body.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		return resp.StatusCode, b.String(), nil
+		out, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out), err
 	}
 
 	acmeCert := ca.issue(t, "acme.vendors.test", false, time.Now().Add(time.Hour))
@@ -164,7 +154,7 @@ func TestVendorMTLS(t *testing.T) {
 		cfg.Certificates = []tls.Certificate{globexCert}
 		return cfg
 	}()}}
-	req, _ := http.NewRequest("POST", "https://"+h.addrs.Vendor+"/v1/tokens:detokenize", strings.NewReader(body))
+	req := h.Request("POST", vendorURL, "", body)
 	req.Header.Set("Grpc-Metadata-X-Tokenvault-Client-San", "acme.vendors.test")
 	req.Header.Set("X-Tokenvault-Client-San", "acme.vendors.test")
 	if resp, err := c.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"sync"
@@ -12,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
 // vendorSetup tokenizes values in two domains and onboards vendor "acme" with a credential.
 type vendorSetup struct {
-	h            *harness
+	h            *testenv.Env
 	acmePAN      string // token of 4111111111111111 in domain acme
 	acmeSSN      string // token of 123-45-6789 in domain acme
 	globexPAN    string // token of 4111111111111111 in domain globex
@@ -26,9 +26,9 @@ type vendorSetup struct {
 }
 
 func setupVendors(t *testing.T) *vendorSetup {
-	h := start(t)
+	h := testenv.Start(t)
 	ctx := context.Background()
-	res, err := h.vault.Tokenize(ctx, []vault.TokenizeItem{
+	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{
 		{Value: "4111111111111111", Template: "pan", Domain: "acme"},
 		{Value: "123-45-6789", Template: "ssn", Domain: "acme"},
 		{Value: "4111111111111111", Template: "pan", Domain: "globex"},
@@ -36,11 +36,11 @@ func setupVendors(t *testing.T) *vendorSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, acme, err := h.vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
+	_, acme, err := h.Vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, globex, err := h.vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
+	_, globex, err := h.Vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func setupVendors(t *testing.T) *vendorSetup {
 
 func (v *vendorSetup) grant(t *testing.T, g map[string]any) string {
 	t.Helper()
-	code, body := v.h.post("/v1/grants", rootSecret, g)
+	code, body := v.h.Post("/v1/grants", rootSecret, g)
 	if code != http.StatusOK {
 		t.Fatalf("create grant: HTTP %d %s", code, body)
 	}
@@ -64,8 +64,7 @@ func (v *vendorSetup) grant(t *testing.T, g map[string]any) string {
 
 func (v *vendorSetup) reveal(t *testing.T, secret string, items ...map[string]string) (int, tokenizeResp) {
 	t.Helper()
-	code, body := v.h.do("POST", "http://"+v.h.addrs.Vendor+"/v1/tokens:detokenize", secret,
-		jsonReader(t, map[string]any{"items": items, "purpose": "order-42"}))
+	code, body := v.h.Do("POST", v.h.VendorURL("/v1/tokens:detokenize"), secret, map[string]any{"items": items, "purpose": "order-42"})
 	if code != http.StatusOK {
 		return code, tokenizeResp{}
 	}
@@ -113,7 +112,7 @@ func TestVendorDetokenizeThroughGrants(t *testing.T) {
 		}
 	}
 	// A vendor credential opens nothing on the internal listener; internal ones nothing here.
-	if code, _ := v.h.post("/v1/tokens:detokenize", v.acmeSecret, map[string]any{"items": []map[string]string{{"token": v.acmePAN, "domain": "acme"}}}); code != http.StatusForbidden {
+	if code, _ := v.h.Post("/v1/tokens:detokenize", v.acmeSecret, map[string]any{"items": []map[string]string{{"token": v.acmePAN, "domain": "acme"}}}); code != http.StatusForbidden {
 		t.Errorf("vendor on internal detokenize: %d, want 403", code)
 	}
 	if code, _ := v.reveal(t, rootSecret, map[string]string{"token": v.acmePAN, "domain": "acme"}); code != http.StatusForbidden {
@@ -122,7 +121,7 @@ func TestVendorDetokenizeThroughGrants(t *testing.T) {
 	if code, _ := v.reveal(t, "", map[string]string{"token": v.acmePAN, "domain": "acme"}); code != http.StatusUnauthorized {
 		t.Errorf("anonymous on vendor listener: %d, want 401", code)
 	}
-	v.h.assertNotLogged("4111111111111111", "123-45-6789", v.acmePAN, v.acmeSSN, v.globexPAN, v.acmeSecret, v.globexSecret)
+	v.h.AssertNotLogged("4111111111111111", "123-45-6789", v.acmePAN, v.acmeSSN, v.globexPAN, v.acmeSecret, v.globexSecret)
 }
 
 // TestVendorRandomTokensAllDenied: 100,000 random well-formed tokens, 100 % denied with the
@@ -189,17 +188,9 @@ func TestVendorQuotaSourceAndRevocation(t *testing.T) {
 		t.Fatalf("grant for 203.0.113.0/24 revealed to loopback: %+v", r.Results[0])
 	}
 	// The caller's own X-Forwarded-For does not move it into the granted network.
-	req, _ := http.NewRequest("POST", "http://"+v.h.addrs.Vendor+"/v1/tokens:detokenize",
-		jsonReader(t, map[string]any{"items": []map[string]string{item}, "purpose": "p"}))
-	req.Header.Set("Authorization", "Bearer "+v.acmeSecret)
+	req := v.h.Request("POST", v.h.VendorURL("/v1/tokens:detokenize"), v.acmeSecret, map[string]any{"items": []map[string]string{item}, "purpose": "p"})
 	req.Header.Set("X-Forwarded-For", "203.0.113.7")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spoofed, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if contains(spoofed, "4111111111111111") {
+	if _, spoofed := v.h.Send(req); contains(spoofed, "4111111111111111") {
 		t.Fatalf("X-Forwarded-For moved the caller into the grant's network: %s", spoofed)
 	}
 	// Quota of 2 items in total.
@@ -214,7 +205,7 @@ func TestVendorQuotaSourceAndRevocation(t *testing.T) {
 	if code, _ := v.reveal(t, v.acmeSecret, map[string]string{"token": "0000000000000000", "domain": "acme"}); code != http.StatusTooManyRequests {
 		t.Fatalf("over quota with a token that does not exist: HTTP %d, want 429 (no existence oracle)", code)
 	}
-	code, body := v.h.do("GET", "http://"+v.h.addrs.HTTP+"/v1/grants/"+id, rootSecret, nil)
+	code, body := v.h.Do("GET", "/v1/grants/"+id, rootSecret, nil)
 	if code != http.StatusOK || !contains(body, `"used":"2"`) {
 		t.Errorf("grant after quota: %d %s", code, body)
 	}
@@ -244,7 +235,7 @@ func TestVendorQuotaSourceAndRevocation(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	if code, body := v.h.post("/v1/grants/"+id+":revoke", rootSecret, map[string]any{}); code != http.StatusOK {
+	if code, body := v.h.Post("/v1/grants/"+id+":revoke", rootSecret, map[string]any{}); code != http.StatusOK {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
 	revoked.Store(true)

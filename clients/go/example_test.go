@@ -5,54 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"strings"
 
 	client "github.com/tokenvault/tokenvault/clients/go"
-	"github.com/tokenvault/tokenvault/crypto/insecurekek"
-	"github.com/tokenvault/tokenvault/server"
-	"github.com/tokenvault/tokenvault/vault"
-	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
-// startServer runs a real in-process server on a loopback port for the examples and returns
-// its gRPC address, a root secret and a stop function.
+// startServer runs a real in-process server (testenv: loopback ports, bbolt file, Tink keys)
+// for the examples and returns its gRPC address, its root secret and a stop function.
 func startServer() (addr, secret string, stop func()) {
-	dir, err := os.MkdirTemp("", "tokenvault-example-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek})
-	if err != nil {
-		log.Fatal(err)
-	}
-	secret = "example-root-secret"
-	if err := v.SetRootSecret(ctx, secret); err != nil {
-		log.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	<-srv.Ready()
-	return srv.Addrs().GRPC, secret, func() {
-		cancel()
-		<-done
-		st.Close()
-		os.RemoveAll(dir)
-	}
+	d := &testenv.Detached{}
+	env := testenv.Start(d, testenv.DiscardLogs())
+	return env.Addrs.GRPC, testenv.RootSecret, d.Close
 }
 
 func Example() {

@@ -4,70 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenvault/tokenvault/clients/go/loadgen"
-	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/server"
-	"github.com/tokenvault/tokenvault/vault"
-	"github.com/tokenvault/tokenvault/vault/store"
 )
 
-const rootSecret = "loadgen-test-root-secret"
-
-// startServer runs a real server (bbolt file, Tink keys, gRPC and HTTP listeners on
-// loopback) until the test ends, and returns its addresses.
+// startServer runs a real server (testenv: bbolt file, Tink keys, listeners on loopback)
+// until the test ends, and returns its addresses. Its logs are discarded: a load run would
+// pile up a debug line per request.
 func startServer(tb testing.TB) server.Addrs {
 	tb.Helper()
-	dir := tb.TempDir()
-	kek, _, err := insecurekek.LoadOrCreate(filepath.Join(dir, "kek.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx := context.Background()
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := v.SetRootSecret(ctx, rootSecret); err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Vault: v, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(rctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		tb.Fatalf("server did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		tb.Fatal("server did not start in 10s")
-	}
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Run returned %v", err)
-		}
-		if err := st.Close(); err != nil {
-			tb.Errorf("closing store: %v", err)
-		}
-	})
-	return srv.Addrs()
+	return testenv.Start(tb, testenv.DiscardLogs()).Addrs
 }
 
 func config(a server.Addrs, protocol, op string) loadgen.Config {
 	return loadgen.Config{
-		Protocol: protocol, Op: op, GRPCAddr: a.GRPC, HTTPAddr: a.HTTP, Token: rootSecret,
+		Protocol: protocol, Op: op, GRPCAddr: a.GRPC, HTTPAddr: a.HTTP, Token: testenv.RootSecret,
 		Batch: 20, Concurrency: 4, Duration: time.Second, Warmup: 100 * time.Millisecond,
 		Unique: true, Pool: 500,
 	}

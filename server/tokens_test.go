@@ -8,15 +8,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tokenvault/tokenvault/internal/testenv"
+
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 )
 
 func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	values := []struct{ value, template string }{
 		{"4111111111111111", "pan"},
 		{"4111-1111-1111-1111", "pan"},
@@ -28,7 +29,7 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 	for _, v := range values {
 		items = append(items, map[string]string{"value": v.value, "template": v.template, "domain": "acme"})
 	}
-	code, body := h.post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": items})
+	code, body := h.Post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": items})
 	if code != http.StatusOK {
 		t.Fatalf("tokenize: HTTP %d %s", code, body)
 	}
@@ -59,7 +60,7 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 		t.Errorf("email token %q: domain not kept", tokens[3])
 	}
 
-	code, body = h.post("/v1/tokens:detokenize", rootSecret, map[string]any{"items": ditems, "purpose": "test"})
+	code, body = h.Post("/v1/tokens:detokenize", rootSecret, map[string]any{"items": ditems, "purpose": "test"})
 	if code != http.StatusOK {
 		t.Fatalf("detokenize: HTTP %d %s", code, body)
 	}
@@ -71,7 +72,7 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 	}
 
 	// Deterministic inside a domain, unrelated across domains.
-	code, body = h.post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": []map[string]string{
+	code, body = h.Post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": []map[string]string{
 		{"value": "4111111111111111", "template": "pan", "domain": "acme"},
 		{"value": "4111111111111111", "template": "pan", "domain": "globex"},
 		{"value": "4111111111111111", "template": "pan"},
@@ -87,7 +88,7 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 		t.Errorf("same value in different domains got related tokens: %q %q %q", tokens[0], again.Results[1].Token, again.Results[2].Token)
 	}
 	// A token of one domain is not found in another, nor with a wrong template.
-	code, body = h.post("/v1/tokens:detokenize", rootSecret, map[string]any{"items": []map[string]string{
+	code, body = h.Post("/v1/tokens:detokenize", rootSecret, map[string]any{"items": []map[string]string{
 		{"token": tokens[0], "domain": "globex"},
 		{"token": tokens[0], "domain": "acme", "template": "ssn"},
 		{"token": tokens[0], "domain": "acme", "template": "pan"},
@@ -108,13 +109,13 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 	for _, v := range values {
 		secrets = append(secrets, v.value)
 	}
-	h.assertNotLogged(append(append(secrets, tokens...), rootSecret)...)
+	h.AssertNotLogged(append(append(secrets, tokens...), rootSecret)...)
 }
 
 func TestGRPCTokenizeDetokenize(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	ctx := authCtx(rootSecret)
-	resp, err := h.tokens().Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
+	resp, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
 		{Value: "078-05-1120", Template: "ssn"},
 		{Value: "12-34", Template: "ssn"},
 	}})
@@ -129,7 +130,7 @@ func TestGRPCTokenizeDetokenize(t *testing.T) {
 	if bad.GetCode() != "INVALID_ARGUMENT" || strings.Contains(bad.GetMessage(), "12-34") {
 		t.Errorf("bad ssn item error = %+v: want INVALID_ARGUMENT without the value", bad)
 	}
-	dresp, err := h.tokens().Detokenize(ctx, &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: tok}, {Token: "000-00-0000"}}})
+	dresp, err := tvpb.NewTokenServiceClient(h.Conn).Detokenize(ctx, &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: tok}, {Token: "000-00-0000"}}})
 	if err != nil {
 		t.Fatalf("Detokenize: %v", err)
 	}
@@ -142,37 +143,37 @@ func TestGRPCTokenizeDetokenize(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	body := map[string]any{"items": []map[string]string{{"value": "4111111111111111", "template": "pan"}}}
 	for _, secret := range []string{"", "wrong-secret"} {
-		code, resp := h.post("/v1/tokens:tokenize", secret, body)
+		code, resp := h.Post("/v1/tokens:tokenize", secret, body)
 		if code != http.StatusUnauthorized {
 			t.Errorf("secret %q: HTTP %d %s, want 401", secret, code, resp)
 		}
 		if strings.Contains(string(resp), "4111") {
 			t.Errorf("error body echoes the value: %s", resp)
 		}
-		_, err := h.tokens().Tokenize(authCtx(secret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan"}}})
+		_, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(authCtx(secret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan"}}})
 		if status.Code(err) != codes.Unauthenticated {
 			t.Errorf("gRPC secret %q: %v, want Unauthenticated", secret, err)
 		}
 	}
 	// A tokenizer may tokenize but not detokenize.
-	_, secret, err := h.vault.CreateCredential(context.Background(), "svc", "tokenizer", "", "")
+	_, secret, err := h.Vault.CreateCredential(context.Background(), "svc", "tokenizer", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, resp := h.post("/v1/tokens:tokenize", secret, body); code != http.StatusOK {
+	if code, resp := h.Post("/v1/tokens:tokenize", secret, body); code != http.StatusOK {
 		t.Errorf("tokenizer tokenize: HTTP %d %s", code, resp)
 	}
-	if code, resp := h.post("/v1/tokens:detokenize", secret, map[string]any{"items": []map[string]string{{"token": "x"}}}); code != http.StatusForbidden {
+	if code, resp := h.Post("/v1/tokens:detokenize", secret, map[string]any{"items": []map[string]string{{"token": "x"}}}); code != http.StatusForbidden {
 		t.Errorf("tokenizer detokenize: HTTP %d %s, want 403", code, resp)
 	}
-	h.assertNotLogged(secret, rootSecret, "wrong-secret")
+	h.AssertNotLogged(secret, rootSecret, "wrong-secret")
 }
 
 func TestBadRequests(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	const pii = "4111111111111111"
 	many := make([]map[string]string, 10001)
 	for i := range many {
@@ -194,7 +195,7 @@ func TestBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, body := h.post("/v1/tokens:tokenize", rootSecret, c.body)
+			code, body := h.Post("/v1/tokens:tokenize", rootSecret, c.body)
 			if code != c.want {
 				t.Fatalf("HTTP %d %s, want %d", code, body, c.want)
 			}
@@ -207,7 +208,7 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 	// A value that does not fit is a per-item error; the others succeed.
-	code, body := h.post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": []map[string]string{
+	code, body := h.Post("/v1/tokens:tokenize", rootSecret, map[string]any{"items": []map[string]string{
 		{"value": "4111-abcd-1111-1111", "template": "pan"},
 		{"value": pii, "template": "pan"},
 	}})
@@ -221,11 +222,11 @@ func TestBadRequests(t *testing.T) {
 	if strings.Contains(string(body), "abcd") {
 		t.Errorf("per-item error echoes the value: %s", body)
 	}
-	h.assertNotLogged(pii, "abcd")
+	h.AssertNotLogged(pii, "abcd")
 }
 
 func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
-	h := start(t)
+	h := testenv.Start(t)
 	const n = 32
 	tokens := make([]string, n)
 	var wg sync.WaitGroup
@@ -233,7 +234,7 @@ func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			resp, err := h.tokens().Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
+			resp, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
 				{Value: "5555555555554444", Template: "pan", Domain: "acme"},
 				{Value: fmt.Sprintf("value-%d", i), Template: "opaque", Domain: "acme"},
 			}})
@@ -249,37 +250,5 @@ func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
 		if tokens[i] != tokens[0] || tokens[i] == "" {
 			t.Fatalf("concurrent tokenizes of one value disagree: %q vs %q", tokens[0], tokens[i])
 		}
-	}
-}
-
-func TestHealth(t *testing.T) {
-	h := start(t)
-	for _, addr := range []string{h.addrs.HTTP, h.addrs.Vendor} {
-		code, body := h.do("GET", "http://"+addr+"/healthz", "", nil)
-		if code != http.StatusOK || !strings.Contains(string(body), "SERVING") {
-			t.Errorf("%s/healthz = %d %s", addr, code, body)
-		}
-	}
-	resp, err := grpc_health_v1.NewHealthClient(h.conn).Check(context.Background(), &grpc_health_v1.HealthCheckRequest{})
-	if err != nil || resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
-		t.Errorf("gRPC health = %v, %v", resp, err)
-	}
-	// The vendor listener serves nothing else.
-	code, _ := h.do("POST", "http://"+h.addrs.Vendor+"/v1/tokens:tokenize", rootSecret, strings.NewReader("{}"))
-	if code != http.StatusNotFound {
-		t.Errorf("vendor listener tokenize = %d, want 404", code)
-	}
-	code, body := h.do("GET", "http://"+h.addrs.HTTP+"/metrics", "", nil)
-	if code != http.StatusOK || !strings.Contains(string(body), "tokenvault_requests_total") {
-		t.Errorf("/metrics = %d", code)
-	}
-	for _, m := range []string{"tokenvault_live_grants 0", "tokenvault_store_bytes", "tokenvault_primary_data_key_age_seconds", "tokenvault_audit_seq", "tokenvault_sealed 0"} {
-		if !strings.Contains(string(body), m) {
-			t.Errorf("/metrics lacks %s", m)
-		}
-	}
-	code, body = h.do("GET", "http://"+h.addrs.HTTP+"/openapi.json", "", nil)
-	if code != http.StatusOK || !strings.Contains(string(body), "/v1/tokens:tokenize") {
-		t.Errorf("/openapi.json = %d", code)
 	}
 }
