@@ -42,7 +42,7 @@ func TestVendorTightGrantNotBypassed(t *testing.T) {
 	if code, _ := v.reveal(t, v.acmeSecret, pan, pan); code != http.StatusTooManyRequests {
 		t.Errorf("past the quota: HTTP %d, want 429", code)
 	}
-	code, body := v.h.do("GET", "http://"+v.h.addrs.HTTP+"/v1/grants?vendor=acme", rootSecret, nil)
+	code, body := v.h.Do("GET", "/v1/grants?vendor=acme", rootSecret, nil)
 	if code != http.StatusOK {
 		t.Fatalf("list grants: HTTP %d %s", code, body)
 	}
@@ -61,8 +61,8 @@ func TestVendorTightGrantNotBypassed(t *testing.T) {
 		t.Errorf("tight grant used %q, want 2 (the reveals it authorized)", used[tight])
 	}
 	// The vendor can name the loose grant to read SSNs; PANs are then not revealed under it.
-	code, body = v.h.do("POST", "http://"+v.h.addrs.Vendor+"/v1/tokens:detokenize", v.acmeSecret,
-		strings.NewReader(`{"purpose":"kyc-7","grant_id":"`+loose+`","items":[{"token":"`+v.acmeSSN+`","domain":"acme"},{"token":"`+v.acmePAN+`","domain":"acme"}]}`))
+	code, body = v.h.Do("POST", v.h.VendorURL("/v1/tokens:detokenize"), v.acmeSecret,
+		(`{"purpose":"kyc-7","grant_id":"` + loose + `","items":[{"token":"` + v.acmeSSN + `","domain":"acme"},{"token":"` + v.acmePAN + `","domain":"acme"}]}`))
 	if code != http.StatusOK {
 		t.Fatalf("naming the loose grant: HTTP %d %s", code, body)
 	}
@@ -71,8 +71,8 @@ func TestVendorTightGrantNotBypassed(t *testing.T) {
 		t.Errorf("naming the loose grant: %+v, want the SSN revealed and the PAN denied", named.Results)
 	}
 	// A grant id that is not the vendor's is refused whole, without looking at the tokens.
-	code, body = v.h.do("POST", "http://"+v.h.addrs.Vendor+"/v1/tokens:detokenize", v.globexSecret,
-		strings.NewReader(`{"purpose":"p","grant_id":"`+loose+`","items":[{"token":"`+v.globexPAN+`","domain":"globex"}]}`))
+	code, body = v.h.Do("POST", v.h.VendorURL("/v1/tokens:detokenize"), v.globexSecret,
+		(`{"purpose":"p","grant_id":"` + loose + `","items":[{"token":"` + v.globexPAN + `","domain":"globex"}]}`))
 	if code != http.StatusForbidden || strings.Contains(string(body), v.globexPAN) {
 		t.Errorf("another vendor's grant id: HTTP %d %s, want 403 without the token", code, body)
 	}
