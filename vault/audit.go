@@ -30,11 +30,8 @@ import (
 // values: only token fingerprints (a SHA-256 prefix of domain and token), counts and names.
 
 const (
-	bucketAudit      store.Bucket = "audit"
-	bucketAuditCkpt  store.Bucket = "auditckpt"
-	metaAuditHead                 = "audit_head"
-	auditHashPrefix               = "sha256:"
-	checkpointDomain              = "tokenvault/audit/checkpoint/v1"
+	auditHashPrefix  = "sha256:"
+	checkpointDomain = "tokenvault/audit/checkpoint/v1"
 )
 
 // Audit outcomes.
@@ -116,18 +113,12 @@ func TokenFingerprint(domain, token string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-func seqKey(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
-}
-
 // appendAudit appends ev to the chain inside tx. It has no effect outside tx (the store may run
 // the enclosing function twice) and sets ev.Seq and ev.PrevHash.
 func appendAudit(tx store.Tx, ev *AuditEvent) error {
 	var seq uint64
 	prev := make([]byte, 32)
-	if h := tx.Get(bucketMeta, []byte(metaAuditHead)); len(h) == 40 {
+	if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
 		seq = binary.BigEndian.Uint64(h[:8])
 		copy(prev, h[8:])
 	}
@@ -144,7 +135,7 @@ func appendAudit(tx store.Tx, ev *AuditEvent) error {
 	head := make([]byte, 40)
 	binary.BigEndian.PutUint64(head[:8], ev.Seq)
 	copy(head[8:], sum[:])
-	return tx.Put(bucketMeta, []byte(metaAuditHead), head)
+	return tx.Put(bucketMeta, metaAuditHead, head)
 }
 
 // Audit records ev on its own (for events with no other write, such as denials at the edge).
@@ -186,7 +177,7 @@ func (v *Vault) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 	var head []byte
 	var lastCkpt uint64
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		head = append([]byte(nil), tx.Get(bucketMeta, []byte(metaAuditHead))...)
+		head = append([]byte(nil), tx.Get(bucketMeta, metaAuditHead)...)
 		return tx.Scan(bucketAuditCkpt, nil, nil, func(k, _ []byte) error {
 			lastCkpt = binary.BigEndian.Uint64(k)
 			return nil
@@ -305,10 +296,10 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	// delivered (or pruned) before: a resumed export from further on does not.
 	var delivered uint64
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		if e := tx.Get(bucketMeta, []byte(metaAuditExported)); len(e) == 8 {
+		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			delivered = binary.BigEndian.Uint64(e)
 		}
-		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) >= 8 {
+		if a := tx.Get(bucketMeta, metaAuditAnchor); len(a) >= 8 {
 			delivered = max(delivered, binary.BigEndian.Uint64(a[:8]))
 		}
 		return nil
@@ -360,7 +351,7 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 	}
 	h := ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
 	if err := s.View(ctx, func(tx store.Tx) error {
-		if a := tx.Get(bucketMeta, []byte(metaAuditAnchor)); len(a) > 40 {
+		if a := tx.Get(bucketMeta, metaAuditAnchor); len(a) > 40 {
 			seq := binary.BigEndian.Uint64(a[:8])
 			if fromSeq <= seq+1 {
 				h.FromSeq, h.AnchorSeq, h.AnchorHash = seq+1, seq, auditHashPrefix+hex.EncodeToString(a[8:40])
@@ -425,10 +416,6 @@ type VerifyReport struct {
 
 // OK reports whether the trail verified.
 func (r *VerifyReport) OK() bool { return r.Problem == "" }
-
-// ErrAuditTampered is returned by VerifyAudit when the trail does not verify; the report says
-// where.
-var ErrAuditTampered = errors.New("audit trail does not verify")
 
 // VerifyAudit checks an export (JSON lines) with publicKeyset, or, when publicKeyset is nil,
 // with the keyset in the export's header. It checks sequence numbers, the hash chain and every
@@ -557,7 +544,7 @@ func VerifyAudit(r io.Reader, publicKeyset []byte) (VerifyReport, error) {
 func VerifyStoreAudit(ctx context.Context, s store.Store) (VerifyReport, error) {
 	var pub []byte
 	if err := s.View(ctx, func(tx store.Tx) error {
-		pub = append([]byte(nil), tx.Get(bucketMeta, []byte(metaAuditPub))...)
+		pub = append([]byte(nil), tx.Get(bucketMeta, metaAuditPub)...)
 		return nil
 	}); err != nil {
 		return VerifyReport{}, err
@@ -572,23 +559,14 @@ func VerifyStoreAudit(ctx context.Context, s store.Store) (VerifyReport, error) 
 	return rep, err
 }
 
-const (
-	metaAuditPub      = "audit_pubkey"
-	metaAuditAnchor   = "audit_anchor"   // seq (8 bytes) + hash of the last pruned event
-	metaAuditExported = "audit_exported" // seq (8 bytes) of the last event a full export delivered
-)
-
-// ErrNotExported is returned by PruneAudit for events no export has delivered yet.
-var ErrNotExported = errors.New("these audit events were never exported; export them first (audit export)")
-
 // markExported records that an export delivered events up to seq.
 func (v *Vault) markExported(ctx context.Context, seq uint64) error {
 	return v.store.Update(ctx, func(tx store.Tx) error {
-		cur := tx.Get(bucketMeta, []byte(metaAuditExported))
+		cur := tx.Get(bucketMeta, metaAuditExported)
 		if len(cur) == 8 && binary.BigEndian.Uint64(cur) >= seq {
 			return nil
 		}
-		return tx.Put(bucketMeta, []byte(metaAuditExported), seqKey(seq))
+		return tx.Put(bucketMeta, metaAuditExported, seqKey(seq))
 	})
 }
 
@@ -602,7 +580,7 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 	n := 0
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		n = 0
-		exp := tx.Get(bucketMeta, []byte(metaAuditExported))
+		exp := tx.Get(bucketMeta, metaAuditExported)
 		if len(exp) != 8 || binary.BigEndian.Uint64(exp) < throughSeq {
 			return ErrNotExported
 		}
@@ -634,7 +612,7 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 			return err
 		}
 		anchor := append(append(seqKey(throughSeq), sum[:]...), sig...)
-		if err := tx.Put(bucketMeta, []byte(metaAuditAnchor), anchor); err != nil {
+		if err := tx.Put(bucketMeta, metaAuditAnchor, anchor); err != nil {
 			return err
 		}
 		n = len(keys)
@@ -653,10 +631,10 @@ func (v *Vault) publishAuditKey(ctx context.Context) error {
 		return err
 	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
-		if bytes.Equal(tx.Get(bucketMeta, []byte(metaAuditPub)), pub) {
+		if bytes.Equal(tx.Get(bucketMeta, metaAuditPub), pub) {
 			return nil
 		}
-		return tx.Put(bucketMeta, []byte(metaAuditPub), pub)
+		return tx.Put(bucketMeta, metaAuditPub, pub)
 	})
 }
 

@@ -7,8 +7,6 @@ import (
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
-const bucketCanaries store.Bucket = "canaries"
-
 // Canary is a planted token.
 type Canary struct {
 	Token    string

@@ -19,16 +19,28 @@
 //
 // # Storage layout
 //
-//	records   domain 0x00 token              → record (template, times, subject, ciphertext)
-//	index     domain 0x00 template 0x00 hmac → token (deterministic templates only)
-//	subjects  hmac(subject) domain 0x00 token → "" (for erasure by data subject)
-//	templates name                           → custom template definition (JSON)
-//	creds     id                             → credential (JSON, with SHA-256 of its secret)
-//	credhash  sha256(secret)                 → id
-//	credsan   certificate SAN                → id (vendor credentials bound to mTLS)
-//	grants    vendor 0x00 id                 → grant (JSON, with its use count)
-//	grantids  id                             → vendor
-//	meta      "keyring"                      → keyring wrapped under the KEK
+//	records     domain 0x00 token                → record (template, times, subject, ciphertext), or a tombstone
+//	index       domain 0x00 template 0x00 hmac   → token (deterministic templates with random candidates)
+//	subjects    hmac(subject) domain 0x00 token  → "" (for erasure by data subject)
+//	subjectkeys hmac(subject)                    → the subject's key, wrapped by the data AEAD
+//	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
+//	canaries    domain 0x00 token                → canary label
+//	templates   name                             → custom template definition (JSON)
+//	creds       id                               → credential (JSON, with SHA-256 of its secret)
+//	credhash    sha256(secret)                   → id
+//	credsan     certificate SAN                  → id (vendor credentials bound to mTLS)
+//	grants      vendor 0x00 id                   → grant (JSON, with its use count)
+//	grantids    id                               → vendor
+//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
+//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON)
+//	meta        "keyring"                        → keyring wrapped under the KEK
+//	meta        "schema_version"                 → SchemaVersion (8 bytes)
+//	meta        "keymeta"                        → creation and destruction times of data keys (JSON)
+//	meta        "rewrap"                         → progress of the background rewrap (JSON)
+//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event
+//	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
+//	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
+//	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
 //
 // # Caveats
 //

@@ -35,11 +35,6 @@ import (
 // from before an erasure is erased again on first start, as long as the restored vault is
 // given the log.
 
-const (
-	bucketSubjectKeys store.Bucket = "subjectkeys"
-	bucketExpiry      store.Bucket = "expiry"
-)
-
 // rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
 // read transaction.
 type rawRecord struct {
@@ -154,14 +149,6 @@ func (v *Vault) existingSubjectKey(ctx context.Context, fp []byte) ([]byte, tink
 	}
 	a, err := v.subjectAEAD(fp, wrapped)
 	return wrapped, a, err
-}
-
-func expiryKey(unix int64, domain, token string) []byte {
-	k := make([]byte, 8, 8+len(domain)+1+len(token))
-	binary.BigEndian.PutUint64(k, uint64(unix))
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
 }
 
 // Receipt proves an erasure: what was erased and when, signed with the audit key.
@@ -350,11 +337,11 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		dels = dels[:0]
 		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			domain, token, ok := bytes.Cut(k[len(fp):], []byte{0})
+			domain, token, ok := splitRecordKey(k[len(fp):])
 			if !ok {
 				return nil
 			}
-			rr := readRecord(tx, string(domain), string(token))
+			rr := readRecord(tx, domain, token)
 			if rr.rec == nil {
 				return nil
 			}
@@ -362,8 +349,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 			if err != nil {
 				return nil
 			}
-			dels = append(dels, del{domain: string(domain), token: string(token), r: r, old: rr.rec})
-			if pt, err := v.openRecord(rr, r, string(domain), string(token)); err == nil {
+			dels = append(dels, del{domain: domain, token: token, r: r, old: rr.rec})
+			if pt, err := v.openRecord(rr, r, domain, token); err == nil {
 				dels[len(dels)-1].value = pt
 			}
 			return nil
@@ -543,8 +530,8 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 				if len(k) < 9 || int64(binary.BigEndian.Uint64(k[:8])) > now || len(dels) >= 1000 {
 					return store.ErrStopScan
 				}
-				domain, token, _ := bytes.Cut(k[8:], []byte{0})
-				dels = append(dels, del{ekey: bytes.Clone(k), domain: string(domain), token: string(token), rr: readRecord(tx, string(domain), string(token))})
+				domain, token, _ := splitRecordKey(k[8:])
+				dels = append(dels, del{ekey: bytes.Clone(k), domain: domain, token: token, rr: readRecord(tx, domain, token)})
 				return nil
 			})
 		}); err != nil {
@@ -591,9 +578,6 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 		total += len(dels)
 	}
 }
-
-// ErrNoSnapshot is returned by Backup when the store cannot take online snapshots.
-var ErrNoSnapshot = errors.New("this store cannot take online backups")
 
 // Backup writes a consistent online snapshot of the whole store to w. It holds no key
 // material in clear: the keysets in it are wrapped by the KEK, which the restored vault needs.

@@ -110,26 +110,8 @@ func (g *Grant) inScope(domain string, src netip.Addr) bool {
 	return false
 }
 
-// ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
-// It reads the same whether the token exists or not.
-var ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")
-
-// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate:
-// nothing is revealed.
-var ErrRateLimited = errors.New("grant rate exceeded; retry later")
-
-// ErrQuotaExhausted is returned for a whole vendor call that would exceed a grant's total
-// quota: nothing is revealed, and only a new grant helps.
-var ErrQuotaExhausted = errors.New("grant quota used up; ask for a new grant")
-
-// ErrGrantNotFound is returned when a grant id does not exist.
-var ErrGrantNotFound = errors.New("grant not found")
-
 // MaxGrantTTL bounds how long a grant may live.
 const MaxGrantTTL = 5 * 365 * 24 * time.Hour
-
-// grantKey is vendor 0x00 id, so one vendor's grants are one prefix scan.
-func grantKey(vendor, id string) []byte { return []byte(vendor + "\x00" + id) }
 
 // limiters keeps one token bucket per grant.
 type limiters struct {
@@ -231,13 +213,9 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 
 // ListGrants lists grants, of one vendor when vendor is not empty.
 func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
-	var prefix []byte
-	if vendor != "" {
-		prefix = []byte(vendor + "\x00")
-	}
 	var out []Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		return tx.Scan(bucketGrants, prefix, nil, func(_, val []byte) error {
+		return tx.Scan(bucketGrants, grantPrefix(vendor), nil, func(_, val []byte) error {
 			var g Grant
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err
@@ -348,7 +326,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	var grants []*Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
-		if err := tx.Scan(bucketGrants, []byte(req.Vendor+"\x00"), nil, func(_, val []byte) error {
+		if err := tx.Scan(bucketGrants, grantPrefix(req.Vendor), nil, func(_, val []byte) error {
 			var g Grant
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err

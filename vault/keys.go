@@ -25,21 +25,6 @@ import (
 // that protects no record can be disabled, then destroyed. Token keys are derived from the
 // token keyset, which never rotates: tokens never change.
 
-const (
-	metaKeyMeta = "keymeta"
-	metaRewrap  = "rewrap"
-)
-
-// Errors of key management.
-var (
-	// ErrKeyInUse is returned when disabling or destroying a key that still protects records.
-	ErrKeyInUse = errors.New("the key still protects records; wait for the rewrap to finish")
-	// ErrKeyState is returned for a key operation the key's state does not allow.
-	ErrKeyState = errors.New("the key's state does not allow this operation")
-	// ErrNoSuchKey is returned for an unknown key id.
-	ErrNoSuchKey = errors.New("no such data key")
-)
-
 // keyMeta is what the vault remembers of each data key beyond the keyset.
 type keyMeta struct {
 	Created   time.Time `json:"created"`
@@ -82,7 +67,7 @@ type KeyStatus struct {
 
 func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
 	m := map[uint32]keyMeta{}
-	if b := tx.Get(bucketMeta, []byte(metaKeyMeta)); b != nil {
+	if b := tx.Get(bucketMeta, metaKeyMeta); b != nil {
 		_ = json.Unmarshal(b, &m)
 	}
 	return m
@@ -139,11 +124,11 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 		m := v.readKeyMeta(tx)
 		m[id] = keyMeta{Created: now}
 		mb, _ := json.Marshal(m)
-		if err := tx.Put(bucketMeta, []byte(metaKeyMeta), mb); err != nil {
+		if err := tx.Put(bucketMeta, metaKeyMeta, mb); err != nil {
 			return err
 		}
 		rb, _ := json.Marshal(rewrapState{Target: id, Started: now})
-		if err := tx.Put(bucketMeta, []byte(metaRewrap), rb); err != nil {
+		if err := tx.Put(bucketMeta, metaRewrap, rb); err != nil {
 			return err
 		}
 		e := ev
@@ -222,7 +207,7 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	var rw rewrapState
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		meta = v.readKeyMeta(tx)
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			_ = json.Unmarshal(b, &rw)
 		}
 		return nil
@@ -267,7 +252,7 @@ func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
 			km.Destroyed = v.now().UTC()
 			m[id] = km
 			mb, _ := json.Marshal(m)
-			return tx.Put(bucketMeta, []byte(metaKeyMeta), mb)
+			return tx.Put(bucketMeta, metaKeyMeta, mb)
 		})
 }
 
@@ -325,7 +310,7 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	var rw rewrapState
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		rw = rewrapState{}
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			return json.Unmarshal(b, &rw)
 		}
 		rw.Done = true
@@ -395,15 +380,15 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 			jobs[i].new = nw
 			continue
 		}
-		domain, token, ok := bytes.Cut(jobs[i].key, []byte{0})
+		domain, token, ok := splitRecordKey(jobs[i].key)
 		r, err := unmarshalRecord(jobs[i].old)
 		if !ok || err != nil {
 			continue
 		}
-		ad := recordAD(string(domain), r.template, string(token))
+		ad := recordAD(domain, r.template, token)
 		pt, err := kr.Open(r.ciphertext, ad)
 		if err != nil {
-			v.log.Error("rewrap: a record failed to decrypt; left as is", slog.String("domain", string(domain)))
+			v.log.Error("rewrap: a record failed to decrypt; left as is", slog.String("domain", domain))
 			continue
 		}
 		ct, err := kr.Seal(pt, ad)
@@ -455,13 +440,13 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		// A rotation may have committed since this step read the state: never overwrite its
 		// new target with this step's old one.
 		var cur rewrapState
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
 			return nil
 		}
 		st := rw
 		st.Rewrapped += moved
 		b, _ := json.Marshal(st)
-		if err := tx.Put(bucketMeta, []byte(metaRewrap), b); err != nil {
+		if err := tx.Put(bucketMeta, metaRewrap, b); err != nil {
 			return err
 		}
 		if done {
@@ -580,7 +565,7 @@ func (v *Vault) autoRotate(ctx context.Context, opts BackgroundOptions) error {
 			m := v.readKeyMeta(tx)
 			m[v.keyring().PrimaryKeyID()] = keyMeta{Created: v.now().UTC()}
 			b, _ := json.Marshal(m)
-			return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
+			return tx.Put(bucketMeta, metaKeyMeta, b)
 		})
 	}
 	if v.now().Sub(created) < opts.RotateAfter {
@@ -617,7 +602,7 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		}); err != nil {
 			return err
 		}
-		if h := tx.Get(bucketMeta, []byte(metaAuditHead)); len(h) == 40 {
+		if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
 			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
 		}
 		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
@@ -638,7 +623,7 @@ func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, err
 	var through, exported uint64
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		through = 0
-		if e := tx.Get(bucketMeta, []byte(metaAuditExported)); len(e) == 8 {
+		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			exported = binary.BigEndian.Uint64(e)
 		}
 		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {

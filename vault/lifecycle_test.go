@@ -344,7 +344,7 @@ func TestRewrapSurvivesRacingRotation(t *testing.T) {
 	// Simulate the lost update: the stored state names the first target again.
 	if err := st.Update(ctx, func(tx store.Tx) error {
 		b, _ := json.Marshal(rewrapState{Target: 12345, Started: time.Now()})
-		return tx.Put(bucketMeta, []byte(metaRewrap), b)
+		return tx.Put(bucketMeta, metaRewrap, b)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package vault
 
 import (
 	"encoding/binary"
-	"errors"
 )
 
 // Record versions: 1 had no subject; 2 adds the subject fingerprint (empty when none).
@@ -17,8 +16,6 @@ type record struct {
 	subject    []byte // fingerprint of the data subject; its key encrypts ciphertext
 	ciphertext []byte
 }
-
-var errBadRecord = errors.New("malformed record")
 
 func (r *record) marshal() []byte {
 	b := make([]byte, 0, 1+1+len(r.template)+10+10+len(r.ciphertext))
@@ -80,16 +77,3 @@ func recordAD(domain, template, token string) []byte {
 	}
 	return ad
 }
-
-func recordKey(domain, token string) []byte {
-	k := make([]byte, 0, len(domain)+1+len(token))
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
-}
-
-// tombstone marks an erased or purged token. The key stays, so the token is never issued
-// again (to another value) and the probing for deterministic tokens passes over it.
-var tombstone = []byte{0xFF}
-
-func isTombstone(b []byte) bool { return len(b) == 1 && b[0] == 0xFF }

@@ -19,15 +19,6 @@ type RecordFailure struct {
 	Err  error // wraps ErrInvalidValue, ErrNotFound, … (the item's error), or recordpolicy.ErrWrongType
 }
 
-// ErrInvalidPolicy is returned for a field policy that does not parse or compile.
-var ErrInvalidPolicy = recordpolicy.ErrInvalidPolicy
-
-// ErrInvalidDocument is returned for a malformed document; the message names its index.
-var ErrInvalidDocument = recordpolicy.ErrInvalidDocument
-
-// ErrRecordLimit is returned when documents are nested too deeply or select too many fields.
-var ErrRecordLimit = recordpolicy.ErrLimit
-
 // CompilePolicy parses and compiles a field policy (YAML or JSON "path: template").
 func CompilePolicy(data []byte) (*recordpolicy.Compiled, error) {
 	p, err := recordpolicy.ParsePolicy(data)

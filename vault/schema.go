@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/tokenvault/tokenvault/vault/store"
@@ -18,11 +17,6 @@ import (
 //
 // Open migrates an older store forward and refuses a newer one.
 const SchemaVersion = 2
-
-var metaSchema = []byte("schema_version")
-
-// ErrSchemaTooNew is returned by Open for a store written by a newer tokenvault.
-var ErrSchemaTooNew = errors.New("this store was written by a newer tokenvault; upgrade the binary (downgrades are not supported)")
 
 // migrate brings the store's schema from cur (as checkSchema read it before Open wrote
 // anything) to SchemaVersion. A store that existed without a version predates versioning:

@@ -361,23 +361,6 @@ func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
 	return r.marshal(), nil
 }
 
-func indexKey(domain, tmpl string, fp []byte) []byte {
-	k := make([]byte, 0, len(domain)+len(tmpl)+2+len(fp))
-	k = append(k, domain...)
-	k = append(k, 0)
-	k = append(k, tmpl...)
-	k = append(k, 0)
-	return append(k, fp...)
-}
-
-func subjectKey(fp []byte, domain, token string) []byte {
-	k := make([]byte, 0, len(fp)+len(domain)+1+len(token))
-	k = append(k, fp...)
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
-}
-
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
 // token, or a template other than the one named) or ErrIntegrity.
 func (v *Vault) Detokenize(ctx context.Context, purpose string, items []DetokenizeItem) ([]DetokenizeResult, error) {
