@@ -35,63 +35,10 @@ import (
 // from before an erasure is erased again on first start, as long as the restored vault is
 // given the log.
 
-// rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
 // read transaction.
 type rawRecord struct {
 	rec        []byte // nil: no such token
 	subjectKey []byte // nil: no subject, or the subject was erased
-}
-
-func readRecord(tx store.Tx, domain, token string) rawRecord {
-	b := tx.Get(bucketRecords, recordKey(domain, token))
-	if b == nil || isTombstone(b) {
-		return rawRecord{}
-	}
-	rr := rawRecord{rec: bytes.Clone(b)}
-	if r, err := unmarshalRecord(rr.rec); err == nil && r.subject != nil {
-		rr.subjectKey = bytes.Clone(tx.Get(bucketSubjectKeys, r.subject))
-	}
-	return rr
-}
-
-// checkRecord parses a raw record and applies the lookup rules: it must exist, belong to
-// tmpl when one is named, and not have expired.
-func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (record, error) {
-	if rr.rec == nil {
-		return record{}, ErrNotFound
-	}
-	r, err := unmarshalRecord(rr.rec)
-	if err != nil {
-		v.log.Error("stored record is malformed", slog.String("domain", domain))
-		return record{}, ErrIntegrity
-	}
-	if (tmpl != "" && tmpl != r.template) || (r.expireUnix != 0 && now >= r.expireUnix) {
-		return record{}, ErrNotFound
-	}
-	if r.subject != nil && rr.subjectKey == nil {
-		return record{}, ErrNotFound // the subject was erased
-	}
-	return r, nil
-}
-
-// openRecord decrypts a checked record.
-func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte, error) {
-	ad := recordAD(domain, r.template, token)
-	var pt []byte
-	var err error
-	if r.subject != nil {
-		var a tink.AEAD
-		if a, err = v.subjectAEAD(r.subject, rr.subjectKey); err == nil {
-			pt, err = a.Decrypt(r.ciphertext, ad)
-		}
-	} else {
-		pt, err = v.keyring().Open(r.ciphertext, ad)
-	}
-	if err != nil {
-		v.log.Error("stored record failed to decrypt", slog.String("domain", domain), slog.String("template", r.template))
-		return nil, ErrIntegrity
-	}
-	return pt, nil
 }
 
 // subjectCache keeps unwrapped subject keys, bounded.
