@@ -138,16 +138,46 @@ func appendAudit(tx store.Tx, ev *AuditEvent) error {
 	return tx.Put(bucketMeta, metaAuditHead, head)
 }
 
+// errSkipAudit, returned by the change function of updateAudited, commits what the change
+// wrote (usually nothing: it found nothing to do) without an audit event.
+var errSkipAudit = errors.New("vault: change not audited")
+
+// updateAudited is how every change to the store is audited: change runs in one store
+// transaction, and a copy of ev, which change may complete (counts, outcome, tokens), is
+// appended to the audit chain in that same transaction. So a change commits only with its
+// event, and an event only with its change. change may return errSkipAudit to commit without
+// an event (nothing changed); a nil change records ev alone. Like every store function,
+// change must have no effect outside tx: the store may run it more than once. updateAudited
+// returns the event's sequence number (0 when skipped) once it is durable.
+func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx store.Tx, ev *AuditEvent) error) (uint64, error) {
+	var seq uint64
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		seq = 0
+		e := ev
+		if change != nil {
+			if err := change(tx, &e); err == errSkipAudit {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := appendAudit(tx, &e); err != nil {
+			return err
+		}
+		seq = e.Seq
+		return nil
+	})
+	return seq, err
+}
+
 // Audit records ev on its own (for events with no other write, such as denials at the edge).
 // It returns once the event is durable.
 func (v *Vault) Audit(ctx context.Context, ev AuditEvent) error {
 	if ev.Time.IsZero() {
 		ev.Time = v.now().UTC()
 	}
-	return v.store.Update(ctx, func(tx store.Tx) error {
-		e := ev
-		return appendAudit(tx, &e)
-	})
+	_, err := v.updateAudited(ctx, ev, nil)
+	return err
 }
 
 // AuditDenial records a request refused before reaching the vault (authentication or
@@ -578,7 +608,7 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 	ev := v.newEvent(ctx, "PruneAudit")
 	ev.Outcome, ev.Target = OutcomeAllowed, fmt.Sprintf("events through %d", throughSeq)
 	n := 0
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		n = 0
 		exp := tx.Get(bucketMeta, metaAuditExported)
 		if len(exp) != 8 || binary.BigEndian.Uint64(exp) < throughSeq {
@@ -616,9 +646,8 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 			return err
 		}
 		n = len(keys)
-		e := ev
 		e.Items = n
-		return appendAudit(tx, &e)
+		return nil
 	})
 	return n, err
 }

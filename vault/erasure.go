@@ -209,7 +209,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 	rc := Receipt{Kind: "tokens", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID}
 	ev := v.newEvent(ctx, "DeleteTokens")
 	ev.Items = len(items)
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
 		var ds []string
 		for _, d := range dels {
@@ -222,15 +222,11 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 			rc.Erased = append(rc.Erased, TokenFingerprint(d.domain, d.token))
 			ds = append(ds, d.domain)
 		}
-		e := ev
 		e.Tokens, e.Allowed, e.Denied = rc.Erased, len(rc.Erased), len(items)-len(rc.Erased)
 		e.Domains, e.Outcome = uniqueSorted(ds), outcomeOf(len(rc.Erased), len(items))
-		if err := appendAudit(tx, &e); err != nil {
-			return err
-		}
-		rc.AuditSeq = e.Seq
 		return nil
 	})
+	rc.AuditSeq = seq
 	for _, d := range dels {
 		clear(d.value)
 	}
@@ -308,7 +304,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	rc := Receipt{Kind: "subject", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID, Subject: hex.EncodeToString(fp)}
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + rc.Subject
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
 		if err := tx.Delete(bucketSubjectKeys, fp); err != nil {
 			return err
@@ -335,14 +331,10 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 				return err
 			}
 		}
-		e := ev
 		e.Tokens, e.Allowed, e.Domains, e.Outcome = rc.Erased, len(rc.Erased), uniqueSorted(ds), OutcomeAllowed
-		if err := appendAudit(tx, &e); err != nil {
-			return err
-		}
-		rc.AuditSeq = e.Seq
 		return nil
 	})
+	rc.AuditSeq = seq
 	for _, d := range dels {
 		clear(d.value)
 	}
@@ -499,7 +491,7 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 			}
 		}
 		ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "PurgeExpired"}), "PurgeExpired")
-		err := v.store.Update(ctx, func(tx store.Tx) error {
+		_, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 			n := 0
 			for i, d := range dels {
 				if d.rr.rec != nil && bytes.Equal(tx.Get(bucketRecords, recordKey(d.domain, d.token)), d.rr.rec) {
@@ -512,9 +504,8 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 					return err
 				}
 			}
-			e := ev
 			e.Items, e.Allowed, e.Outcome = n, n, OutcomeAllowed
-			return appendAudit(tx, &e)
+			return nil
 		})
 		for _, val := range values {
 			clear(val)

@@ -195,15 +195,11 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	ev := v.newEvent(ctx, "CreateGrant")
 	ev.Target, ev.Outcome, ev.Domains, ev.Templates, ev.Purpose = g.ID, OutcomeAllowed, g.Domains, g.Templates, g.Purpose
 	ev.Reason = "grant for vendor " + g.Vendor
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("storing grant: %w", err)
@@ -257,22 +253,24 @@ func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
 	found := false
 	ev := v.newEvent(ctx, "RevokeGrant")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		found = false
 		vendor := tx.Get(bucketGrantIDs, []byte(id))
 		if vendor == nil {
-			return nil
+			return errSkipAudit
 		}
 		var err error
 		found, err = updateJSON(tx, bucketGrants, grantKey(string(vendor), id), func(g *Grant) error {
 			g.Revoked = true
 			return nil
 		})
-		if err != nil || !found {
+		if err != nil {
 			return err
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		if !found {
+			return errSkipAudit
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -504,7 +502,7 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 		ups = append(ups, upd{grantKey(g.Vendor, g.ID), int64(n)})
 	}
 	sort.Slice(ups, func(i, j int) bool { return string(ups[i].key) < string(ups[j].key) })
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		for _, u := range ups {
 			found, err := updateJSON(tx, bucketGrants, u.key, func(g *Grant) error {
 				if g.Revoked {
@@ -523,8 +521,7 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 				return ErrQuotaExhausted
 			}
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		return nil
 	})
 	return err
 }

@@ -72,17 +72,20 @@ func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
 	return m
 }
 
-// commitKeyring stores kr (wrapped) and runs extra in the same transaction, then makes kr the
-// vault's keyring. On failure the vault keeps its previous keyring: memory never runs ahead of
-// the store.
-func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, extra func(tx store.Tx) error) error {
+// commitKeyring stores kr (wrapped) and runs extra (if any) in the same audited transaction,
+// then makes kr the vault's keyring. On failure the vault keeps its previous keyring: memory
+// never runs ahead of the store.
+func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, ev AuditEvent, extra func(tx store.Tx) error) error {
 	blob, err := kr.Wrap(v.kek)
 	if err != nil {
 		return err
 	}
-	if err := v.store.Update(ctx, func(tx store.Tx) error {
+	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
 			return err
+		}
+		if extra == nil {
+			return nil
 		}
 		return extra(tx)
 	}); err != nil {
@@ -119,7 +122,7 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
 	v.sealMu.Lock() // wait for writes sealed under the old primary to commit
 	defer v.sealMu.Unlock()
-	err = v.commitKeyring(ctx, kr, func(tx store.Tx) error {
+	err = v.commitKeyring(ctx, kr, ev, func(tx store.Tx) error {
 		m := v.readKeyMeta(tx)
 		m[id] = keyMeta{Created: now}
 		mb, _ := json.Marshal(m)
@@ -127,11 +130,7 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 			return err
 		}
 		rb, _ := json.Marshal(rewrapState{Target: id, Started: now})
-		if err := tx.Put(bucketMeta, metaRewrap, rb); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketMeta, metaRewrap, rb)
 	})
 	if err != nil {
 		return 0, err
@@ -152,12 +151,8 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 	}
 	ev := v.newEvent(ctx, "RewrapKEK")
 	ev.Target, ev.Outcome = "kek", OutcomeAllowed
-	if err := v.store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		return tx.Put(bucketMeta, metaKeyring, blob)
 	}); err != nil {
 		return err
 	}
@@ -286,15 +281,7 @@ func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change 
 	}
 	ev := v.newEvent(ctx, method)
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
-	return v.commitKeyring(ctx, kr, func(tx store.Tx) error {
-		if extra != nil {
-			if err := extra(tx); err != nil {
-				return err
-			}
-		}
-		e := ev
-		return appendAudit(tx, &e)
-	})
+	return v.commitKeyring(ctx, kr, ev, extra)
 }
 
 // rewrapBatchSize and rewrapPause throttle the rewrap so that live traffic keeps its latency:
@@ -424,7 +411,9 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	if done {
 		rw.Done, rw.Finished = true, v.now().UTC()
 	}
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	ev := v.newEvent(ctx, "RewrapFinished")
+	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
 		moved = 0
 		for _, j := range jobs {
 			// A record changed since the read (erased, say) is left for the next pass.
@@ -440,7 +429,7 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		// new target with this step's old one.
 		var cur rewrapState
 		if b := tx.Get(bucketMeta, metaRewrap); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
-			return nil
+			return errSkipAudit
 		}
 		st := rw
 		st.Rewrapped += moved
@@ -448,12 +437,10 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		if err := tx.Put(bucketMeta, metaRewrap, b); err != nil {
 			return err
 		}
-		if done {
-			ev := v.newEvent(ctx, "RewrapFinished")
-			ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
-			ev.Reason = fmt.Sprintf("%d records rewrapped", st.Rewrapped)
-			return appendAudit(tx, &ev)
+		if !done {
+			return errSkipAudit // only the end of a rewrap is audited
 		}
+		ev.Reason = fmt.Sprintf("%d records rewrapped", st.Rewrapped)
 		return nil
 	})
 	return done, err

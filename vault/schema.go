@@ -33,15 +33,14 @@ func (v *Vault) migrate(ctx context.Context, cur uint64, existed bool) error {
 	// their blind-index entries keep working; nothing needs rewriting. Record the new version.
 	ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "MigrateSchema"}), "MigrateSchema")
 	ev.Outcome, ev.Reason = OutcomeAllowed, fmt.Sprintf("schema %d to %d", from, SchemaVersion)
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketMeta, metaSchema, seqKey(SchemaVersion)); err != nil {
 			return err
 		}
 		if from == 0 {
-			return nil // a new store: nothing to migrate, nothing to audit
+			return errSkipAudit // a new store: nothing to migrate, nothing to audit
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("migrating the store from schema %d: %w", from, err)

@@ -165,7 +165,7 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	base := v.newEvent(ctx, "Tokenize")
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, base, func(tx store.Tx, ev *AuditEvent) error {
 		done := 0
 		for _, p := range work {
 			tok, err := v.place(tx, p, now)
@@ -177,10 +177,9 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 				done++
 			}
 		}
-		ev := base
 		ev.Allowed, ev.Denied = done, len(items)-done
 		ev.Outcome = outcomeOf(done, len(items))
-		return appendAudit(tx, &ev)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storing tokens: %w", err)
