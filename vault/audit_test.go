@@ -30,13 +30,13 @@ func auditedVault(t *testing.T) (*Vault, []string) {
 	if _, _, err := v.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Detokenize(ctx, "case-1", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err != nil {
+	if _, err := v.Detokenize(ctx, "case-1", []TokenRef{{Token: res[0].Token, Domain: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}, {Token: res[1].Token, Domain: "acme"}}}); err != nil {
+	if _, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}, {Token: res[1].Token, Domain: "acme"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := v.Checkpoint(ctx); err != nil {
@@ -195,10 +195,10 @@ func TestAuditFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs.fail.Store(true)
-	if got, err := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err == nil || got != nil {
+	if got, err := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token, Domain: "acme"}}); err == nil || got != nil {
 		t.Fatalf("Detokenize with a failing audit = %+v, %v; want an error and nothing revealed", got, err)
 	}
-	if got, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}}); err == nil || got != nil {
+	if got, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}}}); err == nil || got != nil {
 		t.Fatalf("VendorDetokenize with a failing audit = %+v, %v", got, err)
 	}
 	if got, err := v.Tokenize(ctx, []TokenizeItem{{Value: "5555555555554444", Template: "pan", Domain: "acme"}}); err == nil || got != nil {
@@ -254,7 +254,7 @@ func TestAuditFullDisk(t *testing.T) {
 	}
 	revealed, failures := 0, 0
 	for i := 0; i < 200; i++ {
-		got, err := v.Detokenize(ctx, "disk-full", []DetokenizeItem{{Token: tokens[i%len(tokens)]}})
+		got, err := v.Detokenize(ctx, "disk-full", []TokenRef{{Token: tokens[i%len(tokens)]}})
 		if err != nil {
 			failures++
 			continue

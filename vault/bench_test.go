@@ -57,7 +57,7 @@ func BenchmarkDetokenizeBatch100(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var pool []DetokenizeItem
+	var pool []TokenRef
 	for n := 0; n < 100; n++ {
 		items := make([]TokenizeItem, 100)
 		for i := range items {
@@ -68,7 +68,7 @@ func BenchmarkDetokenizeBatch100(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, r := range res {
-			pool = append(pool, DetokenizeItem{Token: r.Token})
+			pool = append(pool, TokenRef{Token: r.Token})
 		}
 	}
 	var seq atomic.Int64

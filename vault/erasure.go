@@ -167,13 +167,13 @@ func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value 
 
 // DeleteTokens erases tokens: their records are deleted and detokenize answers not found.
 // Per-item errors are ErrNotFound. It returns a signed receipt of what was erased.
-func (v *Vault) DeleteTokens(ctx context.Context, items []DetokenizeItem) (Receipt, []error, error) {
+func (v *Vault) DeleteTokens(ctx context.Context, items []TokenRef) (Receipt, []error, error) {
 	return v.deleteTokens(ctx, items, true)
 }
 
 // deleteTokens erases tokens; log says whether to append them to the erasure log (not when
 // replaying it).
-func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bool) (Receipt, []error, error) {
+func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (Receipt, []error, error) {
 	if len(items) == 0 {
 		return Receipt{}, nil, ErrEmptyBatch
 	}
@@ -417,7 +417,7 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 				return err
 			}
 			if present {
-				if _, _, err := v.deleteTokens(ctx, []DetokenizeItem{{Domain: e.Domain, Token: e.Token}}, false); err != nil {
+				if _, _, err := v.deleteTokens(ctx, []TokenRef{{Domain: e.Domain, Token: e.Token}}, false); err != nil {
 					return err
 				}
 				tokens++

@@ -3,7 +3,7 @@ package vault
 import (
 	"errors"
 
-	recordpolicy "github.com/tokenvault/tokenvault/vault/record"
+	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
 
@@ -55,14 +55,14 @@ var (
 // Errors of JSON documents (TokenizeRecords, DetokenizeRecords).
 var (
 	// ErrInvalidPolicy is returned for a field policy that does not parse or compile.
-	ErrInvalidPolicy = recordpolicy.ErrInvalidPolicy
+	ErrInvalidPolicy = fieldpolicy.ErrInvalidPolicy
 
 	// ErrInvalidDocument is returned for a malformed document; the message names its index.
-	ErrInvalidDocument = recordpolicy.ErrInvalidDocument
+	ErrInvalidDocument = fieldpolicy.ErrInvalidDocument
 
 	// ErrRecordLimit is returned when documents are nested too deeply or select too many
 	// fields.
-	ErrRecordLimit = recordpolicy.ErrLimit
+	ErrRecordLimit = fieldpolicy.ErrLimit
 )
 
 // Errors of credentials and grants.

@@ -286,7 +286,7 @@ type VendorRequest struct {
 	Vendor  string
 	Purpose string
 	Source  netip.Addr // the caller's address, for grants with source networks
-	Items   []DetokenizeItem
+	Items   []TokenRef
 }
 
 // VendorResult is one item's outcome, with the grant that allowed it.

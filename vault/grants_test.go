@@ -44,7 +44,7 @@ func TestGrantExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}}
+	req := VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}}}
 	out, err := v.VendorDetokenize(ctx, req)
 	if err != nil || out[0].Value != "4111111111111111" || out[0].GrantID != g.ID {
 		t.Fatalf("before expiry: %+v, %v", out, err)

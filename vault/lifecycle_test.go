@@ -85,9 +85,9 @@ func TestRotationKeepsTokensAndRewraps(t *testing.T) {
 		t.Fatalf("key states = %v", states)
 	}
 	// Every token still detokenizes, and no token changed.
-	var ds []DetokenizeItem
+	var ds []TokenRef
 	for _, r := range before {
-		ds = append(ds, DetokenizeItem{Token: r.Token})
+		ds = append(ds, TokenRef{Token: r.Token})
 	}
 	got, err := v.Detokenize(ctx, "check", ds)
 	if err != nil {
@@ -154,7 +154,7 @@ func TestDeleteTokensWithReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, errs, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: res[0].Token}, {Token: "0000000000000000"}})
+	rc, errs, err := v.DeleteTokens(ctx, []TokenRef{{Token: res[0].Token}, {Token: "0000000000000000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestDeleteTokensWithReceipt(t *testing.T) {
 	if err := VerifyReceipt(forged, pub); err == nil {
 		t.Fatal("a forged receipt verified")
 	}
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "5555555555554444" {
 		t.Fatalf("after delete: %+v", got)
 	}
@@ -206,13 +206,13 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: res[3].Token}}); err != nil {
+	if _, _, err := v.DeleteTokens(ctx, []TokenRef{{Token: res[3].Token}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(rc.Erased) != 2 {
 		t.Fatalf("receipt erased %d tokens, want 2", len(rc.Erased))
 	}
-	items := []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Domain: "hr"}, {Token: res[2].Token}}
+	items := []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Domain: "hr"}, {Token: res[2].Token}}
 	got, _ := v.Detokenize(ctx, "p", items)
 	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" {
 		t.Fatalf("after erasure: %+v", got)
@@ -233,7 +233,7 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ = v2.Detokenize(ctx, "p", append(items, DetokenizeItem{Token: res[3].Token}))
+	got, _ = v2.Detokenize(ctx, "p", append(items, TokenRef{Token: res[3].Token}))
 	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" || !errors.Is(got[3].Err, ErrNotFound) {
 		t.Fatalf("restored backup after replay: %+v", got)
 	}
@@ -259,11 +259,11 @@ func TestTokenTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.add(59 * time.Minute)
-	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); got[0].Value != "short-lived" {
+	if got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}}); got[0].Value != "short-lived" {
 		t.Fatalf("before expiry: %+v", got)
 	}
 	clk.add(2 * time.Minute)
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "long-lived" {
 		t.Fatalf("after expiry: %+v", got)
 	}
@@ -283,7 +283,7 @@ func TestTokenTTL(t *testing.T) {
 		t.Fatal(err, res)
 	}
 	clk.add(2*time.Hour + time.Second)
-	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); !errors.Is(got[0].Err, ErrNotFound) {
+	if got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}}); !errors.Is(got[0].Err, ErrNotFound) {
 		t.Fatalf("template TTL: %+v", got)
 	}
 }
@@ -298,7 +298,7 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := res[0].Token
-	if _, _, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: old}}); err != nil {
+	if _, _, err := v.DeleteTokens(ctx, []TokenRef{{Token: old}}); err != nil {
 		t.Fatal(err)
 	}
 	again, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
@@ -308,7 +308,7 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 	if again[0].Token == old || again[0].Token == "" {
 		t.Fatalf("re-tokenized after erasure: %q (old %q)", again[0].Token, old)
 	}
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: old}, {Token: again[0].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: old}, {Token: again[0].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "4111111111111111" {
 		t.Fatalf("after re-tokenize: %+v", got)
 	}

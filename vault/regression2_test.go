@@ -39,7 +39,7 @@ func TestCanarySeenOnRefusedCall(t *testing.T) {
 	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"ssn"}, Purpose: "x", ExpireTime: clk.now().Add(time.Hour), Quota: 1}); err != nil {
 		t.Fatal(err)
 	}
-	items := []DetokenizeItem{{Token: "000-00-0000", Domain: "acme"}, {Token: c.Token, Domain: "acme"}}
+	items := []TokenRef{{Token: "000-00-0000", Domain: "acme"}, {Token: c.Token, Domain: "acme"}}
 	res, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: items})
 	if !errors.Is(err, ErrQuotaExhausted) || len(res) != 2 || !res[1].Canary {
 		t.Fatalf("a call failing on quota must still return the canary flags for the alert: %+v, %v", res, err)

@@ -41,7 +41,7 @@ func TestIndexSkipsExpiredToken(t *testing.T) {
 	if err != nil || r2[0].Err != nil {
 		t.Fatal(err, r2)
 	}
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: r2[0].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: r2[0].Token}})
 	if got[0].Err != nil || got[0].Value != "ab@example.com" {
 		t.Fatalf("tokenize returned %q after the first token %q expired, but it detokenizes to %q, %v", r2[0].Token, r1[0].Token, got[0].Value, got[0].Err)
 	}
@@ -68,15 +68,15 @@ func TestNoExistenceOracleOnSpentGrant(t *testing.T) {
 		v.RevokeGrant(ctx, gp.ID)
 	}
 	// Use the ssn grant's quota legitimately.
-	out, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: ssnTok, Domain: "acme"}}})
+	out, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: ssnTok, Domain: "acme"}}})
 	t.Logf("legit reveal: %+v %v", out, err)
 	// Now the grant is spent. Probe an existing ssn token vs a non-existing one.
 	fake := "999-99-9999"
 	if fake == ssnTok {
 		fake = "888-88-8888"
 	}
-	_, errExist := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: ssnTok, Domain: "acme"}}})
-	outNo, errNo := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: fake, Domain: "acme"}}})
+	_, errExist := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: ssnTok, Domain: "acme"}}})
+	outNo, errNo := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: fake, Domain: "acme"}}})
 	t.Logf("existing token: err=%v ; non-existing token: err=%v item=%v", errExist, errNo, outNo[0].Err)
 	if errors.Is(errExist, ErrQuotaExhausted) && errNo == nil {
 		t.Errorf("existence oracle: an existing token and a missing one get different answers once a grant's quota is spent")

@@ -56,7 +56,7 @@ func TestMigratesVersion1Store(t *testing.T) {
 	if ver != SchemaVersion {
 		t.Fatalf("schema after open = %d, want %d", ver, SchemaVersion)
 	}
-	got, err := v2.Detokenize(ctx, "p", []DetokenizeItem{{Token: "4000001234561111"}})
+	got, err := v2.Detokenize(ctx, "p", []TokenRef{{Token: "4000001234561111"}})
 	if err != nil || got[0].Value != "4111111111111111" {
 		t.Fatalf("version-1 record after migration: %+v, %v", got, err)
 	}

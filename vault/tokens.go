@@ -39,8 +39,9 @@ type TokenizeResult struct {
 	Err   error
 }
 
-// DetokenizeItem is one token to reveal.
-type DetokenizeItem struct {
+// TokenRef names one stored token: the item of Detokenize, VendorDetokenize (VendorRequest)
+// and DeleteTokens.
+type TokenRef struct {
 	Token    string
 	Domain   string // empty: DefaultDomain
 	Template string // optional: the token must belong to this template
@@ -362,7 +363,7 @@ func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
 
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
 // token, or a template other than the one named) or ErrIntegrity.
-func (v *Vault) Detokenize(ctx context.Context, purpose string, items []DetokenizeItem) ([]DetokenizeResult, error) {
+func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef) ([]DetokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
 	}

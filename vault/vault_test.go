@@ -76,7 +76,7 @@ func TestRoundTripAndReopen(t *testing.T) {
 	if res2[0].Token != res[0].Token {
 		t.Errorf("token changed across restart: %q vs %q", res[0].Token, res2[0].Token)
 	}
-	got, err := v2.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Domain: "acme"}})
+	got, err := v2.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestCiphertextBoundToRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := v.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, err := v.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,9 @@ func TestSmallSpaceStaysOneToOne(t *testing.T) {
 			t.Fatalf("deterministic small space: %q then %q", res[i].Token, again[i].Token)
 		}
 	}
-	var ditems []DetokenizeItem
+	var ditems []TokenRef
 	for _, r := range res {
-		ditems = append(ditems, DetokenizeItem{Token: r.Token})
+		ditems = append(ditems, TokenRef{Token: r.Token})
 	}
 	got, err := v.Detokenize(ctx, "test", ditems)
 	if err != nil {
@@ -194,7 +194,7 @@ func TestRandomModeGivesFreshTokens(t *testing.T) {
 	if res[0].Token == res[1].Token {
 		t.Fatalf("random mode returned the same token twice: %q", res[0].Token)
 	}
-	got, err := v.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Template: "pan-random"}})
+	got, err := v.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Template: "pan-random"}})
 	if err != nil {
 		t.Fatal(err)
 	}
