@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -57,9 +58,9 @@ func auditedVault(t *testing.T) (*Vault, []string) {
 	return v, lines
 }
 
-func verifyLines(t *testing.T, lines []string) (VerifyReport, error) {
+func verifyLines(t *testing.T, lines []string) (audit.Report, error) {
 	t.Helper()
-	return VerifyAudit(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
+	return audit.Verify(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
 }
 
 func TestAuditChainVerifies(t *testing.T) {
@@ -146,7 +147,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 	// A signature by another key fails.
 	other, _ := auditedVault(t)
 	pub, _ := other.AuditPublicKeyset()
-	if _, err := VerifyAudit(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
+	if _, err := audit.Verify(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
 		t.Fatalf("verify with another vault's key = %v", err)
 	}
 }

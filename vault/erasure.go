@@ -19,6 +19,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
@@ -136,7 +137,7 @@ func VerifyReceipt(r Receipt, publicKeyset []byte) error {
 	if err != nil {
 		return err
 	}
-	return verifySig(publicKeyset, sig, append([]byte("tokenvault/erasure-receipt/v1\n"), msg...))
+	return audit.VerifySignature(publicKeyset, sig, append([]byte("tokenvault/erasure-receipt/v1\n"), msg...))
 }
 
 // deleteRecord removes a record and what points to it. value is its plaintext (to find the

@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
@@ -112,9 +113,9 @@ var (
 
 // Errors of the audit trail.
 var (
-	// ErrAuditTampered is returned by VerifyAudit, VerifyStoreAudit and VerifyReceipt when a
-	// trail or a receipt does not verify; a VerifyReport says where.
-	ErrAuditTampered = errors.New("audit trail does not verify")
+	// ErrAuditTampered is returned by VerifyStoreAudit and VerifyReceipt when a trail or a
+	// receipt does not verify (audit.Verify's audit.ErrTampered, re-exported).
+	ErrAuditTampered = audit.ErrTampered
 
 	// ErrNotExported is returned by PruneAudit for events no export has delivered yet.
 	ErrNotExported = errors.New("these audit events were never exported; export them first (audit export)")

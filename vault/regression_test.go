@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -99,13 +100,13 @@ func TestVerifyDetectsDeletedFirstEvents(t *testing.T) {
 	}
 	pub, _ := v.AuditPublicKeyset()
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
-	if rep, err := VerifyAudit(strings.NewReader(buf.String()), pub); err != nil {
+	if rep, err := audit.Verify(strings.NewReader(buf.String()), pub); err != nil {
 		t.Fatal(rep, err)
 	}
 	// Drop events 1..3 (lines 1..3 after header), keep header (claims from_seq 1).
 	tampered := lines[0] + "\n" + strings.Join(lines[4:], "\n") + "\n"
 	t.Logf("header: %s", lines[0][:60])
-	rep, err := VerifyAudit(strings.NewReader(tampered), pub)
+	rep, err := audit.Verify(strings.NewReader(tampered), pub)
 	if !errors.Is(err, ErrAuditTampered) || rep.BadSeq != 1 {
 		t.Fatalf("events 1-3 deleted, verified with the trusted key: %+v, %v", rep, err)
 	}
