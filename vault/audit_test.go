@@ -23,7 +23,7 @@ import (
 func auditedVault(t *testing.T) (*Vault, []string) {
 	t.Helper()
 	ctx := WithRequest(context.Background(), RequestInfo{RequestID: "req-1", Method: "/test", Principal: Principal{ID: "root", Role: RoleAdmin}})
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}, {Value: "123-45-6789", Template: "ssn", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -178,16 +178,8 @@ func (f *failingStore) Update(ctx context.Context, fn func(store.Tx) error) erro
 
 func TestAuditFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &failingStore{Store: st}
-	v, err := Open(ctx, Config{Store: fs, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := &failingStore{}
+	v, st := openTest(t, wrapStore(func(s store.Store) store.Store { fs.Store = s; return fs }))
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -231,14 +223,7 @@ func TestAuditFullDisk(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(dir, "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek), withStoreOptions(store.Options{InitialMmapSize: 1 << 20}))
 	var tokens []string
 	for i := 0; ; i++ {
 		res, err := v.Tokenize(ctx, []TokenizeItem{{Value: fmt.Sprintf("customer note %06d %s", i, strings.Repeat("x", 200)), Template: "opaque"}})
@@ -268,11 +253,7 @@ func TestAuditFullDisk(t *testing.T) {
 	}
 	st.Close()
 	// Count durable reveal events after reopening.
-	st2, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	st2 := openStore(t, path, store.Options{InitialMmapSize: 1 << 20})
 	var buf bytes.Buffer
 	publess := exportAudit(ctx, st2, 1, []byte("{}"), &buf)
 	if publess != nil {

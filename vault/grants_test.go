@@ -3,39 +3,13 @@ package vault
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/tokenvault/tokenvault/vault/store"
 )
-
-// clock is an injectable, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func TestGrantExpiry(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clk, _ := openClock(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +32,7 @@ func TestGrantExpiry(t *testing.T) {
 
 func TestCreateGrantValidation(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	ok := Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "p", ExpireTime: time.Now().Add(time.Hour)}
 	bad := map[string]func(g *Grant){
 		"no domain":     func(g *Grant) { g.Domains = nil },

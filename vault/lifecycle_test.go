@@ -31,7 +31,7 @@ func rewrapAll(t *testing.T, v *Vault) {
 
 func TestRotationKeepsTokensAndRewraps(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	var items []TokenizeItem
 	for i := 0; i < 700; i++ { // more than two rewrap batches
 		it := TokenizeItem{Value: fmt.Sprintf("4111%012d", i), Template: "pan"}
@@ -113,14 +113,7 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek))
 	var items []TokenizeItem
 	for i := 0; i < 600; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
@@ -135,7 +128,7 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 		t.Fatalf("first step = %v, %v", done, err)
 	}
 	st.Close() // "crash" mid-rewrap
-	v2, _ := openTest(t, path, kek)
+	v2, _ := openTest(t, atPath(path), withKEK(kek))
 	s1, _ := v2.KeyStatus(ctx)
 	if s1.Rewrap.Rewrapped != rewrapBatchSize || s1.Rewrap.Done {
 		t.Fatalf("after restart: %+v", s1.Rewrap)
@@ -149,7 +142,7 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 
 func TestDeleteTokensWithReceipt(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}, {Value: "5555555555554444", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
@@ -181,14 +174,7 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	dir := t.TempDir()
 	kek := newKEK(t)
 	log := filepath.Join(dir, "erasure.log")
-	st, err := store.Open(filepath.Join(dir, "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek, ErasureLog: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(filepath.Join(dir, "v.db")), withKEK(kek), withErasureLog(log))
 	res, err := v.Tokenize(ctx, []TokenizeItem{
 		{Value: "jane@example.com", Template: "email", Subject: "cust-1"},
 		{Value: "123-45-6789", Template: "ssn", Subject: "cust-1", Domain: "hr"},
@@ -224,15 +210,7 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	if _, err := store.RestoreFile(&backup, filepath.Join(rdir, "v.db")); err != nil {
 		t.Fatal(err)
 	}
-	st2, err := store.Open(filepath.Join(rdir, "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	v2, err := Open(ctx, Config{Store: st2, KEK: kek, ErasureLog: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2, _ := openTest(t, atPath(filepath.Join(rdir, "v.db")), withKEK(kek), withErasureLog(log))
 	got, _ = v2.Detokenize(ctx, "p", append(items, TokenRef{Token: res[3].Token}))
 	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" || !errors.Is(got[3].Err, ErrNotFound) {
 		t.Fatalf("restored backup after replay: %+v", got)
@@ -244,16 +222,8 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 
 func TestTokenTTL(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, _ := openTest(t, withClock(clk))
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "short-lived", Template: "opaque", TTL: time.Hour}, {Value: "long-lived", Template: "opaque"}})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +262,7 @@ func TestTokenTTL(t *testing.T) {
 // tokenizing the value again gives a new token.
 func TestErasedTokenNeverReissued(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +293,7 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 // its write must not be undone, and a stale target heals itself.
 func TestRewrapSurvivesRacingRotation(t *testing.T) {
 	ctx := context.Background()
-	v, st := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, st := openTest(t)
 	var items []TokenizeItem
 	for i := 0; i < 600; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("v-%d", i), Template: "opaque"})
@@ -357,16 +327,8 @@ func TestRewrapSurvivesRacingRotation(t *testing.T) {
 
 func TestAutoRotatePolicies(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, _ := openTest(t, withClock(clk))
 	first := v.keyring().PrimaryKeyID()
 	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfter: 24 * time.Hour}); err != nil || v.keyring().PrimaryKeyID() != first {
 		t.Fatalf("rotated too early: %v", err)

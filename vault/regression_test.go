@@ -4,29 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/audit"
-	"github.com/tokenvault/tokenvault/vault/store"
 )
-
-func openClock(t *testing.T) (*Vault, *clock, *store.Bolt) {
-	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, clk, st
-}
 
 // The blind index must not hand out a token that has expired (or was erased).
 func TestIndexSkipsExpiredToken(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,18 +27,16 @@ func (h *holdStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return h.Store.Update(ctx, fn)
 }
 
+// openHeld opens a vault over a holdStore.
+func openHeld(t *testing.T) (*Vault, *holdStore) {
+	h := &holdStore{blocked: make(chan struct{}), release: make(chan struct{})}
+	v, _ := openTest(t, wrapStore(func(s store.Store) store.Store { h.Store = s; return h }))
+	return v, h
+}
+
 func TestRotationWaitsForInFlightWrites(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := &holdStore{Store: st, blocked: make(chan struct{}), release: make(chan struct{})}
-	v, err := Open(ctx, Config{Store: h, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, h := openHeld(t)
 	var items []TokenizeItem
 	for i := 0; i < 600; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
@@ -84,16 +81,7 @@ func TestRotationWaitsForInFlightWrites(t *testing.T) {
 
 func TestRotationDuringRewrapStep(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := &holdStore{Store: st, blocked: make(chan struct{}), release: make(chan struct{})}
-	v, err := Open(ctx, Config{Store: h, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, h := openHeld(t)
 	var items []TokenizeItem
 	for i := 0; i < 600; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
