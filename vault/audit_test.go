@@ -305,3 +305,49 @@ func TestAuditPruneKeepsChainVerifiable(t *testing.T) {
 		t.Fatalf("deleting the first event after the anchor = %v", err)
 	}
 }
+
+// Deleting the first events of an export must fail verification.
+func TestVerifyDetectsDeletedFirstEvents(t *testing.T) {
+	ctx := context.Background()
+	v, _, _ := openClock(t)
+	for i := 0; i < 5; i++ {
+		v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	}
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := v.AuditPublicKeyset()
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	if rep, err := audit.Verify(strings.NewReader(buf.String()), pub); err != nil {
+		t.Fatal(rep, err)
+	}
+	// Drop events 1..3 (lines 1..3 after header), keep header (claims from_seq 1).
+	tampered := lines[0] + "\n" + strings.Join(lines[4:], "\n") + "\n"
+	t.Logf("header: %s", lines[0][:60])
+	rep, err := audit.Verify(strings.NewReader(tampered), pub)
+	if !errors.Is(err, ErrAuditTampered) || rep.BadSeq != 1 {
+		t.Fatalf("events 1-3 deleted, verified with the trusted key: %+v, %v", rep, err)
+	}
+}
+
+// A resumed export from further on must not count the events before it as delivered, or
+// retention would prune events no export ever delivered.
+func TestResumedExportDoesNotAllowPruning(t *testing.T) {
+	ctx := context.Background()
+	v, _, _ := openClock(t)
+	for i := 0; i < 10; i++ {
+		v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 10, &buf); err != nil { // only event 10 delivered
+		t.Fatal(err)
+	}
+	n, err := v.PruneAudit(ctx, 9)
+	if !errors.Is(err, ErrNotExported) || n != 0 {
+		t.Fatalf("a resumed export from 10 let PruneAudit(9) delete %d never-exported events (err %v)", n, err)
+	}
+}

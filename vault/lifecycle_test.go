@@ -352,3 +352,23 @@ func TestAutoRotatePolicies(t *testing.T) {
 		t.Fatalf("record policy did not rotate: %v", err)
 	}
 }
+
+// The blind index must not hand out a token that has expired (or was erased).
+func TestIndexSkipsExpiredToken(t *testing.T) {
+	ctx := context.Background()
+	v, clk, _ := openClock(t)
+	it := TokenizeItem{Value: "ab@example.com", Template: "email", TTL: time.Hour}
+	r1, err := v.Tokenize(ctx, []TokenizeItem{it})
+	if err != nil || r1[0].Err != nil {
+		t.Fatal(err, r1)
+	}
+	clk.add(2 * time.Hour)
+	r2, err := v.Tokenize(ctx, []TokenizeItem{{Value: "ab@example.com", Template: "email"}}) // no TTL now
+	if err != nil || r2[0].Err != nil {
+		t.Fatal(err, r2)
+	}
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: r2[0].Token}})
+	if got[0].Err != nil || got[0].Value != "ab@example.com" {
+		t.Fatalf("tokenize returned %q after the first token %q expired, but it detokenizes to %q, %v", r2[0].Token, r1[0].Token, got[0].Value, got[0].Err)
+	}
+}
