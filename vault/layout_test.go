@@ -14,7 +14,7 @@ import (
 
 // TestDocStorageTable keeps doc.go's storage table and layout.go in step, both ways: every
 // bucket and meta key declared has a row, every row names a declared one, and nothing of the
-// layout is declared outside layout.go.
+// layout is declared outside layout.go. doc.go's map must list every file, too.
 func TestDocStorageTable(t *testing.T) {
 	names, err := filepath.Glob("*.go")
 	if err != nil {
@@ -63,6 +63,11 @@ func TestDocStorageTable(t *testing.T) {
 	}
 	if len(buckets) == 0 || len(metas) == 0 {
 		t.Fatalf("found no buckets (%d) or meta keys (%d) in layout.go", len(buckets), len(metas))
+	}
+	for _, name := range names {
+		if !strings.HasSuffix(name, "_test.go") && name != "doc.go" && !strings.Contains(doc, "\t"+name+" ") {
+			t.Errorf("doc.go's map does not list %s", name)
+		}
 	}
 	docBuckets, docMetas := storageTable(t, doc)
 	compare(t, "bucket", buckets, docBuckets)
