@@ -421,14 +421,8 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 			return fmt.Errorf("%w: no audit event %d (already pruned?)", ErrInvalidArgument, throughSeq)
 		}
 		sum := sha256.Sum256(last)
-		var keys [][]byte
-		if err := tx.Scan(bucketAudit, nil, nil, func(k, _ []byte) error {
-			if binary.BigEndian.Uint64(k) > throughSeq {
-				return store.ErrStopScan
-			}
-			keys = append(keys, bytes.Clone(k))
-			return nil
-		}); err != nil {
+		keys, err := scanKeys(tx, bucketAudit, nil, func(k []byte) bool { return binary.BigEndian.Uint64(k) > throughSeq })
+		if err != nil {
 			return err
 		}
 		for _, k := range keys {

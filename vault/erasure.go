@@ -320,11 +320,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 				ds = append(ds, d.domain)
 			}
 		}
-		var keys [][]byte
-		if err := tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			keys = append(keys, bytes.Clone(k))
-			return nil
-		}); err != nil {
+		keys, err := scanKeys(tx, bucketSubjects, fp, nil)
+		if err != nil {
 			return err
 		}
 		for _, k := range keys {

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -130,4 +131,16 @@ func openClock(t *testing.T) (*Vault, *clock, *store.Bolt) {
 	clk := newClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	v, st := openTest(t, withClock(clk))
 	return v, clk, st
+}
+
+// tokenizeValues tokenizes n distinct opaque values, "value-0" on.
+func tokenizeValues(t testing.TB, v *Vault, n int) {
+	t.Helper()
+	items := make([]TokenizeItem, n)
+	for i := range items {
+		items[i] = TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"}
+	}
+	if _, err := v.Tokenize(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -114,13 +114,7 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
 	v, st := openTest(t, atPath(path), withKEK(kek))
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	tokenizeValues(t, v, 600)
 	if _, err := v.RotateDataKey(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,13 +36,7 @@ func openHeld(t *testing.T) (*Vault, *holdStore) {
 func TestRotationWaitsForInFlightWrites(t *testing.T) {
 	ctx := context.Background()
 	v, h := openHeld(t)
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	tokenizeValues(t, v, 600)
 	old := v.keyring().PrimaryKeyID()
 	// A tokenize call that has sealed its value (under the current primary) and waits for its commit.
 	h.armed.Store(true)
@@ -82,13 +75,7 @@ func TestRotationWaitsForInFlightWrites(t *testing.T) {
 func TestRotationDuringRewrapStep(t *testing.T) {
 	ctx := context.Background()
 	v, h := openHeld(t)
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	tokenizeValues(t, v, 600)
 	if _, err := v.RotateDataKey(ctx); err != nil { // first rotation: a rewrap starts
 		t.Fatal(err)
 	}
