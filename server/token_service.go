@@ -45,9 +45,9 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 }
 
 func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeRequest) (*tvpb.DetokenizeResponse, error) {
-	items := make([]vault.DetokenizeItem, len(req.GetItems()))
+	items := make([]vault.TokenRef, len(req.GetItems()))
 	for i, it := range req.GetItems() {
-		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
+		items[i] = vault.TokenRef{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
 	res, err := t.s.vlt().Detokenize(ctx, req.GetPurpose(), items)
 	if err != nil {
@@ -107,9 +107,9 @@ func receiptToProto(rc vault.Receipt) (*tvpb.ErasureReceipt, error) {
 }
 
 func (t *tokenService) DeleteTokens(ctx context.Context, req *tvpb.DeleteTokensRequest) (*tvpb.DeleteTokensResponse, error) {
-	items := make([]vault.DetokenizeItem, len(req.GetItems()))
+	items := make([]vault.TokenRef, len(req.GetItems()))
 	for i, it := range req.GetItems() {
-		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
+		items[i] = vault.TokenRef{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
 	rc, errs, err := t.s.vlt().DeleteTokens(ctx, items)
 	if err != nil {

@@ -35,9 +35,9 @@ func (v *vendorService) VendorDetokenize(ctx context.Context, req *tvpb.VendorDe
 	if !ok || p.Role != vault.RoleVendor {
 		return nil, status.Error(codes.PermissionDenied, "this credential may not call this method on this listener")
 	}
-	items := make([]vault.DetokenizeItem, len(req.GetItems()))
+	items := make([]vault.TokenRef, len(req.GetItems()))
 	for i, it := range req.GetItems() {
-		items[i] = vault.DetokenizeItem{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
+		items[i] = vault.TokenRef{Token: it.GetToken(), Domain: it.GetDomain(), Template: it.GetTemplate()}
 	}
 	res, err := v.s.vlt().VendorDetokenize(ctx, vault.VendorRequest{Vendor: p.Vendor, Purpose: req.GetPurpose(), Source: sourceAddr(ctx), GrantID: req.GetGrantId(), Items: items})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -22,7 +23,7 @@ import (
 func auditedVault(t *testing.T) (*Vault, []string) {
 	t.Helper()
 	ctx := WithRequest(context.Background(), RequestInfo{RequestID: "req-1", Method: "/test", Principal: Principal{ID: "root", Role: RoleAdmin}})
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}, {Value: "123-45-6789", Template: "ssn", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -30,13 +31,13 @@ func auditedVault(t *testing.T) (*Vault, []string) {
 	if _, _, err := v.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Detokenize(ctx, "case-1", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err != nil {
+	if _, err := v.Detokenize(ctx, "case-1", []TokenRef{{Token: res[0].Token, Domain: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "refunds", ExpireTime: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}, {Token: res[1].Token, Domain: "acme"}}}); err != nil {
+	if _, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}, {Token: res[1].Token, Domain: "acme"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := v.Checkpoint(ctx); err != nil {
@@ -57,9 +58,9 @@ func auditedVault(t *testing.T) (*Vault, []string) {
 	return v, lines
 }
 
-func verifyLines(t *testing.T, lines []string) (VerifyReport, error) {
+func verifyLines(t *testing.T, lines []string) (audit.Report, error) {
 	t.Helper()
-	return VerifyAudit(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
+	return audit.Verify(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
 }
 
 func TestAuditChainVerifies(t *testing.T) {
@@ -146,7 +147,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 	// A signature by another key fails.
 	other, _ := auditedVault(t)
 	pub, _ := other.AuditPublicKeyset()
-	if _, err := VerifyAudit(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
+	if _, err := audit.Verify(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
 		t.Fatalf("verify with another vault's key = %v", err)
 	}
 }
@@ -177,16 +178,8 @@ func (f *failingStore) Update(ctx context.Context, fn func(store.Tx) error) erro
 
 func TestAuditFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &failingStore{Store: st}
-	v, err := Open(ctx, Config{Store: fs, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := &failingStore{}
+	v, st := openTest(t, wrapStore(func(s store.Store) store.Store { fs.Store = s; return fs }))
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -195,10 +188,10 @@ func TestAuditFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs.fail.Store(true)
-	if got, err := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}); err == nil || got != nil {
+	if got, err := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token, Domain: "acme"}}); err == nil || got != nil {
 		t.Fatalf("Detokenize with a failing audit = %+v, %v; want an error and nothing revealed", got, err)
 	}
-	if got, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}}); err == nil || got != nil {
+	if got, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}}}); err == nil || got != nil {
 		t.Fatalf("VendorDetokenize with a failing audit = %+v, %v", got, err)
 	}
 	if got, err := v.Tokenize(ctx, []TokenizeItem{{Value: "5555555555554444", Template: "pan", Domain: "acme"}}); err == nil || got != nil {
@@ -230,14 +223,7 @@ func TestAuditFullDisk(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(dir, "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek), withStoreOptions(store.Options{InitialMmapSize: 1 << 20}))
 	var tokens []string
 	for i := 0; ; i++ {
 		res, err := v.Tokenize(ctx, []TokenizeItem{{Value: fmt.Sprintf("customer note %06d %s", i, strings.Repeat("x", 200)), Template: "opaque"}})
@@ -254,7 +240,7 @@ func TestAuditFullDisk(t *testing.T) {
 	}
 	revealed, failures := 0, 0
 	for i := 0; i < 200; i++ {
-		got, err := v.Detokenize(ctx, "disk-full", []DetokenizeItem{{Token: tokens[i%len(tokens)]}})
+		got, err := v.Detokenize(ctx, "disk-full", []TokenRef{{Token: tokens[i%len(tokens)]}})
 		if err != nil {
 			failures++
 			continue
@@ -267,11 +253,7 @@ func TestAuditFullDisk(t *testing.T) {
 	}
 	st.Close()
 	// Count durable reveal events after reopening.
-	st2, err := store.Open(path, store.Options{InitialMmapSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	st2 := openStore(t, path, store.Options{InitialMmapSize: 1 << 20})
 	var buf bytes.Buffer
 	publess := exportAudit(ctx, st2, 1, []byte("{}"), &buf)
 	if publess != nil {
@@ -321,5 +303,51 @@ func TestAuditPruneKeepsChainVerifiable(t *testing.T) {
 	cut := append([]string{lines[0]}, lines[2:]...)
 	if _, err := verifyLines(t, cut); !errors.Is(err, ErrAuditTampered) {
 		t.Fatalf("deleting the first event after the anchor = %v", err)
+	}
+}
+
+// Deleting the first events of an export must fail verification.
+func TestVerifyDetectsDeletedFirstEvents(t *testing.T) {
+	ctx := context.Background()
+	v, _, _ := openClock(t)
+	for i := 0; i < 5; i++ {
+		v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	}
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := v.AuditPublicKeyset()
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	if rep, err := audit.Verify(strings.NewReader(buf.String()), pub); err != nil {
+		t.Fatal(rep, err)
+	}
+	// Drop events 1..3 (lines 1..3 after header), keep header (claims from_seq 1).
+	tampered := lines[0] + "\n" + strings.Join(lines[4:], "\n") + "\n"
+	t.Logf("header: %s", lines[0][:60])
+	rep, err := audit.Verify(strings.NewReader(tampered), pub)
+	if !errors.Is(err, ErrAuditTampered) || rep.BadSeq != 1 {
+		t.Fatalf("events 1-3 deleted, verified with the trusted key: %+v, %v", rep, err)
+	}
+}
+
+// A resumed export from further on must not count the events before it as delivered, or
+// retention would prune events no export ever delivered.
+func TestResumedExportDoesNotAllowPruning(t *testing.T) {
+	ctx := context.Background()
+	v, _, _ := openClock(t)
+	for i := 0; i < 10; i++ {
+		v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 10, &buf); err != nil { // only event 10 delivered
+		t.Fatal(err)
+	}
+	n, err := v.PruneAudit(ctx, 9)
+	if !errors.Is(err, ErrNotExported) || n != 0 {
+		t.Fatalf("a resumed export from 10 let PruneAudit(9) delete %d never-exported events (err %v)", n, err)
 	}
 }

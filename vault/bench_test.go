@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -16,15 +15,7 @@ import (
 func BenchmarkTokenizeBatch100(b *testing.B) {
 	for _, tmpl := range []string{"pan", "opaque"} {
 		b.Run(tmpl, func(b *testing.B) {
-			st, err := store.Open(filepath.Join(b.TempDir(), "v.db"), store.Options{NoSync: os.Getenv("BENCH_NOSYNC") != ""})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			v, err := Open(context.Background(), Config{Store: st, KEK: newKEK(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
+			v, _ := openTest(b, withStoreOptions(store.Options{NoSync: os.Getenv("BENCH_NOSYNC") != ""}))
 			var seq atomic.Int64
 			b.SetParallelism(4)
 			b.ResetTimer()
@@ -47,17 +38,9 @@ func BenchmarkTokenizeBatch100(b *testing.B) {
 
 // BenchmarkDetokenizeBatch100 reveals batches of 100 tokens (audit on) from concurrent callers.
 func BenchmarkDetokenizeBatch100(b *testing.B) {
-	st, err := store.Open(filepath.Join(b.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
 	ctx := context.Background()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var pool []DetokenizeItem
+	v, _ := openTest(b)
+	var pool []TokenRef
 	for n := 0; n < 100; n++ {
 		items := make([]TokenizeItem, 100)
 		for i := range items {
@@ -68,7 +51,7 @@ func BenchmarkDetokenizeBatch100(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, r := range res {
-			pool = append(pool, DetokenizeItem{Token: r.Token})
+			pool = append(pool, TokenRef{Token: r.Token})
 		}
 	}
 	var seq atomic.Int64

@@ -7,8 +7,6 @@ import (
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
-const bucketCanaries store.Bucket = "canaries"
-
 // Canary is a planted token.
 type Canary struct {
 	Token    string
@@ -39,12 +37,8 @@ func (v *Vault) CreateCanary(ctx context.Context, domain, tmpl, value, label str
 	c := Canary{Token: res[0].Token, Domain: domain, Template: tmpl, Label: label}
 	ev := v.newEvent(ctx, "CreateCanary")
 	ev.Target, ev.Outcome, ev.Domains, ev.Templates = "canary "+TokenFingerprint(domain, c.Token), OutcomeAllowed, []string{domain}, []string{tmpl}
-	err = v.store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.Put(bucketCanaries, recordKey(domain, c.Token), []byte(label)); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		return tx.Put(bucketCanaries, recordKey(domain, c.Token), []byte(label))
 	})
 	if err != nil {
 		return Canary{}, err

@@ -149,20 +149,16 @@ func (v *Vault) InitRoot(ctx context.Context) (string, error) {
 	created := false
 	ev := v.newEvent(ctx, "InitRoot")
 	ev.Target, ev.Outcome, ev.Reason = RootCredentialID, OutcomeAllowed, "role admin"
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		created = false
 		if tx.Get(bucketCreds, []byte(RootCredentialID)) != nil {
-			return nil
+			return errSkipAudit
 		}
 		created = true
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketCredHash, c.Hash, []byte(c.ID)); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
 	})
 	if err != nil || !created {
 		return "", err
@@ -180,7 +176,7 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 	if c.Vendor != "" {
 		ev.Reason += ", vendor " + c.Vendor
 	}
-	return v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
 			if !replace {
 				return fmt.Errorf("%w: credential id collision", ErrInvalidArgument)
@@ -203,12 +199,9 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketCredHash, c.Hash, []byte(c.ID)); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
 	})
+	return err
 }
 
 // AuthenticateCert returns the vendor credential bound to one of sans (the SANs of a verified
@@ -295,26 +288,25 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 	found := false
 	ev := v.newEvent(ctx, "RevokeCredential")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		var c Credential
 		var err error
 		found, err = updateJSON(tx, bucketCreds, []byte(id), func(cr *Credential) error {
 			cr.Revoked, c = true, *cr
 			return nil
 		})
-		if err != nil || !found {
+		if err != nil {
 			return err
+		}
+		if !found {
+			return errSkipAudit
 		}
 		if c.CertSAN != "" {
 			if err := tx.Delete(bucketCredSAN, []byte(c.CertSAN)); err != nil {
 				return err
 			}
 		}
-		if err := tx.Delete(bucketCredHash, c.Hash); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Delete(bucketCredHash, c.Hash)
 	})
 	if err != nil {
 		return err

@@ -1,5 +1,45 @@
-// Package vault is tokenvault's domain core: tokens, templates, credentials (and later grants
-// and audit). It speaks domain types and sentinel errors; it knows nothing of gRPC or HTTP.
+// Package vault is tokenvault's domain core: tokens, templates, JSON documents, data
+// subjects and erasure, credentials, vendor grants, canaries, key lifecycle and the audit
+// trail. It speaks domain types and sentinel errors; it knows nothing of gRPC or HTTP.
+//
+// # Map
+//
+// Files of this package:
+//
+//	vault.go        Config, Open, the keyring and derived keys
+//	layout.go       the storage layout: every bucket, meta key and key builder (table below)
+//	errors.go       every sentinel error
+//	storedrecord.go the stored record: binary format, associated data, the read path
+//	storedjson.go   read-modify-write of stored JSON objects
+//	tokens.go       Tokenize, Detokenize, TokenRef
+//	documents.go    TokenizeRecords, DetokenizeRecords: fields of JSON documents (fieldpolicy)
+//	templates.go    custom templates
+//	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
+//	canary.go       canary tokens
+//	credentials.go  credentials, roles, authentication
+//	grants.go       vendor grants and VendorDetokenize
+//	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
+//	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
+//	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
+//	schema.go       the schema version and migrations
+//
+// Sub-packages:
+//
+//	audit        the offline audit format and its verification (no store, no vault)
+//	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
+//	store        the transactional key-value store (bbolt with group commit)
+//	template     token templates: validation, candidate tokens, masking
+//
+// # Auditing
+//
+// Every change to the store is audited in its own transaction: operations change the store
+// only through updateAudited, which runs the change and appends its event to the hash chain
+// in the same store transaction. A change commits only with its event, and an event only with
+// its change; a change that finds nothing to do returns errSkipAudit. Reveals (Detokenize,
+// VendorDetokenize, DetokenizeRecords) write their event before any value leaves, and fail
+// closed when it cannot be written. Writes that are not changes of a caller's making (the
+// keyring at first open, the audit public key, key dates, checkpoints, the export mark, rewrap
+// batches before the last) are not audited.
 //
 // # Basics
 //
@@ -19,16 +59,28 @@
 //
 // # Storage layout
 //
-//	records   domain 0x00 token              → record (template, times, subject, ciphertext)
-//	index     domain 0x00 template 0x00 hmac → token (deterministic templates only)
-//	subjects  hmac(subject) domain 0x00 token → "" (for erasure by data subject)
-//	templates name                           → custom template definition (JSON)
-//	creds     id                             → credential (JSON, with SHA-256 of its secret)
-//	credhash  sha256(secret)                 → id
-//	credsan   certificate SAN                → id (vendor credentials bound to mTLS)
-//	grants    vendor 0x00 id                 → grant (JSON, with its use count)
-//	grantids  id                             → vendor
-//	meta      "keyring"                      → keyring wrapped under the KEK
+//	records     domain 0x00 token                → record (template, times, subject, ciphertext), or a tombstone
+//	index       domain 0x00 template 0x00 hmac   → token (deterministic templates with random candidates)
+//	subjects    hmac(subject) domain 0x00 token  → "" (for erasure by data subject)
+//	subjectkeys hmac(subject)                    → the subject's key, wrapped by the data AEAD
+//	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
+//	canaries    domain 0x00 token                → canary label
+//	templates   name                             → custom template definition (JSON)
+//	creds       id                               → credential (JSON, with SHA-256 of its secret)
+//	credhash    sha256(secret)                   → id
+//	credsan     certificate SAN                  → id (vendor credentials bound to mTLS)
+//	grants      vendor 0x00 id                   → grant (JSON, with its use count)
+//	grantids    id                               → vendor
+//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
+//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON)
+//	meta        "keyring"                        → keyring wrapped under the KEK
+//	meta        "schema_version"                 → SchemaVersion (8 bytes)
+//	meta        "keymeta"                        → creation and destruction times of data keys (JSON)
+//	meta        "rewrap"                         → progress of the background rewrap (JSON)
+//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event
+//	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
+//	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
+//	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
 //
 // # Caveats
 //

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
@@ -35,68 +36,10 @@ import (
 // from before an erasure is erased again on first start, as long as the restored vault is
 // given the log.
 
-const (
-	bucketSubjectKeys store.Bucket = "subjectkeys"
-	bucketExpiry      store.Bucket = "expiry"
-)
-
-// rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
 // read transaction.
 type rawRecord struct {
 	rec        []byte // nil: no such token
 	subjectKey []byte // nil: no subject, or the subject was erased
-}
-
-func readRecord(tx store.Tx, domain, token string) rawRecord {
-	b := tx.Get(bucketRecords, recordKey(domain, token))
-	if b == nil || isTombstone(b) {
-		return rawRecord{}
-	}
-	rr := rawRecord{rec: bytes.Clone(b)}
-	if r, err := unmarshalRecord(rr.rec); err == nil && r.subject != nil {
-		rr.subjectKey = bytes.Clone(tx.Get(bucketSubjectKeys, r.subject))
-	}
-	return rr
-}
-
-// checkRecord parses a raw record and applies the lookup rules: it must exist, belong to
-// tmpl when one is named, and not have expired.
-func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (record, error) {
-	if rr.rec == nil {
-		return record{}, ErrNotFound
-	}
-	r, err := unmarshalRecord(rr.rec)
-	if err != nil {
-		v.log.Error("stored record is malformed", slog.String("domain", domain))
-		return record{}, ErrIntegrity
-	}
-	if (tmpl != "" && tmpl != r.template) || (r.expireUnix != 0 && now >= r.expireUnix) {
-		return record{}, ErrNotFound
-	}
-	if r.subject != nil && rr.subjectKey == nil {
-		return record{}, ErrNotFound // the subject was erased
-	}
-	return r, nil
-}
-
-// openRecord decrypts a checked record.
-func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte, error) {
-	ad := recordAD(domain, r.template, token)
-	var pt []byte
-	var err error
-	if r.subject != nil {
-		var a tink.AEAD
-		if a, err = v.subjectAEAD(r.subject, rr.subjectKey); err == nil {
-			pt, err = a.Decrypt(r.ciphertext, ad)
-		}
-	} else {
-		pt, err = v.keyring().Open(r.ciphertext, ad)
-	}
-	if err != nil {
-		v.log.Error("stored record failed to decrypt", slog.String("domain", domain), slog.String("template", r.template))
-		return nil, ErrIntegrity
-	}
-	return pt, nil
 }
 
 // subjectCache keeps unwrapped subject keys, bounded.
@@ -156,14 +99,6 @@ func (v *Vault) existingSubjectKey(ctx context.Context, fp []byte) ([]byte, tink
 	return wrapped, a, err
 }
 
-func expiryKey(unix int64, domain, token string) []byte {
-	k := make([]byte, 8, 8+len(domain)+1+len(token))
-	binary.BigEndian.PutUint64(k, uint64(unix))
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
-}
-
 // Receipt proves an erasure: what was erased and when, signed with the audit key.
 type Receipt struct {
 	Kind      string    `json:"kind"` // "tokens" or "subject"
@@ -202,7 +137,7 @@ func VerifyReceipt(r Receipt, publicKeyset []byte) error {
 	if err != nil {
 		return err
 	}
-	return verifySig(publicKeyset, sig, append([]byte("tokenvault/erasure-receipt/v1\n"), msg...))
+	return audit.VerifySignature(publicKeyset, sig, append([]byte("tokenvault/erasure-receipt/v1\n"), msg...))
 }
 
 // deleteRecord removes a record and what points to it. value is its plaintext (to find the
@@ -233,13 +168,13 @@ func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value 
 
 // DeleteTokens erases tokens: their records are deleted and detokenize answers not found.
 // Per-item errors are ErrNotFound. It returns a signed receipt of what was erased.
-func (v *Vault) DeleteTokens(ctx context.Context, items []DetokenizeItem) (Receipt, []error, error) {
+func (v *Vault) DeleteTokens(ctx context.Context, items []TokenRef) (Receipt, []error, error) {
 	return v.deleteTokens(ctx, items, true)
 }
 
 // deleteTokens erases tokens; log says whether to append them to the erasure log (not when
 // replaying it).
-func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bool) (Receipt, []error, error) {
+func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (Receipt, []error, error) {
 	if len(items) == 0 {
 		return Receipt{}, nil, ErrEmptyBatch
 	}
@@ -275,7 +210,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 	rc := Receipt{Kind: "tokens", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID}
 	ev := v.newEvent(ctx, "DeleteTokens")
 	ev.Items = len(items)
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
 		var ds []string
 		for _, d := range dels {
@@ -288,15 +223,11 @@ func (v *Vault) deleteTokens(ctx context.Context, items []DetokenizeItem, log bo
 			rc.Erased = append(rc.Erased, TokenFingerprint(d.domain, d.token))
 			ds = append(ds, d.domain)
 		}
-		e := ev
 		e.Tokens, e.Allowed, e.Denied = rc.Erased, len(rc.Erased), len(items)-len(rc.Erased)
 		e.Domains, e.Outcome = uniqueSorted(ds), outcomeOf(len(rc.Erased), len(items))
-		if err := appendAudit(tx, &e); err != nil {
-			return err
-		}
-		rc.AuditSeq = e.Seq
 		return nil
 	})
+	rc.AuditSeq = seq
 	for _, d := range dels {
 		clear(d.value)
 	}
@@ -350,11 +281,11 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		dels = dels[:0]
 		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			domain, token, ok := bytes.Cut(k[len(fp):], []byte{0})
+			domain, token, ok := splitRecordKey(k[len(fp):])
 			if !ok {
 				return nil
 			}
-			rr := readRecord(tx, string(domain), string(token))
+			rr := readRecord(tx, domain, token)
 			if rr.rec == nil {
 				return nil
 			}
@@ -362,8 +293,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 			if err != nil {
 				return nil
 			}
-			dels = append(dels, del{domain: string(domain), token: string(token), r: r, old: rr.rec})
-			if pt, err := v.openRecord(rr, r, string(domain), string(token)); err == nil {
+			dels = append(dels, del{domain: domain, token: token, r: r, old: rr.rec})
+			if pt, err := v.openRecord(rr, r, domain, token); err == nil {
 				dels[len(dels)-1].value = pt
 			}
 			return nil
@@ -374,7 +305,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	rc := Receipt{Kind: "subject", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID, Subject: hex.EncodeToString(fp)}
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + rc.Subject
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
 		if err := tx.Delete(bucketSubjectKeys, fp); err != nil {
 			return err
@@ -389,11 +320,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 				ds = append(ds, d.domain)
 			}
 		}
-		var keys [][]byte
-		if err := tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			keys = append(keys, bytes.Clone(k))
-			return nil
-		}); err != nil {
+		keys, err := scanKeys(tx, bucketSubjects, fp, nil)
+		if err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -401,14 +329,10 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 				return err
 			}
 		}
-		e := ev
 		e.Tokens, e.Allowed, e.Domains, e.Outcome = rc.Erased, len(rc.Erased), uniqueSorted(ds), OutcomeAllowed
-		if err := appendAudit(tx, &e); err != nil {
-			return err
-		}
-		rc.AuditSeq = e.Seq
 		return nil
 	})
+	rc.AuditSeq = seq
 	for _, d := range dels {
 		clear(d.value)
 	}
@@ -491,7 +415,7 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 				return err
 			}
 			if present {
-				if _, _, err := v.deleteTokens(ctx, []DetokenizeItem{{Domain: e.Domain, Token: e.Token}}, false); err != nil {
+				if _, _, err := v.deleteTokens(ctx, []TokenRef{{Domain: e.Domain, Token: e.Token}}, false); err != nil {
 					return err
 				}
 				tokens++
@@ -543,8 +467,8 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 				if len(k) < 9 || int64(binary.BigEndian.Uint64(k[:8])) > now || len(dels) >= 1000 {
 					return store.ErrStopScan
 				}
-				domain, token, _ := bytes.Cut(k[8:], []byte{0})
-				dels = append(dels, del{ekey: bytes.Clone(k), domain: string(domain), token: string(token), rr: readRecord(tx, string(domain), string(token))})
+				domain, token, _ := splitRecordKey(k[8:])
+				dels = append(dels, del{ekey: bytes.Clone(k), domain: domain, token: token, rr: readRecord(tx, domain, token)})
 				return nil
 			})
 		}); err != nil {
@@ -565,7 +489,7 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 			}
 		}
 		ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "PurgeExpired"}), "PurgeExpired")
-		err := v.store.Update(ctx, func(tx store.Tx) error {
+		_, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 			n := 0
 			for i, d := range dels {
 				if d.rr.rec != nil && bytes.Equal(tx.Get(bucketRecords, recordKey(d.domain, d.token)), d.rr.rec) {
@@ -578,9 +502,8 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 					return err
 				}
 			}
-			e := ev
 			e.Items, e.Allowed, e.Outcome = n, n, OutcomeAllowed
-			return appendAudit(tx, &e)
+			return nil
 		})
 		for _, val := range values {
 			clear(val)
@@ -591,9 +514,6 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 		total += len(dels)
 	}
 }
-
-// ErrNoSnapshot is returned by Backup when the store cannot take online snapshots.
-var ErrNoSnapshot = errors.New("this store cannot take online backups")
 
 // Backup writes a consistent online snapshot of the whole store to w. It holds no key
 // material in clear: the keysets in it are wrapped by the KEK, which the restored vault needs.

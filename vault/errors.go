@@ -2,13 +2,18 @@ package vault
 
 import (
 	"errors"
+	"fmt"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
+	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
 
 // Errors returned by the vault. Callers match them with errors.Is; the server maps each to a
 // gRPC status code in one table. None of their messages (nor the messages of errors that wrap
 // them) contain a value, a token or key material.
+
+// Errors of tokens and templates.
 var (
 	// ErrUnknownTemplate is returned for a whole call that names a template that does not exist.
 	ErrUnknownTemplate = template.ErrUnknownTemplate
@@ -34,7 +39,10 @@ var (
 	// ErrIntegrity is the per-item error when a stored record fails to decrypt or parse: the
 	// store was tampered with or damaged. It is always logged.
 	ErrIntegrity = errors.New("stored record failed its integrity check")
+)
 
+// Errors of whole calls.
+var (
 	// ErrBatchTooLarge is returned for a whole call with more than MaxBatch items.
 	ErrBatchTooLarge = errors.New("too many items in one call")
 
@@ -44,13 +52,80 @@ var (
 	// ErrInvalidArgument is returned for malformed arguments other than values (names,
 	// domains, roles).
 	ErrInvalidArgument = errors.New("invalid argument")
+)
 
+// Errors of JSON documents (TokenizeRecords, DetokenizeRecords).
+var (
+	// ErrInvalidPolicy is returned for a field policy that does not parse or compile.
+	ErrInvalidPolicy = fieldpolicy.ErrInvalidPolicy
+
+	// ErrInvalidDocument is returned for a malformed document; the message names its index.
+	ErrInvalidDocument = fieldpolicy.ErrInvalidDocument
+
+	// ErrRecordLimit is returned when documents are nested too deeply or select too many
+	// fields.
+	ErrRecordLimit = fieldpolicy.ErrLimit
+)
+
+// Errors of credentials and grants.
+var (
 	// ErrUnauthenticated is returned by Authenticate for a missing, unknown or revoked secret.
 	ErrUnauthenticated = errors.New("missing, unknown or revoked credential")
 
 	// ErrCredentialNotFound is returned when a credential id does not exist.
 	ErrCredentialNotFound = errors.New("credential not found")
 
+	// ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
+	// It reads the same whether the token exists or not.
+	ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")
+
+	// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate:
+	// nothing is revealed.
+	ErrRateLimited = errors.New("grant rate exceeded; retry later")
+
+	// ErrQuotaExhausted is returned for a whole vendor call that would exceed a grant's total
+	// quota: nothing is revealed, and only a new grant helps.
+	ErrQuotaExhausted = errors.New("grant quota used up; ask for a new grant")
+
+	// ErrGrantNotLive is returned for a whole vendor call that names a grant (grant_id) which
+	// is not a live grant of the calling vendor: nothing is revealed.
+	ErrGrantNotLive = fmt.Errorf("%w: grant_id names no live grant of this vendor", ErrPermissionDenied)
+
+	// ErrGrantNotFound is returned when a grant id does not exist.
+	ErrGrantNotFound = errors.New("grant not found")
+)
+
+// Errors of keys, the store and backups.
+var (
 	// ErrKEK is returned by Open when the KEK cannot unwrap the stored keyring.
 	ErrKEK = errors.New("the key-encryption key cannot unwrap this vault's keys (wrong or missing KEK)")
+
+	// ErrSchemaTooNew is returned by Open for a store written by a newer tokenvault.
+	ErrSchemaTooNew = errors.New("this store was written by a newer tokenvault; upgrade the binary (downgrades are not supported)")
+
+	// ErrKeyInUse is returned when disabling or destroying a key that still protects records.
+	ErrKeyInUse = errors.New("the key still protects records; wait for the rewrap to finish")
+
+	// ErrKeyState is returned for a key operation the key's state does not allow.
+	ErrKeyState = errors.New("the key's state does not allow this operation")
+
+	// ErrNoSuchKey is returned for an unknown key id.
+	ErrNoSuchKey = errors.New("no such data key")
+
+	// ErrNoSnapshot is returned by Backup when the store cannot take online snapshots.
+	ErrNoSnapshot = errors.New("this store cannot take online backups")
 )
+
+// Errors of the audit trail.
+var (
+	// ErrAuditTampered is returned by VerifyStoreAudit and VerifyReceipt when a trail or a
+	// receipt does not verify (audit.Verify's audit.ErrTampered, re-exported).
+	ErrAuditTampered = audit.ErrTampered
+
+	// ErrNotExported is returned by PruneAudit for events no export has delivered yet.
+	ErrNotExported = errors.New("these audit events were never exported; export them first (audit export)")
+)
+
+// errBadRecord is unmarshalRecord's error for bytes that are not a stored record; callers turn
+// it into ErrIntegrity (or skip the record) and never return it.
+var errBadRecord = errors.New("malformed record")

@@ -9,7 +9,7 @@ import (
 
 // grantPair sets up the finding of issue 11.1: a vendor holds a loose grant A (ssn, no limits)
 // and a tight grant B (pan, quota 3, 2 a minute) in the same domain, and three PAN tokens.
-func grantPair(t *testing.T) (v *Vault, clk *clock, a, b Grant, pans []DetokenizeItem) {
+func grantPair(t *testing.T) (v *Vault, clk *clock, a, b Grant, pans []TokenRef) {
 	t.Helper()
 	ctx := context.Background()
 	v, clk, _ = openClock(t)
@@ -35,7 +35,7 @@ func grantPair(t *testing.T) (v *Vault, clk *clock, a, b Grant, pans []Detokeniz
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
-		pans = append(pans, DetokenizeItem{Token: r.Token, Domain: "acme"})
+		pans = append(pans, TokenRef{Token: r.Token, Domain: "acme"})
 	}
 	return v, clk, a, b, pans
 }
@@ -89,7 +89,7 @@ func TestVendorNamesGrant(t *testing.T) {
 	if err != nil || ssn[0].Err != nil {
 		t.Fatal(err, ssn)
 	}
-	ssnItem := []DetokenizeItem{{Token: ssn[0].Token, Domain: "acme"}}
+	ssnItem := []TokenRef{{Token: ssn[0].Token, Domain: "acme"}}
 	// Spend B's quota.
 	for i := 0; i < 3; i++ {
 		clk.add(time.Minute) // B allows 2 a minute
@@ -111,7 +111,7 @@ func TestVendorNamesGrant(t *testing.T) {
 	// Without a grant id every in-scope grant is charged, so spent B binds the whole domain:
 	// the answer is the same for a real token and for one that does not exist.
 	for _, tok := range []string{pans[0].Token, "4000000000000000", ssn[0].Token} {
-		_, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []DetokenizeItem{{Token: tok, Domain: "acme"}}})
+		_, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: tok, Domain: "acme"}}})
 		if !errors.Is(err, ErrQuotaExhausted) {
 			t.Errorf("token %q without grant id after B is spent: %v, want ErrQuotaExhausted", tok[:4], err)
 		}
@@ -139,7 +139,7 @@ func TestVendorLimitNoOracle(t *testing.T) {
 		if tok == "real" {
 			tok = pans[0].Token
 		}
-		items := []DetokenizeItem{{Token: tok, Domain: "acme"}, {Token: tok, Domain: "acme"}, {Token: tok, Domain: "acme"}}
+		items := []TokenRef{{Token: tok, Domain: "acme"}, {Token: tok, Domain: "acme"}, {Token: tok, Domain: "acme"}}
 		_, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: items})
 		if !errors.Is(err, ErrRateLimited) {
 			t.Errorf("three items (%s token) under a 2/min grant: %v, want ErrRateLimited", tok[:4], err)

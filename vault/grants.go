@@ -110,30 +110,8 @@ func (g *Grant) inScope(domain string, src netip.Addr) bool {
 	return false
 }
 
-// ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
-// It reads the same whether the token exists or not.
-var ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")
-
-// ErrRateLimited is returned for a whole vendor call that would exceed a grant's rate:
-// nothing is revealed.
-var ErrRateLimited = errors.New("grant rate exceeded; retry later")
-
-// ErrQuotaExhausted is returned for a whole vendor call that would exceed a grant's total
-// quota: nothing is revealed, and only a new grant helps.
-var ErrQuotaExhausted = errors.New("grant quota used up; ask for a new grant")
-
-// ErrGrantNotLive is returned for a whole vendor call that names a grant (grant_id) which is
-// not a live grant of the calling vendor: nothing is revealed.
-var ErrGrantNotLive = fmt.Errorf("%w: grant_id names no live grant of this vendor", ErrPermissionDenied)
-
-// ErrGrantNotFound is returned when a grant id does not exist.
-var ErrGrantNotFound = errors.New("grant not found")
-
 // MaxGrantTTL bounds how long a grant may live.
 const MaxGrantTTL = 5 * 365 * 24 * time.Hour
-
-// grantKey is vendor 0x00 id, so one vendor's grants are one prefix scan.
-func grantKey(vendor, id string) []byte { return []byte(vendor + "\x00" + id) }
 
 // limiters keeps one token bucket per grant.
 type limiters struct {
@@ -217,15 +195,11 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	ev := v.newEvent(ctx, "CreateGrant")
 	ev.Target, ev.Outcome, ev.Domains, ev.Templates, ev.Purpose = g.ID, OutcomeAllowed, g.Domains, g.Templates, g.Purpose
 	ev.Reason = "grant for vendor " + g.Vendor
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("storing grant: %w", err)
@@ -235,13 +209,9 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 
 // ListGrants lists grants, of one vendor when vendor is not empty.
 func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
-	var prefix []byte
-	if vendor != "" {
-		prefix = []byte(vendor + "\x00")
-	}
 	var out []Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		return tx.Scan(bucketGrants, prefix, nil, func(_, val []byte) error {
+		return tx.Scan(bucketGrants, grantPrefix(vendor), nil, func(_, val []byte) error {
 			var g Grant
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err
@@ -283,22 +253,24 @@ func (v *Vault) RevokeGrant(ctx context.Context, id string) error {
 	found := false
 	ev := v.newEvent(ctx, "RevokeGrant")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		found = false
 		vendor := tx.Get(bucketGrantIDs, []byte(id))
 		if vendor == nil {
-			return nil
+			return errSkipAudit
 		}
 		var err error
 		found, err = updateJSON(tx, bucketGrants, grantKey(string(vendor), id), func(g *Grant) error {
 			g.Revoked = true
 			return nil
 		})
-		if err != nil || !found {
+		if err != nil {
 			return err
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		if !found {
+			return errSkipAudit
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -318,7 +290,7 @@ type VendorRequest struct {
 	// it covers is revealed. When empty, every live grant of the vendor in scope for an item's
 	// domain is charged for that item, so the tightest rate and quota bind.
 	GrantID string
-	Items   []DetokenizeItem
+	Items   []TokenRef
 }
 
 // VendorResult is one item's outcome, with the grant that allowed it.
@@ -356,7 +328,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	var grants []*Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
-		if err := tx.Scan(bucketGrants, []byte(req.Vendor+"\x00"), nil, func(_, val []byte) error {
+		if err := tx.Scan(bucketGrants, grantPrefix(req.Vendor), nil, func(_, val []byte) error {
 			var g Grant
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err
@@ -540,7 +512,7 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 		ups = append(ups, upd{grantKey(g.Vendor, g.ID), int64(n)})
 	}
 	sort.Slice(ups, func(i, j int) bool { return string(ups[i].key) < string(ups[j].key) })
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		for _, u := range ups {
 			found, err := updateJSON(tx, bucketGrants, u.key, func(g *Grant) error {
 				if g.Revoked {
@@ -559,8 +531,7 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 				return ErrQuotaExhausted
 			}
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		return nil
 	})
 	return err
 }

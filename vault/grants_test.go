@@ -3,39 +3,14 @@ package vault
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"sync"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/tokenvault/tokenvault/vault/store"
 )
-
-// clock is an injectable, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func TestGrantExpiry(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clk, _ := openClock(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +19,7 @@ func TestGrantExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []DetokenizeItem{{Token: res[0].Token, Domain: "acme"}}}
+	req := VendorRequest{Vendor: "acme", Purpose: "order-1", Items: []TokenRef{{Token: res[0].Token, Domain: "acme"}}}
 	out, err := v.VendorDetokenize(ctx, req)
 	if err != nil || out[0].Value != "4111111111111111" || out[0].GrantID != g.ID {
 		t.Fatalf("before expiry: %+v, %v", out, err)
@@ -58,7 +33,7 @@ func TestGrantExpiry(t *testing.T) {
 
 func TestCreateGrantValidation(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	ok := Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "p", ExpireTime: time.Now().Add(time.Hour)}
 	bad := map[string]func(g *Grant){
 		"no domain":     func(g *Grant) { g.Domains = nil },
@@ -85,5 +60,64 @@ func TestCreateGrantValidation(t *testing.T) {
 	}
 	if err := v.RevokeGrant(ctx, "grant_nope"); !errors.Is(err, ErrGrantNotFound) {
 		t.Errorf("revoke unknown = %v", err)
+	}
+}
+
+// A spent grant must not let a vendor tell an existing token from a missing one.
+func TestNoExistenceOracleOnSpentGrant(t *testing.T) {
+	ctx := context.Background()
+	v, clk, _ := openClock(t)
+	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "123-45-6789", Template: "ssn", Domain: "acme"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	ssnTok := res[0].Token
+	// Grant 1: ssn, quota 1; grant 2: pan, no quota.
+	var gs, gp Grant
+	for {
+		gs, _ = v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"ssn"}, Purpose: "x", ExpireTime: clk.now().Add(time.Hour), Quota: 1})
+		gp, _ = v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"pan"}, Purpose: "x", ExpireTime: clk.now().Add(time.Hour)})
+		if gp.ID < gs.ID { // make pan grant first in scan order
+			break
+		}
+		v.RevokeGrant(ctx, gs.ID)
+		v.RevokeGrant(ctx, gp.ID)
+	}
+	// Use the ssn grant's quota legitimately.
+	out, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: ssnTok, Domain: "acme"}}})
+	t.Logf("legit reveal: %+v %v", out, err)
+	// Now the grant is spent. Probe an existing ssn token vs a non-existing one.
+	fake := "999-99-9999"
+	if fake == ssnTok {
+		fake = "888-88-8888"
+	}
+	_, errExist := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: ssnTok, Domain: "acme"}}})
+	outNo, errNo := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: []TokenRef{{Token: fake, Domain: "acme"}}})
+	t.Logf("existing token: err=%v ; non-existing token: err=%v item=%v", errExist, errNo, outNo[0].Err)
+	if errors.Is(errExist, ErrQuotaExhausted) && errNo == nil {
+		t.Errorf("existence oracle: an existing token and a missing one get different answers once a grant's quota is spent")
+	}
+}
+
+// A canary requested in a call that fails whole (here on quota) must still be flagged, for the
+// alert and in the audit event.
+func TestCanarySeenOnRefusedCall(t *testing.T) {
+	ctx := context.Background()
+	v, clk, _ := openClock(t)
+	c, err := v.CreateCanary(ctx, "acme", "pan", "4000000000000002", "sent to acme in file X")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.CreateGrant(ctx, Grant{Vendor: "acme", Domains: []string{"acme"}, Templates: []string{"ssn"}, Purpose: "x", ExpireTime: clk.now().Add(time.Hour), Quota: 1}); err != nil {
+		t.Fatal(err)
+	}
+	items := []TokenRef{{Token: "000-00-0000", Domain: "acme"}, {Token: c.Token, Domain: "acme"}}
+	res, err := v.VendorDetokenize(ctx, VendorRequest{Vendor: "acme", Purpose: "p", Items: items})
+	if !errors.Is(err, ErrQuotaExhausted) || len(res) != 2 || !res[1].Canary {
+		t.Fatalf("a call failing on quota must still return the canary flags for the alert: %+v, %v", res, err)
+	}
+	evs, _, _ := v.ListAudit(ctx, AuditFilter{Method: "VendorDetokenize"})
+	if len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Reason, "canary") {
+		t.Fatalf("the audit event of the refused call does not mention the canary: %+v", evs)
 	}
 }

@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,21 +23,6 @@ import (
 // small batches that share commits with live traffic, resumably (its cursor is stored). A key
 // that protects no record can be disabled, then destroyed. Token keys are derived from the
 // token keyset, which never rotates: tokens never change.
-
-const (
-	metaKeyMeta = "keymeta"
-	metaRewrap  = "rewrap"
-)
-
-// Errors of key management.
-var (
-	// ErrKeyInUse is returned when disabling or destroying a key that still protects records.
-	ErrKeyInUse = errors.New("the key still protects records; wait for the rewrap to finish")
-	// ErrKeyState is returned for a key operation the key's state does not allow.
-	ErrKeyState = errors.New("the key's state does not allow this operation")
-	// ErrNoSuchKey is returned for an unknown key id.
-	ErrNoSuchKey = errors.New("no such data key")
-)
 
 // keyMeta is what the vault remembers of each data key beyond the keyset.
 type keyMeta struct {
@@ -82,23 +66,26 @@ type KeyStatus struct {
 
 func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
 	m := map[uint32]keyMeta{}
-	if b := tx.Get(bucketMeta, []byte(metaKeyMeta)); b != nil {
+	if b := tx.Get(bucketMeta, metaKeyMeta); b != nil {
 		_ = json.Unmarshal(b, &m)
 	}
 	return m
 }
 
-// commitKeyring stores kr (wrapped) and runs extra in the same transaction, then makes kr the
-// vault's keyring. On failure the vault keeps its previous keyring: memory never runs ahead of
-// the store.
-func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, extra func(tx store.Tx) error) error {
+// commitKeyring stores kr (wrapped) and runs extra (if any) in the same audited transaction,
+// then makes kr the vault's keyring. On failure the vault keeps its previous keyring: memory
+// never runs ahead of the store.
+func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, ev AuditEvent, extra func(tx store.Tx) error) error {
 	blob, err := kr.Wrap(v.kek)
 	if err != nil {
 		return err
 	}
-	if err := v.store.Update(ctx, func(tx store.Tx) error {
+	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
 			return err
+		}
+		if extra == nil {
+			return nil
 		}
 		return extra(tx)
 	}); err != nil {
@@ -135,19 +122,15 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
 	v.sealMu.Lock() // wait for writes sealed under the old primary to commit
 	defer v.sealMu.Unlock()
-	err = v.commitKeyring(ctx, kr, func(tx store.Tx) error {
+	err = v.commitKeyring(ctx, kr, ev, func(tx store.Tx) error {
 		m := v.readKeyMeta(tx)
 		m[id] = keyMeta{Created: now}
 		mb, _ := json.Marshal(m)
-		if err := tx.Put(bucketMeta, []byte(metaKeyMeta), mb); err != nil {
+		if err := tx.Put(bucketMeta, metaKeyMeta, mb); err != nil {
 			return err
 		}
 		rb, _ := json.Marshal(rewrapState{Target: id, Started: now})
-		if err := tx.Put(bucketMeta, []byte(metaRewrap), rb); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketMeta, metaRewrap, rb)
 	})
 	if err != nil {
 		return 0, err
@@ -168,12 +151,8 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 	}
 	ev := v.newEvent(ctx, "RewrapKEK")
 	ev.Target, ev.Outcome = "kek", OutcomeAllowed
-	if err := v.store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		return tx.Put(bucketMeta, metaKeyring, blob)
 	}); err != nil {
 		return err
 	}
@@ -222,7 +201,7 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	var rw rewrapState
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		meta = v.readKeyMeta(tx)
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			_ = json.Unmarshal(b, &rw)
 		}
 		return nil
@@ -267,7 +246,7 @@ func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
 			km.Destroyed = v.now().UTC()
 			m[id] = km
 			mb, _ := json.Marshal(m)
-			return tx.Put(bucketMeta, []byte(metaKeyMeta), mb)
+			return tx.Put(bucketMeta, metaKeyMeta, mb)
 		})
 }
 
@@ -302,15 +281,7 @@ func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change 
 	}
 	ev := v.newEvent(ctx, method)
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
-	return v.commitKeyring(ctx, kr, func(tx store.Tx) error {
-		if extra != nil {
-			if err := extra(tx); err != nil {
-				return err
-			}
-		}
-		e := ev
-		return appendAudit(tx, &e)
-	})
+	return v.commitKeyring(ctx, kr, ev, extra)
 }
 
 // rewrapBatchSize and rewrapPause throttle the rewrap so that live traffic keeps its latency:
@@ -325,7 +296,7 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	var rw rewrapState
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		rw = rewrapState{}
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil {
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			return json.Unmarshal(b, &rw)
 		}
 		rw.Done = true
@@ -395,15 +366,15 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 			jobs[i].new = nw
 			continue
 		}
-		domain, token, ok := bytes.Cut(jobs[i].key, []byte{0})
+		domain, token, ok := splitRecordKey(jobs[i].key)
 		r, err := unmarshalRecord(jobs[i].old)
 		if !ok || err != nil {
 			continue
 		}
-		ad := recordAD(string(domain), r.template, string(token))
+		ad := recordAD(domain, r.template, token)
 		pt, err := kr.Open(r.ciphertext, ad)
 		if err != nil {
-			v.log.Error("rewrap: a record failed to decrypt; left as is", slog.String("domain", string(domain)))
+			v.log.Error("rewrap: a record failed to decrypt; left as is", slog.String("domain", domain))
 			continue
 		}
 		ct, err := kr.Seal(pt, ad)
@@ -440,7 +411,9 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	if done {
 		rw.Done, rw.Finished = true, v.now().UTC()
 	}
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	ev := v.newEvent(ctx, "RewrapFinished")
+	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
 		moved = 0
 		for _, j := range jobs {
 			// A record changed since the read (erased, say) is left for the next pass.
@@ -455,205 +428,20 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 		// A rotation may have committed since this step read the state: never overwrite its
 		// new target with this step's old one.
 		var cur rewrapState
-		if b := tx.Get(bucketMeta, []byte(metaRewrap)); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
-			return nil
+		if b := tx.Get(bucketMeta, metaRewrap); b != nil && json.Unmarshal(b, &cur) == nil && cur.Target != rw.Target && cur.Started.After(rw.Started) {
+			return errSkipAudit
 		}
 		st := rw
 		st.Rewrapped += moved
 		b, _ := json.Marshal(st)
-		if err := tx.Put(bucketMeta, []byte(metaRewrap), b); err != nil {
+		if err := tx.Put(bucketMeta, metaRewrap, b); err != nil {
 			return err
 		}
-		if done {
-			ev := v.newEvent(ctx, "RewrapFinished")
-			ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
-			ev.Reason = fmt.Sprintf("%d records rewrapped", st.Rewrapped)
-			return appendAudit(tx, &ev)
+		if !done {
+			return errSkipAudit // only the end of a rewrap is audited
 		}
+		ev.Reason = fmt.Sprintf("%d records rewrapped", st.Rewrapped)
 		return nil
 	})
 	return done, err
-}
-
-// kick wakes the background worker.
-func (v *Vault) kick() {
-	select {
-	case v.wake <- struct{}{}:
-	default:
-	}
-}
-
-// RunBackground runs the vault's background work until ctx ends: the rewrap after a
-// rotation (resumed after a restart), the purge of expired tokens, and automatic rotation.
-func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
-	tick := time.NewTicker(opts.interval())
-	defer tick.Stop()
-	for {
-		for {
-			done, err := v.rewrapStep(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					v.log.Error("rewrap step failed; will retry", slog.String("error", err.Error()))
-				}
-				break
-			}
-			if done {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(rewrapPause):
-			}
-		}
-		if err := v.autoRotate(ctx, opts); err != nil && ctx.Err() == nil {
-			v.log.Error("automatic rotation failed", slog.String("error", err.Error()))
-		}
-		if opts.AuditRetention > 0 {
-			if n, err := v.pruneOld(ctx, opts.AuditRetention); err != nil && ctx.Err() == nil {
-				v.log.Error("audit retention failed", slog.String("error", err.Error()))
-			} else if n > 0 {
-				v.log.Info("pruned exported audit events past retention", slog.Int("count", n))
-			}
-		}
-		if n, err := v.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
-			v.log.Error("purging expired tokens failed", slog.String("error", err.Error()))
-		} else if n > 0 {
-			v.log.Info("purged expired tokens", slog.Int("count", n))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-v.wake:
-		}
-	}
-}
-
-// BackgroundOptions configure RunBackground.
-type BackgroundOptions struct {
-	// Interval between background passes (default 30s).
-	Interval time.Duration
-	// RotateAfter rotates the data key automatically once the primary is this old (0: never).
-	RotateAfter time.Duration
-	// AuditRetention prunes audit events older than this once an export has delivered them
-	// (0: keep everything).
-	AuditRetention time.Duration
-	// RotateAfterRecords rotates the data key automatically once the primary protects this
-	// many records (each record is one encryption under it; 0: never). Checking it scans the
-	// records once per background pass.
-	RotateAfterRecords uint64
-}
-
-func (o BackgroundOptions) interval() time.Duration {
-	if o.Interval <= 0 {
-		return 30 * time.Second
-	}
-	return o.Interval
-}
-
-// autoRotate rotates the primary data key when it is older than opts.RotateAfter.
-// (Random-nonce AES-GCM keeps one key well under 2^32 encryptions; an age policy of months
-// stays far below that at this vault's write rates.)
-func (v *Vault) autoRotate(ctx context.Context, opts BackgroundOptions) error {
-	if opts.RotateAfterRecords > 0 {
-		counts, _, err := v.countByKey(ctx)
-		if err != nil {
-			return err
-		}
-		if counts[v.keyring().PrimaryKeyID()] >= opts.RotateAfterRecords {
-			_, err := v.RotateDataKey(WithRequest(ctx, RequestInfo{Method: "AutoRotate"}))
-			return err
-		}
-	}
-	if opts.RotateAfter <= 0 {
-		return nil
-	}
-	var meta map[uint32]keyMeta
-	if err := v.store.View(ctx, func(tx store.Tx) error { meta = v.readKeyMeta(tx); return nil }); err != nil {
-		return err
-	}
-	created := meta[v.keyring().PrimaryKeyID()].Created
-	if created.IsZero() {
-		// The first key predates key metadata: date it now.
-		return v.store.Update(ctx, func(tx store.Tx) error {
-			m := v.readKeyMeta(tx)
-			m[v.keyring().PrimaryKeyID()] = keyMeta{Created: v.now().UTC()}
-			b, _ := json.Marshal(m)
-			return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
-		})
-	}
-	if v.now().Sub(created) < opts.RotateAfter {
-		return nil
-	}
-	_, err := v.RotateDataKey(WithRequest(ctx, RequestInfo{Method: "AutoRotate"}))
-	return err
-}
-
-// Stats are the gauges the server exports as metrics. They are cheap: no record scan.
-type Stats struct {
-	LiveGrants    int
-	PrimaryKeyAge time.Duration
-	DataKeys      int
-	AuditSeq      uint64
-	StoreBytes    int64 // 0 when the store does not say
-}
-
-// sizer is implemented by stores that know their size on disk.
-type sizer interface{ Stats() store.Stats }
-
-// Stats returns the current gauges.
-func (v *Vault) Stats(ctx context.Context) (Stats, error) {
-	var st Stats
-	now := v.now()
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		st.LiveGrants = 0
-		if err := tx.Scan(bucketGrants, nil, nil, func(_, val []byte) error {
-			var g Grant
-			if json.Unmarshal(val, &g) == nil && g.live(now) {
-				st.LiveGrants++
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if h := tx.Get(bucketMeta, []byte(metaAuditHead)); len(h) == 40 {
-			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
-		}
-		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
-			st.PrimaryKeyAge = now.Sub(c)
-		}
-		return nil
-	})
-	st.DataKeys = len(v.keyring().DataKeys())
-	if s, ok := v.store.(sizer); ok {
-		st.StoreBytes = s.Stats().Size
-	}
-	return st, err
-}
-
-// pruneOld prunes exported audit events older than retention.
-func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, error) {
-	cutoff := v.now().Add(-retention)
-	var through, exported uint64
-	if err := v.store.View(ctx, func(tx store.Tx) error {
-		through = 0
-		if e := tx.Get(bucketMeta, []byte(metaAuditExported)); len(e) == 8 {
-			exported = binary.BigEndian.Uint64(e)
-		}
-		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
-			seq := binary.BigEndian.Uint64(k)
-			var ev struct {
-				Time time.Time `json:"time"`
-			}
-			if seq > exported || json.Unmarshal(val, &ev) != nil || !ev.Time.Before(cutoff) {
-				return store.ErrStopScan
-			}
-			through = seq
-			return nil
-		})
-	}); err != nil || through == 0 {
-		return 0, err
-	}
-	return v.PruneAudit(WithRequest(ctx, RequestInfo{Method: "AuditRetention"}), through)
 }

@@ -31,7 +31,7 @@ func rewrapAll(t *testing.T, v *Vault) {
 
 func TestRotationKeepsTokensAndRewraps(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	var items []TokenizeItem
 	for i := 0; i < 700; i++ { // more than two rewrap batches
 		it := TokenizeItem{Value: fmt.Sprintf("4111%012d", i), Template: "pan"}
@@ -85,9 +85,9 @@ func TestRotationKeepsTokensAndRewraps(t *testing.T) {
 		t.Fatalf("key states = %v", states)
 	}
 	// Every token still detokenizes, and no token changed.
-	var ds []DetokenizeItem
+	var ds []TokenRef
 	for _, r := range before {
-		ds = append(ds, DetokenizeItem{Token: r.Token})
+		ds = append(ds, TokenRef{Token: r.Token})
 	}
 	got, err := v.Detokenize(ctx, "check", ds)
 	if err != nil {
@@ -113,21 +113,8 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek))
+	tokenizeValues(t, v, 600)
 	if _, err := v.RotateDataKey(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +122,7 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 		t.Fatalf("first step = %v, %v", done, err)
 	}
 	st.Close() // "crash" mid-rewrap
-	v2, _ := openTest(t, path, kek)
+	v2, _ := openTest(t, atPath(path), withKEK(kek))
 	s1, _ := v2.KeyStatus(ctx)
 	if s1.Rewrap.Rewrapped != rewrapBatchSize || s1.Rewrap.Done {
 		t.Fatalf("after restart: %+v", s1.Rewrap)
@@ -149,12 +136,12 @@ func TestRewrapResumesAfterRestart(t *testing.T) {
 
 func TestDeleteTokensWithReceipt(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}, {Value: "5555555555554444", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, errs, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: res[0].Token}, {Token: "0000000000000000"}})
+	rc, errs, err := v.DeleteTokens(ctx, []TokenRef{{Token: res[0].Token}, {Token: "0000000000000000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +157,7 @@ func TestDeleteTokensWithReceipt(t *testing.T) {
 	if err := VerifyReceipt(forged, pub); err == nil {
 		t.Fatal("a forged receipt verified")
 	}
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "5555555555554444" {
 		t.Fatalf("after delete: %+v", got)
 	}
@@ -181,14 +168,7 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	dir := t.TempDir()
 	kek := newKEK(t)
 	log := filepath.Join(dir, "erasure.log")
-	st, err := store.Open(filepath.Join(dir, "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek, ErasureLog: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(filepath.Join(dir, "v.db")), withKEK(kek), withErasureLog(log))
 	res, err := v.Tokenize(ctx, []TokenizeItem{
 		{Value: "jane@example.com", Template: "email", Subject: "cust-1"},
 		{Value: "123-45-6789", Template: "ssn", Subject: "cust-1", Domain: "hr"},
@@ -206,13 +186,13 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: res[3].Token}}); err != nil {
+	if _, _, err := v.DeleteTokens(ctx, []TokenRef{{Token: res[3].Token}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(rc.Erased) != 2 {
 		t.Fatalf("receipt erased %d tokens, want 2", len(rc.Erased))
 	}
-	items := []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Domain: "hr"}, {Token: res[2].Token}}
+	items := []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Domain: "hr"}, {Token: res[2].Token}}
 	got, _ := v.Detokenize(ctx, "p", items)
 	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" {
 		t.Fatalf("after erasure: %+v", got)
@@ -224,16 +204,8 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 	if _, err := store.RestoreFile(&backup, filepath.Join(rdir, "v.db")); err != nil {
 		t.Fatal(err)
 	}
-	st2, err := store.Open(filepath.Join(rdir, "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	v2, err := Open(ctx, Config{Store: st2, KEK: kek, ErasureLog: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ = v2.Detokenize(ctx, "p", append(items, DetokenizeItem{Token: res[3].Token}))
+	v2, _ := openTest(t, atPath(filepath.Join(rdir, "v.db")), withKEK(kek), withErasureLog(log))
+	got, _ = v2.Detokenize(ctx, "p", append(items, TokenRef{Token: res[3].Token}))
 	if !errors.Is(got[0].Err, ErrNotFound) || !errors.Is(got[1].Err, ErrNotFound) || got[2].Value != "john@example.com" || !errors.Is(got[3].Err, ErrNotFound) {
 		t.Fatalf("restored backup after replay: %+v", got)
 	}
@@ -244,26 +216,18 @@ func TestSubjectErasureReachesBackups(t *testing.T) {
 
 func TestTokenTTL(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, _ := openTest(t, withClock(clk))
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "short-lived", Template: "opaque", TTL: time.Hour}, {Value: "long-lived", Template: "opaque"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.add(59 * time.Minute)
-	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); got[0].Value != "short-lived" {
+	if got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}}); got[0].Value != "short-lived" {
 		t.Fatalf("before expiry: %+v", got)
 	}
 	clk.add(2 * time.Minute)
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "long-lived" {
 		t.Fatalf("after expiry: %+v", got)
 	}
@@ -283,7 +247,7 @@ func TestTokenTTL(t *testing.T) {
 		t.Fatal(err, res)
 	}
 	clk.add(2*time.Hour + time.Second)
-	if got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: res[0].Token}}); !errors.Is(got[0].Err, ErrNotFound) {
+	if got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: res[0].Token}}); !errors.Is(got[0].Err, ErrNotFound) {
 		t.Fatalf("template TTL: %+v", got)
 	}
 }
@@ -292,13 +256,13 @@ func TestTokenTTL(t *testing.T) {
 // tokenizing the value again gives a new token.
 func TestErasedTokenNeverReissued(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := res[0].Token
-	if _, _, err := v.DeleteTokens(ctx, []DetokenizeItem{{Token: old}}); err != nil {
+	if _, _, err := v.DeleteTokens(ctx, []TokenRef{{Token: old}}); err != nil {
 		t.Fatal(err)
 	}
 	again, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
@@ -308,7 +272,7 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 	if again[0].Token == old || again[0].Token == "" {
 		t.Fatalf("re-tokenized after erasure: %q (old %q)", again[0].Token, old)
 	}
-	got, _ := v.Detokenize(ctx, "p", []DetokenizeItem{{Token: old}, {Token: again[0].Token}})
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: old}, {Token: again[0].Token}})
 	if !errors.Is(got[0].Err, ErrNotFound) || got[1].Value != "4111111111111111" {
 		t.Fatalf("after re-tokenize: %+v", got)
 	}
@@ -323,7 +287,7 @@ func TestErasedTokenNeverReissued(t *testing.T) {
 // its write must not be undone, and a stale target heals itself.
 func TestRewrapSurvivesRacingRotation(t *testing.T) {
 	ctx := context.Background()
-	v, st := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, st := openTest(t)
 	var items []TokenizeItem
 	for i := 0; i < 600; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("v-%d", i), Template: "opaque"})
@@ -344,7 +308,7 @@ func TestRewrapSurvivesRacingRotation(t *testing.T) {
 	// Simulate the lost update: the stored state names the first target again.
 	if err := st.Update(ctx, func(tx store.Tx) error {
 		b, _ := json.Marshal(rewrapState{Target: 12345, Started: time.Now()})
-		return tx.Put(bucketMeta, []byte(metaRewrap), b)
+		return tx.Put(bucketMeta, metaRewrap, b)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -357,16 +321,8 @@ func TestRewrapSurvivesRacingRotation(t *testing.T) {
 
 func TestAutoRotatePolicies(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := Open(ctx, Config{Store: st, KEK: newKEK(t), Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, _ := openTest(t, withClock(clk))
 	first := v.keyring().PrimaryKeyID()
 	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfter: 24 * time.Hour}); err != nil || v.keyring().PrimaryKeyID() != first {
 		t.Fatalf("rotated too early: %v", err)
@@ -388,5 +344,25 @@ func TestAutoRotatePolicies(t *testing.T) {
 	}
 	if err := v.autoRotate(ctx, BackgroundOptions{RotateAfterRecords: 10}); err != nil || v.keyring().PrimaryKeyID() == second {
 		t.Fatalf("record policy did not rotate: %v", err)
+	}
+}
+
+// The blind index must not hand out a token that has expired (or was erased).
+func TestIndexSkipsExpiredToken(t *testing.T) {
+	ctx := context.Background()
+	v, clk, _ := openClock(t)
+	it := TokenizeItem{Value: "ab@example.com", Template: "email", TTL: time.Hour}
+	r1, err := v.Tokenize(ctx, []TokenizeItem{it})
+	if err != nil || r1[0].Err != nil {
+		t.Fatal(err, r1)
+	}
+	clk.add(2 * time.Hour)
+	r2, err := v.Tokenize(ctx, []TokenizeItem{{Value: "ab@example.com", Template: "email"}}) // no TTL now
+	if err != nil || r2[0].Err != nil {
+		t.Fatal(err, r2)
+	}
+	got, _ := v.Detokenize(ctx, "p", []TokenRef{{Token: r2[0].Token}})
+	if got[0].Err != nil || got[0].Value != "ab@example.com" {
+		t.Fatalf("tokenize returned %q after the first token %q expired, but it detokenizes to %q, %v", r2[0].Token, r1[0].Token, got[0].Value, got[0].Err)
 	}
 }

@@ -3,8 +3,6 @@ package vault
 import (
 	"context"
 	"errors"
-	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,25 +26,17 @@ func (h *holdStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return h.Store.Update(ctx, fn)
 }
 
+// openHeld opens a vault over a holdStore.
+func openHeld(t *testing.T) (*Vault, *holdStore) {
+	h := &holdStore{blocked: make(chan struct{}), release: make(chan struct{})}
+	v, _ := openTest(t, wrapStore(func(s store.Store) store.Store { h.Store = s; return h }))
+	return v, h
+}
+
 func TestRotationWaitsForInFlightWrites(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := &holdStore{Store: st, blocked: make(chan struct{}), release: make(chan struct{})}
-	v, err := Open(ctx, Config{Store: h, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	v, h := openHeld(t)
+	tokenizeValues(t, v, 600)
 	old := v.keyring().PrimaryKeyID()
 	// A tokenize call that has sealed its value (under the current primary) and waits for its commit.
 	h.armed.Store(true)
@@ -84,23 +74,8 @@ func TestRotationWaitsForInFlightWrites(t *testing.T) {
 
 func TestRotationDuringRewrapStep(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := &holdStore{Store: st, blocked: make(chan struct{}), release: make(chan struct{})}
-	v, err := Open(ctx, Config{Store: h, KEK: newKEK(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []TokenizeItem
-	for i := 0; i < 600; i++ {
-		items = append(items, TokenizeItem{Value: fmt.Sprintf("value-%d", i), Template: "opaque"})
-	}
-	if _, err := v.Tokenize(ctx, items); err != nil {
-		t.Fatal(err)
-	}
+	v, h := openHeld(t)
+	tokenizeValues(t, v, 600)
 	if _, err := v.RotateDataKey(ctx); err != nil { // first rotation: a rewrap starts
 		t.Fatal(err)
 	}

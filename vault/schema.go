@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/tokenvault/tokenvault/vault/store"
@@ -18,11 +17,6 @@ import (
 //
 // Open migrates an older store forward and refuses a newer one.
 const SchemaVersion = 2
-
-var metaSchema = []byte("schema_version")
-
-// ErrSchemaTooNew is returned by Open for a store written by a newer tokenvault.
-var ErrSchemaTooNew = errors.New("this store was written by a newer tokenvault; upgrade the binary (downgrades are not supported)")
 
 // migrate brings the store's schema from cur (as checkSchema read it before Open wrote
 // anything) to SchemaVersion. A store that existed without a version predates versioning:
@@ -39,15 +33,14 @@ func (v *Vault) migrate(ctx context.Context, cur uint64, existed bool) error {
 	// their blind-index entries keep working; nothing needs rewriting. Record the new version.
 	ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "MigrateSchema"}), "MigrateSchema")
 	ev.Outcome, ev.Reason = OutcomeAllowed, fmt.Sprintf("schema %d to %d", from, SchemaVersion)
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if err := tx.Put(bucketMeta, metaSchema, seqKey(SchemaVersion)); err != nil {
 			return err
 		}
 		if from == 0 {
-			return nil // a new store: nothing to migrate, nothing to audit
+			return errSkipAudit // a new store: nothing to migrate, nothing to audit
 		}
-		e := ev
-		return appendAudit(tx, &e)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("migrating the store from schema %d: %w", from, err)

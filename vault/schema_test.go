@@ -16,14 +16,7 @@ func TestMigratesVersion1Store(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek))
 	// Rewrite the store to look like version 1.
 	ad := recordAD(DefaultDomain, "pan", "4000001234561111")
 	ct, err := v.keyring().Seal([]byte("4111111111111111"), ad)
@@ -50,13 +43,13 @@ func TestMigratesVersion1Store(t *testing.T) {
 	}
 	st.Close()
 
-	v2, st2 := openTest(t, path, kek)
+	v2, st2 := openTest(t, atPath(path), withKEK(kek))
 	var ver uint64
 	_ = st2.View(ctx, func(tx store.Tx) error { ver = binary.BigEndian.Uint64(tx.Get(bucketMeta, metaSchema)); return nil })
 	if ver != SchemaVersion {
 		t.Fatalf("schema after open = %d, want %d", ver, SchemaVersion)
 	}
-	got, err := v2.Detokenize(ctx, "p", []DetokenizeItem{{Token: "4000001234561111"}})
+	got, err := v2.Detokenize(ctx, "p", []TokenRef{{Token: "4000001234561111"}})
 	if err != nil || got[0].Value != "4111111111111111" {
 		t.Fatalf("version-1 record after migration: %+v, %v", got, err)
 	}
@@ -68,16 +61,8 @@ func TestMigratesVersion1Store(t *testing.T) {
 
 func TestRefusesNewerStore(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := Open(ctx, Config{Store: st, KEK: kek}); err != nil {
-		t.Fatal(err)
-	}
+	_, st := openTest(t, withKEK(kek))
 	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketMeta, metaSchema, seqKey(SchemaVersion+1)) }); err != nil {
 		t.Fatal(err)
 	}

@@ -90,16 +90,12 @@ func (v *Vault) CreateTemplate(ctx context.Context, def template.Definition) (Te
 	ev := v.newEvent(ctx, "CreateTemplate")
 	ev.Target, ev.Outcome, ev.Templates = norm.Name, OutcomeAllowed, []string{norm.Name}
 	ev.Reason = "base " + norm.Base
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		exists = tx.Get(bucketTemplates, []byte(norm.Name)) != nil
 		if exists {
-			return nil
+			return errSkipAudit
 		}
-		if err := tx.Put(bucketTemplates, []byte(norm.Name), blob); err != nil {
-			return err
-		}
-		e := ev
-		return appendAudit(tx, &e)
+		return tx.Put(bucketTemplates, []byte(norm.Name), blob)
 	})
 	if err != nil {
 		return TemplateInfo{}, fmt.Errorf("storing template: %w", err)

@@ -39,8 +39,9 @@ type TokenizeResult struct {
 	Err   error
 }
 
-// DetokenizeItem is one token to reveal.
-type DetokenizeItem struct {
+// TokenRef names one stored token: the item of Detokenize, VendorDetokenize (VendorRequest)
+// and DeleteTokens.
+type TokenRef struct {
 	Token    string
 	Domain   string // empty: DefaultDomain
 	Template string // optional: the token must belong to this template
@@ -165,7 +166,7 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	base := v.newEvent(ctx, "Tokenize")
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
-	err = v.store.Update(ctx, func(tx store.Tx) error {
+	_, err = v.updateAudited(ctx, base, func(tx store.Tx, ev *AuditEvent) error {
 		done := 0
 		for _, p := range work {
 			tok, err := v.place(tx, p, now)
@@ -177,10 +178,9 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 				done++
 			}
 		}
-		ev := base
 		ev.Allowed, ev.Denied = done, len(items)-done
 		ev.Outcome = outcomeOf(done, len(items))
-		return appendAudit(tx, &ev)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storing tokens: %w", err)
@@ -361,26 +361,9 @@ func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
 	return r.marshal(), nil
 }
 
-func indexKey(domain, tmpl string, fp []byte) []byte {
-	k := make([]byte, 0, len(domain)+len(tmpl)+2+len(fp))
-	k = append(k, domain...)
-	k = append(k, 0)
-	k = append(k, tmpl...)
-	k = append(k, 0)
-	return append(k, fp...)
-}
-
-func subjectKey(fp []byte, domain, token string) []byte {
-	k := make([]byte, 0, len(fp)+len(domain)+1+len(token))
-	k = append(k, fp...)
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
-}
-
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
 // token, or a template other than the one named) or ErrIntegrity.
-func (v *Vault) Detokenize(ctx context.Context, purpose string, items []DetokenizeItem) ([]DetokenizeResult, error) {
+func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef) ([]DetokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
 	}

@@ -22,22 +22,6 @@ import (
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
-// Buckets of the store used by the vault.
-const (
-	bucketRecords   store.Bucket = "records"
-	bucketIndex     store.Bucket = "index"
-	bucketSubjects  store.Bucket = "subjects"
-	bucketTemplates store.Bucket = "templates"
-	bucketCreds     store.Bucket = "creds"
-	bucketCredHash  store.Bucket = "credhash"
-	bucketCredSAN   store.Bucket = "credsan"
-	bucketMeta      store.Bucket = "meta"
-	bucketGrants    store.Bucket = "grants"
-	bucketGrantIDs  store.Bucket = "grantids"
-)
-
-var metaKeyring = []byte("keyring")
-
 // domainRE is the syntax of token domain names (the API validates the same rule).
 var domainRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
@@ -247,7 +231,7 @@ func fingerprint(key []byte, data string) []byte {
 // initKeyMeta dates the data keys the first time a vault is opened.
 func (v *Vault) initKeyMeta(ctx context.Context) error {
 	return v.store.Update(ctx, func(tx store.Tx) error {
-		if tx.Get(bucketMeta, []byte(metaKeyMeta)) != nil {
+		if tx.Get(bucketMeta, metaKeyMeta) != nil {
 			return nil
 		}
 		m := map[uint32]keyMeta{}
@@ -258,7 +242,7 @@ func (v *Vault) initKeyMeta(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return tx.Put(bucketMeta, []byte(metaKeyMeta), b)
+		return tx.Put(bucketMeta, metaKeyMeta, b)
 	})
 }
 

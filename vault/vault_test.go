@@ -7,60 +7,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
-
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
-
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
-// openTest opens a vault over a real bbolt file; the store is checked and closed at cleanup.
-func openTest(t *testing.T, path string, kek tink.AEAD) (*Vault, *store.Bolt) {
-	t.Helper()
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(context.Background(), Config{Store: st, KEK: kek})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		st.Close()
-	})
-	return v, st
-}
 
 func TestRoundTripAndReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	kek := newKEK(t)
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(ctx, Config{Store: st, KEK: kek})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, st := openTest(t, atPath(path), withKEK(kek))
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}, {Value: "a@b.example", Template: "email", Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +23,7 @@ func TestRoundTripAndReopen(t *testing.T) {
 	st.Close()
 
 	// Reopened with the same KEK: same tokens, same values.
-	v2, _ := openTest(t, path, kek)
+	v2, _ := openTest(t, atPath(path), withKEK(kek))
 	res2, err := v2.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +31,7 @@ func TestRoundTripAndReopen(t *testing.T) {
 	if res2[0].Token != res[0].Token {
 		t.Errorf("token changed across restart: %q vs %q", res[0].Token, res2[0].Token)
 	}
-	got, err := v2.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Domain: "acme"}})
+	got, err := v2.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Domain: "acme"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,16 +41,8 @@ func TestRoundTripAndReopen(t *testing.T) {
 }
 
 func TestWrongKEK(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v.db")
-	st, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(context.Background(), Config{Store: st, KEK: newKEK(t)}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Open(context.Background(), Config{Store: st, KEK: newKEK(t)})
-	st.Close()
+	_, st := openTest(t)
+	_, err := Open(context.Background(), Config{Store: st, KEK: newKEK(t)})
 	if !errors.Is(err, ErrKEK) {
 		t.Fatalf("Open with another KEK = %v, want ErrKEK", err)
 	}
@@ -105,7 +52,7 @@ func TestWrongKEK(t *testing.T) {
 // decrypt there.
 func TestCiphertextBoundToRecord(t *testing.T) {
 	ctx := context.Background()
-	v, st := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, st := openTest(t)
 	res, err := v.Tokenize(ctx, []TokenizeItem{{Value: "4111111111111111", Template: "pan"}, {Value: "5555555555554444", Template: "pan"}})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +65,7 @@ func TestCiphertextBoundToRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := v.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token}})
+	got, err := v.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +81,7 @@ func TestCiphertextBoundToRecord(t *testing.T) {
 // one (stored random tokens with a collision check), and deterministically.
 func TestSmallSpaceStaysOneToOne(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	var items []TokenizeItem
 	for i := 0; i < 3000; i++ {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("%04d", i), Template: "digits"})
@@ -165,9 +112,9 @@ func TestSmallSpaceStaysOneToOne(t *testing.T) {
 			t.Fatalf("deterministic small space: %q then %q", res[i].Token, again[i].Token)
 		}
 	}
-	var ditems []DetokenizeItem
+	var ditems []TokenRef
 	for _, r := range res {
-		ditems = append(ditems, DetokenizeItem{Token: r.Token})
+		ditems = append(ditems, TokenRef{Token: r.Token})
 	}
 	got, err := v.Detokenize(ctx, "test", ditems)
 	if err != nil {
@@ -182,7 +129,7 @@ func TestSmallSpaceStaysOneToOne(t *testing.T) {
 
 func TestRandomModeGivesFreshTokens(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	if _, err := v.CreateTemplate(ctx, template.Definition{Name: "pan-random", Base: "pan", Mode: template.Random}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +141,7 @@ func TestRandomModeGivesFreshTokens(t *testing.T) {
 	if res[0].Token == res[1].Token {
 		t.Fatalf("random mode returned the same token twice: %q", res[0].Token)
 	}
-	got, err := v.Detokenize(ctx, "test", []DetokenizeItem{{Token: res[0].Token}, {Token: res[1].Token, Template: "pan-random"}})
+	got, err := v.Detokenize(ctx, "test", []TokenRef{{Token: res[0].Token}, {Token: res[1].Token, Template: "pan-random"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +160,7 @@ func TestRandomModeGivesFreshTokens(t *testing.T) {
 
 func TestBatchLimits(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	if _, err := v.Tokenize(ctx, make([]TokenizeItem, MaxBatch+1)); !errors.Is(err, ErrBatchTooLarge) {
 		t.Errorf("oversized batch = %v", err)
 	}
@@ -227,7 +174,7 @@ func TestBatchLimits(t *testing.T) {
 
 func TestCredentials(t *testing.T) {
 	ctx := context.Background()
-	v, _ := openTest(t, filepath.Join(t.TempDir(), "v.db"), newKEK(t))
+	v, _ := openTest(t)
 	c, secret, err := v.CreateCredential(ctx, "billing", RoleDetokenizer, "", "")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -148,7 +149,7 @@ func newAuditCmd() *cobra.Command {
 				}
 				pub = b
 			}
-			var rep vault.VerifyReport
+			var rep audit.Report
 			var verr error
 			if data != "" {
 				st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
@@ -169,7 +170,7 @@ func newAuditCmd() *cobra.Command {
 				if pub == nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), "note: no --pubkey given; trusting the public key in the export's header")
 				}
-				rep, verr = vault.VerifyAudit(f, pub)
+				rep, verr = audit.Verify(f, pub)
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	recordpolicy "github.com/tokenvault/tokenvault/vault/record"
+	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
 )
 
 // MaxRecordDocs bounds the documents of one record call.
@@ -16,21 +16,12 @@ const MaxRecordDocs = 1000
 type RecordFailure struct {
 	Doc  int
 	Path string
-	Err  error // wraps ErrInvalidValue, ErrNotFound, … (the item's error), or recordpolicy.ErrWrongType
+	Err  error // wraps ErrInvalidValue, ErrNotFound, … (the item's error), or fieldpolicy.ErrWrongType
 }
 
-// ErrInvalidPolicy is returned for a field policy that does not parse or compile.
-var ErrInvalidPolicy = recordpolicy.ErrInvalidPolicy
-
-// ErrInvalidDocument is returned for a malformed document; the message names its index.
-var ErrInvalidDocument = recordpolicy.ErrInvalidDocument
-
-// ErrRecordLimit is returned when documents are nested too deeply or select too many fields.
-var ErrRecordLimit = recordpolicy.ErrLimit
-
 // CompilePolicy parses and compiles a field policy (YAML or JSON "path: template").
-func CompilePolicy(data []byte) (*recordpolicy.Compiled, error) {
-	p, err := recordpolicy.ParsePolicy(data)
+func CompilePolicy(data []byte) (*fieldpolicy.Compiled, error) {
+	p, err := fieldpolicy.ParsePolicy(data)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +41,8 @@ func (v *Vault) checkRecordCall(docs []json.RawMessage) error {
 // TokenizeRecords tokenizes the fields the policy selects in each document, in domain. A
 // document any of whose selected fields failed is withheld (nil in the result): returning it
 // would send the untokenized value on. Failures name the document and the JSON path.
-func (v *Vault) TokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
-	out, fails, err := v.recordCall(policy, docs, func(fields []recordpolicy.Field) ([]string, []error, error) {
+func (v *Vault) TokenizeRecords(ctx context.Context, policy *fieldpolicy.Compiled, domain string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
+	out, fails, err := v.recordCall(policy, docs, func(fields []fieldpolicy.Field) ([]string, []error, error) {
 		items := make([]TokenizeItem, len(fields))
 		for i, f := range fields {
 			items[i] = TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain}
@@ -77,11 +68,11 @@ func (v *Vault) TokenizeRecords(ctx context.Context, policy *recordpolicy.Compil
 
 // DetokenizeRecords reveals the tokens at the policy's paths in each document (an internal
 // reveal: audited like Detokenize, with purpose). A field that fails keeps its token.
-func (v *Vault) DetokenizeRecords(ctx context.Context, policy *recordpolicy.Compiled, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
-	return v.recordCall(policy, docs, func(fields []recordpolicy.Field) ([]string, []error, error) {
-		items := make([]DetokenizeItem, len(fields))
+func (v *Vault) DetokenizeRecords(ctx context.Context, policy *fieldpolicy.Compiled, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
+	return v.recordCall(policy, docs, func(fields []fieldpolicy.Field) ([]string, []error, error) {
+		items := make([]TokenRef, len(fields))
 		for i, f := range fields {
-			items[i] = DetokenizeItem{Token: f.Value, Template: f.Template, Domain: domain}
+			items[i] = TokenRef{Token: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Detokenize(ctx, purpose, items)
 		if err != nil {
@@ -97,7 +88,7 @@ func (v *Vault) DetokenizeRecords(ctx context.Context, policy *recordpolicy.Comp
 
 // recordCall extracts the policy's fields, transforms them in batches of at most MaxBatch with
 // do, and puts the results back; a failed field keeps its original text and is reported.
-func (v *Vault) recordCall(policy *recordpolicy.Compiled, docs []json.RawMessage, do func([]recordpolicy.Field) ([]string, []error, error)) ([]json.RawMessage, []RecordFailure, error) {
+func (v *Vault) recordCall(policy *fieldpolicy.Compiled, docs []json.RawMessage, do func([]fieldpolicy.Field) ([]string, []error, error)) ([]json.RawMessage, []RecordFailure, error) {
 	if err := v.checkRecordCall(docs); err != nil {
 		return nil, nil, err
 	}

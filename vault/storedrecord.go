@@ -1,9 +1,17 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/binary"
-	"errors"
+	"log/slog"
+
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tokenvault/tokenvault/vault/store"
 )
+
+// The stored record: its binary format, its associated data, and the read path (readRecord in
+// a read transaction, then checkRecord and openRecord outside it).
 
 // Record versions: 1 had no subject; 2 adds the subject fingerprint (empty when none).
 const recordVersion = 2
@@ -17,8 +25,6 @@ type record struct {
 	subject    []byte // fingerprint of the data subject; its key encrypts ciphertext
 	ciphertext []byte
 }
-
-var errBadRecord = errors.New("malformed record")
 
 func (r *record) marshal() []byte {
 	b := make([]byte, 0, 1+1+len(r.template)+10+10+len(r.ciphertext))
@@ -81,15 +87,56 @@ func recordAD(domain, template, token string) []byte {
 	return ad
 }
 
-func recordKey(domain, token string) []byte {
-	k := make([]byte, 0, len(domain)+1+len(token))
-	k = append(k, domain...)
-	k = append(k, 0)
-	return append(k, token...)
+// rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
+
+func readRecord(tx store.Tx, domain, token string) rawRecord {
+	b := tx.Get(bucketRecords, recordKey(domain, token))
+	if b == nil || isTombstone(b) {
+		return rawRecord{}
+	}
+	rr := rawRecord{rec: bytes.Clone(b)}
+	if r, err := unmarshalRecord(rr.rec); err == nil && r.subject != nil {
+		rr.subjectKey = bytes.Clone(tx.Get(bucketSubjectKeys, r.subject))
+	}
+	return rr
 }
 
-// tombstone marks an erased or purged token. The key stays, so the token is never issued
-// again (to another value) and the probing for deterministic tokens passes over it.
-var tombstone = []byte{0xFF}
+// checkRecord parses a raw record and applies the lookup rules: it must exist, belong to
+// tmpl when one is named, and not have expired.
+func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (record, error) {
+	if rr.rec == nil {
+		return record{}, ErrNotFound
+	}
+	r, err := unmarshalRecord(rr.rec)
+	if err != nil {
+		v.log.Error("stored record is malformed", slog.String("domain", domain))
+		return record{}, ErrIntegrity
+	}
+	if (tmpl != "" && tmpl != r.template) || (r.expireUnix != 0 && now >= r.expireUnix) {
+		return record{}, ErrNotFound
+	}
+	if r.subject != nil && rr.subjectKey == nil {
+		return record{}, ErrNotFound // the subject was erased
+	}
+	return r, nil
+}
 
-func isTombstone(b []byte) bool { return len(b) == 1 && b[0] == 0xFF }
+// openRecord decrypts a checked record.
+func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte, error) {
+	ad := recordAD(domain, r.template, token)
+	var pt []byte
+	var err error
+	if r.subject != nil {
+		var a tink.AEAD
+		if a, err = v.subjectAEAD(r.subject, rr.subjectKey); err == nil {
+			pt, err = a.Decrypt(r.ciphertext, ad)
+		}
+	} else {
+		pt, err = v.keyring().Open(r.ciphertext, ad)
+	}
+	if err != nil {
+		v.log.Error("stored record failed to decrypt", slog.String("domain", domain), slog.String("template", r.template))
+		return nil, ErrIntegrity
+	}
+	return pt, nil
+}

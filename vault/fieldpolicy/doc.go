@@ -1,4 +1,4 @@
-// Package record tokenizes fields of JSON documents chosen by JSON paths: the everyday job
+// Package fieldpolicy tokenizes fields of JSON documents chosen by JSON paths: the everyday job
 // before a payload goes to a vendor. It is pure logic: no I/O, no crypto, no store. The
 // vault extracts the selected strings, (de)tokenizes them, and puts the results back.
 //
@@ -80,4 +80,4 @@
 //
 // Template names are checked for syntax only; whether they exist is the vault's business.
 // A Compiled is immutable and safe for concurrent use.
-package record
+package fieldpolicy

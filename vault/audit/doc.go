@@ -1,0 +1,20 @@
+// Package audit is the offline format of tokenvault's audit trail and its verification: the
+// event line, the hash chain, signed checkpoints and pruning anchors, the export header, and
+// Verify, which checks an export without a vault (the CLI's audit verify). The vault appends
+// events to its store (vault.updateAudited) and signs checkpoints with its keyring; this
+// package only reads and checks.
+//
+// # Format
+//
+// An export is JSON lines: an ExportHeader (type "header", the public keyset that verifies
+// it and, after pruning, the signed anchor the first event chains to), then each Event's
+// stored bytes in sequence order, each Checkpoint (type "checkpoint") right after the event it
+// covers. Event n carries PrevHash, the Hash of the stored line of event n-1 (ZeroHash for
+// event 1): editing, deleting, inserting or reordering an event breaks the chain. A checkpoint
+// signs CheckpointMessage (seq, hash of event seq, time) with the Ed25519 audit key, so the
+// head cannot be rewritten either; events after the last checkpoint can be cut unnoticed, and
+// Report.Unsigned counts them.
+//
+// Events hold no values and no keyed hashes of values: only token fingerprints, counts and
+// names.
+package audit

@@ -1,0 +1,93 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// The line format of an export and of the stored trail.
+
+// HashPrefix starts every hash in the trail: "sha256:" and 64 hex digits.
+const HashPrefix = "sha256:"
+
+// ZeroHash is the PrevHash of event 1: the chain starts from 32 zero bytes.
+var ZeroHash = HashOf(make([]byte, 32))
+
+// Hash returns the hash of one stored event line, which the next event carries as PrevHash.
+func Hash(line []byte) string {
+	sum := sha256.Sum256(line)
+	return HashOf(sum[:])
+}
+
+// HashOf formats a SHA-256 sum as the trail writes it.
+func HashOf(sum []byte) string { return HashPrefix + hex.EncodeToString(sum) }
+
+// Actor is who made a request.
+type Actor struct {
+	CredentialID string `json:"credential_id,omitempty"`
+	Role         string `json:"role,omitempty"`
+	Vendor       string `json:"vendor,omitempty"`
+}
+
+// Event is one entry of the audit trail: one line of JSON. It never holds a value or a keyed hash of one.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id,omitempty"`
+	Actor     Actor     `json:"actor"`
+	Method    string    `json:"method"`
+	Source    string    `json:"source,omitempty"`
+	Domains   []string  `json:"domains,omitempty"`
+	Templates []string  `json:"templates,omitempty"`
+	Items     int       `json:"items,omitempty"`
+	Allowed   int       `json:"allowed,omitempty"`
+	Denied    int       `json:"denied,omitempty"`
+	GrantIDs  []string  `json:"grant_ids,omitempty"`
+	Purpose   string    `json:"purpose,omitempty"`
+	Outcome   string    `json:"outcome"`
+	Reason    string    `json:"reason,omitempty"`
+	// Tokens are fingerprints of the tokens revealed (or issued): hex of the first 8 bytes of
+	// SHA-256(domain 0x00 token). An investigator holding a token can find its events.
+	Tokens []string `json:"tokens,omitempty"`
+	// Target names the object of a configuration change (credential, grant or template id).
+	Target   string `json:"target,omitempty"`
+	PrevHash string `json:"prev_hash"`
+}
+
+const checkpointDomain = "tokenvault/audit/checkpoint/v1"
+
+// Checkpoint is a signed statement of the audit chain's head.
+type Checkpoint struct {
+	Type      string    `json:"type"` // "checkpoint"
+	Seq       uint64    `json:"seq"`
+	Hash      string    `json:"hash"` // hash of event Seq
+	Time      time.Time `json:"time"`
+	Signature string    `json:"signature"` // base64 of the Tink Ed25519 signature
+}
+
+// CheckpointMessage is what a checkpoint's signature signs: event seq has hash, at t.
+func CheckpointMessage(seq uint64, hash string, t time.Time) []byte {
+	return []byte(checkpointDomain + "\n" + strconv.FormatUint(seq, 10) + "\n" + hash + "\n" + t.UTC().Format(time.RFC3339Nano))
+}
+
+// ExportHeader is the first line of an export: the public keyset that verifies its
+// checkpoints. A verifier should use a public key obtained separately when it can.
+type ExportHeader struct {
+	Type         string          `json:"type"` // "header"
+	FromSeq      uint64          `json:"from_seq"`
+	PublicKeyset json.RawMessage `json:"public_keyset"`
+	// AnchorSeq and AnchorHash name the last pruned event when the export starts right after
+	// it: the first event must chain to AnchorHash.
+	AnchorSeq  uint64 `json:"anchor_seq,omitempty"`
+	AnchorHash string `json:"anchor_hash,omitempty"`
+	// AnchorSignature signs (AnchorSeq, AnchorHash) with the audit key, made when pruning.
+	AnchorSignature string `json:"anchor_signature,omitempty"`
+}
+
+// AnchorMessage is what a pruning anchor's signature signs: the last pruned event seq had hash.
+func AnchorMessage(seq uint64, hash string) []byte {
+	return []byte("tokenvault/audit/anchor/v1\n" + strconv.FormatUint(seq, 10) + "\n" + hash)
+}
