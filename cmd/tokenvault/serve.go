@@ -160,7 +160,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 	v, err := open(ctx)
 	if err != nil {
-		if !initialized || o.dev {
+		// A KEK file others can read is refused outright, on every start: waiting sealed
+		// would not fix it, and serving would hide it.
+		if !initialized || o.dev || errors.Is(err, insecurekek.ErrPermissions) {
 			return err
 		}
 		log.Error("cannot open the vault; starting sealed and retrying", slog.String("error", err.Error()))
@@ -290,6 +292,14 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 	if (o.vendorCert == "") != (o.vendorKey == "") {
 		return nil, nil, errors.New("--vendor-tls-cert and --vendor-tls-key go together")
 	}
+	for _, k := range []struct{ flag, path string }{{"--tls-key", o.tlsKey}, {"--vendor-tls-key", o.vendorKey}} {
+		if k.path == "" {
+			continue
+		}
+		if err := checkKeyFile(k.flag, k.path); err != nil {
+			return nil, nil, err
+		}
+	}
 	if o.tlsCert != "" {
 		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 		if err != nil {
@@ -319,4 +329,18 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 		}
 	}
 	return internal, vendor, nil
+}
+
+// checkKeyFile refuses a TLS private key file that others can read or write, or its group
+// can write. Group read is allowed: docs/install.md installs keys 0640 with the service's
+// group, and Kubernetes mounts Secrets 0440 with an fsGroup. Checked on every start.
+func checkKeyFile(flag, path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if perm := info.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("%s %s has mode %04o: others can access it, or its group can write it; fix it with: chmod 600 %s (or chmod 640 with the service's group)", flag, path, perm, path)
+	}
+	return nil
 }
