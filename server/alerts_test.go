@@ -121,7 +121,7 @@ func TestAlerts(t *testing.T) {
 	if err != nil || len(evs) < 3 {
 		t.Fatalf("alert audit events = %d, %v", len(evs), err)
 	}
-	_, metrics := h.do("GET", "http://"+h.addrs.HTTP+"/metrics", "", nil)
+	_, metrics := h.do("GET", "http://"+h.addrs.HTTP+"/metrics", rootSecret, nil)
 	if !strings.Contains(string(metrics), `tokenvault_alerts_total{rule="canary",severity="critical"} 1`) {
 		t.Errorf("metrics lack the canary alert")
 	}

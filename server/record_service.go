@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 
@@ -97,12 +96,19 @@ func writeJSONError(w http.ResponseWriter, code int, grpcCode codes.Code, msg st
 func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var body recordsBody
-		dec := json.NewDecoder(io.LimitReader(r.Body, MaxMessageBytes))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeJSONError(w, http.StatusBadRequest, codes.InvalidArgument,
-				`malformed request body: want {"documents":[{…}],"policy":{"$.path":"template"},"domain":"…"}`)
-			return
+		// A request refused from its headers (guardBody) has no body: the RPC refuses it.
+		if r.Context().Value(keyUnauthenticatedBody) == nil {
+			dec := json.NewDecoder(r.Body) // bounded by guardBody
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&body); err != nil {
+				if max, ok := bodyTooLarge(r); ok {
+					writeTooLarge(w, max)
+					return
+				}
+				writeJSONError(w, http.StatusBadRequest, codes.InvalidArgument,
+					`malformed request body: want {"documents":[{…}],"policy":{"$.path":"template"},"domain":"…"}`)
+				return
+			}
 		}
 		// The policy may be a JSON object (path → template) or a YAML/JSON string.
 		policy := string(body.Policy)
