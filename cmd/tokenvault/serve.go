@@ -41,6 +41,11 @@ type serveOpts struct {
 	tlsCert, tlsKey                string
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
+	metricsAddr                    string
+	httpMaxBody, vendorMaxBody     int64
+	grpcMaxRecv, maxConns          int
+	readHeaderTimeout, readTimeout time.Duration
+	writeTimeout, idleTimeout      time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -84,7 +89,39 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.vendorCert, "vendor-tls-cert", "", "PEM certificate for the vendor listener (TLS 1.3)")
 	f.StringVar(&o.vendorKey, "vendor-tls-key", "", "PEM private key for --vendor-tls-cert")
 	f.StringVar(&o.vendorClientCA, "vendor-client-ca", "", "PEM CA bundle: the vendor listener then requires client certificates it signed (mTLS)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "a listener serving only GET /metrics, without credentials, for Prometheus (TLS from --tls-cert when set; empty: off). /metrics on --http-addr needs an admin or auditor credential")
+	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody, "largest request body on the internal HTTP listener, in bytes (413 beyond)")
+	f.Int64Var(&o.vendorMaxBody, "vendor-max-body", server.DefaultVendorMaxBody, "largest request body on the vendor listener, in bytes (413 beyond)")
+	f.IntVar(&o.grpcMaxRecv, "grpc-max-recv", server.DefaultGRPCMaxRecv, "largest message received on the internal gRPC listener, in bytes")
+	f.DurationVar(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time to read a request's headers (HTTP) or finish a connection's handshake (gRPC); 0: no limit")
+	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "time to read a whole HTTP request, body included; 0: no limit")
+	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
+	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
+}
+
+// limits turns the limit flags into server.Limits (where 0 means "the default" and a
+// negative value "off"; on the command line 0 means off).
+func (o serveOpts) limits() (server.Limits, error) {
+	if o.httpMaxBody <= 0 || o.vendorMaxBody <= 0 || o.grpcMaxRecv <= 0 {
+		return server.Limits{}, errors.New("--http-max-body, --vendor-max-body and --grpc-max-recv must be positive (bytes)")
+	}
+	off := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return -1
+		}
+		return d
+	}
+	l := server.Limits{
+		HTTPMaxBody: o.httpMaxBody, VendorMaxBody: o.vendorMaxBody, GRPCMaxRecv: o.grpcMaxRecv,
+		ReadHeaderTimeout: off(o.readHeaderTimeout), ReadTimeout: off(o.readTimeout),
+		WriteTimeout: off(o.writeTimeout), IdleTimeout: off(o.idleTimeout), MaxConns: o.maxConns,
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = -1
+	}
+	return l, nil
 }
 
 func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
@@ -105,12 +142,16 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	limits, err := o.limits()
+	if err != nil {
+		return err
+	}
 	{
 		for _, l := range []struct {
 			addr string
 			tls  bool
 			flag string
-		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
+		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.metricsAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
 			if l.addr != "" && !l.tls && !isLoopback(l.addr) {
 				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s or bind to 127.0.0.1", l.addr, l.flag)
 			}
@@ -194,6 +235,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
+		MetricsAddr: o.metricsAddr, Limits: limits,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
@@ -208,6 +250,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		select {
 		case <-srv.Ready():
 			a := srv.Addrs()
+			if a.Metrics != "" {
+				fmt.Fprintf(out, "metrics: %s\n", a.Metrics)
+			}
 			fmt.Fprintf(out, "listening: grpc=%s http=%s vendor=%s\n", a.GRPC, a.HTTP, a.Vendor)
 		case <-ctx.Done():
 		}
