@@ -40,6 +40,8 @@ var serveFlags = []string{
 	"kek-file", "kek-uri", "log-level", "rotate-after", "rotate-after-records", "erasure-log", "audit-retention",
 	"alert-webhook-url", "alert-webhook-secret", "alert-vendor-rate", "alert-grant-rate", "alert-denials",
 	"tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca",
+	"metrics-addr", "http-max-body", "vendor-max-body", "grpc-max-recv", "read-header-timeout",
+	"read-timeout", "write-timeout", "idle-timeout", "max-conns",
 }
 
 // configFiles are the tokenvault config files (YAML, keys are serve flags) under deploy/.
@@ -866,9 +868,15 @@ var (
 var targetLabels = []string{"instance", "job", "le"}
 
 // scrapeMetrics reads a /metrics page: every sample name, with the label names it carries.
+// The internal listener's /metrics needs an admin or auditor credential: it sends the root's.
 func scrapeMetrics(t *testing.T, url string) map[string]map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testenv.RootSecret)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

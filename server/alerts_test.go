@@ -122,7 +122,7 @@ func TestAlerts(t *testing.T) {
 	if err != nil || len(evs) < 3 {
 		t.Fatalf("alert audit events = %d, %v", len(evs), err)
 	}
-	_, metrics := h.Do("GET", "/metrics", "", nil)
+	_, metrics := h.Do("GET", "/metrics", rootSecret, nil)
 	if !strings.Contains(string(metrics), `tokenvault_alerts_total{rule="canary",severity="critical"} 1`) {
 		t.Errorf("metrics lack the canary alert")
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 //go:embed openapi/tokenvault.swagger.json
@@ -57,21 +59,52 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	h := http.NewServeMux()
 	h.HandleFunc("GET /healthz", s.healthz)
 	h.HandleFunc("GET /livez", livez)
-	h.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	// Metrics name vendors, domains and volumes: admin or auditor only here; Prometheus can
+	// use the metrics listener (Config.MetricsAddr) instead.
+	h.Handle("GET /metrics", s.requireRoles(s.iauth, "GET /metrics", s.metricsHandler(), vault.RoleAdmin, vault.RoleAuditor))
 	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPISpec)
 	})
 	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
-	h.Handle("POST /v1/records:tokenize", limitBody(rh.serve(true)))
-	h.Handle("POST /v1/records:detokenize", limitBody(rh.serve(false)))
-	h.Handle("/", limitBody(mux))
+	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
+	h.Handle("POST /v1/records:tokenize", guard(rh.serve(true)))
+	h.Handle("POST /v1/records:detokenize", guard(rh.serve(false)))
+	// Streams may outlast the write timeout: the caller is authenticated by then.
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		mux.ServeHTTP(w, r)
+	}
+	h.HandleFunc("GET /v1/backup", stream)
+	h.HandleFunc("GET /v1/audit:export", stream)
+	h.Handle("/", guard(mux))
 	return h, func() { conn.Close() }, nil
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+}
+
+// metricsHTTP serves the metrics listener: GET /metrics without credentials, nothing else.
+func (s *Server) metricsHTTP() http.Handler {
+	h := http.NewServeMux()
+	h.Handle("GET /metrics", s.metricsHandler())
+	return h
 }
 
 // newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules.
 func newGatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
+		// One route, one method: no X-HTTP-Method-Override, no form-POST-as-GET fallback.
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			if max, ok := bodyTooLarge(r); ok {
+				writeTooLarge(w, max)
+				return
+			}
+			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+		}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &sanitizingMarshaler{JSONPb: runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -141,7 +174,7 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /healthz", s.healthz)
-	h.Handle("POST /v1/tokens:detokenize", limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.Handle("POST /v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = "/v1/vendor/tokens:detokenize", ""
 		mux.ServeHTTP(w, r2)
@@ -167,18 +200,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"status":"SERVING"}`)
 }
 
-func limitBody(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxMessageBytes {
-			writeJSONError(w, http.StatusRequestEntityTooLarge, codes.InvalidArgument,
-				fmt.Sprintf("request body larger than %d bytes: send fewer or smaller items per call", MaxMessageBytes))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxMessageBytes)
-		h.ServeHTTP(w, r)
-	})
-}
-
 // sanitizingMarshaler is the gateway's JSON marshaler with decode errors stripped of request
 // content: protojson quotes the offending input ("invalid value for string field value: 4111…"),
 // which may be PII, and the gateway would copy it into the HTTP response.
@@ -195,7 +216,7 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		data, err := io.ReadAll(r)
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return fmt.Errorf("request body larger than %d bytes", MaxMessageBytes)
+			return fmt.Errorf("request body larger than %d bytes", maxErr.Limit)
 		}
 		if err != nil {
 			return errors.New("cannot read the request body")

@@ -28,7 +28,7 @@ func TestHealth(t *testing.T) {
 	if code != http.StatusNotFound {
 		t.Errorf("vendor listener tokenize = %d, want 404", code)
 	}
-	code, body := h.Do("GET", "/metrics", "", nil)
+	code, body := h.Do("GET", "/metrics", rootSecret, nil)
 	if code != http.StatusOK || !strings.Contains(string(body), "tokenvault_requests_total") {
 		t.Errorf("/metrics = %d", code)
 	}

@@ -113,9 +113,16 @@ func (rh recordsHTTP) serve(tokenize bool) http.HandlerFunc {
 		ctx := r.Context()
 		fail := func(err error) { runtime.HTTPError(ctx, rh.mux, marshaler, w, r, err) }
 		var body recordsBody
-		if err := body.decode(r.Body); err != nil {
-			fail(err)
-			return
+		// A request refused from its headers (guardBody) has no body: the RPC refuses it.
+		if r.Context().Value(keyUnauthenticatedBody) == nil {
+			if err := body.decode(r.Body); err != nil { // bounded by guardBody
+				if max, ok := bodyTooLarge(r); ok {
+					writeTooLarge(w, max)
+					return
+				}
+				fail(err)
+				return
+			}
 		}
 		// The policy may be a JSON object (path → template) or a YAML/JSON string.
 		policy := string(body.Policy)

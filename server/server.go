@@ -42,6 +42,12 @@ type Config struct {
 	// GRPCAddr, HTTPAddr and VendorAddr are the listen addresses (host:port; port 0 picks a
 	// free one). Empty disables that listener, except GRPCAddr, which is required.
 	GRPCAddr, HTTPAddr, VendorAddr string
+	// MetricsAddr, when set, is a listener serving GET /metrics without credentials, for
+	// Prometheus (over TLS when TLS is set). The internal HTTP listener's /metrics always
+	// requires an admin or auditor credential.
+	MetricsAddr string
+	// Limits bound bodies, messages, timeouts and connections of every listener.
+	Limits Limits
 	// TLS, when set, serves the internal gRPC and HTTP listeners over TLS.
 	TLS *tls.Config
 	// VendorTLS, when set, serves the vendor listener over TLS; set ClientAuth and ClientCAs
@@ -65,6 +71,9 @@ type Server struct {
 	vault   atomic.Pointer[vault.Vault] // nil while sealed
 	log     *slog.Logger
 	auth    *authenticator
+	iauth   *authenticator // the internal listeners' (HTTP checks before reading bodies)
+	vauth   *authenticator // the vendor listener's
+	limits  Limits         // cfg.Limits with defaults
 	metrics *metrics
 	grpc    *grpc.Server      // internal
 	vgrpc   *grpc.Server      // vendor: reached only through the vendor HTTP listener
@@ -98,7 +107,7 @@ func (s *Server) Sealed() bool { return s.vlt() == nil }
 
 // Addrs are the addresses a running Server listens on.
 type Addrs struct {
-	GRPC, HTTP, Vendor string
+	GRPC, HTTP, Vendor, Metrics string
 }
 
 // New assembles a Server; it does not listen until Run.
@@ -112,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), ready: make(chan struct{}), unsealed: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, limits: cfg.Limits.withDefaults(), metrics: newMetrics(), ready: make(chan struct{}), unsealed: make(chan struct{})}
 	if cfg.Vault != nil {
 		s.vault.Store(cfg.Vault)
 		close(s.unsealed)
@@ -125,20 +134,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
 	policy := Policy(cfg.Dev)
-	newGRPC := func(l Listener) *grpc.Server {
+	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator) {
 		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
-		return grpc.NewServer(
-			grpc.MaxRecvMsgSize(MaxMessageBytes),
+		opts := append(grpcLimits(s.limits),
+			grpc.MaxRecvMsgSize(maxRecv),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
 			grpc.ChainUnaryInterceptor(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
 			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
 		)
+		return grpc.NewServer(opts...), e.auth
 	}
 	s.health = health.NewServer()
 	s.alerts = newAlerter(cfg.Alerts, s)
 	s.metrics.reg.MustRegister(newVaultCollector(s))
 
-	s.grpc = newGRPC(Internal)
+	s.grpc, s.iauth = newGRPC(Internal, s.limits.GRPCMaxRecv)
 	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
 	tvpb.RegisterTemplateServiceServer(s.grpc, &templateService{s: s})
 	tvpb.RegisterCredentialServiceServer(s.grpc, &credentialService{s: s})
@@ -148,7 +158,9 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
-	s.vgrpc = newGRPC(Vendor)
+	// The vendor gRPC server is reached only through the vendor HTTP listener, whose body
+	// limit bounds its messages (protobuf is smaller than the JSON it came from).
+	s.vgrpc, s.vauth = newGRPC(Vendor, int(s.limits.VendorMaxBody))
 	tvpb.RegisterVendorServiceServer(s.vgrpc, &vendorService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.vgrpc, s.health)
 	s.vconn = bufconn.Listen(1 << 20)
@@ -182,9 +194,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: gRPC listener: %w", err)
 	}
-	var hlis, vlis net.Listener
+	var hlis, vlis, mlis net.Listener
 	closeAll := func() {
-		for _, l := range []net.Listener{glis, hlis, vlis} {
+		for _, l := range []net.Listener{glis, hlis, vlis, mlis} {
 			if l != nil {
 				l.Close()
 			}
@@ -203,6 +215,25 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
+	if s.cfg.MetricsAddr != "" {
+		if mlis, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("server: metrics listener: %w", err)
+		}
+	}
+	// Connection caps sit under TLS (the HTTP server must see the *tls.Conn); refusals are
+	// written over TLS where the listener has it.
+	maxc := s.limits.MaxConns
+	glis = newCapListener(glis, maxc, nil, nil, s.log.With(slog.String("listener", "grpc")))
+	if hlis != nil {
+		hlis = newCapListener(hlis, maxc, refuseHTTP(maxc), s.cfg.TLS, s.log.With(slog.String("listener", "internal")))
+	}
+	if vlis != nil {
+		vlis = newCapListener(vlis, maxc, refuseHTTP(maxc), s.cfg.VendorTLS, s.log.With(slog.String("listener", "vendor")))
+	}
+	if mlis != nil {
+		mlis = newCapListener(mlis, maxc, refuseHTTP(maxc), s.cfg.TLS, s.log.With(slog.String("listener", "metrics")))
+	}
 	if s.cfg.TLS != nil {
 		// TLS is terminated on the listener, so the gRPC server can also serve the gateway's
 		// in-memory connection in plain text.
@@ -212,6 +243,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if hlis != nil {
 			hlis = tls.NewListener(hlis, s.cfg.TLS.Clone())
 		}
+		if mlis != nil {
+			mlis = tls.NewListener(mlis, s.cfg.TLS.Clone())
+		}
 	}
 	if vlis != nil && s.cfg.VendorTLS != nil {
 		vlis = tls.NewListener(vlis, s.cfg.VendorTLS.Clone())
@@ -219,7 +253,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	go func() { errc <- s.grpc.Serve(glis) }()
 	go func() { errc <- s.grpc.Serve(s.iconn) }()
 	go s.alerts.run(ctx)
@@ -234,7 +268,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeGW()
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpErrorLog("internal")}
+		hs := s.httpServer(h, "internal")
 		servers = append(servers, hs)
 		addrs.HTTP = hlis.Addr().String()
 		go func() { errc <- hs.Serve(hlis) }()
@@ -249,10 +283,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeVGW()
-		vs := &http.Server{Handler: vh, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpErrorLog("vendor")}
+		vs := s.httpServer(vh, "vendor")
 		servers = append(servers, vs)
 		addrs.Vendor = vlis.Addr().String()
 		go func() { errc <- vs.Serve(vlis) }()
+	}
+	if mlis != nil {
+		ms := s.httpServer(s.metricsHTTP(), "metrics")
+		servers = append(servers, ms)
+		addrs.Metrics = mlis.Addr().String()
+		go func() { errc <- ms.Serve(mlis) }()
 	}
 	s.mu.Lock()
 	s.addrs = addrs
@@ -273,7 +313,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	s.log.Info("serving", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("vendor", addrs.Vendor))
+	s.log.Info("serving", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("vendor", addrs.Vendor), slog.String("metrics", addrs.Metrics))
 
 	var runErr error
 	tick := time.NewTicker(s.cfg.CheckpointInterval)

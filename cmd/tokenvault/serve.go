@@ -41,6 +41,11 @@ type serveOpts struct {
 	tlsCert, tlsKey                string
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
+	metricsAddr                    string
+	httpMaxBody, vendorMaxBody     int64
+	grpcMaxRecv, maxConns          int
+	readHeaderTimeout, readTimeout time.Duration
+	writeTimeout, idleTimeout      time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -84,7 +89,39 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.vendorCert, "vendor-tls-cert", "", "PEM certificate for the vendor listener (TLS 1.3)")
 	f.StringVar(&o.vendorKey, "vendor-tls-key", "", "PEM private key for --vendor-tls-cert")
 	f.StringVar(&o.vendorClientCA, "vendor-client-ca", "", "PEM CA bundle: the vendor listener then requires client certificates it signed (mTLS)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "a listener serving only GET /metrics, without credentials, for Prometheus (TLS from --tls-cert when set; empty: off). /metrics on --http-addr needs an admin or auditor credential")
+	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody, "largest request body on the internal HTTP listener, in bytes (413 beyond)")
+	f.Int64Var(&o.vendorMaxBody, "vendor-max-body", server.DefaultVendorMaxBody, "largest request body on the vendor listener, in bytes (413 beyond)")
+	f.IntVar(&o.grpcMaxRecv, "grpc-max-recv", server.DefaultGRPCMaxRecv, "largest message received on the internal gRPC listener, in bytes")
+	f.DurationVar(&o.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time to read a request's headers (HTTP) or finish a connection's handshake (gRPC); 0: no limit")
+	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "time to read a whole HTTP request, body included; 0: no limit")
+	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
+	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
+}
+
+// limits turns the limit flags into server.Limits (where 0 means "the default" and a
+// negative value "off"; on the command line 0 means off).
+func (o serveOpts) limits() (server.Limits, error) {
+	if o.httpMaxBody <= 0 || o.vendorMaxBody <= 0 || o.grpcMaxRecv <= 0 {
+		return server.Limits{}, errors.New("--http-max-body, --vendor-max-body and --grpc-max-recv must be positive (bytes)")
+	}
+	off := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return -1
+		}
+		return d
+	}
+	l := server.Limits{
+		HTTPMaxBody: o.httpMaxBody, VendorMaxBody: o.vendorMaxBody, GRPCMaxRecv: o.grpcMaxRecv,
+		ReadHeaderTimeout: off(o.readHeaderTimeout), ReadTimeout: off(o.readTimeout),
+		WriteTimeout: off(o.writeTimeout), IdleTimeout: off(o.idleTimeout), MaxConns: o.maxConns,
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = -1
+	}
+	return l, nil
 }
 
 func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
@@ -105,12 +142,16 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	limits, err := o.limits()
+	if err != nil {
+		return err
+	}
 	{
 		for _, l := range []struct {
 			addr string
 			tls  bool
 			flag string
-		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
+		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.metricsAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
 			if l.addr != "" && !l.tls && !isLoopback(l.addr) {
 				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s or bind to 127.0.0.1", l.addr, l.flag)
 			}
@@ -160,7 +201,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 	v, err := open(ctx)
 	if err != nil {
-		if !initialized || o.dev {
+		// A KEK file others can read is refused outright, on every start: waiting sealed
+		// would not fix it, and serving would hide it.
+		if !initialized || o.dev || errors.Is(err, insecurekek.ErrPermissions) {
 			return err
 		}
 		log.Error("cannot open the vault; starting sealed and retrying", slog.String("error", err.Error()))
@@ -192,6 +235,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
+		MetricsAddr: o.metricsAddr, Limits: limits,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
@@ -206,6 +250,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		select {
 		case <-srv.Ready():
 			a := srv.Addrs()
+			if a.Metrics != "" {
+				fmt.Fprintf(out, "metrics: %s\n", a.Metrics)
+			}
 			fmt.Fprintf(out, "listening: grpc=%s http=%s vendor=%s\n", a.GRPC, a.HTTP, a.Vendor)
 		case <-ctx.Done():
 		}
@@ -290,6 +337,14 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 	if (o.vendorCert == "") != (o.vendorKey == "") {
 		return nil, nil, errors.New("--vendor-tls-cert and --vendor-tls-key go together")
 	}
+	for _, k := range []struct{ flag, path string }{{"--tls-key", o.tlsKey}, {"--vendor-tls-key", o.vendorKey}} {
+		if k.path == "" {
+			continue
+		}
+		if err := checkKeyFile(k.flag, k.path); err != nil {
+			return nil, nil, err
+		}
+	}
 	if o.tlsCert != "" {
 		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 		if err != nil {
@@ -319,4 +374,18 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 		}
 	}
 	return internal, vendor, nil
+}
+
+// checkKeyFile refuses a TLS private key file that others can read or write, or its group
+// can write. Group read is allowed: docs/install.md installs keys 0640 with the service's
+// group, and Kubernetes mounts Secrets 0440 with an fsGroup. Checked on every start.
+func checkKeyFile(flag, path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if perm := info.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("%s %s has mode %04o: others can access it, or its group can write it; fix it with: chmod 600 %s (or chmod 640 with the service's group)", flag, path, perm, path)
+	}
+	return nil
 }

@@ -28,9 +28,25 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-// ErrPermissions is returned when the KEK file can be read by others, or written by anyone
-// but its owner. (Group read is allowed: Kubernetes mounts Secrets 0440 with fsGroup.)
-var ErrPermissions = errors.New("insecurekek: KEK file must not be readable by others nor writable by group or others (chmod 600)")
+// ErrPermissions is returned (wrapped, with the path, its mode and the chmod that fixes it)
+// when the group or others have any access to the KEK file: it must be 0600 (or 0400). Both
+// [Load] and [LoadOrCreate] check it, on every start. (Kubernetes Secret volumes with an
+// fsGroup are group-readable: copy the KEK out of them with install -m 0600, as
+// deploy/kubernetes does.)
+var ErrPermissions = errors.New("insecurekek: the KEK file must not be readable or writable by group or others")
+
+// CheckPermissions returns an error wrapping [ErrPermissions] when the group or others have
+// any access to the file at path (following symbolic links). The message says how to fix it.
+func CheckPermissions(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("insecurekek: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; fix it with: chmod 600 %s", ErrPermissions, path, perm, path)
+	}
+	return nil
+}
 
 // ErrInvalid is returned when the KEK file exists but does not hold a usable AEAD keyset.
 var ErrInvalid = errors.New("insecurekek: KEK file is not a valid Tink AEAD keyset")
@@ -46,22 +62,22 @@ func LoadOrCreate(path string) (kek tink.AEAD, created bool, err error) {
 	case err != nil:
 		return nil, false, fmt.Errorf("insecurekek: reading KEK file: %w", err)
 	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, false, fmt.Errorf("insecurekek: %w", err)
-	}
-	if info.Mode().Perm()&0o027 != 0 {
-		return nil, false, ErrPermissions
+	if err := CheckPermissions(path); err != nil {
+		return nil, false, err
 	}
 	kek, err = parse(data)
 	return kek, false, err
 }
 
-// Load reads an existing KEK keyset; it never creates one.
+// Load reads an existing KEK keyset; it never creates one. Like LoadOrCreate it refuses a
+// file the group or others can access ([ErrPermissions]).
 func Load(path string) (tink.AEAD, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("insecurekek: reading KEK file: %w", err)
+	}
+	if err := CheckPermissions(path); err != nil {
+		return nil, err
 	}
 	return parse(data)
 }

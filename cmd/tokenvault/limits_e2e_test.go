@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var metricsLineRE = regexp.MustCompile(`(?m)^metrics: (\S+)$`)
+
+// The limit flags reach the server from flags and TOKENVAULT_* variables, and
+// --metrics-addr serves /metrics without credentials while the internal listener's needs one
+// (finding 4 and 5 of issue 11).
+func TestServeLimitFlagsAndMetricsListener(t *testing.T) {
+	p := startProcess(t, childEnv("TOKENVAULT_HTTP_MAX_BODY=2048"),
+		append(serveArgs(), "--data", t.TempDir(), "--dev-root-token", rootToken, "--metrics-addr", "127.0.0.1:0", "--max-conns", "50")...)
+	defer p.stopClean()
+	m := metricsLineRE.FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("no metrics: line in\n%s", p.stdout)
+	}
+	get := func(url, secret string) (int, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if secret != "" {
+			req.Header.Set("Authorization", "Bearer "+secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://"+m[1]+"/metrics", ""); code != 200 || !strings.Contains(body, "tokenvault_sealed 0") {
+		t.Errorf("metrics listener = %d", code)
+	}
+	if code, _ := get("http://"+p.httpAddr+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("internal /metrics without credentials = %d, want 401", code)
+	}
+	if code, _ := get("http://"+p.httpAddr+"/metrics", rootToken); code != 200 {
+		t.Errorf("internal /metrics as admin = %d, want 200", code)
+	}
+	c := newHTTPClient()
+	big := []byte(`{"items":[{"value":"` + strings.Repeat("1", 4096) + `","template":"opaque"}]}`)
+	code, body, err := postRaw(c, "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, big)
+	if err != nil || code != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "2048") {
+		t.Errorf("tokenize over TOKENVAULT_HTTP_MAX_BODY=2048 = %d %s %v, want 413", code, body, err)
+	}
+	code, _, err = postRaw(c, "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, []byte(`{"items":[{"value":"4111111111111111","template":"pan"}]}`))
+	if err != nil || code != 200 {
+		t.Errorf("small tokenize = %d %v", code, err)
+	}
+}
+
+func TestServeRefusesNonPositiveBodyLimits(t *testing.T) {
+	stderr := serveMustRefuse(t, append(serveArgs(), "--data", t.TempDir(), "--vendor-max-body", "0")...)
+	if !strings.Contains(stderr, "--vendor-max-body") {
+		t.Errorf("refusal does not name the flag:\n%s", stderr)
+	}
+}
