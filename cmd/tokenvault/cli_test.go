@@ -173,17 +173,17 @@ func TestCLIRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := `{"z":1,"customer":{"email":"jane@example.com"},"payment":{"card":"4111111111111111","amount":1.50}}` + "\n"
-	out, errOut, code := runCLIStdin(t, in, append([]string{"record", "tokenize", "--policy", policy, "--domain", "acme"}, conn...)...)
+	out, errOut, code := runCLIStdin(t, childEnv(), in, append([]string{"record", "tokenize", "--policy", policy, "--domain", "acme"}, conn...)...)
 	if code != 0 || strings.Contains(out, "jane@example.com") || strings.Contains(out, "4111111111111111") ||
 		!strings.HasPrefix(out, `{"z":1,"customer":{"email":"`) || !strings.Contains(out, `"amount":1.50`) {
 		t.Fatalf("record tokenize = %d %q %q", code, out, errOut)
 	}
-	back, errOut, code := runCLIStdin(t, out, append([]string{"record", "detokenize", "--policy", policy, "--domain", "acme", "--purpose", "t"}, conn...)...)
+	back, errOut, code := runCLIStdin(t, childEnv(), out, append([]string{"record", "detokenize", "--policy", policy, "--domain", "acme", "--purpose", "t"}, conn...)...)
 	if code != 0 || back != in {
 		t.Fatalf("record detokenize = %d %q %q, want the original bytes", code, back, errOut)
 	}
 	bad := `{"customer":{"email":"NOT-AN-EMAIL-value"}}` + "\n"
-	out, errOut, code = runCLIStdin(t, bad, append([]string{"record", "tokenize", "--policy", policy}, conn...)...)
+	out, errOut, code = runCLIStdin(t, childEnv(), bad, append([]string{"record", "tokenize", "--policy", policy}, conn...)...)
 	if code == 0 || strings.TrimSpace(out) != "null" || !strings.Contains(errOut, "$.customer.email") || strings.Contains(errOut+out, "NOT-AN-EMAIL") {
 		t.Fatalf("record tokenize of a bad field = %d %q %q", code, out, errOut)
 	}

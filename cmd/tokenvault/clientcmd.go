@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -99,13 +97,9 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 func (cf *clientFlags) tlsConfig() (*tls.Config, error) {
 	switch {
 	case cf.caFile != "":
-		pem, err := os.ReadFile(cf.caFile)
+		pool, err := loadCertPool(cf.caFile, "--ca-file")
 		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("--ca-file: no PEM certificates found")
+			return nil, err
 		}
 		return &tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}, nil
 	case cf.tls:

@@ -38,7 +38,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 		delay := time.Duration(300+rng.IntN(1201)) * time.Millisecond
 		var st loadStats
-		ld := runLoad(t, c, srv.httpAddr, seed, cycle, workers, log, &st)
+		ld := runLoad(t, plainLoad, c, srv.httpAddr, seed, cycle, workers, log, &st)
 		time.Sleep(delay)
 		// Kill first, so that the requests in flight at that moment are cut off; the
 		// workers stop at their first transport error.
@@ -112,7 +112,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	c := newHTTPClient()
 	log := &ackLog{}
 	var st loadStats
-	ld := runLoad(t, c, srv.httpAddr, seed, 0, workers, log, &st)
+	ld := runLoad(t, plainLoad, c, srv.httpAddr, seed, 0, workers, log, &st)
 
 	// Let some requests complete first, so that the stream is really flowing.
 	deadline := time.Now().Add(30 * time.Second)

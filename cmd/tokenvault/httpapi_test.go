@@ -48,29 +48,6 @@ func httpDo(c *http.Client, method, url, secret string, body []byte) (int, []byt
 	return resp.StatusCode, data, err
 }
 
-// postRaw sends body to url with the bearer secret (none if empty) and returns the status
-// and the whole response body. err is a transport error (connection refused, reset, …).
-func postRaw(c *http.Client, url, secret string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if secret != "" {
-		req.Header.Set("Authorization", "Bearer "+secret)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	return resp.StatusCode, data, nil
-}
-
 // API shapes (only the fields the tests use).
 type tokenizeItem struct {
 	Value    string `json:"value"`
@@ -106,7 +83,7 @@ func call(c *http.Client, httpAddr, path, secret string, req any) ([]result, err
 	if err != nil {
 		return nil, err
 	}
-	code, data, err := postRaw(c, "http://"+httpAddr+path, secret, body)
+	code, data, err := httpDo(c, http.MethodPost, "http://"+httpAddr+path, secret, body)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 				wrng := rand.New(rand.NewPCG(seed, uint64(w)))
 				seq := 0
 				for n := 0; n < initial/par; n += batch {
-					got, err := tokenizeAcked(c, srv.httpAddr, lcItems(wrng, 0, w, &seq, batch))
+					got, err := tokenizeAcked(c, srv.httpAddr, subjectLoad.items(wrng, 0, w, &seq, batch))
 					if err != nil {
 						errs <- fmt.Errorf("initial tokenize: %v", err)
 						return
@@ -80,7 +80,7 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 	var lastBefore keyStatusResp // the rewrap's progress just before the last SIGKILL
 	for cycle := range cycles {
 		var st loadStats
-		ld := runSubjectLoad(t, c, srv.httpAddr, seed, cycle+1, workers, log, &st)
+		ld := runLoad(t, subjectLoad, c, srv.httpAddr, seed, cycle+1, workers, log, &st)
 		id, err := rotateKey(c, srv.httpAddr, rootToken)
 		if err != nil {
 			t.Fatalf("cycle %d: rotate: %v\nstderr:\n%s", cycle, err, srv.stderr)

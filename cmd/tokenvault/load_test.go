@@ -36,43 +36,46 @@ var loadTemplates = []string{"pan", "opaque", "email"}
 
 var loadDomains = []string{"", "acme"}
 
-// loadValue is a valid value for tmpl, unique for (run, worker, seq).
-func loadValue(tmpl string, run, worker, seq int) string {
-	switch tmpl {
-	case "pan":
-		// 16 digits: 4, run, worker, 13-digit sequence number.
-		return fmt.Sprintf("4%d%d%013d", run%10, worker%10, seq)
-	case "email":
-		return fmt.Sprintf("user.%d.%d.%d@example.com", run, worker, seq)
-	default:
-		return fmt.Sprintf("opaque value r%d w%d n%d", run, worker, seq)
-	}
+// loadKind is what a load tokenizes. Loads of different kinds draw different values and
+// random numbers, so that they can run against one vault.
+type loadKind struct {
+	name     string // in email and opaque values
+	panLead  int    // first digit of pan values
+	stream   uint64 // added to the random number streams
+	subjects bool   // about a quarter of the items name one of lcSubjects data subjects
 }
 
-// lcSubjects are the data subjects the lifecycle load names.
+var (
+	// plainLoad is the durability tests' load.
+	plainLoad = loadKind{name: "load", panLead: 4}
+	// subjectLoad is the lifecycle tests' load, with data subjects.
+	subjectLoad = loadKind{name: "lifecycle", panLead: 5, stream: 1_000_000, subjects: true}
+)
+
+// lcSubjects are the data subjects the subject load names.
 const lcSubjects = 64
 
-// lcValue is a valid value for tmpl, unique for (run, worker, seq); run < 100, worker < 10.
-func lcValue(tmpl string, run, worker, seq int) string {
+// value is a valid value for tmpl, unique for (run, worker, seq); run < 100, worker < 10.
+func (k loadKind) value(tmpl string, run, worker, seq int) string {
 	switch tmpl {
 	case "pan":
-		// 16 digits: 5, run (2), worker (1), 12-digit sequence number.
-		return fmt.Sprintf("5%02d%d%012d", run%100, worker%10, seq)
+		// 16 digits: panLead, run (2), worker (1), 12-digit sequence number.
+		return fmt.Sprintf("%d%02d%d%012d", k.panLead, run%100, worker%10, seq)
 	case "email":
-		return fmt.Sprintf("lc.%d.%d.%d@example.org", run, worker, seq)
+		return fmt.Sprintf("%s.%d.%d.%d@example.org", k.name, run, worker, seq)
 	default:
-		return fmt.Sprintf("lifecycle opaque r%d w%d n%d", run, worker, seq)
+		return fmt.Sprintf("%s opaque r%d w%d n%d", k.name, run, worker, seq)
 	}
 }
 
-// lcItems returns n fresh tokenize items: templates and domains mixed, about a quarter of
-// them naming one of lcSubjects data subjects.
-func lcItems(rng *rand.Rand, run, worker int, seq *int, n int) []tokenizeItem {
+// items returns n fresh tokenize items, templates and domains mixed; seq counts the worker's
+// values.
+func (k loadKind) items(rng *rand.Rand, run, worker int, seq *int, n int) []tokenizeItem {
 	items := make([]tokenizeItem, n)
 	for i := range items {
 		tmpl := loadTemplates[rng.IntN(len(loadTemplates))]
-		items[i] = tokenizeItem{Value: lcValue(tmpl, run, worker, *seq), Template: tmpl, Domain: loadDomains[rng.IntN(len(loadDomains))]}
-		if rng.IntN(4) == 0 {
+		items[i] = tokenizeItem{Value: k.value(tmpl, run, worker, *seq), Template: tmpl, Domain: loadDomains[rng.IntN(len(loadDomains))]}
+		if k.subjects && rng.IntN(4) == 0 {
 			items[i].Subject = fmt.Sprintf("lc-subject-%d", rng.IntN(lcSubjects))
 		}
 		*seq++
@@ -98,74 +101,11 @@ func (l *load) halt() {
 	l.wg.Wait()
 }
 
-// runLoad runs workers goroutines that tokenize batches of 1-50 fresh values until halted,
-// and records in log every item of every 200 response. A transport error ends a worker
-// (the server is expected to go away); any other failure is a test error. The workers are
-// halted at the latest when the test ends.
-func runLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, run, workers int, log *ackLog, st *loadStats) *load {
-	l := &load{stop: make(chan struct{})}
-	t.Cleanup(l.halt)
-	wg, stop := &l.wg, l.stop
-	var reported atomic.Int32
-	report := func(format string, args ...any) {
-		if reported.Add(1) <= 5 {
-			t.Errorf(format, args...)
-		}
-	}
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(run*1000+w)))
-			seq := 0
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				items := make([]tokenizeItem, 1+rng.IntN(50))
-				for i := range items {
-					tmpl := loadTemplates[rng.IntN(len(loadTemplates))]
-					items[i] = tokenizeItem{Value: loadValue(tmpl, run, w, seq), Template: tmpl, Domain: loadDomains[rng.IntN(len(loadDomains))]}
-					seq++
-				}
-				body, _ := json.Marshal(map[string]any{"items": items})
-				code, data, err := postRaw(c, "http://"+httpAddr+"/v1/tokens:tokenize", rootToken, body)
-				if err != nil {
-					st.transportErrs.Add(1)
-					return
-				}
-				st.batches.Add(1)
-				if code != http.StatusOK {
-					report("tokenize under load: HTTP %d: %s", code, data)
-					return
-				}
-				var r resultsResp
-				if err := json.Unmarshal(data, &r); err != nil || len(r.Results) != len(items) {
-					report("tokenize under load: bad 200 body for %d items (%v): %s", len(items), err, data)
-					return
-				}
-				var ok []acked
-				for i, res := range r.Results {
-					if res.Error != nil || res.Token == "" {
-						report("tokenize under load: item %q (%s) failed: %+v", items[i].Value, items[i].Template, res.Error)
-						continue
-					}
-					ok = append(ok, acked{value: items[i].Value, template: items[i].Template, domain: items[i].Domain, token: res.Token})
-				}
-				log.add(ok...)
-				st.acked.Add(int64(len(ok)))
-			}
-		}()
-	}
-	return l
-}
-
-// runSubjectLoad is runLoad (e2e_test.go) with data subjects and lcValue values: workers
-// tokenize batches of 1-50 fresh values until halted or until their first transport error
-// (the server was killed), recording what a 200 acknowledged.
-func runSubjectLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, run, workers int, log *ackLog, st *loadStats) *load {
+// runLoad runs workers goroutines that tokenize batches of 1-50 fresh values of kind until
+// halted, and records in log every item of every 200 response. A transport error ends a
+// worker (the server is expected to go away); any other failure is a test error. The workers
+// are halted at the latest when the test ends.
+func runLoad(t *testing.T, kind loadKind, c *http.Client, httpAddr string, seed uint64, run, workers int, log *ackLog, st *loadStats) *load {
 	l := &load{stop: make(chan struct{})}
 	t.Cleanup(l.halt)
 	var reported atomic.Int32
@@ -178,7 +118,7 @@ func runSubjectLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, 
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(1_000_000+run*1000+w)))
+			rng := rand.New(rand.NewPCG(seed, kind.stream+uint64(run*1000+w)))
 			seq := 0
 			for {
 				select {
@@ -186,9 +126,9 @@ func runSubjectLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, 
 					return
 				default:
 				}
-				items := lcItems(rng, run, w, &seq, 1+rng.IntN(50))
+				items := kind.items(rng, run, w, &seq, 1+rng.IntN(50))
 				body, _ := json.Marshal(map[string]any{"items": items})
-				code, data, err := postRaw(c, "http://"+httpAddr+"/v1/tokens:tokenize", rootToken, body)
+				code, data, err := httpDo(c, http.MethodPost, "http://"+httpAddr+"/v1/tokens:tokenize", rootToken, body)
 				if err != nil {
 					st.transportErrs.Add(1)
 					return
@@ -203,13 +143,9 @@ func runSubjectLoad(t *testing.T, c *http.Client, httpAddr string, seed uint64, 
 					report("tokenize under load: bad 200 body for %d items (%v): %s", len(items), err, data)
 					return
 				}
-				var ok []acked
-				for i, res := range r.Results {
-					if res.Error != nil || res.Token == "" {
-						report("tokenize under load: item %q (%s) failed: %+v", items[i].Value, items[i].Template, res.Error)
-						continue
-					}
-					ok = append(ok, acked{value: items[i].Value, template: items[i].Template, domain: items[i].Domain, token: res.Token})
+				ok, failed := ackedOf(items, r.Results)
+				for _, f := range failed {
+					report("tokenize under load: %v", f)
 				}
 				log.add(ok...)
 				st.acked.Add(int64(len(ok)))
@@ -248,14 +184,23 @@ func tokenizeAcked(c *http.Client, httpAddr string, items []tokenizeItem) ([]ack
 	if err != nil {
 		return nil, err
 	}
-	out := make([]acked, 0, len(items))
+	ok, failed := ackedOf(items, res)
+	if len(failed) > 0 {
+		return nil, failed[0]
+	}
+	return ok, nil
+}
+
+// ackedOf pairs the items with their tokens; failed has an error for each item that got none.
+func ackedOf(items []tokenizeItem, res []result) (ok []acked, failed []error) {
 	for i, r := range res {
 		if r.Error != nil || r.Token == "" {
-			return nil, fmt.Errorf("item %q (%s) failed: %+v", items[i].Value, items[i].Template, r.Error)
+			failed = append(failed, fmt.Errorf("item %q (%s) failed: %+v", items[i].Value, items[i].Template, r.Error))
+			continue
 		}
-		out = append(out, acked{value: items[i].Value, template: items[i].Template, domain: items[i].Domain, token: r.Token})
+		ok = append(ok, acked{value: items[i].Value, template: items[i].Template, domain: items[i].Domain, token: r.Token})
 	}
-	return out, nil
+	return ok, failed
 }
 
 // verifyAcked checks that every acknowledged token detokenizes to its value and that

@@ -187,10 +187,17 @@ func (s *proc) assertNoErrorLogs(when string) {
 // the exit code.
 func runCLI(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCLIStdin(t, env, "", args...)
+}
+
+// runCLIStdin is runCLI with stdin.
+func runCLIStdin(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -200,23 +207,6 @@ func runCLI(t *testing.T, env []string, args ...string) (stdout, stderr string, 
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("tokenvault %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
-}
-
-// runCLIStdin is runCLI with stdin.
-func runCLIStdin(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = childEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	_ = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("tokenvault %s: did not finish in a minute", strings.Join(args, " "))
 	}
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }

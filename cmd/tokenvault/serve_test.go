@@ -59,7 +59,7 @@ func TestNoPIIInLogs(t *testing.T) {
 	secrets := []string{secretRoot}
 	post := func(path, secret, body string) (int, string) {
 		t.Helper()
-		code, data, err := postRaw(c, base+path, secret, []byte(body))
+		code, data, err := httpDo(c, http.MethodPost, base+path, secret, []byte(body))
 		if err != nil {
 			t.Fatalf("POST %s: %v", path, err)
 		}
@@ -227,7 +227,7 @@ func TestSealedUntilKEKReturns(t *testing.T) {
 			t.Errorf("%s: GET /livez = %d, want 200 (the process is alive)", what, code)
 		}
 		body, _ := json.Marshal(map[string]any{"items": []tokenizeItem{{Value: value, Template: "pan"}}})
-		code, data, err := postRaw(c, "http://"+srv.httpAddr+"/v1/tokens:tokenize", secret, body)
+		code, data, err := httpDo(c, http.MethodPost, "http://"+srv.httpAddr+"/v1/tokens:tokenize", secret, body)
 		if err != nil {
 			t.Fatalf("%s: tokenize: %v", what, err)
 		}
