@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,119 +20,118 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read, export and verify the audit trail"}
+	cmd.AddCommand(newAuditListCmd(), newAuditExportCmd(), newAuditVerifyCmd())
+	return cmd
+}
 
-	var lf clientFlags
+// newAuditListCmd prints events as JSON lines, whatever -o says.
+func newAuditListCmd() *cobra.Command {
 	var req tvpb.ListAuditEventsRequest
 	var since, until string
 	var all bool
-	list := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "list [--since RFC3339] [--until RFC3339] [--credential ID] [--vendor V] [--outcome O] [--method M]",
 		Short: "List audit events (JSON lines)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, t := range []struct {
-				s   string
-				dst **timestamppb.Timestamp
-			}{{since, &req.StartTime}, {until, &req.EndTime}} {
-				if t.s == "" {
-					continue
-				}
-				ts, err := time.Parse(time.RFC3339, t.s)
-				if err != nil {
-					return fmt.Errorf("times must be RFC 3339, e.g. 2026-11-27T10:00:00Z")
-				}
-				*t.dst = timestamppb.New(ts)
+		PreRunE: func(*cobra.Command, []string) error {
+			var err error
+			if req.StartTime, err = parseTime(since); err != nil {
+				return err
 			}
-			c, err := lf.dial()
+			req.EndTime, err = parseTime(until)
+			return err
+		},
+	}, func(s *session, _ []string) error {
+		for {
+			resp, err := s.audit().ListAuditEvents(s.ctx, &req)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ac := tvpb.NewAuditServiceClient(c.Conn())
-			for {
-				resp, err := ac.ListAuditEvents(cmd.Context(), &req)
-				if err != nil {
-					return callErr(err)
-				}
-				for _, ev := range resp.GetEvents() {
-					fmt.Fprintln(cmd.OutOrStdout(), ev.GetJson())
-				}
-				if !all || resp.GetNextPageToken() == "" {
-					if resp.GetNextPageToken() != "" {
-						fmt.Fprintf(cmd.ErrOrStderr(), "more: --page-token %s (or --all)\n", resp.GetNextPageToken())
-					}
-					return nil
-				}
-				req.PageToken = resp.GetNextPageToken()
+			for _, ev := range resp.GetEvents() {
+				s.printf("%s\n", ev.GetJson())
 			}
-		},
-	}
-	addClientFlags(list, &lf)
-	list.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
-	list.Flags().StringVar(&until, "until", "", "only events before this time (RFC 3339)")
-	list.Flags().StringVar(&req.Credential, "credential", "", "only this credential id")
-	list.Flags().StringVar(&req.Vendor, "vendor", "", "only this vendor")
-	list.Flags().StringVar(&req.Outcome, "outcome", "", "allowed, partial, denied or failed")
-	list.Flags().StringVar(&req.Method, "method", "", "full gRPC method, e.g. /tokenvault.v1.VendorService/VendorDetokenize")
-	list.Flags().Int32Var(&req.PageSize, "page-size", 100, "events per page (at most 1000)")
-	list.Flags().StringVar(&req.PageToken, "page-token", "", "continue after a previous page")
-	list.Flags().BoolVar(&all, "all", false, "follow every page")
+			next := resp.GetNextPageToken()
+			if next == "" {
+				return nil
+			}
+			if !all {
+				s.warnf("more: --page-token %s (or --all)\n", next)
+				return nil
+			}
+			req.PageToken = next
+		}
+	})
+	f := cmd.Flags()
+	f.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
+	f.StringVar(&until, "until", "", "only events before this time (RFC 3339)")
+	f.StringVar(&req.Credential, "credential", "", "only this credential id")
+	f.StringVar(&req.Vendor, "vendor", "", "only this vendor")
+	f.StringVar(&req.Outcome, "outcome", "", "allowed, partial, denied or failed")
+	f.StringVar(&req.Method, "method", "", "full gRPC method, e.g. /tokenvault.v1.VendorService/VendorDetokenize")
+	f.Int32Var(&req.PageSize, "page-size", 100, "events per page (at most 1000)")
+	f.StringVar(&req.PageToken, "page-token", "", "continue after a previous page")
+	f.BoolVar(&all, "all", false, "follow every page")
+	return cmd
+}
 
-	var ef clientFlags
+// parseTime reads an RFC 3339 time; "" is no time (nil).
+func parseTime(s string) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("times must be RFC 3339, e.g. 2026-11-27T10:00:00Z")
+	}
+	return timestamppb.New(t), nil
+}
+
+// newAuditExportCmd writes the trail's JSON lines, whatever -o says.
+func newAuditExportCmd() *cobra.Command {
 	var out string
 	var from uint64
-	export := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "export [--out FILE] [--from SEQ]",
 		Short: "Export the trail as JSON lines for a SIEM (verifiable with audit verify --file)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := ef.dial()
-			if err != nil {
+	}, func(s *session, _ []string) error {
+		stream, err := s.audit().ExportAudit(s.ctx, &tvpb.ExportAuditRequest{FromSeq: from})
+		if err != nil {
+			return err
+		}
+		w := s.out
+		var f *os.File
+		if out != "" {
+			if f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
 				return err
 			}
-			defer c.Close()
-			stream, err := tvpb.NewAuditServiceClient(c.Conn()).ExportAudit(cmd.Context(), &tvpb.ExportAuditRequest{FromSeq: from})
-			if err != nil {
-				return callErr(err)
-			}
-			w := cmd.OutOrStdout()
-			var f *os.File
-			if out != "" {
-				if f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
-			}
-			n := 0
-			for {
-				msg, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return callErr(err)
-				}
-				if _, err := fmt.Fprintln(w, msg.GetLine()); err != nil {
-					return err
-				}
-				n++
-			}
-			if f != nil {
-				if err := f.Sync(); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d lines to %s\n", n, out)
-			}
-			return nil
-		},
-	}
-	addClientFlags(export, &ef)
-	export.Flags().StringVar(&out, "out", "", "write to FILE (0600) instead of stdout")
-	export.Flags().Uint64Var(&from, "from", 1, "first sequence number (resume an earlier export)")
+			defer f.Close()
+			w = f
+		}
+		n := 0
+		err = recvAll(stream, func(msg *tvpb.ExportAuditResponse) error {
+			n++
+			_, err := fmt.Fprintln(w, msg.GetLine())
+			return err
+		})
+		if err != nil || f == nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		s.warnf("wrote %d lines to %s\n", n, out)
+		return nil
+	})
+	cmd.Flags().StringVar(&out, "out", "", "write to FILE (0600) instead of stdout")
+	cmd.Flags().Uint64Var(&from, "from", 1, "first sequence number (resume an earlier export)")
+	return cmd
+}
 
+// newAuditVerifyCmd is offline: it reads a stopped server's store or an export, no server.
+func newAuditVerifyCmd() *cobra.Command {
 	var data, file, pubkey, output string
-	verify := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "verify (--data DIR | --file EXPORT.jsonl) [--pubkey FILE]",
 		Short: "Check the audit chain and checkpoint signatures offline; exit 0 only if intact",
 		Args:  cobra.NoArgs,
@@ -149,6 +147,7 @@ func newAuditCmd() *cobra.Command {
 				}
 				pub = b
 			}
+			p := newPrinter(cmd, output)
 			var rep audit.Report
 			var verr error
 			if data != "" {
@@ -168,34 +167,32 @@ func newAuditCmd() *cobra.Command {
 				}
 				defer f.Close()
 				if pub == nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "note: no --pubkey given; trusting the public key in the export's header")
+					p.warnf("note: no --pubkey given; trusting the public key in the export's header\n")
 				}
 				rep, verr = audit.Verify(f, pub)
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				_ = enc.Encode(rep)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "events %d..%d (%d), %d valid checkpoints, signed up to %d\n",
+			err := p.print(rep, func(w io.Writer) error {
+				fmt.Fprintf(w, "events %d..%d (%d), %d valid checkpoints, signed up to %d\n",
 					rep.FirstSeq, rep.LastSeq, rep.Events, rep.Checkpoints, rep.SignedUpTo)
-				if rep.Unsigned > 0 && verr == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "warning: the last %d events are after the last checkpoint: truncation there cannot be detected\n", rep.Unsigned)
+				if verr != nil {
+					return nil
 				}
-			}
+				if rep.Unsigned > 0 {
+					fmt.Fprintf(w, "warning: the last %d events are after the last checkpoint: truncation there cannot be detected\n", rep.Unsigned)
+				}
+				_, err := fmt.Fprintln(w, "OK: the audit chain is intact")
+				return err
+			})
 			if verr != nil {
 				return verr
 			}
-			if output != "json" {
-				fmt.Fprintln(cmd.OutOrStdout(), "OK: the audit chain is intact")
-			}
-			return nil
+			return err
 		},
 	}
-	verify.Flags().StringVar(&data, "data", "", "a stopped server's data directory")
-	verify.Flags().StringVar(&file, "file", "", "an export made by audit export")
-	verify.Flags().StringVar(&pubkey, "pubkey", "", "the audit public keyset (from GET /v1/audit/public-key); default: the one in the store or export")
-	verify.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.AddCommand(list, export, verify)
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "a stopped server's data directory")
+	f.StringVar(&file, "file", "", "an export made by audit export")
+	f.StringVar(&pubkey, "pubkey", "", "the audit public keyset (from GET /v1/audit/public-key); default: the one in the store or export")
+	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,8 +15,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cfg := loadgen.Config{Protocol: loadgen.ProtocolGRPC, Op: loadgen.OpTokenize}
-	var output string
-	var tf clientFlags // only its TLS settings are used
+	var cf clientFlags // the connection settings, -o; bench makes its own connections
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
 		Short: "Load-test a running server: tokenize or detokenize, over gRPC or HTTP/JSON",
@@ -34,19 +32,17 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
   tokenvault bench --op detokenize --pool 100000 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o must be text or json")
+			if err := cf.check(); err != nil {
+				return err
 			}
-			if cfg.Token == "" {
-				return fmt.Errorf("no credentials: set --token or TOKENVAULT_TOKEN")
-			}
-			tc, err := tf.tlsConfig()
+			tc, err := cf.tlsConfig()
 			if err != nil {
 				return err
 			}
-			cfg.TLS = tc
-			if output == "text" {
-				cfg.Progress = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "bench:", msg) }
+			cfg.GRPCAddr, cfg.Token, cfg.TLS = cf.addr, cf.token, tc
+			p := newPrinter(cmd, cf.output)
+			if !p.json {
+				cfg.Progress = func(msg string) { p.warnf("bench: %s\n", msg) }
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -54,14 +50,8 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 			if res == nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else if err := res.WriteText(cmd.OutOrStdout()); err != nil {
-				return err
+			if perr := p.print(res, res.WriteText); perr != nil {
+				return perr
 			}
 			if err != nil {
 				return fmt.Errorf("stopped early: %w", err)
@@ -73,9 +63,8 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.GRPCAddr, "addr", "127.0.0.1:7070", "server gRPC address")
+	cf.register(f)
 	f.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "server HTTP/JSON address (--protocol http)")
-	f.StringVar(&cfg.Token, "token", "", "bearer secret (TOKENVAULT_TOKEN)")
 	f.StringVar(&cfg.Protocol, "protocol", loadgen.ProtocolGRPC, "grpc or http")
 	f.StringVar(&cfg.Op, "op", loadgen.OpTokenize, "tokenize or detokenize")
 	f.StringVar(&cfg.Template, "template", "pan", "template of the values")
@@ -90,9 +79,5 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 	f.IntVar(&cfg.Pool, "pool", 100000, "detokenize: tokens created before the run")
 	f.IntVar(&cfg.Conns, "conns", 1, "gRPC connections shared by the workers")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random values (0: random)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
-	f.StringVar(&tf.caFile, "ca-file", "", "PEM CA bundle: connect with TLS and verify the server against it (TOKENVAULT_CA_FILE)")
-	f.BoolVar(&tf.tls, "tls", false, "connect with TLS, verifying the server against the system's trusted CAs (TOKENVAULT_TLS)")
-	f.StringVar(&tf.serverName, "tls-server-name", "", "with --ca-file or --tls: the name to verify in the server certificate")
 	return cmd
 }

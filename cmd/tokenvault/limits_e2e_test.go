@@ -45,11 +45,11 @@ func TestServeLimitFlagsAndMetricsListener(t *testing.T) {
 	}
 	c := newHTTPClient()
 	big := []byte(`{"items":[{"value":"` + strings.Repeat("1", 4096) + `","template":"opaque"}]}`)
-	code, body, err := postRaw(c, "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, big)
+	code, body, err := httpDo(c, "POST", "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, big)
 	if err != nil || code != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "2048") {
 		t.Errorf("tokenize over TOKENVAULT_HTTP_MAX_BODY=2048 = %d %s %v, want 413", code, body, err)
 	}
-	code, _, err = postRaw(c, "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, []byte(`{"items":[{"value":"4111111111111111","template":"pan"}]}`))
+	code, _, err = httpDo(c, "POST", "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, []byte(`{"items":[{"value":"4111111111111111","template":"pan"}]}`))
 	if err != nil || code != 200 {
 		t.Errorf("small tokenize = %d %v", code, err)
 	}

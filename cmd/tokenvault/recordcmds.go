@@ -11,21 +11,17 @@ import (
 	"github.com/spf13/cobra"
 
 	client "github.com/tokenvault/tokenvault/clients/go"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 func newRecordCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "record", Short: "Tokenize or detokenize fields of JSON documents (stdin → stdout)"}
-	for _, tokenize := range []bool{true, false} {
-		var cf clientFlags
-		var policyFile, domain, purpose string
-		use, short := "tokenize", "Tokenize the fields a policy selects in JSON documents read from stdin"
-		if !tokenize {
-			use, short = "detokenize", "Reveal the tokens a policy selects in JSON documents read from stdin"
-		}
-		c := &cobra.Command{
-			Use:   use + " --policy FILE [--domain D] < in.json > out.json",
-			Short: short,
-			Long: short + `.
+	cmd.AddCommand(newRecordTransformCmd(true), newRecordTransformCmd(false))
+	return cmd
+}
+
+// recordPolicyHelp is the end of record tokenize/detokenize's help.
+const recordPolicyHelp = `.
 
 The policy file maps JSON paths to templates, one rule a line (YAML or JSON):
 
@@ -36,66 +32,74 @@ The policy file maps JSON paths to templates, one rule a line (YAML or JSON):
 stdin holds one JSON document, a JSON array of documents, or one document a line; the output
 has the same shape. Member order and number text are kept. A field that fails is reported on
 stderr with its document and JSON path (never its value), and the exit code is non-zero; when
-tokenizing, a document with a failed field is replaced by null so no clear value goes on.`,
-			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				policy, err := os.ReadFile(policyFile)
-				if err != nil {
-					return fmt.Errorf("--policy: %w", err)
-				}
-				in, err := io.ReadAll(cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				docs, array, err := splitDocuments(in)
-				if err != nil {
-					return err
-				}
-				c, err := cf.dial()
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				var out []json.RawMessage
-				var failed []client.FieldError
-				for start := 0; start < len(docs); start += 1000 {
-					end := min(start+1000, len(docs))
-					var o []json.RawMessage
-					var f []client.FieldError
-					if tokenize {
-						o, f, err = c.TokenizeRecords(cmd.Context(), string(policy), domain, docs[start:end])
-					} else {
-						o, f, err = c.DetokenizeRecords(cmd.Context(), string(policy), domain, purpose, docs[start:end])
-					}
-					if err != nil {
-						return callErr(err)
-					}
-					for i := range f {
-						f[i].Doc += start
-					}
-					out, failed = append(out, o...), append(failed, f...)
-				}
-				if err := writeDocuments(cmd.OutOrStdout(), out, array); err != nil {
-					return err
-				}
-				for _, f := range failed {
-					fmt.Fprintln(cmd.ErrOrStderr(), f.Error())
-				}
-				if len(failed) > 0 {
-					return fmt.Errorf("%d fields failed", len(failed))
-				}
-				return nil
-			},
-		}
-		addClientFlags(c, &cf)
-		c.Flags().StringVar(&policyFile, "policy", "", "the field policy file")
-		c.Flags().StringVar(&domain, "domain", "", "token domain (default \"default\")")
-		if !tokenize {
-			c.Flags().StringVar(&purpose, "purpose", "", "why the values are needed (kept in the audit trail)")
-		}
-		_ = c.MarkFlagRequired("policy")
-		cmd.AddCommand(c)
+tokenizing, a document with a failed field is replaced by null so no clear value goes on.`
+
+// newRecordTransformCmd is record tokenize (tokenize) or record detokenize: the documents on
+// stdin go to the server in calls of at most vault.MaxRecordDocs.
+func newRecordTransformCmd(tokenize bool) *cobra.Command {
+	var policyFile, domain, purpose string
+	var policy []byte
+	var docs []json.RawMessage
+	var array bool
+	use, short := "tokenize", "Tokenize the fields a policy selects in JSON documents read from stdin"
+	if !tokenize {
+		use, short = "detokenize", "Reveal the tokens a policy selects in JSON documents read from stdin"
 	}
+	cmd := clientCmd(&cobra.Command{
+		Use:   use + " --policy FILE [--domain D] < in.json > out.json",
+		Short: short,
+		Long:  short + recordPolicyHelp,
+		Args:  cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if policy, err = os.ReadFile(policyFile); err != nil {
+				return fmt.Errorf("--policy: %w", err)
+			}
+			in, err := io.ReadAll(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			docs, array, err = splitDocuments(in)
+			return err
+		},
+	}, func(s *session, _ []string) error {
+		var out []json.RawMessage
+		var failed []client.FieldError
+		for start := 0; start < len(docs); start += vault.MaxRecordDocs {
+			part := docs[start:min(start+vault.MaxRecordDocs, len(docs))]
+			var o []json.RawMessage
+			var f []client.FieldError
+			var err error
+			if tokenize {
+				o, f, err = s.c.TokenizeRecords(s.ctx, string(policy), domain, part)
+			} else {
+				o, f, err = s.c.DetokenizeRecords(s.ctx, string(policy), domain, purpose, part)
+			}
+			if err != nil {
+				return err
+			}
+			for i := range f {
+				f[i].Doc += start
+			}
+			out, failed = append(out, o...), append(failed, f...)
+		}
+		if err := writeDocuments(s.out, out, array); err != nil {
+			return err
+		}
+		for _, f := range failed {
+			s.warnf("%s\n", f.Error())
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%d fields failed", len(failed))
+		}
+		return nil
+	})
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the field policy file")
+	cmd.Flags().StringVar(&domain, "domain", "", "token domain (default \"default\")")
+	if !tokenize {
+		cmd.Flags().StringVar(&purpose, "purpose", "", "why the values are needed (kept in the audit trail)")
+	}
+	_ = cmd.MarkFlagRequired("policy")
 	return cmd
 }
 

@@ -346,29 +346,21 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 		}
 	}
 	if o.tlsCert != "" {
-		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		if internal, err = serverTLS(o.tlsCert, o.tlsKey, "--tls-cert/--tls-key", tls.VersionTLS12); err != nil {
+			return nil, nil, err
 		}
-		internal = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
 	}
 	if o.vendorClientCA != "" && o.vendorCert == "" {
 		return nil, nil, errors.New("--vendor-client-ca needs --vendor-tls-cert and --vendor-tls-key")
 	}
 	if o.vendorCert != "" {
-		c, err := tls.LoadX509KeyPair(o.vendorCert, o.vendorKey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--vendor-tls-cert/--vendor-tls-key: %w", err)
+		if vendor, err = serverTLS(o.vendorCert, o.vendorKey, "--vendor-tls-cert/--vendor-tls-key", tls.VersionTLS13); err != nil {
+			return nil, nil, err
 		}
-		vendor = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS13}
 		if o.vendorClientCA != "" {
-			pem, err := os.ReadFile(o.vendorClientCA)
+			pool, err := loadCertPool(o.vendorClientCA, "--vendor-client-ca")
 			if err != nil {
-				return nil, nil, fmt.Errorf("--vendor-client-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, errors.New("--vendor-client-ca: no PEM certificates found")
+				return nil, nil, err
 			}
 			vendor.ClientCAs, vendor.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
@@ -388,4 +380,27 @@ func checkKeyFile(flag, path string) error {
 		return fmt.Errorf("%s %s has mode %04o: others can access it, or its group can write it; fix it with: chmod 600 %s (or chmod 640 with the service's group)", flag, path, perm, path)
 	}
 	return nil
+}
+
+// serverTLS is a listener's TLS configuration with a PEM certificate and its key; flags names
+// them in the error.
+func serverTLS(certFile, keyFile, flags string, minVersion uint16) (*tls.Config, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flags, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: minVersion}, nil
+}
+
+// loadCertPool reads a PEM CA bundle; flag names it in the error.
+func loadCertPool(file, flag string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", flag)
+	}
+	return pool, nil
 }

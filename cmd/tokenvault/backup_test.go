@@ -1,0 +1,169 @@
+package main
+
+// Backup and restore with subject erasure.
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tokenvault/tokenvault/vault"
+)
+
+// TestBackupRestoreWithErasure: a backup taken before a subject erasure, restored into a new
+// data directory with the KEK and the erasure log, comes back with the subject erased again;
+// the erasure receipt verifies with the audit public key.
+func TestBackupRestoreWithErasure(t *testing.T) {
+	a := t.TempDir()
+	srv := startServer(t, a)
+	c := newHTTPClient()
+	env := childEnv()
+	flags := []string{"--addr", srv.grpcAddr, "--token", rootToken}
+
+	items := []tokenizeItem{
+		{Value: "4556737586899855", Template: "pan", Subject: "s1"},
+		{Value: "one.s1@example.com", Template: "email", Domain: "acme", Subject: "s1"},
+		{Value: "opaque value of s1", Template: "opaque", Subject: "s1"},
+		{Value: "5555555555554444", Template: "pan", Subject: "s2"},
+		{Value: "two.s2@example.com", Template: "email", Domain: "acme", Subject: "s2"},
+		{Value: "opaque value of s2", Template: "opaque", Subject: "s2"},
+		{Value: "no.subject@example.com", Template: "email"},
+	}
+	res, err := tokenize(c, srv.httpAddr, rootToken, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s1, rest []detokenizeItem
+	var restValues []string
+	var s1FPs []string
+	for i, r := range res {
+		if r.Error != nil {
+			t.Fatalf("tokenizing %q: %+v", items[i].Value, r.Error)
+		}
+		d := detokenizeItem{Token: r.Token, Domain: items[i].Domain}
+		if items[i].Subject == "s1" {
+			s1 = append(s1, d)
+			dom := items[i].Domain
+			if dom == "" {
+				dom = vault.DefaultDomain
+			}
+			s1FPs = append(s1FPs, vault.TokenFingerprint(dom, r.Token))
+		} else {
+			rest = append(rest, d)
+			restValues = append(restValues, items[i].Value)
+		}
+	}
+	s1Values := []string{items[0].Value, items[1].Value, items[2].Value}
+
+	// expect checks that s1's tokens are erased (or, with s1Readable, still readable) and that
+	// the others detokenize.
+	expect := func(what, httpAddr string, s1Readable bool) {
+		t.Helper()
+		cl := newHTTPClient()
+		defer cl.CloseIdleConnections()
+		got, err := detokenize(cl, httpAddr, rootToken, append(append([]detokenizeItem{}, s1...), rest...))
+		if err != nil {
+			t.Fatalf("%s: detokenize: %v", what, err)
+		}
+		for i, r := range got[:len(s1)] {
+			switch {
+			case s1Readable && (r.Error != nil || r.Value != s1Values[i]):
+				t.Errorf("%s: s1 token %d: %+v, want %q", what, i, r, s1Values[i])
+			case !s1Readable && (r.Error == nil || r.Error.Code != "NOT_FOUND"):
+				t.Errorf("%s: erased s1 token %d answered %+v, want NOT_FOUND", what, i, r)
+			}
+		}
+		for i, r := range got[len(s1):] {
+			if r.Error != nil || r.Value != restValues[i] {
+				t.Errorf("%s: token of %q: %+v", what, restValues[i], r)
+			}
+		}
+	}
+	expect("before the backup", srv.httpAddr, true)
+
+	backup := filepath.Join(t.TempDir(), "vault.backup")
+	out, errOut, code := runCLI(t, env, append([]string{"backup", "--out", backup}, flags...)...)
+	if code != 0 {
+		t.Fatalf("backup: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if fi, err := os.Stat(backup); err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file: %v %v", fi, err)
+	}
+
+	out, errOut, code = runCLI(t, env, append([]string{"erase-subject", "s1"}, flags...)...)
+	if code != 0 {
+		t.Fatalf("erase-subject s1: exit %d\nstderr:\n%s", code, errOut)
+	}
+	var rc vault.Receipt
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &rc); err != nil {
+		t.Fatalf("erase-subject printed no receipt JSON (%v):\n%s", err, out)
+	}
+	if rc.Kind != "subject" || rc.Subject == "" || rc.Signature == "" || rc.AuditSeq == 0 {
+		t.Errorf("receipt %+v: want kind subject, a subject fingerprint, an audit seq and a signature", rc)
+	}
+	gotFPs, wantFPs := slices.Sorted(slices.Values(rc.Erased)), slices.Sorted(slices.Values(s1FPs))
+	if !slices.Equal(gotFPs, wantFPs) {
+		t.Errorf("receipt erased %v, want s1's token fingerprints %v", gotFPs, wantFPs)
+	}
+	code, data, err := httpDo(c, http.MethodGet, "http://"+srv.httpAddr+"/v1/audit/public-key", rootToken, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /v1/audit/public-key: %d %v %s", code, err, data)
+	}
+	var pk struct {
+		PublicKeyset string `json:"publicKeyset"`
+	}
+	if err := json.Unmarshal(data, &pk); err != nil || pk.PublicKeyset == "" {
+		t.Fatalf("GET /v1/audit/public-key: %v %s", err, data)
+	}
+	if err := vault.VerifyReceipt(rc, []byte(pk.PublicKeyset)); err != nil {
+		t.Errorf("the erasure receipt does not verify with the audit public key: %v", err)
+	}
+	forged := rc
+	forged.Erased = append([]string{}, rc.Erased[:max(len(rc.Erased)-1, 0)]...)
+	if err := vault.VerifyReceipt(forged, []byte(pk.PublicKeyset)); err == nil {
+		t.Errorf("a receipt with a fingerprint removed still verifies")
+	}
+	expect("after erase-subject s1", srv.httpAddr, false)
+	srv.stopClean()
+	c.CloseIdleConnections()
+	if _, err := os.Stat(filepath.Join(a, "erasure.log")); err != nil {
+		t.Fatalf("no erasure log in the data directory: %v", err)
+	}
+
+	restore := func(dst string) {
+		t.Helper()
+		out, errOut, code := runCLI(t, env, "restore", "--in", backup, "--data", dst)
+		if code != 0 {
+			t.Fatalf("restore --data %s: exit %d\nstdout:\n%s\nstderr:\n%s", dst, code, out, errOut)
+		}
+		copyFile(t, filepath.Join(a, "kek.json"), filepath.Join(dst, "kek.json"), 0o600)
+	}
+
+	// The premise: the backup predates the erasure (restored without the erasure log, s1's
+	// originals are there).
+	without := filepath.Join(t.TempDir(), "without-log")
+	restore(without)
+	srvC := startServer(t, without)
+	expect("restored without the erasure log", srvC.httpAddr, true)
+	srvC.stopClean()
+
+	// Restored with the KEK and the erasure log: s1 is erased again at start.
+	b := filepath.Join(t.TempDir(), "b")
+	restore(b)
+	copyFile(t, filepath.Join(a, "erasure.log"), filepath.Join(b, "erasure.log"), 0o600)
+	if out, errOut, code := runCLI(t, env, "restore", "--in", backup, "--data", b); code == 0 {
+		t.Errorf("restore into a directory that holds a store succeeded:\n%s%s", out, errOut)
+	}
+	srvB := startServer(t, b)
+	expect("restored with the erasure log", srvB.httpAddr, false)
+	srvB.stopClean()
+	if !strings.Contains(srvB.stderr.String(), "re-applied erasures") {
+		t.Errorf("the restored server did not log re-applying the erasure log:\n%s", srvB.stderr)
+	}
+	srvB.assertNoErrorLogs("restored server")
+	checkStore(t, b)
+}
