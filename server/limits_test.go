@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
@@ -305,5 +308,61 @@ func TestGRPCMaxRecv(t *testing.T) {
 	_, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: items})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("a 1.2 MB message with GRPCMaxRecv 1 MiB: %v, want ResourceExhausted", err)
+	}
+}
+
+// countingConn counts the bytes a client writes.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// The gRPC listener, too, refuses an unauthenticated call from its headers, before it reads
+// the message: a 48 MiB Tokenize without valid credentials gets UNAUTHENTICATED while the
+// client has sent only what flow control lets through, and the refusal is audited.
+func TestGRPCUnauthenticatedRefusedBeforeMessageIsRead(t *testing.T) {
+	h := testenv.Start(t)
+	items := make([]*tvpb.TokenizeItem, 12)
+	for i := range items {
+		items[i] = &tvpb.TokenizeItem{Value: strings.Repeat("a", 4<<20), Template: "opaque"}
+	}
+	for _, secret := range []string{"", "tvs_not-a-secret"} {
+		var sent atomic.Int64
+		conn, err := grpc.NewClient(h.Addrs.GRPC,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				if err != nil {
+					return nil, err
+				}
+				return countingConn{Conn: c, n: &sent}, nil
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		if secret != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret)
+		}
+		_, err = tvpb.NewTokenServiceClient(conn).Tokenize(ctx, &tvpb.TokenizeRequest{Items: items})
+		cancel()
+		conn.Close()
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("secret %q: %v, want UNAUTHENTICATED", secret, err)
+		}
+		if sent.Load() > 16<<20 {
+			t.Errorf("secret %q: the client had sent %d MiB of 48 when refused: the server read the message", secret, sent.Load()>>20)
+		}
+	}
+	evs, _, err := h.Vault.ListAudit(context.Background(), vault.AuditFilter{Outcome: "denied", Method: "/tokenvault.v1.TokenService/Tokenize", Limit: 100})
+	if err != nil || len(evs) != 2 {
+		t.Errorf("denied Tokenize audit events = %d, %v; want 2", len(evs), err)
 	}
 }
