@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/tokenvault/tokenvault/vault"
 )
@@ -25,6 +26,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
+	keyTapPrincipal // the principal tapHandle authenticated from the call's headers
 )
 
 func requestID(ctx context.Context) string {
@@ -152,6 +154,39 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	return ctx, nil
 }
 
+// tapHandle authenticates a call on a gRPC listener from its headers, before grpc-go reads
+// its message (it runs as the server's InTapHandle): a caller without valid credentials is
+// refused, and audited, without the server reading what it sends. The principal it found is
+// passed on in the call's context, so the interceptor does not look it up again. Calls from
+// the in-memory gateway connections (their HTTP headers were checked by guardBody), public
+// methods, methods not in the table and calls while sealed pass: the interceptor answers
+// them as it answers every call.
+func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if pr, ok := peer.FromContext(ctx); !ok || pr.Addr == nil || pr.Addr.Network() == "bufconn" || a.s.Sealed() {
+		return ctx, nil
+	}
+	if rule, ok := a.policy[info.FullMethodName]; !ok || rule.Public {
+		return ctx, nil
+	}
+	start := time.Now()
+	ictx := metadata.NewIncomingContext(ctx, info.Header)
+	p, err := a.identify(ictx)
+	if err == nil {
+		return context.WithValue(ctx, keyTapPrincipal, p), nil
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		return ctx, nil // the interceptor answers (and audits) anything else
+	}
+	// authorize audits and alerts on the refusal as the interceptor would; observe logs and
+	// counts it.
+	ictx = withRequestID(ictx)
+	if _, aerr := a.authorize(ictx, info.FullMethodName); aerr != nil {
+		err = aerr
+	}
+	a.s.observe(ictx, info.FullMethodName, start, err)
+	return nil, err
+}
+
 // edge is one gRPC server's interceptor chain head, bound to its listener.
 type edge struct {
 	*Server
@@ -162,6 +197,9 @@ type edge struct {
 // client certificate. A credential bound to a certificate SAN authenticates only with that
 // certificate; a certificate and a secret of two different credentials are refused.
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
+	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
+		return p, nil // found by tapHandle from this call's headers
+	}
 	var sans []string
 	if a.listener == Vendor {
 		md, _ := metadata.FromIncomingContext(ctx)

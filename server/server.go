@@ -139,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		opts := append(grpcLimits(s.limits),
 			grpc.MaxRecvMsgSize(maxRecv),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
+			grpc.InTapHandle(e.auth.tapHandle), // authenticate before the message is read
 			grpc.ChainUnaryInterceptor(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
 			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
 		)
