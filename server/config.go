@@ -7,14 +7,17 @@ import (
 )
 
 // Validate reports the listener settings serve refuses: a listener without TLS (Config.TLS
-// for gRPC and HTTP, Config.VendorTLS for the vendor listener) on an address that is not
-// loopback. Empty addresses are not checked. New does not call it: a program that embeds the
+// for gRPC, HTTP and metrics, Config.VendorTLS for the vendor listener) on an address that
+// is not loopback. Empty addresses are not checked. New does not call it: a program that embeds the
 // server may terminate TLS in front of it.
 func (c Config) Validate() error {
 	for _, l := range []struct {
 		name, addr string
 		tls        bool
-	}{{"gRPC", c.GRPCAddr, c.TLS != nil}, {"HTTP", c.HTTPAddr, c.TLS != nil}, {"vendor", c.VendorAddr, c.VendorTLS != nil}} {
+	}{
+		{"gRPC", c.GRPCAddr, c.TLS != nil}, {"HTTP", c.HTTPAddr, c.TLS != nil}, {"metrics", c.MetricsAddr, c.TLS != nil},
+		{"vendor", c.VendorAddr, c.VendorTLS != nil},
+	} {
 		if l.addr != "" && !l.tls && !isLoopback(l.addr) {
 			return fmt.Errorf("server: refusing to serve plain text on non-loopback %s address %s: give that listener TLS or bind it to 127.0.0.1", l.name, l.addr)
 		}

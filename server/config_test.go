@@ -24,6 +24,9 @@ func TestConfigValidate(t *testing.T) {
 		{"internal TLS", server.Config{GRPCAddr: "0.0.0.0:7070", HTTPAddr: "0.0.0.0:8080", TLS: withTLS}, true},
 		{"internal TLS does not cover the vendor listener", server.Config{GRPCAddr: "0.0.0.0:7070", VendorAddr: "0.0.0.0:8443", TLS: withTLS}, false},
 		{"vendor TLS", server.Config{GRPCAddr: "127.0.0.1:7070", VendorAddr: "0.0.0.0:8443", VendorTLS: withTLS}, true},
+		{"plain metrics on every interface", server.Config{GRPCAddr: "127.0.0.1:7070", MetricsAddr: "0.0.0.0:9090"}, false},
+		{"internal TLS covers the metrics listener", server.Config{GRPCAddr: "0.0.0.0:7070", MetricsAddr: "0.0.0.0:9090", TLS: withTLS}, true},
+		{"vendor TLS does not cover the metrics listener", server.Config{GRPCAddr: "127.0.0.1:7070", MetricsAddr: "0.0.0.0:9090", VendorTLS: withTLS}, false},
 	} {
 		if err := c.cfg.Validate(); (err == nil) != c.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", c.name, err, c.ok)

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,59 +15,30 @@ import (
 // form-post fallback), so one method's route ran another method's RPC.
 func TestGatewayIgnoresMethodOverride(t *testing.T) {
 	h := testenv.Start(t)
-	url := "http://" + h.Addrs.HTTP
 
 	// GET on the tokenize route, asking to be treated as POST: never a tokenize.
-	req, _ := http.NewRequest("GET", url+"/v1/tokens:tokenize",
-		strings.NewReader(`{"items":[{"value":"4111111111111111","template":"pan"}]}`))
-	req.Header.Set("Authorization", "Bearer "+rootSecret)
-	req.Header.Set("Content-Type", "application/json")
+	req := h.Request("GET", "/v1/tokens:tokenize", rootSecret, `{"items":[{"value":"4111111111111111","template":"pan"}]}`)
 	req.Header.Set("X-HTTP-Method-Override", "POST")
-	code, body := send(t, req)
-	if code == http.StatusOK || strings.Contains(body, "results") {
+	code, body := h.Send(req)
+	if code == http.StatusOK || strings.Contains(string(body), "results") {
 		t.Errorf("GET with X-HTTP-Method-Override: POST tokenized: %d %s", code, body)
 	}
 
 	// A form POST to /v1/grants asking to be a GET: never a ListGrants.
-	req, _ = http.NewRequest("POST", url+"/v1/grants", strings.NewReader("x=1"))
-	req.Header.Set("Authorization", "Bearer "+rootSecret)
+	req = h.Request("POST", "/v1/grants", rootSecret, "x=1")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-HTTP-Method-Override", "GET")
-	code, body = send(t, req)
+	code, body = h.Send(req)
 	if code == http.StatusOK {
 		t.Errorf("form POST with X-HTTP-Method-Override: GET was served as GET /v1/grants: %d %s", code, body)
 	}
 	// Nor the form-post fallback without the header.
-	req, _ = http.NewRequest("POST", url+"/v1/grants", strings.NewReader("x=1"))
-	req.Header.Set("Authorization", "Bearer "+rootSecret)
+	req = h.Request("POST", "/v1/grants", rootSecret, "x=1")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	code, body = send(t, req)
+	code, body = h.Send(req)
 	if code == http.StatusOK {
 		t.Errorf("form POST to /v1/grants was served as GET /v1/grants: %d %s", code, body)
 	}
-}
-
-func send(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func getWith(t *testing.T, url, secret string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if secret != "" {
-		req.Header.Set("Authorization", "Bearer "+secret)
-	}
-	return send(t, req)
 }
 
 // Finding 5 of issue 11: /metrics on the internal listener was open and shows vendor and
@@ -102,19 +72,19 @@ func TestMetricsNeedAuditorOrAdminOnInternalListener(t *testing.T) {
 		{"auditor", secrets[vault.RoleAuditor], http.StatusOK},
 		{"admin", rootSecret, http.StatusOK},
 	} {
-		code, body := getWith(t, metrics, c.secret)
+		code, body := h.Do("GET", metrics, c.secret, nil)
 		if code != c.want {
 			t.Errorf("internal /metrics as %s = %d, want %d", c.name, code, c.want)
 		}
-		if c.want != http.StatusOK && strings.Contains(body, "tokenvault_") {
+		if c.want != http.StatusOK && strings.Contains(string(body), "tokenvault_") {
 			t.Errorf("internal /metrics as %s leaked metrics", c.name)
 		}
-		if c.want == http.StatusOK && !strings.Contains(body, "tokenvault_sealed 0") {
+		if c.want == http.StatusOK && !strings.Contains(string(body), "tokenvault_sealed 0") {
 			t.Errorf("internal /metrics as %s lacks tokenvault_sealed", c.name)
 		}
 	}
 	for _, p := range []string{"/healthz", "/livez"} {
-		if code, _ := getWith(t, "http://"+h.Addrs.HTTP+p, ""); code != http.StatusOK {
+		if code, _ := h.Do("GET", p, "", nil); code != http.StatusOK {
 			t.Errorf("GET %s without credentials = %d, want 200", p, code)
 		}
 	}
@@ -123,10 +93,10 @@ func TestMetricsNeedAuditorOrAdminOnInternalListener(t *testing.T) {
 		t.Fatal("Addrs().Metrics is empty with MetricsAddr set")
 	}
 	m := "http://" + h.Server.Addrs().Metrics
-	if code, body := getWith(t, m+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "tokenvault_sealed 0") {
+	if code, body := h.Do("GET", m+"/metrics", "", nil); code != http.StatusOK || !strings.Contains(string(body), "tokenvault_sealed 0") {
 		t.Errorf("metrics listener /metrics = %d", code)
 	}
-	if code, _ := getWith(t, m+"/v1/grants", rootSecret); code != http.StatusNotFound {
+	if code, _ := h.Do("GET", m+"/v1/grants", rootSecret, nil); code != http.StatusNotFound {
 		t.Errorf("metrics listener /v1/grants = %d, want 404", code)
 	}
 }

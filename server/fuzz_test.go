@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 // startFuzzServer starts one real server (testenv: real bbolt file, real keys) shared by every
@@ -27,10 +29,10 @@ var publicKeys = map[string]bool{"template": true, "domain": true}
 
 // serverPhrases are texts of the server's own error bodies; a request string that is part
 // of one of them is found in a body without being echoed.
-const serverPhrases = `rpc error: code = InvalidArgument desc = malformed JSON request body at line: ` +
+var serverPhrases = `rpc error: code = InvalidArgument desc = malformed JSON request body at line: ` +
 	`expected the shape in /openapi.json (values must be JSON strings of valid UTF-8) ` +
 	"validation error: validation errors:\n - items: purpose: must contain at least 1 item(s) " +
-	`must contain no more than 10000 item(s) must contain at most 10000 item(s) ` +
+	fmt.Sprintf(`must contain no more than %[1]d item(s) must contain at most %[1]d item(s) `, vault.MaxBatch) +
 	"does not match regex pattern `^[a-z][a-z0-9_-]*$` `^([a-z0-9][a-z0-9._-]*)?$` `^([a-z][a-z0-9_-]*)?$` " +
 	`must be at least 1 characters must be at most 63 characters must be at most 256 characters ` +
 	`must be at most 65536 bytes must be at most 256 bytes ` +

@@ -136,14 +136,11 @@ func TestAuthenticatedOversizedBodyIs413(t *testing.T) {
 			if c.chunked {
 				body = io.MultiReader(body) // hides the length: sent chunked
 			}
-			req, _ := http.NewRequest("POST", c.url, body)
-			req.Header.Set("Authorization", "Bearer "+c.secret)
-			req.Header.Set("Content-Type", "application/json")
-			code, resp := send(t, req)
+			code, resp := h.For(t).Do("POST", c.url, c.secret, body)
 			if code != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d, want 413: %.200s", code, resp)
 			}
-			if !strings.Contains(resp, fmt.Sprint(c.limit)) {
+			if !strings.Contains(string(resp), fmt.Sprint(c.limit)) {
 				t.Errorf("413 body does not say the limit (%d): %s", c.limit, resp)
 			}
 		})

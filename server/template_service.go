@@ -41,13 +41,10 @@ func (t *templateService) CreateTemplate(ctx context.Context, req *tvpb.CreateTe
 	default:
 		def.Mode = template.Deterministic
 	}
-	switch pt.GetLuhn() {
-	case tvpb.LuhnRule_LUHN_RULE_VALID:
-		def.Luhn = template.LuhnValid
-	case tvpb.LuhnRule_LUHN_RULE_ANY:
-		def.Luhn = template.LuhnAny
-	case tvpb.LuhnRule_LUHN_RULE_INVALID:
-		def.Luhn = template.LuhnInvalid
+	for _, r := range luhnRules {
+		if r.proto == pt.GetLuhn() {
+			def.Luhn = r.def
+		}
 	}
 	if def.Name == "" || def.Base == "" {
 		return nil, status.Error(codes.InvalidArgument, "a template needs a name and a base")
@@ -88,13 +85,21 @@ func templateToProto(info vault.TemplateInfo) *tvpb.Template {
 	if d.Mode == template.Random {
 		pt.Mode = tvpb.TemplateMode_TEMPLATE_MODE_RANDOM
 	}
-	switch d.Luhn {
-	case template.LuhnValid:
-		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_VALID
-	case template.LuhnAny:
-		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_ANY
-	case template.LuhnInvalid:
-		pt.Luhn = tvpb.LuhnRule_LUHN_RULE_INVALID
+	for _, r := range luhnRules {
+		if r.def == d.Luhn {
+			pt.Luhn = r.proto
+		}
 	}
 	return pt
+}
+
+// luhnRules pairs the API's Luhn rules with the template library's, both ways; the
+// unspecified rule and the empty Definition.Luhn (the default) map to each other.
+var luhnRules = []struct {
+	proto tvpb.LuhnRule
+	def   string
+}{
+	{tvpb.LuhnRule_LUHN_RULE_VALID, template.LuhnValid},
+	{tvpb.LuhnRule_LUHN_RULE_ANY, template.LuhnAny},
+	{tvpb.LuhnRule_LUHN_RULE_INVALID, template.LuhnInvalid},
 }

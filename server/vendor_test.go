@@ -136,7 +136,7 @@ func TestVendorRandomTokensAllDenied(t *testing.T) {
 	want := *ref.Results[0].Error
 	total := 0
 	for batch := 0; batch < 10; batch++ {
-		items := make([]map[string]string, 10000)
+		items := make([]map[string]string, vault.MaxBatch)
 		for i := range items {
 			n, _ := rand.Int(rand.Reader, big.NewInt(1e16))
 			items[i] = map[string]string{"token": fmt.Sprintf("%016d", n), "domain": "acme"}

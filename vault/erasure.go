@@ -369,19 +369,8 @@ func (v *Vault) appendErasureLog(entries ...erasureEntry) error {
 		}
 		buf.Write(append(line, '\n'))
 	}
-	f, err := os.OpenFile(v.erasureLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	_, err := store.WriteFile(v.erasureLog, os.O_APPEND, &buf)
+	return err
 }
 
 // applyErasureLog re-applies the erasure log: subjects and tokens erased after a backup was

@@ -9,28 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/internal/testkek"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 // The vault tests' helpers: a KEK, a settable clock, and openTest, which opens a vault over a
 // real bbolt file with options.
 
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+func newKEK(t testing.TB) tink.AEAD { return testkek.New(t) }
 
 // clock is an injectable, settable clock.
 type clock struct {

@@ -165,28 +165,40 @@ func itemErr(e *tvpb.ItemError) error {
 // order. A whole-call error stops at the failing call: results for earlier calls are lost
 // with it, but their tokens are stored (deterministic templates return them again).
 func (c *Client) Tokenize(ctx context.Context, items []TokenizeItem) ([]Result, error) {
-	out := make([]Result, 0, len(items))
-	for start := 0; start < len(items); start += c.batch {
-		end := min(start+c.batch, len(items))
-		req := &tvpb.TokenizeRequest{Items: make([]*tvpb.TokenizeItem, 0, end-start)}
-		for _, it := range items[start:end] {
+	return inBatches(ctx, c, items, func(ctx context.Context, batch []TokenizeItem) ([]*tvpb.TokenizeResult, error) {
+		req := &tvpb.TokenizeRequest{Items: make([]*tvpb.TokenizeItem, 0, len(batch))}
+		for _, it := range batch {
 			pi := &tvpb.TokenizeItem{Value: it.Value, Template: it.Template, Domain: it.Domain, Subject: it.Subject}
 			if it.TTL > 0 {
 				pi.Ttl = durationpb.New(it.TTL)
 			}
 			req.Items = append(req.Items, pi)
 		}
+		resp, err := c.tokens.Tokenize(ctx, req)
+		return resp.GetResults(), err
+	}, func(r *tvpb.TokenizeResult) Result {
+		return Result{Token: r.GetToken(), Err: itemErr(r.GetError())}
+	})
+}
+
+// inBatches sends items in calls of at most the batch size, each under the client's
+// deadline, and returns the results of all in order (result converts each). It stops at
+// the first failing call, and refuses a reply with a wrong number of results.
+func inBatches[I, R any](ctx context.Context, c *Client, items []I, call func(context.Context, []I) ([]R, error), result func(R) Result) ([]Result, error) {
+	out := make([]Result, 0, len(items))
+	for start := 0; start < len(items); start += c.batch {
+		batch := items[start:min(start+c.batch, len(items))]
 		cctx, cancel := c.deadline(ctx)
-		resp, err := c.tokens.Tokenize(cctx, req)
+		rs, err := call(cctx, batch)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		if len(resp.GetResults()) != end-start {
+		if len(rs) != len(batch) {
 			return nil, errors.New("client: server returned a wrong number of results")
 		}
-		for _, r := range resp.GetResults() {
-			out = append(out, Result{Token: r.GetToken(), Err: itemErr(r.GetError())})
+		for _, r := range rs {
+			out = append(out, result(r))
 		}
 	}
 	return out, nil
@@ -199,27 +211,16 @@ type DetokenizeItem struct {
 
 // Detokenize reveals tokens, in calls of at most the batch size, stating purpose.
 func (c *Client) Detokenize(ctx context.Context, purpose string, items []DetokenizeItem) ([]Result, error) {
-	out := make([]Result, 0, len(items))
-	for start := 0; start < len(items); start += c.batch {
-		end := min(start+c.batch, len(items))
-		req := &tvpb.DetokenizeRequest{Purpose: purpose, Items: make([]*tvpb.DetokenizeItem, 0, end-start)}
-		for _, it := range items[start:end] {
+	return inBatches(ctx, c, items, func(ctx context.Context, batch []DetokenizeItem) ([]*tvpb.DetokenizeResult, error) {
+		req := &tvpb.DetokenizeRequest{Purpose: purpose, Items: make([]*tvpb.DetokenizeItem, 0, len(batch))}
+		for _, it := range batch {
 			req.Items = append(req.Items, &tvpb.DetokenizeItem{Token: it.Token, Domain: it.Domain, Template: it.Template})
 		}
-		cctx, cancel := c.deadline(ctx)
-		resp, err := c.tokens.Detokenize(cctx, req)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if len(resp.GetResults()) != end-start {
-			return nil, errors.New("client: server returned a wrong number of results")
-		}
-		for _, r := range resp.GetResults() {
-			out = append(out, Result{Value: r.GetValue(), Err: itemErr(r.GetError())})
-		}
-	}
-	return out, nil
+		resp, err := c.tokens.Detokenize(ctx, req)
+		return resp.GetResults(), err
+	}, func(r *tvpb.DetokenizeResult) Result {
+		return Result{Value: r.GetValue(), Err: itemErr(r.GetError())}
+	})
 }
 
 // CreateTemplate stores a custom template.

@@ -103,21 +103,11 @@ func newRestoreCmd() *cobra.Command {
 
 // copyNewFile copies src to dst, which must not exist yet (0600, synced).
 func copyNewFile(src, dst string) error {
-	b, err := os.ReadFile(src)
+	f, err := os.Open(src)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	defer f.Close()
+	_, err = store.WriteFile(dst, os.O_EXCL, f)
+	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -21,18 +20,13 @@ func TestServeLimitFlagsAndMetricsListener(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no metrics: line in\n%s", p.stdout)
 	}
+	c := newHTTPClient()
 	get := func(url, secret string) (int, string) {
-		req, _ := http.NewRequest("GET", url, nil)
-		if secret != "" {
-			req.Header.Set("Authorization", "Bearer "+secret)
-		}
-		resp, err := http.DefaultClient.Do(req)
+		code, body, err := httpDo(c, "GET", url, secret, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return code, string(body)
 	}
 	if code, body := get("http://"+m[1]+"/metrics", ""); code != 200 || !strings.Contains(body, "tokenvault_sealed 0") {
 		t.Errorf("metrics listener = %d", code)
@@ -43,7 +37,6 @@ func TestServeLimitFlagsAndMetricsListener(t *testing.T) {
 	if code, _ := get("http://"+p.httpAddr+"/metrics", rootToken); code != 200 {
 		t.Errorf("internal /metrics as admin = %d, want 200", code)
 	}
-	c := newHTTPClient()
 	big := []byte(`{"items":[{"value":"` + strings.Repeat("1", 4096) + `","template":"opaque"}]}`)
 	code, body, err := httpDo(c, "POST", "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, big)
 	if err != nil || code != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "2048") {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -147,14 +146,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return err
 	}
 	{
-		for _, l := range []struct {
-			addr string
-			tls  bool
-			flag string
-		}{{o.grpcAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.httpAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.metricsAddr, internalTLS != nil, "--tls-cert/--tls-key"}, {o.vendorAddr, vendorTLS != nil, "--vendor-tls-cert/--vendor-tls-key"}} {
-			if l.addr != "" && !l.tls && !isLoopback(l.addr) {
-				return fmt.Errorf("refusing to serve plain text on non-loopback address %s: set %s or bind to 127.0.0.1", l.addr, l.flag)
-			}
+		listeners := server.Config{GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, MetricsAddr: o.metricsAddr, VendorAddr: o.vendorAddr, TLS: internalTLS, VendorTLS: vendorTLS}
+		if err := listeners.Validate(); err != nil {
+			return fmt.Errorf("%w (--tls-cert/--tls-key give the gRPC, HTTP and metrics listeners TLS, --vendor-tls-cert/--vendor-tls-key the vendor listener)", err)
 		}
 		if o.data == "" && !o.dev {
 			return errors.New("--data is required (or use --dev to try tokenvault with a temporary directory)")
@@ -317,25 +311,13 @@ func unsealLoop(ctx context.Context, srv *server.Server, open func(context.Conte
 	}
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // tlsConfigs builds the listeners' TLS configurations from the flags (nil: plain text).
 func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+	if err := (server.TLSFiles{Cert: o.tlsCert, Key: o.tlsKey}).Check(); err != nil {
+		return nil, nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
 	}
-	if (o.vendorCert == "") != (o.vendorKey == "") {
-		return nil, nil, errors.New("--vendor-tls-cert and --vendor-tls-key go together")
+	if err := (server.TLSFiles{Cert: o.vendorCert, Key: o.vendorKey, ClientCA: o.vendorClientCA}).Check(); err != nil {
+		return nil, nil, fmt.Errorf("--vendor-tls-cert, --vendor-tls-key, --vendor-client-ca: %w", err)
 	}
 	for _, k := range []struct{ flag, path string }{{"--tls-key", o.tlsKey}, {"--vendor-tls-key", o.vendorKey}} {
 		if k.path == "" {
@@ -349,9 +331,6 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 		if internal, err = serverTLS(o.tlsCert, o.tlsKey, "--tls-cert/--tls-key", tls.VersionTLS12); err != nil {
 			return nil, nil, err
 		}
-	}
-	if o.vendorClientCA != "" && o.vendorCert == "" {
-		return nil, nil, errors.New("--vendor-client-ca needs --vendor-tls-cert and --vendor-tls-key")
 	}
 	if o.vendorCert != "" {
 		if vendor, err = serverTLS(o.vendorCert, o.vendorKey, "--vendor-tls-cert/--vendor-tls-key", tls.VersionTLS13); err != nil {

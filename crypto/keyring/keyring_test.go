@@ -5,26 +5,11 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/tokenvault/tokenvault/internal/testkek"
 )
 
-func newKEK(t *testing.T) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 func TestWrapUnwrapRoundTrip(t *testing.T) {
-	kek := newKEK(t)
+	kek := testkek.New(t)
 	k, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -57,14 +42,14 @@ func TestWrapUnwrapRoundTrip(t *testing.T) {
 
 func TestUnwrapWrongKEK(t *testing.T) {
 	k, _ := New()
-	blob, err := k.Wrap(newKEK(t))
+	blob, err := k.Wrap(testkek.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Unwrap(blob, newKEK(t)); !errors.Is(err, ErrUnwrap) {
+	if _, err := Unwrap(blob, testkek.New(t)); !errors.Is(err, ErrUnwrap) {
 		t.Fatalf("Unwrap with wrong KEK = %v, want ErrUnwrap", err)
 	}
-	if _, err := Unwrap([]byte("garbage"), newKEK(t)); !errors.Is(err, ErrUnwrap) {
+	if _, err := Unwrap([]byte("garbage"), testkek.New(t)); !errors.Is(err, ErrUnwrap) {
 		t.Fatalf("Unwrap(garbage) = %v, want ErrUnwrap", err)
 	}
 }
@@ -123,7 +108,7 @@ func TestAuditSignatures(t *testing.T) {
 		t.Fatalf("Verify(other data) = %v", err)
 	}
 	// The signing key survives wrapping.
-	kek := newKEK(t)
+	kek := testkek.New(t)
 	blob, _ := k.Wrap(kek)
 	k2, err := Unwrap(blob, kek)
 	if err != nil {

@@ -3,6 +3,8 @@ package keyring
 import (
 	"errors"
 	"testing"
+
+	"github.com/tokenvault/tokenvault/internal/testkek"
 )
 
 func TestRotateDisableDestroy(t *testing.T) {
@@ -56,7 +58,7 @@ func TestRotateDisableDestroy(t *testing.T) {
 		t.Errorf("keys after destroy = %+v", k.DataKeys())
 	}
 	// The state survives wrapping.
-	kek := newKEK(t)
+	kek := testkek.New(t)
 	blob, _ := k.Wrap(kek)
 	k2, err := Unwrap(blob, kek)
 	if err != nil {

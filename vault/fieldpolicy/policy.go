@@ -136,6 +136,19 @@ type node struct {
 
 func newNode() *node { return &node{rule: -1, objRule: -1, arrRule: -1} }
 
+// childNode returns the node at k in *children, adding a new one (and the map) if missing.
+func childNode[K comparable](children *map[K]*node, k K) *node {
+	if *children == nil {
+		*children = map[K]*node{}
+	}
+	m := (*children)[k]
+	if m == nil {
+		m = newNode()
+		(*children)[k] = m
+	}
+	return m
+}
+
 // Compile validates the policy and builds its matcher. It refuses an empty policy, more
 // than MaxRules rules, an invalid path or template name, and two rules with the same path
 // however spelled ($.a.b, $['a'].b, $["a"]['b']). Rules whose paths differ but can select
@@ -168,24 +181,10 @@ func (p Policy) compile(lines []int) (*Compiled, error) {
 			var next **node
 			switch s.kind {
 			case stepMember:
-				if n.members == nil {
-					n.members = map[string]*node{}
-				}
-				m := n.members[s.name]
-				if m == nil {
-					m = newNode()
-					n.members[s.name] = m
-				}
+				m := childNode(&n.members, s.name)
 				next = &m
 			case stepIndex:
-				if n.indexes == nil {
-					n.indexes = map[int]*node{}
-				}
-				m := n.indexes[s.index]
-				if m == nil {
-					m = newNode()
-					n.indexes[s.index] = m
-				}
+				m := childNode(&n.indexes, s.index)
 				next = &m
 			case stepAnyMember:
 				next = &n.anyMember

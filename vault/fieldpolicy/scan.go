@@ -194,23 +194,74 @@ func minRule(a, b int) int {
 	return a
 }
 
-func (w *walker) enter() error {
+// enter steps into the object or array that opens at w.pos and reports whether it is
+// empty, in which case it has also stepped past its closer and out again.
+func (w *walker) enter(closer byte) (empty bool, err error) {
 	if w.depth++; w.depth > MaxDepth {
-		return &DocError{Doc: w.doc, Offset: w.pos, Problem: fmt.Sprintf("nested deeper than %d levels", MaxDepth), limit: true}
+		return false, &DocError{Doc: w.doc, Offset: w.pos, Problem: fmt.Sprintf("nested deeper than %d levels", MaxDepth), limit: true}
 	}
 	w.pos++
 	w.skipWS()
+	if w.pos < len(w.s) && w.s[w.pos] == closer {
+		w.pos++
+		w.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// element walks the value of one object member (sg.index < 0) or array element, which the
+// trie nodes w.states[lo:hi] contain: it pushes the nodes that reach it and its path
+// segment, and pops them again.
+func (w *walker) element(lo, hi int, sg seg) error {
+	clo := len(w.states)
+	for i := lo; i < hi; i++ {
+		n := w.states[i]
+		var m, anyM *node
+		if sg.index < 0 {
+			m, anyM = n.members[sg.name], n.anyMember
+		} else {
+			m, anyM = n.indexes[sg.index], n.anyIndex
+		}
+		if m != nil {
+			w.states = append(w.states, m)
+		}
+		if anyM != nil {
+			w.states = append(w.states, anyM)
+		}
+	}
+	w.path = append(w.path, sg)
+	if err := w.value(clo, len(w.states)); err != nil {
+		return err
+	}
+	w.path = w.path[:len(w.path)-1]
+	w.states = w.states[:clo]
 	return nil
 }
 
-func (w *walker) object(lo, hi int) error {
-	if err := w.enter(); err != nil {
-		return err
+// next steps past the ',' after an element and reports true, or past the container's
+// closer (and out of it) and reports false. container and item name them in errors.
+func (w *walker) next(closer byte, container, item string) (more bool, err error) {
+	w.skipWS()
+	if w.pos == len(w.s) {
+		return false, w.fail("unexpected end of the document in an " + container)
 	}
-	if w.pos < len(w.s) && w.s[w.pos] == '}' {
+	switch w.s[w.pos] {
+	case ',':
+		w.pos++
+		w.skipWS()
+		return true, nil
+	case closer:
 		w.pos++
 		w.depth--
-		return nil
+		return false, nil
+	}
+	return false, w.fail("expected ',' or '" + string(closer) + "' after an " + item)
+}
+
+func (w *walker) object(lo, hi int) error {
+	if empty, err := w.enter('}'); empty || err != nil {
+		return err
 	}
 	klo := len(w.keys)
 	var seen map[string]struct{} // for objects with many members
@@ -253,84 +304,28 @@ func (w *walker) object(lo, hi int) error {
 		w.pos++
 		w.skipWS()
 
-		clo := len(w.states)
-		for i := lo; i < hi; i++ {
-			n := w.states[i]
-			if m := n.members[key]; m != nil {
-				w.states = append(w.states, m)
-			}
-			if n.anyMember != nil {
-				w.states = append(w.states, n.anyMember)
-			}
-		}
-		w.path = append(w.path, seg{name: key, index: -1})
-		if err := w.value(clo, len(w.states)); err != nil {
+		if err := w.element(lo, hi, seg{name: key, index: -1}); err != nil {
 			return err
 		}
-		w.path = w.path[:len(w.path)-1]
-		w.states = w.states[:clo]
-
-		w.skipWS()
-		if w.pos == len(w.s) {
-			return w.fail("unexpected end of the document in an object")
-		}
-		switch w.s[w.pos] {
-		case ',':
-			w.pos++
-			w.skipWS()
-			continue
-		case '}':
-			w.pos++
-			w.depth--
+		more, err := w.next('}', "object", "object member")
+		if !more {
 			w.keys = w.keys[:klo]
-			return nil
+			return err
 		}
-		return w.fail("expected ',' or '}' after an object member")
 	}
 }
 
 func (w *walker) array(lo, hi int) error {
-	if err := w.enter(); err != nil {
+	if empty, err := w.enter(']'); empty || err != nil {
 		return err
 	}
-	if w.pos < len(w.s) && w.s[w.pos] == ']' {
-		w.pos++
-		w.depth--
-		return nil
-	}
 	for i := 0; ; i++ {
-		clo := len(w.states)
-		for k := lo; k < hi; k++ {
-			n := w.states[k]
-			if m := n.indexes[i]; m != nil {
-				w.states = append(w.states, m)
-			}
-			if n.anyIndex != nil {
-				w.states = append(w.states, n.anyIndex)
-			}
-		}
-		w.path = append(w.path, seg{index: i})
-		if err := w.value(clo, len(w.states)); err != nil {
+		if err := w.element(lo, hi, seg{index: i}); err != nil {
 			return err
 		}
-		w.path = w.path[:len(w.path)-1]
-		w.states = w.states[:clo]
-
-		w.skipWS()
-		if w.pos == len(w.s) {
-			return w.fail("unexpected end of the document in an array")
+		if more, err := w.next(']', "array", "array element"); !more {
+			return err
 		}
-		switch w.s[w.pos] {
-		case ',':
-			w.pos++
-			w.skipWS()
-			continue
-		case ']':
-			w.pos++
-			w.depth--
-			return nil
-		}
-		return w.fail("expected ',' or ']' after an array element")
 	}
 }
 

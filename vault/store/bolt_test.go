@@ -195,26 +195,37 @@ func waitQueued(t *testing.T, s *store.Bolt, n int) {
 	}
 }
 
-func TestGroupCommitGroups(t *testing.T) {
-	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
+// updateQueued makes n concurrent Update calls, of fn with the call's number, queue behind a
+// blocked commit, then lets the committer go and waits for them. It returns each call's
+// error and the store's Stats before the release and after the calls.
+func updateQueued(t *testing.T, s *store.Bolt, n int, fn func(i int, tx store.Tx) error) (errs []error, before, after store.Stats) {
+	t.Helper()
 	release := blockCommitter(t, s)
-	const n = 200
+	errs = make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			err := s.Update(t.Context(), func(tx store.Tx) error {
-				return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
-			})
-			if err != nil {
-				t.Errorf("Update %d: %v", i, err)
-			}
+			errs[i] = s.Update(t.Context(), func(tx store.Tx) error { return fn(i, tx) })
 		})
 	}
 	waitQueued(t, s, n)
-	before := s.Stats()
+	before = s.Stats()
 	release()
 	wg.Wait()
-	after := s.Stats()
+	return errs, before, s.Stats()
+}
+
+func TestGroupCommitGroups(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
+	const n = 200
+	errs, before, after := updateQueued(t, s, n, func(i int, tx store.Tx) error {
+		return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Update %d: %v", i, err)
+		}
+	}
 	commits, committed := after.Commits-before.Commits, after.Committed-before.Committed
 	t.Logf("%d Updates queued behind a blocked commit: %d commits", committed, commits)
 	if committed != n+1 { // + the blocker
@@ -258,23 +269,16 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 
 func TestMaxGroup(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{MaxGroup: 8})
-	release := blockCommitter(t, s)
 	const n = 40
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			if err := s.Update(t.Context(), func(tx store.Tx) error {
-				return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
-			}); err != nil {
-				t.Errorf("Update: %v", err)
-			}
-		})
+	errs, before, after := updateQueued(t, s, n, func(i int, tx store.Tx) error {
+		return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("Update: %v", err)
+		}
 	}
-	waitQueued(t, s, n)
-	before := s.Stats()
-	release()
-	wg.Wait()
-	commits := s.Stats().Commits - before.Commits
+	commits := after.Commits - before.Commits
 	if want := uint64(1 + n/8); commits != want { // the blocker's, then groups of 8
 		t.Errorf("%d Updates with MaxGroup 8 took %d commits, want %d", n, commits, want)
 	}
@@ -380,30 +384,18 @@ func TestCloseWhileQueued(t *testing.T) {
 // still be exact, and the re-run work bounded.
 func TestRollbackRerun(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
-	release := blockCommitter(t, s)
 	const n = 100
-	errs := make([]error, n)
 	runs := make([]atomic.Int32, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = s.Update(t.Context(), func(tx store.Tx) error {
-				runs[i].Add(1)
-				if err := tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v")); err != nil {
-					return err
-				}
-				if i%2 == 1 {
-					return fmt.Errorf("caller %d failed", i)
-				}
-				return nil
-			})
-		})
-	}
-	waitQueued(t, s, n)
-	before := s.Stats()
-	release()
-	wg.Wait()
-	after := s.Stats()
+	errs, before, after := updateQueued(t, s, n, func(i int, tx store.Tx) error {
+		runs[i].Add(1)
+		if err := tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v")); err != nil {
+			return err
+		}
+		if i%2 == 1 {
+			return fmt.Errorf("caller %d failed", i)
+		}
+		return nil
+	})
 	totalRuns := 0
 	for i := range n {
 		totalRuns += int(runs[i].Load())
@@ -444,29 +436,20 @@ func TestRollbackRerun(t *testing.T) {
 // Functions that fail without writing cost no rollback.
 func TestFailWithoutWriteNoRollback(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{})
-	release := blockCommitter(t, s)
 	const n = 50
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			err := s.Update(t.Context(), func(tx store.Tx) error {
-				if i%2 == 1 {
-					if tx.Get("b", []byte("never")) == nil {
-						return errors.New("not found")
-					}
-				}
-				return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
-			})
-			if (err != nil) != (i%2 == 1) {
-				t.Errorf("caller %d: %v", i, err)
+	errs, before, after := updateQueued(t, s, n, func(i int, tx store.Tx) error {
+		if i%2 == 1 {
+			if tx.Get("b", []byte("never")) == nil {
+				return errors.New("not found")
 			}
-		})
+		}
+		return tx.Put("b", fmt.Appendf(nil, "%03d", i), []byte("v"))
+	})
+	for i, err := range errs {
+		if (err != nil) != (i%2 == 1) {
+			t.Errorf("caller %d: %v", i, err)
+		}
 	}
-	waitQueued(t, s, n)
-	before := s.Stats()
-	release()
-	wg.Wait()
-	after := s.Stats()
 	if r := after.Rollbacks - before.Rollbacks; r != 0 {
 		t.Errorf("%d rollbacks for functions that failed before writing, want 0", r)
 	}

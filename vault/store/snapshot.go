@@ -56,13 +56,14 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-// RestoreFile writes a snapshot read from r to path, which must not exist, with mode 0600,
-// fsynced, and checks that the result opens as a consistent store. It is an offline
-// operation: no server may be using path.
-func RestoreFile(r io.Reader, path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, DefaultMode)
+// WriteFile writes what r holds to path, opened write-only with os.O_CREATE, flag (such as
+// os.O_EXCL, os.O_APPEND or os.O_TRUNC) and mode DefaultMode if created, and fsyncs it
+// before closing, as the store's own files are written. It returns the bytes written; on an
+// error the file may hold part of them.
+func WriteFile(path string, flag int, r io.Reader) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, DefaultMode)
 	if err != nil {
-		return 0, fmt.Errorf("store: restore: %w", err)
+		return 0, err
 	}
 	n, err := io.Copy(f, r)
 	if err == nil {
@@ -71,8 +72,18 @@ func RestoreFile(r io.Reader, path string) (int64, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	return n, err
+}
+
+// RestoreFile writes a snapshot read from r to path, which must not exist, with mode 0600,
+// fsynced, and checks that the result opens as a consistent store. It is an offline
+// operation: no server may be using path.
+func RestoreFile(r io.Reader, path string) (int64, error) {
+	n, err := WriteFile(path, os.O_EXCL, r)
 	if err != nil {
-		os.Remove(path)
+		if !errors.Is(err, os.ErrExist) {
+			os.Remove(path)
+		}
 		return n, fmt.Errorf("store: restore: %w", err)
 	}
 	s, err := Open(path, Options{})

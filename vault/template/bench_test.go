@@ -21,70 +21,56 @@ var benchCases = []struct{ name, tmpl, value string }{
 	{"opaque", "opaque", strings.Repeat("x", 1000)},
 }
 
-func BenchmarkCandidate(b *testing.B) {
+// benchTemplates runs op once an iteration (i counts them) for each of benchCases, with
+// the case's built-in template and test keys.
+func benchTemplates(b *testing.B, op func(tm Template, k Keys, value string, i int) error) {
 	for _, c := range benchCases {
 		tm := mustBuiltin(c.tmpl)
 		k := newKeys("bench", c.tmpl)
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if _, err := tm.Candidate(k, c.value, i%8, nil); err != nil {
+				if err := op(tm, k, c.value, i); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+func BenchmarkCandidate(b *testing.B) {
+	benchTemplates(b, func(tm Template, k Keys, value string, i int) error {
+		_, err := tm.Candidate(k, value, i%8, nil)
+		return err
+	})
 }
 
 func BenchmarkCheck(b *testing.B) {
-	for _, c := range benchCases {
-		tm := mustBuiltin(c.tmpl)
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := tm.Check(c.value); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchTemplates(b, func(tm Template, _ Keys, value string, _ int) error {
+		return tm.Check(value)
+	})
 }
 
 func BenchmarkFreeSpaceOf(b *testing.B) {
-	for _, c := range benchCases {
-		tm := mustBuiltin(c.tmpl)
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tm.FreeSpaceOf(c.value); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchTemplates(b, func(tm Template, _ Keys, value string, _ int) error {
+		_, err := tm.FreeSpaceOf(value)
+		return err
+	})
 }
 
 // BenchmarkItem is what the vault does per deterministic item: Check, FreeSpaceOf and the
 // first candidate.
 func BenchmarkItem(b *testing.B) {
-	for _, c := range benchCases {
-		tm := mustBuiltin(c.tmpl)
-		k := newKeys("bench", c.tmpl)
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := tm.Check(c.value); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := tm.FreeSpaceOf(c.value); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := tm.Candidate(k, c.value, 0, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchTemplates(b, func(tm Template, k Keys, value string, _ int) error {
+		if err := tm.Check(value); err != nil {
+			return err
+		}
+		if _, err := tm.FreeSpaceOf(value); err != nil {
+			return err
+		}
+		_, err := tm.Candidate(k, value, 0, nil)
+		return err
+	})
 }
 
 // BenchmarkFF1 is the unit of cost: one FF1 encryption under a 16-byte tweak with the test

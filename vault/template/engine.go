@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/tokenvault/tokenvault/crypto/fpe"
 )
 
 // The candidate engine. A template turns a value into a plan: the value's free positions,
@@ -387,28 +389,33 @@ func (p *plan) try(out []int) bool {
 }
 
 func (p *plan) draw64(size uint64, rnd io.Reader) (string, error) {
-	out := p.outBuf()
-	for range maxDraws {
+	return p.draw(func(out []int) error {
 		n, err := p.uniform64(rnd, size)
-		if err != nil {
-			return "", err
+		if err == nil {
+			p.split64(n, out)
 		}
-		p.split64(n, out)
-		if p.try(out) {
-			return string(p.tok), nil
-		}
-	}
-	return "", errNoCandidate
+		return err
+	})
 }
 
 func (p *plan) drawBig(size *big.Int, rnd io.Reader) (string, error) {
+	return p.draw(func(out []int) error {
+		n, err := uniform(rnd, size)
+		if err == nil {
+			p.splitBig(n, out)
+		}
+		return err
+	})
+}
+
+// draw renders uniformly random candidates, which next writes into out, until one is
+// acceptable or maxDraws have not been.
+func (p *plan) draw(next func(out []int) error) (string, error) {
 	out := p.outBuf()
 	for range maxDraws {
-		n, err := uniform(rnd, size)
-		if err != nil {
+		if err := next(out); err != nil {
 			return "", err
 		}
-		p.splitBig(n, out)
 		if p.try(out) {
 			return string(p.tok), nil
 		}
@@ -433,25 +440,65 @@ func (p *plan) walkAlpha(k Keys, attempt int) (string, error) {
 		p.rev[a[i]] = byte(i)
 	}
 	out := p.outBuf()
-	for restart := range maxRestarts {
-		tw := p.tweak(attempt, restart)
-		x := x0
-		for range maxWalk {
-			if x, err = f.Encrypt(tw, x); err != nil {
-				return "", fmt.Errorf("template: FF1: %w", err)
-			}
-			if len(x) != len(out) {
-				return "", errors.New("template: FF1 output has the wrong length")
-			}
-			for i := 0; i < len(x); i++ {
-				out[i] = int(p.rev[x[i]])
-			}
-			if p.try(out) {
-				return string(p.tok), nil
-			}
+	w := ff1Walk{p: p, f: f, attempt: attempt}
+	for x, ok := w.next(x0, ""); ; x, ok = w.next(x0, x) {
+		if !ok {
+			return "", w.end()
+		}
+		if len(x) != len(out) {
+			return "", errors.New("template: FF1 output has the wrong length")
+		}
+		for i := 0; i < len(x); i++ {
+			out[i] = int(p.rev[x[i]])
+		}
+		if p.try(out) {
+			return string(p.tok), nil
 		}
 	}
-	return "", errNoCandidate
+}
+
+// ff1Walk follows the cycle of an FF1 cipher from a start value, under the tweak of each
+// restart in turn. The walks keep it on their stack and hold the start value and the
+// current ciphertext themselves, rather than take a callback or let the walk store them, so
+// that those strings stay off the heap.
+type ff1Walk struct {
+	p       *plan
+	f       *fpe.FF1
+	attempt int
+
+	tw            []byte
+	restart, step int
+	err           error
+}
+
+// next returns the ciphertext after x (after the start value x0 at the start of a restart),
+// or false when the walk is over.
+func (w *ff1Walk) next(x0, x string) (string, bool) {
+	for w.restart < maxRestarts {
+		if w.step == maxWalk {
+			w.restart, w.step = w.restart+1, 0
+			continue
+		}
+		if w.step == 0 {
+			w.tw, x = w.p.tweak(w.attempt, w.restart), x0
+		}
+		w.step++
+		x, err := w.f.Encrypt(w.tw, x)
+		if err != nil {
+			w.err = fmt.Errorf("template: FF1: %w", err)
+			return "", false
+		}
+		return x, true
+	}
+	return "", false
+}
+
+// end is the error of a walk that found no acceptable token.
+func (w *ff1Walk) end() error {
+	if w.err != nil {
+		return w.err
+	}
+	return errNoCandidate
 }
 
 // walk128 walks with FF1 over the decimal digits of the mixed-radix number, for a domain
@@ -476,28 +523,24 @@ func (p *plan) walk128(size u128, k Keys, attempt int) (string, error) {
 	p.x = b
 	x0 := string(b)
 	out := p.outBuf()
-	for restart := range maxRestarts {
-		tw := p.tweak(attempt, restart)
-		x := x0
-		for range maxWalk {
-			if x, err = f.Encrypt(tw, x); err != nil {
-				return "", fmt.Errorf("template: FF1: %w", err)
-			}
-			n, ok := parseDecimal128(x)
-			if !ok || !n.less(size) {
-				continue
-			}
-			for i := len(out) - 1; i >= 0; i-- {
-				var r uint64
-				n, r = n.divMod(uint64(p.radix[i]))
-				out[i] = int(r)
-			}
-			if p.try(out) {
-				return string(p.tok), nil
-			}
+	w := ff1Walk{p: p, f: f, attempt: attempt}
+	for x, ok := w.next(x0, ""); ; x, ok = w.next(x0, x) {
+		if !ok {
+			return "", w.end()
+		}
+		n, ok := parseDecimal128(x)
+		if !ok || !n.less(size) {
+			continue
+		}
+		for i := len(out) - 1; i >= 0; i-- {
+			var r uint64
+			n, r = n.divMod(uint64(p.radix[i]))
+			out[i] = int(r)
+		}
+		if p.try(out) {
+			return string(p.tok), nil
 		}
 	}
-	return "", errNoCandidate
 }
 
 // walkBig is walk128 with math/big, for larger domains.
@@ -510,24 +553,20 @@ func (p *plan) walkBig(size *big.Int, k Keys, attempt int) (string, error) {
 	x0 := pad(p.joinBig(p.in).String(), digits)
 	n := new(big.Int)
 	out := p.outBuf()
-	for restart := range maxRestarts {
-		tw := p.tweak(attempt, restart)
-		x := x0
-		for range maxWalk {
-			if x, err = f.Encrypt(tw, x); err != nil {
-				return "", fmt.Errorf("template: FF1: %w", err)
-			}
-			n.SetString(x, 10)
-			if n.Cmp(size) >= 0 {
-				continue
-			}
-			p.splitBig(n, out)
-			if p.try(out) {
-				return string(p.tok), nil
-			}
+	w := ff1Walk{p: p, f: f, attempt: attempt}
+	for x, ok := w.next(x0, ""); ; x, ok = w.next(x0, x) {
+		if !ok {
+			return "", w.end()
+		}
+		n.SetString(x, 10)
+		if n.Cmp(size) >= 0 {
+			continue
+		}
+		p.splitBig(n, out)
+		if p.try(out) {
+			return string(p.tok), nil
 		}
 	}
-	return "", errNoCandidate
 }
 
 // u128 is an unsigned 128-bit integer, for mixed-radix domains too large for a uint64.

@@ -2,50 +2,21 @@ package template
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
 
-// propertyTemplates are the templates the property tests run over: every built-in, and
-// custom definitions exercising each option.
+// propertyTemplates are the templates the property tests run over: those of the golden
+// file (every built-in, and custom definitions exercising each option), by name.
 func propertyTemplates(t *testing.T) []Template {
 	t.Helper()
-	var ts []Template
-	for _, n := range BuiltinNames() {
-		ts = append(ts, mustBuiltin(n))
-	}
-	for _, d := range []Definition{
-		{Name: "pan_valid", Base: "pan", KeepSuffix: 4, Luhn: LuhnValid},
-		{Name: "pan_any", Base: "pan", Luhn: LuhnAny},
-		{Name: "pan_nokeep", Base: "pan"},
-		{Name: "pan_bin", Base: "pan", KeepPrefix: 6, KeepSuffix: 4, MinLength: 16},
-		{Name: "pan_bin_valid", Base: "pan", KeepPrefix: 6, KeepSuffix: 4, MinLength: 14, Luhn: LuhnValid},
-		{Name: "pan_random", Base: "pan", KeepSuffix: 4, Mode: Random},
-		{Name: "ssn_last4", Base: "ssn", KeepSuffix: 4},
-		{Name: "ssn_area", Base: "ssn", KeepPrefix: 3},
-		{Name: "ssn_group", Base: "ssn", KeepPrefix: 5},
-		{Name: "email_dom", Base: "email", TokenizeDomain: true},
-		{Name: "email_rnd", Base: "email", Mode: Random},
-		{Name: "phone_area", Base: "phone", KeepPrefix: 3, MinLength: 10},
-		{Name: "phone_last2", Base: "phone", KeepSuffix: 1},
-		{Name: "name_rnd", Base: "name", Mode: Random},
-		{Name: "date_year", Base: "date", KeepYear: true},
-		{Name: "date_dob", Base: "date", MinYear: 1900, MaxYear: 2099},
-		{Name: "date_short", Base: "date", MinYear: 2000, MaxYear: 2009},
-		{Name: "iban_bank", Base: "iban", KeepPrefix: 4, KeepSuffix: 4},
-		{Name: "digits_acct", Base: "digits", MinLength: 8, MaxLength: 12, KeepSuffix: 2},
-		{Name: "digits_alpha", Base: "digits", Alphabet: "13579"},
-		{Name: "digits_short", Base: "digits", MaxLength: 5},
-		{Name: "alnum_ref", Base: "alnum", Alphabet: "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", KeepPrefix: 2, MinLength: 6},
-		{Name: "alnum_rnd", Base: "alnum", Mode: Random},
-		{Name: "opaque_rnd", Base: "opaque", Mode: Random},
-	} {
-		tm, err := New(d)
-		if err != nil {
-			t.Fatalf("New(%+v): %v", d, err)
-		}
-		ts = append(ts, tm)
+	m := goldenTemplates(t)
+	ts := make([]Template, 0, len(m))
+	for _, n := range slices.Sorted(maps.Keys(m)) {
+		ts = append(ts, m[n])
 	}
 	return ts
 }

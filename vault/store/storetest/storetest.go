@@ -452,6 +452,18 @@ func testScanMutation(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// nextSequence returns the next sequence number of bucket b, taken in an Update of its own.
+func nextSequence(t *testing.T, s store.Store, b store.Bucket) uint64 {
+	t.Helper()
+	var n uint64
+	update(t, s, func(tx store.Tx) error {
+		var err error
+		n, err = tx.NextSequence(b)
+		return err
+	})
+	return n
+}
+
 func testNextSequence(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	var seqs []uint64
@@ -469,13 +481,7 @@ func testNextSequence(t *testing.T, open func(t *testing.T) store.Store) {
 	if !slices.Equal(seqs, []uint64{1, 2, 3}) {
 		t.Errorf("first sequence values = %v, want [1 2 3]", seqs)
 	}
-	var other uint64
-	update(t, s, func(tx store.Tx) error {
-		var err error
-		other, err = tx.NextSequence(bkt2)
-		return err
-	})
-	if other != 1 {
+	if other := nextSequence(t, s, bkt2); other != 1 {
 		t.Errorf("first sequence value of another bucket = %d, want 1", other)
 	}
 	// The sequence is not a key.
@@ -492,12 +498,7 @@ func testNextSequence(t *testing.T, open func(t *testing.T) store.Store) {
 	wantErr(t, "failed Update", err, errBoom)
 	last := seqs[len(seqs)-1]
 	for range 5 {
-		var n uint64
-		update(t, s, func(tx store.Tx) error {
-			var err error
-			n, err = tx.NextSequence(bkt)
-			return err
-		})
+		n := nextSequence(t, s, bkt)
 		if n <= last {
 			t.Errorf("NextSequence = %d after %d, want increasing", n, last)
 		}
@@ -507,13 +508,7 @@ func testNextSequence(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("Close: %v", err)
 	}
 	s = open(t)
-	var n uint64
-	update(t, s, func(tx store.Tx) error {
-		var err error
-		n, err = tx.NextSequence(bkt)
-		return err
-	})
-	if n <= last {
+	if n := nextSequence(t, s, bkt); n <= last {
 		t.Errorf("NextSequence after reopen = %d, want > %d", n, last)
 	}
 }
