@@ -248,7 +248,7 @@ func (v *Verifier) Event(line []byte) error {
 	h := Hash(line)
 	for _, c := range v.witness[ev.Seq] {
 		if c.Hash != h {
-			return v.fail(ev.Seq, fmt.Sprintf("event %d differs from witnessed checkpoint (signed %s): history rewritten", ev.Seq, c.Time.Format(time.RFC3339)))
+			return v.fail(ev.Seq, fmt.Sprintf("event %d differs from witnessed checkpoint: history rewritten (the witness holds a checkpoint of it signed at %s)", ev.Seq, c.Time.Format(time.RFC3339)))
 		}
 		v.rep.Witnessed++
 		v.cover(ev.Seq, c.Time)
