@@ -25,7 +25,7 @@ import (
 // auditFixture is a stopped server's data directory, an export of its whole trail and the
 // trusted public key, fetched from the running server.
 type auditFixture struct {
-	data, export, pubkey string
+	data, export, pubkey, witness string
 }
 
 // newAuditFixture runs a server, makes events with two exports between them (each export
@@ -33,8 +33,8 @@ type auditFixture struct {
 func newAuditFixture(t *testing.T) auditFixture {
 	t.Helper()
 	dir := t.TempDir()
-	fx := auditFixture{data: filepath.Join(dir, "data"), export: filepath.Join(dir, "audit.jsonl"), pubkey: filepath.Join(dir, "pub.json")}
-	srv := startServer(t, fx.data)
+	fx := auditFixture{data: filepath.Join(dir, "data"), export: filepath.Join(dir, "audit.jsonl"), pubkey: filepath.Join(dir, "pub.json"), witness: filepath.Join(t.TempDir(), "witness.jsonl")}
+	srv := startServer(t, fx.data, "--audit-witness-file", fx.witness)
 	conn := []string{"--addr", srv.grpcAddr, "--token", rootToken}
 	run := func(args ...string) string {
 		t.Helper()
@@ -284,12 +284,18 @@ func TestAuditVerifyDataRejectsRewrittenStore(t *testing.T) {
 	})
 	mustFailVerify(t, 1, "--data", fx.data, "--pubkey", fx.pubkey)
 	mustFailVerify(t, 1, "--data", fx.data)
+	// With the witness too (it holds the checkpoint signed at shutdown, which no longer matches).
+	errOut := mustFailVerify(t, 1, "--data", fx.data, "--pubkey", fx.pubkey, "--witness", fx.witness)
+	if !strings.Contains(errOut, "differs from witnessed checkpoint: history rewritten") {
+		t.Fatalf("verify --witness of a rewritten store: %s", errOut)
+	}
 }
 
 // Honest trails verify: the export and the stopped server's data directory.
 func TestAuditVerifyHonestTrails(t *testing.T) {
 	fx := newAuditFixture(t)
-	for _, args := range [][]string{{"--file", fx.export, "--pubkey", fx.pubkey}, {"--data", fx.data, "--pubkey", fx.pubkey}, {"--file", fx.export, "--pubkey", fx.pubkey, "--strict"}, {"--data", fx.data, "--pubkey", fx.pubkey, "--strict"}} {
+	for _, args := range [][]string{{"--file", fx.export, "--pubkey", fx.pubkey}, {"--data", fx.data, "--pubkey", fx.pubkey}, {"--file", fx.export, "--pubkey", fx.pubkey, "--strict"}, {"--data", fx.data, "--pubkey", fx.pubkey, "--strict"},
+		{"--data", fx.data, "--pubkey", fx.pubkey, "--witness", fx.witness, "--strict"}, {"--file", fx.export, "--pubkey", fx.pubkey, "--witness", fx.witness}} {
 		out, errOut, code := runCLI(t, childEnv(), append([]string{"audit", "verify"}, args...)...)
 		if code != 0 || !strings.Contains(out, "OK") {
 			t.Fatalf("audit verify %s = exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)

@@ -248,7 +248,12 @@ func (v *Verifier) Event(line []byte) error {
 	h := Hash(line)
 	for _, c := range v.witness[ev.Seq] {
 		if c.Hash != h {
-			return v.fail(ev.Seq, fmt.Sprintf("event %d differs from witnessed checkpoint: history rewritten (the witness holds a checkpoint of it signed at %s)", ev.Seq, c.Time.Format(time.RFC3339)))
+			// The rewrite lies after the last event a signature vouches for, up to ev.Seq.
+			first := max(v.covSeq+1, v.rep.FirstSeq)
+			if v.rep.Events == 0 {
+				first = ev.Seq
+			}
+			return v.fail(first, fmt.Sprintf("events %d..%d: event %d differs from witnessed checkpoint: history rewritten (the witness holds a checkpoint of it signed at %s)", first, ev.Seq, ev.Seq, c.Time.Format(time.RFC3339)))
 		}
 		v.rep.Witnessed++
 		v.cover(ev.Seq, c.Time)
