@@ -19,6 +19,7 @@ type metrics struct {
 	alerts   *prometheus.CounterVec
 
 	webhookFailures prometheus.Counter
+	witnessFailures *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -55,7 +56,11 @@ func newMetrics() *metrics {
 		{"denial_burst", "warning"}, {"off_hours", "warning"}} {
 		m.alerts.WithLabelValues(r[0], r[1])
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq, m.alerts, m.webhookFailures,
+	m.witnessFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenvault_audit_witness_failures_total",
+		Help: "Deliveries of a signed audit checkpoint to a witness that failed (retried with the latest checkpoint at the next tick), by witness.",
+	}, []string{"witness"})
+	m.reg.MustRegister(m.requests, m.latency, m.items, m.auditSeq, m.alerts, m.webhookFailures, m.witnessFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

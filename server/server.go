@@ -63,6 +63,13 @@ type Config struct {
 	// CheckpointInterval is how often the audit chain's head is signed (default 10s); it is
 	// also signed at shutdown.
 	CheckpointInterval time.Duration
+	// AuditWitnessFile, when set, is a file every signed checkpoint is appended to (JSON
+	// lines, 0600, synced): put it on another volume, append-only storage.
+	AuditWitnessFile string
+	// AuditWitnessURL, when set, receives every signed checkpoint as a JSON POST.
+	AuditWitnessURL string
+	// AuditWitnesses are further witnesses, by name (the metric's witness label).
+	AuditWitnesses map[string]vault.Witness
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -81,6 +88,7 @@ type Server struct {
 	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
 	health  *health.Server
 	alerts  *alerter
+	wit     *witnesses
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -147,6 +155,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.health = health.NewServer()
 	s.alerts = newAlerter(cfg.Alerts, s)
+	s.wit = newWitnesses(s, cfg)
+	if cfg.AuditWitnessFile != "" {
+		if err := (vault.FileWitness{Path: cfg.AuditWitnessFile}).Check(); err != nil {
+			return nil, fmt.Errorf("server: audit witness file: %w", err)
+		}
+	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
 
 	s.grpc, s.iauth = newGRPC(Internal, s.limits.GRPCMaxRecv)
@@ -311,6 +325,8 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 			go s.vlt().RunBackground(ctx, s.cfg.Background)
+			// The latest checkpoint may not have reached the witnesses before a crash.
+			go s.wit.flush(ctx, s.vlt())
 		case <-ctx.Done():
 		}
 	}()
@@ -326,6 +342,7 @@ loop:
 			break loop
 		case <-tick.C:
 			s.checkpoint(ctx)
+			s.wit.flush(ctx, s.vlt())
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				runErr = err
@@ -350,6 +367,7 @@ loop:
 		s.vgrpc.Stop()
 	}
 	s.checkpoint(context.Background())
+	s.wit.flush(context.Background(), s.vlt())
 	return runErr
 }
 

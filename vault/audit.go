@@ -277,7 +277,7 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	}
 	contiguous := fromSeq <= delivered+1
 	cw := &lastSeqWriter{w: w}
-	if err := exportAudit(ctx, v.store, fromSeq, pub, cw); err != nil {
+	if err := exportAudit(ctx, v.store, fromSeq, pub, v.keyring().Sign, v.now(), cw); err != nil {
 		return err
 	}
 	// Everything up to the last event written has been delivered (the caller's writer took it).
@@ -314,40 +314,56 @@ func (l *lastSeqWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte, w io.Writer) error {
+// exportAudit writes the trail from fromSeq, from one snapshot: the header, then each event's
+// stored bytes, each checkpoint right after the event it signs. With sign, the header is
+// signed (audit.ExportMessage): its start, its last event and its time.
+func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte, sign func([]byte) ([]byte, error), now time.Time, w io.Writer) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	h := audit.ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
-	if err := s.View(ctx, func(tx store.Tx) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	err := s.View(ctx, func(tx store.Tx) error {
+		h := audit.ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
 		if a := tx.Get(bucketMeta, metaAuditAnchor); len(a) > 40 {
 			seq := binary.BigEndian.Uint64(a[:8])
-			if fromSeq <= seq+1 {
+			if h.FromSeq <= seq+1 {
 				h.FromSeq, h.AnchorSeq, h.AnchorHash = seq+1, seq, audit.HashOf(a[8:40])
 				h.AnchorSignature = base64.StdEncoding.EncodeToString(a[40:])
-				fromSeq = seq + 1
 			}
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	hdr, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	bw.Write(hdr)
-	bw.WriteByte('\n')
-	err = s.View(ctx, func(tx store.Tx) error {
+		if sign != nil {
+			h.ToSeq = h.FromSeq - 1
+			if first := tx.Get(bucketAudit, seqKey(h.FromSeq)); first != nil {
+				var ev audit.Event
+				if err := json.Unmarshal(first, &ev); err != nil {
+					return fmt.Errorf("audit event %d is malformed: %w", h.FromSeq, err)
+				}
+				h.PrevHash = ev.PrevHash
+				if head := tx.Get(bucketMeta, metaAuditHead); len(head) == 40 {
+					h.ToSeq, h.ToHash = binary.BigEndian.Uint64(head[:8]), audit.HashOf(head[8:])
+				}
+			}
+			h.Time = now.UTC()
+			sig, err := sign(audit.ExportMessage(h))
+			if err != nil {
+				return err
+			}
+			h.Signature = base64.StdEncoding.EncodeToString(sig)
+		}
+		hdr, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		bw.Write(hdr)
+		bw.WriteByte('\n')
 		ckpts := map[uint64][]byte{}
-		if err := tx.Scan(bucketAuditCkpt, nil, seqKey(fromSeq), func(k, val []byte) error {
+		if err := tx.Scan(bucketAuditCkpt, nil, seqKey(h.FromSeq), func(k, val []byte) error {
 			ckpts[binary.BigEndian.Uint64(k)] = append([]byte(nil), val...)
 			return nil
 		}); err != nil {
 			return err
 		}
-		return tx.Scan(bucketAudit, nil, seqKey(fromSeq), func(k, val []byte) error {
+		return tx.Scan(bucketAudit, nil, seqKey(h.FromSeq), func(k, val []byte) error {
 			bw.Write(val)
 			bw.WriteByte('\n')
 			if c, ok := ckpts[binary.BigEndian.Uint64(k)]; ok {
@@ -371,24 +387,65 @@ func compactJSON(b []byte) []byte {
 	return out.Bytes()
 }
 
-// VerifyStoreAudit verifies the audit trail of a store (opened offline) with the public
-// keyset kept beside it in clear.
-func VerifyStoreAudit(ctx context.Context, s store.Store) (audit.Report, error) {
-	var pub []byte
+// VerifyStoreAudit verifies the audit trail of a store (opened offline): from event 1, or
+// from its signed pruning anchor, with opts. Without opts.PublicKeyset it falls back to the
+// public keyset stored beside the trail, which proves nothing against whoever could rewrite
+// the store: the report's KeySource then says "data".
+func VerifyStoreAudit(ctx context.Context, s store.Store, opts audit.Options) (audit.Report, error) {
+	var pub, anchor []byte
 	if err := s.View(ctx, func(tx store.Tx) error {
 		pub = append([]byte(nil), tx.Get(bucketMeta, metaAuditPub)...)
+		anchor = append([]byte(nil), tx.Get(bucketMeta, metaAuditAnchor)...)
 		return nil
 	}); err != nil {
 		return audit.Report{}, err
 	}
-	if len(pub) == 0 {
-		return audit.Report{}, errors.New("this store has no audit public key (never opened by a server?)")
+	if opts.PublicKeyset == nil {
+		if len(pub) == 0 {
+			return audit.Report{}, errors.New("this store has no audit public key (never opened by a server?)")
+		}
+		opts.PublicKeyset, opts.KeySource = pub, audit.KeyFromData
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(exportAudit(ctx, s, 1, pub, pw)) }()
-	rep, err := audit.Verify(pr, pub)
-	pr.CloseWithError(io.EOF)
-	return rep, err
+	vf, err := audit.NewVerifier(opts)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	var aSeq uint64
+	var aHash, aSig string
+	if len(anchor) > 40 {
+		aSeq, aHash, aSig = binary.BigEndian.Uint64(anchor[:8]), audit.HashOf(anchor[8:40]), base64.StdEncoding.EncodeToString(anchor[40:])
+	}
+	if err := vf.Start(aSeq, aHash, aSig); err != nil {
+		return vf.Finish()
+	}
+	err = s.View(ctx, func(tx store.Tx) error {
+		ckpts := map[uint64][]byte{}
+		if err := tx.Scan(bucketAuditCkpt, nil, nil, func(k, val []byte) error {
+			ckpts[binary.BigEndian.Uint64(k)] = append([]byte(nil), val...)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+			if vf.Event(val) != nil {
+				return store.ErrStopScan
+			}
+			if b, ok := ckpts[binary.BigEndian.Uint64(k)]; ok {
+				var c audit.Checkpoint
+				if json.Unmarshal(b, &c) != nil {
+					c = audit.Checkpoint{Seq: binary.BigEndian.Uint64(k)}
+				}
+				if vf.Checkpoint(c) != nil {
+					return store.ErrStopScan
+				}
+			}
+			return ctx.Err()
+		})
+	})
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return vf.Finish()
 }
 
 // markExported records that an export delivered events up to seq.
@@ -475,6 +532,24 @@ func uniqueSorted(in []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// LatestCheckpoint returns the newest signed checkpoint; ok is false when there is none.
+func (v *Vault) LatestCheckpoint(ctx context.Context) (c Checkpoint, ok bool, err error) {
+	var last []byte
+	err = v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketAuditCkpt, nil, nil, func(_, val []byte) error {
+			last = append(last[:0], val...)
+			return nil
+		})
+	})
+	if err != nil || last == nil {
+		return c, false, err
+	}
+	if err := json.Unmarshal(last, &c); err != nil {
+		return c, false, fmt.Errorf("the latest audit checkpoint is malformed: %w", err)
+	}
+	return c, true, nil
 }
 
 // LastCheckpoint returns the sequence number of the newest signed checkpoint (0: none).

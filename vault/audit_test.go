@@ -60,7 +60,7 @@ func auditedVault(t *testing.T) (*Vault, []string) {
 
 func verifyLines(t *testing.T, lines []string) (audit.Report, error) {
 	t.Helper()
-	return audit.Verify(strings.NewReader(strings.Join(lines, "\n")+"\n"), nil)
+	return audit.Verify(strings.NewReader(strings.Join(lines, "\n")+"\n"), audit.Options{})
 }
 
 func TestAuditChainVerifies(t *testing.T) {
@@ -81,7 +81,7 @@ func TestAuditChainVerifies(t *testing.T) {
 		t.Errorf("vendor event = %+v", vendorEv)
 	}
 	// The store verifies offline too.
-	rep, err = VerifyStoreAudit(context.Background(), v.store)
+	rep, err = VerifyStoreAudit(context.Background(), v.store, audit.Options{})
 	if err != nil || rep.Events != 4 {
 		t.Fatalf("VerifyStoreAudit = %+v, %v", rep, err)
 	}
@@ -139,15 +139,20 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 			}
 		})
 	}
-	// Truncation after the last checkpoint is not an error but is reported.
+	// The export's signed header covers its end: deleting the last checkpoint changes nothing,
+	// and cutting events at the end is detected.
 	rep, err := verifyLines(t, append([]string(nil), lines[:6]...))
-	if err != nil || rep.Unsigned != 3 {
-		t.Fatalf("truncated after checkpoint: %+v, %v; want 3 unsigned events", rep, err)
+	if err != nil || rep.Unsigned != 0 || rep.SignedUpTo != 4 || !rep.HeaderSigned {
+		t.Fatalf("last checkpoint deleted: %+v, %v; want all 4 events covered by the header", rep, err)
+	}
+	rep, err = verifyLines(t, append([]string(nil), lines[:5]...))
+	if !errors.Is(err, ErrAuditTampered) || rep.BadSeq != 4 {
+		t.Fatalf("last event cut: %+v, %v; want a failure at 4", rep, err)
 	}
 	// A signature by another key fails.
 	other, _ := auditedVault(t)
 	pub, _ := other.AuditPublicKeyset()
-	if _, err := audit.Verify(strings.NewReader(strings.Join(lines, "\n")), pub); !errors.Is(err, ErrAuditTampered) {
+	if _, err := audit.Verify(strings.NewReader(strings.Join(lines, "\n")), audit.Options{PublicKeyset: pub}); !errors.Is(err, ErrAuditTampered) {
 		t.Fatalf("verify with another vault's key = %v", err)
 	}
 }
@@ -198,8 +203,11 @@ func TestAuditFailsClosed(t *testing.T) {
 		t.Fatalf("Tokenize with a failing audit = %+v, %v", got, err)
 	}
 	fs.fail.Store(false)
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Nothing of the failed tokenize was kept, and the chain still verifies.
-	rep, err := VerifyStoreAudit(ctx, st)
+	rep, err := VerifyStoreAudit(ctx, st, audit.Options{})
 	if err != nil || rep.Events != 2 {
 		t.Fatalf("after failures: %+v, %v; want the 2 events that succeeded", rep, err)
 	}
@@ -255,7 +263,7 @@ func TestAuditFullDisk(t *testing.T) {
 	// Count durable reveal events after reopening.
 	st2 := openStore(t, path, store.Options{InitialMmapSize: 1 << 20})
 	var buf bytes.Buffer
-	publess := exportAudit(ctx, st2, 1, []byte("{}"), &buf)
+	publess := exportAudit(ctx, st2, 1, []byte("{}"), nil, time.Time{}, &buf)
 	if publess != nil {
 		t.Fatal(publess)
 	}
@@ -290,7 +298,7 @@ func TestAuditPruneKeepsChainVerifiable(t *testing.T) {
 	if _, err := v.PruneAudit(ctx, 6); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("PruneAudit past the export = %v, want ErrNotExported", err)
 	}
-	rep, err := VerifyStoreAudit(ctx, v.store)
+	rep, err := VerifyStoreAudit(ctx, v.store, audit.Options{})
 	if err != nil || rep.FirstSeq != 3 {
 		t.Fatalf("after pruning: %+v, %v", rep, err)
 	}
@@ -322,13 +330,13 @@ func TestVerifyDetectsDeletedFirstEvents(t *testing.T) {
 	}
 	pub, _ := v.AuditPublicKeyset()
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
-	if rep, err := audit.Verify(strings.NewReader(buf.String()), pub); err != nil {
+	if rep, err := audit.Verify(strings.NewReader(buf.String()), audit.Options{PublicKeyset: pub}); err != nil {
 		t.Fatal(rep, err)
 	}
 	// Drop events 1..3 (lines 1..3 after header), keep header (claims from_seq 1).
 	tampered := lines[0] + "\n" + strings.Join(lines[4:], "\n") + "\n"
 	t.Logf("header: %s", lines[0][:60])
-	rep, err := audit.Verify(strings.NewReader(tampered), pub)
+	rep, err := audit.Verify(strings.NewReader(tampered), audit.Options{PublicKeyset: pub})
 	if !errors.Is(err, ErrAuditTampered) || rep.BadSeq != 1 {
 		t.Fatalf("events 1-3 deleted, verified with the trusted key: %+v, %v", rep, err)
 	}

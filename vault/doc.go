@@ -21,6 +21,7 @@
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
+//	witness.go      Witness and FileWitness: signed checkpoints kept outside the store
 //	schema.go       the schema version and migrations
 //
 // Sub-packages:

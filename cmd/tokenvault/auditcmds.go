@@ -131,21 +131,52 @@ func newAuditExportCmd() *cobra.Command {
 // newAuditVerifyCmd is offline: it reads a stopped server's store or an export, no server.
 func newAuditVerifyCmd() *cobra.Command {
 	var data, file, pubkey, output string
+	var witnesses []string
+	var strict bool
+	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "verify (--data DIR | --file EXPORT.jsonl) [--pubkey FILE]",
-		Short: "Check the audit chain and checkpoint signatures offline; exit 0 only if intact",
-		Args:  cobra.NoArgs,
+		Use:   "verify (--data DIR | --file EXPORT.jsonl) [--pubkey FILE] [--witness FILE]... [--strict]",
+		Short: "Check the audit trail offline: chain, signatures, coverage, witnesses; exit 0 only if intact",
+		Long: `Check the audit trail offline, with no server: an export (--file) or a stopped server's
+data directory (--data).
+
+Every event must be covered by a signature under the trusted public key (--pubkey): a signed
+checkpoint at or after it, a witnessed checkpoint, or an export's signed header. Events after
+the last checkpoint of a data directory (a server stopped before its next checkpoint) pass
+only if they span at most --checkpoint-interval after it; they are reported as unsigned, and
+--strict refuses them. --witness checks the trail against the checkpoints an external witness
+kept (serve --audit-witness-file/--audit-witness-url), which catches history rewritten even
+with the signing key, and events cut from the end.
+
+Without --pubkey, verify trusts the key stored in the data it checks and says so: fetch the
+key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (data == "") == (file == "") {
 				return errors.New("give exactly one of --data DIR or --file EXPORT.jsonl")
 			}
-			var pub []byte
+			if strict && pubkey == "" {
+				return errors.New("--strict needs --pubkey: a key taken from the data being checked proves nothing")
+			}
+			opts := audit.Options{Strict: strict, CheckpointInterval: interval}
 			if pubkey != "" {
 				b, err := os.ReadFile(pubkey)
 				if err != nil {
 					return err
 				}
-				pub = b
+				opts.PublicKeyset = b
+			}
+			for _, w := range witnesses {
+				f, err := os.Open(w)
+				if err != nil {
+					return fmt.Errorf("--witness: %w", err)
+				}
+				cs, err := audit.ReadWitness(f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("--witness %s: %w", w, err)
+				}
+				opts.Witnessed = append(opts.Witnessed, cs...)
 			}
 			p := newPrinter(cmd, output)
 			var rep audit.Report
@@ -159,28 +190,34 @@ func newAuditVerifyCmd() *cobra.Command {
 					return err
 				}
 				defer st.Close()
-				rep, verr = vault.VerifyStoreAudit(context.Background(), st)
+				rep, verr = vault.VerifyStoreAudit(context.Background(), st, opts)
 			} else {
 				f, err := os.Open(file)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
-				if pub == nil {
-					p.warnf("note: no --pubkey given; trusting the public key in the export's header\n")
-				}
-				rep, verr = audit.Verify(f, pub)
+				rep, verr = audit.Verify(f, opts)
+			}
+			switch rep.KeySource {
+			case audit.KeyFromData:
+				p.warnf("WARNING: trusting the public key stored in the data being checked; pass --pubkey FILE (from GET /v1/audit/public-key, kept apart): whoever can rewrite the data can re-sign it with a key of their own\n")
+			case audit.KeyFromExport:
+				p.warnf("WARNING: trusting the public key in the export's own header; pass --pubkey FILE (from GET /v1/audit/public-key, kept apart): whoever can rewrite the export can re-sign it with a key of their own\n")
+			}
+			for _, w := range rep.Warnings {
+				p.warnf("warning: %s\n", w)
 			}
 			err := p.print(rep, func(w io.Writer) error {
-				fmt.Fprintf(w, "events %d..%d (%d), %d valid checkpoints, signed up to %d\n",
-					rep.FirstSeq, rep.LastSeq, rep.Events, rep.Checkpoints, rep.SignedUpTo)
+				fmt.Fprintf(w, "events %d..%d (%d), %d valid checkpoints, %d witnessed, signed up to %d\n",
+					rep.FirstSeq, rep.LastSeq, rep.Events, rep.Checkpoints, rep.Witnessed, rep.SignedUpTo)
 				if verr != nil {
 					return nil
 				}
 				if rep.Unsigned > 0 {
-					fmt.Fprintf(w, "warning: the last %d events are after the last checkpoint: truncation there cannot be detected\n", rep.Unsigned)
+					fmt.Fprintf(w, "UNSIGNED: %d events after the last checkpoint are unsigned\n", rep.Unsigned)
 				}
-				_, err := fmt.Fprintln(w, "OK: the audit chain is intact")
+				_, err := fmt.Fprintf(w, "OK: the audit trail is intact, verified under the %s key\n", keyWord(rep.KeySource))
 				return err
 			})
 			if verr != nil {
@@ -192,7 +229,21 @@ func newAuditVerifyCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "a stopped server's data directory")
 	f.StringVar(&file, "file", "", "an export made by audit export")
-	f.StringVar(&pubkey, "pubkey", "", "the audit public keyset (from GET /v1/audit/public-key); default: the one in the store or export")
+	f.StringVar(&pubkey, "pubkey", "", "the trusted audit public keyset (from GET /v1/audit/public-key); without it, the key in the data being checked (with a warning)")
+	f.StringArrayVar(&witnesses, "witness", nil, "a witness's record of checkpoints (JSON lines, from serve --audit-witness-file or a --audit-witness-url receiver); repeatable")
+	f.BoolVar(&strict, "strict", false, "fail on any event not covered by a signature (no unsigned tail) and on an unsigned export header; needs --pubkey")
+	f.DurationVar(&interval, "checkpoint-interval", audit.DefaultCheckpointInterval, "the server's checkpoint interval: an unsigned tail of --data passes only within it of the last checkpoint")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// keyWord names a report's key source for the OK line.
+func keyWord(src string) string {
+	switch src {
+	case audit.KeyFromData:
+		return "UNTRUSTED (stored in the data)"
+	case audit.KeyFromExport:
+		return "UNTRUSTED (the export's own)"
+	}
+	return "given (--pubkey)"
 }

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +43,8 @@ type serveOpts struct {
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
 	metricsAddr                    string
+	auditWitnessFile               string
+	auditWitnessURL                string
 	httpMaxBody, vendorMaxBody     int64
 	grpcMaxRecv, maxConns          int
 	readHeaderTimeout, readTimeout time.Duration
@@ -80,6 +84,8 @@ temporary directory that is removed on exit.`,
 	f.IntVar(&o.alertVendorRate, "alert-vendor-rate", 0, "alert when one vendor reveals more than N items a minute (0: off)")
 	f.IntVar(&o.alertGrant, "alert-grant-rate", 0, "alert when one grant reveals more than N items a minute (0: off)")
 	f.IntVar(&o.alertDenials, "alert-denials", 20, "alert when one caller is denied more than N times a minute (0: off)")
+	f.StringVar(&o.auditWitnessFile, "audit-witness-file", "", "append every signed audit checkpoint to this file (JSON lines, 0600): put it on another volume, append-only storage; audit verify --witness reads it")
+	f.StringVar(&o.auditWitnessURL, "audit-witness-url", "", "POST every signed audit checkpoint as JSON to this URL (a log service or WORM store that keeps them); 2xx = kept")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "prune audit events older than this once an export has delivered them, e.g. 8760h (0: keep all)")
 	f.Uint64Var(&o.rotateAfterRecords, "rotate-after-records", 0, "rotate the data key automatically once it encrypts this many records, e.g. 100000000 (0: never)")
 	f.DurationVar(&o.rotateAfter, "rotate-after", 0, "rotate the data key automatically once it is this old, e.g. 2160h (0: never)")
@@ -145,6 +151,11 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if o.auditWitnessURL != "" {
+		if u, err := url.Parse(o.auditWitnessURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("--audit-witness-url must be an http:// or https:// URL")
+		}
+	}
 	{
 		listeners := server.Config{GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, MetricsAddr: o.metricsAddr, VendorAddr: o.vendorAddr, TLS: internalTLS, VendorTLS: vendorTLS}
 		if err := listeners.Validate(); err != nil {
@@ -164,6 +175,11 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("--data: %w", err)
+	}
+	if o.auditWitnessFile != "" {
+		if rel, err := filepath.Rel(o.data, o.auditWitnessFile); err == nil && !strings.HasPrefix(rel, "..") {
+			log.Warn("--audit-witness-file is inside the data directory: whoever can rewrite the store can rewrite it too; put it on another volume", slog.String("path", o.auditWitnessFile))
+		}
 	}
 
 	st, err := store.Open(filepath.Join(o.data, store.FileName), store.Options{})
@@ -230,6 +246,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
 		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
 		MetricsAddr: o.metricsAddr, Limits: limits,
+		AuditWitnessFile: o.auditWitnessFile, AuditWitnessURL: o.auditWitnessURL,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},

@@ -12,8 +12,12 @@
 // covers. Event n carries PrevHash, the Hash of the stored line of event n-1 (ZeroHash for
 // event 1): editing, deleting, inserting or reordering an event breaks the chain. A checkpoint
 // signs CheckpointMessage (seq, hash of event seq, time) with the Ed25519 audit key, so the
-// head cannot be rewritten either; events after the last checkpoint can be cut unnoticed, and
-// Report.Unsigned counts them.
+// head cannot be rewritten either. An export's header is signed too (ExportMessage: its
+// start, its last event, its time). Verify (and Verifier, which the vault feeds a store's
+// trail) requires every event to be covered by a signature under the trusted key: a
+// checkpoint, the signed header, or a checkpoint an external witness kept (ReadWitness); a
+// store's events after its last checkpoint pass only within the checkpoint interval of it,
+// and Report.Unsigned counts them. docs/audit.md has the threat model.
 //
 // Events hold no values and no keyed hashes of values: only token fingerprints, counts and
 // names.

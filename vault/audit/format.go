@@ -74,11 +74,24 @@ func CheckpointMessage(seq uint64, hash string, t time.Time) []byte {
 }
 
 // ExportHeader is the first line of an export: the public keyset that verifies its
-// checkpoints. A verifier should use a public key obtained separately when it can.
+// checkpoints, and the signed extent of the export. A verifier should use a public key
+// obtained separately when it can.
 type ExportHeader struct {
 	Type         string          `json:"type"` // "header"
 	FromSeq      uint64          `json:"from_seq"`
 	PublicKeyset json.RawMessage `json:"public_keyset"`
+	// PrevHash is the hash the first event (FromSeq) chains to: ZeroHash from event 1.
+	PrevHash string `json:"prev_hash,omitempty"`
+	// ToSeq and ToHash are the last event of the export and its hash (ToSeq < FromSeq: the
+	// export holds no event).
+	ToSeq  uint64 `json:"to_seq,omitempty"`
+	ToHash string `json:"to_hash,omitempty"`
+	// Time is when the export was taken.
+	Time time.Time `json:"time,omitzero"`
+	// Signature signs ExportMessage(header) with the audit key, so that the export's start,
+	// its end and everything between them are covered. Exports made before tokenvault signed
+	// them have none.
+	Signature string `json:"signature,omitempty"`
 	// AnchorSeq and AnchorHash name the last pruned event when the export starts right after
 	// it: the first event must chain to AnchorHash.
 	AnchorSeq  uint64 `json:"anchor_seq,omitempty"`
@@ -91,3 +104,21 @@ type ExportHeader struct {
 func AnchorMessage(seq uint64, hash string) []byte {
 	return []byte("tokenvault/audit/anchor/v1\n" + strconv.FormatUint(seq, 10) + "\n" + hash)
 }
+
+const exportDomain = "tokenvault/audit/export/v1"
+
+// ExportMessage is what an export header's signature signs: the export runs from event
+// FromSeq, chained to PrevHash, to event ToSeq with hash ToHash, taken at Time, starting after
+// the pruning anchor (AnchorSeq, AnchorHash) when it has one.
+func ExportMessage(h ExportHeader) []byte {
+	return []byte(exportDomain + "\n" + strconv.FormatUint(h.FromSeq, 10) + "\n" + h.PrevHash + "\n" +
+		strconv.FormatUint(h.ToSeq, 10) + "\n" + h.ToHash + "\n" + h.Time.UTC().Format(time.RFC3339Nano) + "\n" +
+		strconv.FormatUint(h.AnchorSeq, 10) + "\n" + h.AnchorHash)
+}
+
+// DefaultCheckpointInterval is how often a server signs the head of its trail by default.
+const DefaultCheckpointInterval = 10 * time.Second
+
+// TailGrace is added to the checkpoint interval when judging whether an unsigned tail is
+// young enough: ticks are late, and signing takes a moment.
+const TailGrace = 2 * time.Second
