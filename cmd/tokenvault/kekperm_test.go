@@ -24,6 +24,13 @@ import (
 // test (and is killed).
 func serveMustRefuse(t *testing.T, args ...string) string {
 	t.Helper()
+	_, stderr := serveMustRefuseOut(t, args...)
+	return stderr
+}
+
+// serveMustRefuseOut is serveMustRefuse returning stdout too.
+func serveMustRefuseOut(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
@@ -43,7 +50,7 @@ func serveMustRefuse(t *testing.T, args ...string) string {
 			if code := cmd.ProcessState.ExitCode(); code == 0 {
 				t.Fatalf("serve exited 0, want a refusal\nstderr:\n%s", errb.String())
 			}
-			return errb.String()
+			return out.String(), errb.String()
 		case <-tick.C:
 			if listeningRE.MatchString(out.String()) {
 				_ = cmd.Process.Kill()
