@@ -94,8 +94,8 @@ func TestServeRefusesKEKReadableByOthersOnRestart(t *testing.T) {
 func TestServeRefusesKEKReadableByOthersOutsideDev(t *testing.T) {
 	data := t.TempDir()
 	kekPath := filepath.Join(t.TempDir(), "kek.json")
-	args := []string{"serve", "--data", data, "--kek-file", kekPath,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--vendor-addr", "127.0.0.1:0"}
+	args := prodServeArgs(data, kekPath)
+	initStore(t, data, kekPath)
 	startProcess(t, childEnv(), args...).stopClean()
 	if err := os.Chmod(kekPath, 0o644); err != nil {
 		t.Fatal(err)
