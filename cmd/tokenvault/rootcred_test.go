@@ -343,3 +343,36 @@ func TestBreakGlassRotateRoot(t *testing.T) {
 	srv.stopClean()
 	checkStore(t, data)
 }
+
+// TestServeRefusesStoreWithoutRoot: a store whose keys exist but which has no root credential
+// (an init interrupted between the two) is not initialised either: serve refuses it without
+// printing a secret, and init completes it with the same KEK.
+func TestServeRefusesStoreWithoutRoot(t *testing.T) {
+	data, kekPath := t.TempDir(), filepath.Join(t.TempDir(), "kek.json")
+	kek, _, err := insecurekek.LoadOrCreate(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.Open(context.Background(), vault.Config{Store: st, KEK: kek}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	stdout, stderr := serveMustRefuseOut(t, prodServeArgs(data, kekPath)...)
+	assertNoSecretShaped(t, "stdout", stdout)
+	assertNoSecretShaped(t, "stderr", stderr)
+	if !strings.Contains(stderr, "not initialised") {
+		t.Errorf("the refusal does not say the store is not initialised:\n%s", stderr)
+	}
+	root := initStore(t, data, kekPath)
+	srv := startProcess(t, childEnv(), prodServeArgs(data, kekPath)...)
+	c := newHTTPClient()
+	defer c.CloseIdleConnections()
+	if code := tokenizeCode(t, c, srv.httpAddr, root); code != http.StatusOK {
+		t.Errorf("tokenize with the completed init's root token: HTTP %d", code)
+	}
+	srv.stopClean()
+}
