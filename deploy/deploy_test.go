@@ -147,6 +147,7 @@ type (
 		Name            string     `yaml:"name"`
 		Image           string     `yaml:"image"`
 		Args            []string   `yaml:"args"`
+		Command         []string   `yaml:"command"`
 		SecurityContext secContext `yaml:"securityContext"`
 		LivenessProbe   *probe     `yaml:"livenessProbe"`
 		ReadinessProbe  *probe     `yaml:"readinessProbe"`
@@ -997,4 +998,96 @@ func TestMonitoringMetricsExist(t *testing.T) {
 		}
 	}
 	t.Logf("%d expressions, %d metric references checked against /metrics", len(exprs), used)
+}
+
+// TestInitPod: production serve refuses an uninitialised store, so deploy/kubernetes/init/pod.yaml
+// runs `tokenvault init` once on the StatefulSet's volumes: the same paths as the server's
+// config, the claims of pod tokenvault-0, the KEK copied as the StatefulSet copies it, and the
+// same hardening.
+func TestInitPod(t *testing.T) {
+	docs, err := decodeAll(filepath.Join("kubernetes", "init", "pod.yaml"))
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("kubernetes/init/pod.yaml: %v (%d documents)", err, len(docs))
+	}
+	var pod struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Namespace string `yaml:"namespace"`
+		} `yaml:"metadata"`
+		Spec struct {
+			RestartPolicy   string      `yaml:"restartPolicy"`
+			SecurityContext secContext  `yaml:"securityContext"`
+			InitContainers  []container `yaml:"initContainers"`
+			Containers      []container `yaml:"containers"`
+			Volumes         []struct {
+				Name string `yaml:"name"`
+				PVC  *struct {
+					ClaimName string `yaml:"claimName"`
+				} `yaml:"persistentVolumeClaim"`
+			} `yaml:"volumes"`
+		} `yaml:"spec"`
+	}
+	if err := docs[0].Decode(&pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Kind != "Pod" || pod.Metadata.Namespace != "tokenvault" || pod.Spec.RestartPolicy != "Never" {
+		t.Errorf("want a Pod in namespace tokenvault with restartPolicy Never, got %s in %q, %q", pod.Kind, pod.Metadata.Namespace, pod.Spec.RestartPolicy)
+	}
+	var ss statefulSet
+	if err := kubeObjects(t)["StatefulSet/tokenvault"].Decode(&ss); err != nil {
+		t.Fatal(err)
+	}
+	if !isTrue(pod.Spec.SecurityContext.RunAsNonRoot) || pod.Spec.SecurityContext.RunAsUser == nil ||
+		*pod.Spec.SecurityContext.RunAsUser != *ss.Spec.Template.Spec.SecurityContext.RunAsUser {
+		t.Error("the init pod must run as the StatefulSet's non-root user (it writes the store the server opens)")
+	}
+	for _, c := range append(append([]container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		sc := c.SecurityContext
+		if !isTrue(sc.ReadOnlyRootFilesystem) || !isFalse(sc.AllowPrivilegeEscalation) || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("container %s: readOnlyRootFilesystem, no privilege escalation and drop ALL are required", c.Name)
+		}
+	}
+	if len(pod.Spec.InitContainers) != 1 || len(ss.Spec.Template.Spec.InitContainers) != 1 ||
+		!slices.Equal(pod.Spec.InitContainers[0].Command, ss.Spec.Template.Spec.InitContainers[0].Command) {
+		t.Error("the init pod must copy the KEK exactly as the StatefulSet's init container does")
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	cfg := readConfig(t, filepath.Join("kubernetes", "config.yaml"))
+	flag := func(name string) string {
+		i := slices.Index(c.Args, name)
+		if i < 0 || i+1 >= len(c.Args) {
+			return ""
+		}
+		return c.Args[i+1]
+	}
+	if len(c.Args) == 0 || c.Args[0] != "init" || flag("--data") != cfg["data"] || flag("--kek-file") != cfg["kek-file"] {
+		t.Errorf("init pod args %q: want init --data %s --kek-file %s (kubernetes/config.yaml)", c.Args, cfg["data"], cfg["kek-file"])
+	}
+	// Each mount is the StatefulSet's volume at the same path, and each claim is pod
+	// tokenvault-0's claim of that volume.
+	ssMounts := map[string]string{}
+	for _, ctr := range ss.Spec.Template.Spec.Containers {
+		if ctr.Name == "tokenvault" {
+			for _, m := range ctr.VolumeMounts {
+				ssMounts[m.Name] = m.MountPath
+			}
+		}
+	}
+	claims := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		if v.PVC != nil {
+			claims[v.Name] = v.PVC.ClaimName
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if ssMounts[m.Name] != m.MountPath {
+			t.Errorf("init pod mounts %s at %s, the StatefulSet at %q", m.Name, m.MountPath, ssMounts[m.Name])
+		}
+		if want := m.Name + "-tokenvault-0"; claims[m.Name] != want || !slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(v pvcTemplate) bool { return v.Metadata.Name == m.Name }) {
+			t.Errorf("init pod volume %s: claim %q, want %s (a volumeClaimTemplate of the StatefulSet)", m.Name, claims[m.Name], want)
+		}
+	}
 }

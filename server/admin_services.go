@@ -18,8 +18,15 @@ type credentialService struct {
 }
 
 func credentialToProto(c vault.Credential) *tvpb.Credential {
-	return &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
+	pc := &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
 		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN}
+	if !c.RotateTime.IsZero() {
+		pc.RotateTime = timestamppb.New(c.RotateTime)
+	}
+	if !c.PrevExpire.IsZero() {
+		pc.PreviousExpireTime = timestamppb.New(c.PrevExpire)
+	}
+	return pc
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
@@ -47,6 +54,25 @@ func (c *credentialService) RevokeCredential(ctx context.Context, req *tvpb.Revo
 		return nil, toStatus(ctx, c.s.log, err)
 	}
 	return &tvpb.RevokeCredentialResponse{}, nil
+}
+
+func (c *credentialService) RotateCredential(ctx context.Context, req *tvpb.RotateCredentialRequest) (*tvpb.RotateCredentialResponse, error) {
+	var overlap time.Duration
+	if req.GetOverlap() != nil {
+		if err := req.GetOverlap().CheckValid(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "overlap is not a valid duration")
+		}
+		overlap = req.GetOverlap().AsDuration()
+	}
+	cred, secret, err := c.s.vlt().RotateCredential(ctx, req.GetId(), overlap)
+	if err != nil {
+		return nil, toStatus(ctx, c.s.log, err)
+	}
+	out := &tvpb.RotateCredentialResponse{Credential: credentialToProto(cred), Secret: secret}
+	if !cred.PrevExpire.IsZero() {
+		out.PreviousExpireTime = timestamppb.New(cred.PrevExpire)
+	}
+	return out, nil
 }
 
 type grantService struct {

@@ -67,6 +67,7 @@ func Policy(dev bool) map[string]Rule {
 		tvpb.CredentialService_CreateCredential_FullMethodName: in(admin),
 		tvpb.CredentialService_ListCredentials_FullMethodName:  in(admin, auditor),
 		tvpb.CredentialService_RevokeCredential_FullMethodName: in(admin),
+		tvpb.CredentialService_RotateCredential_FullMethodName: in(admin),
 		tvpb.GrantService_CreateGrant_FullMethodName:           in(admin),
 		tvpb.GrantService_ListGrants_FullMethodName:            in(admin, auditor),
 		tvpb.GrantService_GetGrant_FullMethodName:              in(admin, auditor),

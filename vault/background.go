@@ -14,7 +14,8 @@ import (
 // audit retention, the purge of expired tokens) and the cheap gauges of Stats.
 
 // RunBackground runs the vault's background work until ctx ends: the rewrap after a
-// rotation (resumed after a restart), the purge of expired tokens, and automatic rotation.
+// rotation (resumed after a restart), the purge of expired tokens, automatic rotation, and
+// the end of credential rotation overlaps (PruneRotatedSecrets).
 func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
 	tick := time.NewTicker(opts.interval())
 	defer tick.Stop()
@@ -45,6 +46,11 @@ func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
 			} else if n > 0 {
 				v.log.Info("pruned exported audit events past retention", slog.Int("count", n))
 			}
+		}
+		if n, err := v.PruneRotatedSecrets(ctx); err != nil && ctx.Err() == nil {
+			v.log.Error("ending rotation overlaps failed", slog.String("error", err.Error()))
+		} else if n > 0 {
+			v.log.Info("ended rotation overlaps: previous secrets removed", slog.Int("count", n))
 		}
 		if n, err := v.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
 			v.log.Error("purging expired tokens failed", slog.String("error", err.Error()))

@@ -72,12 +72,36 @@ type Credential struct {
 	// name, URI or e-mail SAN). Such a credential authenticates by certificate alone, or by
 	// secret together with the certificate.
 	CertSAN string `json:"cert_san,omitempty"`
+	// RotateTime is when the secret was last rotated (zero if never).
+	RotateTime time.Time `json:"rotate_time,omitzero"`
+	// PrevHash is the SHA-256 of the previous secret while a rotation's overlap runs: it
+	// authenticates until PrevExpire. Both are cleared when the overlap ends (pruned by
+	// PruneRotatedSecrets) or at the next rotation.
+	PrevHash   []byte    `json:"prev_hash,omitempty"`
+	PrevExpire time.Time `json:"prev_expire,omitzero"`
 }
+
+// MaxRotationOverlap is the longest a previous secret may keep working after a rotation.
+const MaxRotationOverlap = 30 * 24 * time.Hour
+
+// BreakGlassActor is the audit actor of an offline root rotation (tokenvault credential
+// rotate root --data DIR): no credential authenticated it, the caller held the store and its
+// KEK.
+const BreakGlassActor = "break-glass (offline)"
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 
 // secretPrefix marks tokenvault secrets, so secret scanners can find leaked ones.
 const secretPrefix = "tvs_"
+
+// newSecret returns a new random secret (256 bits).
+func (v *Vault) newSecret() (string, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
+		return "", err
+	}
+	return secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
 
 func hashSecret(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
@@ -105,15 +129,14 @@ func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, ve
 	if certSAN != "" && (role != RoleVendor || len(certSAN) > 253 || strings.ContainsAny(certSAN, " \x00")) {
 		return Credential{}, "", fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
 	}
-	var raw [32]byte
-	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
+	secret, err := v.newSecret()
+	if err != nil {
 		return Credential{}, "", err
 	}
 	var idb [8]byte
 	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
 		return Credential{}, "", err
 	}
-	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: name, Role: role, Vendor: vendor,
 		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: certSAN}
 	if err := v.putCredential(ctx, c, false, "CreateCredential"); err != nil {
@@ -136,11 +159,10 @@ func (v *Vault) SetRootSecret(ctx context.Context, secret string) error {
 // InitRoot creates a random root secret if the vault has no root credential yet. It returns
 // the secret when it created one and "" when a root credential already existed.
 func (v *Vault) InitRoot(ctx context.Context) (string, error) {
-	var raw [32]byte
-	if _, err := io.ReadFull(v.rand, raw[:]); err != nil {
+	secret, err := v.newSecret()
+	if err != nil {
 		return "", err
 	}
-	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	c := Credential{ID: RootCredentialID, Name: "root", Role: RoleAdmin, CreateTime: v.now().UTC(), Hash: hashSecret(secret)}
 	blob, err := json.Marshal(c)
 	if err != nil {
@@ -183,7 +205,7 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 			}
 			var prev Credential
 			if json.Unmarshal(old, &prev) == nil {
-				if err := tx.Delete(bucketCredHash, prev.Hash); err != nil {
+				if err := deleteSecretHashes(tx, prev); err != nil {
 					return err
 				}
 			}
@@ -255,10 +277,182 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	if err != nil {
 		return Principal{}, err
 	}
-	if !found || subtle.ConstantTimeCompare(c.Hash, h) != 1 || c.Revoked {
+	if !found || c.Revoked {
+		return Principal{}, ErrUnauthenticated
+	}
+	current := subtle.ConstantTimeCompare(c.Hash, h) == 1
+	// The previous secret of a rotation works only until its overlap ends; past it, it is
+	// refused like an unknown secret (its index entry goes at the next prune or rotation).
+	previous := len(c.PrevHash) > 0 && subtle.ConstantTimeCompare(c.PrevHash, h) == 1 && v.now().Before(c.PrevExpire)
+	if !current && !previous {
 		return Principal{}, ErrUnauthenticated
 	}
 	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN}, nil
+}
+
+// deleteSecretHashes removes c's secret hashes (current and previous) from the hash index,
+// where they still point at c.
+func deleteSecretHashes(tx store.Tx, c Credential) error {
+	for _, h := range [][]byte{c.Hash, c.PrevHash} {
+		if len(h) == 0 {
+			continue
+		}
+		if id := tx.Get(bucketCredHash, h); id != nil && string(id) == c.ID {
+			if err := tx.Delete(bucketCredHash, h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RotateCredential gives credential id a new random secret and returns the credential and
+// the secret, which is shown only this once. The previous secret keeps authenticating until
+// now+overlap (0: it is dead at once); an earlier rotation's previous secret dies at once.
+//
+// Refused with ErrInvalidArgument for an overlap below 0 or above MaxRotationOverlap, and for
+// the root credential with any overlap (a root secret is rotated because it may have leaked:
+// it must die at once); with ErrCredentialNotFound for an unknown id; with
+// ErrCredentialState for a revoked credential and for a vendor credential bound to client
+// certificates (it authenticates by its certificate: rotate the certificate).
+//
+// The rotation is audited with the credential id as its target, never the secret.
+func (v *Vault) RotateCredential(ctx context.Context, id string, overlap time.Duration) (Credential, string, error) {
+	switch {
+	case overlap < 0:
+		return Credential{}, "", fmt.Errorf("%w: the overlap cannot be negative", ErrInvalidArgument)
+	case overlap > MaxRotationOverlap:
+		return Credential{}, "", fmt.Errorf("%w: the overlap is at most 30 days (%s)", ErrInvalidArgument, MaxRotationOverlap)
+	case id == RootCredentialID && overlap != 0:
+		return Credential{}, "", fmt.Errorf("%w: the root credential is rotated without overlap: its old secret dies at once (rotate it because it may have leaked; give running admin tools a named admin credential instead)", ErrInvalidArgument)
+	}
+	secret, err := v.newSecret()
+	if err != nil {
+		return Credential{}, "", err
+	}
+	now := v.now().UTC()
+	h := hashSecret(secret)
+	var out Credential
+	found := false
+	ev := v.newEvent(ctx, "RotateCredential")
+	ev.Target, ev.Outcome = id, OutcomeAllowed
+	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
+		found = false
+		blob := tx.Get(bucketCreds, []byte(id))
+		if blob == nil {
+			return errSkipAudit
+		}
+		found = true
+		var c Credential
+		if err := json.Unmarshal(blob, &c); err != nil {
+			return err
+		}
+		switch {
+		case c.Revoked:
+			return fmt.Errorf("%w: credential %s is revoked; create a new one", ErrCredentialState, id)
+		case c.CertSAN != "":
+			return fmt.Errorf("%w: credential %s is bound to client certificates (SAN %s) and authenticates by its certificate, which has no secret to rotate here: issue a new certificate with that SAN, or revoke the credential and create a new one", ErrCredentialState, id, c.CertSAN)
+		}
+		// An earlier overlap ends now.
+		if len(c.PrevHash) > 0 {
+			if err := deleteSecretHashes(tx, Credential{ID: c.ID, Hash: c.PrevHash}); err != nil {
+				return err
+			}
+		}
+		c.PrevHash, c.PrevExpire = nil, time.Time{}
+		if overlap > 0 {
+			c.PrevHash, c.PrevExpire = c.Hash, now.Add(overlap)
+			ev.Reason = "role " + string(c.Role) + ", previous secret works until " + c.PrevExpire.Format(time.RFC3339)
+		} else {
+			if err := deleteSecretHashes(tx, Credential{ID: c.ID, Hash: c.Hash}); err != nil {
+				return err
+			}
+			ev.Reason = "role " + string(c.Role) + ", previous secret revoked at once"
+		}
+		c.Hash, c.RotateTime = h, now
+		nb, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketCreds, []byte(id), nb); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketCredHash, h, []byte(id)); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return Credential{}, "", err
+	}
+	if !found {
+		return Credential{}, "", ErrCredentialNotFound
+	}
+	out.Hash, out.PrevHash = nil, nil
+	return out, secret, nil
+}
+
+// PruneRotatedSecrets ends the overlaps that have run out: it removes each expired previous
+// secret from the hash index and the credential, with an audit event per credential
+// (RotationOverlapEnded, target the credential id). Authenticate already refuses them; this
+// removes what is left. RunBackground calls it on every pass. It returns how many ended.
+func (v *Vault) PruneRotatedSecrets(ctx context.Context) (int, error) {
+	now := v.now()
+	var due []string
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketCreds, nil, nil, func(k, val []byte) error {
+			var c Credential
+			if json.Unmarshal(val, &c) == nil && len(c.PrevHash) > 0 && !now.Before(c.PrevExpire) {
+				due = append(due, string(k))
+			}
+			return nil
+		})
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range due {
+		ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "RotationOverlapEnded"}), "")
+		ev.Target, ev.Outcome, ev.Reason = id, OutcomeAllowed, "the previous secret no longer authenticates"
+		ended := false
+		_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+			ended = false
+			var prev Credential
+			if _, err := updateJSON(tx, bucketCreds, []byte(id), func(c *Credential) error {
+				if len(c.PrevHash) == 0 || now.Before(c.PrevExpire) {
+					return nil
+				}
+				prev = Credential{ID: c.ID, Hash: c.PrevHash}
+				c.PrevHash, c.PrevExpire, ended = nil, time.Time{}, true
+				return nil
+			}); err != nil {
+				return err
+			}
+			if !ended {
+				return errSkipAudit
+			}
+			return deleteSecretHashes(tx, prev)
+		})
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RootExists reports whether s holds a root credential: whether the store was initialised
+// (tokenvault init, or a dev server). It needs no KEK.
+func RootExists(ctx context.Context, s store.Store) (bool, error) {
+	var ok bool
+	err := s.View(ctx, func(tx store.Tx) error {
+		ok = tx.Get(bucketCreds, []byte(RootCredentialID)) != nil
+		return nil
+	})
+	return ok, err
 }
 
 // ListCredentials returns every credential (without hashes), sorted by id.
@@ -270,7 +464,7 @@ func (v *Vault) ListCredentials(ctx context.Context) ([]Credential, error) {
 			if err := json.Unmarshal(val, &c); err != nil {
 				return err
 			}
-			c.Hash = nil
+			c.Hash, c.PrevHash = nil, nil
 			out = append(out, c)
 			return nil
 		})
@@ -306,7 +500,7 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		return tx.Delete(bucketCredHash, c.Hash)
+		return deleteSecretHashes(tx, c)
 	})
 	if err != nil {
 		return err

@@ -75,6 +75,10 @@ var (
 	// ErrCredentialNotFound is returned when a credential id does not exist.
 	ErrCredentialNotFound = errors.New("credential not found")
 
+	// ErrCredentialState is returned for an operation the credential's state does not allow
+	// (rotating a revoked credential, or one that authenticates by client certificate).
+	ErrCredentialState = errors.New("the credential's state does not allow this operation")
+
 	// ErrPermissionDenied is the per-item error of a vendor reveal that no live grant covers.
 	// It reads the same whether the token exists or not.
 	ErrPermissionDenied = errors.New("permission denied: no live grant of this vendor covers this item")

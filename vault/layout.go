@@ -21,7 +21,7 @@ const (
 	bucketCanaries    store.Bucket = "canaries"    // recordKey → canary label
 	bucketTemplates   store.Bucket = "templates"   // name → template definition (JSON)
 	bucketCreds       store.Bucket = "creds"       // id → Credential (JSON)
-	bucketCredHash    store.Bucket = "credhash"    // sha256(secret) → id
+	bucketCredHash    store.Bucket = "credhash"    // sha256(secret) → id (current, and previous during an overlap)
 	bucketCredSAN     store.Bucket = "credsan"     // certificate SAN → id
 	bucketGrants      store.Bucket = "grants"      // grantKey → Grant (JSON)
 	bucketGrantIDs    store.Bucket = "grantids"    // id → vendor

@@ -1,19 +1,27 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
+	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 func newCredentialCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "credential", Short: "Manage credentials (admin)"}
-	cmd.AddCommand(newCredentialCreateCmd(), newCredentialListCmd(), newCredentialRevokeCmd())
+	cmd.AddCommand(newCredentialCreateCmd(), newCredentialListCmd(), newCredentialRevokeCmd(), newCredentialRotateCmd())
 	return cmd
 }
 
@@ -73,6 +81,117 @@ func newCredentialRevokeCmd() *cobra.Command {
 			}
 			return s.printRevoked(resp, args[0])
 		})
+}
+
+func newCredentialRotateCmd() *cobra.Command {
+	var overlap time.Duration
+	var off offlineFlags
+	cmd := clientCmd(&cobra.Command{
+		Use:   "rotate ID [--overlap DURATION]",
+		Short: "Give a credential a new secret, printed once; the old one works for the overlap",
+		Long: `Give a credential a new random secret, printed once (-o json: the credential and "secret").
+The previous secret keeps working for --overlap (default 0: it is dead at once; at most 720h,
+30 days), then is refused like an unknown one. Rotating again ends an earlier overlap at once.
+Audited, with the credential id as target.
+
+The root credential is rotated without overlap: "credential rotate root" makes the old root
+token dead at once. A revoked credential cannot be rotated, and a vendor credential bound to
+client certificates (--cert-san) authenticates by its certificate: rotate the certificate.
+
+Break glass, for a lost root token: with the server stopped, on the server's host,
+
+  tokenvault credential rotate root --data DIR (--kek-file FILE | --kek-uri URI)
+
+opens the store directly (it fails while a server holds DIR), sets a new root secret, audits
+it (actor "break-glass (offline)") and prints the new root token once. It needs what reads
+every value anyway: the data file and its KEK.`,
+		Args: cobra.ExactArgs(1),
+	}, func(s *session, args []string) error {
+		req := &tvpb.RotateCredentialRequest{Id: args[0]}
+		if overlap != 0 {
+			req.Overlap = durationpb.New(overlap)
+		}
+		resp, err := s.credentials().RotateCredential(s.ctx, req)
+		if err != nil {
+			return err
+		}
+		return s.printRotated(resp)
+	})
+	online := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if off.data == "" {
+			if off.kekFile != "" || off.kekURI != "" {
+				return errors.New("--kek-file and --kek-uri go with --data (the offline break-glass rotation of the root)")
+			}
+			return online(cmd, args)
+		}
+		output, _ := cmd.Flags().GetString("output")
+		if output != "text" && output != "json" {
+			return fmt.Errorf("-o must be text or json")
+		}
+		return breakGlassRotateRoot(cmd, off, args[0], overlap, newPrinter(cmd, output))
+	}
+	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the previous secret keeps working, e.g. 24h (0: dead at once; at most 720h; root: always 0)")
+	off.register(cmd, "break glass: rotate the root offline in this data directory (server stopped)")
+	return cmd
+}
+
+// breakGlassRotateRoot rotates the root secret in a stopped server's store.
+func breakGlassRotateRoot(cmd *cobra.Command, off offlineFlags, id string, overlap time.Duration, p printer) error {
+	if id != vault.RootCredentialID {
+		return fmt.Errorf("offline rotation (--data) is only for the root credential (break glass); rotate %s through the server", id)
+	}
+	if overlap != 0 {
+		return errors.New("the root credential is rotated without overlap: its old secret dies at once; drop --overlap")
+	}
+	if off.kekFile != "" && off.kekURI != "" {
+		return errors.New("give --kek-file or --kek-uri, not both")
+	}
+	if _, err := os.Stat(filepath.Join(off.data, store.FileName)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no store in %s: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
+	}
+	st, err := off.openStore("break glass")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := cmd.Context()
+	if ok, err := vault.RootExists(ctx, st); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("the store in %s is not initialised: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	v, err := off.openVault(ctx, st, log, false)
+	if err != nil {
+		return err
+	}
+	ctx = vault.WithRequest(ctx, vault.RequestInfo{Method: "BreakGlassRotateRoot", Principal: vault.Principal{ID: vault.BreakGlassActor}})
+	cred, secret, err := v.RotateCredential(ctx, vault.RootCredentialID, 0)
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
+	}
+	resp := &tvpb.RotateCredentialResponse{Secret: secret, Credential: &tvpb.Credential{
+		Id: cred.ID, Name: cred.Name, Role: string(cred.Role), CreateTime: timestamppb.New(cred.CreateTime), RotateTime: timestamppb.New(cred.RotateTime)}}
+	return p.printRotated(resp)
+}
+
+// printRotated prints a rotation's response: the id and the new secret, once.
+func (p printer) printRotated(resp *tvpb.RotateCredentialResponse) error {
+	return p.print(resp, func(w io.Writer) error {
+		cr := resp.GetCredential()
+		fmt.Fprintf(w, "id:     %s\nrole:   %s\nsecret: %s\n\n", cr.GetId(), cr.GetRole(), resp.GetSecret())
+		if t := resp.GetPreviousExpireTime(); t != nil {
+			fmt.Fprintf(w, "The previous secret works until %s.\n", t.AsTime().Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "The previous secret no longer works.\n")
+		}
+		_, err := fmt.Fprintf(w, "The new secret is shown only now; the vault keeps only its hash.\n")
+		return err
+	})
 }
 
 // printRevoked prints a revoke call's response: "revoked ID", or the response with -o json.

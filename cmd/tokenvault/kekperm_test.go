@@ -24,6 +24,13 @@ import (
 // test (and is killed).
 func serveMustRefuse(t *testing.T, args ...string) string {
 	t.Helper()
+	_, stderr := serveMustRefuseOut(t, args...)
+	return stderr
+}
+
+// serveMustRefuseOut is serveMustRefuse returning stdout too.
+func serveMustRefuseOut(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
@@ -43,7 +50,7 @@ func serveMustRefuse(t *testing.T, args ...string) string {
 			if code := cmd.ProcessState.ExitCode(); code == 0 {
 				t.Fatalf("serve exited 0, want a refusal\nstderr:\n%s", errb.String())
 			}
-			return errb.String()
+			return out.String(), errb.String()
 		case <-tick.C:
 			if listeningRE.MatchString(out.String()) {
 				_ = cmd.Process.Kill()
@@ -87,8 +94,8 @@ func TestServeRefusesKEKReadableByOthersOnRestart(t *testing.T) {
 func TestServeRefusesKEKReadableByOthersOutsideDev(t *testing.T) {
 	data := t.TempDir()
 	kekPath := filepath.Join(t.TempDir(), "kek.json")
-	args := []string{"serve", "--data", data, "--kek-file", kekPath,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--vendor-addr", "127.0.0.1:0"}
+	args := prodServeArgs(data, kekPath)
+	initStore(t, data, kekPath)
 	startProcess(t, childEnv(), args...).stopClean()
 	if err := os.Chmod(kekPath, 0o644); err != nil {
 		t.Fatal(err)

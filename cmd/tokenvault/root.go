@@ -15,7 +15,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().String("config", "", "serve: YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
-	root.AddCommand(newServeCmd())
+	root.AddCommand(newServeCmd(), newInitCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
 	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())

@@ -60,7 +60,10 @@ func newServeCmd() *cobra.Command {
 
 With --dev it is a try-it vault: plain text on loopback, a local KEK generated inside the data
 directory, and a root token printed at start. Without --data it keeps its state in a fresh
-temporary directory that is removed on exit.`,
+temporary directory that is removed on exit.
+
+Without --dev it serves an initialised store only and never prints a secret: initialise the
+store once with "tokenvault init --data DIR --kek-file FILE", which prints the root token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -75,7 +78,7 @@ temporary directory that is removed on exit.`,
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "internal HTTP/JSON gateway")
 	f.StringVar(&o.vendorAddr, "vendor-addr", "127.0.0.1:8443", "vendor listener (vendor detokenize and health only)")
 	f.StringVar(&o.devRootToken, "dev-root-token", "", "with --dev: use this root token instead of a random one")
-	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (created 0600 if missing; default DATA/kek.json in dev mode)")
+	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (made by tokenvault init; with --dev created 0600 if missing, default DATA/kek.json)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.erasureLog, "erasure-log", "", "file where subject erasures are logged and re-applied after a restore; keep it with the KEK, outside backups (default DATA/erasure.log)")
@@ -173,6 +176,18 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		defer os.RemoveAll(dir)
 		o.data = dir
 	}
+	kekHint := "--kek-file FILE"
+	if o.kekURI != "" {
+		kekHint = "--kek-uri " + o.kekURI
+	} else if o.kekFile != "" {
+		kekHint = "--kek-file " + o.kekFile
+	}
+	// A production server never creates a vault, so it never has a secret to print: an
+	// uninitialised store is refused, naming the command that initialises it.
+	notInitialised := fmt.Errorf("the store in %s is not initialised: run %s once (it prints the root token), then start serve again; outside --dev serve neither creates a vault nor prints a secret", o.data, initHint(o.data, kekHint))
+	if _, err := os.Stat(filepath.Join(o.data, store.FileName)); !o.dev && errors.Is(err, os.ErrNotExist) {
+		return notInitialised
+	}
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
@@ -190,6 +205,13 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		return err
 	}
 	defer st.Close()
+	if !o.dev {
+		if ok, err := vault.RootExists(ctx, st); err != nil {
+			return err
+		} else if !ok {
+			return notInitialised
+		}
+	}
 	initialized, err := vault.Initialized(ctx, st)
 	if err != nil {
 		return err
@@ -232,14 +254,6 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 			return err
 		}
 		fmt.Fprintf(out, "tokenvault dev server\n  data:       %s\n  root token: %s\n\n  export TOKENVAULT_TOKEN=%s\n\nDev mode: plain text, a local KEK in the data directory. Do not use with real data.\n", o.data, root, root)
-	} else if v != nil {
-		secret, err := v.InitRoot(ctx)
-		if err != nil {
-			return err
-		}
-		if secret != "" {
-			fmt.Fprintf(out, "Initialised a new vault in %s.\nRoot token (shown once; store it safely): %s\n", o.data, secret)
-		}
 	}
 
 	srv, err := server.New(server.Config{
@@ -291,7 +305,7 @@ func loadKEK(ctx context.Context, o serveOpts, log *slog.Logger, create bool) (t
 	path := o.kekFile
 	if path == "" {
 		if !o.dev {
-			return nil, errors.New("a KEK is required: --kek-file PATH (created 0600 if missing) or --kek-uri")
+			return nil, errors.New("a KEK is required: --kek-file PATH or --kek-uri URI")
 		}
 		path = filepath.Join(o.data, "kek.json")
 	}

@@ -175,8 +175,22 @@ func TestNoPIIInLogs(t *testing.T) {
 	}
 }
 
-// rootTokenRE matches the root secret a non-dev server prints when it initialises a vault.
-var rootTokenRE = regexp.MustCompile(`(?m)^Root token \(shown once[^)]*\): (\S+)\s*$`)
+// initStore runs `tokenvault init --data dir --kek-file kekPath -o json` and returns the root
+// token it prints.
+func initStore(t *testing.T, dir, kekPath string) string {
+	t.Helper()
+	out, errOut, code := runCLI(t, childEnv(), "init", "--data", dir, "--kek-file", kekPath, "-o", "json")
+	if code != 0 {
+		t.Fatalf("init exited %d: %s", code, errOut)
+	}
+	var r struct {
+		RootToken string `json:"root_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.RootToken == "" {
+		t.Fatalf("init -o json printed %q (%v)", out, err)
+	}
+	return r.RootToken
+}
 
 // TestSealedUntilKEKReturns: a non-dev server whose KEK file is missing or wrong starts
 // sealed (health 503, calls Unavailable), keeps running, and unseals by itself once the right
@@ -189,16 +203,12 @@ func TestSealedUntilKEKReturns(t *testing.T) {
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--vendor-addr", "127.0.0.1:0"}
 	const value = "4556737586899855"
 
-	// First start: a new vault; its root secret is printed once.
-	srv := startProcess(t, childEnv(), args...)
-	m := rootTokenRE.FindStringSubmatch(srv.stdout.String())
-	if m == nil {
-		t.Fatalf("the first non-dev start printed no root token:\n%s", srv.stdout)
-	}
-	secret := m[1]
+	// A new vault: init prints its root secret once, and makes the KEK file.
+	secret := initStore(t, dir, kekPath)
 	if _, err := os.Stat(kekPath); err != nil {
 		t.Fatalf("the KEK file was not created: %v", err)
 	}
+	srv := startProcess(t, childEnv(), args...)
 	c := newHTTPClient()
 	res, err := tokenize(c, srv.httpAddr, secret, []tokenizeItem{{Value: value, Template: "pan"}})
 	if err != nil || res[0].Error != nil {
@@ -214,9 +224,7 @@ func TestSealedUntilKEKReturns(t *testing.T) {
 		t.Helper()
 		srv := startProcess(t, childEnv(), args...)
 		c := newHTTPClient()
-		if rootTokenRE.MatchString(srv.stdout.String()) {
-			t.Errorf("%s: the server initialised a new vault:\n%s", what, srv.stdout)
-		}
+		assertNoSecretShaped(t, what+": stdout", srv.stdout.String())
 		if code := healthCode(c, srv.httpAddr, "/healthz"); code != http.StatusServiceUnavailable {
 			t.Errorf("%s: GET /healthz = %d, want 503", what, code)
 		}

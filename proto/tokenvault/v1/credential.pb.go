@@ -40,9 +40,14 @@ type Credential struct {
 	// True once revoked: the secret no longer authenticates.
 	Revoked bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// For vendor credentials bound to mTLS: the client certificate SAN.
-	CertSan       string `protobuf:"bytes,7,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CertSan string `protobuf:"bytes,7,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
+	// When the secret was last rotated; unset if never.
+	RotateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=rotate_time,json=rotateTime,proto3" json:"rotate_time,omitempty"`
+	// While a rotation's overlap runs: until when the previous secret still
+	// authenticates.
+	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -124,11 +129,25 @@ func (x *Credential) GetCertSan() string {
 	return ""
 }
 
+func (x *Credential) GetRotateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotateTime
+	}
+	return nil
+}
+
+func (x *Credential) GetPreviousExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousExpireTime
+	}
+	return nil
+}
+
 var File_tokenvault_v1_credential_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n" +
+	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -138,7 +157,10 @@ const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x19\n" +
-	"\bcert_san\x18\a \x01(\tR\acertSanBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"\bcert_san\x18\a \x01(\tR\acertSan\x12;\n" +
+	"\vrotate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"rotateTime\x12L\n" +
+	"\x14previous_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTimeBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_credential_proto_rawDescOnce sync.Once
@@ -159,11 +181,13 @@ var file_tokenvault_v1_credential_proto_goTypes = []any{
 }
 var file_tokenvault_v1_credential_proto_depIdxs = []int32{
 	1, // 0: tokenvault.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 1: tokenvault.v1.Credential.rotate_time:type_name -> google.protobuf.Timestamp
+	1, // 2: tokenvault.v1.Credential.previous_expire_time:type_name -> google.protobuf.Timestamp
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_credential_proto_init() }

@@ -11,6 +11,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -320,11 +322,132 @@ func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
 	return file_tokenvault_v1_credential_service_proto_rawDescGZIP(), []int{5}
 }
 
+// RotateCredentialRequest names the credential to rotate.
+type RotateCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential's id ("root" for the root credential).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the previous secret keeps working (0 or unset: it dies at
+	// once). At most 30 days; must be 0 for the root credential.
+	Overlap       *durationpb.Duration `protobuf:"bytes,2,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCredentialRequest) Reset() {
+	*x = RotateCredentialRequest{}
+	mi := &file_tokenvault_v1_credential_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCredentialRequest) ProtoMessage() {}
+
+func (x *RotateCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_credential_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCredentialRequest.ProtoReflect.Descriptor instead.
+func (*RotateCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_credential_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RotateCredentialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateCredentialRequest) GetOverlap() *durationpb.Duration {
+	if x != nil {
+		return x.Overlap
+	}
+	return nil
+}
+
+// RotateCredentialResponse carries the credential and its new secret.
+type RotateCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored credential.
+	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The new bearer secret. Shown only now; the vault keeps only its hash.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Until when the previous secret still authenticates; unset when it died
+	// at once.
+	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RotateCredentialResponse) Reset() {
+	*x = RotateCredentialResponse{}
+	mi := &file_tokenvault_v1_credential_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCredentialResponse) ProtoMessage() {}
+
+func (x *RotateCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_credential_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCredentialResponse.ProtoReflect.Descriptor instead.
+func (*RotateCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_credential_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RotateCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *RotateCredentialResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RotateCredentialResponse) GetPreviousExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousExpireTime
+	}
+	return nil
+}
+
 var File_tokenvault_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1etokenvault/v1/credential.proto\"\x88\x02\n" +
+	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etokenvault/v1/credential.proto\"\x88\x02\n" +
 	"\x17CreateCredentialRequest\x12;\n" +
 	"\x04name\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18?2\x1c^[a-zA-Z0-9][a-zA-Z0-9._-]*$R\x04name\x12I\n" +
 	"\x04role\x18\x02 \x01(\tB5\xbaH2r0R\x05adminR\ttokenizerR\vdetokenizerR\aauditorR\x06vendorR\x04role\x12@\n" +
@@ -340,11 +463,21 @@ const file_tokenvault_v1_credential_service_proto_rawDesc = "" +
 	"\vcredentials\x18\x01 \x03(\v2\x19.tokenvault.v1.CredentialR\vcredentials\"4\n" +
 	"\x17RevokeCredentialRequest\x12\x19\n" +
 	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\"\x1a\n" +
-	"\x18RevokeCredentialResponse2\x9d\x03\n" +
+	"\x18RevokeCredentialResponse\"i\n" +
+	"\x17RotateCredentialRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\x123\n" +
+	"\aoverlap\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aoverlap\"\xc0\x01\n" +
+	"\x18RotateCredentialResponse\x129\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x19.tokenvault.v1.CredentialR\n" +
+	"credential\x12\x1b\n" +
+	"\x06secret\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06secret\x12L\n" +
+	"\x14previous_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTime2\xab\x04\n" +
 	"\x11CredentialService\x12\x7f\n" +
 	"\x10CreateCredential\x12&.tokenvault.v1.CreateCredentialRequest\x1a'.tokenvault.v1.CreateCredentialResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/credentials\x12y\n" +
 	"\x0fListCredentials\x12%.tokenvault.v1.ListCredentialsRequest\x1a&.tokenvault.v1.ListCredentialsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/credentials\x12\x8b\x01\n" +
-	"\x10RevokeCredential\x12&.tokenvault.v1.RevokeCredentialRequest\x1a'.tokenvault.v1.RevokeCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:revokeBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"\x10RevokeCredential\x12&.tokenvault.v1.RevokeCredentialRequest\x1a'.tokenvault.v1.RevokeCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:revoke\x12\x8b\x01\n" +
+	"\x10RotateCredential\x12&.tokenvault.v1.RotateCredentialRequest\x1a'.tokenvault.v1.RotateCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:rotateBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_credential_service_proto_rawDescOnce sync.Once
@@ -358,7 +491,7 @@ func file_tokenvault_v1_credential_service_proto_rawDescGZIP() []byte {
 	return file_tokenvault_v1_credential_service_proto_rawDescData
 }
 
-var file_tokenvault_v1_credential_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_tokenvault_v1_credential_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_tokenvault_v1_credential_service_proto_goTypes = []any{
 	(*CreateCredentialRequest)(nil),  // 0: tokenvault.v1.CreateCredentialRequest
 	(*CreateCredentialResponse)(nil), // 1: tokenvault.v1.CreateCredentialResponse
@@ -366,22 +499,31 @@ var file_tokenvault_v1_credential_service_proto_goTypes = []any{
 	(*ListCredentialsResponse)(nil),  // 3: tokenvault.v1.ListCredentialsResponse
 	(*RevokeCredentialRequest)(nil),  // 4: tokenvault.v1.RevokeCredentialRequest
 	(*RevokeCredentialResponse)(nil), // 5: tokenvault.v1.RevokeCredentialResponse
-	(*Credential)(nil),               // 6: tokenvault.v1.Credential
+	(*RotateCredentialRequest)(nil),  // 6: tokenvault.v1.RotateCredentialRequest
+	(*RotateCredentialResponse)(nil), // 7: tokenvault.v1.RotateCredentialResponse
+	(*Credential)(nil),               // 8: tokenvault.v1.Credential
+	(*durationpb.Duration)(nil),      // 9: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
 }
 var file_tokenvault_v1_credential_service_proto_depIdxs = []int32{
-	6, // 0: tokenvault.v1.CreateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
-	6, // 1: tokenvault.v1.ListCredentialsResponse.credentials:type_name -> tokenvault.v1.Credential
-	0, // 2: tokenvault.v1.CredentialService.CreateCredential:input_type -> tokenvault.v1.CreateCredentialRequest
-	2, // 3: tokenvault.v1.CredentialService.ListCredentials:input_type -> tokenvault.v1.ListCredentialsRequest
-	4, // 4: tokenvault.v1.CredentialService.RevokeCredential:input_type -> tokenvault.v1.RevokeCredentialRequest
-	1, // 5: tokenvault.v1.CredentialService.CreateCredential:output_type -> tokenvault.v1.CreateCredentialResponse
-	3, // 6: tokenvault.v1.CredentialService.ListCredentials:output_type -> tokenvault.v1.ListCredentialsResponse
-	5, // 7: tokenvault.v1.CredentialService.RevokeCredential:output_type -> tokenvault.v1.RevokeCredentialResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8,  // 0: tokenvault.v1.CreateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
+	8,  // 1: tokenvault.v1.ListCredentialsResponse.credentials:type_name -> tokenvault.v1.Credential
+	9,  // 2: tokenvault.v1.RotateCredentialRequest.overlap:type_name -> google.protobuf.Duration
+	8,  // 3: tokenvault.v1.RotateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
+	10, // 4: tokenvault.v1.RotateCredentialResponse.previous_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: tokenvault.v1.CredentialService.CreateCredential:input_type -> tokenvault.v1.CreateCredentialRequest
+	2,  // 6: tokenvault.v1.CredentialService.ListCredentials:input_type -> tokenvault.v1.ListCredentialsRequest
+	4,  // 7: tokenvault.v1.CredentialService.RevokeCredential:input_type -> tokenvault.v1.RevokeCredentialRequest
+	6,  // 8: tokenvault.v1.CredentialService.RotateCredential:input_type -> tokenvault.v1.RotateCredentialRequest
+	1,  // 9: tokenvault.v1.CredentialService.CreateCredential:output_type -> tokenvault.v1.CreateCredentialResponse
+	3,  // 10: tokenvault.v1.CredentialService.ListCredentials:output_type -> tokenvault.v1.ListCredentialsResponse
+	5,  // 11: tokenvault.v1.CredentialService.RevokeCredential:output_type -> tokenvault.v1.RevokeCredentialResponse
+	7,  // 12: tokenvault.v1.CredentialService.RotateCredential:output_type -> tokenvault.v1.RotateCredentialResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_credential_service_proto_init() }
@@ -396,7 +538,7 @@ func file_tokenvault_v1_credential_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenvault_v1_credential_service_proto_rawDesc), len(file_tokenvault_v1_credential_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

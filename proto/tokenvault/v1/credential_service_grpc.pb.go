@@ -22,6 +22,7 @@ const (
 	CredentialService_CreateCredential_FullMethodName = "/tokenvault.v1.CredentialService/CreateCredential"
 	CredentialService_ListCredentials_FullMethodName  = "/tokenvault.v1.CredentialService/ListCredentials"
 	CredentialService_RevokeCredential_FullMethodName = "/tokenvault.v1.CredentialService/RevokeCredential"
+	CredentialService_RotateCredential_FullMethodName = "/tokenvault.v1.CredentialService/RotateCredential"
 )
 
 // CredentialServiceClient is the client API for CredentialService service.
@@ -39,6 +40,15 @@ type CredentialServiceClient interface {
 	// RevokeCredential revokes a credential at once, on every listener.
 	// Callers: admin. Idempotent. The root credential cannot be revoked.
 	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
+	// RotateCredential gives a credential a new random secret and returns it,
+	// once. The previous secret keeps authenticating until now + overlap (at
+	// most 30 days), then is refused like an unknown one; with no overlap it is
+	// dead at once. Rotating again ends an earlier overlap at once. Refused for
+	// a revoked credential, for a vendor credential bound to client
+	// certificates (it authenticates by certificate), and for the root
+	// credential with an overlap (its old secret always dies at once).
+	// Callers: admin. Audited (target: the credential id). Not idempotent.
+	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 }
 
 type credentialServiceClient struct {
@@ -79,6 +89,16 @@ func (c *credentialServiceClient) RevokeCredential(ctx context.Context, in *Revo
 	return out, nil
 }
 
+func (c *credentialServiceClient) RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateCredentialResponse)
+	err := c.cc.Invoke(ctx, CredentialService_RotateCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CredentialServiceServer is the server API for CredentialService service.
 // All implementations must embed UnimplementedCredentialServiceServer
 // for forward compatibility.
@@ -94,6 +114,15 @@ type CredentialServiceServer interface {
 	// RevokeCredential revokes a credential at once, on every listener.
 	// Callers: admin. Idempotent. The root credential cannot be revoked.
 	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
+	// RotateCredential gives a credential a new random secret and returns it,
+	// once. The previous secret keeps authenticating until now + overlap (at
+	// most 30 days), then is refused like an unknown one; with no overlap it is
+	// dead at once. Rotating again ends an earlier overlap at once. Refused for
+	// a revoked credential, for a vendor credential bound to client
+	// certificates (it authenticates by certificate), and for the root
+	// credential with an overlap (its old secret always dies at once).
+	// Callers: admin. Audited (target: the credential id). Not idempotent.
+	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	mustEmbedUnimplementedCredentialServiceServer()
 }
 
@@ -112,6 +141,9 @@ func (UnimplementedCredentialServiceServer) ListCredentials(context.Context, *Li
 }
 func (UnimplementedCredentialServiceServer) RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCredential not implemented")
+}
+func (UnimplementedCredentialServiceServer) RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateCredential not implemented")
 }
 func (UnimplementedCredentialServiceServer) mustEmbedUnimplementedCredentialServiceServer() {}
 func (UnimplementedCredentialServiceServer) testEmbeddedByValue()                           {}
@@ -188,6 +220,24 @@ func _CredentialService_RevokeCredential_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CredentialService_RotateCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredentialServiceServer).RotateCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CredentialService_RotateCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredentialServiceServer).RotateCredential(ctx, req.(*RotateCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CredentialService_ServiceDesc is the grpc.ServiceDesc for CredentialService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +256,10 @@ var CredentialService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeCredential",
 			Handler:    _CredentialService_RevokeCredential_Handler,
+		},
+		{
+			MethodName: "RotateCredential",
+			Handler:    _CredentialService_RotateCredential_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

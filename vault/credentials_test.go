@@ -1,0 +1,224 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// hashIndexed reports whether secret's hash is in the credential hash index.
+func hashIndexed(t *testing.T, st store.Store, secret string) bool {
+	t.Helper()
+	var ok bool
+	if err := st.View(context.Background(), func(tx store.Tx) error {
+		ok = tx.Get(bucketCredHash, hashSecret(secret)) != nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func authOK(v *Vault, secret string) bool {
+	_, err := v.Authenticate(context.Background(), secret)
+	return err == nil
+}
+
+// TestRotateCredentialOverlap: the previous secret works until the overlap ends, is then
+// refused like an unknown one, and the prune removes its index entry with an audit event.
+func TestRotateCredentialOverlap(t *testing.T) {
+	v, clk, st := openClock(t)
+	ctx := context.Background()
+	c, first, err := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, second, err := v.RotateCredential(ctx, c.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first || !strings.HasPrefix(second, secretPrefix) {
+		t.Fatalf("new secret %q", second)
+	}
+	if got.Hash != nil || got.PrevHash != nil || !got.PrevExpire.Equal(clk.now().Add(time.Hour)) || !got.RotateTime.Equal(clk.now()) {
+		t.Errorf("returned credential %+v", got)
+	}
+	if !authOK(v, first) || !authOK(v, second) {
+		t.Fatal("during the overlap both secrets must authenticate")
+	}
+	clk.add(time.Hour - time.Second)
+	if !authOK(v, first) {
+		t.Error("the previous secret stopped a second before the overlap's end")
+	}
+	clk.add(time.Second)
+	if _, err := v.Authenticate(ctx, first); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("previous secret after the overlap: %v, want ErrUnauthenticated", err)
+	}
+	if !authOK(v, second) {
+		t.Error("the new secret stopped working")
+	}
+	if !hashIndexed(t, st, first) {
+		t.Fatal("the expired previous secret left the index before the prune (test premise)")
+	}
+	n, err := v.PruneRotatedSecrets(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("PruneRotatedSecrets = %d, %v; want 1", n, err)
+	}
+	if hashIndexed(t, st, first) {
+		t.Error("the prune left the expired secret's hash in the index")
+	}
+	if n, _ := v.PruneRotatedSecrets(ctx); n != 0 {
+		t.Errorf("a second prune ended %d overlaps", n)
+	}
+	evs, _, err := v.ListAudit(ctx, AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	for _, ev := range evs {
+		if ev.Target == c.ID {
+			methods = append(methods, ev.Method)
+		}
+	}
+	if strings.Join(methods, ",") != "CreateCredential,RotateCredential,RotationOverlapEnded" {
+		t.Errorf("audited %v", methods)
+	}
+	creds, _ := v.ListCredentials(ctx)
+	for _, cr := range creds {
+		if cr.ID == c.ID && (cr.PrevHash != nil || !cr.PrevExpire.IsZero()) {
+			t.Errorf("after the prune the credential still has a previous secret: %+v", cr)
+		}
+	}
+}
+
+// TestRotateCredentialNoOverlap: without overlap the previous secret is dead at once and gone
+// from the index; a second rotation ends an earlier overlap at once.
+func TestRotateCredentialNoOverlap(t *testing.T) {
+	v, _, st := openClock(t)
+	ctx := context.Background()
+	c, first, _ := v.CreateCredential(ctx, "app", RoleAdmin, "", "")
+	_, second, err := v.RotateCredential(ctx, c.ID, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, third, err := v.RotateCredential(ctx, c.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{first, second} {
+		if authOK(v, s) || hashIndexed(t, st, s) {
+			t.Error("an earlier secret still authenticates or is indexed after a rotation without overlap")
+		}
+	}
+	if !authOK(v, third) {
+		t.Error("the new secret does not authenticate")
+	}
+	// Revoking during an overlap kills both secrets and empties the index.
+	_, fourth, _ := v.RotateCredential(ctx, c.ID, time.Hour)
+	if err := v.RevokeCredential(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{third, fourth} {
+		if authOK(v, s) || hashIndexed(t, st, s) {
+			t.Error("a secret of a revoked credential still authenticates or is indexed")
+		}
+	}
+}
+
+// TestRotateCredentialRefusals covers the limits, the root, revoked and certificate-bound
+// credentials; a refusal changes nothing and writes no event.
+func TestRotateCredentialRefusals(t *testing.T) {
+	v, _, _ := openClock(t)
+	ctx := context.Background()
+	if err := v.SetRootSecret(ctx, "old-root-secret"); err != nil {
+		t.Fatal(err)
+	}
+	app, appSecret, _ := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
+	gone, _, _ := v.CreateCredential(ctx, "gone", RoleAuditor, "", "")
+	if err := v.RevokeCredential(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	mtls, _, _ := v.CreateCredential(ctx, "mtls", RoleVendor, "acme", "vendor.example.com")
+	before, _, _ := v.ListAudit(ctx, AuditFilter{Limit: 1000})
+	cases := []struct {
+		id      string
+		overlap time.Duration
+		want    error
+		say     string
+	}{
+		{app.ID, -time.Second, ErrInvalidArgument, "negative"},
+		{app.ID, MaxRotationOverlap + time.Second, ErrInvalidArgument, "30 days"},
+		{RootCredentialID, time.Minute, ErrInvalidArgument, "without overlap"},
+		{gone.ID, 0, ErrCredentialState, "revoked"},
+		{mtls.ID, 0, ErrCredentialState, "certificate"},
+		{"cred_nope", 0, ErrCredentialNotFound, ""},
+	}
+	for _, tc := range cases {
+		_, s, err := v.RotateCredential(ctx, tc.id, tc.overlap)
+		if !errors.Is(err, tc.want) || s != "" || !strings.Contains(err.Error(), tc.say) {
+			t.Errorf("RotateCredential(%s, %v) = %q, %v; want %v mentioning %q", tc.id, tc.overlap, s, err, tc.want, tc.say)
+		}
+	}
+	if after, _, _ := v.ListAudit(ctx, AuditFilter{Limit: 1000}); len(after) != len(before) || len(before) == 0 {
+		t.Errorf("refused rotations wrote audit events (%d → %d)", len(before), len(after))
+	}
+	if !authOK(v, "old-root-secret") || !authOK(v, appSecret) {
+		t.Error("a refused rotation changed a secret")
+	}
+	// At the limit it works; the root without overlap works and the old root is dead at once.
+	if _, _, err := v.RotateCredential(ctx, app.ID, MaxRotationOverlap); err != nil {
+		t.Errorf("rotation with the longest overlap: %v", err)
+	}
+	_, root, err := v.RotateCredential(ctx, RootCredentialID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authOK(v, "old-root-secret") || !authOK(v, root) {
+		t.Error("rotate root: the old root secret still works, or the new one does not")
+	}
+}
+
+// TestRotateAuditHasNoSecret: the rotation's event names the credential, and neither the new
+// nor the previous secret (nor their hashes) appears in the trail.
+func TestRotateAuditHasNoSecret(t *testing.T) {
+	v, _, _ := openClock(t)
+	ctx := context.Background()
+	c, first, _ := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
+	_, second, err := v.RotateCredential(WithRequest(ctx, RequestInfo{Principal: Principal{ID: BreakGlassActor}}), c.ID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.ExportAudit(ctx, 0, &buf); err != nil {
+		t.Fatal(err)
+	}
+	trail := buf.String()
+	for _, s := range []string{first, second, string(hashSecret(first)), string(hashSecret(second))} {
+		if strings.Contains(trail, s) {
+			t.Error("the audit trail holds a secret or its hash")
+		}
+	}
+	if !strings.Contains(trail, `"credential_id":"break-glass (offline)"`) || !strings.Contains(trail, `"method":"RotateCredential"`) || !strings.Contains(trail, `"target":"`+c.ID+`"`) {
+		t.Errorf("the rotation's event lacks its actor, method or target:\n%s", trail)
+	}
+}
+
+// TestRootExists: RootExists needs no KEK and tells an initialised store from a new one.
+func TestRootExists(t *testing.T) {
+	v, st := openTest(t)
+	ctx := context.Background()
+	if ok, err := RootExists(ctx, st); err != nil || ok {
+		t.Fatalf("RootExists on a new vault = %v, %v", ok, err)
+	}
+	if _, err := v.InitRoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := RootExists(ctx, st); err != nil || !ok {
+		t.Fatalf("RootExists after InitRoot = %v, %v", ok, err)
+	}
+}
