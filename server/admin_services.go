@@ -30,7 +30,7 @@ func credentialToProto(c vault.Credential) *tvpb.Credential {
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	cred, secret, err := c.s.vlt().CreateCredential(ctx, req.GetName(), vault.Role(req.GetRole()), req.GetVendor(), req.GetCertSan())
+	cred, secret, err := c.s.vlt().CreateCredential(ctx, vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan()})
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}

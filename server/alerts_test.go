@@ -72,7 +72,7 @@ func TestAlerts(t *testing.T) {
 		c.Alerts = server.AlertConfig{WebhookURL: hook.URL, WebhookSecret: secret, VendorRevealsPerMinute: 3, DenialsPerMinute: 5}
 	}))
 	ctx := context.Background()
-	_, vendorSecret, err := h.Vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
+	_, vendorSecret, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func callers(t *testing.T, h *testenv.Env) []caller {
 		if r == vault.RoleVendor {
 			vendor = "acme"
 		}
-		_, secret, err := h.Vault.CreateCredential(context.Background(), "matrix-"+string(r), r, vendor, "")
+		_, secret, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Vendor: vendor})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,7 +53,7 @@ func TestMetricsNeedAuditorOrAdminOnInternalListener(t *testing.T) {
 		if r == vault.RoleVendor {
 			vendor = "acme"
 		}
-		_, s, err := h.Vault.CreateCredential(ctx, "m-"+string(r), r, vendor, "")
+		_, s, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "m-" + string(r), Role: r, Vendor: vendor})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,7 +36,7 @@ const bound = 10 * time.Second
 func vendorSecret(t *testing.T, h *testenv.Env) string {
 	t.Helper()
 	ctx := context.Background()
-	_, s, err := h.Vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
+	_, s, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}

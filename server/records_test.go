@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 func TestRecordsOverHTTP(t *testing.T) {
@@ -115,7 +116,7 @@ func TestRecordsHTTPErrorsLikeTheGateway(t *testing.T) {
 			t.Errorf("%s without credentials = %d %s (X-Request-Id %q), want 401, code 16 and the request id", path, resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
 		}
 	}
-	_, secret, err := h.Vault.CreateCredential(context.Background(), "svc", "tokenizer", "", "")
+	_, secret, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "svc", Role: vault.RoleTokenizer})
 	if err != nil {
 		t.Fatal(err)
 	}

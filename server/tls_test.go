@@ -95,10 +95,10 @@ func TestVendorMTLS(t *testing.T) {
 	}
 
 	// acme's credential is bound to its certificate's SAN; globex has a secret only.
-	if _, _, err := h.Vault.CreateCredential(ctx, "acme-mtls", vault.RoleVendor, "acme", "acme.vendors.test"); err != nil {
+	if _, _, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-mtls", Role: vault.RoleVendor, Vendor: "acme", CertSAN: "acme.vendors.test"}); err != nil {
 		t.Fatal(err)
 	}
-	_, globexSecret, err := h.Vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
+	_, globexSecret, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "globex-api", Role: vault.RoleVendor, Vendor: "globex"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
@@ -159,7 +160,7 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 	// A tokenizer may tokenize but not detokenize.
-	_, secret, err := h.Vault.CreateCredential(context.Background(), "svc", "tokenizer", "", "")
+	_, secret, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "svc", Role: vault.RoleTokenizer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,11 +36,11 @@ func setupVendors(t *testing.T) *vendorSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, acme, err := h.Vault.CreateCredential(ctx, "acme-api", vault.RoleVendor, "acme", "")
+	_, acme, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, globex, err := h.Vault.CreateCredential(ctx, "globex-api", vault.RoleVendor, "globex", "")
+	_, globex, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "globex-api", Role: vault.RoleVendor, Vendor: "globex"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,26 +108,46 @@ func hashSecret(secret string) []byte {
 	return h[:]
 }
 
+// CredentialSpec describes a credential to create. Fields added later keep their zero value
+// meaning what it meant before, so existing callers keep their behaviour.
+type CredentialSpec struct {
+	// Name is a human-readable name.
+	Name string
+	// Role is the credential's role.
+	Role Role
+	// Vendor is required for RoleVendor and only for it.
+	Vendor string
+	// CertSAN (optional, vendors only) binds the credential to client certificates with
+	// that SAN.
+	CertSAN string
+}
+
+// validate checks spec and returns an ErrInvalidArgument error naming the first problem.
+func (spec CredentialSpec) validate() error {
+	if !nameRE.MatchString(spec.Name) {
+		return fmt.Errorf("%w: credential name must match %s", ErrInvalidArgument, nameRE)
+	}
+	if !spec.Role.Valid() {
+		return fmt.Errorf("%w: unknown role %q", ErrInvalidArgument, spec.Role)
+	}
+	if (spec.Role == RoleVendor) != (spec.Vendor != "") {
+		return fmt.Errorf("%w: a vendor name is required for role vendor and only for it", ErrInvalidArgument)
+	}
+	if spec.Vendor != "" && !nameRE.MatchString(spec.Vendor) {
+		return fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
+	}
+	if spec.CertSAN != "" && (spec.Role != RoleVendor || len(spec.CertSAN) > 253 || strings.ContainsAny(spec.CertSAN, " \x00")) {
+		return fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
+	}
+	return nil
+}
+
 // CreateCredential stores a new credential and returns it with its secret, which is shown
 // only this once: the vault keeps only its SHA-256 (secrets are 256-bit random, so a fast hash
 // is enough).
-//
-// certSAN (optional, vendors only) binds the credential to client certificates with that SAN.
-func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, vendor, certSAN string) (Credential, string, error) {
-	if !nameRE.MatchString(name) {
-		return Credential{}, "", fmt.Errorf("%w: credential name must match %s", ErrInvalidArgument, nameRE)
-	}
-	if !role.Valid() {
-		return Credential{}, "", fmt.Errorf("%w: unknown role %q", ErrInvalidArgument, role)
-	}
-	if (role == RoleVendor) != (vendor != "") {
-		return Credential{}, "", fmt.Errorf("%w: a vendor name is required for role vendor and only for it", ErrInvalidArgument)
-	}
-	if vendor != "" && !nameRE.MatchString(vendor) {
-		return Credential{}, "", fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
-	}
-	if certSAN != "" && (role != RoleVendor || len(certSAN) > 253 || strings.ContainsAny(certSAN, " \x00")) {
-		return Credential{}, "", fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
+func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Credential, string, error) {
+	if err := spec.validate(); err != nil {
+		return Credential{}, "", err
 	}
 	secret, err := v.newSecret()
 	if err != nil {
@@ -137,8 +157,8 @@ func (v *Vault) CreateCredential(ctx context.Context, name string, role Role, ve
 	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
 		return Credential{}, "", err
 	}
-	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: name, Role: role, Vendor: vendor,
-		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: certSAN}
+	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: spec.Name, Role: spec.Role, Vendor: spec.Vendor,
+		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: spec.CertSAN}
 	if err := v.putCredential(ctx, c, false, "CreateCredential"); err != nil {
 		return Credential{}, "", err
 	}

@@ -34,7 +34,7 @@ func authOK(v *Vault, secret string) bool {
 func TestRotateCredentialOverlap(t *testing.T) {
 	v, clk, st := openClock(t)
 	ctx := context.Background()
-	c, first, err := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
+	c, first, err := v.CreateCredential(ctx, CredentialSpec{Name: "app", Role: RoleTokenizer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestRotateCredentialOverlap(t *testing.T) {
 func TestRotateCredentialNoOverlap(t *testing.T) {
 	v, _, st := openClock(t)
 	ctx := context.Background()
-	c, first, _ := v.CreateCredential(ctx, "app", RoleAdmin, "", "")
+	c, first, _ := v.CreateCredential(ctx, CredentialSpec{Name: "app", Role: RoleAdmin})
 	_, second, err := v.RotateCredential(ctx, c.ID, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -138,12 +138,12 @@ func TestRotateCredentialRefusals(t *testing.T) {
 	if err := v.SetRootSecret(ctx, "old-root-secret"); err != nil {
 		t.Fatal(err)
 	}
-	app, appSecret, _ := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
-	gone, _, _ := v.CreateCredential(ctx, "gone", RoleAuditor, "", "")
+	app, appSecret, _ := v.CreateCredential(ctx, CredentialSpec{Name: "app", Role: RoleTokenizer})
+	gone, _, _ := v.CreateCredential(ctx, CredentialSpec{Name: "gone", Role: RoleAuditor})
 	if err := v.RevokeCredential(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	mtls, _, _ := v.CreateCredential(ctx, "mtls", RoleVendor, "acme", "vendor.example.com")
+	mtls, _, _ := v.CreateCredential(ctx, CredentialSpec{Name: "mtls", Role: RoleVendor, Vendor: "acme", CertSAN: "vendor.example.com"})
 	before, _, _ := v.ListAudit(ctx, AuditFilter{Limit: 1000})
 	cases := []struct {
 		id      string
@@ -188,7 +188,7 @@ func TestRotateCredentialRefusals(t *testing.T) {
 func TestRotateAuditHasNoSecret(t *testing.T) {
 	v, _, _ := openClock(t)
 	ctx := context.Background()
-	c, first, _ := v.CreateCredential(ctx, "app", RoleTokenizer, "", "")
+	c, first, _ := v.CreateCredential(ctx, CredentialSpec{Name: "app", Role: RoleTokenizer})
 	_, second, err := v.RotateCredential(WithRequest(ctx, RequestInfo{Principal: Principal{ID: BreakGlassActor}}), c.ID, time.Minute)
 	if err != nil {
 		t.Fatal(err)

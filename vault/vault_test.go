@@ -175,7 +175,7 @@ func TestBatchLimits(t *testing.T) {
 func TestCredentials(t *testing.T) {
 	ctx := context.Background()
 	v, _ := openTest(t)
-	c, secret, err := v.CreateCredential(ctx, "billing", RoleDetokenizer, "", "")
+	c, secret, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleDetokenizer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestCredentials(t *testing.T) {
 	if _, err := v.Authenticate(ctx, secret); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("revoked secret = %v", err)
 	}
-	if _, _, err := v.CreateCredential(ctx, "v", RoleVendor, "", ""); !errors.Is(err, ErrInvalidArgument) {
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "v", Role: RoleVendor}); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("vendor role without vendor = %v", err)
 	}
 	root, err := v.InitRoot(ctx)
