@@ -144,21 +144,16 @@ func breakGlassRotateRoot(cmd *cobra.Command, off offlineFlags, id string, overl
 	if overlap != 0 {
 		return errors.New("the root credential is rotated without overlap: its old secret dies at once; drop --overlap")
 	}
-	if off.kekFile != "" && off.kekURI != "" {
-		return errors.New("give --kek-file or --kek-uri, not both")
-	}
-	if _, err := os.Stat(filepath.Join(off.data, store.FileName)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(off.data, store.FileName)); off.data != "" && errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no store in %s: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
 	}
-	st, err := off.openStore("break glass")
+	ctx := cmd.Context()
+	st, ok, err := off.openRootStore(ctx, "break glass")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ctx := cmd.Context()
-	if ok, err := vault.RootExists(ctx, st); err != nil {
-		return err
-	} else if !ok {
+	if !ok {
 		return fmt.Errorf("the store in %s is not initialised: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))

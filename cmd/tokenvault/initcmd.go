@@ -58,6 +58,24 @@ func (f *offlineFlags) openStore(what string) (*store.Bolt, error) {
 	return st, err
 }
 
+// openRootStore checks the KEK flags, opens DIR's store offline (see openStore) and says
+// whether it holds a root credential. The caller closes the store.
+func (f *offlineFlags) openRootStore(ctx context.Context, what string) (*store.Bolt, bool, error) {
+	if f.kekFile != "" && f.kekURI != "" {
+		return nil, false, errors.New("give --kek-file or --kek-uri, not both")
+	}
+	st, err := f.openStore(what)
+	if err != nil {
+		return nil, false, err
+	}
+	ok, err := vault.RootExists(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, false, err
+	}
+	return st, ok, nil
+}
+
 // openVault opens the vault over st with the KEK; create allows creating a missing KEK file
 // (a new vault only).
 func (f *offlineFlags) openVault(ctx context.Context, st store.Store, log *slog.Logger, create bool) (*vault.Vault, error) {
@@ -92,24 +110,19 @@ A lost root token is replaced offline with: tokenvault credential rotate root --
 			if f.kekFile == "" && f.kekURI == "" {
 				return errors.New("a KEK is required: --kek-file PATH (created 0600 if missing) or --kek-uri URI")
 			}
-			if f.kekFile != "" && f.kekURI != "" {
-				return errors.New("give --kek-file or --kek-uri, not both")
-			}
 			if f.data == "" {
 				return errors.New("--data is required")
 			}
 			if err := os.MkdirAll(f.data, 0o700); err != nil {
 				return fmt.Errorf("--data: %w", err)
 			}
-			st, err := f.openStore("init")
+			ctx := cmd.Context()
+			st, ok, err := f.openRootStore(ctx, "init")
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			ctx := cmd.Context()
-			if ok, err := vault.RootExists(ctx, st); err != nil {
-				return err
-			} else if ok {
+			if ok {
 				return fmt.Errorf("the store in %s is already initialised; nothing changed (a lost root token is replaced with: tokenvault credential rotate root --data %s %s, with the server stopped)", f.data, f.data, f.kekHint())
 			}
 			initialized, err := vault.Initialized(ctx, st)

@@ -260,25 +260,32 @@ func TestCredentialRotate(t *testing.T) {
 // root secret.
 func initProductionStore(t *testing.T) (data, kekPath, root string) {
 	t.Helper()
+	st, v, data, kekPath := openKeyedStore(t)
+	defer st.Close()
+	var err error
+	if root, err = v.InitRoot(context.Background()); err != nil || root == "" {
+		t.Fatalf("InitRoot = %q, %v", root, err)
+	}
+	return data, kekPath, root
+}
+
+// openKeyedStore creates a store in a new directory with its keysets (a new KEK beside it) but
+// no root credential yet, as the first half of an init does.
+func openKeyedStore(t *testing.T) (st *store.Bolt, v *vault.Vault, data, kekPath string) {
+	t.Helper()
 	data, kekPath = t.TempDir(), filepath.Join(t.TempDir(), "kek.json")
 	kek, _, err := insecurekek.LoadOrCreate(kekPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
-	if err != nil {
+	if st, err = store.Open(filepath.Join(data, store.FileName), store.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctx := context.Background()
-	v, err := vault.Open(ctx, vault.Config{Store: st, KEK: kek})
-	if err != nil {
+	if v, err = vault.Open(context.Background(), vault.Config{Store: st, KEK: kek}); err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
-	if root, err = v.InitRoot(ctx); err != nil || root == "" {
-		t.Fatalf("InitRoot = %q, %v", root, err)
-	}
-	return data, kekPath, root
+	return st, v, data, kekPath
 }
 
 // TestBreakGlassRotateRoot: with the server stopped, `credential rotate root --data DIR
@@ -348,18 +355,7 @@ func TestBreakGlassRotateRoot(t *testing.T) {
 // (an init interrupted between the two) is not initialised either: serve refuses it without
 // printing a secret, and init completes it with the same KEK.
 func TestServeRefusesStoreWithoutRoot(t *testing.T) {
-	data, kekPath := t.TempDir(), filepath.Join(t.TempDir(), "kek.json")
-	kek, _, err := insecurekek.LoadOrCreate(kekPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vault.Open(context.Background(), vault.Config{Store: st, KEK: kek}); err != nil {
-		t.Fatal(err)
-	}
+	st, _, data, kekPath := openKeyedStore(t)
 	st.Close()
 	stdout, stderr := serveMustRefuseOut(t, prodServeArgs(data, kekPath)...)
 	assertNoSecretShaped(t, "stdout", stdout)
