@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
@@ -68,6 +72,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err
 	}
 	c := codeOf(err)
+	var ra *vault.RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		// Forwarded by the gateways as the HTTP Retry-After header.
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(int(math.Ceil(ra.After.Seconds())))))
+	}
 	if c == codes.Internal || c == codes.Unavailable {
 		id := requestID(ctx)
 		log.ErrorContext(ctx, "request failed", slog.String("request_id", id), slog.String("error", err.Error()))

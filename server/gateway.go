@@ -42,7 +42,12 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
-	mux := newGatewayMux()
+	routes, err := routesFromSpec(openAPISpec)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	mux := newGatewayMux(routes)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		tvpb.RegisterTokenServiceHandler,
 		tvpb.RegisterTemplateServiceHandler,
@@ -57,19 +62,24 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		}
 	}
 	h := http.NewServeMux()
-	h.HandleFunc("GET /healthz", s.healthz)
-	h.HandleFunc("GET /livez", livez)
+	own := func(method, path string, handler http.Handler) {
+		h.Handle(method+" "+path, handler)
+		// Other methods would fall through to the gateway's 404: answer 405 with Allow.
+		h.Handle(path, methodNotAllowed(method))
+	}
+	own("GET", "/healthz", http.HandlerFunc(s.healthz))
+	own("GET", "/livez", http.HandlerFunc(livez))
 	// Metrics name vendors, domains and volumes: admin or auditor only here; Prometheus can
 	// use the metrics listener (Config.MetricsAddr) instead.
-	h.Handle("GET /metrics", s.requireRoles(s.iauth, "GET /metrics", s.metricsHandler(), vault.RoleAdmin, vault.RoleAuditor))
-	h.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	own("GET", "/metrics", s.requireRoles(s.iauth, "GET /metrics", s.metricsHandler(), vault.RoleAdmin, vault.RoleAuditor))
+	own("GET", "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPISpec)
-	})
+	}))
 	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
 	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
-	h.Handle("POST /v1/records:tokenize", guard(rh.serve(true)))
-	h.Handle("POST /v1/records:detokenize", guard(rh.serve(false)))
+	own("POST", "/v1/records:tokenize", guard(rh.serve(true)))
+	own("POST", "/v1/records:detokenize", guard(rh.serve(false)))
 	// Streams may outlast the write timeout: the caller is authenticated by then.
 	stream := func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
@@ -92,8 +102,9 @@ func (s *Server) metricsHTTP() http.Handler {
 	return h
 }
 
-// newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules.
-func newGatewayMux() *runtime.ServeMux {
+// newGatewayMux returns a grpc-gateway mux with tokenvault's marshaler and header rules;
+// routes name the methods of its paths for 405 answers.
+func newGatewayMux(routes gatewayRoutes) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		// One route, one method: no X-HTTP-Method-Override, no form-POST-as-GET fallback.
 		runtime.WithDisableHTTPMethodOverride(),
@@ -122,11 +133,15 @@ func newGatewayMux() *runtime.ServeMux {
 		}),
 		runtime.WithMetadata(clientInfo),
 		runtime.WithOutgoingHeaderMatcher(func(h string) (string, bool) {
-			if h == "x-request-id" {
+			switch h {
+			case "x-request-id":
 				return "X-Request-Id", true
+			case "retry-after":
+				return "Retry-After", true
 			}
 			return "", false
 		}),
+		runtime.WithRoutingErrorHandler(routes.routingError),
 	)
 }
 
@@ -167,13 +182,15 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: vendor gateway connection: %w", err)
 	}
-	mux := newGatewayMux()
+	mux := newGatewayMux(nil)
 	if err := tvpb.RegisterVendorServiceHandler(ctx, mux, conn); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /healthz", s.healthz)
+	h.Handle("/healthz", methodNotAllowed("GET"))
+	h.Handle("/v1/tokens:detokenize", methodNotAllowed("POST"))
 	h.Handle("POST /v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = "/v1/vendor/tokens:detokenize", ""

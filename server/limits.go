@@ -189,7 +189,7 @@ func refuseHTTP(max int) func(net.Conn) {
 func (s *Server) httpServer(h http.Handler, listener string) *http.Server {
 	l := s.limits
 	return &http.Server{
-		Handler:           h,
+		Handler:           withHTTPConventions(h),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
 		WriteTimeout:      l.WriteTimeout,

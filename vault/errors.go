@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
@@ -133,3 +134,13 @@ var (
 // errBadRecord is unmarshalRecord's error for bytes that are not a stored record; callers turn
 // it into ErrIntegrity (or skip the record) and never return it.
 var errBadRecord = errors.New("malformed record")
+
+// RetryAfterError is a refusal that a retry after After may not get: a grant's rate. It
+// unwraps to its cause (ErrRateLimited), so errors.Is keeps working.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }

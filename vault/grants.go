@@ -455,9 +455,14 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		if g.RatePerMin > 0 {
 			r := v.limits.get(g).ReserveN(now, n)
 			if !r.OK() || r.DelayFrom(now) > 0 {
+				// A call larger than the grant's burst never fits: no delay to suggest.
+				var after time.Duration
+				if r.OK() {
+					after = r.DelayFrom(now)
+				}
 				r.CancelAt(now)
 				cancelAll(reserved)
-				return limited(ErrRateLimited)
+				return limited(&RetryAfterError{Err: ErrRateLimited, After: after})
 			}
 			reserved = append(reserved, r)
 		}

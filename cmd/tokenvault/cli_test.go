@@ -270,3 +270,30 @@ func itoa(n uint32) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// Issue 14: tokenize took values only as arguments, so PANs landed in shell history and ps.
+// Without arguments, tokenize and detokenize read one item a line from stdin (CRLF and empty
+// lines tolerated); nothing at all is a usage error that says how to give values.
+func TestCLIValuesFromStdin(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	defer srv.stopClean()
+	conn := []string{"--addr", srv.grpcAddr, "--token", rootToken}
+	in := "4111111111111111\r\n\n5555555555554444\n"
+	out, errOut, code := runCLIStdin(t, childEnv(), in, append([]string{"tokenize", "--template", "pan", "--domain", "acme"}, conn...)...)
+	toks := strings.Fields(out)
+	if code != 0 || len(toks) != 2 || strings.Contains(out, "4111111111111111") {
+		t.Fatalf("tokenize from stdin = %d %q %q", code, out, errOut)
+	}
+	// The same values as arguments give the same tokens (deterministic template).
+	if argOut, _, _ := runCLI(t, childEnv(), append([]string{"tokenize", "--template", "pan", "--domain", "acme", "4111111111111111", "5555555555554444"}, conn...)...); strings.Fields(argOut)[0] != toks[0] {
+		t.Errorf("stdin and argument tokens differ: %q vs %q", toks, argOut)
+	}
+	back, errOut, code := runCLIStdin(t, childEnv(), strings.Join(toks, "\n"), append([]string{"detokenize", "--domain", "acme", "--purpose", "t"}, conn...)...)
+	if code != 0 || back != "4111111111111111\n5555555555554444\n" {
+		t.Fatalf("detokenize from stdin = %d %q %q", code, back, errOut)
+	}
+	_, errOut, code = runCLIStdin(t, childEnv(), "\n\n", append([]string{"tokenize", "--template", "pan"}, conn...)...)
+	if code == 0 || !strings.Contains(errOut, "one a line on stdin") {
+		t.Errorf("tokenize with nothing = %d %q, want an error saying how to give values", code, errOut)
+	}
+}

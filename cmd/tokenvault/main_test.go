@@ -17,6 +17,13 @@ import (
 // raceEnabled is set by race_test.go when the tests run with -race.
 var raceEnabled bool
 
+// The build stamp TestMain gives the binary under test.
+const (
+	e2eVersion   = "v0.0.0-e2e"
+	e2eCommit    = "0123456789abcdef0123456789abcdef01234567"
+	e2eBuildDate = "2026-12-03T00:00:00Z"
+)
+
 // binPath is the tokenvault binary built by TestMain.
 var binPath string
 
@@ -42,7 +49,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(2)
 	}
-	args := []string{"build", "-o", binPath}
+	// The version the release build sets (docs/install.md), so TestVersion sees it.
+	args := []string{"build", "-o", binPath, "-ldflags=-X main.version=" + e2eVersion + " -X main.commit=" + e2eCommit + " -X main.buildDate=" + e2eBuildDate}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

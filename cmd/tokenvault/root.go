@@ -14,6 +14,10 @@ func newRootCmd() *cobra.Command {
 			return bindEnvAndConfig(cmd)
 		},
 	}
+	// --version prints what the version command prints.
+	bi := readBuildInfo()
+	root.Version = bi.Version
+	root.SetVersionTemplate(bi.String())
 	root.PersistentFlags().String("config", "", "serve: YAML file with settings (keys are flag names; flags and TOKENVAULT_* win)")
 	root.AddCommand(newServeCmd(), newInitCmd())
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
@@ -21,6 +25,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newDeleteCmd(), newEraseSubjectCmd())
 	root.AddCommand(newRecordCmd())
-	root.AddCommand(newBenchCmd())
+	root.AddCommand(newBenchCmd(), newVersionCmd())
 	return root
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,13 +17,23 @@ import (
 func newTokenizeCmd() *cobra.Command {
 	var tmpl, domain, subject string
 	var ttl time.Duration
+	var values []string
 	cmd := clientCmd(&cobra.Command{
-		Use:   "tokenize --template T [--domain D] VALUE...",
+		Use:   "tokenize --template T [--domain D] [VALUE...]",
 		Short: "Tokenize values; prints one token a line",
-		Args:  cobra.MinimumNArgs(1),
-	}, func(s *session, args []string) error {
-		items := make([]client.TokenizeItem, len(args))
-		for i, a := range args {
+		Long: `Tokenize values; prints one token a line, in the order of the values.
+
+Without VALUE arguments the values are read from stdin, one a line (empty lines skipped):
+prefer this for real data, so that values stay out of the shell history and of ps.
+  tokenvault tokenize --template pan < cards.txt`,
+		Args: cobra.ArbitraryArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) (err error) {
+			values, err = argsOrLines(cmd, args, "values")
+			return err
+		},
+	}, func(s *session, _ []string) error {
+		items := make([]client.TokenizeItem, len(values))
+		for i, a := range values {
 			items[i] = client.TokenizeItem{Value: a, Template: tmpl, Domain: domain, Subject: subject, TTL: ttl}
 		}
 		res, err := s.c.Tokenize(s.ctx, items)
@@ -40,13 +52,21 @@ func newTokenizeCmd() *cobra.Command {
 
 func newDetokenizeCmd() *cobra.Command {
 	var tmpl, domain, purpose string
+	var tokens []string
 	cmd := clientCmd(&cobra.Command{
-		Use:   "detokenize [--domain D] TOKEN...",
+		Use:   "detokenize [--domain D] --purpose P [TOKEN...]",
 		Short: "Reveal the values of tokens; prints one value a line",
-		Args:  cobra.MinimumNArgs(1),
-	}, func(s *session, args []string) error {
-		items := make([]client.DetokenizeItem, len(args))
-		for i, a := range args {
+		Long: `Reveal the values of tokens; prints one value a line, in the order of the tokens.
+
+Without TOKEN arguments the tokens are read from stdin, one a line (empty lines skipped).`,
+		Args: cobra.ArbitraryArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) (err error) {
+			tokens, err = argsOrLines(cmd, args, "tokens")
+			return err
+		},
+	}, func(s *session, _ []string) error {
+		items := make([]client.DetokenizeItem, len(tokens))
+		for i, a := range tokens {
 			items[i] = client.DetokenizeItem{Token: a, Domain: domain, Template: tmpl}
 		}
 		res, err := s.c.Detokenize(s.ctx, purpose, items)
@@ -59,6 +79,29 @@ func newDetokenizeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&domain, "domain", "", "token domain (default \"default\")")
 	cmd.Flags().StringVar(&purpose, "purpose", "", "why the values are needed (kept in the audit trail)")
 	return cmd
+}
+
+// argsOrLines returns args, or without args the non-empty lines of stdin (a trailing \r
+// dropped). what names the items in the error for none at all.
+func argsOrLines(cmd *cobra.Command, args []string, what string) ([]string, error) {
+	if len(args) > 0 {
+		return args, nil
+	}
+	var lines []string
+	sc := bufio.NewScanner(cmd.InOrStdin())
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimSuffix(sc.Text(), "\r"); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s from stdin: %w", what, err)
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("no %s: give them as arguments or one a line on stdin", what)
+	}
+	return lines, nil
 }
 
 type itemJSON struct {

@@ -1,0 +1,223 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tokenvault/tokenvault/internal/testenv"
+	"github.com/tokenvault/tokenvault/server"
+)
+
+// sendHeaders sends req and returns the status, the response headers and the body.
+func sendHeaders(t *testing.T, h *testenv.Env, req *http.Request) (int, http.Header, string) {
+	t.Helper()
+	resp, err := h.HTTP.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// Issue 14: malformed-JSON 400, 404 and 405 answers lacked X-Request-Id. Every answer of every
+// HTTP listener now carries exactly one, the caller's when it sent a well-formed one.
+func TestEveryResponseHasOneRequestID(t *testing.T) {
+	v := setupVendors(t)
+	h := v.h
+	tok := `{"items":[{"value":"4111111111111111","template":"pan"}]}`
+	cases := []struct {
+		name         string
+		method, url  string
+		secret, body string
+		want         int
+	}{
+		{"tokenize", "POST", "/v1/tokens:tokenize", rootSecret, tok, http.StatusOK},
+		{"malformed JSON", "POST", "/v1/tokens:tokenize", rootSecret, `{"items":[`, http.StatusBadRequest},
+		{"unknown field", "POST", "/v1/tokens:tokenize", rootSecret, `{"itemz":[]}`, http.StatusBadRequest},
+		{"unknown path", "GET", "/v1/nothing-here", rootSecret, "", http.StatusNotFound},
+		{"wrong method", "GET", "/v1/tokens:tokenize", rootSecret, "", http.StatusMethodNotAllowed},
+		{"no credentials", "POST", "/v1/tokens:tokenize", "", tok, http.StatusUnauthorized},
+		{"records error", "POST", "/v1/records:tokenize", rootSecret, `{"domain":"acme"}`, http.StatusBadRequest},
+		{"health", "GET", "/healthz", "", "", http.StatusOK},
+		{"metrics without credentials", "GET", "/metrics", "", "", http.StatusUnauthorized},
+		{"vendor unknown path", "GET", h.VendorURL("/v1/grants"), v.acmeSecret, "", http.StatusNotFound},
+		{"vendor without credentials", "POST", h.VendorURL("/v1/tokens:detokenize"), "", `{"items":[{"token":"1"}],"purpose":"p"}`, http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			code, hdr, _ := sendHeaders(t, h, h.Request(c.method, c.url, c.secret, body))
+			if code != c.want {
+				t.Fatalf("HTTP %d, want %d", code, c.want)
+			}
+			if ids := hdr.Values("X-Request-Id"); len(ids) != 1 || ids[0] == "" {
+				t.Errorf("X-Request-Id = %q, want one id", ids)
+			}
+			req := h.Request(c.method, c.url, c.secret, body)
+			req.Header.Set("X-Request-Id", "caller-chosen.42")
+			if _, hdr, _ := sendHeaders(t, h, req); hdr.Get("X-Request-Id") != "caller-chosen.42" || len(hdr.Values("X-Request-Id")) != 1 {
+				t.Errorf("a caller's well-formed id comes back once: got %q", hdr.Values("X-Request-Id"))
+			}
+			req = h.Request(c.method, c.url, c.secret, body)
+			req.Header.Set("X-Request-Id", "not well formed!")
+			if _, hdr, _ := sendHeaders(t, h, req); hdr.Get("X-Request-Id") == "not well formed!" {
+				t.Error("a malformed caller id was echoed")
+			}
+		})
+	}
+}
+
+// Issue 14: "WWW-Authenticate: missing credentials: send …" is not a challenge. A 401 now
+// carries an RFC 6750 Bearer challenge; the human message stays in the body.
+func TestUnauthorizedSendsBearerChallenge(t *testing.T) {
+	h := testenv.Start(t)
+	tok := `{"items":[{"value":"4111111111111111","template":"pan"}]}`
+	for _, c := range []struct {
+		name, secret, want string
+	}{
+		{"no credentials", "", `Bearer realm="tokenvault"`},
+		{"wrong secret", "tvs_wrong", `Bearer realm="tokenvault", error="invalid_token"`},
+	} {
+		for _, path := range []string{"/v1/tokens:tokenize", "/v1/records:tokenize", "/metrics"} {
+			method, body := "POST", any(tok)
+			if path == "/metrics" {
+				method, body = "GET", nil
+			}
+			code, hdr, respBody := sendHeaders(t, h, h.Request(method, path, c.secret, body))
+			if code != http.StatusUnauthorized {
+				t.Fatalf("%s %s: HTTP %d", c.name, path, code)
+			}
+			if got := hdr.Values("WWW-Authenticate"); len(got) != 1 || got[0] != c.want {
+				t.Errorf("%s %s: WWW-Authenticate %q, want %q", c.name, path, got, c.want)
+			}
+			if !strings.Contains(respBody, "credentials") {
+				t.Errorf("%s %s: the body lost its message: %s", c.name, path, respBody)
+			}
+		}
+	}
+}
+
+// Issue 14: a wrong method got 501 "Method Not Allowed" without Allow. It is now 405 with the
+// methods the path serves.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	h := testenv.Start(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/v1/tokens:tokenize", "POST"},
+		{"DELETE", "/v1/tokens:detokenize", "POST"},
+		{"PUT", "/v1/grants", "GET, POST"},
+		{"GET", "/v1/credentials/cred_0123456789abcdef:rotate", "POST"},
+		{"GET", "/v1/records:tokenize", "POST"},
+		{"POST", "/healthz", "GET"},
+		{"DELETE", "/openapi.json", "GET"},
+		{"GET", h.VendorURL("/v1/tokens:detokenize"), "POST"},
+		{"POST", h.VendorURL("/healthz"), "GET"},
+	} {
+		code, hdr, body := sendHeaders(t, h, h.Request(c.method, c.path, rootSecret, nil))
+		if code != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s: HTTP %d %s, want 405", c.method, c.path, code, body)
+			continue
+		}
+		if !strings.Contains(body, `"message"`) {
+			t.Errorf("%s %s: 405 without the JSON error body: %s", c.method, c.path, body)
+		}
+		if got := hdr.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+}
+
+// Issue 14: text/plain and form-encoded bodies were parsed as JSON. Anything but JSON is now
+// refused with 415 before the body is read; JSON with a charset, and a body without a
+// Content-Type (taken as JSON), still work.
+func TestNonJSONBodiesRefused(t *testing.T) {
+	h := testenv.Start(t)
+	tok := `{"items":[{"value":"4111111111111111","template":"pan"}]}`
+	for _, c := range []struct {
+		ct   string
+		want int
+	}{
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"multipart/form-data; boundary=x", http.StatusUnsupportedMediaType},
+		{"application/xml", http.StatusUnsupportedMediaType},
+		{"not a media type;;", http.StatusUnsupportedMediaType},
+		{"application/json", http.StatusOK},
+		{"application/json; charset=utf-8", http.StatusOK},
+		{"", http.StatusOK},
+	} {
+		for _, path := range []string{"/v1/tokens:tokenize", "/v1/records:tokenize"} {
+			body := tok
+			if path == "/v1/records:tokenize" {
+				body = `{"domain":"acme","policy":{"$.card":"pan"},"documents":[{"card":"4111111111111111"}]}`
+			}
+			req := h.Request("POST", path, rootSecret, body)
+			if c.ct == "" {
+				req.Header.Del("Content-Type")
+			} else {
+				req.Header.Set("Content-Type", c.ct)
+			}
+			code, _, respBody := sendHeaders(t, h, req)
+			if code != c.want {
+				t.Errorf("%s with Content-Type %q: HTTP %d %s, want %d", path, c.ct, code, respBody, c.want)
+			}
+			if code == http.StatusUnsupportedMediaType && !strings.Contains(respBody, "application/json") {
+				t.Errorf("415 does not say what to send: %s", respBody)
+			}
+		}
+	}
+}
+
+// Issue 14: 429 and 503 came without Retry-After. A rate-limited vendor call now says when the
+// grant's rate lets the call through (the vault's delay, as gRPC retry-after metadata that the
+// gateway forwards); a spent quota and
+// a sealed vault carry the documented defaults.
+func TestRetryAfterOn429And503(t *testing.T) {
+	v := setupVendors(t)
+	item := map[string]string{"token": v.acmePAN, "domain": "acme"}
+	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "refunds", "rate_per_minute": 2}, "ttl": "3600s"})
+	if code, _ := v.reveal(t, v.acmeSecret, item, item); code != http.StatusOK {
+		t.Fatalf("within the rate: HTTP %d", code)
+	}
+	req := v.h.Request("POST", v.h.VendorURL("/v1/tokens:detokenize"), v.acmeSecret, map[string]any{"items": []any{item}, "purpose": "p"})
+	code, hdr, _ := sendHeaders(t, v.h, req)
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("over the rate: HTTP %d, want 429", code)
+	}
+	// 2 a minute, both spent just now: one item is back in about 30 s.
+	if s, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || s < 1 || s > 30 {
+		t.Errorf("Retry-After %q, want the rate's delay in seconds (1–30)", hdr.Get("Retry-After"))
+	}
+
+	// A spent quota: the default.
+	w := setupVendors(t)
+	w.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "refunds", "quota": 1}, "ttl": "3600s"})
+	wItem := map[string]string{"token": w.acmePAN, "domain": "acme"}
+	if code, _ := w.reveal(t, w.acmeSecret, wItem); code != http.StatusOK {
+		t.Fatalf("within the quota: HTTP %d", code)
+	}
+	req = w.h.Request("POST", w.h.VendorURL("/v1/tokens:detokenize"), w.acmeSecret, map[string]any{"items": []any{wItem}, "purpose": "p"})
+	if code, hdr, _ := sendHeaders(t, w.h, req); code != http.StatusTooManyRequests || hdr.Get("Retry-After") != server.DefaultRetryAfter429 {
+		t.Errorf("past the quota: HTTP %d Retry-After %q, want 429 and %s", code, hdr.Get("Retry-After"), server.DefaultRetryAfter429)
+	}
+
+	// Sealed: 503 with the default, on the health check and on a call.
+	sealed := testenv.Start(t, testenv.Configure(func(c *server.Config) { c.Vault = nil }))
+	for _, req := range []*http.Request{
+		sealed.Request("GET", "/healthz", "", nil),
+		sealed.Request("POST", "/v1/tokens:tokenize", rootSecret, `{"items":[{"value":"4111111111111111","template":"pan"}]}`),
+	} {
+		if code, hdr, _ := sendHeaders(t, sealed, req); code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != server.DefaultRetryAfter503 {
+			t.Errorf("sealed %s: HTTP %d Retry-After %q, want 503 and %s", req.URL.Path, code, hdr.Get("Retry-After"), server.DefaultRetryAfter503)
+		}
+	}
+}
