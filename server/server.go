@@ -191,6 +191,20 @@ func (s *Server) GRPCServers() map[Listener]*grpc.Server {
 	return map[Listener]*grpc.Server{Internal: s.grpc, Vendor: s.vgrpc}
 }
 
+// ListenError is Run's error when a listener cannot bind its address (in use, not local,
+// not permitted).
+type ListenError struct {
+	Listener string // gRPC, HTTP, vendor or metrics
+	Addr     string
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("server: %s listener: %v", e.Listener, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
 // Ready is closed once every listener is bound; Addrs then returns the bound addresses.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -207,7 +221,7 @@ func (s *Server) Addrs() Addrs {
 func (s *Server) Run(ctx context.Context) error {
 	glis, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
-		return fmt.Errorf("server: gRPC listener: %w", err)
+		return &ListenError{Listener: "gRPC", Addr: s.cfg.GRPCAddr, Err: err}
 	}
 	var hlis, vlis, mlis net.Listener
 	closeAll := func() {
@@ -220,20 +234,20 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.HTTPAddr != "" {
 		if hlis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 			closeAll()
-			return fmt.Errorf("server: HTTP listener: %w", err)
+			return &ListenError{Listener: "HTTP", Addr: s.cfg.HTTPAddr, Err: err}
 		}
 	}
 	if s.cfg.VendorAddr != "" {
 		if vlis, err = net.Listen("tcp", s.cfg.VendorAddr); err != nil {
 			closeAll()
-			return fmt.Errorf("server: vendor listener: %w", err)
+			return &ListenError{Listener: "vendor", Addr: s.cfg.VendorAddr, Err: err}
 		}
 	}
 
 	if s.cfg.MetricsAddr != "" {
 		if mlis, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
 			closeAll()
-			return fmt.Errorf("server: metrics listener: %w", err)
+			return &ListenError{Listener: "metrics", Addr: s.cfg.MetricsAddr, Err: err}
 		}
 	}
 	// Connection caps sit under TLS (the HTTP server must see the *tls.Conn); refusals are

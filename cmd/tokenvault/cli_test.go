@@ -297,3 +297,34 @@ func TestCLIValuesFromStdin(t *testing.T) {
 		t.Errorf("tokenize with nothing = %d %q, want an error saying how to give values", code, errOut)
 	}
 }
+
+// Issue 14: wrong-address errors did not say what to do (--addr at the HTTP port: "http2:
+// frame too large"; a TLS server without --ca-file: "error reading server preface: EOF"). The
+// CLI now recognises them and names the flag that fixes each.
+func TestCLIConnectionHints(t *testing.T) {
+	plain := startServer(t, t.TempDir())
+	defer plain.stopClean()
+	certPath, keyPath := writeTestCert(t, t.TempDir(), 0o600)
+	tlsSrv := startServer(t, t.TempDir(), "--tls-cert", certPath, "--tls-key", keyPath)
+	defer tlsSrv.stopClean()
+	tok := []string{"tokenize", "--template", "pan", "--token", rootToken, "4111111111111111"}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"the HTTP port", []string{"--addr", plain.httpAddr}, "use the server's --grpc-addr"},
+		{"TLS without --ca-file", []string{"--addr", tlsSrv.grpcAddr}, "--ca-file"},
+		{"plain text with --ca-file", []string{"--addr", plain.grpcAddr, "--ca-file", certPath}, "drop --tls and --ca-file"},
+		{"TLS with another CA", []string{"--addr", tlsSrv.grpcAddr, "--tls"}, "--ca-file must be the CA bundle"},
+	} {
+		_, stderr, code := runCLI(t, childEnv(), append(tok, c.args...)...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q, want a hint containing %q", c.name, code, stderr, c.want)
+		}
+	}
+	// And the right flags work.
+	if out, stderr, code := runCLI(t, childEnv(), append(tok, "--addr", tlsSrv.grpcAddr, "--ca-file", certPath)...); code != 0 || strings.TrimSpace(out) == "" {
+		t.Errorf("TLS with --ca-file: exit %d %q %q", code, out, stderr)
+	}
+}

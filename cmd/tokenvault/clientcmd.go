@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	client "github.com/tokenvault/tokenvault/clients/go"
@@ -115,9 +117,31 @@ func callErr(err error) error {
 		return nil
 	}
 	if s, ok := status.FromError(err); ok {
+		if s.Code() == codes.Unavailable {
+			if hint := connHint(s.Message()); hint != "" {
+				return fmt.Errorf("%s: %s\n%s", s.Code(), s.Message(), hint)
+			}
+		}
 		return fmt.Errorf("%s: %s", s.Code(), s.Message())
 	}
 	return err
+}
+
+// connHint recognises connection failures that a flag fixes and says which.
+func connHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "frame too large"), strings.Contains(msg, "HTTP/1.1"), strings.Contains(msg, "http2: failed reading the frame payload"):
+		return "hint: --addr (TOKENVAULT_ADDR) points at an HTTP/JSON listener; client commands speak gRPC: use the server's --grpc-addr (default 127.0.0.1:7070)"
+	case strings.Contains(msg, "server preface"), strings.Contains(msg, "connection reset by peer"):
+		return "hint: the server may use TLS: connect with --ca-file CA.pem (or --tls for a publicly trusted certificate); or --addr points at a listener that is not tokenvault's gRPC one"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "hint: the server speaks plain text (a --dev server): drop --tls and --ca-file"
+	case strings.Contains(msg, "certificate signed by unknown authority"), strings.Contains(msg, "failed to verify certificate"):
+		return "hint: --ca-file must be the CA bundle that signed the server's certificate; --tls-server-name sets the name to check"
+	case strings.Contains(msg, "connection refused"):
+		return "hint: nothing listens at that address: is the server running? Set --addr (TOKENVAULT_ADDR) to its --grpc-addr"
+	}
+	return ""
 }
 
 // recvAll calls fn with each message of a server stream until it ends.

@@ -241,6 +241,9 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		log.Error("cannot open the vault; starting sealed and retrying", slog.String("error", err.Error()))
 		v = nil
 	}
+	// The dev banner (with the root token) is printed once every listener is bound: a second
+	// dev server on busy ports fails without printing a secret it will never serve.
+	banner := ""
 	if o.dev && v != nil {
 		root := o.devRootToken
 		if root == "" {
@@ -253,7 +256,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		if err := v.SetRootSecret(ctx, root); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "tokenvault dev server\n  data:       %s\n  root token: %s\n\n  export TOKENVAULT_TOKEN=%s\n\nDev mode: plain text, a local KEK in the data directory. Do not use with real data.\n", o.data, root, root)
+		banner = fmt.Sprintf("tokenvault dev server\n  data:       %s\n  root token: %s\n\n  export TOKENVAULT_TOKEN=%s\n\nDev mode: plain text, a local KEK in the data directory. Do not use with real data.\n", o.data, root, root)
 	}
 
 	srv, err := server.New(server.Config{
@@ -274,6 +277,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	go func() {
 		select {
 		case <-srv.Ready():
+			fmt.Fprint(out, banner)
 			a := srv.Addrs()
 			if a.Metrics != "" {
 				fmt.Fprintf(out, "metrics: %s\n", a.Metrics)
@@ -283,13 +287,26 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		}
 	}()
 	if err := srv.Run(ctx); err != nil {
-		return err
+		return listenHint(err)
 	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing store: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenHint adds to a listener's bind error the flag that moves it.
+func listenHint(err error) error {
+	var le *server.ListenError
+	if !errors.As(err, &le) {
+		return err
+	}
+	flag := map[string]string{"gRPC": "--grpc-addr", "HTTP": "--http-addr", "vendor": "--vendor-addr", "metrics": "--metrics-addr"}[le.Listener]
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: another process (another tokenvault?) listens there: stop it, or choose another address with %s", err, flag)
+	}
+	return fmt.Errorf("%w: check %s %s", err, flag, le.Addr)
 }
 
 // loadKEK returns the KEK: a KMS key (--kek-uri) or a local keyset file (--kek-file; in dev

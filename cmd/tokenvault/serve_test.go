@@ -308,3 +308,22 @@ func TestSealedUntilKEKReturns(t *testing.T) {
 	waitUnsealed("wrong KEK", srv, c)
 	checkStore(t, dir)
 }
+
+// Issue 14: a second dev server printed the whole banner, root token included, then failed on
+// the busy port. It now binds first: it fails without printing a secret, and the error names
+// the flag that moves the busy listener.
+func TestSecondDevServerPrintsNoSecret(t *testing.T) {
+	first := startServer(t, t.TempDir())
+	defer first.stopClean()
+	for _, c := range []struct{ flag, addr string }{
+		{"--grpc-addr", first.grpcAddr}, {"--http-addr", first.httpAddr}, {"--vendor-addr", first.vendorAddr},
+	} {
+		stdout, stderr := serveMustRefuseOut(t, append(serveArgs(), c.flag, c.addr)...)
+		if strings.Contains(stdout, "root token") || strings.Contains(stdout+stderr, "tvs_") {
+			t.Errorf("%s busy: a secret was printed:\n%s\n%s", c.flag, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "another process") || !strings.Contains(stderr, "another address with "+c.flag) {
+			t.Errorf("%s busy: the error does not say what to do:\n%s", c.flag, stderr)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,18 +210,26 @@ func TestResultOutput(t *testing.T) {
 }
 
 // BenchmarkServer runs the load generator against an in-process server, one b.N iteration
-// per request of 100 fresh pan values at concurrency 16. The server exposes no pprof, so this
+// per request of 100 (or, for the -b1 runs, 1) fresh pan values at concurrency 16. The server exposes no pprof, so this
 // is the way to profile it under load (the profile includes the generator's share):
 //
 //	go test -run '^$' -bench 'Server/http/tokenize' -benchtime 2000x -cpuprofile cpu.out ./clients/go/loadgen
 //	go tool pprof -top loadgen.test cpu.out
 func BenchmarkServer(b *testing.B) {
 	for _, protocol := range []string{loadgen.ProtocolHTTP, loadgen.ProtocolGRPC} {
-		for _, op := range []string{loadgen.OpTokenize, loadgen.OpDetokenize} {
-			b.Run(protocol+"/"+op, func(b *testing.B) {
+		for _, run := range []struct {
+			op    string
+			batch int
+		}{{loadgen.OpTokenize, 100}, {loadgen.OpDetokenize, 100}, {loadgen.OpTokenize, 1}} {
+			op := run.op
+			name := protocol + "/" + op
+			if run.batch != 100 {
+				name += "-b" + strconv.Itoa(run.batch)
+			}
+			b.Run(name, func(b *testing.B) {
 				a := startServer(b)
 				cfg := config(a, protocol, op)
-				cfg.Batch, cfg.Concurrency, cfg.Warmup, cfg.Requests, cfg.Pool = 100, 16, 0, b.N, 20000
+				cfg.Batch, cfg.Concurrency, cfg.Warmup, cfg.Requests, cfg.Pool = run.batch, 16, 0, b.N, 20000
 				b.ResetTimer()
 				res, err := loadgen.Run(context.Background(), cfg)
 				if err != nil {
