@@ -501,7 +501,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("the build stage must use golang:%s (go.mod says go %s)", m[1], m[1])
 	}
 	for _, want := range []string{
-		"CGO_ENABLED=0", "-trimpath", "-s -w", "./cmd/tokenvault",
+		"CGO_ENABLED=0", "-trimpath", "-s -w", "./cmd/tokenvault", "-X main.version=",
 		`ENTRYPOINT ["/tokenvault"]`, "USER 65532",
 	} {
 		if !strings.Contains(df, want) {
