@@ -23,7 +23,7 @@ func startFuzzServer(f *testing.F) *testenv.Env {
 }
 
 // publicKeys name request fields that hold identifiers, not data: an unknown template
-// name is quoted back on purpose ("unknown template \"x\" (item 0)"), and the API
+// name is quoted back on purpose ("unknown template \"x\" (item 1, counting from 1)"), and the API
 // validates both against ^[a-z0-9._-]*$-style patterns first.
 var publicKeys = map[string]bool{"template": true, "domain": true}
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -224,7 +225,10 @@ type sanitizingMarshaler struct {
 	runtime.JSONPb
 }
 
-var jsonPosRE = regexp.MustCompile(`\(line \d+:\d+\)`)
+var (
+	jsonPosRE      = regexp.MustCompile(`\(line \d+:\d+\)`)
+	unknownFieldRE = regexp.MustCompile(`unknown field "([a-zA-Z_][a-zA-Z0-9_]{0,63})"`)
+)
 
 func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
@@ -242,6 +246,13 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 			return io.EOF
 		}
 		err = m.JSONPb.Unmarshal(data, v)
+		if pm := messageOf(v); pm != nil && err != nil {
+			// The docs' short enum names ("mode": "deterministic"): tried only after a
+			// failure, so well-formed requests pay nothing.
+			if expanded, changed := expandEnumShortNames(data, pm); changed && m.JSONPb.Unmarshal(expanded, v) == nil {
+				err = nil
+			}
+		}
 		if err == nil && !oneJSONValue(data) {
 			err = errors.New("trailing data after the JSON value")
 		}
@@ -251,7 +262,11 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 			if pos := jsonPosRE.FindString(err.Error()); pos != "" {
 				msg += " at " + pos[1:len(pos)-1]
 			}
-			return errors.New(msg + ": check the field names and types against /openapi.json (values are JSON strings; durations like \"3600s\"; enums like \"REVEAL_MASKED\")")
+			// The name of an unknown field is schema-shaped, not data: say it (values never).
+			if f := unknownFieldRE.FindStringSubmatch(err.Error()); f != nil {
+				msg += ": unknown field " + strconv.Quote(f[1])
+			}
+			return errors.New(msg + ": check the field names and types against /openapi.json (values are JSON strings; durations like \"3600s\"; enums like \"masked\" or \"REVEAL_MASKED\")")
 		}
 		return nil
 	})

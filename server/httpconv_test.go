@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/server"
@@ -220,4 +222,85 @@ func TestRetryAfterOn429And503(t *testing.T) {
 			t.Errorf("sealed %s: HTTP %d Retry-After %q, want 503 and %s", req.URL.Path, code, hdr.Get("Retry-After"), server.DefaultRetryAfter503)
 		}
 	}
+}
+
+// Issue 14: the unknown-template error counted items from 0 while per-item errors (and the
+// CLI) count from 1. One convention: from 1.
+func TestItemNumbersCountFromOne(t *testing.T) {
+	h := testenv.Start(t)
+	code, body := h.Post("/v1/tokens:tokenize", rootSecret, `{"items":[{"value":"4111111111111111","template":"pan"},{"value":"x","template":"nosuch"}]}`)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "(item 2, counting from 1)") {
+		t.Errorf("unknown template in the second item: HTTP %d %s", code, body)
+	}
+}
+
+// Issue 14: the templates API accepted only TEMPLATE_MODE_DETERMINISTIC / LUHN_RULE_INVALID
+// while docs/templates.md shows "mode":"deterministic","luhn":"invalid". Both spellings work
+// now (and for every enum, e.g. a grant's "reveal":"masked"); a name that is no value of the
+// enum is still refused, and a malformed body's error names an unknown field.
+func TestShortEnumNamesAndUnknownFields(t *testing.T) {
+	h := testenv.Start(t)
+	docs := `{"name": "card_bin", "base": "pan", "mode": "deterministic",
+	 "keep_prefix": 6, "keep_suffix": 4, "luhn": "invalid", "min_length": 14}`
+	if code, body := h.Post("/v1/templates", rootSecret, docs); code != http.StatusOK ||
+		!strings.Contains(string(body), "TEMPLATE_MODE_DETERMINISTIC") || !strings.Contains(string(body), "LUHN_RULE_INVALID") {
+		t.Errorf("the docs' custom template: HTTP %d %s", code, body)
+	}
+	long := `{"name": "card_bin2", "base": "pan", "mode": "TEMPLATE_MODE_RANDOM", "luhn": "LUHN_RULE_VALID"}`
+	if code, body := h.Post("/v1/templates", rootSecret, long); code != http.StatusOK || !strings.Contains(string(body), "TEMPLATE_MODE_RANDOM") {
+		t.Errorf("full enum names: HTTP %d %s", code, body)
+	}
+	grant := `{"grant":{"vendor":"acme","domains":["acme"],"templates":["pan"],"reveal":"masked","purpose":"p"},"ttl":"3600s"}`
+	if code, body := h.Post("/v1/grants", rootSecret, grant); code != http.StatusOK || !strings.Contains(string(body), "REVEAL_MASKED") {
+		t.Errorf("grant with reveal masked: HTTP %d %s", code, body)
+	}
+	for _, bad := range []string{
+		`{"name": "t3", "base": "pan", "mode": "sometimes"}`,
+		`{"name": "t4", "base": "pan", "mode": "unspecified"}`,
+	} {
+		if code, body := h.Post("/v1/templates", rootSecret, bad); code != http.StatusBadRequest || strings.Contains(string(body), "sometimes") {
+			t.Errorf("%s: HTTP %d %s, want 400 without the value", bad, code, body)
+		}
+	}
+	code, body := h.Post("/v1/tokens:tokenize", rootSecret, `{"itemz":[{"value":"4111111111111111"}]}`)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `unknown field \"itemz\"`) || strings.Contains(string(body), "4111") {
+		t.Errorf("unknown field: HTTP %d %s", code, body)
+	}
+}
+
+// Issue 14: the HTTP listeners spoke HTTP/1.1 only. They now also serve HTTP/2: over TLS by
+// ALPN, and in plain text (loopback, dev) with prior knowledge (h2c). The conventions and the
+// vendor listener's client certificates work the same over HTTP/2.
+func TestHTTP2(t *testing.T) {
+	tok := `{"items":[{"value":"4111111111111111","template":"pan"}]}`
+	check := func(t *testing.T, h *testenv.Env, c *http.Client, url string) {
+		t.Helper()
+		resp, err := c.Do(h.Request("POST", url, rootSecret, tok))
+		if err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "token") {
+			t.Errorf("POST %s: %s %d %s, want HTTP/2 200", url, resp.Proto, resp.StatusCode, body)
+		}
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("POST %s over HTTP/2: no X-Request-Id", url)
+		}
+	}
+	t.Run("h2c", func(t *testing.T) {
+		h := testenv.Start(t)
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		check(t, h, &http.Client{Transport: &http.Transport{Protocols: p}}, h.URL("/v1/tokens:tokenize"))
+	})
+	t.Run("TLS", func(t *testing.T) {
+		ca := newCA(t)
+		srvCert := ca.issue(t, "tokenvault.test", true, time.Now().Add(time.Hour))
+		clientTLS := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS13}
+		h := testenv.Start(t, testenv.Configure(func(c *server.Config) {
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS13}
+		}), testenv.ClientTLS(clientTLS))
+		check(t, h, &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}}, h.URL("/v1/tokens:tokenize"))
+	})
 }

@@ -188,7 +188,14 @@ func refuseHTTP(max int) func(net.Conn) {
 // httpServer returns an http.Server for one listener with the timeouts of l.
 func (s *Server) httpServer(h http.Handler, listener string) *http.Server {
 	l := s.limits
+	// HTTP/1.1, HTTP/2 over TLS (ALPN "h2", see httpTLS) and, on plain-text listeners,
+	// HTTP/2 with prior knowledge (h2c).
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
+		Protocols:         protocols,
 		Handler:           withHTTPConventions(h),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
@@ -197,6 +204,13 @@ func (s *Server) httpServer(h http.Handler, listener string) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          s.httpErrorLog(listener),
 	}
+}
+
+// httpTLS is an HTTP listener's TLS configuration: c, offering HTTP/2 and HTTP/1.1 by ALPN.
+func httpTLS(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.NextProtos = []string{"h2", "http/1.1"}
+	return c
 }
 
 // grpcLimits are the gRPC server options of l: connection handshake timeout, idle

@@ -270,14 +270,14 @@ func (s *Server) Run(ctx context.Context) error {
 		cfg.NextProtos = []string{"h2"}
 		glis = tls.NewListener(glis, cfg)
 		if hlis != nil {
-			hlis = tls.NewListener(hlis, s.cfg.TLS.Clone())
+			hlis = tls.NewListener(hlis, httpTLS(s.cfg.TLS))
 		}
 		if mlis != nil {
-			mlis = tls.NewListener(mlis, s.cfg.TLS.Clone())
+			mlis = tls.NewListener(mlis, httpTLS(s.cfg.TLS))
 		}
 	}
 	if vlis != nil && s.cfg.VendorTLS != nil {
-		vlis = tls.NewListener(vlis, s.cfg.VendorTLS.Clone())
+		vlis = tls.NewListener(vlis, httpTLS(s.cfg.VendorTLS))
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

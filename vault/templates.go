@@ -37,7 +37,7 @@ func (v *Vault) resolveTemplates(_ context.Context, items []TokenizeItem) ([]tem
 		}
 		t, ok := v.lookupTemplate(it.Template)
 		if !ok {
-			return nil, fmt.Errorf("%w %q (item %d)", ErrUnknownTemplate, it.Template, i)
+			return nil, fmt.Errorf("%w %q (item %d, counting from 1)", ErrUnknownTemplate, it.Template, i+1)
 		}
 		out[i], last = t, t
 	}

@@ -328,3 +328,32 @@ func TestCLIConnectionHints(t *testing.T) {
 		t.Errorf("TLS with --ca-file: exit %d %q %q", code, out, stderr)
 	}
 }
+
+// Issue 14: exit codes did not tell a usage mistake from a refused credential from a batch
+// with failed items. They do now (docs/api.md, "CLI exit codes").
+func TestCLIExitCodes(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	defer srv.stopClean()
+	conn := []string{"--addr", srv.grpcAddr}
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"success", append([]string{"tokenize", "--template", "pan", "--token", rootToken, "4111111111111111"}, conn...), 0},
+		{"unknown command", []string{"tokenise"}, 2},
+		{"unknown flag", []string{"tokenize", "--templat", "pan", "x"}, 2},
+		{"missing required flag", append([]string{"tokenize", "--token", rootToken, "4111111111111111"}, conn...), 2},
+		{"wrong arguments", []string{"version", "extra"}, 2},
+		{"bad secret", append([]string{"tokenize", "--template", "pan", "--token", "tvs_wrong", "4111111111111111"}, conn...), 3},
+		{"no secret (usage)", append([]string{"tokenize", "--template", "pan", "--token", "", "4111111111111111"}, conn...), 2},
+		{"some items failed", append([]string{"tokenize", "--template", "pan", "--token", rootToken, "4111111111111111", "not-a-card"}, conn...), 4},
+		{"unknown token", append([]string{"detokenize", "--purpose", "t", "--token", rootToken, "0000000000000000"}, conn...), 4},
+		{"server unreachable", []string{"tokenize", "--template", "pan", "--token", rootToken, "--addr", "127.0.0.1:1", "4111111111111111"}, 1},
+	} {
+		_, stderr, code := runCLI(t, childEnv(), c.args...)
+		if code != c.want {
+			t.Errorf("%s: exit %d, want %d (stderr %q)", c.name, code, c.want, stderr)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (cf *clientFlags) check() error {
 		return fmt.Errorf("-o must be text or json")
 	}
 	if cf.token == "" {
-		return errors.New("no credentials: set --token or TOKENVAULT_TOKEN")
+		return withExitCode(exitUsage, errors.New("no credentials: set --token or TOKENVAULT_TOKEN"))
 	}
 	return nil
 }
@@ -117,6 +117,9 @@ func callErr(err error) error {
 		return nil
 	}
 	if s, ok := status.FromError(err); ok {
+		if c := s.Code(); c == codes.Unauthenticated || c == codes.PermissionDenied {
+			return withExitCode(exitAuth, fmt.Errorf("%s: %s", c, s.Message()))
+		}
 		if s.Code() == codes.Unavailable {
 			if hint := connHint(s.Message()); hint != "" {
 				return fmt.Errorf("%s: %s\n%s", s.Code(), s.Message(), hint)

@@ -90,7 +90,7 @@ func newRecordTransformCmd(tokenize bool) *cobra.Command {
 			s.warnf("%s\n", f.Error())
 		}
 		if len(failed) > 0 {
-			return fmt.Errorf("%d fields failed", len(failed))
+			return withExitCode(exitPartialItem, fmt.Errorf("%d fields failed", len(failed)))
 		}
 		return nil
 	})

@@ -26,5 +26,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDeleteCmd(), newEraseSubjectCmd())
 	root.AddCommand(newRecordCmd())
 	root.AddCommand(newBenchCmd(), newVersionCmd())
+	markUsageErrors(root)
 	return root
 }

@@ -156,7 +156,7 @@ func (p printer) printResults(res []client.Result, token bool) error {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d items failed", failed, len(res))
+		return withExitCode(exitPartialItem, fmt.Errorf("%d of %d items failed", failed, len(res)))
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func newDeleteCmd() *cobra.Command {
 			}
 		}
 		if failed > 0 {
-			return fmt.Errorf("%d of %d tokens were not erased", failed, len(args))
+			return withExitCode(exitPartialItem, fmt.Errorf("%d of %d tokens were not erased", failed, len(args)))
 		}
 		return nil
 	})
