@@ -85,7 +85,7 @@ func grantToProto(g vault.Grant) *tvpb.Grant {
 		Id: g.ID, Vendor: g.Vendor, Domains: g.Domains, Templates: g.Templates, Purpose: g.Purpose,
 		CreateTime: timestamppb.New(g.CreateTime), ExpireTime: timestamppb.New(g.ExpireTime),
 		RatePerMinute: int32(g.RatePerMin), Quota: g.Quota, Used: g.Used, SourceCidrs: g.SourceCIDRs,
-		Revoked: g.Revoked, Reveal: tvpb.Reveal_REVEAL_FULL, AllowedHours: g.AllowedHours,
+		Revoked: g.Revoked, Reveal: tvpb.Reveal_REVEAL_FULL, AllowedHours: g.AllowedHours, State: g.State,
 	}
 	if g.Reveal == vault.RevealMasked {
 		pg.Reveal = tvpb.Reveal_REVEAL_MASKED

@@ -42,7 +42,8 @@ func codeOf(err error) codes.Code {
 		return codes.ResourceExhausted
 	case errors.Is(err, vault.ErrGrantNotFound):
 		return codes.NotFound
-	case errors.Is(err, vault.ErrKeyInUse), errors.Is(err, vault.ErrKeyState), errors.Is(err, vault.ErrCredentialState):
+	case errors.Is(err, vault.ErrKeyInUse), errors.Is(err, vault.ErrKeyState), errors.Is(err, vault.ErrCredentialState),
+		errors.Is(err, vault.ErrNoSuchVendor):
 		return codes.FailedPrecondition
 	case errors.Is(err, vault.ErrNoSuchKey):
 		return codes.NotFound

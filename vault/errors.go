@@ -96,6 +96,10 @@ var (
 	// is not a live grant of the calling vendor: nothing is revealed.
 	ErrGrantNotLive = fmt.Errorf("%w: grant_id names no live grant of this vendor", ErrPermissionDenied)
 
+	// ErrNoSuchVendor is returned for a grant to a vendor that no live vendor credential acts
+	// for: the grant could never be used (a typo, or the credential not created yet).
+	ErrNoSuchVendor = errors.New("unknown vendor")
+
 	// ErrGrantNotFound is returned when a grant id does not exist.
 	ErrGrantNotFound = errors.New("grant not found")
 )

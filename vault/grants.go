@@ -47,6 +47,10 @@ type Grant struct {
 	// expected; reveals outside it are allowed but raise an alert. Empty: any time.
 	AllowedHours string `json:"allowed_hours,omitempty"`
 
+	// State is the grant's state when it was read (GrantActive, GrantExpired, GrantRevoked or
+	// GrantExhausted); not stored.
+	State string `json:"-"`
+
 	// prefixes caches SourceCIDRs parsed, for a grant read once and matched against many items.
 	prefixes []netip.Prefix
 }
@@ -73,6 +77,27 @@ func (g *Grant) offHours(t time.Time) bool {
 		return h < from || h >= to
 	}
 	return h < from && h >= to // wraps midnight
+}
+
+// Grant states, as ListGrants and GetGrant report them.
+const (
+	GrantActive    = "active"
+	GrantExpired   = "expired"
+	GrantRevoked   = "revoked"
+	GrantExhausted = "exhausted" // its quota is used up
+)
+
+// state is g's state at now: revoked wins over expired, expired over exhausted.
+func (g *Grant) state(now time.Time) string {
+	switch {
+	case g.Revoked:
+		return GrantRevoked
+	case !now.Before(g.ExpireTime):
+		return GrantExpired
+	case g.spent():
+		return GrantExhausted
+	}
+	return GrantActive
 }
 
 // live reports whether g can reveal anything at now.
@@ -196,19 +221,45 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	ev.Target, ev.Outcome, ev.Domains, ev.Templates, ev.Purpose = g.ID, OutcomeAllowed, g.Domains, g.Templates, g.Purpose
 	ev.Reason = "grant for vendor " + g.Vendor
 	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		if ok, err := vendorExists(tx, g.Vendor); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("%w: no live vendor credential for vendor %q: create one first (tokenvault credential create --role vendor --vendor %s)", ErrNoSuchVendor, g.Vendor, g.Vendor)
+		}
 		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
 			return err
 		}
 		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
 	})
+	if errors.Is(err, ErrNoSuchVendor) {
+		return Grant{}, err
+	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("storing grant: %w", err)
 	}
+	g.State = GrantActive
 	return g, nil
+}
+
+// vendorExists reports whether a live (not revoked) credential acts for vendor.
+func vendorExists(tx store.Tx, vendor string) (bool, error) {
+	found := false
+	err := tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
+		var c Credential
+		if err := json.Unmarshal(val, &c); err != nil {
+			return err
+		}
+		if c.Role == RoleVendor && c.Vendor == vendor && !c.Revoked {
+			found = true
+		}
+		return nil
+	})
+	return found, err
 }
 
 // ListGrants lists grants, of one vendor when vendor is not empty.
 func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
+	now := v.now()
 	var out []Grant
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		return tx.Scan(bucketGrants, grantPrefix(vendor), nil, func(_, val []byte) error {
@@ -216,6 +267,7 @@ func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) 
 			if err := json.Unmarshal(val, &g); err != nil {
 				return err
 			}
+			g.State = g.state(now)
 			out = append(out, g)
 			return nil
 		})
@@ -245,6 +297,7 @@ func (v *Vault) GetGrant(ctx context.Context, id string) (Grant, error) {
 	if !found {
 		return Grant{}, ErrGrantNotFound
 	}
+	g.State = g.state(v.now())
 	return g, nil
 }
 

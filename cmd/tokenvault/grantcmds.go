@@ -119,7 +119,7 @@ func newGrantRevokeCmd() *cobra.Command {
 }
 
 func printGrants(w io.Writer, gs []*tvpb.Grant) error {
-	t := newTable(w, "ID", "VENDOR", "DOMAINS", "TEMPLATES", "REVEAL", "PURPOSE", "EXPIRES", "RATE/MIN", "USED/QUOTA", "REVOKED")
+	t := newTable(w, "ID", "VENDOR", "DOMAINS", "TEMPLATES", "REVEAL", "PURPOSE", "EXPIRES", "RATE/MIN", "USED/QUOTA", "STATE")
 	for _, g := range gs {
 		quota := "-"
 		if g.GetQuota() > 0 {
@@ -127,7 +127,7 @@ func printGrants(w io.Writer, gs []*tvpb.Grant) error {
 		}
 		t.row(g.GetId(), g.GetVendor(), strings.Join(g.GetDomains(), ","), strings.Join(g.GetTemplates(), ","),
 			strings.ToLower(strings.TrimPrefix(g.GetReveal().String(), "REVEAL_")), g.GetPurpose(),
-			g.GetExpireTime().AsTime().Format(time.RFC3339), g.GetRatePerMinute(), fmt.Sprintf("%d/%s", g.GetUsed(), quota), g.GetRevoked())
+			g.GetExpireTime().AsTime().Format(time.RFC3339), g.GetRatePerMinute(), fmt.Sprintf("%d/%s", g.GetUsed(), quota), g.GetState())
 	}
 	return t.flush()
 }

@@ -107,7 +107,10 @@ type Grant struct {
 	Revoked bool `protobuf:"varint,13,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// When reveals are expected, "HH-HH" in UTC (e.g. "08-18"); reveals outside
 	// raise an alert. Empty: any time.
-	AllowedHours  string `protobuf:"bytes,14,opt,name=allowed_hours,json=allowedHours,proto3" json:"allowed_hours,omitempty"`
+	AllowedHours string `protobuf:"bytes,14,opt,name=allowed_hours,json=allowedHours,proto3" json:"allowed_hours,omitempty"`
+	// The grant's state when it was read: active, expired, revoked or exhausted
+	// (its quota used up). Set by the vault.
+	State         string `protobuf:"bytes,15,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,11 +243,18 @@ func (x *Grant) GetAllowedHours() string {
 	return ""
 }
 
+func (x *Grant) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 var File_tokenvault_v1_grant_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_grant_proto_rawDesc = "" +
 	"\n" +
-	"\x19tokenvault/v1/grant.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x03\n" +
+	"\x19tokenvault/v1/grant.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x03\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x18\n" +
@@ -262,7 +272,8 @@ const file_tokenvault_v1_grant_proto_rawDesc = "" +
 	"\x04used\x18\v \x01(\x03R\x04used\x12!\n" +
 	"\fsource_cidrs\x18\f \x03(\tR\vsourceCidrs\x12\x18\n" +
 	"\arevoked\x18\r \x01(\bR\arevoked\x12#\n" +
-	"\rallowed_hours\x18\x0e \x01(\tR\fallowedHours*D\n" +
+	"\rallowed_hours\x18\x0e \x01(\tR\fallowedHours\x12\x14\n" +
+	"\x05state\x18\x0f \x01(\tR\x05state*D\n" +
 	"\x06Reveal\x12\x16\n" +
 	"\x12REVEAL_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vREVEAL_FULL\x10\x01\x12\x11\n" +
