@@ -38,7 +38,9 @@ func (s Scope) Unscoped() bool {
 }
 
 // allowsDomain reports whether s covers domain d (a DomainOr'd name).
-func (s Scope) allowsDomain(d string) bool { return len(s.Domains) == 0 || slices.Contains(s.Domains, d) }
+func (s Scope) allowsDomain(d string) bool {
+	return len(s.Domains) == 0 || slices.Contains(s.Domains, d)
+}
 
 // allowsTemplate reports whether s covers template t.
 func (s Scope) allowsTemplate(t string) bool {
