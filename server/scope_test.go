@@ -384,3 +384,98 @@ func TestScopeMatrix(t *testing.T) {
 		}
 	}
 }
+
+// TestScopeBOLA: a detokenizer scoped to domain a and template pan, asking (in calls of
+// 10,000, the batch limit) for 10^5 tokens of other domains and of other templates in its own
+// domain, gets no value at all, and the error it gets for each is identical, code and
+// message, to the one it gets for tokens that do not exist.
+func TestScopeBOLA(t *testing.T) {
+	const total, batch = 100_000, vault.MaxBatch
+	h := testenv.Start(t, testenv.NoSync(), testenv.DiscardLogs())
+	ctx := context.Background()
+	// The tokens: a quarter each of pan in domain b, opaque in domain c, email in domain a and
+	// digits in domain a. One more pan in domain a is in scope.
+	kinds := []struct{ domain, template string }{{"b", "pan"}, {"c", "opaque"}, {"a", "email"}, {"a", "digits"}}
+	value := func(k, n int) string {
+		switch kinds[k].template {
+		case "pan":
+			return luhn(fmt.Sprintf("4%014d", n))
+		case "email":
+			return fmt.Sprintf("p%d@example.com", n)
+		case "digits":
+			return fmt.Sprintf("%012d", n)
+		}
+		return fmt.Sprintf("secret-%d", n)
+	}
+	refs := make([]*tvpb.DetokenizeItem, 0, total)
+	for start := 0; start < total; start += batch {
+		items := make([]vault.TokenizeItem, batch)
+		for i := range items {
+			n := start + i
+			k := n % len(kinds)
+			items[i] = vault.TokenizeItem{Value: value(k, n), Template: kinds[k].template, Domain: kinds[k].domain}
+		}
+		res, err := h.Vault.Tokenize(ctx, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				t.Fatalf("tokenizing item %d: %v", start+i, r.Err)
+			}
+			refs = append(refs, &tvpb.DetokenizeItem{Token: r.Token, Domain: items[i].Domain})
+		}
+	}
+	inScope, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "a"}})
+	if err != nil || inScope[0].Err != nil {
+		t.Fatal(err, inScope)
+	}
+	_, secret, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "bola", Role: vault.RoleDetokenizer,
+		Scope: vault.Scope{Domains: []string{"a"}, Templates: []string{"pan"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tvpb.NewTokenServiceClient(h.Conn)
+	// detokenize asks for items in calls of batch and returns how many values came back and
+	// the distinct errors (code and message).
+	detokenize := func(items []*tvpb.DetokenizeItem) (int, map[string]int) {
+		values, errs := 0, map[string]int{}
+		for start := 0; start < len(items); start += batch {
+			resp, err := client.Detokenize(authCtx(secret), &tvpb.DetokenizeRequest{Items: items[start:min(start+batch, len(items))], Purpose: "bola"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range resp.GetResults() {
+				if r.GetValue() != "" {
+					values++
+					continue
+				}
+				errs[r.GetError().GetCode()+": "+r.GetError().GetMessage()]++
+			}
+		}
+		return values, errs
+	}
+	values, existing := detokenize(refs)
+	if values != 0 {
+		t.Fatalf("a detokenizer scoped to a/pan got %d values of %d out-of-scope tokens", values, total)
+	}
+	// The same number of tokens that do not exist, in the same domains.
+	missing := make([]*tvpb.DetokenizeItem, len(refs))
+	for i, r := range refs {
+		missing[i] = &tvpb.DetokenizeItem{Token: "x" + r.GetToken(), Domain: r.GetDomain()}
+	}
+	values, absent := detokenize(missing)
+	if values != 0 || len(existing) != 1 || fmt.Sprint(existing) != fmt.Sprint(absent) {
+		t.Fatalf("errors for existing tokens %v, for missing ones %v (values %d): they must be one and the same", existing, absent, values)
+	}
+	for e := range existing {
+		if !strings.HasPrefix(e, "PERMISSION_DENIED: ") {
+			t.Errorf("out-of-scope error %q, want PERMISSION_DENIED", e)
+		}
+	}
+	// The credential works in scope: the zero above is the scope's doing.
+	resp, err := client.Detokenize(authCtx(secret), &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: inScope[0].Token, Domain: "a"}}, Purpose: "bola"})
+	if err != nil || resp.GetResults()[0].GetValue() != "4111111111111111" {
+		t.Fatalf("in scope: %v %v", resp, err)
+	}
+}
