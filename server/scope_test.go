@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
@@ -477,5 +480,105 @@ func TestScopeBOLA(t *testing.T) {
 	resp, err := client.Detokenize(authCtx(secret), &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: inScope[0].Token, Domain: "a"}}, Purpose: "bola"})
 	if err != nil || resp.GetResults()[0].GetValue() != "4111111111111111" {
 		t.Fatalf("in scope: %v %v", resp, err)
+	}
+}
+
+// testClock is a settable clock for testenv.Clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestCredentialExpiryThroughServer: a credential created with expires works until then and
+// is refused afterwards exactly like an unknown secret, over gRPC and HTTP; the list marks
+// it expired; rotation keeps its expiry and scope.
+func TestCredentialExpiryThroughServer(t *testing.T) {
+	clk := &testClock{t: time.Now().UTC()}
+	h := testenv.Start(t, testenv.Clock(clk.now))
+	cc := tvpb.NewCredentialServiceClient(h.Conn)
+	created, err := cc.CreateCredential(authCtx(rootSecret), &tvpb.CreateCredentialRequest{Name: "app", Role: "detokenizer",
+		Domains: []string{"a"}, Templates: []string{"pan"}, Reveal: "masked", Expires: durationpb.New(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := created.GetCredential()
+	if !cr.GetExpireTime().AsTime().Equal(clk.now().Add(24*time.Hour)) || cr.GetReveal() != "masked" || cr.GetDomains()[0] != "a" || cr.GetTemplates()[0] != "pan" {
+		t.Fatalf("created %v", cr)
+	}
+	rot, err := cc.RotateCredential(authCtx(rootSecret), &tvpb.RotateCredentialRequest{Id: cr.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(rot.GetCredential().GetExpireTime(), cr.GetExpireTime()) || rot.GetCredential().GetReveal() != "masked" || len(rot.GetCredential().GetDomains()) != 1 {
+		t.Errorf("rotation lost scope or expiry: %v", rot.GetCredential())
+	}
+	secret := rot.GetSecret()
+	detok := func(secret string) (error, int, []byte) {
+		_, err := tvpb.NewTokenServiceClient(h.Conn).Detokenize(authCtx(secret), &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: "t", Domain: "a"}}})
+		code, body := h.Post("/v1/tokens:detokenize", secret, `{"items":[{"token":"t","domain":"a"}]}`)
+		return err, code, body
+	}
+	if err, code, _ := detok(secret); err != nil || code != http.StatusOK {
+		t.Fatalf("before expiry: %v, HTTP %d", err, code)
+	}
+	unknownErr, unknownCode, unknownBody := detok("tvs_not-a-secret")
+	clk.add(24 * time.Hour)
+	err, code, body := detok(secret)
+	if status.Code(err) != codes.Unauthenticated || status.Convert(err).Message() != status.Convert(unknownErr).Message() {
+		t.Errorf("gRPC after expiry: %v, want what an unknown secret gets: %v", err, unknownErr)
+	}
+	if code != unknownCode || string(body) != string(unknownBody) || code != http.StatusUnauthorized {
+		t.Errorf("HTTP after expiry: %d %s, want what an unknown secret gets: %d %s", code, body, unknownCode, unknownBody)
+	}
+	list, err := cc.ListCredentials(authCtx(rootSecret), &tvpb.ListCredentialsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.GetCredentials() {
+		if want := c.GetId() == cr.GetId(); c.GetExpired() != want {
+			t.Errorf("%s: expired=%v, want %v", c.GetId(), c.GetExpired(), want)
+		}
+	}
+	if _, err := cc.RotateCredential(authCtx(rootSecret), &tvpb.RotateCredentialRequest{Id: cr.GetId()}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("rotating an expired credential: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestCreateCredentialScopeErrors: scope and expiry mistakes are InvalidArgument (HTTP 400)
+// with a message that says what is wrong, and nothing is created.
+func TestCreateCredentialScopeErrors(t *testing.T) {
+	h := testenv.Start(t)
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		msg  string
+	}{
+		{"scope on admin", map[string]any{"role": "admin", "domains": []string{"a"}}, "only tokenizer and detokenizer"},
+		{"scope on vendor", map[string]any{"role": "vendor", "vendor": "acme", "templates": []string{"pan"}}, "only tokenizer and detokenizer"},
+		{"reveal on tokenizer", map[string]any{"role": "tokenizer", "reveal": "masked"}, "only to detokenizer"},
+		{"bad reveal", map[string]any{"role": "detokenizer", "reveal": "some"}, "reveal"},
+		{"bad domain", map[string]any{"role": "detokenizer", "domains": []string{"Not A Domain"}}, "domains"},
+		{"unknown template", map[string]any{"role": "detokenizer", "templates": []string{"nosuch"}}, "existing templates"},
+		{"zero expiry", map[string]any{"role": "tokenizer", "expires": "0s"}, "expires"},
+		{"expiry over 10 years", map[string]any{"role": "tokenizer", "expires": "315360001s"}, "expires"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body["name"] = "bad"
+			code, body := h.Post("/v1/credentials", rootSecret, tc.body)
+			if code != http.StatusBadRequest || !contains(body, tc.msg) {
+				t.Errorf("HTTP %d %s, want 400 saying %q", code, body, tc.msg)
+			}
+		})
+	}
+	list, err := h.Vault.ListCredentials(context.Background())
+	if err != nil || len(list) != 1 {
+		t.Errorf("credentials after refused creates: %d %v", len(list), err)
 	}
 }
