@@ -520,17 +520,17 @@ func TestCredentialExpiryThroughServer(t *testing.T) {
 		t.Errorf("rotation lost scope or expiry: %v", rot.GetCredential())
 	}
 	secret := rot.GetSecret()
-	detok := func(secret string) (error, int, []byte) {
+	detok := func(secret string) (int, []byte, error) {
 		_, err := tvpb.NewTokenServiceClient(h.Conn).Detokenize(authCtx(secret), &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: "t", Domain: "a"}}})
 		code, body := h.Post("/v1/tokens:detokenize", secret, `{"items":[{"token":"t","domain":"a"}]}`)
-		return err, code, body
+		return code, body, err
 	}
-	if err, code, _ := detok(secret); err != nil || code != http.StatusOK {
+	if code, _, err := detok(secret); err != nil || code != http.StatusOK {
 		t.Fatalf("before expiry: %v, HTTP %d", err, code)
 	}
-	unknownErr, unknownCode, unknownBody := detok("tvs_not-a-secret")
+	unknownCode, unknownBody, unknownErr := detok("tvs_not-a-secret")
 	clk.add(24 * time.Hour)
-	err, code, body := detok(secret)
+	code, body, err := detok(secret)
 	if status.Code(err) != codes.Unauthenticated || status.Convert(err).Message() != status.Convert(unknownErr).Message() {
 		t.Errorf("gRPC after expiry: %v, want what an unknown secret gets: %v", err, unknownErr)
 	}
