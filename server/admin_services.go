@@ -26,11 +26,24 @@ func credentialToProto(c vault.Credential) *tvpb.Credential {
 	if !c.PrevExpire.IsZero() {
 		pc.PreviousExpireTime = timestamppb.New(c.PrevExpire)
 	}
+	pc.Domains, pc.Templates, pc.Reveal = c.Domains, c.Templates, string(c.Reveal)
+	if !c.ExpireTime.IsZero() {
+		pc.ExpireTime = timestamppb.New(c.ExpireTime)
+	}
+	pc.Expired = c.Expired
 	return pc
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	cred, secret, err := c.s.vlt().CreateCredential(ctx, vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan()})
+	spec := vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan(),
+		Scope: vault.Scope{Domains: req.GetDomains(), Templates: req.GetTemplates(), Reveal: vault.Reveal(req.GetReveal())}}
+	if req.GetExpires() != nil {
+		if err := req.GetExpires().CheckValid(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "expires is not a valid duration")
+		}
+		spec.Expires = req.GetExpires().AsDuration()
+	}
+	cred, secret, err := c.s.vlt().CreateCredential(ctx, spec)
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}

@@ -21,25 +21,49 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-// caller is one identity of the allow-matrix test; "" is an anonymous caller.
+// caller is one identity of the allow-matrix test; "" is an anonymous caller. scope names the
+// credential's scope ("" unscoped): a scope limits items, never which methods a role may call.
 type caller struct {
 	role   vault.Role
+	scope  string
 	secret string
+}
+
+// String names the caller in failures.
+func (c caller) String() string {
+	if c.scope == "" {
+		return string(c.role)
+	}
+	return string(c.role) + " (" + c.scope + ")"
+}
+
+// matrixScopes are the scoped variants of the tokenizer and detokenizer credentials.
+var matrixScopes = map[string]vault.Scope{
+	"a/pan":    {Domains: []string{"a"}, Templates: []string{"pan"}},
+	"a/masked": {Domains: []string{"a"}, Reveal: vault.RevealMasked},
 }
 
 func callers(t *testing.T, h *testenv.Env) []caller {
 	t.Helper()
 	out := []caller{{role: "", secret: ""}}
+	add := func(spec vault.CredentialSpec, scope string) {
+		_, secret, err := h.Vault.CreateCredential(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, caller{role: spec.Role, scope: scope, secret: secret})
+	}
 	for _, r := range vault.Roles() {
 		vendor := ""
 		if r == vault.RoleVendor {
 			vendor = "acme"
 		}
-		_, secret, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Vendor: vendor})
-		if err != nil {
-			t.Fatal(err)
+		add(vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Vendor: vendor}, "")
+		for name, sc := range matrixScopes {
+			if (r == vault.RoleTokenizer && sc.Reveal == "") || r == vault.RoleDetokenizer {
+				add(vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Scope: sc}, name)
+			}
 		}
-		out = append(out, caller{role: r, secret: secret})
 	}
 	return out
 }
@@ -137,7 +161,7 @@ func TestAllowMatrix(t *testing.T) {
 					out := dynamicpb.NewMessage(md.Output())
 					err := h.Conn.Invoke(authCtx(c.secret), full, in, out)
 					if got := !denied(status.Code(err)); got != want {
-						t.Errorf("gRPC %s as %q: allowed=%v (%v), table says %v", full, c.role, got, err, want)
+						t.Errorf("gRPC %s as %q: allowed=%v (%v), table says %v", full, c, got, err, want)
 					}
 				}
 				verb, path, ok := httpRoute(md)
@@ -158,7 +182,7 @@ func TestAllowMatrix(t *testing.T) {
 				}
 				code, _ := h.Do(verb, url, c.secret, body)
 				if got := !httpDenied(code); got != want {
-					t.Errorf("HTTP %s %s%s as %q: status %d, table says allowed=%v", verb, l, path, c.role, code, want)
+					t.Errorf("HTTP %s %s%s as %q: status %d, table says allowed=%v", verb, l, path, c, code, want)
 				}
 			}
 		}
@@ -171,7 +195,7 @@ func TestAllowMatrix(t *testing.T) {
 	for _, c := range cs {
 		code, _ := h.Do("POST", h.VendorURL("/v1/tokens:tokenize"), c.secret, "{}")
 		if code != http.StatusNotFound {
-			t.Errorf("vendor listener /v1/tokens:tokenize as %q: %d, want 404", c.role, code)
+			t.Errorf("vendor listener /v1/tokens:tokenize as %q: %d, want 404", c, code)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func codeOf(err error) codes.Code {
 		errors.Is(err, vault.ErrRecordLimit),
 		errors.Is(err, vault.ErrInvalidValue):
 		return codes.InvalidArgument
-	case errors.Is(err, vault.ErrPermissionDenied):
+	case errors.Is(err, vault.ErrPermissionDenied), errors.Is(err, vault.ErrOutOfScope):
 		return codes.PermissionDenied
 	case errors.Is(err, vault.ErrRateLimited), errors.Is(err, vault.ErrQuotaExhausted):
 		return codes.ResourceExhausted

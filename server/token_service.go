@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -31,6 +32,7 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 	out := &tvpb.TokenizeResponse{Results: make([]*tvpb.TokenizeResult, len(res))}
 	counts := t.s.countItems("tokenize", "")
 	defer counts.flush()
+	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
 	for i, r := range res {
 		outcome := "ok"
 		if r.Err != nil {
@@ -56,6 +58,7 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	if p, ok := PrincipalFrom(ctx); ok {
 		t.s.alerts.onInternalReveals(ctx, p, res)
 	}
+	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
 	out := &tvpb.DetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
 	counts := t.s.countItems("detokenize", "")
 	defer counts.flush()
@@ -76,6 +79,24 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 		counts.add(r.Template, vault.DomainOr(items[i].Domain), outcome)
 	}
 	return out, nil
+}
+
+// scopeDenials counts the items of a call denied by the caller's credential scope towards
+// the denial-burst alert (the vault has audited them).
+func (s *Server) scopeDenials(ctx context.Context, n int, errOf func(int) error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok || p.Scope.Unscoped() {
+		return
+	}
+	denied := 0
+	for i := 0; i < n; i++ {
+		if errors.Is(errOf(i), vault.ErrOutOfScope) {
+			denied++
+		}
+	}
+	if denied > 0 {
+		s.alerts.onDenials(ctx, p.ID, denied)
+	}
 }
 
 // itemCounts gathers one request's item outcomes and adds them to the metric once per label

@@ -57,6 +57,9 @@ type Principal struct {
 	// CertSAN, when set, binds the credential to a client certificate: it authenticates only
 	// on a TLS connection whose verified client certificate carries this SAN.
 	CertSAN string
+	// Scope limits the items the caller may touch (tokenizer and detokenizer credentials);
+	// the vault enforces it on every item. Zero: unscoped.
+	Scope Scope
 }
 
 // Credential is a stored credential, without its secret.
@@ -79,7 +82,31 @@ type Credential struct {
 	// PruneRotatedSecrets) or at the next rotation.
 	PrevHash   []byte    `json:"prev_hash,omitempty"`
 	PrevExpire time.Time `json:"prev_expire,omitzero"`
+	// Scope limits a tokenizer's or detokenizer's items (domains, templates, masked reveal);
+	// zero for every credential created without one.
+	Scope
+	// ExpireTime is when the credential stops authenticating (zero: never). Rotation keeps
+	// it.
+	ExpireTime time.Time `json:"expire_time,omitzero"`
+	// Expired is set by ListCredentials when ExpireTime has passed (by the vault's clock);
+	// it is not stored.
+	Expired bool `json:"-"`
 }
+
+// expired reports whether c no longer authenticates at now because its lifetime ran out.
+// Every authentication path (secret, certificate, and any added later) refuses an expired
+// credential exactly like an unknown one.
+func (c Credential) expired(now time.Time) bool {
+	return !c.ExpireTime.IsZero() && !now.Before(c.ExpireTime)
+}
+
+// principal is the caller that c authenticates as.
+func (c Credential) principal() Principal {
+	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN, Scope: c.Scope}
+}
+
+// MaxCredentialLifetime bounds CredentialSpec.Expires.
+const MaxCredentialLifetime = 10 * 365 * 24 * time.Hour
 
 // MaxRotationOverlap is the longest a previous secret may keep working after a rotation.
 const MaxRotationOverlap = 30 * 24 * time.Hour
@@ -120,6 +147,13 @@ type CredentialSpec struct {
 	// CertSAN (optional, vendors only) binds the credential to client certificates with
 	// that SAN.
 	CertSAN string
+	// Scope (optional, tokenizer and detokenizer only; Reveal detokenizer only) limits the
+	// domains and templates the credential may touch, and makes a detokenizer see masks.
+	// Its templates must exist. Zero: unscoped.
+	Scope Scope
+	// Expires (optional, any role) makes the credential stop authenticating this long after
+	// it is created: more than 0 and at most MaxCredentialLifetime. Zero: never.
+	Expires time.Duration
 }
 
 // validate checks spec and returns an ErrInvalidArgument error naming the first problem.
@@ -139,6 +173,12 @@ func (spec CredentialSpec) validate() error {
 	if spec.CertSAN != "" && (spec.Role != RoleVendor || len(spec.CertSAN) > 253 || strings.ContainsAny(spec.CertSAN, " \x00")) {
 		return fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
 	}
+	if err := spec.Scope.validate(spec.Role); err != nil {
+		return err
+	}
+	if spec.Expires < 0 || spec.Expires > MaxCredentialLifetime {
+		return fmt.Errorf("%w: expires must be more than 0 and at most %s (10 years), or unset for a credential that does not expire", ErrInvalidArgument, MaxCredentialLifetime)
+	}
 	return nil
 }
 
@@ -149,6 +189,9 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	if err := spec.validate(); err != nil {
 		return Credential{}, "", err
 	}
+	if err := v.checkScopeTemplates(spec.Scope); err != nil {
+		return Credential{}, "", err
+	}
 	secret, err := v.newSecret()
 	if err != nil {
 		return Credential{}, "", err
@@ -157,8 +200,12 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
 		return Credential{}, "", err
 	}
+	now := v.now().UTC()
 	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: spec.Name, Role: spec.Role, Vendor: spec.Vendor,
-		CreateTime: v.now().UTC(), Hash: hashSecret(secret), CertSAN: spec.CertSAN}
+		CreateTime: now, Hash: hashSecret(secret), CertSAN: spec.CertSAN, Scope: spec.Scope.normalized()}
+	if spec.Expires > 0 {
+		c.ExpireTime = now.Add(spec.Expires)
+	}
 	if err := v.putCredential(ctx, c, false, "CreateCredential"); err != nil {
 		return Credential{}, "", err
 	}
@@ -218,6 +265,14 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 	if c.Vendor != "" {
 		ev.Reason += ", vendor " + c.Vendor
 	}
+	// The scope and expiry, so a reviewer sees from the trail what a credential could do.
+	ev.Domains, ev.Templates = c.Domains, c.Templates
+	if c.Reveal != "" {
+		ev.Reason += ", reveal " + string(c.Reveal)
+	}
+	if !c.ExpireTime.IsZero() {
+		ev.Reason += ", expires " + c.ExpireTime.Format(time.RFC3339)
+	}
 	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
 			if !replace {
@@ -267,10 +322,10 @@ func (v *Vault) AuthenticateCert(ctx context.Context, sans []string) (Principal,
 	if err != nil {
 		return Principal{}, err
 	}
-	if !found || c.Revoked || c.Role != RoleVendor {
+	if !found || c.Revoked || c.Role != RoleVendor || c.expired(v.now()) {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN}, nil
+	return c.principal(), nil
 }
 
 // Authenticate returns the principal holding secret, or ErrUnauthenticated. The stored hash
@@ -297,7 +352,7 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	if err != nil {
 		return Principal{}, err
 	}
-	if !found || c.Revoked {
+	if !found || c.Revoked || c.expired(v.now()) {
 		return Principal{}, ErrUnauthenticated
 	}
 	current := subtle.ConstantTimeCompare(c.Hash, h) == 1
@@ -307,7 +362,7 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	if !current && !previous {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN}, nil
+	return c.principal(), nil
 }
 
 // deleteSecretHashes removes c's secret hashes (current and previous) from the hash index,
@@ -370,6 +425,8 @@ func (v *Vault) RotateCredential(ctx context.Context, id string, overlap time.Du
 		switch {
 		case c.Revoked:
 			return fmt.Errorf("%w: credential %s is revoked; create a new one", ErrCredentialState, id)
+		case c.expired(now):
+			return fmt.Errorf("%w: credential %s has expired; create a new one", ErrCredentialState, id)
 		case c.CertSAN != "":
 			return fmt.Errorf("%w: credential %s is bound to client certificates (SAN %s) and authenticates by its certificate, which has no secret to rotate here: issue a new certificate with that SAN, or revoke the credential and create a new one", ErrCredentialState, id, c.CertSAN)
 		}
@@ -475,8 +532,10 @@ func RootExists(ctx context.Context, s store.Store) (bool, error) {
 	return ok, err
 }
 
-// ListCredentials returns every credential (without hashes), sorted by id.
+// ListCredentials returns every credential (without hashes), sorted by id, with Expired set
+// for those whose lifetime has run out.
 func (v *Vault) ListCredentials(ctx context.Context) ([]Credential, error) {
+	now := v.now()
 	var out []Credential
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		return tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
@@ -484,7 +543,7 @@ func (v *Vault) ListCredentials(ctx context.Context) ([]Credential, error) {
 			if err := json.Unmarshal(val, &c); err != nil {
 				return err
 			}
-			c.Hash, c.PrevHash = nil, nil
+			c.Hash, c.PrevHash, c.Expired = nil, nil, c.expired(now)
 			out = append(out, c)
 			return nil
 		})

@@ -16,7 +16,8 @@
 //	templates.go    custom templates
 //	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
 //	canary.go       canary tokens
-//	credentials.go  credentials, roles, authentication, rotation (with an overlap) and the root
+//	credentials.go  credentials, roles, authentication, expiry, rotation (with an overlap) and the root
+//	scope.go        credential scopes (domains, templates, masked reveal), enforced on every item
 //	grants.go       vendor grants and VendorDetokenize
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
@@ -67,7 +68,7 @@
 //	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
 //	canaries    domain 0x00 token                → canary label
 //	templates   name                             → custom template definition (JSON)
-//	creds       id                               → credential (JSON, with SHA-256 of its secret, and of the previous one during a rotation's overlap)
+//	creds       id                               → credential (JSON, with SHA-256 of its secret, and of the previous one during a rotation's overlap; scope and expiry)
 //	credhash    sha256(secret)                   → id (the current secret; also the previous one until its overlap is pruned)
 //	credsan     certificate SAN                  → id (vendor credentials bound to mTLS)
 //	grants      vendor 0x00 id                   → grant (JSON, with its use count)

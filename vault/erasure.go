@@ -181,15 +181,15 @@ func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (R
 	if len(items) > MaxBatch {
 		return Receipt{}, nil, ErrBatchTooLarge
 	}
-	raw := make([]rawRecord, len(items))
+	scope := scopeOf(ctx)
+	var rd itemReads
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		for i, it := range items {
-			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
-		}
+		rd = readItems(tx, scope, items)
 		return nil
 	}); err != nil {
 		return Receipt{}, nil, err
 	}
+	raw := rd.raw
 	errs := make([]error, len(items))
 	type del struct {
 		domain, token string
@@ -199,8 +199,15 @@ func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (R
 	var dels []del
 	for i, it := range items {
 		d := DomainOr(it.Domain)
+		if rd.out[i] {
+			errs[i] = ErrOutOfScope
+			continue
+		}
 		r, err := v.checkRecord(raw[i], d, it.Template, 0)
-		if err != nil {
+		if err = scope.afterLookup(it, r, err); errors.Is(err, ErrOutOfScope) {
+			errs[i] = err
+			continue
+		} else if err != nil {
 			errs[i] = ErrNotFound
 			continue
 		}
@@ -225,6 +232,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (R
 		}
 		e.Tokens, e.Allowed, e.Denied = rc.Erased, len(rc.Erased), len(items)-len(rc.Erased)
 		e.Domains, e.Outcome = uniqueSorted(ds), outcomeOf(len(rc.Erased), len(items))
+		noteScopeDenials(e, countOutOfScope(func(i int) error { return errs[i] }, len(errs)))
 		return nil
 	})
 	rc.AuditSeq = seq

@@ -70,7 +70,8 @@ var (
 
 // Errors of credentials and grants.
 var (
-	// ErrUnauthenticated is returned by Authenticate for a missing, unknown or revoked secret.
+	// ErrUnauthenticated is returned by Authenticate and AuthenticateCert for a missing,
+	// unknown, revoked or expired credential (all alike: no oracle).
 	ErrUnauthenticated = errors.New("missing, unknown or revoked credential")
 
 	// ErrCredentialNotFound is returned when a credential id does not exist.
@@ -102,7 +103,21 @@ var (
 
 	// ErrGrantNotFound is returned when a grant id does not exist.
 	ErrGrantNotFound = errors.New("grant not found")
+
+	// ErrOutOfScope is the per-item error for an item outside the calling credential's scope
+	// (its domains or templates). It is a permission denial (errors.Is(ErrOutOfScope,
+	// ErrPermissionDenied)), and reads the same whether the token exists or not.
+	ErrOutOfScope error = outOfScope{}
 )
+
+// outOfScope is ErrOutOfScope's type: its own message, matched as ErrPermissionDenied too.
+type outOfScope struct{}
+
+func (outOfScope) Error() string {
+	return "permission denied: this credential's scope does not cover this item"
+}
+
+func (outOfScope) Is(target error) bool { return target == ErrPermissionDenied }
 
 // Errors of keys, the store and backups.
 var (

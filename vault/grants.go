@@ -375,10 +375,8 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		return nil, fmt.Errorf("%w: a vendor must state a purpose", ErrInvalidArgument)
 	}
 	now := v.now()
-	raw := make([]rawRecord, len(req.Items))
-	canary := make([]bool, len(req.Items))
-	labels := make([]string, len(req.Items))
 	var grants []*Grant
+	var rd itemReads
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
 		if err := tx.Scan(bucketGrants, grantPrefix(req.Vendor), nil, func(_, val []byte) error {
@@ -393,15 +391,15 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}); err != nil {
 			return err
 		}
-		for i, it := range req.Items {
-			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
-			canary[i], labels[i] = canaryOf(tx, raw[i], DomainOr(it.Domain), it.Token)
-		}
+		// Vendors have no credential scope (Scope{}): every item is read, in or out of the
+		// grants, so what a call costs does not tell which domains are granted.
+		rd = readItems(tx, Scope{}, req.Items)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading grants and tokens: %w", err)
 	}
+	raw, canary, labels := rd.raw, rd.canary, rd.labels
 	results := make([]VendorResult, len(req.Items))
 	recs := make([]record, len(req.Items))
 	chosen := make([]*Grant, len(req.Items))
@@ -538,14 +536,11 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			results[i].Err = err
 			continue
 		}
-		val := string(pt)
-		if g.Reveal == RevealMasked {
-			t, ok := v.lookupTemplate(recs[i].template)
-			if !ok {
-				results[i].Err = ErrIntegrity
-				continue
-			}
-			val = t.Mask(val)
+		val, err := v.revealAs(pt, recs[i].template, g.Reveal)
+		clear(pt)
+		if err != nil {
+			results[i].Err = err
+			continue
 		}
 		results[i] = VendorResult{DetokenizeResult: DetokenizeResult{Value: val, Template: recs[i].template, Canary: canary[i], CanaryLabel: labels[i]}, GrantID: g.ID, OffHours: g.offHours(now)}
 	}

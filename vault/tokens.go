@@ -96,13 +96,15 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	results := make([]TokenizeResult, len(items))
 	work := make([]prepared, 0, len(items))
 	now := v.now().Unix()
+	scope := scopeOf(ctx)
 	v.sealMu.RLock() // from the first encryption until the commit (see Vault.sealMu)
 	defer v.sealMu.RUnlock()
 	for i, it := range items {
 		t := tmpls[i]
-		domain := it.Domain
-		if domain == "" {
-			domain = DefaultDomain
+		domain := DomainOr(it.Domain)
+		if !scope.allowsDomain(domain) || !scope.allowsTemplate(t.Name()) {
+			results[i].Err = ErrOutOfScope // before the value is even looked at
+			continue
 		}
 		if !utf8.ValidString(it.Value) {
 			results[i].Err = fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, t.Name())
@@ -180,6 +182,7 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 		}
 		ev.Allowed, ev.Denied = done, len(items)-done
 		ev.Outcome = outcomeOf(done, len(items))
+		noteScopeDenials(ev, countOutOfScope(func(i int) error { return results[i].Err }, len(results)))
 		return nil
 	})
 	if err != nil {
@@ -362,7 +365,9 @@ func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
 }
 
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
-// token, or a template other than the one named) or ErrIntegrity.
+// token, or a template other than the one named), ErrOutOfScope (outside the calling
+// credential's scope, whether the token exists or not) or ErrIntegrity. A caller whose scope
+// reveals masked gets each value masked by its template.
 func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef) ([]DetokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
@@ -370,14 +375,10 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	if len(items) > MaxBatch {
 		return nil, ErrBatchTooLarge
 	}
-	raw := make([]rawRecord, len(items))
-	canary := make([]bool, len(items))
-	labels := make([]string, len(items))
+	scope := scopeOf(ctx)
+	var rd itemReads
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		for i, it := range items {
-			raw[i] = readRecord(tx, DomainOr(it.Domain), it.Token)
-			canary[i], labels[i] = canaryOf(tx, raw[i], DomainOr(it.Domain), it.Token)
-		}
+		rd = readItems(tx, scope, items)
 		return nil
 	})
 	if err != nil {
@@ -386,18 +387,28 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	results := make([]DetokenizeResult, len(items))
 	now := v.now().Unix()
 	for i, it := range items {
-		results[i].Canary, results[i].CanaryLabel = canary[i], labels[i]
-		r, err := v.checkRecord(raw[i], DomainOr(it.Domain), it.Template, now)
+		results[i].Canary, results[i].CanaryLabel = rd.canary[i], rd.labels[i]
+		if rd.out[i] {
+			results[i].Err = ErrOutOfScope
+			continue
+		}
+		r, err := v.checkRecord(rd.raw[i], DomainOr(it.Domain), it.Template, now)
+		if err = scope.afterLookup(it, r, err); err != nil {
+			results[i].Err = err
+			continue
+		}
+		pt, err := v.openRecord(rd.raw[i], r, DomainOr(it.Domain), it.Token)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		pt, err := v.openRecord(raw[i], r, DomainOr(it.Domain), it.Token)
+		val, err := v.revealAs(pt, r.template, scope.Reveal)
+		clear(pt)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		results[i] = DetokenizeResult{Value: string(pt), Template: r.template, Canary: canary[i], CanaryLabel: labels[i]}
+		results[i] = DetokenizeResult{Value: val, Template: r.template, Canary: rd.canary[i], CanaryLabel: rd.labels[i]}
 	}
 	// Audit before reveal: the values leave only once their event is durable.
 	ev := v.newEvent(ctx, "Detokenize")
@@ -420,6 +431,10 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 		if results[i].Canary {
 			ev.Reason = "canary token revealed"
 		}
+	}
+	noteScopeDenials(&ev, countOutOfScope(func(i int) error { return results[i].Err }, len(results)))
+	if scope.Reveal == RevealMasked && ev.Allowed > 0 {
+		ev.Reason = strings.TrimPrefix(ev.Reason+"; masked", "; ")
 	}
 	if err := v.Audit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("recording the audit event (nothing revealed): %w", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,11 +28,24 @@ func newCredentialCmd() *cobra.Command {
 
 func newCredentialCreateCmd() *cobra.Command {
 	var req tvpb.CreateCredentialRequest
-	cmd := clientCmd(&cobra.Command{
-		Use:   "create --name N --role ROLE [--vendor V]",
+	var expires time.Duration
+	var cmd *cobra.Command
+	cmd = clientCmd(&cobra.Command{
+		Use:   "create --name N --role ROLE [--vendor V] [--domains a,b] [--templates t1,t2] [--reveal full|masked] [--expires DURATION]",
 		Short: "Create a credential; prints its secret once",
-		Args:  cobra.NoArgs,
+		Long: `Create a credential and print its secret once.
+
+A tokenizer or detokenizer credential may be scoped: --domains and --templates list the token
+domains and templates it may touch (empty: all), and --reveal masked makes a detokenizer see
+each value masked by its template (e.g. ************1111), as a masked vendor grant does. Items
+outside the scope are denied one by one (permission denied), whether their token exists or not.
+--expires (any role) makes the credential stop authenticating that long after it is created
+(at most 87600h, 10 years). See docs/access.md.`,
+		Args: cobra.NoArgs,
 	}, func(s *session, _ []string) error {
+		if cmd.Flags().Changed("expires") {
+			req.Expires = durationpb.New(expires)
+		}
 		resp, err := s.credentials().CreateCredential(s.ctx, &req)
 		if err != nil {
 			return err
@@ -42,6 +56,12 @@ func newCredentialCreateCmd() *cobra.Command {
 			if cr.GetVendor() != "" {
 				fmt.Fprintf(w, "vendor: %s\n", cr.GetVendor())
 			}
+			if sc := scopeText(cr); sc != "-" {
+				fmt.Fprintf(w, "scope:  %s\n", sc)
+			}
+			if cr.GetExpireTime() != nil {
+				fmt.Fprintf(w, "expires: %s\n", cr.GetExpireTime().AsTime().Format(time.RFC3339))
+			}
 			fmt.Fprintf(w, "secret: %s\n\nThe secret is shown only now; the vault keeps only its hash.\n", resp.GetSecret())
 			return nil
 		})
@@ -50,6 +70,10 @@ func newCredentialCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Role, "role", "", "admin, tokenizer, detokenizer, auditor or vendor")
 	cmd.Flags().StringVar(&req.Vendor, "vendor", "", "for role vendor: the vendor it acts for")
 	cmd.Flags().StringVar(&req.CertSan, "cert-san", "", "for role vendor: bind to client certificates with this SAN (mTLS on the vendor listener)")
+	cmd.Flags().StringSliceVar(&req.Domains, "domains", nil, "for tokenizer and detokenizer: only these token domains (comma-separated; default all)")
+	cmd.Flags().StringSliceVar(&req.Templates, "templates", nil, "for tokenizer and detokenizer: only these templates (comma-separated; default all)")
+	cmd.Flags().StringVar(&req.Reveal, "reveal", "", "for detokenizer: full (default) or masked (values masked by their template)")
+	cmd.Flags().DurationVar(&expires, "expires", 0, "the credential stops working this long after creation, e.g. 720h (at most 87600h; default never)")
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
@@ -63,9 +87,14 @@ func newCredentialListCmd() *cobra.Command {
 				return err
 			}
 			return s.print(resp, func(w io.Writer) error {
-				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "CREATED", "REVOKED")
+				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "CREATED", "STATUS", "SCOPE", "EXPIRES")
 				for _, cr := range resp.GetCredentials() {
-					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), cr.GetCreateTime().AsTime().Format(time.RFC3339), cr.GetRevoked())
+					expires := "never"
+					if cr.GetExpireTime() != nil {
+						expires = cr.GetExpireTime().AsTime().Format(time.RFC3339)
+					}
+					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), cr.GetCreateTime().AsTime().Format(time.RFC3339),
+						credentialStatus(cr), scopeText(cr), expires)
 				}
 				return t.flush()
 			})
@@ -172,6 +201,39 @@ func breakGlassRotateRoot(cmd *cobra.Command, off offlineFlags, id string, overl
 	resp := &tvpb.RotateCredentialResponse{Secret: secret, Credential: &tvpb.Credential{
 		Id: cred.ID, Name: cred.Name, Role: string(cred.Role), CreateTime: timestamppb.New(cred.CreateTime), RotateTime: timestamppb.New(cred.RotateTime)}}
 	return p.printRotated(resp)
+}
+
+// credentialStatus is a credential's state in one word: active, revoked or expired.
+func credentialStatus(cr *tvpb.Credential) string {
+	switch {
+	case cr.GetRevoked():
+		return "revoked"
+	case cr.GetExpired():
+		return "expired"
+	}
+	return "active"
+}
+
+// scopeText describes a credential's scope in one cell: "all" for an unscoped tokenizer or
+// detokenizer, "-" for the roles scopes do not apply to.
+func scopeText(cr *tvpb.Credential) string {
+	if r := vault.Role(cr.GetRole()); r != vault.RoleTokenizer && r != vault.RoleDetokenizer {
+		return "-"
+	}
+	var parts []string
+	if len(cr.GetDomains()) > 0 {
+		parts = append(parts, "domains="+strings.Join(cr.GetDomains(), ","))
+	}
+	if len(cr.GetTemplates()) > 0 {
+		parts = append(parts, "templates="+strings.Join(cr.GetTemplates(), ","))
+	}
+	if cr.GetReveal() != "" {
+		parts = append(parts, "reveal="+cr.GetReveal())
+	}
+	if len(parts) == 0 {
+		return "all"
+	}
+	return strings.Join(parts, " ")
 }
 
 // printRotated prints a rotation's response: the id and the new secret, once.

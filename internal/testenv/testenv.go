@@ -49,7 +49,12 @@ type options struct {
 	clientTLS   *tls.Config
 	noSync      bool
 	discardLogs bool
+	now         func() time.Time
 }
+
+// Clock makes now the vault's clock (vault.Config.Now), so a test can move time (credential
+// and token expiry, rotation overlaps) without sleeping. now must be safe for concurrent use.
+func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Configure lets f change the server's Config before server.New (for example TLS, Alerts, or
 // a nil Vault to start sealed).
@@ -114,7 +119,7 @@ func Start(tb TB, opts ...Option) *Env {
 		log = slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx := context.Background()
-	if e.Vault, err = vault.Open(ctx, vault.Config{Store: st, KEK: KEK(tb), Logger: log}); err != nil {
+	if e.Vault, err = vault.Open(ctx, vault.Config{Store: st, KEK: KEK(tb), Logger: log, Now: o.now}); err != nil {
 		st.Close()
 		tb.Fatal(err)
 	}

@@ -46,8 +46,22 @@ type Credential struct {
 	// While a rotation's overlap runs: until when the previous secret still
 	// authenticates.
 	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// For tokenizer and detokenizer credentials: the token domains the
+	// credential may touch. Empty: every domain (unscoped).
+	Domains []string `protobuf:"bytes,10,rep,name=domains,proto3" json:"domains,omitempty"`
+	// For tokenizer and detokenizer credentials: the templates the credential
+	// may touch. Empty: every template (unscoped).
+	Templates []string `protobuf:"bytes,11,rep,name=templates,proto3" json:"templates,omitempty"`
+	// For detokenizer credentials: "masked" reveals the template's mask (as a
+	// masked vendor grant does); "full" or empty reveals the value.
+	Reveal string `protobuf:"bytes,12,opt,name=reveal,proto3" json:"reveal,omitempty"`
+	// When the credential stops authenticating; unset: never.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// True when expire_time has passed: the credential no longer
+	// authenticates.
+	Expired       bool `protobuf:"varint,14,opt,name=expired,proto3" json:"expired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -143,11 +157,46 @@ func (x *Credential) GetPreviousExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Credential) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *Credential) GetTemplates() []string {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *Credential) GetReveal() string {
+	if x != nil {
+		return x.Reveal
+	}
+	return ""
+}
+
+func (x *Credential) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Credential) GetExpired() bool {
+	if x != nil {
+		return x.Expired
+	}
+	return false
+}
+
 var File_tokenvault_v1_credential_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
+	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x04\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -160,7 +209,14 @@ const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\bcert_san\x18\a \x01(\tR\acertSan\x12;\n" +
 	"\vrotate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rotateTime\x12L\n" +
-	"\x14previous_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTimeBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"\x14previous_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTime\x12\x18\n" +
+	"\adomains\x18\n" +
+	" \x03(\tR\adomains\x12\x1c\n" +
+	"\ttemplates\x18\v \x03(\tR\ttemplates\x12\x16\n" +
+	"\x06reveal\x18\f \x01(\tR\x06reveal\x12;\n" +
+	"\vexpire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x18\n" +
+	"\aexpired\x18\x0e \x01(\bR\aexpiredBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_credential_proto_rawDescOnce sync.Once
@@ -183,11 +239,12 @@ var file_tokenvault_v1_credential_proto_depIdxs = []int32{
 	1, // 0: tokenvault.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
 	1, // 1: tokenvault.v1.Credential.rotate_time:type_name -> google.protobuf.Timestamp
 	1, // 2: tokenvault.v1.Credential.previous_expire_time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1, // 3: tokenvault.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_credential_proto_init() }

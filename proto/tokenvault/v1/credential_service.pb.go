@@ -38,7 +38,19 @@ type CreateCredentialRequest struct {
 	// SAN (DNS name, URI or e-mail). It then authenticates on the vendor
 	// listener by certificate alone, or by secret only together with the
 	// certificate.
-	CertSan       string `protobuf:"bytes,4,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
+	CertSan string `protobuf:"bytes,4,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
+	// For tokenizer and detokenizer: only these token domains (at most 64).
+	// Empty: every domain.
+	Domains []string `protobuf:"bytes,5,rep,name=domains,proto3" json:"domains,omitempty"`
+	// For tokenizer and detokenizer: only these templates (at most 64), which
+	// must exist. Empty: every template.
+	Templates []string `protobuf:"bytes,6,rep,name=templates,proto3" json:"templates,omitempty"`
+	// For detokenizer: "masked" reveals the template's mask instead of the
+	// value; "full" or empty reveals the value.
+	Reveal string `protobuf:"bytes,7,opt,name=reveal,proto3" json:"reveal,omitempty"`
+	// For every role: the credential stops authenticating this long after it
+	// is created. More than 0 and at most 87600h (10 years); unset: never.
+	Expires       *durationpb.Duration `protobuf:"bytes,8,opt,name=expires,proto3" json:"expires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +111,34 @@ func (x *CreateCredentialRequest) GetCertSan() string {
 		return x.CertSan
 	}
 	return ""
+}
+
+func (x *CreateCredentialRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *CreateCredentialRequest) GetTemplates() []string {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *CreateCredentialRequest) GetReveal() string {
+	if x != nil {
+		return x.Reveal
+	}
+	return ""
+}
+
+func (x *CreateCredentialRequest) GetExpires() *durationpb.Duration {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
 }
 
 // CreateCredentialResponse carries the credential and its secret.
@@ -447,12 +487,17 @@ var File_tokenvault_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etokenvault/v1/credential.proto\"\x88\x02\n" +
+	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etokenvault/v1/credential.proto\"\x86\x04\n" +
 	"\x17CreateCredentialRequest\x12;\n" +
 	"\x04name\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18?2\x1c^[a-zA-Z0-9][a-zA-Z0-9._-]*$R\x04name\x12I\n" +
 	"\x04role\x18\x02 \x01(\tB5\xbaH2r0R\x05adminR\ttokenizerR\vdetokenizerR\aauditorR\x06vendorR\x04role\x12@\n" +
 	"\x06vendor\x18\x03 \x01(\tB(\xbaH%r#\x18?2\x1f^([a-zA-Z0-9][a-zA-Z0-9._-]*)?$R\x06vendor\x12#\n" +
-	"\bcert_san\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xfd\x01R\acertSan\"r\n" +
+	"\bcert_san\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xfd\x01R\acertSan\x12B\n" +
+	"\adomains\x18\x05 \x03(\tB(\xbaH%\x92\x01\"\x10@\"\x1er\x1c\x10\x01\x18?2\x16^[a-z0-9][a-z0-9._-]*$R\adomains\x12B\n" +
+	"\ttemplates\x18\x06 \x03(\tB$\xbaH!\x92\x01\x1e\x10@\"\x1ar\x18\x10\x01\x18?2\x12^[a-z][a-z0-9_-]*$R\ttemplates\x12-\n" +
+	"\x06reveal\x18\a \x01(\tB\x15\xbaH\x12r\x10R\x00R\x04fullR\x06maskedR\x06reveal\x12E\n" +
+	"\aexpires\x18\b \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
+	"\"\x06\b\x80\x86\xb0\x96\x01*\x00R\aexpires\"r\n" +
 	"\x18CreateCredentialResponse\x129\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x19.tokenvault.v1.CredentialR\n" +
@@ -501,29 +546,30 @@ var file_tokenvault_v1_credential_service_proto_goTypes = []any{
 	(*RevokeCredentialResponse)(nil), // 5: tokenvault.v1.RevokeCredentialResponse
 	(*RotateCredentialRequest)(nil),  // 6: tokenvault.v1.RotateCredentialRequest
 	(*RotateCredentialResponse)(nil), // 7: tokenvault.v1.RotateCredentialResponse
-	(*Credential)(nil),               // 8: tokenvault.v1.Credential
-	(*durationpb.Duration)(nil),      // 9: google.protobuf.Duration
+	(*durationpb.Duration)(nil),      // 8: google.protobuf.Duration
+	(*Credential)(nil),               // 9: tokenvault.v1.Credential
 	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
 }
 var file_tokenvault_v1_credential_service_proto_depIdxs = []int32{
-	8,  // 0: tokenvault.v1.CreateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
-	8,  // 1: tokenvault.v1.ListCredentialsResponse.credentials:type_name -> tokenvault.v1.Credential
-	9,  // 2: tokenvault.v1.RotateCredentialRequest.overlap:type_name -> google.protobuf.Duration
-	8,  // 3: tokenvault.v1.RotateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
-	10, // 4: tokenvault.v1.RotateCredentialResponse.previous_expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: tokenvault.v1.CredentialService.CreateCredential:input_type -> tokenvault.v1.CreateCredentialRequest
-	2,  // 6: tokenvault.v1.CredentialService.ListCredentials:input_type -> tokenvault.v1.ListCredentialsRequest
-	4,  // 7: tokenvault.v1.CredentialService.RevokeCredential:input_type -> tokenvault.v1.RevokeCredentialRequest
-	6,  // 8: tokenvault.v1.CredentialService.RotateCredential:input_type -> tokenvault.v1.RotateCredentialRequest
-	1,  // 9: tokenvault.v1.CredentialService.CreateCredential:output_type -> tokenvault.v1.CreateCredentialResponse
-	3,  // 10: tokenvault.v1.CredentialService.ListCredentials:output_type -> tokenvault.v1.ListCredentialsResponse
-	5,  // 11: tokenvault.v1.CredentialService.RevokeCredential:output_type -> tokenvault.v1.RevokeCredentialResponse
-	7,  // 12: tokenvault.v1.CredentialService.RotateCredential:output_type -> tokenvault.v1.RotateCredentialResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	8,  // 0: tokenvault.v1.CreateCredentialRequest.expires:type_name -> google.protobuf.Duration
+	9,  // 1: tokenvault.v1.CreateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
+	9,  // 2: tokenvault.v1.ListCredentialsResponse.credentials:type_name -> tokenvault.v1.Credential
+	8,  // 3: tokenvault.v1.RotateCredentialRequest.overlap:type_name -> google.protobuf.Duration
+	9,  // 4: tokenvault.v1.RotateCredentialResponse.credential:type_name -> tokenvault.v1.Credential
+	10, // 5: tokenvault.v1.RotateCredentialResponse.previous_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: tokenvault.v1.CredentialService.CreateCredential:input_type -> tokenvault.v1.CreateCredentialRequest
+	2,  // 7: tokenvault.v1.CredentialService.ListCredentials:input_type -> tokenvault.v1.ListCredentialsRequest
+	4,  // 8: tokenvault.v1.CredentialService.RevokeCredential:input_type -> tokenvault.v1.RevokeCredentialRequest
+	6,  // 9: tokenvault.v1.CredentialService.RotateCredential:input_type -> tokenvault.v1.RotateCredentialRequest
+	1,  // 10: tokenvault.v1.CredentialService.CreateCredential:output_type -> tokenvault.v1.CreateCredentialResponse
+	3,  // 11: tokenvault.v1.CredentialService.ListCredentials:output_type -> tokenvault.v1.ListCredentialsResponse
+	5,  // 12: tokenvault.v1.CredentialService.RevokeCredential:output_type -> tokenvault.v1.RevokeCredentialResponse
+	7,  // 13: tokenvault.v1.CredentialService.RotateCredential:output_type -> tokenvault.v1.RotateCredentialResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_credential_service_proto_init() }
