@@ -132,6 +132,9 @@ func (g *grantService) CreateGrant(ctx context.Context, req *tvpb.CreateGrantReq
 	default:
 		return nil, status.Error(codes.InvalidArgument, "a grant needs an expiry: set ttl or grant.expire_time")
 	}
+	if err := g.s.vlt().CheckVendor(ctx, in.Vendor); err != nil {
+		return nil, toStatus(ctx, g.s.log, err)
+	}
 	out, err := g.s.vlt().CreateGrant(ctx, in)
 	if err != nil {
 		return nil, toStatus(ctx, g.s.log, err)

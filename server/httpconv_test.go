@@ -1,16 +1,20 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/vault"
 )
 
 // sendHeaders sends req and returns the status, the response headers and the body.
@@ -250,6 +254,9 @@ func TestShortEnumNamesAndUnknownFields(t *testing.T) {
 	if code, body := h.Post("/v1/templates", rootSecret, long); code != http.StatusOK || !strings.Contains(string(body), "TEMPLATE_MODE_RANDOM") {
 		t.Errorf("full enum names: HTTP %d %s", code, body)
 	}
+	if _, _, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"}); err != nil {
+		t.Fatal(err)
+	}
 	grant := `{"grant":{"vendor":"acme","domains":["acme"],"templates":["pan"],"reveal":"masked","purpose":"p"},"ttl":"3600s"}`
 	if code, body := h.Post("/v1/grants", rootSecret, grant); code != http.StatusOK || !strings.Contains(string(body), "REVEAL_MASKED") {
 		t.Errorf("grant with reveal masked: HTTP %d %s", code, body)
@@ -303,4 +310,86 @@ func TestHTTP2(t *testing.T) {
 		}), testenv.ClientTLS(clientTLS))
 		check(t, h, &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}}, h.URL("/v1/tokens:tokenize"))
 	})
+}
+
+// Issue 14: accepted silently: a grant for a vendor nobody acts for, an audit filter on an
+// outcome that does not exist, and expired grants listed as "REVOKED false" with no state.
+// The first two are refused with a message that says what to do; every grant has a state.
+func TestGrantStatesAndSilentInputsRefused(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := testenv.Start(t, testenv.Clock(clock))
+	ctx := context.Background()
+
+	code, body := h.Post("/v1/grants", rootSecret, `{"grant":{"vendor":"nobody","domains":["acme"],"templates":["pan"],"purpose":"p"},"ttl":"3600s"}`)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "credential create --role vendor --vendor nobody") {
+		t.Errorf("grant for a vendor without credentials: HTTP %d %s", code, body)
+	}
+	if code, body := h.Do("GET", "/v1/audit/events?outcome=nonsense", rootSecret, nil); code != http.StatusBadRequest || !strings.Contains(string(body), "outcome") {
+		t.Errorf("audit list with an unknown outcome: HTTP %d %s", code, body)
+	}
+	if code, _ := h.Do("GET", "/v1/audit/events?outcome=denied", rootSecret, nil); code != http.StatusOK {
+		t.Errorf("audit list with outcome denied: HTTP %d", code)
+	}
+
+	if _, _, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(extra string) string {
+		t.Helper()
+		code, body := h.Post("/v1/grants", rootSecret, `{"grant":{"vendor":"acme","domains":["acme"],"templates":["pan"],"purpose":"p"`+extra+`},"ttl":"3600s"}`)
+		if code != http.StatusOK {
+			t.Fatalf("create grant: HTTP %d %s", code, body)
+		}
+		var out struct {
+			Grant struct{ ID, State string } `json:"grant"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || out.Grant.State != "active" {
+			t.Fatalf("created grant: %s", body)
+		}
+		return out.Grant.ID
+	}
+	spent, live, revoked := create(`,"quota":1`), create(""), create("")
+	if _, err := h.Vault.VendorDetokenize(ctx, vault.VendorRequest{Vendor: "acme", Purpose: "p", GrantID: spent, Items: []vault.TokenRef{{Token: res[0].Token, Domain: "acme"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.Post("/v1/grants/"+revoked+":revoke", rootSecret, `{}`); code != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d %s", code, body)
+	}
+	states := func() map[string]string {
+		t.Helper()
+		code, body := h.Do("GET", "/v1/grants?vendor=acme", rootSecret, nil)
+		if code != http.StatusOK {
+			t.Fatalf("list grants: HTTP %d %s", code, body)
+		}
+		var out struct {
+			Grants []struct{ ID, State string } `json:"grants"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, g := range out.Grants {
+			m[g.ID] = g.State
+		}
+		return m
+	}
+	if got := states(); got[spent] != "exhausted" || got[live] != "active" || got[revoked] != "revoked" {
+		t.Errorf("states = %v, want %s exhausted, %s active, %s revoked", got, spent, live, revoked)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if got := states(); got[live] != "expired" || got[revoked] != "revoked" {
+		t.Errorf("two hours later: states = %v, want %s expired (revoked stays revoked)", got, live)
+	}
+	code, body = h.Do("GET", "/v1/grants/"+live, rootSecret, nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `"state":"expired"`) {
+		t.Errorf("get grant: HTTP %d %s", code, body)
+	}
 }

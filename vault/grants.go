@@ -221,19 +221,11 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	ev.Target, ev.Outcome, ev.Domains, ev.Templates, ev.Purpose = g.ID, OutcomeAllowed, g.Domains, g.Templates, g.Purpose
 	ev.Reason = "grant for vendor " + g.Vendor
 	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
-		if ok, err := vendorExists(tx, g.Vendor); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("%w: no live vendor credential for vendor %q: create one first (tokenvault credential create --role vendor --vendor %s)", ErrNoSuchVendor, g.Vendor, g.Vendor)
-		}
 		if err := tx.Put(bucketGrantIDs, []byte(g.ID), []byte(g.Vendor)); err != nil {
 			return err
 		}
 		return tx.Put(bucketGrants, grantKey(g.Vendor, g.ID), blob)
 	})
-	if errors.Is(err, ErrNoSuchVendor) {
-		return Grant{}, err
-	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("storing grant: %w", err)
 	}
@@ -241,21 +233,34 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	return g, nil
 }
 
-// vendorExists reports whether a live (not revoked) credential acts for vendor.
-func vendorExists(tx store.Tx, vendor string) (bool, error) {
+// CheckVendor returns ErrNoSuchVendor unless a live (not revoked, not expired) vendor
+// credential acts for vendor. The API checks it before CreateGrant, so that a grant to a
+// mistyped vendor is refused rather than kept unusable; the vault itself accepts such a grant
+// (it reveals nothing until a credential for the vendor exists).
+func (v *Vault) CheckVendor(ctx context.Context, vendor string) error {
+	now := v.now()
 	found := false
-	err := tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
-		var c Credential
-		if err := json.Unmarshal(val, &c); err != nil {
-			return err
-		}
-		if c.Role == RoleVendor && c.Vendor == vendor && !c.Revoked {
-			found = true
-		}
-		return nil
+	err := v.store.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
+			var c Credential
+			if err := json.Unmarshal(val, &c); err != nil {
+				return err
+			}
+			if c.Role == RoleVendor && c.Vendor == vendor && !c.Revoked && !c.expired(now) {
+				found = true
+			}
+			return nil
+		})
 	})
-	return found, err
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: no live vendor credential acts for vendor %q: create one first (tokenvault credential create --role vendor --vendor %s)", ErrNoSuchVendor, vendor, vendor)
+	}
+	return nil
 }
+
 
 // ListGrants lists grants, of one vendor when vendor is not empty.
 func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
