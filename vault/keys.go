@@ -162,29 +162,36 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 
 // countByKey scans every record and counts them per data key id.
 func (v *Vault) countByKey(ctx context.Context) (map[uint32]uint64, uint64, error) {
+	var counts map[uint32]uint64
+	var total uint64
+	err := v.store.View(ctx, func(tx store.Tx) (err error) {
+		counts, total, err = countByKeyTx(tx)
+		return err
+	})
+	return counts, total, err
+}
+
+// countByKeyTx counts in tx the records and subject keys under each data key.
+func countByKeyTx(tx store.Tx) (map[uint32]uint64, uint64, error) {
 	counts := map[uint32]uint64{}
 	var total uint64
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		clear(counts)
-		total = 0
-		if err := tx.Scan(bucketRecords, nil, nil, func(_, val []byte) error {
-			r, err := unmarshalRecord(val)
-			if err != nil || r.subject != nil {
-				return nil // subject records are protected by their subject key, counted below
-			}
-			id, _ := keyring.CiphertextKeyID(r.ciphertext)
-			counts[id]++
-			total++
-			return nil
-		}); err != nil {
-			return err
+	if err := tx.Scan(bucketRecords, nil, nil, func(_, val []byte) error {
+		r, err := unmarshalRecord(val)
+		if err != nil || r.subject != nil {
+			return nil // subject records are protected by their subject key, counted below
 		}
-		return tx.Scan(bucketSubjectKeys, nil, nil, func(_, val []byte) error {
-			id, _ := keyring.SubjectKeyWrapID(val)
-			counts[id]++
-			total++
-			return nil
-		})
+		id, _ := keyring.CiphertextKeyID(r.ciphertext)
+		counts[id]++
+		total++
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	err := tx.Scan(bucketSubjectKeys, nil, nil, func(_, val []byte) error {
+		id, _ := keyring.SubjectKeyWrapID(val)
+		counts[id]++
+		total++
+		return nil
 	})
 	return counts, total, err
 }
@@ -193,18 +200,20 @@ func (v *Vault) countByKey(ctx context.Context) (map[uint32]uint64, uint64, erro
 // rewrap's progress. It scans every record.
 func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	var st KeyStatus
-	counts, total, err := v.countByKey(ctx)
-	if err != nil {
-		return st, err
-	}
 	var meta map[uint32]keyMeta
 	var rw rewrapState
-	if err := v.store.View(ctx, func(tx store.Tx) error {
+	var counts map[uint32]uint64
+	var total uint64
+	// One snapshot: counts read apart from the rewrap state would count a batch committed in
+	// between twice (rewrapped + remaining > total).
+	if err := v.store.View(ctx, func(tx store.Tx) (err error) {
 		meta = v.readKeyMeta(tx)
+		rw = rewrapState{}
 		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			_ = json.Unmarshal(b, &rw)
 		}
-		return nil
+		counts, total, err = countByKeyTx(tx)
+		return err
 	}); err != nil {
 		return st, err
 	}
