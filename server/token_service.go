@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -65,8 +66,14 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	for i, r := range res {
 		outcome := "ok"
 		if r.Err != nil {
-			out.Results[i] = &tvpb.DetokenizeResult{Error: itemError(ctx, t.s.log, r.Err)}
-			outcome = out.Results[i].Error.Code
+			ie := itemError(ctx, t.s.log, r.Err)
+			if errors.Is(r.Err, vault.ErrNotFound) {
+				// Internal callers only (the vendor listener must not hint): the usual
+				// cause is a token looked up in another domain than it was issued in.
+				ie.Message = fmt.Sprintf("%s in domain %q: tokens belong to the domain they were issued in; pass that domain (CLI: --domain)", ie.Message, vault.DomainOr(items[i].Domain))
+			}
+			out.Results[i] = &tvpb.DetokenizeResult{Error: ie}
+			outcome = ie.Code
 		} else {
 			out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
 		}

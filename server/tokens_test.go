@@ -253,3 +253,27 @@ func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14: for an internal caller, NOT_FOUND for a token of another domain now says that
+// tokens belong to one domain and to pass it. The vendor listener's denial stays the same
+// whether the token exists or not (a hint there would be an oracle).
+func TestNotFoundHintsAtTheDomain(t *testing.T) {
+	v := setupVendors(t)
+	code, body := v.h.Post("/v1/tokens:detokenize", rootSecret, map[string]any{"purpose": "p",
+		"items": []map[string]string{{"token": v.acmePAN, "domain": "globex"}, {"token": v.acmePAN}}})
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d %s", code, body)
+	}
+	for _, want := range []string{`token not found in domain \"globex\"`, `token not found in domain \"default\"`, "pass that domain"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("detokenize in the wrong domain: %s lacks %q", body, want)
+		}
+	}
+	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "p"}, "ttl": "3600s"})
+	_, r := v.reveal(t, v.acmeSecret, map[string]string{"token": v.acmePAN, "domain": "globex"}, map[string]string{"token": "4000000000000000", "domain": "acme"})
+	for i, res := range r.Results {
+		if res.Error == nil || strings.Contains(res.Error.Message, "domain") && strings.Contains(res.Error.Message, "pass") {
+			t.Errorf("vendor item %d: %+v", i, res)
+		}
+	}
+}
