@@ -261,7 +261,6 @@ func (v *Vault) CheckVendor(ctx context.Context, vendor string) error {
 	return nil
 }
 
-
 // ListGrants lists grants, of one vendor when vendor is not empty.
 func (v *Vault) ListGrants(ctx context.Context, vendor string) ([]Grant, error) {
 	now := v.now()
