@@ -18,9 +18,9 @@ const negativePenalty = 0.5
 // Context windows, in bytes and words.
 const (
 	ctxBefore      = 48
-	ctxAfter       = 24
+	ctxAfter       = 2 // only a word right after: a unit or currency (1 234 567 EUR)
 	ctxWordsBefore = 5
-	ctxWordsAfter  = 2
+	ctxWordsAfter  = 1
 )
 
 // ctxWords maps a lower-case word (or, for compounds, its stem) to the entities it names
@@ -44,22 +44,22 @@ var ctxWords = func() map[string]uint16 {
 		"tarjeta", "crédito", "débito", "credito", "debito")
 	pos(SSN, "ssn", "social", "security", "ss#", "sozialversicherungsnummer", "sécurité", "sociale",
 		"seguridad", "seguro", "ssn#", "taxpayer", "tin")
-	pos(Phone, "phone", "tel", "telephone", "mobile", "cell", "call", "fax", "whatsapp", "sms", "text",
-		"telefon", "telefonnummer", "handy", "mobil", "mobilnummer", "handynummer", "anrufen", "ruf", "rufen",
-		"téléphone", "tél", "portable", "appeler", "appelez", "numéro", "joindre",
-		"teléfono", "telefono", "móvil", "movil", "llamar", "llame", "llámame", "celular", "contacto", "reach")
+	pos(Phone, "phone", "tel", "telephone", "mobile", "cell", "call", "called", "calling", "dial", "fax", "whatsapp", "sms", "text",
+		"telefon", "telefonnummer", "handy", "mobil", "mobilnummer", "handynummer", "anrufen", "anruf", "rufnummer", "erreichbar", "ruf", "rufen",
+		"téléphone", "tél", "portable", "appeler", "appelez", "joignable", "numéro", "joindre",
+		"teléfono", "telefono", "móvil", "movil", "llamar", "llame", "llámame", "llamarme", "llamó", "celular", "contacto", "reach")
 	pos(IBAN, "iban", "konto", "kontonummer", "bankverbindung", "account", "compte", "cuenta", "rib")
 	pos(IP, "ip", "ipv4", "ipv6", "address", "host", "server", "adresse", "dirección", "client", "from", "src", "dst",
 		"login", "connexion", "verbindung", "conexión")
 	orders := []string{"order", "orders", "invoice", "tracking", "shipment", "parcel", "ref", "reference",
-		"ticket", "case", "id", "sku", "serial", "isbn", "ean", "upc", "barcode", "customer",
+		"ticket", "case", "id", "sku", "serial", "isbn", "ean", "upc", "barcode",
 		"bestellung", "bestellnummer", "auftrag", "auftragsnummer", "rechnung", "rechnungsnummer",
 		"sendung", "sendungsnummer", "paket", "kundennummer", "artikel", "artikelnummer",
-		"commande", "facture", "suivi", "colis", "référence", "client", "dossier",
-		"pedido", "factura", "seguimiento", "envío", "paquete", "referencia", "número", "expediente"}
+		"commande", "facture", "suivi", "colis", "référence", "dossier",
+		"pedido", "factura", "seguimiento", "envío", "paquete", "referencia", "expediente"}
 	money := []string{"price", "total", "amount", "eur", "usd", "gbp", "euro", "euros", "dollars", "$", "€", "£",
 		"preis", "betrag", "summe", "gesamt", "prix", "montant", "précio", "precio", "importe", "coste", "cost"}
-	times := []string{"date", "datum", "fecha", "timestamp", "am", "um", "le", "el", "on", "at", "since", "seit"}
+	times := []string{"date", "datum", "fecha", "timestamp", "since", "seit", "depuis", "desde"}
 	versions := []string{"version", "v", "ver", "release", "build", "versión", "versao", "firmware", "package", "app"}
 	neg(orders, PAN, SSN, Phone)
 	neg(money, PAN, SSN, Phone)
@@ -70,7 +70,7 @@ var ctxWords = func() map[string]uint16 {
 		for e := Entity(1); e <= numEntities; e++ {
 			if v&(1<<e) != 0 {
 				for o := Entity(1); o <= numEntities; o++ {
-					if o != e && o != Email && o != IP && e != IP && v&(1<<o) == 0 {
+					if o != e && o != Email && o != IP && o != IBAN && e != IP && v&(1<<o) == 0 {
 						m[w] |= 1 << (8 + o)
 					}
 				}
@@ -115,6 +115,9 @@ func (sc *scan) context(e Entity, start, end int) ctxResult {
 	i, words := start, 0
 	for words < ctxWordsBefore && i > 0 && start-i < ctxBefore {
 		for i > 0 && !ctxChar(t[i-1]) && start-i < ctxBefore {
+			if t[i-1] == '\n' || t[i-1] == '.' && i < start && t[i] == ' ' && !abbrev(t[:i-1]) {
+				return sc.contextAfter(e, end) // the sentence or line starts here
+			}
 			i--
 		}
 		j := i
@@ -124,15 +127,25 @@ func (sc *scan) context(e Entity, start, end int) ctxResult {
 		if i == j {
 			break
 		}
+		if j < len(t) && isDigit(t[j]) || i > 0 && isDigit(t[i-1]) {
+			continue // part of a code (v7, 10am), not a word
+		}
 		words++
 		if r := lookup(buf[:0], t[i:j], e); r != ctxNone {
 			sc.ops += j - i
 			return r
 		}
 	}
-	i, words = end, 0
+	return sc.contextAfter(e, end)
+}
+
+// contextAfter classifies the word right after a candidate (a unit or currency).
+func (sc *scan) contextAfter(e Entity, end int) ctxResult {
+	t := sc.text
+	var buf [32]byte
+	i, words := end, 0
 	for words < ctxWordsAfter && i < len(t) && i-end < ctxAfter {
-		for i < len(t) && !ctxChar(t[i]) && i-end < ctxAfter {
+		for i < len(t) && t[i] == ' ' && i-end < ctxAfter {
 			i++
 		}
 		j := i
@@ -191,4 +204,14 @@ func classify(v uint16, e Entity) ctxResult {
 		return ctxNegative
 	}
 	return ctxNone
+}
+
+// abbrev reports whether t ends with a word of at most three letters (Tel, Nr, tél): its
+// dot is an abbreviation's, not a sentence's end.
+func abbrev(t string) bool {
+	n := 0
+	for n < len(t) && n <= 4 && ctxChar(t[len(t)-1-n]) {
+		n++
+	}
+	return n > 0 && n <= 4 // tél is four bytes
 }

@@ -58,6 +58,8 @@ type scan struct {
 	spans  []Span
 	groups [maxGroups]group
 	ops    int // work done, for the linearity tests
+	// timeAfter: the run is followed by :NN (a time)
+	timeAfter bool
 }
 
 // run makes the single pass: it dispatches on the byte at each position to a candidate
@@ -143,7 +145,7 @@ func (sc *scan) digits(i int) int {
 	if open {
 		sep = '('
 	}
-	j := i
+	j, resume := i, 0
 	for {
 		g := group{s: j, sep: sep}
 		for j < n && isDigit(t[j]) {
@@ -152,9 +154,16 @@ func (sc *scan) digits(i int) int {
 		sc.ops += j - g.s
 		g.e = j
 		if j < n && classes[t[j]]&(cUpper|cLower|cUnder) != 0 {
-			// Digits glued to letters (10am, 5th, 123abc): the run ends before this group.
-			sc.numeric(rs, gs, plus, open)
-			return sc.skipWord(j)
+			// Digits glued to letters (10am, 5th, 123abc): the run ends before this group,
+			// unless it is an IPv6 address (2a02:…).
+			we := sc.skipWord(j)
+			if len(gs) == 0 && we-g.s <= 4 && we < n && t[we] == ':' && !sc.tokens && sc.s.set.Has(IP) {
+				if e := sc.ipv6(g.s); e > 0 {
+					return e
+				}
+			}
+			resume = we
+			break
 		}
 		if j < n && t[j] == ':' && len(gs) == 0 && j-g.s <= 4 && !sc.tokens && sc.s.set.Has(IP) {
 			if e := sc.ipv6(g.s); e > 0 {
@@ -186,6 +195,9 @@ func (sc *scan) digits(i int) int {
 		}
 		break
 	}
+	if len(gs) == 0 {
+		return max(j, resume)
+	}
 	// A parenthesis that is not closed inside the run is not part of the number.
 	for k := range gs {
 		if gs[k].sep == '(' && !hasClose(gs[k+1:]) {
@@ -197,8 +209,12 @@ func (sc *scan) digits(i int) int {
 			break
 		}
 	}
+	if j+1 < n && t[j] == ':' && isDigit(t[j+1]) {
+		sc.timeAfter = true // 2024-05-12 10:22: a timestamp, not a phone
+	}
 	sc.numeric(rs, gs, plus, gs[0].sep == '(')
-	return j
+	sc.timeAfter = false
+	return max(j, resume)
 }
 
 // numeric examines the digit groups of one run starting at rs (a + or an opening
@@ -224,7 +240,7 @@ func (sc *scan) numeric(rs int, gs []group, plus, paren bool) {
 	}
 	before := len(sc.found)
 	if sc.s.set.Has(PAN) {
-		sc.pan(rest)
+		sc.pan(rest, plus)
 	}
 	if sc.s.set.Has(SSN) {
 		sc.ssn(rest)

@@ -17,11 +17,11 @@ func (sc *scan) digitsOf(buf []byte, gs []group) []byte {
 
 // pan reports card numbers among gs: 13 to 19 digits in whole groups joined by one kind of
 // separator (space or dash), a known issuer prefix for the length, a valid Luhn check.
-func (sc *scan) pan(gs []group) {
+func (sc *scan) pan(gs []group, plus bool) {
 	var buf [19]byte
 	for a := 0; a < len(gs); a++ {
 		c := sc.text[gs[a].s]
-		if c < '2' || c > '6' || gs[a].sep == '(' || gs[a].sep == ')' {
+		if c < '2' || c > '6' || gs[a].sep == '(' || gs[a].sep == ')' || a == 0 && plus {
 			continue
 		}
 		best := -1
@@ -44,7 +44,7 @@ func (sc *scan) pan(gs []group) {
 		}
 		conf := 0.75
 		if best > a && !cardGrouping(gs[a:best+1]) {
-			conf = 0.6
+			conf = 0.45 // not laid out as cards are printed: only with context
 		}
 		sc.add(PAN, gs[a].s, gs[best].e, conf, 0.2)
 		a = best
@@ -172,7 +172,7 @@ func (sc *scan) phone(rs int, gs []group, plus, paren bool) {
 		}
 		nd += g.e - g.s
 	}
-	if nd < 7 || len(gs) == 0 || dateShape(gs) {
+	if nd < 7 || len(gs) == 0 || sc.timeAfter || dateShape(gs) {
 		return
 	}
 	if paren && !hasClose(gs[1:]) {
@@ -212,11 +212,16 @@ func (sc *scan) phone(rs int, gs []group, plus, paren bool) {
 
 // dateShape reports runs that read as dates: 12.05.2024, 2024-05-12, 12-05-24.
 func dateShape(gs []group) bool {
-	if len(gs) != 3 || gs[1].sep != gs[2].sep || gs[1].sep == ' ' {
-		return false
+	for k := 0; k+2 < len(gs); k++ {
+		if gs[k+1].sep != gs[k+2].sep || gs[k+1].sep == ' ' {
+			continue
+		}
+		l0, l1, l2 := gs[k].e-gs[k].s, gs[k+1].e-gs[k+1].s, gs[k+2].e-gs[k+2].s
+		if l1 == 2 && (l0 <= 2 && (l2 == 2 || l2 == 4) || l0 == 4 && l2 == 2) {
+			return true
+		}
 	}
-	l0, l1, l2 := gs[0].e-gs[0].s, gs[1].e-gs[1].s, gs[2].e-gs[2].s
-	return l1 == 2 && (l0 <= 2 && (l2 == 2 || l2 == 4) || l0 == 4 && l2 == 2)
+	return false
 }
 
 // validPhone builds the number from its digits (international: + or 00 and a country
