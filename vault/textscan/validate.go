@@ -1,7 +1,9 @@
 package textscan
 
 import (
+	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 	"google.golang.org/protobuf/proto"
@@ -282,11 +284,40 @@ func (sc *scan) validPhone(d []byte, intl, plus bool) bool {
 	if intl {
 		region = phonenumbers.GetRegionCodeForCountryCode(cc)
 	}
-	if phonenumbers.IsValidNumberForRegion(num, region) {
+	pats := nationalPatterns()
+	if re := pats[region]; re != nil && re.Match(nsn) {
 		return true
 	}
-	return len(phonenumbers.GetRegionCodesForCountryCode(cc)) > 1 && phonenumbers.IsValidNumber(num)
+	for _, r := range phonenumbers.GetRegionCodesForCountryCode(cc) {
+		if re := pats[r]; r != region && re != nil && re.Match(nsn) {
+			return true
+		}
+	}
+	return false
 }
+
+// nationalPatterns maps each region to libphonenumber's general pattern of its national
+// numbers (the union of its fixed-line, mobile, toll-free, ... patterns), compiled once: a
+// number matching it is valid as phonenumbers.IsValidNumberForRegion understands it, at one
+// regular expression instead of up to ten (IsValidNumberForRegion tests each number type,
+// building and looking up each pattern per call).
+var nationalPatterns = sync.OnceValue(func() map[string]*regexp.Regexp {
+	m := map[string]*regexp.Regexp{}
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return m // no metadata: no phone is valid
+	}
+	for _, md := range coll.GetMetadata() {
+		pat := md.GetGeneralDesc().GetNationalNumberPattern()
+		if pat == "" {
+			continue
+		}
+		if re, err := regexp.Compile("^(?:" + pat + ")$"); err == nil {
+			m[md.GetId()] = re
+		}
+	}
+	return m
+})
 
 // ibanLengths is the SWIFT IBAN registry: country code and IBAN length, packed.
 const ibanLengths = "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 " +
