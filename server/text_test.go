@@ -239,3 +239,28 @@ func TestTextPolicy(t *testing.T) {
 		t.Error("tokenizer may detokenize text")
 	}
 }
+
+// TestRecordsScan: a field policy rule "scan" tokenizes the personal data inside a free-text
+// field (and only it), detokenize reverses it byte for byte, and "scan" cannot be a template.
+func TestRecordsScan(t *testing.T) {
+	h := testenv.Start(t)
+	body := `{"domain":"tickets","policy":{"$.ticket.body":"scan","$.customer.email":"email"},
+	  "documents":[{"ticket":{"id":7,"body":"Hi, my card 4111 1111 1111 1111 was charged twice. Call +49 30 12345678."},"customer":{"email":"jo@example.com"}}]}`
+	code, resp := h.Post(h.URL("/v1/records:tokenize"), rootSecret, body)
+	if code != 200 || contains(resp, "4111 1111 1111 1111") || contains(resp, "12345678") || contains(resp, "jo@example.com") ||
+		!contains(resp, "was charged twice. Call +49 ") || !contains(resp, `"id":7`) {
+		t.Fatalf("records tokenize with scan: %d %s", code, resp)
+	}
+	var tok struct {
+		Documents []json.RawMessage `json:"documents"`
+	}
+	decodeInto(t, resp, &tok)
+	back, _ := json.Marshal(map[string]any{"domain": "tickets", "purpose": "p", "policy": map[string]string{"$.ticket.body": "scan", "$.customer.email": "email"}, "documents": tok.Documents})
+	code, resp = h.Post(h.URL("/v1/records:detokenize"), rootSecret, string(back))
+	if code != 200 || !contains(resp, "Hi, my card 4111 1111 1111 1111 was charged twice. Call +49 30 12345678.") || !contains(resp, "jo@example.com") {
+		t.Fatalf("records detokenize with scan: %d %s", code, resp)
+	}
+	if code, resp := h.Post(h.URL("/v1/templates"), rootSecret, `{"name":"scan","base":"digits"}`); code < 400 {
+		t.Errorf("template named scan: %d %s", code, resp)
+	}
+}
