@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -192,8 +191,10 @@ type TextDetokenizeResult struct {
 // textscan.Scanner.Tokens names, looked up in one read transaction) and reveals them through
 // Detokenize, so every reveal is checked and audited as Detokenize's are (with purpose; the
 // audit event has counts and token fingerprints, never values or tokens). Anything that is
-// not a live token of the domain is left as it is, without an error: the result says only
-// how many tokens were replaced. The reveals are returned too (for canary alerts).
+// not a live token of the domain, or that Detokenize does not reveal (out of the caller's
+// scope), is left as it is, without an error: the result says only how many tokens were
+// replaced. Values come as Detokenize gives them (masked for a caller whose scope says so).
+// The reveals are returned too (for canary alerts).
 func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []TextDetokenizeItem) ([]TextDetokenizeResult, []DetokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, nil, ErrEmptyBatch
@@ -264,10 +265,10 @@ func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []Text
 		reveals = append(reveals, res...)
 		for k, r := range res {
 			rf := refs[start+k]
+			// A token Detokenize does not reveal (gone since the lookup, outside the caller's
+			// scope, failing its integrity check) stays as it is, like any other text.
 			if r.Err == nil {
 				values[rf.item][rf.hit], ok[rf.item][rf.hit] = r.Value, true
-			} else if !errors.Is(r.Err, ErrNotFound) && results[rf.item].Err == nil {
-				results[rf.item].Err = r.Err
 			}
 		}
 	}
@@ -280,7 +281,7 @@ func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []Text
 		pos := 0
 		for k, sp := range hits[i] {
 			if !ok[i][k] {
-				continue // gone since the lookup: left as it is
+				continue
 			}
 			b.WriteString(it.Text[pos:sp.Start])
 			b.WriteString(values[i][k])
