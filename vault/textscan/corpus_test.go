@@ -129,3 +129,41 @@ func TestCorpusTune(t *testing.T) {
 		t.Logf("%-6s tp=%4d fp=%3d fn=%3d precision=%.3f recall=%.3f f1=%.3f", e, c.tp, c.fp, c.fn, c.precision(), c.recall(), c.f1())
 	}
 }
+
+// TestPhonePrefilterEffect reports what the phone pre-filter costs in recall: the held-out
+// corpus's phone numbers as written, then with separators removed (bare digits, + kept)
+// without and with a context word. Bare national numbers without context are not reported
+// by design (order numbers look the same); the test fails only if that changes unnoticed.
+func TestPhonePrefilterEffect(t *testing.T) {
+	var asWritten, bare, bareCtx, n int
+	for _, d := range loadCorpus(t, "heldout.jsonl") {
+		s, _ := New(Options{DefaultRegion: d.Region, Entities: SetOf(Phone)})
+		for _, sp := range d.Spans {
+			if sp.Entity != "phone" {
+				continue
+			}
+			n++
+			v := d.Text[sp.Start:sp.End]
+			digits := make([]byte, 0, len(v))
+			for i := 0; i < len(v); i++ {
+				if isDigit(v[i]) || v[i] == '+' {
+					digits = append(digits, v[i])
+				}
+			}
+			if len(s.Scan("x "+v+" x")) == 1 {
+				asWritten++
+			}
+			if len(s.Scan("x "+string(digits)+" x")) == 1 {
+				bare++
+			}
+			if len(s.Scan("phone "+string(digits)+" x")) == 1 {
+				bareCtx++
+			}
+		}
+	}
+	t.Logf("phones: %d; recall as written %.3f, bare digits without context %.3f, bare digits after \"phone\" %.3f",
+		n, ratio(asWritten, n), ratio(bare, n), ratio(bareCtx, n))
+	if ratio(bareCtx, n) < 0.95 || ratio(asWritten, n) < 0.95 {
+		t.Error("phone recall fell")
+	}
+}
