@@ -9,9 +9,9 @@ import (
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 )
 
-// benchText is 16 texts of the dense corpus, 4 KiB each: a 64 KiB call.
-func benchText(b *testing.B) []string {
-	data, err := os.ReadFile("../vault/textscan/testdata/dense.txt")
+// benchText is 16 texts of a benchmark corpus, 4 KiB each: a 64 KiB call.
+func benchText(b *testing.B, file string) []string {
+	data, err := os.ReadFile("../vault/textscan/testdata/" + file)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -23,14 +23,19 @@ func benchText(b *testing.B) []string {
 	return texts
 }
 
-// BenchmarkTextTokenizeE2E: POST-equivalent gRPC TokenizeText of 64 KiB of dense text a call
-// through a real server (bytes/s of text; findings/s as items/s).
-func BenchmarkTextTokenizeE2E(b *testing.B) {
+// BenchmarkTextTokenizeE2E: gRPC TokenizeText (what POST /v1/text:tokenize calls) of 64 KiB
+// of dense text a call through a real server (bytes/s of text and findings/s).
+func BenchmarkTextTokenizeE2E(b *testing.B) { benchTextE2E(b, "dense.txt") }
+
+// BenchmarkTextTokenizeE2EProse: the same with prose (sparse findings).
+func BenchmarkTextTokenizeE2EProse(b *testing.B) { benchTextE2E(b, "prose.txt") }
+
+func benchTextE2E(b *testing.B, file string) {
 	h := testenv.Start(b, testenv.DiscardLogs())
 	c := tvpb.NewTextServiceClient(h.Conn)
 	req := &tvpb.TokenizeTextRequest{}
 	n := 0
-	for _, t := range benchText(b) {
+	for _, t := range benchText(b, file) {
 		req.Items = append(req.Items, &tvpb.TokenizeTextItem{Text: t, Domain: "bench", DefaultRegion: "DE"})
 		n += len(t)
 	}
@@ -55,7 +60,7 @@ func BenchmarkPlainTokenizeE2E(b *testing.B) {
 	h := testenv.Start(b, testenv.DiscardLogs())
 	tc := tvpb.NewTextServiceClient(h.Conn)
 	det := &tvpb.TokenizeTextRequest{}
-	for _, t := range benchText(b) {
+	for _, t := range benchText(b, "dense.txt") {
 		det.Items = append(det.Items, &tvpb.TokenizeTextItem{Text: t, Mode: "detect", DefaultRegion: "DE"})
 	}
 	resp, err := tc.TokenizeText(authCtx(rootSecret), det)
