@@ -48,28 +48,14 @@ func (v *Vault) TokenizeRecords(ctx context.Context, policy *fieldpolicy.Compile
 			items[i] = TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Tokenize(ctx, items)
-		if err != nil {
-			return nil, nil, err
-		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Token, r.Err
-		}
-		return vals, errs, nil
+		return outcomes(res, err, func(r TokenizeResult) (string, error) { return r.Token, r.Err })
 	}, func(fields []fieldpolicy.Field) ([]string, []error, error) {
 		items := make([]TextItem, len(fields))
 		for i, f := range fields {
 			items[i] = TextItem{Text: f.Value, Domain: domain}
 		}
 		res, err := v.TokenizeText(ctx, items)
-		if err != nil {
-			return nil, nil, err
-		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Text, r.Err
-		}
-		return vals, errs, nil
+		return outcomes(res, err, func(r TextResult) (string, error) { return r.Text, r.Err })
 	}))
 	if err != nil {
 		return nil, nil, err
@@ -89,28 +75,14 @@ func (v *Vault) DetokenizeRecords(ctx context.Context, policy *fieldpolicy.Compi
 			items[i] = TokenRef{Token: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Detokenize(ctx, purpose, items)
-		if err != nil {
-			return nil, nil, err
-		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Value, r.Err
-		}
-		return vals, errs, nil
+		return outcomes(res, err, func(r DetokenizeResult) (string, error) { return r.Value, r.Err })
 	}, func(fields []fieldpolicy.Field) ([]string, []error, error) {
 		items := make([]TextDetokenizeItem, len(fields))
 		for i, f := range fields {
 			items[i] = TextDetokenizeItem{Text: f.Value, Domain: domain}
 		}
 		res, _, err := v.DetokenizeText(ctx, purpose, items)
-		if err != nil {
-			return nil, nil, err
-		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Text, r.Err
-		}
-		return vals, errs, nil
+		return outcomes(res, err, func(r TextDetokenizeResult) (string, error) { return r.Text, r.Err })
 	}))
 }
 
@@ -184,4 +156,16 @@ func (v *Vault) recordCall(policy *fieldpolicy.Compiled, docs []json.RawMessage,
 		return nil, nil, err
 	}
 	return out, fails, nil
+}
+
+// outcomes splits a batch call's results into replacement strings and per-field errors.
+func outcomes[R any](res []R, err error, of func(R) (string, error)) ([]string, []error, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	vals, errs := make([]string, len(res)), make([]error, len(res))
+	for i, r := range res {
+		vals[i], errs[i] = of(r)
+	}
+	return vals, errs, nil
 }

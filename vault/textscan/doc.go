@@ -23,8 +23,11 @@
 // (regular expressions), so it runs only on digit runs that pass a pre-filter: 7 to 15
 // digits, not shaped like a date, the region's trunk prefix (0 in most of Europe) or an
 // international prefix (+, 00), separators or context words, and a confidence that can still
-// reach the minimum. The number is built from its digits (no libphonenumber parsing) and
-// checked with IsPossibleNumber, then IsValidNumberForRegion.
+// reach the minimum. The number is built from its digits (libphonenumber's Parse costs 40-60
+// µs) and checked with IsPossibleNumber, then against the region's general national-number
+// pattern from libphonenumber's metadata (the union of its number types), compiled once on
+// first use: one regular expression instead of IsValidNumberForRegion's up to ten, built per
+// call. The compiled patterns are the package's only lazily built value, immutable once built.
 //
 // Context words before a candidate (or just after it), in English, German, French and
 // Spanish, move its confidence: "card", "Karte", "carte", "tarjeta" raise a card; "order",
