@@ -93,9 +93,16 @@ func FuzzScan(f *testing.F) {
 			}
 			prev = fd.End
 		}
+		spans := map[Span]bool{}
 		for _, sp := range s.Tokens(text) {
 			if sp.End <= sp.Start || sp.End > len(text) {
 				t.Fatalf("bad span %+v in %q", sp, text)
+			}
+			spans[sp] = true
+		}
+		for _, fd := range s.Scan(text) {
+			if fd.Entity != IP && !spans[Span{fd.Start, fd.End}] {
+				t.Fatalf("%s finding %q is not a token span in %q", fd.Entity, text[fd.Start:fd.End], text)
 			}
 		}
 	})
