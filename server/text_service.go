@@ -34,7 +34,7 @@ func (t *textService) TokenizeText(ctx context.Context, req *tvpb.TokenizeTextRe
 		}
 		fs := make([]*tvpb.TextFinding, len(r.Findings))
 		for k, f := range r.Findings {
-			fs[k] = &tvpb.TextFinding{Entity: f.Entity, Start: int64(f.Start), End: int64(f.End), Token: f.Token, Confidence: f.Confidence}
+			fs[k] = &tvpb.TextFinding{Entity: f.Entity, Start: int32(f.Start), End: int32(f.End), Token: f.Token, Confidence: f.Confidence}
 		}
 		out.Results[i] = &tvpb.TokenizeTextResult{Text: r.Text, Findings: fs}
 		counts.add("-", vault.DomainOr(items[i].Domain), "ok")

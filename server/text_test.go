@@ -170,7 +170,18 @@ func TestTextDetectStoresNothing(t *testing.T) {
 	before := len(auditEvents(t, h))
 	text := "SSN 123-45-6789, card 4111-1111-1111-1111, +49 30 12345678"
 	code, out := h.Post(h.URL("/v1/text:tokenize"), rootSecret, map[string]any{"items": []map[string]any{{"text": text, "mode": "detect", "domain": "d1"}}})
-	if code != 200 || !contains(out, `"entity":"ssn"`) {
+	var dr struct {
+		Results []struct {
+			Findings []struct {
+				Entity     string  `json:"entity"`
+				Start, End int     // JSON numbers, code points
+				Confidence float64 `json:"confidence"`
+			} `json:"findings"`
+		} `json:"results"`
+	}
+	decodeInto(t, out, &dr)
+	if code != 200 || len(dr.Results) != 1 || len(dr.Results[0].Findings) != 3 || dr.Results[0].Findings[0].Entity != "ssn" ||
+		dr.Results[0].Findings[0].Start != 4 || dr.Results[0].Findings[0].End != 15 {
 		t.Fatalf("detect: %d %s", code, out)
 	}
 	if after := len(auditEvents(t, h)); after != before {

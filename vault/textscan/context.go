@@ -118,6 +118,9 @@ func (sc *scan) context(e Entity, start, end int) ctxResult {
 			if t[i-1] == '\n' || t[i-1] == '.' && i < start && t[i] == ' ' && !abbrev(t[:i-1]) {
 				return sc.contextAfter(e, end) // the sentence or line starts here
 			}
+			if isDigit(t[i-1]) {
+				return sc.contextAfter(e, end) // words before another number are that number's
+			}
 			i--
 		}
 		j := i

@@ -96,6 +96,10 @@ func TestContextRaisesAndLowers(t *testing.T) {
 	if de := conf("Kreditkartennummer 4111111111111111"); de != card {
 		t.Errorf("German compound: %.2f, want %.2f", de, card)
 	}
+	// A context word belongs to the number right after it, not to the next one.
+	if got := scanAll(t, "US", "card 4111 1111 1111 1111, +49 30 12345678"); len(got) != 2 {
+		t.Errorf("card word lowered the phone after the card: %v", got)
+	}
 	hi, _ := New(Options{MinConfidence: 0.9})
 	if fs := hi.Scan("x 4111111111111111"); len(fs) != 0 {
 		t.Errorf("min_confidence 0.9 kept %v", fs)

@@ -278,9 +278,9 @@ type TextFinding struct {
 	// pan, ssn, email, phone, iban or ip.
 	Entity string `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
 	// Where it starts: an offset in Unicode code points of the input text.
-	Start int64 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	Start int32 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
 	// Where it ends (exclusive), in Unicode code points of the input text.
-	End int64 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
+	End int32 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
 	// The token that replaced it (mode "tokenize"); empty in mode "detect".
 	Token string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	// How sure the detector is, 0 to 1.
@@ -326,14 +326,14 @@ func (x *TextFinding) GetEntity() string {
 	return ""
 }
 
-func (x *TextFinding) GetStart() int64 {
+func (x *TextFinding) GetStart() int32 {
 	if x != nil {
 		return x.Start
 	}
 	return 0
 }
 
-func (x *TextFinding) GetEnd() int64 {
+func (x *TextFinding) GetEnd() int32 {
 	if x != nil {
 		return x.End
 	}
@@ -596,8 +596,8 @@ const file_tokenvault_v1_text_service_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x18.tokenvault.v1.ItemErrorR\x05error\"\x88\x01\n" +
 	"\vTextFinding\x12\x16\n" +
 	"\x06entity\x18\x01 \x01(\tR\x06entity\x12\x14\n" +
-	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x10\n" +
-	"\x03end\x18\x03 \x01(\x03R\x03end\x12\x19\n" +
+	"\x05start\x18\x02 \x01(\x05R\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\x05R\x03end\x12\x19\n" +
 	"\x05token\x18\x04 \x01(\tB\x03\x80\x01\x01R\x05token\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x05 \x01(\x01R\n" +
