@@ -50,6 +50,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		tvpb.RegisterGrantServiceHandler,
 		tvpb.RegisterAuditServiceHandler,
 		tvpb.RegisterKeyServiceHandler,
+		tvpb.RegisterTextServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			conn.Close()

@@ -171,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
 	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
+	tvpb.RegisterTextServiceServer(s.grpc, &textService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	// The vendor gRPC server is reached only through the vendor HTTP listener, whose body

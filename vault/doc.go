@@ -13,6 +13,7 @@
 //	storedjson.go   read-modify-write of stored JSON objects
 //	tokens.go       Tokenize, Detokenize, TokenRef
 //	documents.go    TokenizeRecords, DetokenizeRecords: fields of JSON documents (fieldpolicy)
+//	text.go         TokenizeText, DetokenizeText: personal data in free text (textscan)
 //	templates.go    custom templates
 //	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
 //	canary.go       canary tokens
@@ -31,6 +32,7 @@
 //	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
 //	store        the transactional key-value store (bbolt with group commit)
 //	template     token templates: validation, candidate tokens, masking
+//	textscan     detectors of personal data in free text (cards, SSNs, e-mails, phones, IBANs, IPs)
 //
 // # Auditing
 //

@@ -21,6 +21,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newDeleteCmd(), newEraseSubjectCmd())
 	root.AddCommand(newRecordCmd())
+	root.AddCommand(newTextCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }
