@@ -19,7 +19,7 @@ type credentialService struct {
 
 func credentialToProto(c vault.Credential) *tvpb.Credential {
 	pc := &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
-		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN}
+		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN, JwtSubject: c.JWTSubject}
 	if !c.RotateTime.IsZero() {
 		pc.RotateTime = timestamppb.New(c.RotateTime)
 	}
@@ -30,7 +30,7 @@ func credentialToProto(c vault.Credential) *tvpb.Credential {
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	cred, secret, err := c.s.vlt().CreateCredential(ctx, vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan()})
+	cred, secret, err := c.s.vlt().CreateCredential(ctx, vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan(), JWTSubject: req.GetJwtSubject()})
 	if err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}
