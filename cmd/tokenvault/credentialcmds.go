@@ -28,8 +28,18 @@ func newCredentialCmd() *cobra.Command {
 func newCredentialCreateCmd() *cobra.Command {
 	var req tvpb.CreateCredentialRequest
 	cmd := clientCmd(&cobra.Command{
-		Use:   "create --name N --role ROLE [--vendor V]",
+		Use:   "create --name N --role ROLE [--vendor V] [--cert-san SAN | --jwt-subject SUB]",
 		Short: "Create a credential; prints its secret once",
+		Long: `Create a credential; prints its secret once.
+
+--cert-san binds it to client certificates carrying that SAN (a DNS name, a URI such as a
+SPIFFE ID, or an e-mail): it then authenticates by certificate alone (vendors on the vendor
+listener, other roles on the internal listeners of a server with --client-ca), or by secret
+only together with the certificate.
+
+--jwt-subject binds an internal credential (not vendor) to bearer JWTs with that subject,
+e.g. system:serviceaccount:payments:billing for a Kubernetes service account, signed by the
+issuer of serve --jwt-issuer. Such a credential has no secret: nothing is printed to keep.`,
 		Args:  cobra.NoArgs,
 	}, func(s *session, _ []string) error {
 		resp, err := s.credentials().CreateCredential(s.ctx, &req)
@@ -42,6 +52,13 @@ func newCredentialCreateCmd() *cobra.Command {
 			if cr.GetVendor() != "" {
 				fmt.Fprintf(w, "vendor: %s\n", cr.GetVendor())
 			}
+			if cr.GetCertSan() != "" {
+				fmt.Fprintf(w, "cert-san: %s\n", cr.GetCertSan())
+			}
+			if cr.GetJwtSubject() != "" {
+				fmt.Fprintf(w, "jwt-subject: %s\n\nIt authenticates with bearer JWTs of that subject only: it has no secret.\n", cr.GetJwtSubject())
+				return nil
+			}
 			fmt.Fprintf(w, "secret: %s\n\nThe secret is shown only now; the vault keeps only its hash.\n", resp.GetSecret())
 			return nil
 		})
@@ -49,7 +66,8 @@ func newCredentialCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Name, "name", "", "a name for the credential")
 	cmd.Flags().StringVar(&req.Role, "role", "", "admin, tokenizer, detokenizer, auditor or vendor")
 	cmd.Flags().StringVar(&req.Vendor, "vendor", "", "for role vendor: the vendor it acts for")
-	cmd.Flags().StringVar(&req.CertSan, "cert-san", "", "for role vendor: bind to client certificates with this SAN (mTLS on the vendor listener)")
+	cmd.Flags().StringVar(&req.CertSan, "cert-san", "", "bind to client certificates with this SAN, e.g. spiffe://corp/ns/payments/sa/billing (mTLS: vendor listener for vendors, internal listeners with serve --client-ca for other roles)")
+	cmd.Flags().StringVar(&req.JwtSubject, "jwt-subject", "", "internal roles: bind to bearer JWTs with this subject, e.g. system:serviceaccount:payments:billing (no secret is issued)")
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
@@ -63,13 +81,25 @@ func newCredentialListCmd() *cobra.Command {
 				return err
 			}
 			return s.print(resp, func(w io.Writer) error {
-				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "CREATED", "REVOKED")
+				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "IDENTITY", "CREATED", "REVOKED")
 				for _, cr := range resp.GetCredentials() {
-					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), cr.GetCreateTime().AsTime().Format(time.RFC3339), cr.GetRevoked())
+					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), credIdentity(cr), cr.GetCreateTime().AsTime().Format(time.RFC3339), cr.GetRevoked())
 				}
 				return t.flush()
 			})
 		})
+}
+
+// credIdentity is the workload identity a credential is bound to, for the list: "san:…",
+// "jwt:…", or "-".
+func credIdentity(cr *tvpb.Credential) string {
+	switch {
+	case cr.GetCertSan() != "":
+		return "san:" + cr.GetCertSan()
+	case cr.GetJwtSubject() != "":
+		return "jwt:" + cr.GetJwtSubject()
+	}
+	return "-"
 }
 
 func newCredentialRevokeCmd() *cobra.Command {
