@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,12 +107,21 @@ func (c JWTConfig) withDefaults() JWTConfig {
 		c.MinRefreshInterval = DefaultJWKSMinRefresh
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{
-			Timeout:       DefaultJWKSFetchTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		c.HTTPClient = JWKSClient(nil)
 	}
 	return c
+}
+
+// JWKSClient is the HTTP client JWKS fetches use by default: a 10s timeout, no redirects
+// followed, and tlsConfig (nil: the system's trusted CAs) for https URLs.
+func JWKSClient(tlsConfig *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tlsConfig
+	return &http.Client{
+		Timeout:       DefaultJWKSFetchTimeout,
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // jwtVerifier verifies bearer JWTs against the issuer's key set, which it keeps fresh.

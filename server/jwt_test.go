@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -117,13 +118,15 @@ func (is *testIssuer) jwks() []byte {
 
 // serve serves the JWKS over HTTP on loopback until the test ends.
 func (is *testIssuer) serve() *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		is.fetches.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(is.jwks())
-	}))
+	srv := httptest.NewServer(is)
 	is.t.Cleanup(srv.Close)
 	return srv
+}
+
+func (is *testIssuer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	is.fetches.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(is.jwks())
 }
 
 // writeFile writes the JWKS to path (atomically: a reader never sees half of it).
@@ -389,6 +392,24 @@ func TestJWKSRotationAndRefreshLimit(t *testing.T) {
 	}
 	if n := is.fetches.Load(); n != 2 {
 		t.Errorf("%d JWKS fetches: unknown key ids reloaded past the rate limit", n)
+	}
+}
+
+// TestJWKSOverHTTPS: a JWKS URL over https is fetched with the CA given (serve --jwt-jwks-ca),
+// and not trusted without it.
+func TestJWKSOverHTTPS(t *testing.T) {
+	is := newIssuer(t)
+	srv := httptest.NewTLSServer(is)
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	h, _ := startJWT(t, server.JWTConfig{JWKSURL: srv.URL, HTTPClient: server.JWKSClient(&tls.Config{RootCAs: pool})})
+	if err := grpcTokenize(h, authCtx(is.token("ec-1"))); err != nil {
+		t.Errorf("JWKS over https with its CA: %v", err)
+	}
+	untrusted, _ := startJWT(t, server.JWTConfig{JWKSURL: srv.URL})
+	if err := grpcTokenize(untrusted, authCtx(is.token("ec-1"))); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("JWKS from an untrusted https server: %v, want Unauthenticated", err)
 	}
 }
 

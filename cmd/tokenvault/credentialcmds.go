@@ -40,7 +40,7 @@ only together with the certificate.
 --jwt-subject binds an internal credential (not vendor) to bearer JWTs with that subject,
 e.g. system:serviceaccount:payments:billing for a Kubernetes service account, signed by the
 issuer of serve --jwt-issuer. Such a credential has no secret: nothing is printed to keep.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 	}, func(s *session, _ []string) error {
 		resp, err := s.credentials().CreateCredential(s.ctx, &req)
 		if err != nil {

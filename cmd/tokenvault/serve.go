@@ -45,6 +45,7 @@ type serveOpts struct {
 	clientCA                       string
 	jwtIssuer, jwtAudience         string
 	jwtJWKSFile, jwtJWKSURL        string
+	jwtJWKSCA                      string
 	metricsAddr                    string
 	auditWitnessFile               string
 	auditWitnessURL                string
@@ -105,6 +106,7 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.StringVar(&o.jwtAudience, "jwt-audience", "", "the audience bearer JWTs must carry in \"aud\", e.g. tokenvault")
 	f.StringVar(&o.jwtJWKSFile, "jwt-jwks-file", "", "the issuer's public keys: a JWKS file, re-read every 5m and on an unknown key id")
 	f.StringVar(&o.jwtJWKSURL, "jwt-jwks-url", "", "the issuer's public keys: a JWKS URL, fetched every 5m and on an unknown key id (at most every 10s)")
+	f.StringVar(&o.jwtJWKSCA, "jwt-jwks-ca", "", "PEM CA bundle that verifies the --jwt-jwks-url server (default: the system's trusted CAs), e.g. the Kubernetes cluster CA")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "a listener serving only GET /metrics, without credentials, for Prometheus (TLS from --tls-cert when set; empty: off). /metrics on --http-addr needs an admin or auditor credential")
 	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody, "largest request body on the internal HTTP listener, in bytes (413 beyond)")
 	f.Int64Var(&o.vendorMaxBody, "vendor-max-body", server.DefaultVendorMaxBody, "largest request body on the vendor listener, in bytes (413 beyond)")
@@ -162,7 +164,10 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	jwtCfg := server.JWTConfig{Issuer: o.jwtIssuer, Audience: o.jwtAudience, JWKSFile: o.jwtJWKSFile, JWKSURL: o.jwtJWKSURL}
+	jwtCfg, err := o.jwtConfig()
+	if err != nil {
+		return err
+	}
 	limits, err := o.limits()
 	if err != nil {
 		return err
@@ -401,6 +406,24 @@ func (o serveOpts) internalClientCAs() (*x509.CertPool, error) {
 		return nil, nil
 	}
 	return loadCertPool(o.clientCA, "--client-ca")
+}
+
+// jwtConfig turns the --jwt-* flags into server.JWTConfig; --jwt-jwks-ca gives the JWKS
+// fetches a client that trusts that CA bundle only.
+func (o serveOpts) jwtConfig() (server.JWTConfig, error) {
+	c := server.JWTConfig{Issuer: o.jwtIssuer, Audience: o.jwtAudience, JWKSFile: o.jwtJWKSFile, JWKSURL: o.jwtJWKSURL}
+	if o.jwtJWKSCA == "" {
+		return c, nil
+	}
+	if o.jwtJWKSURL == "" {
+		return c, errors.New("--jwt-jwks-ca goes with --jwt-jwks-url")
+	}
+	pool, err := loadCertPool(o.jwtJWKSCA, "--jwt-jwks-ca")
+	if err != nil {
+		return c, err
+	}
+	c.HTTPClient = server.JWKSClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	return c, nil
 }
 
 // checkKeyFile refuses a TLS private key file that others can read or write, or its group

@@ -25,6 +25,7 @@ func TestServeRefusesListenerSettings(t *testing.T) {
 		{[]string{"--jwt-issuer", "https://issuer.test"}, "needs both an issuer and an audience"},
 		{[]string{"--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json"}, "needs both an issuer and an audience"},
 		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault"}, "exactly one key source"},
+		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json", "--jwt-jwks-ca", "ca.pem"}, "--jwt-jwks-ca goes with --jwt-jwks-url"},
 		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json", "--jwt-jwks-url", "https://issuer.test/keys"}, "exactly one key source"},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
