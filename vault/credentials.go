@@ -349,15 +349,24 @@ func (v *Vault) usable(c Credential) bool {
 	return !c.Revoked
 }
 
-// lookupIndexed reads the credential an index entry points at, inside tx; ok is false when
-// there is no entry or no readable credential.
-func lookupIndexed(tx store.Tx, b store.Bucket, key []byte) (c Credential, ok bool) {
-	id := tx.Get(b, key)
-	if id == nil {
-		return c, false
-	}
-	blob := tx.Get(bucketCreds, id)
-	return c, blob != nil && json.Unmarshal(blob, &c) == nil
+// lookupIdentity returns the credential that identity index b maps the first of keys found in
+// it to; found is false when none is there (or its credential cannot be read).
+func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (c Credential, found bool, err error) {
+	err = v.store.View(ctx, func(tx store.Tx) error {
+		found = false
+		for _, k := range keys {
+			if k == "" {
+				continue
+			}
+			if id := tx.Get(b, []byte(k)); id != nil {
+				blob := tx.Get(bucketCreds, id)
+				found = blob != nil && json.Unmarshal(blob, &c) == nil
+				return nil
+			}
+		}
+		return nil
+	})
+	return c, found, err
 }
 
 // principal is the Principal of c authenticated by method.
@@ -370,19 +379,7 @@ func (c Credential) principal(method AuthMethod) Principal {
 // never from anything the client sends), or ErrUnauthenticated. Any role may be bound to a
 // certificate; the server's listeners and authorization table decide what it may call.
 func (v *Vault) AuthenticateCert(ctx context.Context, sans []string) (Principal, error) {
-	var c Credential
-	found := false
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		for _, san := range sans {
-			if san == "" {
-				continue
-			}
-			if c, found = lookupIndexed(tx, bucketCredSAN, []byte(san)); found {
-				return nil
-			}
-		}
-		return nil
-	})
+	c, found, err := v.lookupIdentity(ctx, bucketCredSAN, sans...)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -400,12 +397,7 @@ func (v *Vault) AuthenticateJWTSubject(ctx context.Context, subject string) (Pri
 	if subject == "" || len(subject) > MaxIdentityLen {
 		return Principal{}, ErrUnauthenticated
 	}
-	var c Credential
-	found := false
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		c, found = lookupIndexed(tx, bucketCredJWT, []byte(subject))
-		return nil
-	})
+	c, found, err := v.lookupIdentity(ctx, bucketCredJWT, subject)
 	if err != nil {
 		return Principal{}, err
 	}

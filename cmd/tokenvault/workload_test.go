@@ -36,7 +36,7 @@ func TestServeJWTWorkloadIdentity(t *testing.T) {
 		t.Helper()
 		out, errOut, code := runCLI(t, env, append(args, "--addr", srv.grpcAddr, "--token", token)...)
 		if code != 0 {
-			t.Fatalf("tokenvault %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+			t.Fatalf("tokenvault %v with %s: exit %d: %s", args, map[bool]string{true: "the root token", false: "a JWT"}[token == rootToken], code, errOut)
 		}
 		return out
 	}
