@@ -31,14 +31,13 @@ import (
 
 // Defaults of JWTConfig.
 const (
-	DefaultJWTLeeway          = 30 * time.Second
-	DefaultJWKSRefresh        = 5 * time.Minute
-	DefaultJWKSMinRefresh     = 10 * time.Second
-	DefaultJWKSFetchTimeout   = 10 * time.Second
-	MaxJWKSBytes              = 1 << 20 // a JWKS document larger than this is refused
-	maxJWTBytes               = 16 << 10
-	minRSABits                = 2048
-	jwksFetchRetryAfterFailed = DefaultJWKSMinRefresh
+	DefaultJWTLeeway        = 30 * time.Second
+	DefaultJWKSRefresh      = 5 * time.Minute
+	DefaultJWKSMinRefresh   = 10 * time.Second
+	DefaultJWKSFetchTimeout = 10 * time.Second
+	MaxJWKSBytes            = 1 << 20 // a JWKS document larger than this is refused
+	maxJWTBytes             = 16 << 10
+	minRSABits              = 2048
 )
 
 // jwtAlgs are the only signature algorithms accepted: no "none", no HMAC (whose "secret"
@@ -46,7 +45,7 @@ const (
 var jwtAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
 
 // JWTConfig configures bearer JWT authentication on the internal listeners. The zero value
-// (no Issuer) turns it off.
+// turns it off.
 type JWTConfig struct {
 	// Issuer is the exact "iss" accepted, e.g. https://kubernetes.default.svc.cluster.local
 	// or https://oidc.eks.eu-west-1.amazonaws.com/id/….
@@ -58,7 +57,8 @@ type JWTConfig struct {
 	// RefreshInterval and when a token names a key id not in the set (at most once every
 	// MinRefreshInterval).
 	JWKSFile, JWKSURL string
-	// Leeway is the clock skew allowed on "exp", "nbf" and "iat" (default 30s).
+	// Leeway is the clock skew allowed on "exp", "nbf" and "iat" (0: the default, 30s; at
+	// most 5m).
 	Leeway time.Duration
 	// RefreshInterval is how often the key set is reloaded (default 5m).
 	RefreshInterval time.Duration
@@ -133,9 +133,8 @@ type jwtVerifier struct {
 
 	reload sync.Mutex // one reload at a time
 
-	mu     sync.RWMutex
-	keys   map[string]jose.JSONWebKey // usable public keys by key id ("" for a key without one)
-	loaded time.Time                  // of the last successful load
+	mu   sync.RWMutex
+	keys map[string]jose.JSONWebKey // usable public keys by key id ("" for a key without one)
 }
 
 func newJWTVerifier(cfg JWTConfig, log *slog.Logger) *jwtVerifier {
@@ -197,7 +196,8 @@ func (j *jwtVerifier) key(ctx context.Context, kid, alg string) (jose.JSONWebKey
 	k, ok := j.lookup(kid)
 	if !ok && j.limiter.Allow() {
 		j.log.InfoContext(ctx, "unknown JWT key id: reloading the JWKS", slog.String("kid", truncate(kid, 64)))
-		j.refresh(ctx)
+		// The reload serves every caller: the one that triggered it may go away.
+		j.refresh(context.WithoutCancel(ctx))
 		k, ok = j.lookup(kid)
 	}
 	if !ok {
@@ -254,7 +254,7 @@ func (j *jwtVerifier) refresh(ctx context.Context) error {
 		return err
 	}
 	j.mu.Lock()
-	j.keys, j.loaded = keys, j.now()
+	j.keys = keys
 	j.mu.Unlock()
 	j.log.DebugContext(ctx, "JWKS loaded", slog.Int("keys", len(keys)))
 	return nil
@@ -331,26 +331,20 @@ func parseJWKS(data []byte) (map[string]jose.JSONWebKey, error) {
 	return keys, nil
 }
 
-// run reloads the key set every RefreshInterval (sooner, at MinRefreshInterval, while loads
-// fail) until ctx ends.
-func (j *jwtVerifier) run(ctx context.Context) {
+// run reloads the key set every RefreshInterval until ctx ends; while loads fail (from
+// loadErr, the result of the load at start, on) it retries every MinRefreshInterval.
+func (j *jwtVerifier) run(ctx context.Context, loadErr error) {
 	for {
 		wait := j.cfg.RefreshInterval
-		j.mu.RLock()
-		if j.loaded.IsZero() {
-			wait = min(wait, jwksFetchRetryAfterFailed)
+		if loadErr != nil {
+			wait = min(wait, j.cfg.MinRefreshInterval)
 		}
-		j.mu.RUnlock()
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		if j.refresh(ctx) != nil {
-			j.mu.Lock()
-			j.loaded = time.Time{} // retry sooner
-			j.mu.Unlock()
-		}
+		loadErr = j.refresh(ctx)
 	}
 }
 

@@ -49,6 +49,7 @@ type testIssuer struct {
 	keys      map[string]crypto.Signer // kid → private key
 	published []string                 // kids in the JWKS
 	fetches   atomic.Int64             // JWKS requests served
+	down      atomic.Bool              // answer 503 instead of the JWKS
 }
 
 func newIssuer(t *testing.T) *testIssuer {
@@ -125,6 +126,10 @@ func (is *testIssuer) serve() *httptest.Server {
 
 func (is *testIssuer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	is.fetches.Add(1)
+	if is.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(is.jwks())
 }
@@ -411,6 +416,20 @@ func TestJWKSOverHTTPS(t *testing.T) {
 	if err := grpcTokenize(untrusted, authCtx(is.token("ec-1"))); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("JWKS from an untrusted https server: %v, want Unauthenticated", err)
 	}
+}
+
+// TestJWKSURLDownAtStart: a JWKS URL that fails at start does not stop the server; JWTs are
+// refused until a reload (the background retry, or one a token with an unknown key triggers)
+// loads the keys.
+func TestJWKSURLDownAtStart(t *testing.T) {
+	is := newIssuer(t)
+	is.down.Store(true)
+	h, _ := startJWT(t, server.JWTConfig{JWKSURL: is.serve().URL, MinRefreshInterval: 100 * time.Millisecond})
+	if err := grpcTokenize(h, authCtx(is.token("rsa-1"))); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("JWT while the JWKS is down: %v", err)
+	}
+	is.down.Store(false)
+	waitFor(t, "the JWKS to load", func() bool { return grpcTokenize(h, authCtx(is.token("rsa-1"))) == nil })
 }
 
 // TestJWKSFileReloaded: a JWKS file is re-read at the refresh interval: a key added to it

@@ -100,6 +100,7 @@ type Server struct {
 	alerts  *alerter
 	wit     *witnesses
 	jwt     *jwtVerifier // nil without Config.JWT
+	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
 	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
 
 	mu       sync.Mutex
@@ -164,8 +165,8 @@ func New(cfg Config) (*Server, error) {
 		s.jwt = newJWTVerifier(cfg.JWT, s.log)
 		// A key set that cannot be read at start is a configuration error for a file; an
 		// unreachable URL may be a passing outage, retried in the background.
-		if err := s.jwt.refresh(context.Background()); err != nil && cfg.JWT.JWKSFile != "" {
-			return nil, fmt.Errorf("server: JWKS file: %w", err)
+		if s.jwtErr = s.jwt.refresh(context.Background()); s.jwtErr != nil && cfg.JWT.JWKSFile != "" {
+			return nil, fmt.Errorf("server: JWKS file: %w", s.jwtErr)
 		}
 	}
 	policy := Policy(cfg.Dev)
@@ -304,7 +305,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- s.grpc.Serve(s.iconn) }()
 	go s.alerts.run(ctx)
 	if s.jwt != nil {
-		go s.jwt.run(ctx)
+		go s.jwt.run(ctx, s.jwtErr)
 	}
 
 	var servers []*http.Server
