@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -265,6 +266,25 @@ func TestCredentialJWTSubject(t *testing.T) {
 	evs, _, _ := v.ListAudit(ctx, AuditFilter{Method: "Test"})
 	if len(evs) != 1 || evs[0].Actor.AuthMethod != "jwt" || evs[0].Actor.AuthSubject != sub || evs[0].Actor.CredentialID != c.ID {
 		t.Errorf("audit actor %+v", evs)
+	}
+	// The new fields are covered by the chain: the export verifies, and an edited subject
+	// does not.
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var export bytes.Buffer
+	if err := v.ExportAudit(ctx, 1, &export); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := audit.Verify(bytes.NewReader(export.Bytes()), audit.Options{}); err != nil || !rep.OK() {
+		t.Fatalf("export with auth_method/auth_subject: %+v, %v", rep, err)
+	}
+	forged := bytes.Replace(export.Bytes(), []byte(`"auth_subject":"`+sub), []byte(`"auth_subject":"system:serviceaccount:x:y`), 1)
+	if bytes.Equal(forged, export.Bytes()) {
+		t.Fatal("the export holds no auth_subject")
+	}
+	if rep, err := audit.Verify(bytes.NewReader(forged), audit.Options{}); err == nil && rep.OK() {
+		t.Error("an edited auth_subject verifies")
 	}
 
 	if err := v.RevokeCredential(ctx, c.ID); err != nil {
