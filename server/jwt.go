@@ -42,7 +42,9 @@ const (
 
 // jwtAlgs are the only signature algorithms accepted: no "none", no HMAC (whose "secret"
 // could be the issuer's public key: algorithm confusion).
-var jwtAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+func jwtAlgs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+}
 
 // JWTConfig configures bearer JWT authentication on the internal listeners. The zero value
 // turns it off.
@@ -161,7 +163,7 @@ func (j *jwtVerifier) verify(ctx context.Context, raw string) (string, error) {
 	if len(raw) > maxJWTBytes {
 		return "", jwtErr("token larger than %d bytes", maxJWTBytes)
 	}
-	tok, err := jwt.ParseSigned(raw, jwtAlgs)
+	tok, err := jwt.ParseSigned(raw, jwtAlgs())
 	if err != nil {
 		// go-jose names the algorithm it refused; nothing of the token's content.
 		return "", jwtErr("not a JWS with an accepted algorithm (RS256, ES256, EdDSA): %v", err)
