@@ -151,6 +151,15 @@ func TestInternalMTLS(t *testing.T) {
 		t.Errorf("the bound credential's secret without its certificate: %v", err)
 	}
 
+	// A vendor credential's certificate is no use on the internal listeners.
+	if _, _, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme", Role: vault.RoleVendor, Vendor: "acme", CertSAN: "acme.vendors.test"}); err != nil {
+		t.Fatal(err)
+	}
+	acmeCert := ca.issue(t, "acme.vendors.test", false, time.Now().Add(time.Hour))
+	if _, err := newMTLSClient(t, h, base, &acmeCert).tokenize(ctx); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("vendor certificate on the internal listener: %v, want PermissionDenied", err)
+	}
+
 	// Nobody claims a SAN through metadata or headers: not over gRPC, not through the gateway.
 	spoofed := metadata.AppendToOutgoingContext(ctx, "x-tokenvault-client-san", billingSPIFFE)
 	for name, c := range map[string]mtlsClient{"no certificate": anonC, "unbound certificate": strangerC} {
