@@ -335,7 +335,7 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 		slog.Duration("duration", d),
 	}
 	if p, ok := PrincipalFrom(ctx); ok {
-		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)))
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
 	}
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.
