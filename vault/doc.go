@@ -72,7 +72,8 @@
 //	templates   name                             → custom template definition (JSON)
 //	creds       id                               → credential (JSON, with SHA-256 of its secret, and of the previous one during a rotation's overlap; scope and expiry)
 //	credhash    sha256(secret)                   → id (the current secret; also the previous one until its overlap is pruned)
-//	credsan     certificate SAN                  → id (vendor credentials bound to mTLS)
+//	credsan     certificate SAN                  → id (live credentials bound to mTLS client certificates)
+//	credjwt     JWT subject                      → id (live internal credentials bound to a JWT subject)
 //	grants      vendor 0x00 id                   → grant (JSON, with its use count)
 //	grantids    id                               → vendor
 //	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
