@@ -19,7 +19,7 @@ type credentialService struct {
 
 func credentialToProto(c vault.Credential) *tvpb.Credential {
 	pc := &tvpb.Credential{Id: c.ID, Name: c.Name, Role: string(c.Role), Vendor: c.Vendor,
-		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN}
+		CreateTime: timestamppb.New(c.CreateTime), Revoked: c.Revoked, CertSan: c.CertSAN, JwtSubject: c.JWTSubject}
 	if !c.RotateTime.IsZero() {
 		pc.RotateTime = timestamppb.New(c.RotateTime)
 	}
@@ -35,7 +35,7 @@ func credentialToProto(c vault.Credential) *tvpb.Credential {
 }
 
 func (c *credentialService) CreateCredential(ctx context.Context, req *tvpb.CreateCredentialRequest) (*tvpb.CreateCredentialResponse, error) {
-	spec := vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan(),
+	spec := vault.CredentialSpec{Name: req.GetName(), Role: vault.Role(req.GetRole()), Vendor: req.GetVendor(), CertSAN: req.GetCertSan(), JWTSubject: req.GetJwtSubject(),
 		Scope: vault.Scope{Domains: req.GetDomains(), Templates: req.GetTemplates(), Reveal: vault.Reveal(req.GetReveal())}}
 	if req.GetExpires() != nil {
 		if err := req.GetExpires().CheckValid(); err != nil {

@@ -8,7 +8,8 @@ import (
 
 // Validate reports the listener settings serve refuses: a listener without TLS (Config.TLS
 // for gRPC, HTTP and metrics, Config.VendorTLS for the vendor listener) on an address that
-// is not loopback. Empty addresses are not checked. New does not call it: a program that embeds the
+// is not loopback, client CAs without TLS, and incomplete JWT settings (issuer, audience and
+// exactly one JWKS source go together). Empty addresses are not checked. New does not call it: a program that embeds the
 // server may terminate TLS in front of it.
 func (c Config) Validate() error {
 	for _, l := range []struct {
@@ -22,7 +23,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("server: refusing to serve plain text on non-loopback %s address %s: give that listener TLS or bind it to 127.0.0.1", l.name, l.addr)
 		}
 	}
-	return nil
+	if c.ClientCAs != nil && c.TLS == nil {
+		return errors.New("server: a client CA for the internal listeners needs TLS on them (--client-ca needs --tls-cert and --tls-key)")
+	}
+	return c.JWT.validate()
 }
 
 // isLoopback reports whether a host:port address is on the loopback interface ("localhost"
@@ -37,7 +41,8 @@ func isLoopback(addr string) bool {
 }
 
 // TLSFiles names the PEM files that give one listener TLS: a certificate and its private key,
-// and (vendor listener only) a CA bundle whose client certificates the listener then requires.
+// and a CA bundle whose client certificates the listener then verifies (the vendor listener
+// requires one; the internal listeners verify one if given).
 type TLSFiles struct {
 	Cert, Key, ClientCA string
 }

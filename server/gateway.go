@@ -56,6 +56,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		tvpb.RegisterGrantServiceHandler,
 		tvpb.RegisterAuditServiceHandler,
 		tvpb.RegisterKeyServiceHandler,
+		tvpb.RegisterTextServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			conn.Close()
@@ -159,14 +160,10 @@ func clientInfo(_ context.Context, r *http.Request) metadata.MD {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		md.Set(mdRemoteAddr, host)
 	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		c := r.TLS.VerifiedChains[0][0]
-		sans := append([]string{}, c.DNSNames...)
-		sans = append(sans, c.EmailAddresses...)
-		for _, u := range c.URIs {
-			sans = append(sans, u.String())
+	if r.TLS != nil {
+		if sans := verifiedSANs(r.TLS.VerifiedChains); len(sans) > 0 {
+			md.Set(mdClientSANs, sans...)
 		}
-		md.Set(mdClientSANs, sans...)
 	}
 	return md
 }

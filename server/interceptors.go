@@ -62,13 +62,20 @@ func withRequestID(ctx context.Context) context.Context {
 	return context.WithValue(ctx, keyRequestID, id)
 }
 
-// authenticator resolves bearer secrets and applies the authorization table for one listener.
+// authenticator resolves bearer secrets, bearer JWTs and client certificates, and applies the
+// authorization table for one listener.
 type authenticator struct {
 	s        *Server
 	policy   map[string]Rule
 	listener Listener
 	log      *slog.Logger
+	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
 }
+
+// msgBadCredentials answers every bearer credential that does not authenticate: an unknown,
+// rotated-out or revoked secret, and an invalid JWT or one whose subject is bound to no live
+// credential, alike.
+const msgBadCredentials = "invalid or revoked credentials"
 
 func bearer(ctx context.Context) string {
 	md, ok := metadata.FromIncomingContext(ctx)
@@ -193,20 +200,16 @@ type edge struct {
 	auth *authenticator
 }
 
-// identify authenticates the caller by bearer secret and, on the vendor listener, by verified
-// client certificate. A credential bound to a certificate SAN authenticates only with that
-// certificate; a certificate and a secret of two different credentials are refused.
+// identify authenticates the caller by bearer secret, bearer JWT (internal listeners, when
+// configured) and verified client certificate (clientSANs: the connection's TLS state, never
+// the caller's headers). A credential bound to a certificate SAN authenticates only with that
+// certificate; a certificate and a bearer credential of two different credentials are refused.
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
 		return p, nil // found by tapHandle from this call's headers
 	}
-	var sans []string
-	if a.listener == Vendor {
-		md, _ := metadata.FromIncomingContext(ctx)
-		sans = md.Get(mdClientSANs)
-	}
-	bad := status.Error(codes.Unauthenticated, "invalid or revoked credentials")
-	secret := bearer(ctx)
+	sans := clientSANs(ctx)
+	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
 	var byCert, bySecret *vault.Principal
 	if len(sans) > 0 {
 		if p, err := a.s.vlt().AuthenticateCert(ctx, sans); err == nil {
@@ -215,8 +218,8 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 			return vault.Principal{}, toStatus(ctx, a.log, err)
 		}
 	}
-	if secret != "" {
-		p, err := a.s.vlt().Authenticate(ctx, secret)
+	if secret := bearer(ctx); secret != "" {
+		p, err := a.fromBearer(ctx, secret)
 		if err != nil {
 			if codeOf(err) == codes.Unauthenticated {
 				return vault.Principal{}, bad
@@ -242,6 +245,35 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		return vault.Principal{}, status.Error(codes.Unauthenticated, "the client certificate is not bound to any credential")
 	}
 	return vault.Principal{}, status.Error(codes.Unauthenticated, "missing credentials: send \"authorization: Bearer <secret>\"")
+}
+
+// fromBearer authenticates a bearer credential: a JWT where this listener accepts them (its
+// signature and claims checked here, its subject resolved by the vault), else a secret.
+// Every refusal is vault.ErrUnauthenticated, whatever its reason, which is logged (never the
+// token) at info level.
+func (a *authenticator) fromBearer(ctx context.Context, bearer string) (vault.Principal, error) {
+	if a.jwt == nil || !looksLikeJWT(bearer) {
+		return a.s.vlt().Authenticate(ctx, bearer)
+	}
+	sub, err := a.jwt.verify(ctx, bearer)
+	if err != nil {
+		a.log.InfoContext(ctx, "bearer JWT refused", slog.String("request_id", requestID(ctx)), slog.String("reason", err.Error()))
+		return vault.Principal{}, vault.ErrUnauthenticated
+	}
+	p, err := a.s.vlt().AuthenticateJWTSubject(ctx, sub)
+	if codeOf(err) == codes.Unauthenticated {
+		a.log.InfoContext(ctx, "bearer JWT refused: its subject is bound to no live internal credential",
+			slog.String("request_id", requestID(ctx)), slog.String("subject", truncate(sub, 253)))
+	}
+	return p, err
+}
+
+// truncate cuts s to at most n bytes, for logging caller-chosen strings.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // unaryInterceptor is the one interceptor chain head: request id, recovery, logging and
@@ -303,7 +335,7 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 		slog.Duration("duration", d),
 	}
 	if p, ok := PrincipalFrom(ctx); ok {
-		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)))
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
 	}
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.

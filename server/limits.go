@@ -19,6 +19,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -303,7 +304,8 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 }
 
 // httpContext is the incoming-call context of an HTTP request as the gateway would pass it
-// to gRPC: its bearer credentials, address and verified client certificate SANs.
+// to gRPC: its bearer credentials and address, and the connection's TLS state (so its
+// verified client certificate SANs) as the peer's AuthInfo.
 func httpContext(r *http.Request) context.Context {
 	md := clientInfo(r.Context(), r)
 	for _, v := range r.Header.Values("Authorization") {
@@ -313,7 +315,11 @@ func httpContext(r *http.Request) context.Context {
 		md.Set("x-request-id", id)
 	}
 	ctx := metadata.NewIncomingContext(r.Context(), md)
-	return peer.NewContext(ctx, &peer.Peer{Addr: httpAddr(r.RemoteAddr)})
+	p := &peer.Peer{Addr: httpAddr(r.RemoteAddr)}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS}
+	}
+	return peer.NewContext(ctx, p)
 }
 
 type httpAddr string

@@ -62,6 +62,8 @@ func Policy(dev bool) map[string]Rule {
 		tvpb.KeyService_Backup_FullMethodName:                  in(admin),
 		tvpb.RecordService_TokenizeRecords_FullMethodName:      in(admin, vault.RoleTokenizer),
 		tvpb.RecordService_DetokenizeRecords_FullMethodName:    in(admin, vault.RoleDetokenizer),
+		tvpb.TextService_TokenizeText_FullMethodName:           in(admin, vault.RoleTokenizer),
+		tvpb.TextService_DetokenizeText_FullMethodName:         in(admin, vault.RoleDetokenizer),
 		tvpb.TemplateService_CreateTemplate_FullMethodName:     in(admin),
 		tvpb.TemplateService_ListTemplates_FullMethodName:      in(allInternal...),
 		tvpb.CredentialService_CreateCredential_FullMethodName: in(admin),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -50,6 +51,15 @@ type Config struct {
 	Limits Limits
 	// TLS, when set, serves the internal gRPC and HTTP listeners over TLS.
 	TLS *tls.Config
+	// ClientCAs, when set (with TLS), makes the internal gRPC and HTTP listeners verify the
+	// client certificates callers present against these CAs (tls.VerifyClientCertIfGiven:
+	// callers with a bearer secret or JWT need none; a certificate that does not verify fails
+	// the handshake). A verified certificate's SANs identify a credential bound to one of
+	// them (CredentialSpec.CertSAN), of any internal role.
+	ClientCAs *x509.CertPool
+	// JWT, when its Issuer is set, lets internal callers authenticate with a bearer JWT
+	// whose subject is bound to a credential (CredentialSpec.JWTSubject).
+	JWT JWTConfig
 	// VendorTLS, when set, serves the vendor listener over TLS; set ClientAuth and ClientCAs
 	// to require client certificates (mTLS). A verified certificate's SANs can identify a
 	// vendor credential bound to one of them.
@@ -89,6 +99,9 @@ type Server struct {
 	health  *health.Server
 	alerts  *alerter
 	wit     *witnesses
+	jwt     *jwtVerifier // nil without Config.JWT
+	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
+	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -141,10 +154,29 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
+	if err := cfg.JWT.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ClientCAs != nil && cfg.TLS == nil {
+		return nil, errors.New("server: Config.ClientCAs needs Config.TLS: client certificates are verified in the TLS handshake")
+	}
+	s.itls = internalTLS(cfg.TLS, cfg.ClientCAs)
+	if cfg.JWT.Enabled() {
+		s.jwt = newJWTVerifier(cfg.JWT, s.log)
+		// A key set that cannot be read at start is a configuration error for a file; an
+		// unreachable URL may be a passing outage, retried in the background.
+		if s.jwtErr = s.jwt.refresh(context.Background()); s.jwtErr != nil && cfg.JWT.JWKSFile != "" {
+			return nil, fmt.Errorf("server: JWKS file: %w", s.jwtErr)
+		}
+	}
 	policy := Policy(cfg.Dev)
 	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator) {
 		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
+		if l == Internal {
+			e.auth.jwt = s.jwt
+		}
 		opts := append(grpcLimits(s.limits),
+			grpc.Creds(listenerTLSCreds{}), // peer.AuthInfo carries the listener's TLS state
 			grpc.MaxRecvMsgSize(maxRecv),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
 			grpc.InTapHandle(e.auth.tapHandle), // authenticate before the message is read
@@ -171,6 +203,7 @@ func New(cfg Config) (*Server, error) {
 	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
 	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
+	tvpb.RegisterTextServiceServer(s.grpc, &textService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	// The vendor gRPC server is reached only through the vendor HTTP listener, whose body
@@ -255,7 +288,7 @@ func (s *Server) Run(ctx context.Context) error {
 	maxc := s.limits.MaxConns
 	glis = newCapListener(glis, maxc, nil, nil, s.log.With(slog.String("listener", "grpc")))
 	if hlis != nil {
-		hlis = newCapListener(hlis, maxc, refuseHTTP(maxc), s.cfg.TLS, s.log.With(slog.String("listener", "internal")))
+		hlis = newCapListener(hlis, maxc, refuseHTTP(maxc), s.itls, s.log.With(slog.String("listener", "internal")))
 	}
 	if vlis != nil {
 		vlis = newCapListener(vlis, maxc, refuseHTTP(maxc), s.cfg.VendorTLS, s.log.With(slog.String("listener", "vendor")))
@@ -266,11 +299,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.TLS != nil {
 		// TLS is terminated on the listener, so the gRPC server can also serve the gateway's
 		// in-memory connection in plain text.
-		cfg := s.cfg.TLS.Clone()
+		cfg := s.itls.Clone()
 		cfg.NextProtos = []string{"h2"}
 		glis = tls.NewListener(glis, cfg)
 		if hlis != nil {
-			hlis = tls.NewListener(hlis, httpTLS(s.cfg.TLS))
+			hlis = tls.NewListener(hlis, httpTLS(s.itls))
 		}
 		if mlis != nil {
 			mlis = tls.NewListener(mlis, httpTLS(s.cfg.TLS))
@@ -286,6 +319,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- s.grpc.Serve(glis) }()
 	go func() { errc <- s.grpc.Serve(s.iconn) }()
 	go s.alerts.run(ctx)
+	if s.jwt != nil {
+		go s.jwt.run(ctx, s.jwtErr)
+	}
 
 	var servers []*http.Server
 	addrs := Addrs{GRPC: glis.Addr().String()}
@@ -406,4 +442,18 @@ func (s *Server) checkpoint(ctx context.Context) {
 // log at warn level.
 func (s *Server) httpErrorLog(listener string) *stdlog.Logger {
 	return slog.NewLogLogger(s.log.With(slog.String("listener", listener)).Handler(), slog.LevelWarn)
+}
+
+// internalTLS is the internal listeners' TLS configuration: base, verifying client
+// certificates against clientCAs when set (if given: bearer callers need none).
+func internalTLS(base *tls.Config, clientCAs *x509.CertPool) *tls.Config {
+	if base == nil || clientCAs == nil {
+		return base
+	}
+	c := base.Clone()
+	c.ClientCAs = clientCAs
+	if c.ClientAuth < tls.VerifyClientCertIfGiven {
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c
 }

@@ -70,7 +70,8 @@ func (v *Vault) newEvent(ctx context.Context, method string) AuditEvent {
 	}
 	return AuditEvent{
 		Time: v.now().UTC(), RequestID: info.RequestID, Method: method, Source: info.Source,
-		Actor: Actor{CredentialID: info.Principal.ID, Role: string(info.Principal.Role), Vendor: info.Principal.Vendor},
+		Actor: Actor{CredentialID: info.Principal.ID, Role: string(info.Principal.Role), Vendor: info.Principal.Vendor,
+			AuthMethod: string(info.Principal.AuthMethod), AuthSubject: info.Principal.AuthSubject()},
 	}
 }
 

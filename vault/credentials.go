@@ -11,8 +11,9 @@ import (
 	"io"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tokenvault/tokenvault/vault/store"
 )
@@ -57,9 +58,35 @@ type Principal struct {
 	// CertSAN, when set, binds the credential to a client certificate: it authenticates only
 	// on a TLS connection whose verified client certificate carries this SAN.
 	CertSAN string
+	// JWTSubject, when set, is the JWT subject ("sub") the credential is bound to.
+	JWTSubject string
+	// AuthMethod is how this call authenticated: AuthSecret, AuthJWT or AuthCert.
+	AuthMethod AuthMethod
 	// Scope limits the items the caller may touch (tokenizer and detokenizer credentials);
 	// the vault enforces it on every item. Zero: unscoped.
 	Scope Scope
+}
+
+// AuthMethod is how a caller authenticated; the audit trail records it.
+type AuthMethod string
+
+// The authentication methods.
+const (
+	AuthSecret AuthMethod = "secret" // a bearer secret (tvs_…)
+	AuthJWT    AuthMethod = "jwt"    // a bearer JWT whose subject is bound to the credential
+	AuthCert   AuthMethod = "cert"   // a verified client certificate whose SAN is bound to the credential
+)
+
+// AuthSubject is the workload identity the call authenticated with: the JWT subject or the
+// certificate SAN bound to the credential; "" for a bearer secret.
+func (p Principal) AuthSubject() string {
+	switch p.AuthMethod {
+	case AuthJWT:
+		return p.JWTSubject
+	case AuthCert:
+		return p.CertSAN
+	}
+	return ""
 }
 
 // Credential is a stored credential, without its secret.
@@ -71,10 +98,13 @@ type Credential struct {
 	CreateTime time.Time `json:"create_time"`
 	Revoked    bool      `json:"revoked,omitempty"`
 	Hash       []byte    `json:"hash"` // SHA-256 of the secret
-	// CertSAN binds a vendor credential to client certificates carrying this SAN (a DNS
-	// name, URI or e-mail SAN). Such a credential authenticates by certificate alone, or by
-	// secret together with the certificate.
+	// CertSAN binds a credential to client certificates carrying this SAN (a DNS name, URI
+	// or e-mail SAN; a SPIFFE ID is a URI SAN). Such a credential authenticates by
+	// certificate alone, or by secret together with the certificate.
 	CertSAN string `json:"cert_san,omitempty"`
+	// JWTSubject binds an internal credential to bearer JWTs with this subject ("sub"), signed
+	// by the issuer the server trusts. Such a credential has no secret (Hash is empty).
+	JWTSubject string `json:"jwt_subject,omitempty"`
 	// RotateTime is when the secret was last rotated (zero if never).
 	RotateTime time.Time `json:"rotate_time,omitzero"`
 	// PrevHash is the SHA-256 of the previous secret while a rotation's overlap runs: it
@@ -98,11 +128,6 @@ type Credential struct {
 // credential exactly like an unknown one.
 func (c Credential) expired(now time.Time) bool {
 	return !c.ExpireTime.IsZero() && !now.Before(c.ExpireTime)
-}
-
-// principal is the caller that c authenticates as.
-func (c Credential) principal() Principal {
-	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN, Scope: c.Scope}
 }
 
 // MaxCredentialLifetime bounds CredentialSpec.Expires.
@@ -144,8 +169,9 @@ type CredentialSpec struct {
 	Role Role
 	// Vendor is required for RoleVendor and only for it.
 	Vendor string
-	// CertSAN (optional, vendors only) binds the credential to client certificates with
-	// that SAN.
+	// CertSAN (optional) binds the credential to client certificates with that SAN: on the
+	// vendor listener for vendors, on the internal listeners (with a client CA) for the
+	// other roles.
 	CertSAN string
 	// Scope (optional, tokenizer and detokenizer only; Reveal detokenizer only) limits the
 	// domains and templates the credential may touch, and makes a detokenizer see masks.
@@ -154,6 +180,27 @@ type CredentialSpec struct {
 	// Expires (optional, any role) makes the credential stop authenticating this long after
 	// it is created: more than 0 and at most MaxCredentialLifetime. Zero: never.
 	Expires time.Duration
+	// JWTSubject (optional, internal roles only, not with CertSAN) binds the credential to
+	// bearer JWTs with that subject. The credential then has no secret: CreateCredential
+	// returns "" for it.
+	JWTSubject string
+}
+
+// MaxIdentityLen bounds a certificate SAN or JWT subject bound to a credential.
+const MaxIdentityLen = 253
+
+// validIdentity reports whether s can name a workload identity: 1 to MaxIdentityLen bytes of
+// printable UTF-8 without spaces.
+func validIdentity(s string) bool {
+	if s == "" || len(s) > MaxIdentityLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // validate checks spec and returns an ErrInvalidArgument error naming the first problem.
@@ -170,8 +217,17 @@ func (spec CredentialSpec) validate() error {
 	if spec.Vendor != "" && !nameRE.MatchString(spec.Vendor) {
 		return fmt.Errorf("%w: vendor name must match %s", ErrInvalidArgument, nameRE)
 	}
-	if spec.CertSAN != "" && (spec.Role != RoleVendor || len(spec.CertSAN) > 253 || strings.ContainsAny(spec.CertSAN, " \x00")) {
-		return fmt.Errorf("%w: a certificate SAN binds only vendor credentials and must be a DNS name, URI or e-mail without spaces", ErrInvalidArgument)
+	if spec.CertSAN != "" && !validIdentity(spec.CertSAN) {
+		return fmt.Errorf("%w: a certificate SAN must be a DNS name, URI or e-mail of at most %d bytes without spaces", ErrInvalidArgument, MaxIdentityLen)
+	}
+	switch {
+	case spec.JWTSubject == "":
+	case !validIdentity(spec.JWTSubject):
+		return fmt.Errorf("%w: a JWT subject must be at most %d bytes of printable text without spaces", ErrInvalidArgument, MaxIdentityLen)
+	case spec.Role == RoleVendor:
+		return fmt.Errorf("%w: a JWT subject binds only internal credentials (admin, tokenizer, detokenizer, auditor); vendors use secrets or client certificates", ErrInvalidArgument)
+	case spec.CertSAN != "":
+		return fmt.Errorf("%w: bind a credential to a JWT subject or to a certificate SAN, not both", ErrInvalidArgument)
 	}
 	if err := spec.Scope.validate(spec.Role); err != nil {
 		return err
@@ -184,7 +240,8 @@ func (spec CredentialSpec) validate() error {
 
 // CreateCredential stores a new credential and returns it with its secret, which is shown
 // only this once: the vault keeps only its SHA-256 (secrets are 256-bit random, so a fast hash
-// is enough).
+// is enough). A credential bound to a JWT subject gets no secret (""): its JWTs are its only
+// credential, so the identity provider stays the one place that issues and expires them.
 func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Credential, string, error) {
 	if err := spec.validate(); err != nil {
 		return Credential{}, "", err
@@ -192,9 +249,12 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	if err := v.checkScopeTemplates(spec.Scope); err != nil {
 		return Credential{}, "", err
 	}
-	secret, err := v.newSecret()
-	if err != nil {
-		return Credential{}, "", err
+	var secret string
+	if spec.JWTSubject == "" {
+		var err error
+		if secret, err = v.newSecret(); err != nil {
+			return Credential{}, "", err
+		}
 	}
 	var idb [8]byte
 	if _, err := io.ReadFull(v.rand, idb[:]); err != nil {
@@ -202,7 +262,10 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	}
 	now := v.now().UTC()
 	c := Credential{ID: "cred_" + hex.EncodeToString(idb[:]), Name: spec.Name, Role: spec.Role, Vendor: spec.Vendor,
-		CreateTime: now, Hash: hashSecret(secret), CertSAN: spec.CertSAN, Scope: spec.Scope.normalized()}
+		CreateTime: now, CertSAN: spec.CertSAN, JWTSubject: spec.JWTSubject, Scope: spec.Scope.normalized()}
+	if secret != "" {
+		c.Hash = hashSecret(secret)
+	}
 	if spec.Expires > 0 {
 		c.ExpireTime = now.Add(spec.Expires)
 	}
@@ -273,6 +336,12 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 	if !c.ExpireTime.IsZero() {
 		ev.Reason += ", expires " + c.ExpireTime.Format(time.RFC3339)
 	}
+	if c.CertSAN != "" {
+		ev.Reason += ", bound to certificate SAN " + c.CertSAN
+	}
+	if c.JWTSubject != "" {
+		ev.Reason += ", bound to JWT subject " + c.JWTSubject
+	}
 	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
 			if !replace {
@@ -285,47 +354,108 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 				}
 			}
 		}
-		if c.CertSAN != "" {
-			if tx.Get(bucketCredSAN, []byte(c.CertSAN)) != nil {
-				return fmt.Errorf("%w: another credential is bound to this certificate SAN", ErrInvalidArgument)
+		for _, ix := range identityIndexes(c) {
+			if tx.Get(ix.bucket, ix.key) != nil {
+				return fmt.Errorf("%w: another live credential is bound to this %s", ErrInvalidArgument, ix.what)
 			}
-			if err := tx.Put(bucketCredSAN, []byte(c.CertSAN), []byte(c.ID)); err != nil {
+			if err := tx.Put(ix.bucket, ix.key, []byte(c.ID)); err != nil {
 				return err
 			}
 		}
 		if err := tx.Put(bucketCreds, []byte(c.ID), blob); err != nil {
 			return err
 		}
+		if len(c.Hash) == 0 {
+			return nil // bound to a JWT subject: no secret
+		}
 		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
 	})
 	return err
 }
 
-// AuthenticateCert returns the vendor credential bound to one of sans (the SANs of a verified
-// client certificate), or ErrUnauthenticated.
-func (v *Vault) AuthenticateCert(ctx context.Context, sans []string) (Principal, error) {
-	var c Credential
-	found := false
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		for _, san := range sans {
-			id := tx.Get(bucketCredSAN, []byte(san))
-			if id == nil {
+// identityIndex is one entry of an index from a workload identity to a credential id.
+type identityIndex struct {
+	bucket store.Bucket
+	key    []byte
+	what   string
+}
+
+// identityIndexes are the index entries of c's bound identities (certificate SAN, JWT
+// subject); each maps to c.ID while c is live.
+func identityIndexes(c Credential) []identityIndex {
+	var out []identityIndex
+	if c.CertSAN != "" {
+		out = append(out, identityIndex{bucketCredSAN, []byte(c.CertSAN), "certificate SAN"})
+	}
+	if c.JWTSubject != "" {
+		out = append(out, identityIndex{bucketCredJWT, []byte(c.JWTSubject), "JWT subject"})
+	}
+	return out
+}
+
+// usable reports whether a stored credential may authenticate now: not revoked, not
+// expired. Every Authenticate* path (secret, certificate, JWT subject) goes through it, so an
+// expired credential is refused like an unknown one everywhere.
+func (v *Vault) usable(c Credential) bool {
+	return !c.Revoked && !c.expired(v.now())
+}
+
+// lookupIdentity returns the credential that identity index b maps the first of keys found in
+// it to; found is false when none is there (or its credential cannot be read).
+func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (c Credential, found bool, err error) {
+	err = v.store.View(ctx, func(tx store.Tx) error {
+		found = false
+		for _, k := range keys {
+			if k == "" {
 				continue
 			}
-			if blob := tx.Get(bucketCreds, id); blob != nil && json.Unmarshal(blob, &c) == nil {
-				found = true
+			if id := tx.Get(b, []byte(k)); id != nil {
+				blob := tx.Get(bucketCreds, id)
+				found = blob != nil && json.Unmarshal(blob, &c) == nil
 				return nil
 			}
 		}
 		return nil
 	})
+	return c, found, err
+}
+
+// principal is the Principal of c authenticated by method.
+func (c Credential) principal(method AuthMethod) Principal {
+	return Principal{ID: c.ID, Name: c.Name, Role: c.Role, Vendor: c.Vendor, CertSAN: c.CertSAN, JWTSubject: c.JWTSubject, AuthMethod: method, Scope: c.Scope}
+}
+
+// AuthenticateCert returns the credential bound to one of sans (the SANs of a verified
+// client certificate, which the caller must take from the connection's verified TLS state,
+// never from anything the client sends), or ErrUnauthenticated. Any role may be bound to a
+// certificate; the server's listeners and authorization table decide what it may call.
+func (v *Vault) AuthenticateCert(ctx context.Context, sans []string) (Principal, error) {
+	c, found, err := v.lookupIdentity(ctx, bucketCredSAN, sans...)
 	if err != nil {
 		return Principal{}, err
 	}
-	if !found || c.Revoked || c.Role != RoleVendor || c.expired(v.now()) {
+	if !found || !v.usable(c) {
 		return Principal{}, ErrUnauthenticated
 	}
-	return c.principal(), nil
+	return c.principal(AuthCert), nil
+}
+
+// AuthenticateJWTSubject returns the live internal credential bound to subject, the "sub" of
+// a JWT the caller (the server) has already verified: signature, issuer, audience and times.
+// An unbound subject, a revoked credential and a vendor credential are all ErrUnauthenticated,
+// alike.
+func (v *Vault) AuthenticateJWTSubject(ctx context.Context, subject string) (Principal, error) {
+	if subject == "" || len(subject) > MaxIdentityLen {
+		return Principal{}, ErrUnauthenticated
+	}
+	c, found, err := v.lookupIdentity(ctx, bucketCredJWT, subject)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !found || !v.usable(c) || c.Role == RoleVendor || c.JWTSubject != subject {
+		return Principal{}, ErrUnauthenticated
+	}
+	return c.principal(AuthJWT), nil
 }
 
 // Authenticate returns the principal holding secret, or ErrUnauthenticated. The stored hash
@@ -352,17 +482,17 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	if err != nil {
 		return Principal{}, err
 	}
-	if !found || c.Revoked || c.expired(v.now()) {
+	if !found || !v.usable(c) {
 		return Principal{}, ErrUnauthenticated
 	}
-	current := subtle.ConstantTimeCompare(c.Hash, h) == 1
+	current := len(c.Hash) > 0 && subtle.ConstantTimeCompare(c.Hash, h) == 1
 	// The previous secret of a rotation works only until its overlap ends; past it, it is
 	// refused like an unknown secret (its index entry goes at the next prune or rotation).
 	previous := len(c.PrevHash) > 0 && subtle.ConstantTimeCompare(c.PrevHash, h) == 1 && v.now().Before(c.PrevExpire)
 	if !current && !previous {
 		return Principal{}, ErrUnauthenticated
 	}
-	return c.principal(), nil
+	return c.principal(AuthSecret), nil
 }
 
 // deleteSecretHashes removes c's secret hashes (current and previous) from the hash index,
@@ -429,6 +559,8 @@ func (v *Vault) RotateCredential(ctx context.Context, id string, overlap time.Du
 			return fmt.Errorf("%w: credential %s has expired; create a new one", ErrCredentialState, id)
 		case c.CertSAN != "":
 			return fmt.Errorf("%w: credential %s is bound to client certificates (SAN %s) and authenticates by its certificate, which has no secret to rotate here: issue a new certificate with that SAN, or revoke the credential and create a new one", ErrCredentialState, id, c.CertSAN)
+		case c.JWTSubject != "":
+			return fmt.Errorf("%w: credential %s is bound to a JWT subject and has no secret: its identity provider issues and rotates its tokens (and their signing keys)", ErrCredentialState, id)
 		}
 		// An earlier overlap ends now.
 		if len(c.PrevHash) > 0 {
@@ -574,9 +706,13 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 		if !found {
 			return errSkipAudit
 		}
-		if c.CertSAN != "" {
-			if err := tx.Delete(bucketCredSAN, []byte(c.CertSAN)); err != nil {
-				return err
+		// The identities are freed for a new credential; an entry that already points at a
+		// newer credential (this one revoked before) stays.
+		for _, ix := range identityIndexes(c) {
+			if id := tx.Get(ix.bucket, ix.key); id != nil && string(id) == c.ID {
+				if err := tx.Delete(ix.bucket, ix.key); err != nil {
+					return err
+				}
 			}
 		}
 		return deleteSecretHashes(tx, c)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -220,5 +221,119 @@ func TestRootExists(t *testing.T) {
 	}
 	if ok, err := RootExists(ctx, st); err != nil || !ok {
 		t.Fatalf("RootExists after InitRoot = %v, %v", ok, err)
+	}
+}
+
+// TestCredentialJWTSubject: a credential bound to a JWT subject has no secret, authenticates
+// by its subject until revoked, holds the subject alone while live, and frees it on
+// revocation without a later revocation unbinding the next holder. Events written on its
+// behalf name the method and the subject.
+func TestCredentialJWTSubject(t *testing.T) {
+	v, _, st := openClock(t)
+	ctx := context.Background()
+	const sub = "system:serviceaccount:payments:billing"
+	c, secret, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleTokenizer, JWTSubject: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret != "" || c.JWTSubject != sub {
+		t.Fatalf("created %+v with secret %q; want the subject and no secret", c, secret)
+	}
+	p, err := v.AuthenticateJWTSubject(ctx, sub)
+	if err != nil || p.ID != c.ID || p.Role != RoleTokenizer || p.AuthMethod != AuthJWT || p.AuthSubject() != sub {
+		t.Fatalf("AuthenticateJWTSubject = %+v, %v", p, err)
+	}
+	for _, other := range []string{"", "system:serviceaccount:payments:other", sub + " ", strings.ToUpper(sub)} {
+		if _, err := v.AuthenticateJWTSubject(ctx, other); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("subject %q: %v, want ErrUnauthenticated", other, err)
+		}
+	}
+	// No secret: an empty one, or the empty hash, never matches.
+	if authOK(v, "") || hashIndexed(t, st, "") {
+		t.Error("a JWT-bound credential has a usable empty secret")
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "dup", Role: RoleAuditor, JWTSubject: sub}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("second live credential for the subject: %v, want ErrInvalidArgument", err)
+	}
+	if _, _, err := v.RotateCredential(ctx, c.ID, 0); !errors.Is(err, ErrCredentialState) {
+		t.Errorf("rotating a JWT-bound credential: %v, want ErrCredentialState", err)
+	}
+	// Acting as it, the audit actor names the method and subject.
+	actx := WithRequest(ctx, RequestInfo{Method: "Test", Principal: p})
+	if err := v.AuditDenial(actx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, _ := v.ListAudit(ctx, AuditFilter{Method: "Test"})
+	if len(evs) != 1 || evs[0].Actor.AuthMethod != "jwt" || evs[0].Actor.AuthSubject != sub || evs[0].Actor.CredentialID != c.ID {
+		t.Errorf("audit actor %+v", evs)
+	}
+	// The new fields are covered by the chain: the export verifies, and an edited subject
+	// does not.
+	if _, _, err := v.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var export bytes.Buffer
+	if err := v.ExportAudit(ctx, 1, &export); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := audit.Verify(bytes.NewReader(export.Bytes()), audit.Options{}); err != nil || !rep.OK() {
+		t.Fatalf("export with auth_method/auth_subject: %+v, %v", rep, err)
+	}
+	forged := bytes.Replace(export.Bytes(), []byte(`"auth_subject":"`+sub), []byte(`"auth_subject":"system:serviceaccount:x:y`), 1)
+	if bytes.Equal(forged, export.Bytes()) {
+		t.Fatal("the export holds no auth_subject")
+	}
+	if rep, err := audit.Verify(bytes.NewReader(forged), audit.Options{}); err == nil && rep.OK() {
+		t.Error("an edited auth_subject verifies")
+	}
+
+	if err := v.RevokeCredential(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.AuthenticateJWTSubject(ctx, sub); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("revoked: %v, want ErrUnauthenticated", err)
+	}
+	next, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing2", Role: RoleDetokenizer, JWTSubject: sub})
+	if err != nil {
+		t.Fatalf("the subject of a revoked credential is free again: %v", err)
+	}
+	if err := v.RevokeCredential(ctx, c.ID); err != nil { // again: must not unbind next
+		t.Fatal(err)
+	}
+	if p, err := v.AuthenticateJWTSubject(ctx, sub); err != nil || p.ID != next.ID {
+		t.Errorf("after revoking the old credential again: %+v, %v; want %s", p, err, next.ID)
+	}
+}
+
+// TestCredentialSpecIdentities: which roles and values may be bound to a JWT subject or a
+// certificate SAN.
+func TestCredentialSpecIdentities(t *testing.T) {
+	v, _, _ := openClock(t)
+	ctx := context.Background()
+	bad := []CredentialSpec{
+		{Name: "v", Role: RoleVendor, Vendor: "acme", JWTSubject: "sub"},
+		{Name: "both", Role: RoleTokenizer, JWTSubject: "sub", CertSAN: "a.example"},
+		{Name: "space", Role: RoleTokenizer, JWTSubject: "a b"},
+		{Name: "ctl", Role: RoleTokenizer, JWTSubject: "a\x00b"},
+		{Name: "long", Role: RoleTokenizer, JWTSubject: strings.Repeat("a", MaxIdentityLen+1)},
+		{Name: "sanspace", Role: RoleTokenizer, CertSAN: "a b"},
+	}
+	for _, spec := range bad {
+		if _, _, err := v.CreateCredential(ctx, spec); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("CreateCredential(%+v) = %v, want ErrInvalidArgument", spec, err)
+		}
+	}
+	// Internal roles may now be bound to a certificate (a SPIFFE ID, say).
+	const spiffe = "spiffe://corp/ns/payments/sa/billing"
+	c, secret, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleDetokenizer, CertSAN: spiffe})
+	if err != nil || secret == "" {
+		t.Fatalf("detokenizer bound to a SPIFFE ID: %v", err)
+	}
+	p, err := v.AuthenticateCert(ctx, []string{"other.example", spiffe})
+	if err != nil || p.ID != c.ID || p.AuthMethod != AuthCert || p.AuthSubject() != spiffe {
+		t.Errorf("AuthenticateCert = %+v, %v", p, err)
+	}
+	if p, err := v.Authenticate(ctx, secret); err != nil || p.AuthMethod != AuthSecret || p.AuthSubject() != "" {
+		t.Errorf("Authenticate = %+v, %v", p, err)
 	}
 }

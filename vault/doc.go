@@ -13,6 +13,7 @@
 //	storedjson.go   read-modify-write of stored JSON objects
 //	tokens.go       Tokenize, Detokenize, TokenRef
 //	documents.go    TokenizeRecords, DetokenizeRecords: fields of JSON documents (fieldpolicy)
+//	text.go         TokenizeText, DetokenizeText: personal data in free text (textscan)
 //	templates.go    custom templates
 //	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
 //	canary.go       canary tokens
@@ -31,6 +32,7 @@
 //	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
 //	store        the transactional key-value store (bbolt with group commit)
 //	template     token templates: validation, candidate tokens, masking
+//	textscan     detectors of personal data in free text (cards, SSNs, e-mails, phones, IBANs, IPs)
 //
 // # Auditing
 //
@@ -70,7 +72,8 @@
 //	templates   name                             → custom template definition (JSON)
 //	creds       id                               → credential (JSON, with SHA-256 of its secret, and of the previous one during a rotation's overlap; scope and expiry)
 //	credhash    sha256(secret)                   → id (the current secret; also the previous one until its overlap is pruned)
-//	credsan     certificate SAN                  → id (vendor credentials bound to mTLS)
+//	credsan     certificate SAN                  → id (live credentials bound to mTLS client certificates)
+//	credjwt     JWT subject                      → id (live internal credentials bound to a JWT subject)
 //	grants      vendor 0x00 id                   → grant (JSON, with its use count)
 //	grantids    id                               → vendor
 //	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)

@@ -42,21 +42,21 @@ func (v *Vault) checkRecordCall(docs []json.RawMessage) error {
 // document any of whose selected fields failed is withheld (nil in the result): returning it
 // would send the untokenized value on. Failures name the document and the JSON path.
 func (v *Vault) TokenizeRecords(ctx context.Context, policy *fieldpolicy.Compiled, domain string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
-	out, fails, err := v.recordCall(policy, docs, func(fields []fieldpolicy.Field) ([]string, []error, error) {
+	out, fails, err := v.recordCall(policy, docs, splitScan(func(fields []fieldpolicy.Field) ([]string, []error, error) {
 		items := make([]TokenizeItem, len(fields))
 		for i, f := range fields {
 			items[i] = TokenizeItem{Value: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Tokenize(ctx, items)
-		if err != nil {
-			return nil, nil, err
+		return outcomes(res, err, func(r TokenizeResult) (string, error) { return r.Token, r.Err })
+	}, func(fields []fieldpolicy.Field) ([]string, []error, error) {
+		items := make([]TextItem, len(fields))
+		for i, f := range fields {
+			items[i] = TextItem{Text: f.Value, Domain: domain}
 		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Token, r.Err
-		}
-		return vals, errs, nil
-	})
+		res, err := v.TokenizeText(ctx, items)
+		return outcomes(res, err, func(r TextResult) (string, error) { return r.Text, r.Err })
+	}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -69,21 +69,55 @@ func (v *Vault) TokenizeRecords(ctx context.Context, policy *fieldpolicy.Compile
 // DetokenizeRecords reveals the tokens at the policy's paths in each document (an internal
 // reveal: audited like Detokenize, with purpose). A field that fails keeps its token.
 func (v *Vault) DetokenizeRecords(ctx context.Context, policy *fieldpolicy.Compiled, domain, purpose string, docs []json.RawMessage) ([]json.RawMessage, []RecordFailure, error) {
-	return v.recordCall(policy, docs, func(fields []fieldpolicy.Field) ([]string, []error, error) {
+	return v.recordCall(policy, docs, splitScan(func(fields []fieldpolicy.Field) ([]string, []error, error) {
 		items := make([]TokenRef, len(fields))
 		for i, f := range fields {
 			items[i] = TokenRef{Token: f.Value, Template: f.Template, Domain: domain}
 		}
 		res, err := v.Detokenize(ctx, purpose, items)
-		if err != nil {
-			return nil, nil, err
+		return outcomes(res, err, func(r DetokenizeResult) (string, error) { return r.Value, r.Err })
+	}, func(fields []fieldpolicy.Field) ([]string, []error, error) {
+		items := make([]TextDetokenizeItem, len(fields))
+		for i, f := range fields {
+			items[i] = TextDetokenizeItem{Text: f.Value, Domain: domain}
 		}
-		vals, errs := make([]string, len(res)), make([]error, len(res))
-		for i, r := range res {
-			vals[i], errs[i] = r.Value, r.Err
+		res, _, err := v.DetokenizeText(ctx, purpose, items)
+		return outcomes(res, err, func(r TextDetokenizeResult) (string, error) { return r.Text, r.Err })
+	}))
+}
+
+// splitScan returns a batch transform that sends the fields of "scan" rules (free text) to
+// scan and the others to tmpl, and merges the results in field order.
+func splitScan(tmpl, scan func([]fieldpolicy.Field) ([]string, []error, error)) func([]fieldpolicy.Field) ([]string, []error, error) {
+	return func(fields []fieldpolicy.Field) ([]string, []error, error) {
+		var plain, text []fieldpolicy.Field
+		var plainAt, textAt []int
+		for i, f := range fields {
+			if f.Template == fieldpolicy.Scan {
+				text, textAt = append(text, f), append(textAt, i)
+			} else {
+				plain, plainAt = append(plain, f), append(plainAt, i)
+			}
+		}
+		vals, errs := make([]string, len(fields)), make([]error, len(fields))
+		for _, part := range []struct {
+			fs []fieldpolicy.Field
+			at []int
+			do func([]fieldpolicy.Field) ([]string, []error, error)
+		}{{plain, plainAt, tmpl}, {text, textAt, scan}} {
+			if len(part.fs) == 0 {
+				continue
+			}
+			v, e, err := part.do(part.fs)
+			if err != nil {
+				return nil, nil, err
+			}
+			for k, i := range part.at {
+				vals[i], errs[i] = v[k], e[k]
+			}
 		}
 		return vals, errs, nil
-	})
+	}
 }
 
 // recordCall extracts the policy's fields, transforms them in batches of at most MaxBatch with
@@ -122,4 +156,16 @@ func (v *Vault) recordCall(policy *fieldpolicy.Compiled, docs []json.RawMessage,
 		return nil, nil, err
 	}
 	return out, fails, nil
+}
+
+// outcomes splits a batch call's results into replacement strings and per-field errors.
+func outcomes[R any](res []R, err error, of func(R) (string, error)) ([]string, []error, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	vals, errs := make([]string, len(res)), make([]error, len(res))
+	for i, r := range res {
+		vals[i], errs[i] = of(r)
+	}
+	return vals, errs, nil
 }

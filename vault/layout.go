@@ -23,6 +23,7 @@ const (
 	bucketCreds       store.Bucket = "creds"       // id → Credential (JSON)
 	bucketCredHash    store.Bucket = "credhash"    // sha256(secret) → id (current, and previous during an overlap)
 	bucketCredSAN     store.Bucket = "credsan"     // certificate SAN → id
+	bucketCredJWT     store.Bucket = "credjwt"     // JWT subject → id (live credentials only)
 	bucketGrants      store.Bucket = "grants"      // grantKey → Grant (JSON)
 	bucketGrantIDs    store.Bucket = "grantids"    // id → vendor
 	bucketAudit       store.Bucket = "audit"       // seqKey → event line (JSON)

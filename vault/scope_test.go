@@ -312,3 +312,44 @@ func TestCredentialExpiry(t *testing.T) {
 		t.Errorf("rotating an expired credential: %v, want ErrCredentialState", err)
 	}
 }
+
+// Workload identities (issue 13, parts A and B together): a credential bound to a JWT subject
+// or to an internal certificate SAN carries its scope into every call, and stops
+// authenticating at its expiry exactly like an unknown identity.
+func TestWorkloadIdentityScopeAndExpiry(t *testing.T) {
+	v, clk, _ := openClock(t)
+	ctx := context.Background()
+	scope := Scope{Domains: []string{"a"}, Templates: []string{"pan"}, Reveal: RevealMasked}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "jwt", Role: RoleDetokenizer, JWTSubject: "system:serviceaccount:payments:billing", Scope: scope, Expires: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "mtls", Role: RoleTokenizer, CertSAN: "spiffe://corp/ns/payments/sa/billing", Scope: Scope{Domains: []string{"a"}}, Expires: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	pj, err := v.AuthenticateJWTSubject(ctx, "system:serviceaccount:payments:billing")
+	if err != nil || pj.AuthMethod != AuthJWT || pj.Scope.Reveal != RevealMasked || strings.Join(pj.Scope.Domains, ",") != "a" {
+		t.Fatalf("JWT principal = %+v, %v; want its scope", pj, err)
+	}
+	pc, err := v.AuthenticateCert(ctx, []string{"spiffe://corp/ns/payments/sa/billing"})
+	if err != nil || pc.AuthMethod != AuthCert || strings.Join(pc.Scope.Domains, ",") != "a" {
+		t.Fatalf("certificate principal = %+v, %v; want its scope", pc, err)
+	}
+	// The scope binds calls made as these principals.
+	res, err := v.Tokenize(WithRequest(ctx, RequestInfo{Principal: pc}), []TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "b"}})
+	if err != nil || !errors.Is(res[0].Err, ErrOutOfScope) {
+		t.Errorf("certificate-bound tokenizer outside its domain: %+v, %v", res, err)
+	}
+	_, unknownJWT := v.AuthenticateJWTSubject(ctx, "system:serviceaccount:nobody:nobody")
+	_, unknownCert := v.AuthenticateCert(ctx, []string{"spiffe://corp/ns/nobody/sa/nobody"})
+	clk.add(time.Hour)
+	if _, err := v.AuthenticateJWTSubject(ctx, "system:serviceaccount:payments:billing"); err == nil || err.Error() != unknownJWT.Error() {
+		t.Errorf("expired JWT-bound credential: %v, want %v", err, unknownJWT)
+	}
+	if _, err := v.AuthenticateCert(ctx, []string{"spiffe://corp/ns/payments/sa/billing"}); err != nil {
+		t.Errorf("certificate-bound credential before its expiry: %v", err)
+	}
+	clk.add(time.Hour)
+	if _, err := v.AuthenticateCert(ctx, []string{"spiffe://corp/ns/payments/sa/billing"}); err == nil || err.Error() != unknownCert.Error() {
+		t.Errorf("expired certificate-bound credential: %v, want %v", err, unknownCert)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
@@ -79,6 +80,9 @@ func (v *Vault) CreateTemplate(ctx context.Context, def template.Definition) (Te
 	norm := t.Definition()
 	if _, ok := template.Builtin(norm.Name); ok {
 		return TemplateInfo{}, fmt.Errorf("%w: %q is a built-in template", ErrTemplateExists, norm.Name)
+	}
+	if norm.Name == fieldpolicy.Scan {
+		return TemplateInfo{}, fmt.Errorf("%w: %q is reserved (field policies use it for free text)", ErrTemplateExists, norm.Name)
 	}
 	blob, err := json.Marshal(norm)
 	if err != nil {

@@ -57,6 +57,7 @@ type clientFlags struct {
 	addr, token, output string
 	caFile, serverName  string
 	tls                 bool
+	certFile, keyFile   string
 }
 
 // register adds --addr, --token, -o and the TLS flags.
@@ -67,6 +68,8 @@ func (cf *clientFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&cf.caFile, "ca-file", "", "PEM CA bundle: connect with TLS and verify the server against it (TOKENVAULT_CA_FILE)")
 	f.StringVar(&cf.serverName, "tls-server-name", "", "with --ca-file or --tls: the name to verify in the server certificate")
 	f.BoolVar(&cf.tls, "tls", false, "connect with TLS, verifying the server against the system's trusted CAs (TOKENVAULT_TLS)")
+	f.StringVar(&cf.certFile, "cert-file", "", "with --ca-file or --tls: PEM client certificate to present (mTLS; a credential bound to its SAN needs no --token) (TOKENVAULT_CERT_FILE)")
+	f.StringVar(&cf.keyFile, "key-file", "", "the private key of --cert-file (TOKENVAULT_KEY_FILE)")
 }
 
 // check rejects an unknown -o and a missing token, before anything is sent.
@@ -74,8 +77,14 @@ func (cf *clientFlags) check() error {
 	if cf.output != "text" && cf.output != "json" {
 		return fmt.Errorf("-o must be text or json")
 	}
-	if cf.token == "" {
-		return withExitCode(exitUsage, errors.New("no credentials: set --token or TOKENVAULT_TOKEN"))
+	if (cf.certFile == "") != (cf.keyFile == "") {
+		return withExitCode(exitUsage, errors.New("--cert-file and --key-file go together"))
+	}
+	if cf.certFile != "" && cf.caFile == "" && !cf.tls {
+		return withExitCode(exitUsage, errors.New("--cert-file needs TLS: add --ca-file or --tls"))
+	}
+	if cf.token == "" && cf.certFile == "" {
+		return withExitCode(exitUsage, errors.New("no credentials: set --token or TOKENVAULT_TOKEN (or a client certificate: --cert-file and --key-file)"))
 	}
 	return nil
 }
@@ -95,19 +104,28 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 	return client.New(cf.addr, opts...)
 }
 
-// tlsConfig builds the client TLS settings from --ca-file / --tls (nil: plain text).
+// tlsConfig builds the client TLS settings from --ca-file / --tls and --cert-file /
+// --key-file (nil: plain text).
 func (cf *clientFlags) tlsConfig() (*tls.Config, error) {
+	var c *tls.Config
 	switch {
 	case cf.caFile != "":
 		pool, err := loadCertPool(cf.caFile, "--ca-file")
 		if err != nil {
 			return nil, err
 		}
-		return &tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}, nil
+		c = &tls.Config{RootCAs: pool, ServerName: cf.serverName, MinVersion: tls.VersionTLS12}
 	case cf.tls:
-		return &tls.Config{ServerName: cf.serverName, MinVersion: tls.VersionTLS12}, nil
+		c = &tls.Config{ServerName: cf.serverName, MinVersion: tls.VersionTLS12}
 	}
-	return nil, nil
+	if c != nil && cf.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(cf.certFile, cf.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert-file/--key-file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // callErr turns a gRPC error into a short message for stderr ("NotFound: …"); other errors

@@ -16,7 +16,8 @@ import (
 //
 // The config file is the server's: only serve reads it. Client commands read from the
 // environment only their connection settings (TOKENVAULT_ADDR, TOKENVAULT_TOKEN,
-// TOKENVAULT_CA_FILE, TOKENVAULT_TLS, TOKENVAULT_TLS_SERVER_NAME), so a server's environment
+// TOKENVAULT_CA_FILE, TOKENVAULT_TLS, TOKENVAULT_TLS_SERVER_NAME, TOKENVAULT_CERT_FILE,
+// TOKENVAULT_KEY_FILE), so a server's environment
 // (TOKENVAULT_DATA, …) does not leak into offline tools such as audit verify.
 func bindEnvAndConfig(cmd *cobra.Command) error {
 	fileVals := map[string]any{}
@@ -76,4 +77,4 @@ func bindEnvAndConfig(cmd *cobra.Command) error {
 }
 
 // clientEnv are the flags client commands read from TOKENVAULT_* variables.
-var clientEnv = map[string]bool{"addr": true, "token": true, "ca-file": true, "tls": true, "tls-server-name": true}
+var clientEnv = map[string]bool{"addr": true, "token": true, "ca-file": true, "tls": true, "tls-server-name": true, "cert-file": true, "key-file": true}

@@ -31,7 +31,7 @@ func newCredentialCreateCmd() *cobra.Command {
 	var expires time.Duration
 	var cmd *cobra.Command
 	cmd = clientCmd(&cobra.Command{
-		Use:   "create --name N --role ROLE [--vendor V] [--domains a,b] [--templates t1,t2] [--reveal full|masked] [--expires DURATION]",
+		Use:   "create --name N --role ROLE [--vendor V] [--cert-san SAN | --jwt-subject SUB] [--domains a,b] [--templates t1,t2] [--reveal full|masked] [--expires DURATION]",
 		Short: "Create a credential; prints its secret once",
 		Long: `Create a credential and print its secret once.
 
@@ -40,7 +40,17 @@ domains and templates it may touch (empty: all), and --reveal masked makes a det
 each value masked by its template (e.g. ************1111), as a masked vendor grant does. Items
 outside the scope are denied one by one (permission denied), whether their token exists or not.
 --expires (any role) makes the credential stop authenticating that long after it is created
-(at most 87600h, 10 years). See docs/access.md.`,
+(at most 87600h, 10 years). See docs/access.md.
+
+--cert-san binds it to client certificates carrying that SAN (a DNS name, a URI such as a
+SPIFFE ID, or an e-mail): it then authenticates by certificate alone (vendors on the vendor
+listener, other roles on the internal listeners of a server with --client-ca), or by secret
+only together with the certificate.
+
+--jwt-subject binds an internal credential (not vendor) to bearer JWTs with that subject,
+e.g. system:serviceaccount:payments:billing for a Kubernetes service account, signed by the
+issuer of serve --jwt-issuer. Such a credential has no secret: nothing is printed to keep.
+See docs/workload-identity.md.`,
 		Args: cobra.NoArgs,
 	}, func(s *session, _ []string) error {
 		if cmd.Flags().Changed("expires") {
@@ -62,6 +72,13 @@ outside the scope are denied one by one (permission denied), whether their token
 			if cr.GetExpireTime() != nil {
 				fmt.Fprintf(w, "expires: %s\n", cr.GetExpireTime().AsTime().Format(time.RFC3339))
 			}
+			if cr.GetCertSan() != "" {
+				fmt.Fprintf(w, "cert-san: %s\n", cr.GetCertSan())
+			}
+			if cr.GetJwtSubject() != "" {
+				fmt.Fprintf(w, "jwt-subject: %s\n\nIt authenticates with bearer JWTs of that subject only: it has no secret.\n", cr.GetJwtSubject())
+				return nil
+			}
 			fmt.Fprintf(w, "secret: %s\n\nThe secret is shown only now; the vault keeps only its hash.\n", resp.GetSecret())
 			return nil
 		})
@@ -69,7 +86,8 @@ outside the scope are denied one by one (permission denied), whether their token
 	cmd.Flags().StringVar(&req.Name, "name", "", "a name for the credential")
 	cmd.Flags().StringVar(&req.Role, "role", "", "admin, tokenizer, detokenizer, auditor or vendor")
 	cmd.Flags().StringVar(&req.Vendor, "vendor", "", "for role vendor: the vendor it acts for")
-	cmd.Flags().StringVar(&req.CertSan, "cert-san", "", "for role vendor: bind to client certificates with this SAN (mTLS on the vendor listener)")
+	cmd.Flags().StringVar(&req.CertSan, "cert-san", "", "bind to client certificates with this SAN, e.g. spiffe://corp/ns/payments/sa/billing (mTLS: vendor listener for vendors, internal listeners with serve --client-ca for other roles)")
+	cmd.Flags().StringVar(&req.JwtSubject, "jwt-subject", "", "internal roles: bind to bearer JWTs with this subject, e.g. system:serviceaccount:payments:billing (no secret is issued)")
 	cmd.Flags().StringSliceVar(&req.Domains, "domains", nil, "for tokenizer and detokenizer: only these token domains (comma-separated; default all)")
 	cmd.Flags().StringSliceVar(&req.Templates, "templates", nil, "for tokenizer and detokenizer: only these templates (comma-separated; default all)")
 	cmd.Flags().StringVar(&req.Reveal, "reveal", "", "for detokenizer: full (default) or masked (values masked by their template)")
@@ -87,18 +105,30 @@ func newCredentialListCmd() *cobra.Command {
 				return err
 			}
 			return s.print(resp, func(w io.Writer) error {
-				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "CREATED", "STATUS", "SCOPE", "EXPIRES")
+				t := newTable(w, "ID", "NAME", "ROLE", "VENDOR", "IDENTITY", "CREATED", "STATUS", "SCOPE", "EXPIRES")
 				for _, cr := range resp.GetCredentials() {
 					expires := "never"
 					if cr.GetExpireTime() != nil {
 						expires = cr.GetExpireTime().AsTime().Format(time.RFC3339)
 					}
-					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), cr.GetCreateTime().AsTime().Format(time.RFC3339),
+					t.row(cr.GetId(), cr.GetName(), cr.GetRole(), cr.GetVendor(), credIdentity(cr), cr.GetCreateTime().AsTime().Format(time.RFC3339),
 						credentialStatus(cr), scopeText(cr), expires)
 				}
 				return t.flush()
 			})
 		})
+}
+
+// credIdentity is the workload identity a credential is bound to, for the list: "san:…",
+// "jwt:…", or "-".
+func credIdentity(cr *tvpb.Credential) string {
+	switch {
+	case cr.GetCertSan() != "":
+		return "san:" + cr.GetCertSan()
+	case cr.GetJwtSubject() != "":
+		return "jwt:" + cr.GetJwtSubject()
+	}
+	return "-"
 }
 
 func newCredentialRevokeCmd() *cobra.Command {

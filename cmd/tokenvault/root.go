@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
 	root.AddCommand(newDeleteCmd(), newEraseSubjectCmd())
 	root.AddCommand(newRecordCmd())
+	root.AddCommand(newTextCmd())
 	root.AddCommand(newBenchCmd(), newVersionCmd())
 	markUsageErrors(root)
 	return root

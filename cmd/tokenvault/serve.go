@@ -42,6 +42,10 @@ type serveOpts struct {
 	tlsCert, tlsKey                string
 	vendorCert, vendorKey          string
 	vendorClientCA                 string
+	clientCA                       string
+	jwtIssuer, jwtAudience         string
+	jwtJWKSFile, jwtJWKSURL        string
+	jwtJWKSCA                      string
 	metricsAddr                    string
 	auditWitnessFile               string
 	auditWitnessURL                string
@@ -97,6 +101,12 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.StringVar(&o.vendorCert, "vendor-tls-cert", "", "PEM certificate for the vendor listener (TLS 1.3)")
 	f.StringVar(&o.vendorKey, "vendor-tls-key", "", "PEM private key for --vendor-tls-cert")
 	f.StringVar(&o.vendorClientCA, "vendor-client-ca", "", "PEM CA bundle: the vendor listener then requires client certificates it signed (mTLS)")
+	f.StringVar(&o.clientCA, "client-ca", "", "PEM CA bundle: the internal gRPC and HTTP listeners (TLS required) then verify client certificates it signed, if given; a credential bound to a certificate SAN (credential create --cert-san) authenticates by certificate alone")
+	f.StringVar(&o.jwtIssuer, "jwt-issuer", "", "accept bearer JWTs (OIDC workload identity) from this issuer on the internal listeners: the exact \"iss\" (with --jwt-audience and --jwt-jwks-file or --jwt-jwks-url)")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "", "the audience bearer JWTs must carry in \"aud\", e.g. tokenvault")
+	f.StringVar(&o.jwtJWKSFile, "jwt-jwks-file", "", "the issuer's public keys: a JWKS file, re-read every 5m and on an unknown key id")
+	f.StringVar(&o.jwtJWKSURL, "jwt-jwks-url", "", "the issuer's public keys: a JWKS URL, fetched every 5m and on an unknown key id (at most every 10s)")
+	f.StringVar(&o.jwtJWKSCA, "jwt-jwks-ca", "", "PEM CA bundle that verifies the --jwt-jwks-url server (default: the system's trusted CAs), e.g. the Kubernetes cluster CA")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "a listener serving only GET /metrics, without credentials, for Prometheus (TLS from --tls-cert when set; empty: off). /metrics on --http-addr needs an admin or auditor credential")
 	f.Int64Var(&o.httpMaxBody, "http-max-body", server.DefaultHTTPMaxBody, "largest request body on the internal HTTP listener, in bytes (413 beyond)")
 	f.Int64Var(&o.vendorMaxBody, "vendor-max-body", server.DefaultVendorMaxBody, "largest request body on the vendor listener, in bytes (413 beyond)")
@@ -150,6 +160,14 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	clientCAs, err := o.internalClientCAs()
+	if err != nil {
+		return err
+	}
+	jwtCfg, err := o.jwtConfig()
+	if err != nil {
+		return err
+	}
 	limits, err := o.limits()
 	if err != nil {
 		return err
@@ -160,7 +178,8 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		}
 	}
 	{
-		listeners := server.Config{GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, MetricsAddr: o.metricsAddr, VendorAddr: o.vendorAddr, TLS: internalTLS, VendorTLS: vendorTLS}
+		listeners := server.Config{GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, MetricsAddr: o.metricsAddr, VendorAddr: o.vendorAddr, TLS: internalTLS, VendorTLS: vendorTLS,
+			ClientCAs: clientCAs, JWT: jwtCfg}
 		if err := listeners.Validate(); err != nil {
 			return fmt.Errorf("%w (--tls-cert/--tls-key give the gRPC, HTTP and metrics listeners TLS, --vendor-tls-cert/--vendor-tls-key the vendor listener)", err)
 		}
@@ -261,7 +280,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
-		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS,
+		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS, ClientCAs: clientCAs, JWT: jwtCfg,
 		MetricsAddr: o.metricsAddr, Limits: limits,
 		AuditWitnessFile: o.auditWitnessFile, AuditWitnessURL: o.auditWitnessURL,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
@@ -393,6 +412,35 @@ func tlsConfigs(o serveOpts) (internal, vendor *tls.Config, err error) {
 		}
 	}
 	return internal, vendor, nil
+}
+
+// internalClientCAs reads --client-ca (nil without it); it needs --tls-cert and --tls-key.
+func (o serveOpts) internalClientCAs() (*x509.CertPool, error) {
+	if err := (server.TLSFiles{Cert: o.tlsCert, Key: o.tlsKey, ClientCA: o.clientCA}).Check(); err != nil {
+		return nil, fmt.Errorf("--tls-cert, --tls-key, --client-ca: %w", err)
+	}
+	if o.clientCA == "" {
+		return nil, nil
+	}
+	return loadCertPool(o.clientCA, "--client-ca")
+}
+
+// jwtConfig turns the --jwt-* flags into server.JWTConfig; --jwt-jwks-ca gives the JWKS
+// fetches a client that trusts that CA bundle only.
+func (o serveOpts) jwtConfig() (server.JWTConfig, error) {
+	c := server.JWTConfig{Issuer: o.jwtIssuer, Audience: o.jwtAudience, JWKSFile: o.jwtJWKSFile, JWKSURL: o.jwtJWKSURL}
+	if o.jwtJWKSCA == "" {
+		return c, nil
+	}
+	if o.jwtJWKSURL == "" {
+		return c, errors.New("--jwt-jwks-ca goes with --jwt-jwks-url")
+	}
+	pool, err := loadCertPool(o.jwtJWKSCA, "--jwt-jwks-ca")
+	if err != nil {
+		return c, err
+	}
+	c.HTTPClient = server.JWKSClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	return c, nil
 }
 
 // checkKeyFile refuses a TLS private key file that others can read or write, or its group

@@ -21,6 +21,12 @@ func TestServeRefusesListenerSettings(t *testing.T) {
 		{[]string{"--tls-cert", "c.pem"}, "--tls-cert, --tls-key: server: a TLS certificate and its key go together"},
 		{[]string{"--vendor-tls-key", "k.pem"}, "--vendor-tls-cert, --vendor-tls-key, --vendor-client-ca: server: a TLS certificate and its key go together"},
 		{[]string{"--vendor-client-ca", "ca.pem"}, "--vendor-tls-cert, --vendor-tls-key, --vendor-client-ca: server: a client CA needs a TLS certificate and key"},
+		{[]string{"--client-ca", "ca.pem"}, "--tls-cert, --tls-key, --client-ca: server: a client CA needs a TLS certificate and key"},
+		{[]string{"--jwt-issuer", "https://issuer.test"}, "needs both an issuer and an audience"},
+		{[]string{"--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json"}, "needs both an issuer and an audience"},
+		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault"}, "exactly one key source"},
+		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json", "--jwt-jwks-ca", "ca.pem"}, "--jwt-jwks-ca goes with --jwt-jwks-url"},
+		{[]string{"--jwt-issuer", "https://issuer.test", "--jwt-audience", "tokenvault", "--jwt-jwks-file", "jwks.json", "--jwt-jwks-url", "https://issuer.test/keys"}, "exactly one key source"},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
 		args := append([]string{"serve", "--data", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--vendor-addr", "127.0.0.1:0"}, tc.args...)

@@ -30,6 +30,13 @@ type Actor struct {
 	CredentialID string `json:"credential_id,omitempty"`
 	Role         string `json:"role,omitempty"`
 	Vendor       string `json:"vendor,omitempty"`
+	// AuthMethod is how the caller authenticated: "secret", "jwt" or "cert" (empty in events
+	// written before tokenvault recorded it, and for actors no credential authenticated).
+	AuthMethod string `json:"auth_method,omitempty"`
+	// AuthSubject is the workload identity it authenticated with: the JWT subject or the
+	// client certificate SAN bound to the credential; empty for a bearer secret. Never a
+	// secret or a token.
+	AuthSubject string `json:"auth_subject,omitempty"`
 }
 
 // Event is one entry of the audit trail: one line of JSON. It never holds a value or a keyed hash of one.

@@ -78,6 +78,9 @@
 // member names are e-mail addresses) exposes those names in paths. Names that are not plain
 // ASCII identifiers are written bracketed and quoted, with control characters escaped.
 //
+// The template name [Scan] ("scan") marks free text: the vault scans the string for personal
+// data (vault/textscan) and tokenizes what it finds in place, rather than the whole string.
+//
 // Template names are checked for syntax only; whether they exist is the vault's business.
 // A Compiled is immutable and safe for concurrent use.
 package fieldpolicy

@@ -20,6 +20,12 @@ const (
 	MaxPathLen = 1024
 )
 
+// Scan is the template name of a rule whose strings are free text: the vault scans them for
+// personal data (cards, SSNs, e-mails, phones, IBANs, IPs) and tokenizes what it finds in
+// place, instead of tokenizing the whole string with one template. No template may be named
+// so.
+const Scan = "scan"
+
 // Policy maps JSON paths to template names. Rule order is kept: where several rules select
 // the same value, the first wins.
 type Policy struct {

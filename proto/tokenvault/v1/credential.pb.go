@@ -39,8 +39,13 @@ type Credential struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// True once revoked: the secret no longer authenticates.
 	Revoked bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
-	// For vendor credentials bound to mTLS: the client certificate SAN.
+	// For credentials bound to mTLS: the client certificate SAN (a DNS name, URI
+	// such as a SPIFFE ID, or e-mail).
 	CertSan string `protobuf:"bytes,7,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
+	// For internal credentials bound to a workload identity: the JWT subject
+	// ("sub") whose tokens authenticate as this credential. Such a credential has
+	// no secret.
+	JwtSubject string `protobuf:"bytes,20,opt,name=jwt_subject,json=jwtSubject,proto3" json:"jwt_subject,omitempty"`
 	// When the secret was last rotated; unset if never.
 	RotateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=rotate_time,json=rotateTime,proto3" json:"rotate_time,omitempty"`
 	// While a rotation's overlap runs: until when the previous secret still
@@ -143,6 +148,13 @@ func (x *Credential) GetCertSan() string {
 	return ""
 }
 
+func (x *Credential) GetJwtSubject() string {
+	if x != nil {
+		return x.JwtSubject
+	}
+	return ""
+}
+
 func (x *Credential) GetRotateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RotateTime
@@ -196,7 +208,7 @@ var File_tokenvault_v1_credential_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x04\n" +
+	"\x1etokenvault/v1/credential.proto\x12\rtokenvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x04\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -206,7 +218,9 @@ const file_tokenvault_v1_credential_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x19\n" +
-	"\bcert_san\x18\a \x01(\tR\acertSan\x12;\n" +
+	"\bcert_san\x18\a \x01(\tR\acertSan\x12\x1f\n" +
+	"\vjwt_subject\x18\x14 \x01(\tR\n" +
+	"jwtSubject\x12;\n" +
 	"\vrotate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"rotateTime\x12L\n" +
 	"\x14previous_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTime\x12\x18\n" +

@@ -34,11 +34,17 @@ type CreateCredentialRequest struct {
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Required for role vendor, and only for it: the vendor's name.
 	Vendor string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
-	// For role vendor: bind the credential to client certificates carrying this
-	// SAN (DNS name, URI or e-mail). It then authenticates on the vendor
-	// listener by certificate alone, or by secret only together with the
-	// certificate.
+	// Bind the credential to client certificates carrying this SAN (DNS name,
+	// URI such as a SPIFFE ID, or e-mail). It then authenticates by certificate
+	// alone, or by secret only together with the certificate: vendors on the
+	// vendor listener, other roles on the internal listeners when the server has
+	// a client CA (serve --client-ca).
 	CertSan string `protobuf:"bytes,4,opt,name=cert_san,json=certSan,proto3" json:"cert_san,omitempty"`
+	// For internal roles: bind the credential to bearer JWTs with this subject
+	// ("sub"), e.g. "system:serviceaccount:payments:billing", issued by the
+	// issuer the server trusts (serve --jwt-issuer). Such a credential gets no
+	// secret. Not with cert_san, not for role vendor.
+	JwtSubject string `protobuf:"bytes,20,opt,name=jwt_subject,json=jwtSubject,proto3" json:"jwt_subject,omitempty"`
 	// For tokenizer and detokenizer: only these token domains (at most 64).
 	// Empty: every domain.
 	Domains []string `protobuf:"bytes,5,rep,name=domains,proto3" json:"domains,omitempty"`
@@ -113,6 +119,13 @@ func (x *CreateCredentialRequest) GetCertSan() string {
 	return ""
 }
 
+func (x *CreateCredentialRequest) GetJwtSubject() string {
+	if x != nil {
+		return x.JwtSubject
+	}
+	return ""
+}
+
 func (x *CreateCredentialRequest) GetDomains() []string {
 	if x != nil {
 		return x.Domains
@@ -146,7 +159,8 @@ type CreateCredentialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The stored credential.
 	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
-	// The bearer secret. Shown only now; the vault keeps only its hash.
+	// The bearer secret. Shown only now; the vault keeps only its hash. Empty
+	// for a credential bound to a JWT subject: its JWTs are its credential.
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -487,12 +501,16 @@ var File_tokenvault_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etokenvault/v1/credential.proto\"\x86\x04\n" +
+	"&tokenvault/v1/credential_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etokenvault/v1/credential.proto\"\xbf\x04\n" +
 	"\x17CreateCredentialRequest\x12;\n" +
 	"\x04name\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18?2\x1c^[a-zA-Z0-9][a-zA-Z0-9._-]*$R\x04name\x12I\n" +
 	"\x04role\x18\x02 \x01(\tB5\xbaH2r0R\x05adminR\ttokenizerR\vdetokenizerR\aauditorR\x06vendorR\x04role\x12@\n" +
-	"\x06vendor\x18\x03 \x01(\tB(\xbaH%r#\x18?2\x1f^([a-zA-Z0-9][a-zA-Z0-9._-]*)?$R\x06vendor\x12#\n" +
-	"\bcert_san\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xfd\x01R\acertSan\x12B\n" +
+	"\x06vendor\x18\x03 \x01(\tB(\xbaH%r#\x18?2\x1f^([a-zA-Z0-9][a-zA-Z0-9._-]*)?$R\x06vendor\x12*\n" +
+	"\bcert_san\x18\x04 \x01(\tB\x0f\xbaH\fr\n" +
+	"\x18\xfd\x012\x05^\\S*$R\acertSan\x120\n" +
+	"\vjwt_subject\x18\x14 \x01(\tB\x0f\xbaH\fr\n" +
+	"\x18\xfd\x012\x05^\\S*$R\n" +
+	"jwtSubject\x12B\n" +
 	"\adomains\x18\x05 \x03(\tB(\xbaH%\x92\x01\"\x10@\"\x1er\x1c\x10\x01\x18?2\x16^[a-z0-9][a-z0-9._-]*$R\adomains\x12B\n" +
 	"\ttemplates\x18\x06 \x03(\tB$\xbaH!\x92\x01\x1e\x10@\"\x1ar\x18\x10\x01\x18?2\x12^[a-z][a-z0-9_-]*$R\ttemplates\x12-\n" +
 	"\x06reveal\x18\a \x01(\tB\x15\xbaH\x12r\x10R\x00R\x04fullR\x06maskedR\x06reveal\x12E\n" +

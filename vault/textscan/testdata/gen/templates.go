@@ -1,0 +1,170 @@
+package main
+
+// setA: the tune set's sentences.
+var setA = map[string][]string{
+	"en": {
+		"Please charge my card {pan} for order {order}.",
+		"My SSN is {ssn} and my date of birth is {date}.",
+		"You can reach me at {phone} or by email at {email}.",
+		"Wire the refund to IBAN {iban} by {date}.",
+		"Login from {ip4} at {ts} was blocked.",
+		"Order number {luhn} shipped on {date}, tracking {track}.",
+		"The total is {price} USD, {bigamount} dollars were budgeted.",
+		"Upgraded to version {ver} ({semver}) yesterday.",
+		"Social security number: {ssn_plain}.",
+		"{name} called from {phone_intl} about invoice {luhn}.",
+		"Server {ip6} responded in {n} ms.",
+		"Visa {pan_plain}, expires 12/27.",
+	},
+	"de": {
+		"Bitte buchen Sie den Betrag von meiner Kreditkarte {pan} ab.",
+		"Meine Telefonnummer ist {phone}, E-Mail {email}.",
+		"Überweisung auf das Konto IBAN {iban} bis zum {date}.",
+		"Bestellnummer {luhn} wurde am {date} versendet.",
+		"Sendungsnummer {track}, Preis {price} EUR.",
+		"Zugriff von {ip4} um {time} Uhr protokolliert.",
+		"Rufen Sie mich unter {phone_intl} an.",
+		"Version {ver} behebt den Fehler aus {semver}.",
+		"Kartennummer: {pan_plain}",
+		"Die Rechnung {order} über {bigamount} Euro ist bezahlt.",
+		"Seine SSN lautet {ssn}.",
+	},
+	"fr": {
+		"Ma carte bancaire {pan} a été débitée deux fois.",
+		"Appelez-moi au {phone} ou écrivez à {email}.",
+		"Virement sur le compte IBAN {iban} le {date}.",
+		"Commande {luhn} expédiée le {date}, numéro de suivi {track}.",
+		"Connexion depuis l'adresse {ip4} à {time}.",
+		"Le prix total est de {price} EUR, soit {bigamount} euros au budget.",
+		"Mise à jour vers la version {ver}.",
+		"Numéro de téléphone : {phone_intl}",
+		"Son numéro de sécurité sociale américain est {ssn}.",
+		"Facture {order} pour {name}.",
+	},
+	"es": {
+		"Cargue el importe a mi tarjeta {pan}, por favor.",
+		"Mi teléfono es {phone} y mi correo {email}.",
+		"Transferencia a la cuenta IBAN {iban} antes del {date}.",
+		"El pedido {luhn} se envió el {date}, seguimiento {track}.",
+		"Acceso desde la dirección IP {ip4} a las {time}.",
+		"El precio es {price} EUR; presupuesto {bigamount} euros.",
+		"Actualizado a la versión {ver}.",
+		"Llámame al {phone_intl}.",
+		"Número de seguro social: {ssn}.",
+		"Factura {order} de {name}.",
+	},
+}
+
+// setB: the held-out set's sentences, phrased differently.
+var setB = map[string][]string{
+	"en": {
+		"Card on file: {pan}. Reference {order}.",
+		"Customer provided SSN {ssn_plain} during verification.",
+		"Text {name} on {phone} tomorrow.",
+		"Send the statement to {email} please.",
+		"Our bank details: {iban}.",
+		"Firewall dropped packets from {ip4}:443 and {ip6}.",
+		"Invoice {luhn} is due {date}; amount {price} USD.",
+		"Parcel {track} left the depot at {ts}.",
+		"Running build {ver} since {date}.",
+		"Payment failed for {pan_plain}; customer {name} notified.",
+		"SSN: {ssn}, DOB {date}.",
+		"International line {phone_intl}, ext. {n}.",
+		"Budget approved: {bigamount} USD.",
+	},
+	"de": {
+		"Zahlung mit Karte {pan} fehlgeschlagen.",
+		"Kontakt: {email}, Tel. {phone}",
+		"Bankverbindung: {iban}",
+		"Auftragsnummer {luhn} vom {date}.",
+		"Paket {track} wird am {date} zugestellt.",
+		"Anmeldung von IP {ip4}, Gerät aktualisiert auf {semver}.",
+		"Erreichbar unter {phone_intl} ab {time} Uhr.",
+		"Gesamtsumme {price} €, Jahresbudget {bigamount} €.",
+		"Build {ver} läuft seit {ts}.",
+		"Kreditkartennummer {pan_plain} bitte sperren.",
+		"Sozialversicherungsnummer (USA): {ssn}",
+	},
+	"fr": {
+		"Paiement refusé sur la carte {pan}.",
+		"Contact : {email}, tél. {phone}",
+		"Coordonnées bancaires : {iban}",
+		"Référence de commande {luhn} du {date}.",
+		"Colis {track} livré le {date} à {time}.",
+		"Accès refusé pour {ip4} et {ip6}.",
+		"Joignable au {phone_intl}.",
+		"Montant {price} €, enveloppe de {bigamount} €.",
+		"Version du firmware : {ver}.",
+		"Numéro de carte {pan_plain} à bloquer.",
+		"Numéro SSN : {ssn}.",
+	},
+	"es": {
+		"Pago rechazado con la tarjeta {pan}.",
+		"Contacto: {email}, tel. {phone}",
+		"Datos bancarios: {iban}",
+		"Referencia del pedido {luhn} del {date}.",
+		"Paquete {track} entregado el {date}.",
+		"Acceso denegado para {ip4} y {ip6}.",
+		"Puede llamarme al {phone_intl}.",
+		"Importe {price} €, presupuesto de {bigamount} €.",
+		"Versión del firmware {ver}.",
+		"Número de tarjeta {pan_plain}, por favor bloquear.",
+		"SSN del cliente: {ssn}.",
+	},
+}
+
+// prose: ordinary sentences; now and then one with personal data.
+var prose = map[string][]string{
+	"en": {
+		"The meeting was moved to the afternoon because the projector in the main room stopped working again.",
+		"We reviewed the quarterly plan and agreed that the onboarding guide needs a clearer introduction.",
+		"Thanks for the quick reply; I will forward the summary to the rest of the team later today.",
+		"The new coffee machine on the third floor is much quieter than the old one, everyone seems happy.",
+		"Could you please check whether the shipment arrived and let me know if anything is missing?",
+		"You can reach me at {phone} or by email at {email}.",
+	},
+	"de": {
+		"Das Treffen wurde auf den Nachmittag verschoben, weil der Beamer im großen Raum wieder ausgefallen ist.",
+		"Wir haben den Quartalsplan besprochen und sind uns einig, dass die Einführung klarer werden muss.",
+		"Vielen Dank für die schnelle Antwort, ich leite die Zusammenfassung heute noch an das Team weiter.",
+		"Bitte prüfen Sie, ob die Lieferung angekommen ist, und geben Sie mir Bescheid, falls etwas fehlt.",
+		"Meine Telefonnummer ist {phone}, E-Mail {email}.",
+	},
+	"fr": {
+		"La réunion a été déplacée à l'après-midi parce que le projecteur de la grande salle est encore tombé en panne.",
+		"Nous avons relu le plan trimestriel et convenu que le guide d'accueil mérite une introduction plus claire.",
+		"Merci pour la réponse rapide, je transmets le résumé au reste de l'équipe dans la journée.",
+		"Pourriez-vous vérifier si la livraison est arrivée et me dire s'il manque quelque chose ?",
+		"Ma carte bancaire {pan} a été débitée deux fois.",
+	},
+	"es": {
+		"La reunión se trasladó a la tarde porque el proyector de la sala grande volvió a fallar.",
+		"Revisamos el plan trimestral y acordamos que la guía de bienvenida necesita una introducción más clara.",
+		"Gracias por la rápida respuesta, enviaré el resumen al resto del equipo más tarde.",
+		"¿Podría comprobar si llegó el envío y avisarme si falta algo?",
+		"Transferencia a la cuenta IBAN {iban} antes del {date}.",
+	},
+}
+
+// dense: log and CSV lines full of numbers, some of them personal data.
+var dense = map[string][]string{
+	"en": {
+		"{ts} INFO order={order} card={pan} amount={price} ip={ip4} user={email}",
+		"{ts},{luhn},{price},{bigamount},{date},{track},{n}",
+		"{ts} WARN login failed from {ip4} for {email} (attempt {n})",
+		"id;{order};{date};{time};{price};{ver};{phone}",
+		"{date} {time} tel {phone_intl} ssn {ssn} iban {iban}",
+		"{ts} DEBUG pkg {ver} build {n} checksum {track} size {bigamount}",
+		"{ip6} - - [{ts}] \"GET /api/v1/orders/{order} HTTP/1.1\" 200 {n}",
+	},
+	"de": {
+		"{ts};Bestellung {order};{price} EUR;{date};Sendung {track};Karte {pan}",
+		"{date} {time} Kunde {email} Tel. {phone} Betrag {price}",
+	},
+	"fr": {
+		"{ts} commande {order} montant {price} EUR client {email} ip {ip4}",
+	},
+	"es": {
+		"{ts} pedido {order} importe {price} tarjeta {pan_plain} ip {ip4} tel {phone}",
+	},
+}
