@@ -138,7 +138,7 @@ func callErr(err error) error {
 		if c := s.Code(); c == codes.Unauthenticated || c == codes.PermissionDenied {
 			return withExitCode(exitAuth, fmt.Errorf("%s: %s", c, s.Message()))
 		}
-		if s.Code() == codes.Unavailable {
+		if c := s.Code(); c == codes.Unavailable || c == codes.Unknown {
 			if hint := connHint(s.Message()); hint != "" {
 				return fmt.Errorf("%s: %s\n%s", s.Code(), s.Message(), hint)
 			}
@@ -151,7 +151,8 @@ func callErr(err error) error {
 // connHint recognises connection failures that a flag fixes and says which.
 func connHint(msg string) string {
 	switch {
-	case strings.Contains(msg, "frame too large"), strings.Contains(msg, "HTTP/1.1"), strings.Contains(msg, "http2: failed reading the frame payload"):
+	case strings.Contains(msg, "frame too large"), strings.Contains(msg, "HTTP/1.1"), strings.Contains(msg, "http2: failed reading the frame payload"),
+		strings.Contains(msg, "unexpected HTTP status code received from server"), strings.Contains(msg, "received unexpected content-type"):
 		return "hint: --addr (TOKENVAULT_ADDR) points at an HTTP/JSON listener; client commands speak gRPC: use the server's --grpc-addr (default 127.0.0.1:7070)"
 	case strings.Contains(msg, "server preface"), strings.Contains(msg, "connection reset by peer"):
 		return "hint: the server may use TLS: connect with --ca-file CA.pem (or --tls for a publicly trusted certificate); or --addr points at a listener that is not tokenvault's gRPC one"
