@@ -58,9 +58,9 @@ func newTextScanCmd(mode string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		r := resp.GetResults()[0]
-		if e := r.GetError(); e != nil {
-			return fmt.Errorf("%s: %s", e.GetCode(), e.GetMessage())
+		r, err := onlyResult(resp.GetResults())
+		if err != nil {
+			return err
 		}
 		return s.print(r, func(w io.Writer) error {
 			if mode == "tokenize" {
@@ -99,9 +99,9 @@ func newTextDetokenizeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		r := resp.GetResults()[0]
-		if e := r.GetError(); e != nil {
-			return fmt.Errorf("%s: %s", e.GetCode(), e.GetMessage())
+		r, err := onlyResult(resp.GetResults())
+		if err != nil {
+			return err
 		}
 		return s.print(r, func(w io.Writer) error {
 			_, err := io.WriteString(w, r.GetText())
@@ -112,4 +112,17 @@ func newTextDetokenizeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&purpose, "purpose", "", "why the values are needed (kept in the audit trail)")
 	_ = cmd.MarkFlagRequired("purpose")
 	return cmd
+}
+
+// onlyResult returns the one result of a one-item call, or its item error (exit code 4, as
+// for any failed item).
+func onlyResult[R interface{ GetError() *tvpb.ItemError }](rs []R) (R, error) {
+	var zero R
+	if len(rs) != 1 {
+		return zero, fmt.Errorf("the server answered %d results for 1 item", len(rs))
+	}
+	if e := rs[0].GetError(); e != nil {
+		return rs[0], withExitCode(exitPartialItem, fmt.Errorf("%s: %s", e.GetCode(), e.GetMessage()))
+	}
+	return rs[0], nil
 }
