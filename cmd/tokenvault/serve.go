@@ -72,6 +72,11 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if o.dev {
+				if err := stopWithLauncher(); err != nil {
+					return fmt.Errorf("dev mode: %w", err)
+				}
+			}
 			return runServe(ctx, o, cmd)
 		},
 	}

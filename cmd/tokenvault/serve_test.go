@@ -3,12 +3,19 @@ package main
 // serve: dev mode without --data, no PII in the logs, sealed while the KEK is missing.
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,5 +332,54 @@ func TestSecondDevServerPrintsNoSecret(t *testing.T) {
 		if !strings.Contains(stderr, "another process") || !strings.Contains(stderr, "another address with "+c.flag) {
 			t.Errorf("%s busy: the error does not say what to do:\n%s", c.flag, stderr)
 		}
+	}
+}
+
+// Issue 14: a dev server started by `go run` kept running after go run was killed (go run
+// does not pass signals on). On Linux a dev server now stops when the process that launched it
+// dies; here the launcher is a shell killed with SIGKILL.
+func TestDevServerStopsWithItsLauncher(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("PR_SET_PDEATHSIG is Linux-only")
+	}
+	launcher := exec.Command("bash", "-c", `"$0" serve --dev --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --vendor-addr 127.0.0.1:0 & echo "pid=$!"; wait`, binPath)
+	launcher.Env = childEnv()
+	out, err := launcher.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "pid=%d", &pid); err == nil {
+			continue
+		}
+		if strings.HasPrefix(sc.Text(), "listening:") {
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatal("the launcher did not report the server's pid")
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	go io.Copy(io.Discard, out)
+	if err := launcher.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = launcher.Wait()
+	alive := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// Past the command name in parentheses: the state; a zombie has exited.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		return len(f) > 0 && f[0] != "Z"
+	}
+	if !waitFor(exitTimeout, 50*time.Millisecond, func() bool { return !alive() }) {
+		t.Fatalf("the dev server (pid %d) outlived its launcher", pid)
 	}
 }
