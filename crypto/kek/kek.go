@@ -16,19 +16,15 @@
 //
 // A KMS that is unreachable at start is not fatal to the server: it starts sealed and retries
 // (see cmd/tokenvault). Tests use Tink's fake KMS through [WithClient]; the real clients are
-// compiled in and selected by the URI's scheme.
+// compiled in and selected by the URI's scheme. Built with -tags nokms, the binary carries no
+// KMS client (about a third of its packages) and supports local KEK files only.
 package kek
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
-	"github.com/tink-crypto/tink-go-awskms/v2/integration/awskms"
-	"github.com/tink-crypto/tink-go-gcpkms/v2/integration/gcpkms"
-	"github.com/tink-crypto/tink-go-hcvault/v2/integration/hcvault"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
@@ -67,18 +63,8 @@ func Open(ctx context.Context, uri string, opts ...Option) (tink.AEAD, error) {
 	}
 	if client == nil {
 		var err error
-		switch {
-		case strings.HasPrefix(uri, "aws-kms://"):
-			client, err = awskms.NewClientWithOptions(uri)
-		case strings.HasPrefix(uri, "gcp-kms://"):
-			client, err = gcpkms.NewClientWithOptions(ctx, uri)
-		case strings.HasPrefix(uri, "hcvault://"):
-			client, err = hcvault.NewClient(uri, nil, os.Getenv("VAULT_TOKEN"))
-		default:
-			return nil, ErrUnsupported
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: creating the client: %v", ErrUnavailable, err)
+		if client, err = builtinClient(ctx, uri); err != nil {
+			return nil, err
 		}
 	}
 	a, err := client.GetAEAD(uri)
