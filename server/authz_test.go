@@ -61,7 +61,7 @@ func callers(t *testing.T, h *testenv.Env) []caller {
 		add(vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Vendor: vendor}, "")
 		for name, sc := range matrixScopes {
 			if (r == vault.RoleTokenizer && sc.Reveal == "") || r == vault.RoleDetokenizer {
-				add(vault.CredentialSpec{Name: "matrix-" + string(r), Role: r, Scope: sc}, name)
+				add(vault.CredentialSpec{Name: "matrix-" + string(r) + "-" + strings.ReplaceAll(name, "/", "-"), Role: r, Scope: sc}, name)
 			}
 		}
 	}

@@ -47,7 +47,7 @@ func codeOf(err error) codes.Code {
 		return codes.FailedPrecondition
 	case errors.Is(err, vault.ErrNoSuchKey):
 		return codes.NotFound
-	case errors.Is(err, vault.ErrTemplateExists):
+	case errors.Is(err, vault.ErrTemplateExists), errors.Is(err, vault.ErrCredentialExists):
 		return codes.AlreadyExists
 	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):
 		return codes.NotFound

@@ -343,6 +343,13 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 		ev.Reason += ", bound to JWT subject " + c.JWTSubject
 	}
 	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		if !replace {
+			if taken, err := liveNameTaken(tx, c.Name); err != nil {
+				return err
+			} else if taken {
+				return fmt.Errorf("%w: a live credential is already named %q; pick another name, or revoke that one first", ErrCredentialExists, c.Name)
+			}
+		}
 		if old := tx.Get(bucketCreds, []byte(c.ID)); old != nil {
 			if !replace {
 				return fmt.Errorf("%w: credential id collision", ErrInvalidArgument)
@@ -371,6 +378,23 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 		return tx.Put(bucketCredHash, c.Hash, []byte(c.ID))
 	})
 	return err
+}
+
+// liveNameTaken reports whether a credential that is not revoked has name: names identify
+// credentials to people (lists, audit reasons), so two live ones may not share one.
+func liveNameTaken(tx store.Tx, name string) (bool, error) {
+	taken := false
+	err := tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
+		var c Credential
+		if err := json.Unmarshal(val, &c); err != nil {
+			return err
+		}
+		if c.Name == name && !c.Revoked {
+			taken = true
+		}
+		return nil
+	})
+	return taken, err
 }
 
 // identityIndex is one entry of an index from a workload identity to a credential id.

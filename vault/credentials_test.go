@@ -337,3 +337,27 @@ func TestCredentialSpecIdentities(t *testing.T) {
 		t.Errorf("Authenticate = %+v, %v", p, err)
 	}
 }
+
+// Issue 14: duplicate credential names were accepted silently. A live credential's name is
+// now unique (names are how people tell credentials apart in lists and audit reasons); a
+// revoked credential frees its name.
+func TestCredentialNamesUniqueWhileLive(t *testing.T) {
+	v, _ := openTest(t)
+	ctx := context.Background()
+	first, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleTokenizer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleDetokenizer}); !errors.Is(err, ErrCredentialExists) || !strings.Contains(err.Error(), "revoke that one first") {
+		t.Fatalf("second live credential named billing: %v, want ErrCredentialExists", err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "root", Role: RoleAdmin}); err != nil {
+		t.Fatalf("no root credential here (no InitRoot), so the name is free: %v", err)
+	}
+	if err := v.RevokeCredential(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "billing", Role: RoleTokenizer}); err != nil {
+		t.Fatalf("after revoking the first: %v", err)
+	}
+}

@@ -26,6 +26,9 @@ var (
 	// ErrInvalidTemplate is returned by CreateTemplate for an unusable definition.
 	ErrInvalidTemplate = template.ErrInvalidDefinition
 
+	// ErrCredentialExists is returned by CreateCredential when a live credential has the name.
+	ErrCredentialExists = errors.New("credential name taken")
+
 	// ErrTemplateExists is returned by CreateTemplate when the name is taken.
 	ErrTemplateExists = errors.New("template already exists")
 

@@ -60,7 +60,7 @@ func TestCredentialSpecScopeValidation(t *testing.T) {
 		{"expiry too long", CredentialSpec{Role: RoleTokenizer, Expires: MaxCredentialLifetime + time.Second}, ErrInvalidArgument, "expires must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.spec.Name = "c"
+			tc.spec.Name = "c-" + strings.NewReplacer(" ", "-").Replace(tc.name) // live names are unique
 			_, _, err := v.CreateCredential(ctx, tc.spec)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
