@@ -206,13 +206,17 @@ func TestCLIAdminAndOffline(t *testing.T) {
 	}
 	var cred struct {
 		Credential struct {
-			CertSAN string `json:"cert_san"`
+			CertSAN string `json:"certSan"`
 		} `json:"credential"`
 		Secret string `json:"secret"`
 	}
 	out := run("credential", "create", "--name", "acme-mtls", "--role", "vendor", "--vendor", "acme", "--cert-san", "acme.vendors.test", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &cred); err != nil || cred.Credential.CertSAN != "acme.vendors.test" || cred.Secret == "" {
 		t.Fatalf("credential create --cert-san: %s (%v)", out, err)
+	}
+	// -o json prints zero values, laid out the same in every build: no grants yet is an empty list.
+	if out := run("grant", "list", "-o", "json"); !strings.Contains(out, `"grants": []`) {
+		t.Errorf("grant list -o json with no grants = %q, want \"grants\": []", out)
 	}
 	var g struct {
 		ID string `json:"id"`
@@ -231,7 +235,7 @@ func TestCLIAdminAndOffline(t *testing.T) {
 	}
 	tok := strings.TrimSpace(run("tokenize", "--template", "ssn", "--subject", "s1", "123-45-6789"))
 	var rot struct {
-		KeyID uint32 `json:"key_id"`
+		KeyID uint32 `json:"keyId"`
 	}
 	if err := json.Unmarshal([]byte(run("keys", "rotate", "-o", "json")), &rot); err != nil || rot.KeyID == 0 {
 		t.Fatalf("keys rotate: %v", err)
