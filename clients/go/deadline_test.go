@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,41 +15,6 @@ import (
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 )
-
-// silentServer listens on loopback and accepts connections but never writes a byte: a server
-// that hangs. It returns its address; the connections close with the test.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // callsOf are one unary call of each admin service and the two streams, through the typed
 // accessors; each returns the call's error.
@@ -119,7 +82,7 @@ func drain[T any](s interface{ Recv() (T, error) }) error {
 // timeout, although the caller's context has no deadline.
 func TestDefaultDeadlineOnEveryCall(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	c, err := client.New(silentServer(t), client.WithToken("tvs_x"), client.WithTimeout(timeout), client.WithRetries(1))
+	c, err := client.New(testenv.Silent(t), client.WithToken("tvs_x"), client.WithTimeout(timeout), client.WithRetries(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +111,7 @@ func TestDefaultDeadlineOnEveryCall(t *testing.T) {
 // A context with its own deadline keeps it: shorter than the default here, so the call on a
 // silent server ends at the caller's deadline, not after the client's hour.
 func TestCallersDeadlineWins(t *testing.T) {
-	c, err := client.New(silentServer(t), client.WithToken("tvs_x"), client.WithTimeout(time.Hour), client.WithRetries(1))
+	c, err := client.New(testenv.Silent(t), client.WithToken("tvs_x"), client.WithTimeout(time.Hour), client.WithRetries(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
 // TestCLI drives the client commands against a running server over gRPC.
@@ -359,5 +362,24 @@ func TestCLIExitCodes(t *testing.T) {
 		if code != c.want {
 			t.Errorf("%s: exit %d, want %d (stderr %q)", c.name, code, c.want, stderr)
 		}
+	}
+}
+
+// Issue 14: a server that accepts the connection but never answers made admin commands hang.
+// Every call now waits at most --timeout: a unary call (keys status) and a stream (backup,
+// where it is the idle limit) fail with DeadlineExceeded soon after it; a negative one is a
+// usage error.
+func TestCLITimeout(t *testing.T) {
+	silent := testenv.Silent(t)
+	out := filepath.Join(t.TempDir(), "b.db")
+	for _, args := range [][]string{{"keys", "status"}, {"backup", "--out", out}} {
+		start := time.Now()
+		_, stderr, code := runCLI(t, childEnv(), append(args, "--addr", silent, "--token", rootToken, "--timeout", "300ms")...)
+		if code != 1 || !strings.Contains(stderr, "DeadlineExceeded") || time.Since(start) > 10*time.Second {
+			t.Errorf("%v on a silent server: exit %d after %s, stderr %q; want 1 and DeadlineExceeded", args, code, time.Since(start), stderr)
+		}
+	}
+	if _, stderr, code := runCLI(t, childEnv(), "keys", "status", "--addr", silent, "--token", rootToken, "--timeout", "-1s"); code != 2 || !strings.Contains(stderr, "--timeout") {
+		t.Errorf("--timeout -1s: exit %d %q, want a usage error", code, stderr)
 	}
 }
