@@ -43,8 +43,9 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// ErasureLog is a file outside the store (beside the KEK) where subject erasures are
-	// appended, and from which Open re-applies them, so that a restored backup is erased again.
+	// ErasureLog is a file outside the store (beside the KEK) where subject erasures and
+	// deleted tokens are appended, and from which Open re-applies them, so that a restored
+	// backup is erased again.
 	// Empty disables it.
 	ErasureLog string
 }

@@ -8,6 +8,24 @@
 // Tokenize and Detokenize split inputs larger than the server's batch limit into several
 // calls and return results in input order. Per-item failures are in each result's Err.
 //
+// The admin services have typed accessors on the same connection:
+//
+//	st, err := c.Keys().GetKeyStatus(ctx, &tvpb.GetKeyStatusRequest{})
+//	cr, err := c.Credentials().CreateCredential(ctx, &tvpb.CreateCredentialRequest{Name: "etl", Role: "tokenizer"})
+//
+// # Deadlines
+//
+// Every unary call whose context has no deadline gets the client's default timeout
+// (WithTimeout, 30 s): a server that accepts the connection but never answers fails the call
+// with codes.DeadlineExceeded instead of hanging. Each call of a split Tokenize or Detokenize
+// gets its own. A context with its own deadline keeps it, longer or shorter.
+//
+// Streams (AuditService.ExportAudit, KeyService.Backup) run as long as they keep moving: a
+// backup of a large store may take longer than any fixed deadline. Instead, the default
+// timeout is an idle limit on them: opening the stream and each wait for the next message
+// must end within it, or the stream fails with codes.DeadlineExceeded. Time the caller spends
+// between two Recv calls does not count. A context with a deadline turns the idle limit off.
+//
 // # Caveats
 //
 // Without WithTLS the connection is plain text: use it only on loopback or in dev mode.
@@ -39,7 +57,6 @@ type Client struct {
 	templates tvpb.TemplateServiceClient
 	records   tvpb.RecordServiceClient
 	batch     int
-	timeout   time.Duration
 }
 
 type options struct {
@@ -68,21 +85,14 @@ func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 // a random one may leave an extra token that also detokenizes.
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
-// WithTimeout gives every call without a deadline of its own this one (default 30 s).
+// WithTimeout gives every unary call without a deadline of its own this one, and is the idle
+// limit of streams (default 30 s; 0 turns both off). See the package documentation.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // serviceConfig turns on gRPC's own retries for Unavailable on every tokenvault service.
 func serviceConfig(attempts int) string {
-	return fmt.Sprintf(`{"methodConfig":[{"name":[{"service":"tokenvault.v1.TokenService"},{"service":"tokenvault.v1.TemplateService"},{"service":"tokenvault.v1.RecordService"},{"service":"tokenvault.v1.CredentialService"},{"service":"tokenvault.v1.GrantService"},{"service":"tokenvault.v1.AuditService"},{"service":"tokenvault.v1.KeyService"}],
+	return fmt.Sprintf(`{"methodConfig":[{"name":[{"service":"tokenvault.v1.TokenService"},{"service":"tokenvault.v1.TemplateService"},{"service":"tokenvault.v1.RecordService"},{"service":"tokenvault.v1.CredentialService"},{"service":"tokenvault.v1.GrantService"},{"service":"tokenvault.v1.AuditService"},{"service":"tokenvault.v1.KeyService"},{"service":"tokenvault.v1.TextService"}],
 "retryPolicy":{"maxAttempts":%d,"initialBackoff":"0.1s","maxBackoff":"5s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`, attempts)
-}
-
-// deadline applies the default timeout to ctx when it has none.
-func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok || c.timeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, c.timeout)
 }
 
 type bearer struct {
@@ -108,7 +118,14 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if o.retries < 1 || o.retries > 5 {
 		return nil, fmt.Errorf("client: retries must be 1..5 (gRPC's limit)")
 	}
+	if o.timeout < 0 {
+		return nil, fmt.Errorf("client: the timeout must not be negative (0 turns it off)")
+	}
 	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if o.timeout > 0 {
+		dial = append(dial, grpc.WithChainUnaryInterceptor(unaryDeadline(o.timeout)),
+			grpc.WithChainStreamInterceptor(streamIdle(o.timeout)))
+	}
 	if o.retries > 1 {
 		dial = append(dial, grpc.WithDefaultServiceConfig(serviceConfig(o.retries)))
 	}
@@ -125,14 +142,42 @@ func New(addr string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	return &Client{conn: conn, tokens: tvpb.NewTokenServiceClient(conn), templates: tvpb.NewTemplateServiceClient(conn),
-		records: tvpb.NewRecordServiceClient(conn), batch: o.batch, timeout: o.timeout}, nil
+		records: tvpb.NewRecordServiceClient(conn), batch: o.batch}, nil
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Conn exposes the underlying connection for the generated clients of other services.
+// Conn exposes the underlying connection. The accessors below cover every service; calls made
+// through Conn get the same default deadline and idle limit.
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Tokens is the TokenService (Tokenize and Detokenize above wrap two of its calls; DeleteTokens
+// and EraseSubject are here).
+func (c *Client) Tokens() tvpb.TokenServiceClient { return c.tokens }
+
+// Templates is the TemplateService.
+func (c *Client) Templates() tvpb.TemplateServiceClient { return c.templates }
+
+// Records is the RecordService.
+func (c *Client) Records() tvpb.RecordServiceClient { return c.records }
+
+// Text is the TextService: personal data in free text.
+func (c *Client) Text() tvpb.TextServiceClient { return tvpb.NewTextServiceClient(c.conn) }
+
+// Credentials is the CredentialService (admin).
+func (c *Client) Credentials() tvpb.CredentialServiceClient {
+	return tvpb.NewCredentialServiceClient(c.conn)
+}
+
+// Grants is the GrantService (admin; reads: auditor too).
+func (c *Client) Grants() tvpb.GrantServiceClient { return tvpb.NewGrantServiceClient(c.conn) }
+
+// Keys is the KeyService (admin; status: auditor too).
+func (c *Client) Keys() tvpb.KeyServiceClient { return tvpb.NewKeyServiceClient(c.conn) }
+
+// Audit is the AuditService (admin, auditor).
+func (c *Client) Audit() tvpb.AuditServiceClient { return tvpb.NewAuditServiceClient(c.conn) }
 
 // TokenizeItem is one value to tokenize.
 type TokenizeItem struct {
@@ -181,16 +226,14 @@ func (c *Client) Tokenize(ctx context.Context, items []TokenizeItem) ([]Result, 
 	})
 }
 
-// inBatches sends items in calls of at most the batch size, each under the client's
-// deadline, and returns the results of all in order (result converts each). It stops at
+// inBatches sends items in calls of at most the batch size (each gets the default deadline
+// of its own) and returns the results of all in order (result converts each). It stops at
 // the first failing call, and refuses a reply with a wrong number of results.
 func inBatches[I, R any](ctx context.Context, c *Client, items []I, call func(context.Context, []I) ([]R, error), result func(R) Result) ([]Result, error) {
 	out := make([]Result, 0, len(items))
 	for start := 0; start < len(items); start += c.batch {
 		batch := items[start:min(start+c.batch, len(items))]
-		cctx, cancel := c.deadline(ctx)
-		rs, err := call(cctx, batch)
-		cancel()
+		rs, err := call(ctx, batch)
 		if err != nil {
 			return nil, err
 		}
@@ -268,9 +311,7 @@ func (c *Client) TokenizeRecords(ctx context.Context, policy, domain string, doc
 	for _, d := range docs {
 		req.Documents = append(req.Documents, string(d))
 	}
-	cctx, cancel := c.deadline(ctx)
-	defer cancel()
-	resp, err := c.records.TokenizeRecords(cctx, req)
+	resp, err := c.records.TokenizeRecords(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -284,9 +325,7 @@ func (c *Client) DetokenizeRecords(ctx context.Context, policy, domain, purpose 
 	for _, d := range docs {
 		req.Documents = append(req.Documents, string(d))
 	}
-	cctx, cancel := c.deadline(ctx)
-	defer cancel()
-	resp, err := c.records.DetokenizeRecords(cctx, req)
+	resp, err := c.records.DetokenizeRecords(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}

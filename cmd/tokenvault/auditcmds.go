@@ -108,9 +108,16 @@ func newAuditExportCmd() *cobra.Command {
 			defer f.Close()
 			w = f
 		}
+		// Progress on a terminal's stderr, unless the lines themselves go to that terminal.
+		var prog *progress
+		if f != nil || !isTerminal(s.out) {
+			prog = newProgress(s.errOut)
+			defer prog.clear()
+		}
 		n := 0
 		err = recvAll(stream, func(msg *tvpb.ExportAuditResponse) error {
 			n++
+			prog.update("audit export: %s lines", thousands(n))
 			_, err := fmt.Fprintln(w, msg.GetLine())
 			return err
 		})
@@ -120,6 +127,7 @@ func newAuditExportCmd() *cobra.Command {
 		if err := f.Sync(); err != nil {
 			return err
 		}
+		prog.clear()
 		s.warnf("wrote %d lines to %s\n", n, out)
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -166,4 +167,72 @@ func TestBackupRestoreWithErasure(t *testing.T) {
 	}
 	srvB.assertNoErrorLogs("restored server")
 	checkStore(t, b)
+}
+
+// Issue 14: backup.md and erasure.md said that tokens removed with delete come back when an
+// older backup is restored. They do not: delete appends each token to the erasure log, and a
+// restored vault started with that log deletes them again. Only without the log (the premise:
+// the backup predates the delete) does the deleted token come back.
+func TestBackupRestoreKeepsDeletedTokensGone(t *testing.T) {
+	a := t.TempDir()
+	srv := startServer(t, a)
+	env := childEnv("TOKENVAULT_TOKEN=" + rootToken)
+	cli := func(addr string, args ...string) (string, string, int) {
+		t.Helper()
+		return runCLI(t, env, append(args, "--addr", addr)...)
+	}
+	const gone, kept = "4556737586899855", "5555555555554444"
+	out, errOut, code := cli(srv.grpcAddr, "tokenize", "--template", "pan", "--domain", "acme", gone, kept)
+	toks := strings.Fields(out)
+	if code != 0 || len(toks) != 2 {
+		t.Fatalf("tokenize: exit %d %q %s", code, out, errOut)
+	}
+	backup := filepath.Join(t.TempDir(), "vault.backup")
+	if _, errOut, code := cli(srv.grpcAddr, "backup", "--out", backup); code != 0 {
+		t.Fatalf("backup: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := cli(srv.grpcAddr, "delete", "--domain", "acme", toks[0]); code != 0 {
+		t.Fatalf("delete: exit %d %s", code, errOut)
+	}
+	srv.stopClean()
+	logPath := filepath.Join(a, "erasure.log")
+	if b, err := os.ReadFile(logPath); err != nil || !strings.Contains(string(b), toks[0]) || strings.Contains(string(b), gone) {
+		t.Fatalf("the erasure log does not name the deleted token (or holds its value): %v\n%s", err, b)
+	}
+
+	// detokenize checks what a restored vault answers for both tokens.
+	detokenize := func(what, addr string, goneReadable bool) {
+		t.Helper()
+		out, errOut, code := cli(addr, "detokenize", "--domain", "acme", toks[0], toks[1])
+		lines := strings.Split(out, "\n")
+		switch {
+		case len(lines) < 2 || lines[1] != kept:
+			t.Errorf("%s: the kept token answered %q (%s)", what, out, errOut)
+		case goneReadable && (code != 0 || lines[0] != gone):
+			t.Errorf("%s: the deleted token answered %q, exit %d (%s); want its value", what, lines[0], code, errOut)
+		case !goneReadable && (code != exitPartialItem || lines[0] != "" || !strings.Contains(errOut, "item 1: NOT_FOUND")):
+			t.Errorf("%s: the deleted token answered %q, exit %d (%s); want NOT_FOUND", what, lines[0], code, errOut)
+		}
+	}
+	restore := func(extra ...string) *proc {
+		t.Helper()
+		dst := filepath.Join(t.TempDir(), "restored")
+		if out, errOut, code := runCLI(t, env, append([]string{"restore", "--in", backup, "--data", dst}, extra...)...); code != 0 {
+			t.Fatalf("restore %v: exit %d\n%s%s", extra, code, out, errOut)
+		}
+		copyFile(t, filepath.Join(a, "kek.json"), filepath.Join(dst, "kek.json"), 0o600)
+		return startServer(t, dst)
+	}
+	// The premise: the backup predates the delete.
+	without := restore()
+	detokenize("restored without the erasure log", without.grpcAddr, true)
+	without.stopClean()
+	// With the erasure log, the delete is re-applied at start and the token stays gone.
+	with := restore("--erasure-log", logPath)
+	detokenize("restored with the erasure log", with.grpcAddr, false)
+	with.stopClean()
+	if !regexp.MustCompile(`re-applied erasures from the erasure log.*"tokens":1`).MatchString(with.stderr.String()) {
+		t.Errorf("the restored server did not log re-applying one deleted token:\n%s", with.stderr)
+	}
+	with.assertNoErrorLogs("restored server")
 }

@@ -27,10 +27,13 @@ func newBackupCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		prog := newProgress(s.errOut)
+		defer prog.clear()
 		var n int64
 		err = recvAll(stream, func(msg *tvpb.BackupResponse) error {
 			m, err := f.Write(msg.GetChunk())
 			n += int64(m)
+			prog.update("backup: %s bytes", thousands(n))
 			return err
 		})
 		if err != nil {
@@ -48,6 +51,7 @@ func newBackupCmd() *cobra.Command {
 		if err := os.Rename(tmp, out); err != nil {
 			return err
 		}
+		prog.clear()
 		s.printf("wrote %d bytes to %s\n", n, out)
 		return nil
 	})

@@ -41,7 +41,17 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 			}
 			cfg.GRPCAddr, cfg.Token, cfg.TLS = cf.addr, cf.token, tc
 			p := newPrinter(cmd, cf.output)
-			if !p.json {
+			// On a terminal, one status line redrawn in place (with -o json too); else the
+			// phases as lines with text output, nothing with -o json.
+			prog := newProgress(p.errOut)
+			defer prog.clear()
+			switch {
+			case prog.on:
+				cfg.Progress = func(msg string) { prog.show("bench: %s", msg) }
+				cfg.PoolProgress = func(done, total int) {
+					prog.update("bench: pool: %s of %s values tokenized", thousands(done), thousands(total))
+				}
+			case !p.json:
 				cfg.Progress = func(msg string) { p.warnf("bench: %s\n", msg) }
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +60,7 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 			if res == nil {
 				return err
 			}
+			prog.clear()
 			if perr := p.print(res, res.WriteText); perr != nil {
 				return perr
 			}

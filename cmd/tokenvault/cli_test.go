@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/internal/testenv"
 )
 
 // TestCLI drives the client commands against a running server over gRPC.
@@ -206,13 +209,17 @@ func TestCLIAdminAndOffline(t *testing.T) {
 	}
 	var cred struct {
 		Credential struct {
-			CertSAN string `json:"cert_san"`
+			CertSAN string `json:"certSan"`
 		} `json:"credential"`
 		Secret string `json:"secret"`
 	}
 	out := run("credential", "create", "--name", "acme-mtls", "--role", "vendor", "--vendor", "acme", "--cert-san", "acme.vendors.test", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &cred); err != nil || cred.Credential.CertSAN != "acme.vendors.test" || cred.Secret == "" {
 		t.Fatalf("credential create --cert-san: %s (%v)", out, err)
+	}
+	// -o json prints zero values, laid out the same in every build: no grants yet is an empty list.
+	if out := run("grant", "list", "-o", "json"); !strings.Contains(out, `"grants": []`) {
+		t.Errorf("grant list -o json with no grants = %q, want \"grants\": []", out)
 	}
 	var g struct {
 		ID string `json:"id"`
@@ -231,7 +238,7 @@ func TestCLIAdminAndOffline(t *testing.T) {
 	}
 	tok := strings.TrimSpace(run("tokenize", "--template", "ssn", "--subject", "s1", "123-45-6789"))
 	var rot struct {
-		KeyID uint32 `json:"key_id"`
+		KeyID uint32 `json:"keyId"`
 	}
 	if err := json.Unmarshal([]byte(run("keys", "rotate", "-o", "json")), &rot); err != nil || rot.KeyID == 0 {
 		t.Fatalf("keys rotate: %v", err)
@@ -355,5 +362,24 @@ func TestCLIExitCodes(t *testing.T) {
 		if code != c.want {
 			t.Errorf("%s: exit %d, want %d (stderr %q)", c.name, code, c.want, stderr)
 		}
+	}
+}
+
+// Issue 14: a server that accepts the connection but never answers made admin commands hang.
+// Every call now waits at most --timeout: a unary call (keys status) and a stream (backup,
+// where it is the idle limit) fail with DeadlineExceeded soon after it; a negative one is a
+// usage error.
+func TestCLITimeout(t *testing.T) {
+	silent := testenv.Silent(t)
+	out := filepath.Join(t.TempDir(), "b.db")
+	for _, args := range [][]string{{"keys", "status"}, {"backup", "--out", out}} {
+		start := time.Now()
+		_, stderr, code := runCLI(t, childEnv(), append(args, "--addr", silent, "--token", rootToken, "--timeout", "300ms")...)
+		if code != 1 || !strings.Contains(stderr, "DeadlineExceeded") || time.Since(start) > 10*time.Second {
+			t.Errorf("%v on a silent server: exit %d after %s, stderr %q; want 1 and DeadlineExceeded", args, code, time.Since(start), stderr)
+		}
+	}
+	if _, stderr, code := runCLI(t, childEnv(), "keys", "status", "--addr", silent, "--token", rootToken, "--timeout", "-1s"); code != 2 || !strings.Contains(stderr, "--timeout") {
+		t.Errorf("--timeout -1s: exit %d %q, want a usage error", code, stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -44,13 +45,11 @@ type session struct {
 	c   *client.Client
 }
 
-func (s *session) credentials() tvpb.CredentialServiceClient {
-	return tvpb.NewCredentialServiceClient(s.c.Conn())
-}
-func (s *session) grants() tvpb.GrantServiceClient { return tvpb.NewGrantServiceClient(s.c.Conn()) }
-func (s *session) keys() tvpb.KeyServiceClient     { return tvpb.NewKeyServiceClient(s.c.Conn()) }
-func (s *session) audit() tvpb.AuditServiceClient  { return tvpb.NewAuditServiceClient(s.c.Conn()) }
-func (s *session) tokens() tvpb.TokenServiceClient { return tvpb.NewTokenServiceClient(s.c.Conn()) }
+func (s *session) credentials() tvpb.CredentialServiceClient { return s.c.Credentials() }
+func (s *session) grants() tvpb.GrantServiceClient           { return s.c.Grants() }
+func (s *session) keys() tvpb.KeyServiceClient               { return s.c.Keys() }
+func (s *session) audit() tvpb.AuditServiceClient            { return s.c.Audit() }
+func (s *session) tokens() tvpb.TokenServiceClient           { return s.c.Tokens() }
 
 // clientFlags are the connection settings and output format of a client command.
 type clientFlags struct {
@@ -58,6 +57,7 @@ type clientFlags struct {
 	caFile, serverName  string
 	tls                 bool
 	certFile, keyFile   string
+	timeout             time.Duration
 }
 
 // register adds --addr, --token, -o and the TLS flags.
@@ -70,6 +70,7 @@ func (cf *clientFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&cf.tls, "tls", false, "connect with TLS, verifying the server against the system's trusted CAs (TOKENVAULT_TLS)")
 	f.StringVar(&cf.certFile, "cert-file", "", "with --ca-file or --tls: PEM client certificate to present (mTLS; a credential bound to its SAN needs no --token) (TOKENVAULT_CERT_FILE)")
 	f.StringVar(&cf.keyFile, "key-file", "", "the private key of --cert-file (TOKENVAULT_KEY_FILE)")
+	f.DurationVar(&cf.timeout, "timeout", 2*time.Minute, "how long a call may wait for the server (streams such as backup: between two messages); 0: no limit")
 }
 
 // check rejects an unknown -o and a missing token, before anything is sent.
@@ -83,6 +84,9 @@ func (cf *clientFlags) check() error {
 	if cf.certFile != "" && cf.caFile == "" && !cf.tls {
 		return withExitCode(exitUsage, errors.New("--cert-file needs TLS: add --ca-file or --tls"))
 	}
+	if cf.timeout < 0 {
+		return withExitCode(exitUsage, errors.New("--timeout must not be negative (0: no limit)"))
+	}
 	if cf.token == "" && cf.certFile == "" {
 		return withExitCode(exitUsage, errors.New("no credentials: set --token or TOKENVAULT_TOKEN (or a client certificate: --cert-file and --key-file)"))
 	}
@@ -93,7 +97,7 @@ func (cf *clientFlags) dial() (*client.Client, error) {
 	if err := cf.check(); err != nil {
 		return nil, err
 	}
-	opts := []client.Option{client.WithToken(cf.token)}
+	opts := []client.Option{client.WithToken(cf.token), client.WithTimeout(cf.timeout)}
 	tc, err := cf.tlsConfig()
 	if err != nil {
 		return nil, err

@@ -97,8 +97,18 @@ func TestPrinter(t *testing.T) {
 		return err
 	}
 	p := printer{json: true, out: &out}
-	if err := p.print(&tvpb.RotateKeyResponse{KeyId: 7}, text); err != nil || !strings.Contains(out.String(), `"key_id":`) {
-		t.Errorf("proto as JSON: %q %v, want snake_case field names", out.String(), err)
+	if err := p.print(&tvpb.RotateKeyResponse{KeyId: 7}, text); err != nil || !strings.Contains(out.String(), `"keyId": 7`) {
+		t.Errorf("proto as JSON: %q %v, want the HTTP API's camelCase field names", out.String(), err)
+	}
+	// Zero values are printed, so that scripts need no defaults.
+	out.Reset()
+	if err := p.print(&tvpb.GetKeyStatusResponse{}, text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"keys": []`, `"rewrapDone": false`, `"remaining": "0"`, `"rewrapTarget": 0`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("empty proto as JSON: %q lacks %s", out.String(), want)
+		}
 	}
 	out.Reset()
 	if err := p.print(struct {

@@ -37,7 +37,7 @@ func TestCLICredentialScope(t *testing.T) {
 			Domains    []string  `json:"domains"`
 			Templates  []string  `json:"templates"`
 			Reveal     string    `json:"reveal"`
-			ExpireTime time.Time `json:"expire_time"`
+			ExpireTime time.Time `json:"expireTime"`
 		} `json:"credential"`
 		Secret string `json:"secret"`
 	}
@@ -73,7 +73,7 @@ func TestCLICredentialScope(t *testing.T) {
 			ID         string   `json:"id"`
 			Domains    []string `json:"domains"`
 			Reveal     string   `json:"reveal"`
-			ExpireTime string   `json:"expire_time"`
+			ExpireTime string   `json:"expireTime"`
 		} `json:"credentials"`
 	}
 	out = run("credential", "list", "-o", "json")

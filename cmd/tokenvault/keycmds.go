@@ -69,21 +69,65 @@ func newKeyStatusCmd(use, short string) *cobra.Command {
 	})
 }
 
+// rewrapPoll is how often keys rotate --wait asks for the rewrap's progress (each status
+// scans the store).
+const rewrapPoll = time.Second
+
 func newKeyRotateCmd() *cobra.Command {
-	return clientCmd(&cobra.Command{
-		Use:   "rotate",
+	var wait bool
+	cmd := clientCmd(&cobra.Command{
+		Use:   "rotate [--wait]",
 		Short: "Add a new primary data key; a background rewrap moves old records to it",
-		Args:  cobra.NoArgs,
+		Long: `Add a new primary data key; a background rewrap moves the records under older keys to it.
+
+With --wait, follow the rewrap until every record is under the new key (progress on a
+terminal's stderr), then print the final counts; -o json then prints the final key status
+(as keys status -o json: rewrapTarget is the new key).`,
+		Args: cobra.NoArgs,
 	}, func(s *session, _ []string) error {
 		resp, err := s.keys().RotateKey(s.ctx, &tvpb.RotateKeyRequest{})
 		if err != nil {
 			return err
 		}
+		if wait {
+			return s.waitRewrap(resp.GetKeyId())
+		}
 		return s.print(resp, func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "new primary data key %d; rewrap started (tokenvault keys status)\n", resp.GetKeyId())
+			_, err := fmt.Fprintf(w, "new primary data key %d; rewrap started (tokenvault keys status, or keys rotate --wait)\n", resp.GetKeyId())
 			return err
 		})
 	})
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rewrap has moved every record to the new key, showing progress on a terminal")
+	return cmd
+}
+
+// waitRewrap polls the key status until the rewrap to key id is done, then prints its counts.
+func (s *session) waitRewrap(id uint32) error {
+	prog := newProgress(s.errOut)
+	defer prog.clear()
+	for {
+		st, err := s.keys().GetKeyStatus(s.ctx, &tvpb.GetKeyStatusRequest{})
+		if err != nil {
+			return err
+		}
+		if st.GetRewrapTarget() == id && st.GetRewrapDone() {
+			prog.clear()
+			return s.print(st, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "new primary data key %d; rewrap done: %d rewrapped, %d of %d not yet under it\n",
+					id, st.GetRewrapped(), st.GetRemaining(), st.GetTotal())
+				return err
+			})
+		}
+		if t := st.GetRewrapTarget(); t != 0 && t != id {
+			return fmt.Errorf("another rotation (key %d) replaced key %d while waiting: follow it with tokenvault keys status", t, id)
+		}
+		prog.update("keys rotate: %s rewrapped, %s of %s records to go", thousands(st.GetRewrapped()), thousands(st.GetRemaining()), thousands(st.GetTotal()))
+		select {
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-time.After(rewrapPoll):
+		}
+	}
 }
 
 // newKeyOpCmd is `keys USE KEY_ID`: call with the key id, then a line saying it was done.

@@ -217,10 +217,10 @@ func TestKill9DuringRotationAndRewrap(t *testing.T) {
 	} else {
 		var cj struct {
 			Keys []struct {
-				KeyID uint32 `json:"key_id"`
+				KeyID uint32 `json:"keyId"`
 				State string `json:"state"`
 			} `json:"keys"`
-			RewrapDone bool `json:"rewrap_done"`
+			RewrapDone bool `json:"rewrapDone"`
 		}
 		if err := json.Unmarshal([]byte(out), &cj); err != nil {
 			t.Errorf("keys status -o json: %v\n%s", err, out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,14 +23,31 @@ func newPrinter(cmd *cobra.Command, format string) printer {
 	return printer{json: format == "json", out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 }
 
-// print writes v as indented JSON with -o json (a protobuf message with its snake_case field
-// names), else calls text with stdout.
+// marshalProto is how -o json prints a protobuf message: with the field names of the HTTP/JSON
+// API (lowerCamelCase, as the protobuf JSON mapping and grpc-gateway spell them), and every
+// field even when it is zero ("records": 0, "revoked": false, "grants": []) so that scripts
+// need no defaults. It is re-indented with encoding/json: protojson's own layout varies its
+// spacing on purpose from build to build, which would break a grep for `"rewrapDone": true`.
+func marshalProto(m proto.Message) ([]byte, error) {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// print writes v as indented JSON with -o json (a protobuf message as marshalProto says, anything
+// else with encoding/json and its own tags), else calls text with stdout.
 func (p printer) print(v any, text func(w io.Writer) error) error {
 	if !p.json {
 		return text(p.out)
 	}
 	if m, ok := v.(proto.Message); ok {
-		b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}.Marshal(m)
+		b, err := marshalProto(m)
 		if err != nil {
 			return err
 		}

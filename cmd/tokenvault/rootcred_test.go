@@ -121,10 +121,10 @@ func TestCredentialRotate(t *testing.T) {
 	type rotated struct {
 		Credential struct {
 			ID                 string `json:"id"`
-			PreviousExpireTime string `json:"previous_expire_time"`
+			PreviousExpireTime string `json:"previousExpireTime"`
 		} `json:"credential"`
 		Secret             string `json:"secret"`
-		PreviousExpireTime string `json:"previous_expire_time"`
+		PreviousExpireTime string `json:"previousExpireTime"`
 	}
 	rotate := func(args ...string) rotated {
 		t.Helper()

@@ -90,7 +90,7 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.StringVar(&o.kekFile, "kek-file", "", "local Tink keyset file that wraps the vault's keys (made by tokenvault init; with --dev created 0600 if missing, default DATA/kek.json)")
 	f.StringVar(&o.kekURI, "kek-uri", "", "KMS key as the KEK: aws-kms://…, gcp-kms://…, hcvault://…")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.erasureLog, "erasure-log", "", "file where subject erasures are logged and re-applied after a restore; keep it with the KEK, outside backups (default DATA/erasure.log)")
+	f.StringVar(&o.erasureLog, "erasure-log", "", "file where subject erasures and deleted tokens are logged and re-applied after a restore; keep it with the KEK, outside backups (default DATA/erasure.log)")
 	f.StringVar(&o.alertWebhook, "alert-webhook-url", "", "POST each alert as signed JSON to this URL")
 	f.StringVar(&o.alertSecret, "alert-webhook-secret", "", "HMAC secret for alert webhooks (prefer TOKENVAULT_ALERT_WEBHOOK_SECRET)")
 	f.IntVar(&o.alertVendorRate, "alert-vendor-rate", 0, "alert when one vendor reveals more than N items a minute (0: off)")

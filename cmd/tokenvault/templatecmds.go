@@ -95,8 +95,8 @@ type templateJSON struct {
 	Name       string `json:"name"`
 	Base       string `json:"base"`
 	Mode       string `json:"mode"`
-	KeepPrefix int32  `json:"keep_prefix"`
-	KeepSuffix int32  `json:"keep_suffix"`
+	KeepPrefix int32  `json:"keepPrefix"`
+	KeepSuffix int32  `json:"keepSuffix"`
 	Luhn       string `json:"luhn,omitempty"`
 	Alphabet   string `json:"alphabet,omitempty"`
 	Builtin    bool   `json:"builtin"`

@@ -17,7 +17,7 @@ func newTextCmd() *cobra.Command {
 	return cmd
 }
 
-func (s *session) text() tvpb.TextServiceClient { return tvpb.NewTextServiceClient(s.c.Conn()) }
+func (s *session) text() tvpb.TextServiceClient { return s.c.Text() }
 
 // readText reads stdin whole: one text.
 func readText(cmd *cobra.Command) (string, error) {

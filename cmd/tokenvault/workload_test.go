@@ -52,7 +52,7 @@ func TestServeJWTWorkloadIdentity(t *testing.T) {
 	var created struct {
 		Credential struct {
 			ID         string `json:"id"`
-			JWTSubject string `json:"jwt_subject"`
+			JWTSubject string `json:"jwtSubject"`
 		} `json:"credential"`
 		Secret string `json:"secret"`
 	}

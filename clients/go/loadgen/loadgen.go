@@ -78,6 +78,9 @@ type Config struct {
 
 	// Progress, if set, receives one line at each phase (pool setup, warmup, measurement).
 	Progress func(msg string)
+	// PoolProgress, if set, is called as the detokenize pool fills, with the values tokenized
+	// so far and the pool's size. Calls do not overlap; keep it quick.
+	PoolProgress func(done, total int)
 }
 
 func (c *Config) fill() error {
@@ -277,6 +280,9 @@ func (r *runner) fillPool(ctx context.Context, rnd *rand.Rand) ([]string, error)
 					firstErr = err
 				}
 				r.poolItems += int64(o.ok)
+				if cfg.PoolProgress != nil {
+					cfg.PoolProgress(int(r.poolItems), cfg.Pool)
+				}
 				mu.Unlock()
 			}
 		})
