@@ -9,4 +9,4 @@
 // generated code differs from what this produces.
 package proto
 
-//go:generate sh -c "cd .. && go tool -modfile=tools/go.mod buf lint && go tool -modfile=tools/go.mod buf generate"
+//go:generate sh -c "cd .. && go tool -modfile=tools/go.mod buf lint && go tool -modfile=tools/go.mod buf generate && go run ./server/openapi/gen"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +29,29 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-//go:embed openapi/tokenvault.swagger.json
+// openAPISpec is the OpenAPI 3.1 document that go generate ./proto writes from the protos
+// (server/openapi/gen).
+//
+//go:embed openapi/tokenvault.openapi.json
 var openAPISpec []byte
+
+// specWithVersion returns the OpenAPI document with info.version set to version (the
+// generated one when version is empty).
+func specWithVersion(spec []byte, version string) ([]byte, error) {
+	if version == "" {
+		return spec, nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(spec, &doc); err != nil {
+		return nil, fmt.Errorf("server: reading the OpenAPI document: %w", err)
+	}
+	info, ok := doc["info"].(map[string]any)
+	if !ok {
+		return nil, errors.New("server: the OpenAPI document has no info")
+	}
+	info["version"] = version
+	return json.Marshal(doc)
+}
 
 // internalHTTP builds the internal HTTP handler: the gateway (dialing the gRPC listener so
 // every interceptor runs), /healthz, /metrics and /openapi.json. The returned func closes the
@@ -44,6 +66,11 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		return nil, nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
 	routes, err := routesFromSpec(openAPISpec)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	spec, err := specWithVersion(openAPISpec, s.cfg.Version)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -76,16 +103,17 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	own("GET", "/metrics", s.requireRoles(s.iauth, "GET /metrics", s.metricsHandler(), vault.RoleAdmin, vault.RoleAuditor))
 	own("GET", "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPISpec)
+		w.Write(spec)
 	}))
 	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
 	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
 	own("POST", "/v1/records:tokenize", guard(rh.serve(true)))
 	own("POST", "/v1/records:detokenize", guard(rh.serve(false)))
-	// Streams may outlast the write timeout: the caller is authenticated by then.
+	// Streams may outlast the write timeout: the caller is authenticated by then. They are
+	// newline-delimited JSON (the gateway would say application/json).
 	stream := func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-		mux.ServeHTTP(w, r)
+		mux.ServeHTTP(&ndjsonWriter{ResponseWriter: w}, r)
 	}
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
@@ -196,6 +224,43 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	})))
 	return h, func() { conn.Close() }, nil
 }
+
+// ndjsonWriter labels a successful gateway stream application/x-ndjson; errors, written
+// before the stream starts, stay application/json.
+type ndjsonWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *ndjsonWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if code == http.StatusOK {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ndjsonWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush passes the gateway's flushes on (it flushes after each message).
+func (w *ndjsonWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *ndjsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // livez answers 200 while the process serves HTTP, sealed or not: a liveness probe that must
 // not restart a vault waiting for its KMS (use /healthz for readiness).
