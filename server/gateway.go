@@ -109,11 +109,11 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
 	own("POST", "/v1/records:tokenize", guard(rh.serve(true)))
 	own("POST", "/v1/records:detokenize", guard(rh.serve(false)))
-	// Streams may outlast the write timeout: the caller is authenticated by then. They are
-	// newline-delimited JSON (the gateway would say application/json).
+	// Streams may outlast the write timeout: the caller is authenticated by then. (They are
+	// newline-delimited JSON: see sanitizingMarshaler.StreamContentType.)
 	stream := func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-		mux.ServeHTTP(&ndjsonWriter{ResponseWriter: w}, r)
+		mux.ServeHTTP(w, r)
 	}
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
@@ -225,43 +225,6 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	return h, func() { conn.Close() }, nil
 }
 
-// ndjsonWriter labels a successful gateway stream application/x-ndjson; errors, written
-// before the stream starts, stay application/json.
-type ndjsonWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (w *ndjsonWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote = true
-		if code == http.StatusOK {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *ndjsonWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Flush passes the gateway's flushes on (it flushes after each message).
-func (w *ndjsonWriter) Flush() {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *ndjsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // livez answers 200 while the process serves HTTP, sealed or not: a liveness probe that must
 // not restart a vault waiting for its KMS (use /healthz for readiness).
 func livez(w http.ResponseWriter, _ *http.Request) {
@@ -333,6 +296,10 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		return nil
 	})
 }
+
+// StreamContentType labels the gateway's server streams (GET /v1/audit:export, GET
+// /v1/backup): one JSON object a line, {"result": …} or a last {"error": …}.
+func (m *sanitizingMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
 
 func (m *sanitizingMarshaler) Unmarshal(data []byte, v any) error {
 	if err := m.JSONPb.Unmarshal(data, v); err != nil {

@@ -124,11 +124,6 @@ func complete(doc obj) error {
 	if err := applyRules(schemas, paths); err != nil {
 		return err
 	}
-	for name, s := range schemas {
-		if strings.HasSuffix(name, "Request") || strings.HasSuffix(name, "Body") || strings.HasSuffix(name, "Item") {
-			closeSchema(schemas, s.(obj))
-		}
-	}
 	documentEnums(schemas)
 	addHandServed(paths, schemas)
 	doc["tags"] = append(doc["tags"].([]any), obj{"name": "Operations", "description": "Health, metrics and this document."})
@@ -139,7 +134,7 @@ func complete(doc obj) error {
 		"vendorMutualTLS": obj{"type": "mutualTLS",
 			"description": "The vendor listener's TLS with a client certificate signed by its client CA (in production; --vendor-tls-* flags)."},
 	}
-	comps["headers"] = commonHeaders()
+	comps["headers"] = obj{"X-Request-Id": requiredHeader("X-Request-Id")}
 	comps["responses"] = errorResponses()
 	schemas["Status"] = statusSchema()
 	for p, item := range paths {
@@ -154,6 +149,18 @@ func complete(doc obj) error {
 		}
 	}
 	vendorDetokenize(paths)
+	// Request bodies and what they contain: the server refuses unknown fields.
+	for _, item := range paths {
+		walk(item, func(o obj) {
+			if body, ok := o["requestBody"].(obj); ok {
+				walk(body, func(r obj) {
+					if t, ok := schemas[schemaName(r)].(obj); ok {
+						closeSchema(schemas, t)
+					}
+				})
+			}
+		})
+	}
 	return nil
 }
 
@@ -429,11 +436,20 @@ func closeSchema(schemas obj, s obj) {
 	}
 	s["additionalProperties"] = false
 	walk(s["properties"], func(o obj) {
-		ref, _ := o["$ref"].(string)
-		if t, ok := schemas[strings.TrimPrefix(ref, "#/components/schemas/")].(obj); ok && ref != "" {
+		if t, ok := schemas[schemaName(o)].(obj); ok {
 			closeSchema(schemas, t)
 		}
 	})
+}
+
+// schemaName is the component a {"$ref": "#/components/schemas/Name"} names, else "".
+func schemaName(o obj) string {
+	ref, _ := o["$ref"].(string)
+	name, ok := strings.CutPrefix(ref, "#/components/schemas/")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // documentEnums says on every enum which spellings the server accepts.
@@ -477,7 +493,7 @@ func errorResponses() obj {
 	resp := func(desc string, extra ...string) obj {
 		h := obj{"X-Request-Id": ref("headers", "X-Request-Id")}
 		for _, e := range extra {
-			h[e] = obj{"$ref": "#/components/headers/" + e, "required": true}
+			h[e] = requiredHeader(e)
 		}
 		return obj{"description": desc, "headers": h, "content": obj{"application/json": obj{"schema": ref("schemas", "Status")}}}
 	}
@@ -493,6 +509,15 @@ func errorResponses() obj {
 		"Unavailable":          resp("The vault is sealed or too busy (code 14).", "Retry-After"),
 		"Error":                resp("Any other error, with its gRPC status code."),
 	}
+}
+
+// requiredHeader is a copy of a common header with required: true (a $ref cannot add it).
+func requiredHeader(name string) obj {
+	h := obj{"required": true}
+	for k, v := range commonHeaders()[name].(obj) {
+		h[k] = v
+	}
+	return h
 }
 
 func requestIDHeader() obj { return obj{"X-Request-Id": ref("headers", "X-Request-Id")} }
@@ -554,7 +579,10 @@ func ndjson(ok obj) {
 	content := ok["content"].(obj)
 	line := content["application/json"]
 	delete(content, "application/json")
-	content["application/x-ndjson"] = obj{"schema": line}
+	content["application/x-ndjson"] = line
+	if s, ok := line.(obj)["schema"].(obj); ok {
+		s["title"] = strings.Replace(s["title"].(string), pkgPrefix, "", 1)
+	}
 	ok["description"] = "A stream of newline-delimited JSON objects, each of this schema: {\"result\": …} per message, " +
 		"and {\"error\": …} as the last line if the stream fails after it started."
 }
@@ -570,6 +598,7 @@ func vendorDetokenize(paths obj) {
 		"Denied items are per-item errors with code PERMISSION_DENIED. On the internal listener the caller is an admin or detokenizer "+
 		"credential and grantId is refused.")
 	op["security"] = []any{obj{"bearer": []any{}}, obj{"bearer": []any{}, "vendorMutualTLS": []any{}}}
+	op["tags"] = []any{"TokenService", "VendorService"}
 	body := op["requestBody"].(obj)["content"].(obj)["application/json"].(obj)
 	body["schema"] = obj{"anyOf": []any{ref("schemas", "DetokenizeRequest"), ref("schemas", "VendorDetokenizeRequest")}}
 }
@@ -591,7 +620,7 @@ func addHandServed(paths, schemas obj) {
 		"responses": obj{
 			"200": json200("Serving.", ref("schemas", "Health")),
 			"503": obj{"description": "Sealed: the key-encryption key is not available yet.",
-				"headers": obj{"X-Request-Id": ref("headers", "X-Request-Id"), "Retry-After": obj{"$ref": "#/components/headers/Retry-After", "required": true}},
+				"headers": obj{"X-Request-Id": ref("headers", "X-Request-Id"), "Retry-After": requiredHeader("Retry-After")},
 				"content": obj{"application/json": obj{"schema": ref("schemas", "Health")}}},
 		},
 	}}
@@ -604,8 +633,9 @@ func addHandServed(paths, schemas obj) {
 	}}
 	paths["/openapi.json"] = obj{"get": obj{
 		"operationId": "OpenAPI", "tags": []any{"Operations"},
-		"summary":   "This document, with info.version set to the server's version.",
-		"responses": obj{"200": json200("The OpenAPI 3.1 document.", obj{"type": "object", "required": []any{"openapi", "info", "paths"}})},
+		"summary": "This document, with info.version set to the server's version.",
+		"responses": obj{"200": json200("The OpenAPI 3.1 document.", obj{"type": "object", "required": []any{"openapi", "info", "paths"},
+			"properties": obj{"openapi": obj{"type": "string"}, "info": obj{"type": "object"}, "paths": obj{"type": "object"}}})},
 	}}
 	paths["/metrics"] = obj{"get": obj{
 		"operationId": "Metrics", "tags": []any{"Operations"},
