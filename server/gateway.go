@@ -113,7 +113,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	// newline-delimited JSON: see sanitizingMarshaler.StreamContentType.)
 	stream := func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-		mux.ServeHTTP(w, r)
+		mux.ServeHTTP(&streamErrorWriter{ResponseWriter: w}, r)
 	}
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
@@ -224,6 +224,35 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	})))
 	return h, func() { conn.Close() }, nil
 }
+
+// streamErrorWriter gives a stream that fails before its first message (401, 403, 503, …)
+// the error body of every other route, the google.rpc.Status object: the gateway would wrap
+// it as a stream line, {"error": {…}}. Errors after the stream started stay such lines.
+type streamErrorWriter struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *streamErrorWriter) WriteHeader(code int) {
+	w.failed = code >= 400
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *streamErrorWriter) Write(p []byte) (int, error) {
+	var chunk struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if w.failed && json.Unmarshal(p, &chunk) == nil && len(chunk.Error) > 0 {
+		if _, err := w.ResponseWriter.Write(chunk.Error); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets the gateway's http.ResponseController flush the stream.
+func (w *streamErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // livez answers 200 while the process serves HTTP, sealed or not: a liveness probe that must
 // not restart a vault waiting for its KMS (use /healthz for readiness).
