@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -233,6 +234,16 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
+// closedBody reports whether route's request body is an object without additional properties.
+func closedBody(route *routers.Route) bool {
+	rb := route.Operation.RequestBody
+	if rb == nil || rb.Value.Content.Get("application/json") == nil {
+		return false
+	}
+	ap := rb.Value.Content.Get("application/json").Schema.Value.AdditionalProperties
+	return ap.Has != nil && !*ap.Has
+}
+
 // specRequest builds c's request for route on the listener route's path item serves it on.
 func specRequest(h *testenv.Env, route *routers.Route, c specCall) *http.Request {
 	url := h.URL(c.path)
@@ -279,6 +290,17 @@ func TestOpenAPIEveryPathOnALiveServer(t *testing.T) {
 		anon.secret = ""
 		if code, _ := checkSpecResponse(t, h, route, specRequest(h, route, anon)); code != http.StatusUnauthorized {
 			t.Errorf("%s without a credential = %d, want 401", name, code)
+		}
+		if closedBody(route) {
+			// additionalProperties: false: the server refuses an unknown field.
+			extra := specCall{path: c.path, secret: c.secret, body: map[string]any{"bogusField": 1}}
+			if m, ok := c.body.(map[string]any); ok {
+				extra.body = maps.Clone(m)
+				extra.body.(map[string]any)["bogusField"] = 1
+			}
+			if code, body := checkSpecResponse(t, h, route, specRequest(h, route, extra)); code != http.StatusBadRequest {
+				t.Errorf("%s with an unknown field = %d %s, want 400", name, code, body)
+			}
 		}
 		if route.Operation.RequestBody != nil {
 			req := specRequest(h, route, c)
@@ -338,5 +360,138 @@ func TestOpenAPISealedAnswersAreDocumented(t *testing.T) {
 	}
 	if unavailable < 20 {
 		t.Errorf("only %d operations answered 503 while sealed", unavailable)
+	}
+}
+
+// TestOpenAPIDocument checks what the document promises beyond the routes: OpenAPI 3.1 with a
+// real title and the server's version, the vendor listener as a server, security on every
+// operation, the error responses and their headers, ndjson streams and the protovalidate
+// limits.
+func TestOpenAPIDocument(t *testing.T) {
+	h := testenv.Start(t, testenv.Configure(func(c *server.Config) { c.Version = specVersion }))
+	doc := liveSpec(t, h)
+	if doc.OpenAPI != "3.1.0" || doc.Info.Title != "tokenvault API" || doc.Info.Version != specVersion {
+		t.Errorf("openapi %q, info %q %q", doc.OpenAPI, doc.Info.Title, doc.Info.Version)
+	}
+	committed, err := openapi3.NewLoader().LoadFromFile("openapi/tokenvault.openapi.json")
+	if err != nil || committed.Info.Version != "0.0.0-dev" {
+		t.Errorf("the committed document: %v, version %v", err, committed)
+	}
+	schemes := doc.Components.SecuritySchemes
+	if b := schemes["bearer"]; b == nil || b.Value.Type != "http" || b.Value.Scheme != "bearer" {
+		t.Errorf("bearer scheme = %+v", b)
+	}
+	if m := schemes["vendorMutualTLS"]; m == nil || m.Value.Type != "mutualTLS" {
+		t.Errorf("mutual TLS scheme = %+v", m)
+	}
+	for _, p := range []string{"/v1/tokens:detokenize", "/healthz"} {
+		var urls []string
+		for _, s := range doc.Paths.Value(p).Servers {
+			urls = append(urls, s.URL)
+		}
+		if len(urls) != 2 || !strings.HasSuffix(urls[1], ":8443") {
+			t.Errorf("%s servers = %v, want the internal and the vendor listener", p, urls)
+		}
+	}
+	public := map[string]bool{}
+	for name, route := range specOps(doc) {
+		op := route.Operation
+		if op.Security == nil {
+			t.Errorf("%s declares no security", name)
+			continue
+		}
+		if len(*op.Security) == 0 {
+			public[route.Path] = true
+		} else if (*op.Security)[0]["bearer"] == nil {
+			t.Errorf("%s: first security requirement %v, want bearer", name, (*op.Security)[0])
+		}
+		for code, r := range op.Responses.Map() {
+			if r.Value.Headers["X-Request-Id"] == nil {
+				t.Errorf("%s %s: no X-Request-Id header", name, code)
+			}
+			want := map[string]string{"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}[code]
+			if hdr := r.Value.Headers[want]; want != "" && (hdr == nil || !hdr.Value.Required) {
+				t.Errorf("%s %s: %s is not a required header", name, code, want)
+			}
+			if code != "200" && r.Value.Content.Get("application/json") == nil {
+				t.Errorf("%s %s: no JSON error body", name, code)
+			}
+		}
+		if public[route.Path] {
+			continue
+		}
+		codes := []string{"401", "403", "default"}
+		if op.RequestBody != nil {
+			codes = append(codes, "400", "413", "415", "503")
+		}
+		for _, c := range codes {
+			if op.Responses.Value(c) == nil {
+				t.Errorf("%s does not document %s", name, c)
+			}
+		}
+	}
+	if len(public) != 3 || !public["/healthz"] || !public["/livez"] || !public["/openapi.json"] {
+		t.Errorf("operations without security: %v, want /healthz, /livez, /openapi.json", public)
+	}
+	vendorSec := *specOps(doc)["POST /v1/tokens:detokenize"].Operation.Security
+	if len(vendorSec) != 2 || vendorSec[1]["vendorMutualTLS"] == nil {
+		t.Errorf("vendor detokenize security = %v, want bearer, or bearer and mutual TLS", vendorSec)
+	}
+	if ct := specOps(doc)["GET /metrics"].Operation.Responses.Status(200).Value.Content; ct.Get("text/plain") == nil {
+		t.Errorf("/metrics 200 is not text/plain")
+	}
+	for _, p := range []string{"/v1/audit:export", "/v1/backup"} {
+		content := doc.Paths.Value(p).Get.Responses.Status(200).Value.Content
+		if len(content) != 1 || content.Get("application/x-ndjson") == nil {
+			t.Errorf("%s 200 content = %v, want application/x-ndjson only", p, slices.Collect(mapKeys(content)))
+		}
+	}
+	schemas := doc.Components.Schemas
+	for _, name := range []string{"TokenizeRequest", "DetokenizeRequest", "VendorDetokenizeRequest", "DeleteTokensRequest"} {
+		items := schemas[name].Value.Properties["items"].Value
+		if items.MinItems != 1 || items.MaxItems == nil || *items.MaxItems != 10000 {
+			t.Errorf("%s.items: minItems %d, maxItems %v; want 1 and 10000", name, items.MinItems, items.MaxItems)
+		}
+		if ap := schemas[name].Value.AdditionalProperties.Has; ap == nil || *ap {
+			t.Errorf("%s accepts unknown fields", name)
+		}
+	}
+	if v := schemas["VendorDetokenizeRequest"].Value; !slices.Contains(v.Required, "purpose") || v.Properties["purpose"].Value.MinLength != 1 {
+		t.Errorf("the vendor's purpose is not required: %v", v.Required)
+	}
+	if tmpl := schemas["TokenizeItem"].Value.Properties["template"].Value; tmpl.Pattern == "" || tmpl.MaxLength == nil || !slices.Contains(schemas["TokenizeItem"].Value.Required, "template") {
+		t.Errorf("TokenizeItem.template has no pattern, maxLength or required: %+v", tmpl)
+	}
+	if reveal := schemas["Reveal"].Value; !slices.Contains(reveal.Enum, any("REVEAL_MASKED")) || !strings.Contains(reveal.Description, "short name") {
+		t.Errorf("Reveal enum = %v %q", reveal.Enum, reveal.Description)
+	}
+	if st := schemas["Status"].Value; !slices.Contains(st.Required, "code") || st.Properties["details"] == nil {
+		t.Errorf("Status schema = %+v", st)
+	}
+}
+
+// TestOpenAPITooLargeIsDocumented: every operation with a body answers a body over the
+// listener's limit with 413, as documented.
+func TestOpenAPITooLargeIsDocumented(t *testing.T) {
+	h := testenv.Start(t, testenv.Configure(func(c *server.Config) { c.Limits.HTTPMaxBody, c.Limits.VendorMaxBody = 512, 512 }))
+	doc := liveSpec(t, h)
+	big := map[string]any{"items": []map[string]string{{"value": strings.Repeat("4", 1024)}}}
+	n := 0
+	for name, route := range specOps(doc) {
+		if route.Operation.RequestBody == nil {
+			continue
+		}
+		path := strings.NewReplacer("{id}", "x", "{keyId}", "1", "{subject}", "s").Replace(route.Path)
+		if code, body := checkSpecResponse(t, h, route, specRequest(h, route, specCall{path: path, secret: rootSecret, body: big})); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s with a large body = %d %s, want 413", name, code, body)
+		}
+		n++
+	}
+	if n < 15 {
+		t.Errorf("only %d operations take a body", n)
+	}
+	route := specOps(doc)["POST /v1/tokens:detokenize"]
+	if code, _ := checkSpecResponse(t, h, route, specRequest(h, route, specCall{path: "/v1/tokens:detokenize", secret: rootSecret, body: big, vendor: true})); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("vendor detokenize with a large body = %d, want 413", code)
 	}
 }
