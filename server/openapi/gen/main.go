@@ -522,8 +522,8 @@ func requiredHeader(name string) obj {
 
 func requestIDHeader() obj { return obj{"X-Request-Id": ref("headers", "X-Request-Id")} }
 
-// publicPaths need no credential.
-var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/openapi.json": true}
+// publicPath reports the routes that need no credential.
+func publicPath(p string) bool { return p == "/healthz" || p == "/livez" || p == "/openapi.json" }
 
 // dataPaths may answer 429: grant rates, quotas, exhausted token spaces.
 func dataPath(p string) bool {
@@ -541,7 +541,7 @@ func completeOperation(path, method string, op obj) error {
 	if d, _ := ok["description"].(string); d == "A successful response." || d == "A successful response.(streaming responses)" {
 		ok["description"] = "OK."
 	}
-	if publicPaths[path] {
+	if publicPath(path) {
 		op["security"] = []any{}
 		return nil
 	}
