@@ -53,12 +53,12 @@ type specCall struct {
 
 // specFixture holds the objects the calls name.
 type specFixture struct {
-	acmePAN, vendorSecret  string
-	revokeCred, rotateCred string
-	grantID, revokeGrant   string
-	textTokens             string
-	currentKey             uint32
-	tokenized              map[string]any
+	acmePAN, vendorSecret, tokenizer string
+	ratedPAN, ratedGrant             string // a token and a grant of one item a minute
+	revokeCred, rotateCred           string
+	grantID, revokeGrant             string
+	textTokens                       string
+	currentKey                       uint32
 }
 
 func newSpecFixture(t *testing.T, h *testenv.Env) *specFixture {
@@ -73,6 +73,14 @@ func newSpecFixture(t *testing.T, h *testenv.Env) *specFixture {
 	if _, f.vendorSecret, err = h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme-api", Role: vault.RoleVendor, Vendor: "acme"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, f.tokenizer, err = h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "spec-tokenizer", Role: vault.RoleTokenizer}); err != nil {
+		t.Fatal(err)
+	}
+	rated, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "rated"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ratedPAN = rated[0].Token
 	for name, id := range map[string]*string{"spec-revoke": &f.revokeCred, "spec-rotate": &f.rotateCred} {
 		c, _, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: name, Role: vault.RoleTokenizer})
 		if err != nil {
@@ -80,9 +88,10 @@ func newSpecFixture(t *testing.T, h *testenv.Env) *specFixture {
 		}
 		*id = c.ID
 	}
-	grant := map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "spec"}, "ttl": "3600s"}
-	for _, id := range []*string{&f.grantID, &f.revokeGrant} {
-		code, body := h.Post("/v1/grants", rootSecret, grant)
+	grant := map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "spec"}
+	rate := map[string]any{"vendor": "acme", "domains": []string{"rated"}, "templates": []string{"pan"}, "purpose": "spec", "ratePerMinute": 1}
+	for id, g := range map[*string]map[string]any{&f.grantID: grant, &f.revokeGrant: grant, &f.ratedGrant: rate} {
+		code, body := h.Post("/v1/grants", rootSecret, map[string]any{"grant": g, "ttl": "3600s"})
 		var out struct {
 			Grant struct{ ID string } `json:"grant"`
 		}
@@ -310,6 +319,22 @@ func TestOpenAPIEveryPathOnALiveServer(t *testing.T) {
 			}
 		}
 	}
+	// A tokenizer may call little: the other operations answer 403, as documented.
+	forbidden := 0
+	for _, name := range names {
+		route := ops[name]
+		c := calls[name]
+		if sec := route.Operation.Security; sec == nil || len(*sec) == 0 {
+			continue
+		}
+		c.secret = f.tokenizer
+		if code, _ := checkSpecResponse(t, h, route, specRequest(h, route, c)); code == http.StatusForbidden {
+			forbidden++
+		}
+	}
+	if forbidden < 20 {
+		t.Errorf("only %d operations refused a tokenizer", forbidden)
+	}
 	for name := range calls {
 		if ops[name] == nil {
 			t.Errorf("the live walk calls %s, which the spec lacks", name)
@@ -330,6 +355,14 @@ func TestOpenAPIEveryPathOnALiveServer(t *testing.T) {
 	vendor.body = map[string]any{"items": []map[string]string{{"token": f.acmePAN, "domain": "acme"}}} // no purpose
 	if code, body := checkSpecResponse(t, h, route, specRequest(h, route, vendor)); code != http.StatusBadRequest {
 		t.Errorf("vendor detokenize without purpose = %d %s, want 400 (purpose is required)", code, body)
+	}
+	// A grant of one item a minute: the second call is refused whole, 429 with Retry-After.
+	rated := specCall{path: "/v1/tokens:detokenize", secret: f.vendorSecret, vendor: true,
+		body: map[string]any{"items": []map[string]string{{"token": f.ratedPAN, "domain": "rated"}}, "purpose": "order-43", "grantId": f.ratedGrant}}
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		if code, body := checkSpecResponse(t, h, route, specRequest(h, route, rated)); code != want {
+			t.Errorf("rated vendor call %d = %d %s, want %d", i+1, code, body, want)
+		}
 	}
 	health := ops["GET /healthz"]
 	if code, _ := checkSpecResponse(t, h, health, specRequest(h, health, specCall{path: "/healthz", vendor: true})); code != http.StatusOK {
