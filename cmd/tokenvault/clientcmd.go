@@ -138,7 +138,8 @@ func callErr(err error) error {
 		if c := s.Code(); c == codes.Unauthenticated || c == codes.PermissionDenied {
 			return withExitCode(exitAuth, fmt.Errorf("%s: %s", c, s.Message()))
 		}
-		if s.Code() == codes.Unavailable {
+		// Unknown: an HTTP/2 (h2c) HTTP/JSON listener answers a gRPC call with a JSON error.
+		if s.Code() == codes.Unavailable || s.Code() == codes.Unknown {
 			if hint := connHint(s.Message()); hint != "" {
 				return fmt.Errorf("%s: %s\n%s", s.Code(), s.Message(), hint)
 			}
@@ -151,7 +152,8 @@ func callErr(err error) error {
 // connHint recognises connection failures that a flag fixes and says which.
 func connHint(msg string) string {
 	switch {
-	case strings.Contains(msg, "frame too large"), strings.Contains(msg, "HTTP/1.1"), strings.Contains(msg, "http2: failed reading the frame payload"):
+	case strings.Contains(msg, "frame too large"), strings.Contains(msg, "HTTP/1.1"), strings.Contains(msg, "http2: failed reading the frame payload"),
+		strings.Contains(msg, `unexpected content-type "application/json"`):
 		return "hint: --addr (TOKENVAULT_ADDR) points at an HTTP/JSON listener; client commands speak gRPC: use the server's --grpc-addr (default 127.0.0.1:7070)"
 	case strings.Contains(msg, "server preface"), strings.Contains(msg, "connection reset by peer"):
 		return "hint: the server may use TLS: connect with --ca-file CA.pem (or --tls for a publicly trusted certificate); or --addr points at a listener that is not tokenvault's gRPC one"
