@@ -111,7 +111,6 @@ func complete(doc obj) error {
 			"and short names (masked). 64-bit integers and durations (\"3600s\") are JSON strings. " +
 			"Every response carries X-Request-Id. A path asked with a method it does not serve answers 405 " +
 			"with an Allow header and the error body. Errors have the body of components/schemas/Status.",
-		"license": obj{"name": "Apache-2.0", "identifier": "Apache-2.0"},
 	}
 	doc["servers"] = []any{internalServer()}
 	delete(doc, "security")
@@ -198,6 +197,7 @@ func renameSchemas(doc obj) (obj, error) {
 	renames["#/components/schemas/google.rpc.Status"] = "#/components/schemas/Status"
 	comps["schemas"] = schemas
 	walk(doc, func(o obj) {
+		delete(o, "x-originalParamName") // openapi2conv's note of the Swagger body parameter
 		if ref, ok := o["$ref"].(string); ok {
 			if n, ok := renames[ref]; ok {
 				o["$ref"] = n
