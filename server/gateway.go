@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +29,29 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-//go:embed openapi/tokenvault.swagger.json
+// openAPISpec is the OpenAPI 3.1 document that go generate ./proto writes from the protos
+// (server/openapi/gen).
+//
+//go:embed openapi/tokenvault.openapi.json
 var openAPISpec []byte
+
+// specWithVersion returns the OpenAPI document with info.version set to version (the
+// generated one when version is empty).
+func specWithVersion(spec []byte, version string) ([]byte, error) {
+	if version == "" {
+		return spec, nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(spec, &doc); err != nil {
+		return nil, fmt.Errorf("server: reading the OpenAPI document: %w", err)
+	}
+	info, ok := doc["info"].(map[string]any)
+	if !ok {
+		return nil, errors.New("server: the OpenAPI document has no info")
+	}
+	info["version"] = version
+	return json.Marshal(doc)
+}
 
 // internalHTTP builds the internal HTTP handler: the gateway (dialing the gRPC listener so
 // every interceptor runs), /healthz, /metrics and /openapi.json. The returned func closes the
@@ -44,6 +66,11 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		return nil, nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
 	routes, err := routesFromSpec(openAPISpec)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	spec, err := specWithVersion(openAPISpec, s.cfg.Version)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -76,16 +103,17 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	own("GET", "/metrics", s.requireRoles(s.iauth, "GET /metrics", s.metricsHandler(), vault.RoleAdmin, vault.RoleAuditor))
 	own("GET", "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPISpec)
+		w.Write(spec)
 	}))
 	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
 	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
 	own("POST", "/v1/records:tokenize", guard(rh.serve(true)))
 	own("POST", "/v1/records:detokenize", guard(rh.serve(false)))
-	// Streams may outlast the write timeout: the caller is authenticated by then.
+	// Streams may outlast the write timeout: the caller is authenticated by then. (They are
+	// newline-delimited JSON: see sanitizingMarshaler.StreamContentType.)
 	stream := func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-		mux.ServeHTTP(w, r)
+		mux.ServeHTTP(&streamErrorWriter{ResponseWriter: w}, r)
 	}
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
@@ -197,6 +225,35 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 	return h, func() { conn.Close() }, nil
 }
 
+// streamErrorWriter gives a stream that fails before its first message (401, 403, 503, …)
+// the error body of every other route, the google.rpc.Status object: the gateway would wrap
+// it as a stream line, {"error": {…}}. Errors after the stream started stay such lines.
+type streamErrorWriter struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *streamErrorWriter) WriteHeader(code int) {
+	w.failed = code >= 400
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *streamErrorWriter) Write(p []byte) (int, error) {
+	var chunk struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if w.failed && json.Unmarshal(p, &chunk) == nil && len(chunk.Error) > 0 {
+		if _, err := w.ResponseWriter.Write(chunk.Error); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets the gateway's http.ResponseController flush the stream.
+func (w *streamErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // livez answers 200 while the process serves HTTP, sealed or not: a liveness probe that must
 // not restart a vault waiting for its KMS (use /healthz for readiness).
 func livez(w http.ResponseWriter, _ *http.Request) {
@@ -268,6 +325,10 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		return nil
 	})
 }
+
+// StreamContentType labels the gateway's server streams (GET /v1/audit:export, GET
+// /v1/backup): one JSON object a line, {"result": …} or a last {"error": …}.
+func (m *sanitizingMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
 
 func (m *sanitizingMarshaler) Unmarshal(data []byte, v any) error {
 	if err := m.JSONPb.Unmarshal(data, v); err != nil {

@@ -64,6 +64,9 @@ type Config struct {
 	// to require client certificates (mTLS). A verified certificate's SANs can identify a
 	// vendor credential bound to one of them.
 	VendorTLS *tls.Config
+	// Version is the build's version, served as info.version of /openapi.json (empty: the
+	// generated document's own, 0.0.0-dev).
+	Version string
 	// Dev enables gRPC reflection.
 	Dev bool
 	// Logger receives structured logs; nil discards.

@@ -285,7 +285,8 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 
 	srv, err := server.New(server.Config{
 		Vault: v, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, VendorAddr: o.vendorAddr,
-		Dev: o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS, ClientCAs: clientCAs, JWT: jwtCfg,
+		Version: readBuildInfo().Version,
+		Dev:     o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS, ClientCAs: clientCAs, JWT: jwtCfg,
 		MetricsAddr: o.metricsAddr, Limits: limits,
 		AuditWitnessFile: o.auditWitnessFile, AuditWitnessURL: o.auditWitnessURL,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -42,5 +43,28 @@ func TestBuildInfoDefaults(t *testing.T) {
 	bi := readBuildInfo() // the test binary: no -X flags, GOFLAGS may say -buildvcs=false
 	if bi.Version == "" || bi.Commit == "" || bi.BuildTime == "" || bi.GoVersion != runtime.Version() {
 		t.Errorf("readBuildInfo() = %+v", bi)
+	}
+}
+
+// The served OpenAPI document says which build serves it: info.version is the binary's version
+// (the committed document says 0.0.0-dev).
+func TestServedOpenAPIVersion(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	resp, err := http.Get("http://" + srv.httpAddr + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Info    struct {
+			Title, Version string
+		} `json:"info"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/openapi.json: %d %v", resp.StatusCode, err)
+	}
+	if doc.OpenAPI != "3.1.0" || doc.Info.Title != "tokenvault API" || doc.Info.Version != e2eVersion {
+		t.Errorf("/openapi.json says openapi %q, info %+v; want 3.1.0, tokenvault API, %s", doc.OpenAPI, doc.Info, e2eVersion)
 	}
 }
