@@ -259,3 +259,11 @@ func (e *panicError) Unwrap() []error {
 	}
 	return []error{ErrPanic}
 }
+
+// NewPanicError returns the error that an Update whose function panicked with
+// value returns: it wraps ErrPanic (and value, if value is an error), and its
+// text holds value and stack. It is for the other backends of Store, so that
+// every backend reports panics alike.
+func NewPanicError(value any, stack []byte) error {
+	return &panicError{value: value, stack: stack}
+}

@@ -58,6 +58,15 @@ var (
 	ErrStopScan = errors.New("store: stop scan")
 )
 
+// ErrCommitUnknown is wrapped by the error that Update returns when the
+// transaction was sent for commit but its outcome is unknown: the connection
+// to a database server was lost, or the call's context ended, while COMMIT
+// was in flight. The writes may or may not be durable, and may become visible
+// later; a retry may apply them twice. Callers must fail closed: never act as
+// if the write were committed (nor as if it were not) without reading it back.
+// The embedded Bolt backend never returns it: its commit is local.
+var ErrCommitUnknown = errors.New("store: commit outcome unknown")
+
 // ErrPanic is wrapped by the error that Update returns when its function
 // panicked. The panic is recovered, the function's writes are discarded, the
 // other callers grouped into the same transaction are unaffected, and the

@@ -1,0 +1,182 @@
+// Package testpg starts throwaway PostgreSQL clusters for tests: initdb in a
+// temporary directory, a server listening only on a unix socket in that
+// directory (on a random port number, so that clusters never collide), fsync
+// on, trust authentication. Tests can stop and start the server again to
+// simulate an outage; the cluster is stopped and removed at cleanup.
+//
+// When run as root, initdb and pg_ctl are run as the "postgres" user
+// (initdb refuses to run as root). The binaries are looked up on PATH and
+// then in /usr/lib/postgresql/*/bin (Debian's location). Tests are skipped,
+// with a message saying so, only when the binaries are missing.
+package testpg
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a running (or stopped) PostgreSQL cluster owned by one test.
+type Cluster struct {
+	dir, data, sock, log string
+	port                 int
+	bin                  string   // directory of initdb and pg_ctl
+	runAs                []string // prefix running a command as the postgres user, or nil
+}
+
+// Start creates and starts a cluster, registering its removal with t.Cleanup.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	bin := findBin()
+	if bin == "" {
+		t.Skip("testpg: PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: install the postgresql package to run this test")
+	}
+	dir, err := os.MkdirTemp("", "testpg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), sock: dir, log: filepath.Join(dir, "server.log"), bin: bin}
+	t.Cleanup(func() {
+		_ = c.pgCtl("stop", "-m", "immediate")
+		os.RemoveAll(dir)
+	})
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("testpg: running as root and there is no postgres user to run initdb as: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		c.runAs = []string{"runuser", "-u", "postgres", "--"}
+	}
+	if out, err := c.command("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("testpg: initdb: %v\n%s", err, out)
+	}
+	c.port = freePort(t)
+	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nfsync = on\nmax_connections = 200\nshared_buffers = 32MB\n", c.sock, c.port)
+	if err := appendFile(filepath.Join(c.data, "postgresql.conf"), conf); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(t)
+	return c
+}
+
+// URL returns the connection URL of database db (user postgres, unix socket).
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, c.sock, c.port)
+}
+
+// CreateDB creates database name and returns its URL.
+func (c *Cluster) CreateDB(t testing.TB, name string) string {
+	t.Helper()
+	c.Exec(t, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	return c.URL(name)
+}
+
+// Exec runs sql in the postgres database, failing t on error.
+func (c *Cluster) Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("testpg: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("testpg: %s: %v", sql, err)
+	}
+}
+
+// Stop stops the server at once (pg_ctl stop -m immediate: like a crash; the
+// next start recovers from the WAL).
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	if err := c.pgCtl("stop", "-m", "immediate"); err != nil {
+		t.Fatalf("testpg: stop: %v", err)
+	}
+}
+
+// Start starts the server again after Stop, and waits until it accepts
+// connections.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if err := c.pgCtl("start", "-w", "-t", "60", "-l", c.log); err != nil {
+		log, _ := os.ReadFile(c.log)
+		t.Fatalf("testpg: start: %v\n%s", err, log)
+	}
+}
+
+func (c *Cluster) pgCtl(args ...string) error {
+	out, err := c.command("pg_ctl", append([]string{"-D", c.data}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (c *Cluster) command(name string, args ...string) *exec.Cmd {
+	argv := append(slices.Clone(c.runAs), filepath.Join(c.bin, name))
+	argv = append(argv, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = c.dir
+	return cmd
+}
+
+// findBin returns the directory holding initdb and pg_ctl, or "".
+func findBin() string {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if _, err := exec.LookPath("pg_ctl"); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				return filepath.Dir(real)
+			}
+			return filepath.Dir(p)
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.Sort(dirs)
+	for _, d := range slices.Backward(dirs) {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d
+		}
+	}
+	return ""
+}
+
+// freePort returns a TCP port number that was free a moment ago. The server
+// listens only on a unix socket, whose name holds the port number, so the
+// number only has to be unlikely to be used by another test's cluster.
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,77 @@
+/*
+Package pgstore implements store.Store on PostgreSQL, through pgx, so that
+several tokenvault processes can share one database. It passes the same
+conformance suite (package storetest) as the embedded Bolt store, and like
+it knows nothing of cryptography: values arrive encrypted.
+
+# Mapping
+
+All buckets live in one table, tokenvault_kv (bucket text, key bytea, value
+bytea, primary key (bucket, key)); a bucket exists as long as it has rows.
+bytea compares bytewise (memcmp, then length), so ORDER BY key is the byte
+order that Tx.Scan promises, with no collation involved. Scans read pages of
+rows (64 growing to 4096) rather than holding a cursor open, because the
+Scan callback may run queries of its own on the same connection.
+Tx.NextSequence is an upsert of the bucket's row in tokenvault_sequence,
+inside the transaction, so values increase in commit order and those of a
+rolled-back transaction are handed out again. The schema is created by Open
+and versioned in tokenvault_schema_version (SchemaVersion, now 1); Open
+refuses a database whose schema is newer (ErrSchemaTooNew). Concurrent Opens
+of one empty database are safe.
+
+# Isolation
+
+View runs in a REPEATABLE READ, READ ONLY transaction: a consistent snapshot
+taken at its first read, which never blocks writers and never fails to
+serialize. Update runs each call in its own SERIALIZABLE transaction. Plain
+REPEATABLE READ would catch two transactions writing the same row, but not
+write skew: two replicas each reading that a token is absent and inserting
+rows under different keys (a token record and its value index), or each
+reading a quota counter and writing a usage row. SERIALIZABLE detects those
+too, so a function that reads, checks and writes is correct on a cluster as
+it is on one process; its cost is the occasional re-run below.
+
+# Retries
+
+PostgreSQL aborts one of two conflicting serializable transactions with a
+serialization failure (SQLSTATE 40001), a deadlock (40P01) or, for
+concurrent inserts of one key, a unique violation (23505). Update then runs
+the function again, in a new transaction, with jittered backoff, up to
+Options.MaxAttempts times and while the call's context lasts. The store
+contract already allows this: a function may run more than once, and must
+have no effect outside the Tx other than (re)setting its own results. A
+"create only if absent" is therefore written as Get, then Put if absent:
+the loser of a race is re-run, sees the winner's row, and does not write.
+
+Put and Delete are buffered and sent together, one multi-row statement per
+bucket, before a Scan and before COMMIT: an Update of 100 Puts costs BEGIN,
+one round trip of writes, and COMMIT. Get reads the buffer first, so a
+function sees its own writes.
+
+# Errors and outages
+
+Tx.Get has no error result: when a read fails, Get returns nil, the error is
+kept, every later call on the Tx fails with it, and View or Update return it
+whatever the function returned. So a function that saw a spurious "absent"
+never commits, and a View's caller always learns that the read failed.
+
+The call's context bounds everything, unlike Bolt's Update, which ignores
+cancellation once the function runs: while the database is unreachable,
+calls fail at once or when their context ends, never later. The pool drops
+connections broken by a server restart, so the same Postgres recovers by
+itself once the server is back.
+
+When the connection is lost, the server shuts down, or the context ends
+while COMMIT is in flight, the transaction may or may not have committed
+(with synchronous replication, it may even be committed locally but not
+yet acknowledged). Update then returns an error wrapping
+store.ErrCommitUnknown, and does not retry. Callers must fail closed: not
+reveal a value whose audit event may be lost, not report a write as lost
+either. A COMMIT that was never sent, or that the server answered with a
+rollback, is a known failure and is retried as above.
+
+Errors never carry key or value bytes: server errors are reduced to their
+severity, SQLSTATE and message (the detail of a unique violation quotes
+the key).
+*/
+package pgstore

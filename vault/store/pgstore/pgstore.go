@@ -1,0 +1,301 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Defaults used by Open for zero Options fields.
+const (
+	DefaultMaxConns    = 16
+	DefaultMaxAttempts = 100
+)
+
+// rollbackTimeout bounds a ROLLBACK (and the schema migration's statements
+// are bounded by the caller's context): a rollback on a dead connection
+// must not hold a call past its deadline for long.
+const rollbackTimeout = 5 * time.Second
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// MaxConns is the size of the connection pool: the number of View and
+	// Update calls that run at once; others wait for a connection. Zero
+	// means DefaultMaxConns.
+	MaxConns int32
+
+	// MaxAttempts bounds how many times an Update function is run when its
+	// transaction fails with a serialization failure, a deadlock or a
+	// unique violation (which PostgreSQL reports for conflicting concurrent
+	// transactions). Zero means DefaultMaxAttempts. Retries back off with
+	// jitter, and stop when the call's context ends.
+	MaxAttempts int
+}
+
+// Postgres is a store.Store on a PostgreSQL database. Any number of
+// Postgres values, in any number of processes, may use one database at once.
+type Postgres struct {
+	pool        *pgxpool.Pool
+	maxAttempts int
+
+	mu       sync.RWMutex
+	closed   bool           // under mu
+	inflight sync.WaitGroup // View and Update calls running; Add under mu.RLock
+
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Postgres)(nil)
+
+var (
+	serializable = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadWrite}
+	snapshot     = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+)
+
+// Open connects to the PostgreSQL database at url (a postgres:// URL or a
+// key=value connection string, as libpq and pgx accept), creates or checks
+// the schema, and returns the store. It fails if the database cannot be
+// reached before ctx ends, or if its schema is newer than this binary's.
+func Open(ctx context.Context, url string, opts Options) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	cfg.MaxConns = opts.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	p := &Postgres{pool: pool, maxAttempts: opts.MaxAttempts}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// enter registers a View or Update call; it returns false after Close.
+func (p *Postgres) enter() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+// Close implements store.Store: later calls return store.ErrClosed; running
+// calls finish (and commit) before the connections are closed.
+func (p *Postgres) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.inflight.Wait()
+		p.pool.Close()
+	})
+	return nil
+}
+
+// Ping checks that the database answers, for health checks.
+func (p *Postgres) Ping(ctx context.Context) error {
+	if err := p.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: postgres: ping: %w", sanitize(err))
+	}
+	return nil
+}
+
+// begin starts a transaction. A connection-level failure (typically a pooled
+// connection that a server restart broke) resets the pool's idle
+// connections and is tried once more: no statement of the caller has run.
+func (p *Postgres) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	tx, err := p.pool.BeginTx(ctx, opts)
+	if err != nil && ctx.Err() == nil && !isServerError(err) {
+		p.pool.Reset()
+		tx, err = p.pool.BeginTx(ctx, opts)
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("store: postgres: begin: %w", sanitize(err))
+	}
+	return tx, nil
+}
+
+func rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx) // on failure pgx closes the connection
+}
+
+// View implements store.Store.View with a REPEATABLE READ, READ ONLY
+// transaction: every read of fn sees the snapshot taken at its first read.
+// A database error during a read (Get has no error result) makes View
+// return that error, whatever fn returned.
+func (p *Postgres) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !p.enter() {
+		return store.ErrClosed
+	}
+	defer p.inflight.Done()
+	ptx, err := p.begin(ctx, snapshot)
+	if err != nil {
+		return err
+	}
+	defer rollback(ptx)
+	t := &pgTx{ctx: ctx, tx: ptx}
+	defer t.finish()
+	err = fn(t)
+	if t.err != nil {
+		return t.err
+	}
+	return err
+}
+
+// Update implements store.Store.Update with a SERIALIZABLE transaction per
+// call, re-run (fn included) when PostgreSQL reports a serialization
+// failure, a deadlock or a unique violation, up to Options.MaxAttempts
+// times. Unlike Bolt, ctx bounds the whole call, commit included: if it ends
+// while COMMIT is in flight, or the connection is lost then, the error wraps
+// store.ErrCommitUnknown.
+func (p *Postgres) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !p.enter() {
+		return store.ErrClosed
+	}
+	defer p.inflight.Done()
+	for attempt := 1; ; attempt++ {
+		err, retry := p.attempt(ctx, fn)
+		if !retry {
+			return err
+		}
+		if attempt >= p.maxAttempts {
+			return fmt.Errorf("store: postgres: gave up after %d attempts: %w", attempt, err)
+		}
+		d := time.Duration(1+rand.N(min(1<<attempt, 64))) * time.Millisecond / 2
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w (after %d attempts, the last: %w)", ctx.Err(), attempt, err)
+		case <-timer.C:
+		}
+	}
+}
+
+// attempt runs fn in one transaction and commits it. retry reports that the
+// transaction did not commit and fn may be run again.
+func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err error, retry bool) {
+	ptx, err := p.begin(ctx, serializable)
+	if err != nil {
+		return err, false
+	}
+	ended := false
+	defer func() {
+		if !ended {
+			rollback(ptx)
+		}
+	}()
+	t := &pgTx{ctx: ctx, tx: ptx, writable: true}
+	ferr := call(t, fn)
+	if t.err != nil {
+		// A database error (Get and Scan callbacks may have hidden it from
+		// fn) decides: fn's view of the data may have been wrong.
+		return t.err, retryable(t.err)
+	}
+	if ferr != nil {
+		return ferr, false
+	}
+	if err := t.flush(); err != nil {
+		return err, retryable(err)
+	}
+	ended = true // COMMIT ends the transaction whatever its outcome
+	if err := ptx.Commit(ctx); err != nil {
+		return commitError(err)
+	}
+	return nil, false
+}
+
+// call runs fn, turning a panic into an error wrapping store.ErrPanic.
+func call(t *pgTx, fn func(store.Tx) error) (err error) {
+	defer func() {
+		t.finish()
+		if v := recover(); v != nil {
+			err = store.NewPanicError(v, debug.Stack())
+		}
+	}()
+	return fn(t)
+}
+
+// commitError classifies a failed COMMIT. The outcome is known only when the
+// server answered that it rolled the transaction back (a transaction
+// rollback class error, or a deferred constraint) or when COMMIT was never
+// sent; otherwise (connection lost, context ended, server shut down while
+// COMMIT was in flight) the transaction may have committed.
+func commitError(err error) (error, bool) {
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrTxCommitRollback):
+		return fmt.Errorf("store: postgres: commit: %w", err), false
+	case errors.As(err, &pe) && (pe.Code[:2] == "40" || pe.Code[:2] == "23"):
+		err = fmt.Errorf("store: postgres: commit: %w", sanitize(err))
+		return err, retryable(err)
+	case pgconn.SafeToRetry(err):
+		return fmt.Errorf("store: postgres: commit not sent: %w", sanitize(err)), true
+	}
+	return fmt.Errorf("store: postgres: %w: %w", store.ErrCommitUnknown, sanitize(err)), false
+}
+
+// retryable reports whether err means the transaction was rolled back by a
+// conflict with a concurrent one, so that running it again may succeed.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01", "23505": // serialization_failure, deadlock_detected, unique_violation
+		return true
+	}
+	return false
+}
+
+// isServerError reports whether err is an error answered by the server
+// (rather than a failure to reach it).
+func isServerError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe)
+}
+
+// sanitize drops the parts of a server error that may quote data (Detail,
+// Where, ...: a unique violation's detail holds the key), keeping severity,
+// SQLSTATE and message. Other errors are returned as they are.
+func sanitize(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	return &pgconn.PgError{Severity: pe.Severity, Code: pe.Code, Message: pe.Message}
+}

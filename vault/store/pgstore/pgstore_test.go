@@ -1,0 +1,49 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenvault/tokenvault/internal/testpg"
+	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/store/pgstore"
+	"github.com/tokenvault/tokenvault/vault/store/storetest"
+)
+
+// open opens a Postgres on url, closed at the end of t.
+func open(t testing.TB, url string, opts pgstore.Options) *pgstore.Postgres {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := pgstore.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// TestConformance runs the store conformance suite on PostgreSQL: one
+// cluster, a database per subtest.
+func TestConformance(t *testing.T) {
+	c := testpg.Start(t)
+	var mu sync.Mutex
+	urls := make(map[string]string) // test name -> database URL
+	storetest.RunConformance(t, func(t *testing.T) store.Store {
+		mu.Lock()
+		url, ok := urls[t.Name()]
+		if !ok {
+			url = c.CreateDB(t, fmt.Sprintf("conformance_%d", len(urls)))
+			urls[t.Name()] = url
+		}
+		mu.Unlock()
+		return open(t, url, pgstore.Options{})
+	})
+}

@@ -1,0 +1,284 @@
+package pgstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Scans read pages of rows, from scanFirstPage rows growing to scanMaxPage:
+// the callback may run queries of its own on the same connection, so a
+// result set cannot stay open while it runs.
+const (
+	scanFirstPage = 64
+	scanMaxPage   = 4096
+)
+
+// pgTx is the store.Tx of one run of a View or Update function. Writes are
+// buffered in pending and sent in one round trip (one multi-row statement
+// per bucket) before a Scan and before COMMIT; Get reads pending first.
+type pgTx struct {
+	ctx      context.Context
+	tx       pgx.Tx
+	writable bool
+	done     bool
+	err      error // the first database error: the transaction is lost
+	scanning []store.Bucket
+	pending  map[string]*write // by pendingKey
+}
+
+type write struct {
+	bucket store.Bucket
+	key    []byte
+	value  []byte // nil: delete
+}
+
+var _ store.Tx = (*pgTx)(nil)
+
+// pendingKey is unique per bucket and key: bucket names hold no NUL.
+func pendingKey(b store.Bucket, key []byte) string {
+	return string(b) + "\x00" + string(key)
+}
+
+func (t *pgTx) finish() { t.done = true }
+
+// fail records the first database error of the transaction and returns it.
+func (t *pgTx) fail(err error) error {
+	if t.err == nil {
+		t.err = fmt.Errorf("store: postgres: %w", sanitize(err))
+	}
+	return t.err
+}
+
+func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
+	if t.done || t.err != nil || store.ValidateKey(key) != nil || b.Validate() != nil {
+		return nil
+	}
+	if w, ok := t.pending[pendingKey(b, key)]; ok {
+		return w.value
+	}
+	var v []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`, string(b), key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		t.fail(err)
+		return nil
+	case v == nil:
+		return []byte{}
+	}
+	return v
+}
+
+// checkWrite checks what Put, Delete and NextSequence have in common.
+func (t *pgTx) checkWrite(b store.Bucket) error {
+	switch {
+	case t.done:
+		return store.ErrTxDone
+	case !t.writable:
+		return store.ErrReadOnly
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	return t.err
+}
+
+// checkKey checks the arguments and state of Put and Delete.
+func (t *pgTx) checkKey(b store.Bucket, key []byte) error {
+	if err := t.checkWrite(b); err != nil {
+		return err
+	}
+	if err := store.ValidateKey(key); err != nil {
+		return err
+	}
+	if slices.Contains(t.scanning, b) {
+		return store.ErrScanMutation
+	}
+	return nil
+}
+
+// stage records the write of value (nil: a delete) to key in bucket b.
+func (t *pgTx) stage(b store.Bucket, key, value []byte) {
+	if t.pending == nil {
+		t.pending = make(map[string]*write)
+	}
+	t.pending[pendingKey(b, key)] = &write{bucket: b, key: key, value: value}
+}
+
+func (t *pgTx) Put(b store.Bucket, key, value []byte) error {
+	if err := t.checkKey(b, key); err != nil {
+		return err
+	}
+	if err := store.ValidateValue(value); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	t.stage(b, key, value)
+	return nil
+}
+
+func (t *pgTx) Delete(b store.Bucket, key []byte) error {
+	if err := t.checkKey(b, key); err != nil {
+		return err
+	}
+	t.stage(b, key, nil)
+	return nil
+}
+
+const (
+	sqlUpsert = `INSERT INTO tokenvault_kv (bucket, key, value)
+SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)
+ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`
+	sqlDelete = `DELETE FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`
+)
+
+// flush sends the pending writes, in (bucket, key) order so that concurrent
+// transactions lock rows in the same order, one upsert and one delete per
+// bucket, in one round trip.
+func (t *pgTx) flush() error {
+	if t.err != nil || len(t.pending) == 0 {
+		return t.err
+	}
+	ws := make([]*write, 0, len(t.pending))
+	for _, w := range t.pending {
+		ws = append(ws, w)
+	}
+	clear(t.pending)
+	slices.SortFunc(ws, func(a, b *write) int {
+		return cmp.Or(strings.Compare(string(a.bucket), string(b.bucket)), bytes.Compare(a.key, b.key))
+	})
+	batch := &pgx.Batch{}
+	for len(ws) > 0 {
+		b := ws[0].bucket
+		n := 1
+		for n < len(ws) && ws[n].bucket == b {
+			n++
+		}
+		var keys, values, deletes [][]byte
+		for _, w := range ws[:n] {
+			if w.value == nil {
+				deletes = append(deletes, w.key)
+			} else {
+				keys, values = append(keys, w.key), append(values, w.value)
+			}
+		}
+		if len(keys) > 0 {
+			batch.Queue(sqlUpsert, string(b), keys, values)
+		}
+		if len(deletes) > 0 {
+			batch.Queue(sqlDelete, string(b), deletes)
+		}
+		ws = ws[n:]
+	}
+	if err := t.tx.SendBatch(t.ctx, batch).Close(); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+func (t *pgTx) NextSequence(b store.Bucket) (uint64, error) {
+	if err := t.checkWrite(b); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := t.tx.QueryRow(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, 1)
+ON CONFLICT (bucket) DO UPDATE SET value = tokenvault_sequence.value + 1 RETURNING value`, string(b)).Scan(&n)
+	if err != nil {
+		return 0, t.fail(err)
+	}
+	return uint64(n), nil
+}
+
+func (t *pgTx) Scan(b store.Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
+	if t.done {
+		return store.ErrTxDone
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if err := t.flush(); err != nil { // the function's own writes are visible
+		return err
+	}
+	from := prefix
+	if start != nil && bytes.Compare(start, prefix) > 0 {
+		from = start
+	}
+	end := prefixEnd(prefix)
+	t.scanning = append(t.scanning, b)
+	defer func() { t.scanning = t.scanning[:len(t.scanning)-1] }()
+
+	var keys, values [][]byte
+	for page, after := scanFirstPage, false; ; page = min(4*page, scanMaxPage) {
+		keys, values = keys[:0], values[:0]
+		rows, err := t.tx.Query(t.ctx, scanSQL(after, end != nil), scanArgs(b, from, end, page)...)
+		if err != nil {
+			return t.fail(err)
+		}
+		var k, v []byte
+		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+			keys, values = append(keys, k), append(values, v)
+			return nil
+		})
+		if err != nil {
+			return t.fail(err)
+		}
+		for i, k := range keys {
+			if err := fn(k, values[i]); err != nil {
+				if errors.Is(err, store.ErrStopScan) {
+					return nil
+				}
+				return err
+			}
+		}
+		if len(keys) < page {
+			return nil
+		}
+		from, after = keys[len(keys)-1], true
+	}
+}
+
+func scanSQL(after, bounded bool) string {
+	q := `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key >= $2`
+	if after {
+		q = `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key > $2`
+	}
+	if bounded {
+		return q + ` AND key < $4 ORDER BY key LIMIT $3`
+	}
+	return q + ` ORDER BY key LIMIT $3`
+}
+
+func scanArgs(b store.Bucket, from, end []byte, limit int) []any {
+	if from == nil {
+		from = []byte{}
+	}
+	if end == nil {
+		return []any{string(b), from, limit}
+	}
+	return []any{string(b), from, limit, end}
+}
+
+// prefixEnd returns the least key greater than every key with prefix p, or
+// nil if there is none (p empty or all 0xff).
+func prefixEnd(p []byte) []byte {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != 0xff {
+			end := bytes.Clone(p[:i+1])
+			end[i]++
+			return end
+		}
+	}
+	return nil
+}
