@@ -265,7 +265,7 @@ func commitError(err error) (error, bool) {
 	case pgconn.SafeToRetry(err):
 		return fmt.Errorf("store: postgres: commit not sent: %w", sanitize(err)), true
 	}
-	return fmt.Errorf("store: postgres: %w: %w", store.ErrCommitUnknown, sanitize(err)), false
+	return fmt.Errorf("%w: postgres: %w", store.ErrCommitUnknown, sanitize(err)), false
 }
 
 // retryable reports whether err means the transaction was rolled back by a
