@@ -31,6 +31,7 @@
 //	audit        the offline audit format and its verification (no store, no vault)
 //	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
 //	store        the transactional key-value store (bbolt with group commit)
+//	store/pgstore the same store on PostgreSQL (not wired to the vault or serve yet: issue 12)
 //	template     token templates: validation, candidate tokens, masking
 //	textscan     detectors of personal data in free text (cards, SSNs, e-mails, phones, IBANs, IPs)
 //
@@ -86,6 +87,22 @@
 //	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
 //	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
 //	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
+//
+// # Stores
+//
+// The vault sees only the [store.Store] interface. Two backends implement it and pass the
+// same conformance suite (store/storetest): the embedded bbolt file (store.Bolt: one process,
+// Update calls grouped into one transaction and one fsync) and PostgreSQL (store/pgstore:
+// any number of processes on one database; every bucket in one table keyed by (bucket, key),
+// View in a REPEATABLE READ read-only snapshot, each Update in its own SERIALIZABLE
+// transaction). On PostgreSQL two replicas can race on the same value: the loser's
+// transaction fails to serialize and its function is re-run, which the Update contract
+// (functions may run more than once, without side effects) already allows, so the probe and
+// insert of Tokenize stay create-only. One case is new: when the connection is lost while
+// COMMIT is in flight, Update returns an error wrapping [store.ErrCommitUnknown]; the change
+// and its audit event may or may not be durable, and a reveal must then fail closed, as it
+// does for any Update error. The PostgreSQL store is the foundation of issue 12; the vault and
+// the server do not use it yet (docs/ha.md).
 //
 // # Caveats
 //

@@ -3,8 +3,9 @@ Package store is the storage layer of the vault: a narrow, transactional
 key/value interface (Store, Tx) over byte strings, and its implementation on
 an embedded bbolt file (Bolt). It knows nothing of cryptography: callers
 encrypt values before they Put them and decrypt what they Get. The interface
-is kept small so that other backends (PostgreSQL is planned) can implement
-it and pass the same conformance suite, package storetest.
+is kept small so that other backends can implement it and pass the same
+conformance suite, package storetest: package pgstore implements it on
+PostgreSQL, for several processes sharing one database.
 
 # Basics
 
@@ -76,5 +77,34 @@ open, so a long View can make the file grow and stall Updates; keep Views
 short, and never wait for an Update from inside a View.
 
 Errors never carry key or value bytes, which may be sensitive.
+
+# Backends
+
+Bolt (this package) is one file, one process, one writer goroutine with
+group commit. pgstore.Postgres is PostgreSQL, through pgx, for many
+processes on one database:
+
+  - mapping: every bucket in one table tokenvault_kv (bucket text, key bytea,
+    value bytea, primary key (bucket, key)); bytea compares bytewise, so
+    ORDER BY key is Scan's byte order. NextSequence is a row per bucket in
+    tokenvault_sequence, updated in the transaction. The schema is created
+    by the binary and versioned (tokenvault_schema_version, version 1).
+  - isolation: View is a REPEATABLE READ, READ ONLY transaction (a snapshot
+    from its first read); each Update is its own SERIALIZABLE transaction,
+    so read-check-write functions stay correct across processes (plain
+    REPEATABLE READ would miss write skew: two processes each reading that
+    a key is absent and inserting different keys).
+  - retries: a serialization failure, deadlock or unique violation re-runs
+    the function in a new transaction (with backoff, bounded in attempts and
+    by the context). The contract above (a function may run more than once)
+    is what makes this safe; no grouping across callers is done.
+  - context: it bounds the whole call, the commit included (Bolt ignores it
+    once the function has started), so no call outlives its deadline while
+    the database is unreachable.
+  - errors: a failed read makes Get return nil and the View or Update return
+    the error, whatever the function returned. When the connection is lost
+    or the context ends while COMMIT is in flight, Update returns an error
+    wrapping ErrCommitUnknown: the transaction may have committed. Callers
+    must fail closed. Bolt never returns it.
 */
 package store
