@@ -1,13 +1,3 @@
-// Package testpg starts throwaway PostgreSQL clusters for tests: initdb in a
-// temporary directory, a server listening only on a unix socket in that
-// directory (on a random port number, so that clusters never collide), fsync
-// on, trust authentication. Tests can stop and start the server again to
-// simulate an outage; the cluster is stopped and removed at cleanup.
-//
-// When run as root, initdb and pg_ctl are run as the "postgres" user
-// (initdb refuses to run as root). The binaries are looked up on PATH and
-// then in /usr/lib/postgresql/*/bin (Debian's location). Tests are skipped,
-// with a message saying so, only when the binaries are missing.
 package testpg
 
 import (
@@ -83,16 +73,16 @@ func (c *Cluster) URL(db string) string {
 // CreateDB creates database name and returns its URL.
 func (c *Cluster) CreateDB(t testing.TB, name string) string {
 	t.Helper()
-	c.Exec(t, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	c.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	return c.URL(name)
 }
 
-// Exec runs sql in the postgres database, failing t on error.
-func (c *Cluster) Exec(t testing.TB, sql string, args ...any) {
+// Exec runs sql in database db, failing t on error.
+func (c *Cluster) Exec(t testing.TB, db, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	conn, err := pgx.Connect(ctx, c.URL(db))
 	if err != nil {
 		t.Fatalf("testpg: connect: %v", err)
 	}

@@ -332,11 +332,11 @@ func TestCommitUnknownConnectionLost(t *testing.T) {
 	c := testpg.Start(t)
 	url := c.CreateDB(t, "commit_lost")
 	s := open(t, url, pgstore.Options{})
-	c.Exec(t, `ALTER SYSTEM SET synchronous_standby_names = 'nobody'`)
-	c.Exec(t, `SELECT pg_reload_conf()`)
+	c.Exec(t, "postgres", `ALTER SYSTEM SET synchronous_standby_names = 'nobody'`)
+	c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
 	defer func() {
-		c.Exec(t, `ALTER SYSTEM RESET synchronous_standby_names`)
-		c.Exec(t, `SELECT pg_reload_conf()`)
+		c.Exec(t, "postgres", `ALTER SYSTEM RESET synchronous_standby_names`)
+		c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
 	}()
 	time.Sleep(100 * time.Millisecond) // let backends pick up the reload
 

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -46,4 +47,21 @@ func TestConformance(t *testing.T) {
 		mu.Unlock()
 		return open(t, url, pgstore.Options{})
 	})
+}
+
+// TestSchemaVersion checks that Open records schema version 1, opens a
+// database it migrated before, and refuses one migrated by a newer binary.
+func TestSchemaVersion(t *testing.T) {
+	c := testpg.Start(t)
+	url := c.CreateDB(t, "schema")
+	s := open(t, url, pgstore.Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, url, pgstore.Options{}) // again: already at version 1
+	c.Exec(t, "schema", `UPDATE tokenvault_schema_version SET version = $1`, pgstore.SchemaVersion+1)
+	_, err := pgstore.Open(t.Context(), url, pgstore.Options{})
+	if !errors.Is(err, pgstore.ErrSchemaTooNew) {
+		t.Errorf("Open of a database with a newer schema: %v, want %v", err, pgstore.ErrSchemaTooNew)
+	}
 }

@@ -20,6 +20,7 @@ import (
 const (
 	scanFirstPage = 64
 	scanMaxPage   = 4096
+	scanCtxEvery  = 256 // keys visited between context checks (queries check it too)
 )
 
 // pgTx is the store.Tx of one run of a View or Update function. Writes are
@@ -240,6 +241,11 @@ func (t *pgTx) Scan(b store.Bucket, prefix, start []byte, fn func(k, v []byte) e
 					return nil
 				}
 				return err
+			}
+			if i%scanCtxEvery == scanCtxEvery-1 {
+				if err := t.ctx.Err(); err != nil {
+					return err
+				}
 			}
 		}
 		if len(keys) < page {
