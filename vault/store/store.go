@@ -97,14 +97,21 @@ type Store interface {
 	//     error (for a panic, one wrapping ErrPanic) is returned to this caller
 	//     only, and the other callers' work still commits.
 	//   - If ctx is done before fn first starts, Update returns ctx.Err() and
-	//     fn is not run. Once fn has started, ctx is no longer consulted: the
-	//     call waits for the commit and its result stands.
+	//     fn is not run. Once fn has started, Bolt no longer consults ctx: the
+	//     call waits for the commit and its result stands. A backend on a
+	//     remote database (pgstore) lets ctx bound the whole call instead, so
+	//     that no call outlives its deadline while the database is
+	//     unreachable: ending ctx then rolls the transaction back (an error
+	//     wrapping ctx.Err()), or, if COMMIT was in flight, makes the outcome
+	//     unknown (an error wrapping ErrCommitUnknown).
 	//   - fn must not call Update or Close on the same Store (it would
 	//     deadlock) nor View (which would not see the transaction's writes),
 	//     must not use the Tx from other goroutines, and must not block for
 	//     long: it holds up every caller in its group.
 	//
-	// Update returns ErrClosed if called after Close.
+	// Update returns ErrClosed if called after Close. An error wrapping
+	// ErrCommitUnknown means the writes may or may not have been committed:
+	// fail closed.
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// Close waits for queued Update calls to commit, then releases the store.

@@ -194,7 +194,7 @@ func (p *Postgres) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if attempt >= p.maxAttempts {
 			return fmt.Errorf("store: postgres: gave up after %d attempts: %w", attempt, err)
 		}
-		d := time.Duration(1+rand.N(min(1<<attempt, 64))) * time.Millisecond / 2
+		d := time.Duration(1+rand.N(1<<min(attempt, 6))) * time.Millisecond / 2 // 0.5ms to 32ms
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
