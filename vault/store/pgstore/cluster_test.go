@@ -186,26 +186,11 @@ func TestOutage(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	c.Stop(t)
 
-	const deadline = time.Second
-	for _, call := range []struct {
-		name string
-		run  func(ctx context.Context) error
-	}{
-		{"View", func(ctx context.Context) error {
-			return s.View(ctx, func(tx store.Tx) error { tx.Get(bkt, []byte("k")); return nil })
-		}},
-		{"Update", func(ctx context.Context) error {
-			return s.Update(ctx, func(tx store.Tx) error { return tx.Put(bkt, []byte("down"), []byte("v")) })
-		}},
-	} {
-		ctx, cancel := context.WithTimeout(t.Context(), deadline)
-		start := time.Now()
-		err := call.run(ctx)
-		cancel()
-		if elapsed := time.Since(start); err == nil || elapsed > deadline+time.Second {
-			t.Errorf("%s while PostgreSQL is down: %v after %v; want an error within %v", call.name, err, elapsed, deadline)
+	for _, r := range callsWithin(t, s, time.Second) {
+		if r.err == nil || r.late {
+			t.Errorf("%s while PostgreSQL is down: %v after %v; want an error within its deadline", r.name, r.err, r.elapsed)
 		} else {
-			t.Logf("%s while down: %v (after %v)", call.name, err, elapsed.Round(time.Millisecond))
+			t.Logf("%s while down: %v (after %v)", r.name, r.err, r.elapsed.Round(time.Millisecond))
 		}
 	}
 
@@ -270,22 +255,9 @@ func TestDeadlineWhileUnreachable(t *testing.T) {
 	putKV(t, s, "k", "v")
 
 	p.Freeze()
-	const deadline = 500 * time.Millisecond
-	for name, run := range map[string]func(context.Context) error{
-		"View": func(ctx context.Context) error {
-			return s.View(ctx, func(tx store.Tx) error { tx.Get(bkt, []byte("k")); return nil })
-		},
-		"Update": func(ctx context.Context) error {
-			return s.Update(ctx, func(tx store.Tx) error { return tx.Put(bkt, []byte("k"), []byte("w")) })
-		},
-	} {
-		ctx, cancel := context.WithTimeout(t.Context(), deadline)
-		start := time.Now()
-		err := run(ctx)
-		cancel()
-		elapsed := time.Since(start)
-		if !errors.Is(err, context.DeadlineExceeded) || elapsed > deadline+time.Second {
-			t.Errorf("%s while unreachable: %v after %v; want %v within %v", name, err, elapsed, context.DeadlineExceeded, deadline)
+	for _, r := range callsWithin(t, s, 500*time.Millisecond) {
+		if !errors.Is(r.err, context.DeadlineExceeded) || r.late {
+			t.Errorf("%s while unreachable: %v after %v; want %v within its deadline", r.name, r.err, r.elapsed, context.DeadlineExceeded)
 		}
 	}
 	p.Thaw()
@@ -370,6 +342,39 @@ func TestCommitUnknownConnectionLost(t *testing.T) {
 	if got := getKV(t, s, "k"); got != "v" {
 		t.Errorf("after the lost COMMIT: k = %q; want %q (committed locally)", got, "v")
 	}
+}
+
+type callResult struct {
+	name    string
+	err     error
+	elapsed time.Duration
+	late    bool // returned more than a second after its deadline
+}
+
+// callsWithin runs a View (a Get) and an Update (a Put) on s, each with the
+// given deadline, and reports how they ended.
+func callsWithin(t *testing.T, s store.Store, deadline time.Duration) []callResult {
+	t.Helper()
+	var out []callResult
+	for _, call := range []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"View", func(ctx context.Context) error {
+			return s.View(ctx, func(tx store.Tx) error { tx.Get(bkt, []byte("k")); return nil })
+		}},
+		{"Update", func(ctx context.Context) error {
+			return s.Update(ctx, func(tx store.Tx) error { return tx.Put(bkt, []byte("k"), []byte("w")) })
+		}},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), deadline)
+		start := time.Now()
+		err := call.run(ctx)
+		cancel()
+		elapsed := time.Since(start)
+		out = append(out, callResult{call.name, err, elapsed, elapsed > deadline+time.Second})
+	}
+	return out
 }
 
 func putKV(t *testing.T, s store.Store, k, v string) {
