@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,6 +218,9 @@ func TestOutage(t *testing.T) {
 	err := s.View(t.Context(), func(tx store.Tx) error {
 		for _, r := range results {
 			present := tx.Get(bkt, []byte(r.key)) != nil
+			if r.err != nil && strings.Contains(r.err.Error(), r.key) {
+				t.Errorf("%s: the error quotes the key: %v", r.key, r.err)
+			}
 			switch {
 			case r.err == nil:
 				ok++
