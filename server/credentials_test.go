@@ -102,3 +102,43 @@ func TestRotateCredentialAPI(t *testing.T) {
 	}
 	h.AssertNotLogged(first, resp.Secret, r2.GetSecret(), rr.GetSecret())
 }
+
+// TestRevokeIsImmediateOverHTTP: the verified-credential cache holds a secret that has just
+// authenticated (twice per HTTP request: the body guard and the interceptor); revoking it over
+// HTTP makes the very next HTTP call, with or without a body, and gRPC call 401/Unauthenticated.
+func TestRevokeIsImmediateOverHTTP(t *testing.T) {
+	h := testenv.Start(t)
+	code, body := h.Post("/v1/credentials", testenv.RootSecret, `{"name":"app","role":"tokenizer"}`)
+	if code != http.StatusOK {
+		t.Fatalf("POST /v1/credentials = %d %s", code, body)
+	}
+	var cr struct {
+		Credential struct {
+			ID string `json:"id"`
+		} `json:"credential"`
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(body, &cr); err != nil || cr.Secret == "" {
+		t.Fatalf("create response %s: %v", body, err)
+	}
+	tokenize := func() int {
+		code, _ := h.Post("/v1/tokens:tokenize", cr.Secret, `{"items":[{"value":"4111111111111111","template":"pan"}]}`)
+		return code
+	}
+	for range 3 {
+		if c := tokenize(); c != http.StatusOK {
+			t.Fatalf("tokenize = %d before revocation", c)
+		}
+	}
+	if code, body := h.Post("/v1/credentials/"+cr.Credential.ID+":revoke", testenv.RootSecret, `{}`); code != http.StatusOK {
+		t.Fatalf("POST :revoke = %d %s", code, body)
+	}
+	if c := tokenize(); c != http.StatusUnauthorized {
+		t.Errorf("the first tokenize after revocation = %d, want 401", c)
+	}
+	ts := tvpb.NewTokenServiceClient(h.Conn)
+	if _, err := ts.Tokenize(authCtx(cr.Secret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan"}}}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC tokenize after revocation = %v, want Unauthenticated", err)
+	}
+	h.AssertNotLogged(cr.Secret)
+}

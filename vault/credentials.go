@@ -301,7 +301,7 @@ func (v *Vault) InitRoot(ctx context.Context) (string, error) {
 	created := false
 	ev := v.newEvent(ctx, "InitRoot")
 	ev.Target, ev.Outcome, ev.Reason = RootCredentialID, OutcomeAllowed, "role admin"
-	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+	_, err = v.updateCredentials(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		created = false
 		if tx.Get(bucketCreds, []byte(RootCredentialID)) != nil {
 			return errSkipAudit
@@ -342,7 +342,7 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 	if c.JWTSubject != "" {
 		ev.Reason += ", bound to JWT subject " + c.JWTSubject
 	}
-	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+	_, err = v.updateCredentials(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		if !replace {
 			if taken, err := liveNameTaken(tx, c.Name); err != nil {
 				return err
@@ -426,7 +426,14 @@ func (v *Vault) usable(c Credential) bool {
 
 // lookupIdentity returns the credential that identity index b maps the first of keys found in
 // it to; found is false when none is there (or its credential cannot be read).
-func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (c Credential, found bool, err error) {
+func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (Credential, bool, error) {
+	return v.cachedCredential(identityCacheKey(b, keys), func() (Credential, bool, error) {
+		return v.readIdentity(ctx, b, keys)
+	})
+}
+
+// readIdentity is lookupIdentity's store read.
+func (v *Vault) readIdentity(ctx context.Context, b store.Bucket, keys []string) (c Credential, found bool, err error) {
 	err = v.store.View(ctx, func(tx store.Tx) error {
 		found = false
 		for _, k := range keys {
@@ -489,19 +496,21 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 		return Principal{}, ErrUnauthenticated
 	}
 	h := hashSecret(secret)
-	var c Credential
-	found := false
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		id := tx.Get(bucketCredHash, h)
-		if id == nil {
+	// The cache spares the store read only: every check below runs on every call.
+	c, found, err := v.cachedCredential(credCacheKey{index: bucketCredHash, key: string(h)}, func() (c Credential, found bool, err error) {
+		err = v.store.View(ctx, func(tx store.Tx) error {
+			id := tx.Get(bucketCredHash, h)
+			if id == nil {
+				return nil
+			}
+			blob := tx.Get(bucketCreds, id)
+			if blob == nil {
+				return nil
+			}
+			found = json.Unmarshal(blob, &c) == nil
 			return nil
-		}
-		blob := tx.Get(bucketCreds, id)
-		if blob == nil {
-			return nil
-		}
-		found = json.Unmarshal(blob, &c) == nil
-		return nil
+		})
+		return c, found, err
 	})
 	if err != nil {
 		return Principal{}, err
@@ -565,7 +574,7 @@ func (v *Vault) RotateCredential(ctx context.Context, id string, overlap time.Du
 	found := false
 	ev := v.newEvent(ctx, "RotateCredential")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
-	_, err = v.updateAudited(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
+	_, err = v.updateCredentials(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
 		found = false
 		blob := tx.Get(bucketCreds, []byte(id))
 		if blob == nil {
@@ -649,7 +658,7 @@ func (v *Vault) PruneRotatedSecrets(ctx context.Context) (int, error) {
 		ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "RotationOverlapEnded"}), "")
 		ev.Target, ev.Outcome, ev.Reason = id, OutcomeAllowed, "the previous secret no longer authenticates"
 		ended := false
-		_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+		_, err := v.updateCredentials(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 			ended = false
 			var prev Credential
 			if _, err := updateJSON(tx, bucketCreds, []byte(id), func(c *Credential) error {
@@ -717,7 +726,7 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 	found := false
 	ev := v.newEvent(ctx, "RevokeCredential")
 	ev.Target, ev.Outcome = id, OutcomeAllowed
-	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+	_, err := v.updateCredentials(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		var c Credential
 		var err error
 		found, err = updateJSON(tx, bucketCreds, []byte(id), func(cr *Credential) error {

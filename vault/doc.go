@@ -18,6 +18,7 @@
 //	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
 //	canary.go       canary tokens
 //	credentials.go  credentials, roles, authentication, expiry, rotation (with an overlap) and the root
+//	credcache.go    the verified-credential cache (store reads only; invalidated by every credential write)
 //	scope.go        credential scopes (domains, templates, masked reveal), enforced on every item
 //	grants.go       vendor grants and VendorDetokenize
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap

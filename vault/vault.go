@@ -64,6 +64,7 @@ type Vault struct {
 	wake   chan struct{}
 
 	subjects   subjectCache
+	credCache  credCache // verified-credential cache (credcache.go)
 	erasureLog string
 	log        *slog.Logger
 	rand       io.Reader

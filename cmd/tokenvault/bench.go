@@ -16,6 +16,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	cfg := loadgen.Config{Protocol: loadgen.ProtocolGRPC, Op: loadgen.OpTokenize}
 	var cf clientFlags // the connection settings, -o; bench makes its own connections
+	var serverPID int
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
 		Short: "Load-test a running server: tokenize or detokenize, over gRPC or HTTP/JSON",
@@ -26,6 +27,9 @@ Each of --concurrency workers keeps one request of --batch items in flight for -
 a scratch vault. Detokenize first tokenizes a pool of --pool fresh values (not measured), then
 reveals random picks of them. Values are random and valid for the template (a custom template
 gets values for its base: ` + strings.Join(loadgen.GeneratedBases(), ", ") + `).
+
+With --server-pid (a server on this host, Linux), also the server's CPU time per item, read
+from /proc/PID/stat when the load starts and ends: steadier than throughput on a shared machine.
 
 Exits non-zero if any request or item failed. See BENCHMARKS.md for measured figures.`,
 		Example: `  tokenvault bench --protocol http --batch 100 --concurrency 16 --duration 10s
@@ -40,6 +44,14 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 				return err
 			}
 			cfg.GRPCAddr, cfg.Token, cfg.TLS = cf.addr, cf.token, tc
+			if serverPID < 0 {
+				return fmt.Errorf("--server-pid must be a process id")
+			}
+			if serverPID > 0 {
+				if cfg.ServerCPU, err = procCPU(serverPID); err != nil {
+					return err
+				}
+			}
 			p := newPrinter(cmd, cf.output)
 			// On a terminal, one status line redrawn in place (with -o json too); else the
 			// phases as lines with text output, nothing with -o json.
@@ -90,5 +102,6 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 	f.IntVar(&cfg.Pool, "pool", 100000, "detokenize: tokens created before the run")
 	f.IntVar(&cfg.Conns, "conns", 1, "gRPC connections shared by the workers")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random values (0: random)")
+	f.IntVar(&serverPID, "server-pid", 0, "process id of the server, when it runs on this host (Linux): report its CPU time per item (server_cpu_us_per_item), from /proc/PID/stat over the load, warmup included")
 	return cmd
 }

@@ -51,6 +51,7 @@ type FF1 struct {
 	radix    uint64
 	alphabet []rune // numeral i is written alphabet[i]
 	ascii    bool   // every character of alphabet is ASCII
+	decimal  bool   // the alphabet is "0123456789"
 
 	// byteNum[c] is the numeral of the ASCII character c, -1 for bytes that
 	// are not in the alphabet; runeNum maps the non-ASCII characters.
@@ -141,6 +142,7 @@ func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
 		return nil, fmt.Errorf("%w: %v", ErrKeySize, err)
 	}
 	f.block = block
+	f.decimal = alphabet == digits36[:10]
 
 	f.pow[0] = 1
 	for k := 1; k < len(f.pow); k++ {
@@ -231,11 +233,45 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 	// Step 2: A = X[1..u]; B = X[u+1..n], held as the integers NUM_radix(A)
 	// and NUM_radix(B) through all rounds: NUM_radix(STR^m_radix(c)) = c,
 	// so no round needs the numerals themselves.
-	var a, b uint64
-	var digits [fastMaxLen]uint16
 	if f.ascii {
+		return f.crypt64ASCII(tweak, x[:n], u, decrypt)
+	}
+	var digits [fastMaxLen]uint16
+	if err := f.decode(x, digits[:n]); err != nil {
+		return "", err
+	}
+	a, b := f.num64(digits[:u]), f.num64(digits[u:n])
+	s := scratchPool.Get().(*scratch)
+	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
+	scratchPool.Put(s)
+	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
+	f.str64(a, digits[:u])
+	f.str64(b, digits[u:n])
+	return f.encode(digits[:n]), nil
+}
+
+// crypt64ASCII is crypt's uint64 path for an ASCII alphabet; x has n = len(x) characters,
+// split at u.
+func (f *FF1) crypt64ASCII(tweak []byte, x string, u int, decrypt bool) (string, error) {
+	n := len(x)
+	var a, b uint64
+	if f.decimal && u == 8 {
+		// The common case (16- and 17-digit numbers): each 8-digit half at once.
+		var okA, okB bool
+		a, okA = decimal8(x[0:8])
+		b, okB = decimal8(x[8:16])
+		if !okA || !okB {
+			return "", ErrNumeral
+		}
+		if n == 17 {
+			d := f.byteNum[x[16]]
+			if d < 0 {
+				return "", ErrNumeral
+			}
+			b = b*10 + uint64(d)
+		}
+	} else {
 		// Both halves in one loop: two independent multiply chains.
-		x = x[:n]
 		for i := 0; i < u; i++ {
 			da, db := f.byteNum[x[i]], f.byteNum[x[u+i]]
 			if da|db < 0 {
@@ -251,12 +287,6 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 			}
 			b = b*f.radix + uint64(d)
 		}
-	} else {
-		if err := f.decode(x, digits[:n]); err != nil {
-			return "", err
-		}
-		a = f.num64(digits[:u])
-		b = f.num64(digits[u:n])
 	}
 
 	s := scratchPool.Get().(*scratch)
@@ -264,14 +294,50 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 	scratchPool.Put(s)
 
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
-	if f.ascii {
-		var out [fastMaxLen]byte
-		f.str64ASCII(a, b, out[:n], u)
+	if f.decimal && u == 8 {
+		var out [17]byte
+		if n == 17 {
+			out[16] = '0' + byte(b%10)
+			b /= 10
+		}
+		putDecimal8(out[0:8], a)
+		putDecimal8(out[8:16], b)
 		return string(out[:n]), nil
 	}
-	f.str64(a, digits[:u])
-	f.str64(b, digits[u:n])
-	return f.encode(digits[:n]), nil
+	var out [fastMaxLen]byte
+	f.str64ASCII(a, b, out[:n], u)
+	return string(out[:n]), nil
+}
+
+// decimal8 returns the value of s, 8 ASCII decimal digits, and whether they all were digits:
+// all eight at once in a uint64 (SWAR).
+func decimal8(s string) (uint64, bool) {
+	_ = s[7]
+	w := uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
+		uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
+	// Every byte is '0'..'9' (0x30..0x39): its high nibble is 3, and adding 6 to it does not
+	// carry into the high nibble.
+	if w&0xF0F0F0F0F0F0F0F0|(w+0x0606060606060606)&0xF0F0F0F0F0F0F0F0>>4 != 0x3333333333333333 {
+		return 0, false
+	}
+	w -= 0x3030303030303030
+	// Pairs, quads, then the eight: each step multiplies the higher half by 10^k and adds.
+	w = (w>>8)&0x00FF00FF00FF00FF*10 + w&0x00FF00FF00FF00FF
+	w = (w>>16)&0x0000FFFF0000FFFF*100 + w&0x0000FFFF0000FFFF
+	w = (w>>32)*10000 + w&0xFFFFFFFF
+	return w, true
+}
+
+// putDecimal8 writes x < 10^8 as 8 ASCII decimal digits into dst.
+func putDecimal8(dst []byte, x uint64) {
+	_ = dst[7]
+	hi, lo := uint32(x/10000), uint32(x%10000)
+	q0, q1 := hi/100, lo/100
+	r0, r1 := hi%100, lo%100
+	dst[0], dst[1] = '0'+byte(q0/10), '0'+byte(q0%10)
+	dst[2], dst[3] = '0'+byte(r0/10), '0'+byte(r0%10)
+	dst[4], dst[5] = '0'+byte(q1/10), '0'+byte(q1%10)
+	dst[6], dst[7] = '0'+byte(r1/10), '0'+byte(r1%10)
 }
 
 // cryptBig is crypt with math/big, for radix^v >= 2^64.

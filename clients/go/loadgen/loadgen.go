@@ -81,6 +81,11 @@ type Config struct {
 	// PoolProgress, if set, is called as the detokenize pool fills, with the values tokenized
 	// so far and the pool's size. Calls do not overlap; keep it quick.
 	PoolProgress func(done, total int)
+	// ServerCPU, if set, returns the server process's CPU time so far (user plus system). Run
+	// reads it when the load starts (after the detokenize pool is filled) and when it ends,
+	// and reports the difference per item the server accepted in between (warmup included):
+	// Result.ServerCPU and ServerCPUPerItem. An error at either read leaves them zero.
+	ServerCPU func() (time.Duration, error)
 }
 
 func (c *Config) fill() error {
@@ -176,7 +181,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
+	var cpu0 time.Duration
+	cpuErr := errors.New("not measured")
+	if cfg.ServerCPU != nil {
+		cpu0, cpuErr = cfg.ServerCPU()
+	}
 	res := r.run(ctx)
+	if cpuErr == nil {
+		if cpu1, err := cfg.ServerCPU(); err == nil {
+			res.setServerCPU(cpu1-cpu0, res.TotalItems-r.poolItems)
+		}
+	}
 	return res, ctx.Err()
 }
 

@@ -37,6 +37,21 @@ type Result struct {
 	// TotalItems counts every item the server accepted: warmup, measurement and, for
 	// detokenize, the pool setup's tokenize calls.
 	TotalItems int64 `json:"total_items"`
+
+	// ServerCPU is the server's CPU time (user plus system) over the load, warmup included,
+	// when Config.ServerCPU could read it; ServerCPUPerItem divides it by the items the server
+	// accepted in that time. Zero when not measured.
+	ServerCPU        time.Duration `json:"-"`
+	ServerCPUPerItem time.Duration `json:"-"`
+	serverCPUItems   int64
+}
+
+// setServerCPU records cpu, spent by the server on items items.
+func (r *Result) setServerCPU(cpu time.Duration, items int64) {
+	if cpu < 0 || items <= 0 {
+		return
+	}
+	r.ServerCPU, r.ServerCPUPerItem, r.serverCPUItems = cpu, cpu/time.Duration(items), items
 }
 
 // MarshalJSON adds elapsed_s, warmup_s and errors to the fields.
@@ -44,10 +59,28 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	type plain Result
 	return json.Marshal(struct {
 		plain
-		ElapsedS float64 `json:"elapsed_s"`
-		WarmupS  float64 `json:"warmup_s"`
-		Errors   int64   `json:"errors"`
-	}{plain(r), r.Elapsed.Seconds(), r.Warmup.Seconds(), r.Errors()})
+		ElapsedS         float64  `json:"elapsed_s"`
+		WarmupS          float64  `json:"warmup_s"`
+		Errors           int64    `json:"errors"`
+		ServerCPUS       *float64 `json:"server_cpu_s,omitempty"`
+		ServerCPUPerItem *float64 `json:"server_cpu_us_per_item,omitempty"`
+	}{plain(r), r.Elapsed.Seconds(), r.Warmup.Seconds(), r.Errors(), r.serverCPUS(), r.serverCPUUSPerItem()})
+}
+
+func (r Result) serverCPUS() *float64 {
+	if r.ServerCPU <= 0 {
+		return nil
+	}
+	s := r.ServerCPU.Seconds()
+	return &s
+}
+
+func (r Result) serverCPUUSPerItem() *float64 {
+	if r.ServerCPU <= 0 {
+		return nil
+	}
+	us := math.Round(float64(r.ServerCPUPerItem)/10) / 100 // µs, two decimals
+	return &us
 }
 
 // Errors is the number of failed requests and failed items.
@@ -133,6 +166,10 @@ latency:   p50 %s  p90 %s  p99 %s  max %s  (mean %s)
 errors:    %s
 `, what, r.Elapsed.Seconds(), r.Warmup, r.Requests, r.RequestsPerSec, r.Items, r.ItemsPerSec,
 		ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean), errs)
+	if err == nil && r.ServerCPU > 0 {
+		_, err = fmt.Fprintf(w, "server:    %.1fµs CPU per item (%.2fs CPU over %d items, warmup included)\n",
+			float64(r.ServerCPUPerItem)/1e3, r.ServerCPU.Seconds(), r.serverCPUItems)
+	}
 	return err
 }
 
