@@ -91,11 +91,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		}
 	}
 	h := http.NewServeMux()
-	own := func(method, path string, handler http.Handler) {
-		h.Handle(method+" "+path, handler)
-		// Other methods would fall through to the gateway's 404: answer 405 with Allow.
-		h.Handle(path, methodNotAllowed(method))
-	}
+	own := func(method, path string, handler http.Handler) { serveOnly(h, method, path, handler) }
 	own("GET", "/healthz", http.HandlerFunc(s.healthz))
 	own("GET", "/livez", http.HandlerFunc(livez))
 	// Metrics name vendors, domains and volumes: admin or auditor only here; Prometheus can
@@ -214,10 +210,8 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 		return nil, nil, err
 	}
 	h := http.NewServeMux()
-	h.HandleFunc("GET /healthz", s.healthz)
-	h.Handle("/healthz", methodNotAllowed("GET"))
-	h.Handle("/v1/tokens:detokenize", methodNotAllowed("POST"))
-	h.Handle("POST /v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveOnly(h, "GET", "/healthz", http.HandlerFunc(s.healthz))
+	serveOnly(h, "POST", "/v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = "/v1/vendor/tokens:detokenize", ""
 		mux.ServeHTTP(w, r2)
@@ -300,11 +294,13 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 			return io.EOF
 		}
 		err = m.JSONPb.Unmarshal(data, v)
-		if pm := messageOf(v); pm != nil && err != nil {
+		if err != nil {
 			// The docs' short enum names ("mode": "deterministic"): tried only after a
 			// failure, so well-formed requests pay nothing.
-			if expanded, changed := expandEnumShortNames(data, pm); changed && m.JSONPb.Unmarshal(expanded, v) == nil {
-				err = nil
+			if pm := messageOf(v); pm != nil {
+				if expanded, changed := expandEnumShortNames(data, pm); changed && m.JSONPb.Unmarshal(expanded, v) == nil {
+					err = nil
+				}
 			}
 		}
 		if err == nil && !oneJSONValue(data) {

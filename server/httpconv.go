@@ -151,7 +151,7 @@ func routesFromSpec(spec []byte) (gatewayRoutes, error) {
 		expr.WriteString("^")
 		for i, part := range pathParamRE.Split(p, -1) {
 			if i > 0 {
-				expr.WriteString(`[^/]+`)
+				expr.WriteString(`[^/:]+`) // a parameter never holds the ":verb" of a custom method
 			}
 			expr.WriteString(regexp.QuoteMeta(part))
 		}
@@ -190,6 +190,13 @@ func (rs gatewayRoutes) routingError(ctx context.Context, mux *runtime.ServeMux,
 		return
 	}
 	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+}
+
+// serveOnly registers handler for method on path in h, and a 405 with Allow: method for the
+// path's other methods (which would otherwise fall through to the gateway's 404).
+func serveOnly(h *http.ServeMux, method, path string, handler http.Handler) {
+	h.Handle(method+" "+path, handler)
+	h.Handle(path, methodNotAllowed(method))
 }
 
 // methodNotAllowed answers 405 with Allow: method, for the paths the listener serves itself.

@@ -123,6 +123,8 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		{"PUT", "/v1/grants", "GET, POST"},
 		{"GET", "/v1/credentials/cred_0123456789abcdef:rotate", "POST"},
 		{"GET", "/v1/records:tokenize", "POST"},
+		{"PUT", "/v1/grants/grant_0123456789abcdef:revoke", "POST"},
+		{"PUT", "/v1/grants/grant_0123456789abcdef", "GET"},
 		{"POST", "/healthz", "GET"},
 		{"DELETE", "/openapi.json", "GET"},
 		{"GET", h.VendorURL("/v1/tokens:detokenize"), "POST"},
