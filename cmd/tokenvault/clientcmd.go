@@ -20,7 +20,8 @@ import (
 
 // clientCmd makes cmd a command that talks to a server. It adds the connection flags and -o;
 // its RunE connects, calls run with the session, closes the connection, and turns a gRPC
-// error from run into the CLI's one-line message (main prints it on stderr and exits 1).
+// error from run into the CLI's one-line message (main prints it on stderr and exits with the
+// code exitCode gives it: exitcodes.go).
 //
 // Checks that need no server (flag values, files to read) go in cmd.PreRunE: they then fail
 // before the connection settings are looked at.

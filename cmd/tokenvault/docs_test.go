@@ -16,7 +16,7 @@ import (
 )
 
 // Issue 14: the docs said things the code did not do. Every shell block of README.md and
-// docs/*.md whose fence says `sh runnable` now runs, in document order, as one bash script per
+// docs/*.md whose fence says `sh runnable` (today: the README tour's four blocks) runs, in document order, as one bash script per
 // file (blocks share variables and the server the first block starts), in a scratch directory,
 // with `set -euo pipefail`: a command that fails or a changed flag fails this test. Comment lines
 // of the form `# expect: TEXT` after a command assert that the output so far contains TEXT.

@@ -43,8 +43,8 @@ func exitCode(err error) int {
 		return ce.code
 	}
 	// cobra's own usage errors carry no type.
-	if msg := err.Error(); strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
-		strings.HasPrefix(msg, "unknown shorthand flag") || strings.HasPrefix(msg, "required flag") {
+	// (flag parse errors pass through markUsageErrors' handler and carry their code.)
+	if msg := err.Error(); strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "required flag") {
 		return exitUsage
 	}
 	return exitError

@@ -99,7 +99,7 @@ func argsOrLines(cmd *cobra.Command, args []string, what string) ([]string, erro
 		return nil, fmt.Errorf("reading %s from stdin: %w", what, err)
 	}
 	if len(lines) == 0 {
-		return nil, fmt.Errorf("no %s: give them as arguments or one a line on stdin", what)
+		return nil, withExitCode(exitUsage, fmt.Errorf("no %s: give them as arguments or one a line on stdin", what))
 	}
 	return lines, nil
 }
