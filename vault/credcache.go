@@ -75,11 +75,13 @@ func (v *Vault) cachedCredential(key credCacheKey, load func() (Credential, bool
 	if err != nil || !found {
 		return c, found, err
 	}
-	if v.credCache.n.Add(1) > maxCachedCredentials {
+	ent := credEntry{c: c, gen: gen, at: now}
+	// Count entries, not refreshes: a stale entry replaced under its key adds none.
+	if _, replaced := v.credCache.m.Swap(key, ent); !replaced && v.credCache.n.Add(1) > maxCachedCredentials {
 		v.credCache.m.Clear()
+		v.credCache.m.Store(key, ent)
 		v.credCache.n.Store(1)
 	}
-	v.credCache.m.Store(key, credEntry{c: c, gen: gen, at: now})
 	return c, true, nil
 }
 

@@ -383,18 +383,23 @@ func (v *Vault) putCredential(ctx context.Context, c Credential, replace bool, m
 // liveNameTaken reports whether a credential that is not revoked has name: names identify
 // credentials to people (lists, audit reasons), so two live ones may not share one.
 func liveNameTaken(tx store.Tx, name string) (bool, error) {
-	taken := false
+	return anyCredential(tx, func(c Credential) bool { return c.Name == name && !c.Revoked })
+}
+
+// anyCredential reports whether a stored credential satisfies match, stopping at the first.
+func anyCredential(tx store.Tx, match func(Credential) bool) (bool, error) {
+	found := false
 	err := tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
 		var c Credential
 		if err := json.Unmarshal(val, &c); err != nil {
 			return err
 		}
-		if c.Name == name && !c.Revoked {
-			taken = true
+		if found = match(c); found {
+			return store.ErrStopScan
 		}
 		return nil
 	})
-	return taken, err
+	return found, err
 }
 
 // identityIndex is one entry of an index from a workload identity to a credential id.

@@ -238,19 +238,12 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 // mistyped vendor is refused rather than kept unusable; the vault itself accepts such a grant
 // (it reveals nothing until a credential for the vendor exists).
 func (v *Vault) CheckVendor(ctx context.Context, vendor string) error {
-	now := v.now()
 	found := false
-	err := v.store.View(ctx, func(tx store.Tx) error {
-		return tx.Scan(bucketCreds, nil, nil, func(_, val []byte) error {
-			var c Credential
-			if err := json.Unmarshal(val, &c); err != nil {
-				return err
-			}
-			if c.Role == RoleVendor && c.Vendor == vendor && !c.Revoked && !c.expired(now) {
-				found = true
-			}
-			return nil
+	err := v.store.View(ctx, func(tx store.Tx) (err error) {
+		found, err = anyCredential(tx, func(c Credential) bool {
+			return c.Role == RoleVendor && c.Vendor == vendor && v.usable(c)
 		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -397,7 +390,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}
 		// Vendors have no credential scope (Scope{}): every item is read, in or out of the
 		// grants, so what a call costs does not tell which domains are granted.
-		rd = readItems(tx, Scope{}, req.Items)
+		rd = readItems(tx, Scope{}, req.Items, true)
 		return nil
 	})
 	if err != nil {

@@ -121,3 +121,39 @@ func TestCanarySeenOnRefusedCall(t *testing.T) {
 		t.Fatalf("the audit event of the refused call does not mention the canary: %+v", evs)
 	}
 }
+
+// CheckVendor (grant create's guard against a mistyped vendor): only a live vendor credential
+// for the vendor counts; a revoked or expired one does not.
+func TestCheckVendor(t *testing.T) {
+	ctx := context.Background()
+	v, clk, _ := openClock(t)
+	if err := v.CheckVendor(ctx, "acme"); !errors.Is(err, ErrNoSuchVendor) {
+		t.Fatalf("no credential: %v, want ErrNoSuchVendor", err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "acme-tok", Role: RoleTokenizer}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "acme-api", Role: RoleVendor, Vendor: "acme", Expires: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.CheckVendor(ctx, "acme"); err != nil {
+		t.Fatalf("live vendor credential: %v", err)
+	}
+	if err := v.CheckVendor(ctx, "globex"); !errors.Is(err, ErrNoSuchVendor) {
+		t.Fatalf("another vendor: %v", err)
+	}
+	clk.add(time.Hour)
+	if err := v.CheckVendor(ctx, "acme"); !errors.Is(err, ErrNoSuchVendor) {
+		t.Fatalf("expired vendor credential: %v", err)
+	}
+	d, _, err := v.CreateCredential(ctx, CredentialSpec{Name: "acme-api-2", Role: RoleVendor, Vendor: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.RevokeCredential(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.CheckVendor(ctx, "acme"); !errors.Is(err, ErrNoSuchVendor) {
+		t.Fatalf("revoked vendor credential: %v", err)
+	}
+}

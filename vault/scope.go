@@ -116,11 +116,13 @@ type itemReads struct {
 	out []bool
 }
 
-// readItems reads, inside tx, the records (and canary marks) of items, except those s
-// excludes, which it does not look up at all.
-func readItems(tx store.Tx, s Scope, items []TokenRef) itemReads {
-	rd := itemReads{raw: make([]rawRecord, len(items)), canary: make([]bool, len(items)),
-		labels: make([]string, len(items)), out: make([]bool, len(items))}
+// readItems reads, inside tx, the records of items, except those s excludes, which it does
+// not look up at all; with canaries, also their canary marks (reveals need them, erasure not).
+func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads {
+	rd := itemReads{raw: make([]rawRecord, len(items)), out: make([]bool, len(items))}
+	if canaries {
+		rd.canary, rd.labels = make([]bool, len(items)), make([]string, len(items))
+	}
 	for i, it := range items {
 		if s.excludes(it) {
 			rd.out[i] = true
@@ -128,7 +130,9 @@ func readItems(tx store.Tx, s Scope, items []TokenRef) itemReads {
 		}
 		d := DomainOr(it.Domain)
 		rd.raw[i] = readRecord(tx, d, it.Token)
-		rd.canary[i], rd.labels[i] = canaryOf(tx, rd.raw[i], d, it.Token)
+		if canaries {
+			rd.canary[i], rd.labels[i] = canaryOf(tx, rd.raw[i], d, it.Token)
+		}
 	}
 	return rd
 }

@@ -225,9 +225,6 @@ func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []Text
 					continue
 				}
 				rr := readRecord(tx, DomainOr(it.Domain), it.Text[sp.Start:sp.End])
-				if rr.rec == nil {
-					continue
-				}
 				if _, err := v.checkRecord(rr, DomainOr(it.Domain), "", now); err != nil {
 					continue
 				}

@@ -378,7 +378,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	scope := scopeOf(ctx)
 	var rd itemReads
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		rd = readItems(tx, scope, items)
+		rd = readItems(tx, scope, items, true)
 		return nil
 	})
 	if err != nil {

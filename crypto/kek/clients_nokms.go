@@ -12,7 +12,7 @@ import (
 
 // builtinClient: a binary built with -tags nokms has no KMS client.
 func builtinClient(_ context.Context, uri string) (registry.KMSClient, error) {
-	for _, scheme := range []string{"aws-kms://", "gcp-kms://", "hcvault://"} {
+	for _, scheme := range kmsSchemes() {
 		if strings.HasPrefix(uri, scheme) {
 			return nil, fmt.Errorf("%w: this binary was built with -tags nokms, without KMS clients: use a build without the tag, or --kek-file", ErrUnsupported)
 		}

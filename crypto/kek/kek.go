@@ -32,6 +32,9 @@ import (
 // ErrUnsupported is returned for a key URI whose scheme no client handles.
 var ErrUnsupported = errors.New("kek: unsupported key URI (want aws-kms://, gcp-kms:// or hcvault://)")
 
+// kmsSchemes are the key URI schemes of the built-in KMS clients (clients.go).
+func kmsSchemes() []string { return []string{"aws-kms://", "gcp-kms://", "hcvault://"} }
+
 // ErrUnavailable wraps failures to reach or use the KMS; they may pass, so callers retry.
 var ErrUnavailable = errors.New("kek: the KMS is not available")
 
