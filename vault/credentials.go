@@ -502,20 +502,8 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	}
 	h := hashSecret(secret)
 	// The cache spares the store read only: every check below runs on every call.
-	c, found, err := v.cachedCredential(credCacheKey{index: bucketCredHash, key: string(h)}, func() (c Credential, found bool, err error) {
-		err = v.store.View(ctx, func(tx store.Tx) error {
-			id := tx.Get(bucketCredHash, h)
-			if id == nil {
-				return nil
-			}
-			blob := tx.Get(bucketCreds, id)
-			if blob == nil {
-				return nil
-			}
-			found = json.Unmarshal(blob, &c) == nil
-			return nil
-		})
-		return c, found, err
+	c, found, err := v.cachedCredential(credCacheKey{index: bucketCredHash, key: string(h)}, func() (Credential, bool, error) {
+		return v.readIdentity(ctx, bucketCredHash, []string{string(h)})
 	})
 	if err != nil {
 		return Principal{}, err
@@ -540,11 +528,18 @@ func deleteSecretHashes(tx store.Tx, c Credential) error {
 		if len(h) == 0 {
 			continue
 		}
-		if id := tx.Get(bucketCredHash, h); id != nil && string(id) == c.ID {
-			if err := tx.Delete(bucketCredHash, h); err != nil {
-				return err
-			}
+		if err := deleteIfOwned(tx, bucketCredHash, h, c.ID); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// deleteIfOwned deletes index entry key of b if it still points at credential id (a newer
+// credential may hold it since).
+func deleteIfOwned(tx store.Tx, b store.Bucket, key []byte, id string) error {
+	if cur := tx.Get(b, key); cur != nil && string(cur) == id {
+		return tx.Delete(b, key)
 	}
 	return nil
 }
@@ -747,10 +742,8 @@ func (v *Vault) RevokeCredential(ctx context.Context, id string) error {
 		// The identities are freed for a new credential; an entry that already points at a
 		// newer credential (this one revoked before) stays.
 		for _, ix := range identityIndexes(c) {
-			if id := tx.Get(ix.bucket, ix.key); id != nil && string(id) == c.ID {
-				if err := tx.Delete(ix.bucket, ix.key); err != nil {
-					return err
-				}
+			if err := deleteIfOwned(tx, ix.bucket, ix.key, c.ID); err != nil {
+				return err
 			}
 		}
 		return deleteSecretHashes(tx, c)

@@ -160,6 +160,9 @@ Without --pubkey, verify trusts the key stored in the data it checks and says so
 key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if (data == "") == (file == "") {
 				return errors.New("give exactly one of --data DIR or --file EXPORT.jsonl")
 			}

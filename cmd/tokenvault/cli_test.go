@@ -356,6 +356,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"no secret (usage)", append([]string{"tokenize", "--template", "pan", "--token", "", "4111111111111111"}, conn...), 2},
 		{"some items failed", append([]string{"tokenize", "--template", "pan", "--token", rootToken, "4111111111111111", "not-a-card"}, conn...), 4},
 		{"unknown token", append([]string{"detokenize", "--purpose", "t", "--token", rootToken, "0000000000000000"}, conn...), 4},
+		{"bad -o (usage)", []string{"version", "-o", "yaml"}, 2},
 		{"no values (usage)", append([]string{"tokenize", "--template", "pan", "--token", rootToken}, conn...), 2},
 		{"server unreachable", []string{"tokenize", "--template", "pan", "--token", rootToken, "--addr", "127.0.0.1:1", "4111111111111111"}, 1},
 	} {

@@ -76,8 +76,8 @@ func (cf *clientFlags) register(f *pflag.FlagSet) {
 
 // check rejects an unknown -o and a missing token, before anything is sent.
 func (cf *clientFlags) check() error {
-	if cf.output != "text" && cf.output != "json" {
-		return fmt.Errorf("-o must be text or json")
+	if err := checkOutput(cf.output); err != nil {
+		return err
 	}
 	if (cf.certFile == "") != (cf.keyFile == "") {
 		return withExitCode(exitUsage, errors.New("--cert-file and --key-file go together"))

@@ -185,8 +185,8 @@ every value anyway: the data file and its KEK.`,
 			return online(cmd, args)
 		}
 		output, _ := cmd.Flags().GetString("output")
-		if output != "text" && output != "json" {
-			return fmt.Errorf("-o must be text or json")
+		if err := checkOutput(output); err != nil {
+			return err
 		}
 		return breakGlassRotateRoot(cmd, off, args[0], overlap, newPrinter(cmd, output))
 	}

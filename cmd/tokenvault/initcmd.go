@@ -104,8 +104,8 @@ A production serve refuses an uninitialised store: run init once before its firs
 A lost root token is replaced offline with: tokenvault credential rotate root --data DIR --kek-file FILE.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o must be text or json")
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if f.kekFile == "" && f.kekURI == "" {
 				return errors.New("a KEK is required: --kek-file PATH (created 0600 if missing) or --kek-uri URI")

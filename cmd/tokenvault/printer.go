@@ -40,6 +40,14 @@ func marshalProto(m proto.Message) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// checkOutput refuses an -o value other than text or json (a usage error: exit 2).
+func checkOutput(format string) error {
+	if format != "text" && format != "json" {
+		return withExitCode(exitUsage, fmt.Errorf("-o must be text or json, not %q", format))
+	}
+	return nil
+}
+
 // print writes v as indented JSON with -o json (a protobuf message as marshalProto says, anything
 // else with encoding/json and its own tags), else calls text with stdout.
 func (p printer) print(v any, text func(w io.Writer) error) error {

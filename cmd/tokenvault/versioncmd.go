@@ -72,6 +72,9 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version, commit, build time and Go version of this binary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			bi := readBuildInfo()
 			return newPrinter(cmd, output).print(bi, func(w io.Writer) error {
 				_, err := io.WriteString(w, bi.String())

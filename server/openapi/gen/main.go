@@ -291,13 +291,10 @@ func inputOf(op obj) protoreflect.MessageDescriptor {
 }
 
 func fieldByJSONName(md protoreflect.MessageDescriptor, name string) protoreflect.FieldDescriptor {
-	fs := md.Fields()
-	for i := range fs.Len() {
-		if f := fs.Get(i); f.JSONName() == name || string(f.Name()) == name {
-			return f
-		}
+	if f := md.Fields().ByJSONName(name); f != nil {
+		return f
 	}
-	return nil
+	return md.Fields().ByName(protoreflect.Name(name))
 }
 
 func messageRules(s obj, md protoreflect.MessageDescriptor) {
