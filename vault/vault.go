@@ -48,6 +48,11 @@ type Config struct {
 	// backup is erased again.
 	// Empty disables it.
 	ErasureLog string
+	// ReplicaID names this process among the replicas sharing one Store (PostgreSQL): it
+	// keys the replica's audit chain, its heartbeat and the leases it holds. Empty for the
+	// single-process bbolt store. Two processes that share an ID stay correct (their writes
+	// serialize in the store) but contend.
+	ReplicaID string
 }
 
 // Vault is the tokenization core. It is safe for concurrent use.
@@ -66,6 +71,7 @@ type Vault struct {
 	subjects   subjectCache
 	credCache  credCache // verified-credential cache (credcache.go)
 	erasureLog string
+	replica    string // Config.ReplicaID
 	log        *slog.Logger
 	rand       io.Reader
 	now        func() time.Time
@@ -83,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
 	}
-	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog}
+	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
