@@ -133,6 +133,21 @@ type Tx interface {
 	// modified.
 	Get(b Bucket, key []byte) []byte
 
+	// GetMany returns the values stored for keys in bucket b, in the order of
+	// keys: result i is what Get(b, keys[i]) would return at this point of the
+	// transaction (the transaction's own writes included), nil for an absent
+	// key and a non-nil empty slice for a stored empty value. Keys may repeat.
+	// An invalid bucket name reports every key absent, an invalid key (empty
+	// or over MaxKeySize) reports that key absent. The result has len(keys)
+	// elements (nil for an empty keys); its slices follow Get's rules: valid
+	// only until the transaction function returns, not to be modified.
+	//
+	// It exists for backends on a remote database: one GetMany costs one round
+	// trip whatever the number of keys (pgstore), where as many Gets cost one
+	// each. On a failed read it behaves like Get (nil results; the error is
+	// returned by View or Update).
+	GetMany(b Bucket, keys [][]byte) [][]byte
+
 	// Put stores value for key in bucket b, creating the bucket if needed.
 	//
 	// Put does not copy value (bbolt's rule): key and value must not be

@@ -70,6 +70,17 @@ var _ Tx = (*boltTx)(nil)
 
 func (t *boltTx) finish() { t.done = true }
 
+func (t *boltTx) GetMany(b Bucket, keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = t.Get(b, k)
+	}
+	return out
+}
+
 func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	if t.done || ValidateKey(key) != nil || t.g.validBucket(b) != nil {
 		return nil

@@ -27,6 +27,10 @@ const (
 // must not hold a call past its deadline for long.
 const rollbackTimeout = 5 * time.Second
 
+// pingAfterIdle is how long a pooled connection may have been idle before it is pinged on
+// acquiring it (pgxpool's default).
+const pingAfterIdle = time.Second
+
 // Options configure Open. The zero value is ready to use.
 type Options struct {
 	// MaxConns is the size of the connection pool: the number of View and
@@ -47,6 +51,7 @@ type Options struct {
 type Postgres struct {
 	pool        *pgxpool.Pool
 	maxAttempts int
+	trips       roundTrips // counted by a pgx tracer: RoundTrips
 
 	mu       sync.RWMutex
 	closed   bool           // under mu
@@ -78,11 +83,13 @@ func Open(ctx context.Context, url string, opts Options) (*Postgres, error) {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	cfg.MaxConns = opts.MaxConns
+	p := &Postgres{maxAttempts: opts.MaxAttempts}
+	p.trips.install(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	p := &Postgres{pool: pool, maxAttempts: opts.MaxAttempts}
+	p.pool = pool
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

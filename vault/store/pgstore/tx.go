@@ -80,6 +80,56 @@ func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
 	return v
 }
 
+// GetMany reads every key not found among the pending writes in one
+// statement (SELECT … WHERE key = ANY($2)), then overlays the pending writes.
+func (t *pgTx) GetMany(b store.Bucket, keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	if t.done || t.err != nil || b.Validate() != nil {
+		return out
+	}
+	var ask [][]byte
+	at := make(map[string][]int, len(keys)) // key → indexes in keys still to read
+	for i, k := range keys {
+		if store.ValidateKey(k) != nil {
+			continue
+		}
+		if w, ok := t.pending[pendingKey(b, k)]; ok {
+			out[i] = w.value
+			continue
+		}
+		if _, seen := at[string(k)]; !seen {
+			ask = append(ask, k)
+		}
+		at[string(k)] = append(at[string(k)], i)
+	}
+	if len(ask) == 0 {
+		return out
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`, string(b), ask)
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys))
+	}
+	var k, v []byte
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+		if v == nil {
+			v = []byte{}
+		}
+		for _, i := range at[string(k)] {
+			out[i] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys))
+	}
+	return out
+}
+
 // checkWrite checks what Put, Delete and NextSequence have in common.
 func (t *pgTx) checkWrite(b store.Bucket) error {
 	switch {

@@ -33,6 +33,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Empty", testEmpty},
 		{"PutGet", testPutGet},
+		{"GetMany", testGetMany},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
 		{"ReadOnlyView", testReadOnlyView},
@@ -196,6 +197,97 @@ func testPutGet(t *testing.T, open func(t *testing.T) store.Store) {
 	put(t, s, bkt, "k1", "v1b")
 	if got := get(t, s, bkt, "k1"); string(got) != "v1b" {
 		t.Errorf("Get k1 after overwrite = %q, want v1b", got)
+	}
+}
+
+// getManyWant compares a GetMany result with the values Get returns for the same keys.
+func getManyWant(t *testing.T, what string, tx store.Tx, b store.Bucket, keys [][]byte) {
+	t.Helper()
+	got := tx.GetMany(b, keys)
+	if len(got) != len(keys) {
+		t.Fatalf("%s: GetMany returned %d values for %d keys", what, len(got), len(keys))
+	}
+	for i, k := range keys {
+		want := tx.Get(b, k)
+		if (got[i] == nil) != (want == nil) || !bytes.Equal(got[i], want) {
+			t.Errorf("%s: GetMany value %d = %#v, Get says %#v", what, i, got[i], want)
+		}
+	}
+}
+
+func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	bin := []byte{0, 1, 0xfe, 0xff, 0}
+	put(t, s, bkt, "a", "1", "b", "2", "empty", "", string(bin), "bin")
+	put(t, s, bkt2, "a", "other")
+	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	keys := [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), bin, long, []byte("a")}
+	view(t, s, func(tx store.Tx) error {
+		if got := tx.GetMany(bkt, nil); len(got) != 0 {
+			t.Errorf("GetMany(no keys) = %q, want empty", got)
+		}
+		got := tx.GetMany(bkt, keys)
+		want := []string{"2", "", "1", "", "", "bin", "", "1"}
+		present := []bool{true, false, true, false, true, true, false, true}
+		for i := range keys {
+			if (got[i] != nil) != present[i] || string(got[i]) != want[i] {
+				t.Errorf("GetMany value %d = %#v, want %q (present %v)", i, got[i], want[i], present[i])
+			}
+		}
+		if v := tx.GetMany("bad/bucket", keys); len(v) != len(keys) || slices.ContainsFunc(v, func(b []byte) bool { return b != nil }) {
+			t.Errorf("GetMany on an invalid bucket = %q, want %d absent values", v, len(keys))
+		}
+		if v := tx.GetMany("missing", keys[:2]); len(v) != 2 || v[0] != nil || v[1] != nil {
+			t.Errorf("GetMany on a missing bucket = %q, want absent", v)
+		}
+		getManyWant(t, "View", tx, bkt2, keys)
+		return nil
+	})
+	// Inside Update, GetMany sees the function's own puts and deletes.
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt, []byte("absent"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Put(bkt, []byte("a"), []byte("1b")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt, []byte("b")); err != nil {
+			return err
+		}
+		got := tx.GetMany(bkt, keys)
+		if string(got[1]) != "new" || string(got[2]) != "1b" || string(got[7]) != "1b" || got[0] != nil {
+			t.Errorf("GetMany after writes in the same Update = %q, want new, 1b and b deleted", got)
+		}
+		getManyWant(t, "Update", tx, bkt, keys)
+		return nil
+	})
+	// A large batch: every key found, in order.
+	var many [][]byte
+	update(t, s, func(tx store.Tx) error {
+		many = many[:0]
+		for i := range 500 {
+			k := []byte(fmt.Sprintf("many%04d", i))
+			many = append(many, k)
+			if err := tx.Put(bkt, k, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	slices.Reverse(many)
+	view(t, s, func(tx store.Tx) error {
+		for i, v := range tx.GetMany(bkt, many) {
+			if !bytes.Equal(v, many[i]) {
+				t.Fatalf("GetMany of 500 keys: value %d = %q, want %q", i, v, many[i])
+			}
+		}
+		return nil
+	})
+	// After the function returned, GetMany reports every key absent.
+	var leaked store.Tx
+	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
+	if v := leaked.GetMany(bkt, keys[:1]); len(v) != 1 || v[0] != nil {
+		t.Errorf("GetMany after the function returned = %q, want absent", v)
 	}
 }
 
