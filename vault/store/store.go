@@ -183,4 +183,28 @@ type Tx interface {
 	// not commit may be handed out again (bbolt) or skipped (other backends):
 	// do not rely on either. It returns ErrReadOnly in View.
 	NextSequence(b Bucket) (uint64, error)
+
+	// Buckets returns the valid names of the buckets that exist, in ascending
+	// byte order: those holding at least one key or a nonzero sequence (a
+	// bucket emptied by deletes and never given a sequence may or may not be
+	// listed). With Scan, Sequence and SetSequence it lets a whole store be
+	// copied, to another backend or into a backup, without knowing its
+	// layout. The transaction's own writes are included. It returns
+	// ErrTxDone after the transaction function returned, and a database
+	// error as View and Update would.
+	Buckets() ([]Bucket, error)
+
+	// Sequence returns bucket b's current sequence value without changing it:
+	// the last value NextSequence handed out (in a committed transaction, or
+	// in this one), or the value SetSequence set; 0 for a bucket that never
+	// had one, or does not exist. It returns ErrBucketName for an invalid
+	// name and ErrTxDone after the transaction function returned.
+	Sequence(b Bucket) (uint64, error)
+
+	// SetSequence sets bucket b's sequence to n, creating the bucket if
+	// needed, so that the next NextSequence returns n+1. It is for copying a
+	// store (migrate, restore), not for allocating values. It returns
+	// ErrBucketName, ErrReadOnly in View and ErrTxDone after the transaction
+	// function returned.
+	SetSequence(b Bucket, n uint64) error
 }

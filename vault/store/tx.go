@@ -207,3 +207,57 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 	}
 	return nil
 }
+
+func (t *boltTx) Buckets() ([]Bucket, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	var out []Bucket
+	err := t.g.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+		b := Bucket(name)
+		if b.Validate() != nil {
+			return nil // not one of ours
+		}
+		if bk.Sequence() != 0 {
+			out = append(out, b)
+			return nil
+		}
+		if k, _ := bk.Cursor().First(); k != nil {
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) Sequence(b Bucket) (uint64, error) {
+	if t.done {
+		return 0, ErrTxDone
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return 0, err
+	}
+	bk, _ := t.g.bucket(b, false)
+	if bk == nil {
+		return 0, nil
+	}
+	return bk.Sequence(), nil
+}
+
+func (t *boltTx) SetSequence(b Bucket, n uint64) error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case !t.writable:
+		return ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return err
+	}
+	t.dirty = true
+	bk, err := t.g.bucket(b, true)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}

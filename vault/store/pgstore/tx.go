@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -335,6 +336,68 @@ func prefixEnd(p []byte) []byte {
 			end[i]++
 			return end
 		}
+	}
+	return nil
+}
+
+func (t *pgTx) Buckets() ([]store.Bucket, error) {
+	if t.done {
+		return nil, store.ErrTxDone
+	}
+	if err := t.flush(); err != nil { // the function's own writes are listed
+		return nil, err
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT DISTINCT bucket FROM tokenvault_kv
+UNION SELECT bucket FROM tokenvault_sequence WHERE value <> 0`)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	var out []store.Bucket
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&name}, func() error {
+		if b := store.Bucket(name); b.Validate() == nil {
+			out = append(out, b)
+		}
+		return nil
+	}); err != nil {
+		return nil, t.fail(err)
+	}
+	slices.Sort(out) // byte order, whatever the database's collation
+	return out, nil
+}
+
+func (t *pgTx) Sequence(b store.Bucket) (uint64, error) {
+	if t.done {
+		return 0, store.ErrTxDone
+	}
+	if err := b.Validate(); err != nil {
+		return 0, err
+	}
+	if t.err != nil {
+		return 0, t.err
+	}
+	var n int64
+	err := t.tx.QueryRow(t.ctx, `SELECT value FROM tokenvault_sequence WHERE bucket = $1`, string(b)).Scan(&n)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, t.fail(err)
+	}
+	return uint64(n), nil
+}
+
+func (t *pgTx) SetSequence(b store.Bucket, n uint64) error {
+	if err := t.checkWrite(b); err != nil {
+		return err
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("store: postgres: sequence %d does not fit a bigint", n)
+	}
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, $2)
+ON CONFLICT (bucket) DO UPDATE SET value = excluded.value`, string(b), int64(n))
+	if err != nil {
+		return t.fail(err)
 	}
 	return nil
 }

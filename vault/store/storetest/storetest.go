@@ -42,6 +42,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScanStop", testScanStop},
 		{"ScanMutation", testScanMutation},
 		{"NextSequence", testNextSequence},
+		{"Buckets", testBuckets},
+		{"Copy", testCopy},
 		{"ValuesCopiedOut", testValuesCopiedOut},
 		{"ErrorRollback", testErrorRollback},
 		{"ErrorIsolation", testErrorIsolation},
@@ -545,6 +547,128 @@ func testScanMutation(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 // nextSequence returns the next sequence number of bucket b, taken in an Update of its own.
+func testBuckets(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	view(t, s, func(tx store.Tx) error {
+		if bs, err := tx.Buckets(); err != nil || len(bs) != 0 {
+			t.Errorf("Buckets of an empty store = %q, %v; want none", bs, err)
+		}
+		if n, err := tx.Sequence(bkt); err != nil || n != 0 {
+			t.Errorf("Sequence of a missing bucket = %d, %v; want 0", n, err)
+		}
+		wantErr(t, "SetSequence in View", tx.SetSequence(bkt, 1), store.ErrReadOnly)
+		_, err := tx.Sequence("bad/name")
+		wantErr(t, "Sequence of an invalid bucket", err, store.ErrBucketName)
+		return nil
+	})
+	put(t, s, bkt2, "k", "v")
+	update(t, s, func(tx store.Tx) error {
+		if _, err := tx.NextSequence(bkt); err != nil {
+			return err
+		}
+		if _, err := tx.NextSequence(bkt); err != nil {
+			return err
+		}
+		if err := tx.Put("conformance.b", []byte("k"), nil); err != nil {
+			return err
+		}
+		// The function's own writes are listed.
+		if bs, err := tx.Buckets(); err != nil || !slices.Equal(bs, []store.Bucket{bkt, "conformance.b", bkt2}) {
+			t.Errorf("Buckets in Update = %q, %v", bs, err)
+		}
+		wantErr(t, "SetSequence of an invalid bucket", tx.SetSequence("bad/name", 1), store.ErrBucketName)
+		return tx.SetSequence("conformance.seq", 41)
+	})
+	view(t, s, func(tx store.Tx) error {
+		bs, err := tx.Buckets()
+		if want := []store.Bucket{bkt, "conformance.b", bkt2, "conformance.seq"}; err != nil || !slices.Equal(bs, want) {
+			t.Errorf("Buckets = %q, %v; want %q", bs, err, want)
+		}
+		for b, want := range map[store.Bucket]uint64{bkt: 2, bkt2: 0, "conformance.seq": 41} {
+			if n, err := tx.Sequence(b); err != nil || n != want {
+				t.Errorf("Sequence(%s) = %d, %v; want %d", b, n, err, want)
+			}
+		}
+		return nil
+	})
+	if n := nextSequence(t, s, "conformance.seq"); n != 42 {
+		t.Errorf("NextSequence after SetSequence(41) = %d, want 42", n)
+	}
+	var leaked store.Tx
+	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
+	_, err := leaked.Buckets()
+	wantErr(t, "Buckets after the function returned", err, store.ErrTxDone)
+	_, err = leaked.Sequence(bkt)
+	wantErr(t, "Sequence after the function returned", err, store.ErrTxDone)
+}
+
+// testCopy copies the store into a bbolt file (store.Copy) and through a snapshot
+// (store.SnapshotOf, then store.RestoreFile), and checks that both hold the same keys,
+// values and sequences.
+func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	bin := []byte{0, 0xff, 1}
+	put(t, s, bkt, "a", "1", "b", "", string(bin), "bin")
+	update(t, s, func(tx store.Tx) error {
+		for i := range 2500 { // several chunks
+			k := []byte(fmt.Sprintf("k%05d", i))
+			if err := tx.Put(bkt2, k, k); err != nil {
+				return err
+			}
+		}
+		_, err := tx.NextSequence(bkt2)
+		return err
+	})
+	want, err := store.Counts(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantCounts := []store.BucketCount{{Bucket: bkt, Keys: 3}, {Bucket: bkt2, Keys: 2500, Sequence: 1}}; !slices.Equal(want, wantCounts) {
+		t.Fatalf("Counts = %+v, want %+v", want, wantCounts)
+	}
+	check := func(what string, dst store.Store) {
+		t.Helper()
+		if _, err := store.VerifyCopy(t.Context(), want, dst); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		for _, b := range []store.Bucket{bkt, bkt2} {
+			if got, src := scan(t, dst, b, nil, nil), scan(t, s, b, nil, nil); !slices.Equal(got, src) {
+				t.Errorf("%s: bucket %s differs from the source (%d keys, want %d)", what, b, len(got), len(src))
+			}
+		}
+		if v := get(t, dst, bkt, "b"); v == nil || len(v) != 0 {
+			t.Errorf("%s: empty value = %#v, want a non-nil empty slice", what, v)
+		}
+	}
+	dir := t.TempDir()
+	dst, err := store.Open(dir+"/copy.db", store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	got, err := store.Copy(t.Context(), dst, s)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Copy = %+v, %v; want %+v", got, err, want)
+	}
+	check("Copy", dst)
+	if _, err := store.Copy(t.Context(), dst, s); !errors.Is(err, store.ErrNotEmpty) {
+		t.Errorf("Copy into a non-empty store: %v, want ErrNotEmpty", err)
+	}
+	var buf bytes.Buffer
+	if _, err := store.SnapshotOf(t.Context(), s, &buf, dir); err != nil {
+		t.Fatalf("SnapshotOf: %v", err)
+	}
+	if _, err := store.RestoreFile(&buf, dir+"/restored.db"); err != nil {
+		t.Fatalf("RestoreFile of SnapshotOf: %v", err)
+	}
+	restored, err := store.Open(dir+"/restored.db", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	check("SnapshotOf", restored)
+}
+
 func nextSequence(t *testing.T, s store.Store, b store.Bucket) uint64 {
 	t.Helper()
 	var n uint64
