@@ -185,4 +185,3 @@ func VerifyCopy(ctx context.Context, want []BucketCount, dst Store) ([]BucketCou
 	}
 	return got, fmt.Errorf("store: copy: the destination has %d buckets, %d were copied", len(got), len(want))
 }
-
