@@ -269,34 +269,38 @@ func (pr *probe) candidate(v *Vault, p *prepared, attempt int) (string, error) {
 // then answers from what was read. Writes made through put are seen by later gets.
 type batchReads struct {
 	tx     store.Tx
-	got    map[string][]byte // cacheKey → value (nil: absent), read or written
-	wanted map[store.Bucket][][]byte
-	asked  map[string]bool // cacheKeys in wanted
+	got    map[store.Bucket]map[string][]byte // bucket → key → value (nil: absent), read or written
+	wanted map[store.Bucket][][]byte          // keys to read at the next fetch (a repeat is harmless)
 }
 
 func newBatchReads(tx store.Tx) *batchReads {
-	return &batchReads{tx: tx, got: map[string][]byte{}, wanted: map[store.Bucket][][]byte{}, asked: map[string]bool{}}
+	return &batchReads{tx: tx, got: map[store.Bucket]map[string][]byte{}, wanted: map[store.Bucket][][]byte{}}
 }
 
-func cacheKey(b store.Bucket, key []byte) string { return string(b) + "\x00" + string(key) }
-
-// want asks for key to be read by the next fetch.
+// want asks for key to be read by the next fetch, unless it has been.
 func (r *batchReads) want(b store.Bucket, key []byte) {
-	ck := cacheKey(b, key)
-	if _, ok := r.got[ck]; ok || r.asked[ck] {
-		return
+	if _, ok := r.got[b][string(key)]; !ok {
+		r.wanted[b] = append(r.wanted[b], key)
 	}
-	r.asked[ck] = true
-	r.wanted[b] = append(r.wanted[b], key)
 }
 
 // get returns key's value; ok is false if it has not been read yet (it is then asked for).
 func (r *batchReads) get(b store.Bucket, key []byte) (value []byte, ok bool) {
-	value, ok = r.got[cacheKey(b, key)]
+	value, ok = r.got[b][string(key)]
 	if !ok {
-		r.want(b, key)
+		r.wanted[b] = append(r.wanted[b], key)
 	}
 	return value, ok
+}
+
+// set records key's value in the cache.
+func (r *batchReads) set(b store.Bucket, key, value []byte) {
+	m := r.got[b]
+	if m == nil {
+		m = make(map[string][]byte)
+		r.got[b] = m
+	}
+	m[string(key)] = value
 }
 
 // fetch reads every key asked for since the last fetch, one GetMany per bucket (in bucket
@@ -308,11 +312,10 @@ func (r *batchReads) fetch() bool {
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
 		for i, val := range r.tx.GetMany(b, keys) {
-			r.got[cacheKey(b, keys[i])] = val
+			r.set(b, keys[i], val)
 		}
 	}
 	clear(r.wanted)
-	clear(r.asked)
 	return true
 }
 
@@ -321,7 +324,7 @@ func (r *batchReads) put(b store.Bucket, key, value []byte) error {
 	if err := r.tx.Put(b, key, value); err != nil {
 		return err
 	}
-	r.got[cacheKey(b, key)] = value
+	r.set(b, key, value)
 	return nil
 }
 
