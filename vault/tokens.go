@@ -319,9 +319,14 @@ func (r *batchReads) fetch() bool {
 	return true
 }
 
-// put writes through to the transaction and to the cache.
-func (r *batchReads) put(b store.Bucket, key, value []byte) error {
-	if err := r.tx.Put(b, key, value); err != nil {
+// put writes through to the transaction (with create, as a create-only Insert) and to the
+// cache.
+func (r *batchReads) put(b store.Bucket, key, value []byte, create bool) error {
+	write := r.tx.Put
+	if create {
+		write = r.tx.Insert
+	}
+	if err := write(b, key, value); err != nil {
 		return err
 	}
 	r.set(b, key, value)
@@ -355,10 +360,12 @@ func isItemError(err error) bool {
 	return errors.Is(err, ErrTokenSpaceExhausted) || errors.Is(err, ErrInvalidValue)
 }
 
-// kv is one write of a decided item.
+// kv is one write of a decided item; create marks a create-only write (store Insert): a
+// token's record and a subject's key are never overwritten, also by a racing replica.
 type kv struct {
 	b          store.Bucket
 	key, value []byte
+	create     bool
 }
 
 // place decides the item's token from what r has read: the existing one for a value already
@@ -371,7 +378,7 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 	var writes []kv
 	commit := func(tok string) (string, error, bool) {
 		for _, w := range writes {
-			if err := r.put(w.b, w.key, w.value); err != nil {
+			if err := r.put(w.b, w.key, w.value, w.create); err != nil {
 				return "", err, true
 			}
 		}
@@ -379,7 +386,7 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 	}
 	subjectWrite := func(tok string) {
 		if p.subject != nil {
-			writes = append(writes, kv{bucketSubjects, subjectKey(p.subject, p.domain, tok), []byte{}})
+			writes = append(writes, kv{bucketSubjects, subjectKey(p.subject, p.domain, tok), []byte{}, false})
 		}
 	}
 	if p.idxKey != nil {
@@ -411,7 +418,7 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 			if err != nil {
 				return "", err, true
 			}
-			writes = append(writes, kv{bucketSubjectKeys, p.subject, wrapped})
+			writes = append(writes, kv{bucketSubjectKeys, p.subject, wrapped, true})
 			p.subjWrapped, p.subjAEAD, p.rec0 = wrapped, a, nil
 		case !bytes.Equal(cur, p.subjWrapped):
 			a, err := v.subjectAEAD(p.subject, cur)
@@ -469,12 +476,12 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 			return "", err, true
 		}
 	}
-	writes = append(writes, kv{bucketRecords, recordKey(p.domain, cand), rec})
+	writes = append(writes, kv{bucketRecords, recordKey(p.domain, cand), rec, true})
 	if p.expire != 0 {
-		writes = append(writes, kv{bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}})
+		writes = append(writes, kv{bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}, false})
 	}
 	if p.idxKey != nil {
-		writes = append(writes, kv{bucketIndex, p.idxKey, []byte(cand)})
+		writes = append(writes, kv{bucketIndex, p.idxKey, []byte(cand), false}) // may repoint a stale entry
 	}
 	subjectWrite(cand)
 	return commit(cand)

@@ -53,6 +53,10 @@ var (
 	// and change them after Scan returns, or write to another bucket.
 	ErrScanMutation = errors.New("store: bucket modified during its own scan")
 
+	// ErrExists is returned by Insert when the key is already present in the
+	// transaction's view (stored before it began, or written earlier in it).
+	ErrExists = errors.New("store: key already exists")
+
 	// ErrStopScan may be returned by a Scan callback to stop the scan early.
 	// Scan then returns nil. It is never returned by Scan itself.
 	ErrStopScan = errors.New("store: stop scan")

@@ -160,6 +160,24 @@ type Tx interface {
 	// transaction function returned.
 	Put(b Bucket, key, value []byte) error
 
+	// Insert stores value for key in bucket b only if key is absent: a
+	// create-only write, for records that must never be overwritten (a token
+	// issued to one value must not be reissued to another by a racing
+	// process). It takes its arguments as Put does and returns Put's errors,
+	// plus ErrExists when the key is present in the transaction's view.
+	//
+	// A key created by a concurrent transaction that committed after this one
+	// began is not in its view: the transaction then fails to commit, and
+	// Update runs the function again in a new one (pgstore: the row is
+	// written with a plain INSERT, and the unique violation it raises is
+	// retried like a serialization failure), where a read shows the key. Bolt
+	// has a single writer, so there is no such race. pgstore checks presence
+	// only against the transaction's own writes when Insert is called, and
+	// against stored keys when the write is sent (before a Scan, Buckets or
+	// COMMIT): read the key first (Get, GetMany) and Insert only if it was
+	// absent, as one does anyway to decide.
+	Insert(b Bucket, key, value []byte) error
+
 	// Delete removes key from bucket b. Deleting a key or bucket that does not
 	// exist is not an error. It returns the same errors as Put, except
 	// ErrValueTooLarge.

@@ -130,6 +130,19 @@ func (t *boltTx) Put(b Bucket, key, value []byte) error {
 	return bk.Put(key, value)
 }
 
+func (t *boltTx) Insert(b Bucket, key, value []byte) error {
+	if err := t.checkWrite(b, key); err != nil {
+		return err
+	}
+	if err := ValidateValue(value); err != nil {
+		return err
+	}
+	if t.Get(b, key) != nil {
+		return ErrExists
+	}
+	return t.Put(b, key, value)
+}
+
 func (t *boltTx) Delete(b Bucket, key []byte) error {
 	if err := t.checkWrite(b, key); err != nil {
 		return err

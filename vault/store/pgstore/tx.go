@@ -41,6 +41,7 @@ type write struct {
 	bucket store.Bucket
 	key    []byte
 	value  []byte // nil: delete
+	create bool   // Insert: a plain INSERT, failing if the key exists
 }
 
 var _ store.Tx = (*pgTx)(nil)
@@ -181,6 +182,31 @@ func (t *pgTx) Put(b store.Bucket, key, value []byte) error {
 	return nil
 }
 
+// Insert stages a create-only write: sent as a plain INSERT, so a key stored
+// meanwhile (or before, unread) makes the statement fail with a unique
+// violation, and Update re-runs the function.
+func (t *pgTx) Insert(b store.Bucket, key, value []byte) error {
+	if err := t.checkKey(b, key); err != nil {
+		return err
+	}
+	if err := store.ValidateValue(value); err != nil {
+		return err
+	}
+	pk := pendingKey(b, key)
+	w, staged := t.pending[pk]
+	if staged && w.value != nil {
+		return store.ErrExists
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	t.stage(b, key, value)
+	// Over a staged delete the row may still be stored (the delete is not sent
+	// yet): that is a replacement, written as Put writes it.
+	t.pending[pk].create = !staged
+	return nil
+}
+
 func (t *pgTx) Delete(b store.Bucket, key []byte) error {
 	if err := t.checkKey(b, key); err != nil {
 		return err
@@ -194,6 +220,9 @@ const (
 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)
 ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`
 	sqlDelete = `DELETE FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`
+	// sqlInsert is create-only: no ON CONFLICT, a key that exists is a unique violation.
+	sqlInsert = `INSERT INTO tokenvault_kv (bucket, key, value)
+SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)`
 )
 
 // flush sends the pending writes, in (bucket, key) order so that concurrent
@@ -218,11 +247,14 @@ func (t *pgTx) flush() error {
 		for n < len(ws) && ws[n].bucket == b {
 			n++
 		}
-		var keys, values, deletes [][]byte
+		var keys, values, deletes, ckeys, cvalues [][]byte
 		for _, w := range ws[:n] {
-			if w.value == nil {
+			switch {
+			case w.value == nil:
 				deletes = append(deletes, w.key)
-			} else {
+			case w.create:
+				ckeys, cvalues = append(ckeys, w.key), append(cvalues, w.value)
+			default:
 				keys, values = append(keys, w.key), append(values, w.value)
 			}
 		}
@@ -231,6 +263,9 @@ func (t *pgTx) flush() error {
 		}
 		if len(deletes) > 0 {
 			batch.Queue(sqlDelete, string(b), deletes)
+		}
+		if len(ckeys) > 0 {
+			batch.Queue(sqlInsert, string(b), ckeys, cvalues)
 		}
 		ws = ws[n:]
 	}

@@ -34,6 +34,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Empty", testEmpty},
 		{"PutGet", testPutGet},
 		{"GetMany", testGetMany},
+		{"Insert", testInsert},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
 		{"ReadOnlyView", testReadOnlyView},
@@ -290,6 +291,88 @@ func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
 	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
 	if v := leaked.GetMany(bkt, keys[:1]); len(v) != 1 || v[0] != nil {
 		t.Errorf("GetMany after the function returned = %q, want absent", v)
+	}
+}
+
+func testInsert(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	put(t, s, bkt, "old", "1")
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Insert(bkt, []byte("new"), []byte("2")); err != nil {
+			t.Errorf("Insert of an absent key: %v", err)
+		}
+		if got := tx.Get(bkt, []byte("new")); string(got) != "2" {
+			t.Errorf("Get after Insert = %q, want 2", got)
+		}
+		wantErr(t, "Insert of a key inserted in the same transaction", tx.Insert(bkt, []byte("new"), []byte("3")), store.ErrExists)
+		if err := tx.Put(bkt, []byte("put"), []byte("4")); err != nil {
+			return err
+		}
+		wantErr(t, "Insert of a key put in the same transaction", tx.Insert(bkt, []byte("put"), []byte("5")), store.ErrExists)
+		if err := tx.Insert(bkt, []byte("empty"), nil); err != nil {
+			t.Errorf("Insert of a nil value: %v", err)
+		}
+		wantErr(t, "Insert with an invalid bucket", tx.Insert("bad/name", []byte("k"), nil), store.ErrBucketName)
+		wantErr(t, "Insert with an empty key", tx.Insert(bkt, nil, nil), store.ErrKeyEmpty)
+		return nil
+	})
+	if got := get(t, s, bkt, "new"); string(got) != "2" {
+		t.Errorf("after commit: %q, want 2", got)
+	}
+	if got := get(t, s, bkt, "empty"); got == nil || len(got) != 0 {
+		t.Errorf("inserted nil value = %#v, want a non-nil empty slice", got)
+	}
+	view(t, s, func(tx store.Tx) error {
+		wantErr(t, "Insert in View", tx.Insert(bkt, []byte("v"), nil), store.ErrReadOnly)
+		return nil
+	})
+	// A key stored before: Insert never overwrites it. (Bolt says ErrExists at once; pgstore
+	// fails the commit, re-runs the function, and gives up: either way Update fails.)
+	if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.Insert(bkt, []byte("old"), []byte("X")) }); err == nil {
+		t.Error("Update that Inserts over a stored key succeeded")
+	}
+	if got := get(t, s, bkt, "old"); string(got) != "1" {
+		t.Errorf("a stored key after Insert over it = %q, want 1", got)
+	}
+	// Deleting then inserting again in one transaction replaces the value.
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Delete(bkt, []byte("old")); err != nil {
+			return err
+		}
+		return tx.Insert(bkt, []byte("old"), []byte("1b"))
+	})
+	if got := get(t, s, bkt, "old"); string(got) != "1b" {
+		t.Errorf("Delete then Insert = %q, want 1b", got)
+	}
+	// Racing creators: each reads, and inserts only if absent. Exactly one value is stored
+	// and every caller ends up with it (the losers re-run and read the winner's).
+	const n = 8
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := fmt.Sprintf("v%d", i)
+			err := s.Update(t.Context(), func(tx store.Tx) error {
+				if v := tx.Get(bkt, []byte("race")); v != nil {
+					got[i] = string(v)
+					return nil
+				}
+				got[i] = mine
+				return tx.Insert(bkt, []byte("race"), []byte(mine))
+			})
+			if err != nil {
+				t.Errorf("racing Insert %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	stored := string(get(t, s, bkt, "race"))
+	for i, g := range got {
+		if g != stored {
+			t.Errorf("racing creator %d ended with %q, the store holds %q", i, g, stored)
+		}
 	}
 }
 
