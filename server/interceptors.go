@@ -290,6 +290,20 @@ func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnarySe
 		}
 		e.observe(ctx, info.FullMethod, start, err)
 	}()
+	// A call without a deadline gets the server's, so that it cannot wait on an unreachable
+	// database for ever; running out of it is the server's failure, answered Unavailable.
+	imposed := false
+	if _, ok := ctx.Deadline(); !ok && e.limits.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.limits.RequestTimeout)
+		defer cancel()
+		imposed = true
+	}
+	defer func() {
+		if imposed && err != nil && status.Code(err) == codes.DeadlineExceeded {
+			err = status.Errorf(codes.Unavailable, "the vault did not finish within its request timeout (%s); retry later (request id %s)", e.limits.RequestTimeout, requestID(ctx))
+		}
+	}()
 	ctx, err = e.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err

@@ -44,6 +44,9 @@ const (
 	DefaultReadTimeout       = 60 * time.Second
 	DefaultWriteTimeout      = 120 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	// DefaultRequestTimeout is the deadline of a unary call that arrives without one (every
+	// HTTP request, and gRPC calls without grpc-timeout).
+	DefaultRequestTimeout = 60 * time.Second
 	// DefaultMaxConns caps the open connections of each listener.
 	DefaultMaxConns = 1000
 )
@@ -69,6 +72,11 @@ type Limits struct {
 	// IdleTimeout closes an HTTP keep-alive connection, or a gRPC connection without calls,
 	// idle this long.
 	IdleTimeout time.Duration
+	// RequestTimeout is the deadline given to a unary call (gRPC, or HTTP through the
+	// gateway) that arrives without one, so that no call waits on an unreachable database
+	// for longer; a call that reaches it is answered Unavailable (HTTP 503). A caller's own
+	// shorter or longer deadline stands. Streams (backup, audit export) get none.
+	RequestTimeout time.Duration
 	// MaxConns caps the open connections of each listener (internal gRPC, internal HTTP,
 	// vendor, metrics). Over the cap an HTTP listener answers 503 with Retry-After and closes
 	// the connection; the gRPC listener closes it.
@@ -98,6 +106,7 @@ func (l Limits) withDefaults() Limits {
 	dur(&l.ReadTimeout, DefaultReadTimeout)
 	dur(&l.WriteTimeout, DefaultWriteTimeout)
 	dur(&l.IdleTimeout, DefaultIdleTimeout)
+	dur(&l.RequestTimeout, DefaultRequestTimeout)
 	switch {
 	case l.MaxConns == 0:
 		l.MaxConns = DefaultMaxConns

@@ -17,8 +17,10 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
-	h := testenv.Start(t)
+func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) { testenv.ForBackends(t, &pg, testHTTPTokenizeDetokenizeRoundTrip) }
+
+func testHTTPTokenizeDetokenizeRoundTrip(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	values := []struct{ value, template string }{
 		{"4111111111111111", "pan"},
 		{"4111-1111-1111-1111", "pan"},
@@ -113,8 +115,10 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 	h.AssertNotLogged(append(append(secrets, tokens...), rootSecret)...)
 }
 
-func TestGRPCTokenizeDetokenize(t *testing.T) {
-	h := testenv.Start(t)
+func TestGRPCTokenizeDetokenize(t *testing.T) { testenv.ForBackends(t, &pg, testGRPCTokenizeDetokenize) }
+
+func testGRPCTokenizeDetokenize(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	ctx := authCtx(rootSecret)
 	resp, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
 		{Value: "078-05-1120", Template: "ssn"},
@@ -226,8 +230,10 @@ func TestBadRequests(t *testing.T) {
 	h.AssertNotLogged(pii, "abcd")
 }
 
-func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
-	h := testenv.Start(t)
+func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) { testenv.ForBackends(t, &pg, testConcurrentTokenizeAgreesOnOneToken) }
+
+func testConcurrentTokenizeAgreesOnOneToken(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	const n = 32
 	tokens := make([]string, n)
 	var wg sync.WaitGroup
