@@ -106,7 +106,9 @@ func TestRotateCredentialAPI(t *testing.T) {
 // TestRevokeIsImmediateOverHTTP: the verified-credential cache holds a secret that has just
 // authenticated (twice per HTTP request: the body guard and the interceptor); revoking it over
 // HTTP makes the very next HTTP call, with or without a body, and gRPC call 401/Unauthenticated.
-func TestRevokeIsImmediateOverHTTP(t *testing.T) { testenv.ForBackends(t, &pg, testRevokeIsImmediateOverHTTP) }
+func TestRevokeIsImmediateOverHTTP(t *testing.T) {
+	testenv.ForBackends(t, &pg, testRevokeIsImmediateOverHTTP)
+}
 
 func testRevokeIsImmediateOverHTTP(t *testing.T, backend testenv.Option) {
 	h := testenv.Start(t, backend)

@@ -17,7 +17,9 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) { testenv.ForBackends(t, &pg, testHTTPTokenizeDetokenizeRoundTrip) }
+func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
+	testenv.ForBackends(t, &pg, testHTTPTokenizeDetokenizeRoundTrip)
+}
 
 func testHTTPTokenizeDetokenizeRoundTrip(t *testing.T, backend testenv.Option) {
 	h := testenv.Start(t, backend)
@@ -115,7 +117,9 @@ func testHTTPTokenizeDetokenizeRoundTrip(t *testing.T, backend testenv.Option) {
 	h.AssertNotLogged(append(append(secrets, tokens...), rootSecret)...)
 }
 
-func TestGRPCTokenizeDetokenize(t *testing.T) { testenv.ForBackends(t, &pg, testGRPCTokenizeDetokenize) }
+func TestGRPCTokenizeDetokenize(t *testing.T) {
+	testenv.ForBackends(t, &pg, testGRPCTokenizeDetokenize)
+}
 
 func testGRPCTokenizeDetokenize(t *testing.T, backend testenv.Option) {
 	h := testenv.Start(t, backend)
@@ -230,7 +234,9 @@ func TestBadRequests(t *testing.T) {
 	h.AssertNotLogged(pii, "abcd")
 }
 
-func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) { testenv.ForBackends(t, &pg, testConcurrentTokenizeAgreesOnOneToken) }
+func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
+	testenv.ForBackends(t, &pg, testConcurrentTokenizeAgreesOnOneToken)
+}
 
 func testConcurrentTokenizeAgreesOnOneToken(t *testing.T, backend testenv.Option) {
 	h := testenv.Start(t, backend)
