@@ -293,6 +293,11 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 			return
 		}
 		if err := a.fromHTTP(r); err != nil {
+			if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+				// Not a refusal: the vault (its database) could not check the credentials.
+				writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, a.s.unavailableMessage(err, requestIDFrom(r)))
+				return
+			}
 			w.Header().Set("Connection", "close")
 			r2 := r.WithContext(context.WithValue(r.Context(), keyUnauthenticatedBody, true))
 			r2.Body, r2.ContentLength = http.NoBody, 0
@@ -343,8 +348,31 @@ func (a *authenticator) fromHTTP(r *http.Request) error {
 	if a.s.Sealed() {
 		return errSealed
 	}
-	_, err := a.identify(httpContext(r))
+	ctx, cancel := a.s.withRequestTimeout(httpContext(r))
+	defer cancel()
+	_, err := a.identify(ctx)
 	return err
+}
+
+// withRequestTimeout gives ctx the server's request timeout when it has no deadline (see
+// Limits.RequestTimeout).
+func (s *Server) withRequestTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || s.limits.RequestTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.limits.RequestTimeout)
+}
+
+// unavailableMessage is the message of an Unavailable answer for err (a status error or a
+// vault error): the server's request timeout ran out, or the vault is unavailable.
+func (s *Server) unavailableMessage(err error, id string) string {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Sprintf("the vault did not finish within its request timeout (%s); retry later (request id %s)", s.limits.RequestTimeout, id)
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return opaqueMessage(err, codes.Unavailable, id)
 }
 
 // requireRoles serves next only to callers holding one of roles, authenticated from the
@@ -355,7 +383,8 @@ func (s *Server) requireRoles(a *authenticator, method string, next http.Handler
 			writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, status.Convert(errSealed).Message())
 			return
 		}
-		ctx := httpContext(r)
+		ctx, cancel := s.withRequestTimeout(httpContext(r))
+		defer cancel()
 		ctx = context.WithValue(ctx, keyRequestID, requestIDFrom(r))
 		info := vault.RequestInfo{RequestID: requestID(ctx), Method: method, Source: sourceOf(ctx)}
 		ctx = vault.WithRequest(ctx, info)
