@@ -54,6 +54,7 @@ type serveOpts struct {
 	grpcMaxRecv, maxConns          int
 	readHeaderTimeout, readTimeout time.Duration
 	writeTimeout, idleTimeout      time.Duration
+	requestTimeout                 time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -128,6 +129,7 @@ is then optional and holds only local files (the default erasure log, DATA/erasu
 	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "time to read a whole HTTP request, body included; 0: no limit")
 	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
+	f.DurationVar(&o.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a call that brings none (every HTTP request; gRPC without grpc-timeout): past it the call fails 503/Unavailable, e.g. while the database is unreachable; 0: no limit")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
 }
@@ -148,6 +150,7 @@ func (o serveOpts) limits() (server.Limits, error) {
 		HTTPMaxBody: o.httpMaxBody, VendorMaxBody: o.vendorMaxBody, GRPCMaxRecv: o.grpcMaxRecv,
 		ReadHeaderTimeout: off(o.readHeaderTimeout), ReadTimeout: off(o.readTimeout),
 		WriteTimeout: off(o.writeTimeout), IdleTimeout: off(o.idleTimeout), MaxConns: o.maxConns,
+		RequestTimeout: off(o.requestTimeout),
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = -1
