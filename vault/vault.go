@@ -254,6 +254,16 @@ func (v *Vault) initKeyMeta(ctx context.Context) error {
 	})
 }
 
+// Ping checks that the vault's store can be reached, for health checks: a store on a remote
+// database (store.Pinger) is asked; a local store (Bolt) always answers nil. An unreachable
+// database gives an error wrapping store.ErrUnavailable.
+func (v *Vault) Ping(ctx context.Context) error {
+	if p, ok := v.store.(store.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // Initialized reports whether s already holds a vault (a keyring). A KEK must then not be
 // created afresh: it would not open the existing keys.
 func Initialized(ctx context.Context, s store.Store) (bool, error) {

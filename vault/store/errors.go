@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // These errors can be returned when opening or closing a Store.
 var (
@@ -70,6 +73,23 @@ var (
 // if the write were committed (nor as if it were not) without reading it back.
 // The embedded Bolt backend never returns it: its commit is local.
 var ErrCommitUnknown = errors.New("store: commit outcome unknown")
+
+// ErrUnavailable is wrapped by the errors of View, Update and Ping when a
+// remote backend cannot reach its database: the connection was refused or
+// lost, the server is shutting down or starting up, or it has no connection
+// slot left. The condition is expected to pass: callers may retry later,
+// and the store reconnects by itself. Unless the error also wraps
+// ErrCommitUnknown (the connection was lost while COMMIT was in flight), the
+// failing call committed nothing. The embedded Bolt backend never returns it.
+var ErrUnavailable = errors.New("store: database unavailable")
+
+// Pinger is implemented by stores on a remote database (pgstore): Ping
+// checks that the database answers, returning an error wrapping
+// ErrUnavailable when it cannot be reached. Health checks use it; a store
+// without it (Bolt) is local and always reachable while open.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // ErrPanic is wrapped by the error that Update returns when its function
 // panicked. The panic is recovered, the function's writes are discarded, the
