@@ -202,13 +202,16 @@ func restoreStore(cmd *cobra.Command, f restoreFlags, logs []string) error {
 	if len(logs) > 0 && f.kekFile == "" && f.kekURI == "" {
 		return withExitCode(exitUsage, errors.New("--erasure-log with --store re-applies the erasures now: give the KEK (--kek-file or --kek-uri)"))
 	}
-	pg, err := openPostgresURL(ctx, f.storeURL)
+	if err := checkStoreURL(f.storeURL); err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	pg, err := openPostgres(ctx, f.storeURL)
 	if err != nil {
 		return err
 	}
 	defer pg.Close()
 	w := cmd.OutOrStdout()
-	where := describePostgres(f.storeURL)
+	where := redactURL(f.storeURL)
 	if f.in != "" {
 		in, err := os.Open(f.in)
 		if err != nil {

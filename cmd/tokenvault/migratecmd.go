@@ -9,41 +9,21 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
-	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
 
 // Moving a vault between backends: migrate copies a stopped server's store (a bbolt data
 // directory or a PostgreSQL database) into an empty store of the other kind, with store.Copy,
 // and verifies the copy by per-bucket counts and by verifying its audit trail.
 
-// openTimeout bounds reaching PostgreSQL for the offline commands.
-const openTimeout = 30 * time.Second
-
-// openPostgresURL opens the PostgreSQL store at url (schema created or checked).
-func openPostgresURL(ctx context.Context, url string) (*pgstore.Postgres, error) {
-	ctx, cancel := context.WithTimeout(ctx, openTimeout)
-	defer cancel()
-	return pgstore.Open(ctx, url, pgstore.Options{})
-}
-
-// describePostgres names a PostgreSQL URL without its password: user@host:port/db.
-func describePostgres(url string) string {
-	cfg, err := pgconn.ParseConfig(url)
-	if err != nil {
-		return "postgres (unparsable URL)"
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
-
-// openDataOffline opens DIR's bbolt store without waiting for a lock (a held lock means a
-// server runs). With create, DIR is created (0700) and must not hold a store yet.
-func openDataOffline(dir, what string, create bool) (*store.Bolt, error) {
+// openDataOffline opens DIR's bbolt store offline (storeFlags.open: a held lock means a
+// server runs). With create, DIR is created (0700) and must not hold a store yet; without,
+// it must hold one (opening would create an empty store).
+func openDataOffline(ctx context.Context, dir, what string, create bool) (store.Store, error) {
 	path := filepath.Join(dir, store.FileName)
 	if create {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -55,11 +35,8 @@ func openDataOffline(dir, what string, create bool) (*store.Bolt, error) {
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("%s holds no store: %w", dir, err)
 	}
-	st, err := store.Open(path, store.Options{Timeout: -1})
-	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("the data directory %s is in use by another tokenvault process: stop the server first (%s works offline only)", dir, what)
-	}
-	return st, err
+	f := storeFlags{data: dir}
+	return f.open(ctx, true, what)
 }
 
 // migrateReport is migrate's summary (-o json).
@@ -104,33 +81,38 @@ destination opens with the same KEK. Keep the erasure log with the KEK (docs/ha.
 			if !toPG && !toBolt {
 				return withExitCode(exitUsage, errors.New("give --from-data DIR with --to postgres://…, or --from postgres://… with --to-data DIR"))
 			}
+			for _, u := range []string{fromURL, toURL} {
+				if err := checkStoreURL(u); err != nil {
+					return withExitCode(exitUsage, err)
+				}
+			}
 			ctx := cmd.Context()
 			rep := migrateReport{}
 			var src, dst store.Store
 			if toPG {
-				b, err := openDataOffline(fromData, "migrate", false)
+				b, err := openDataOffline(ctx, fromData, "migrate", false)
 				if err != nil {
 					return err
 				}
 				defer b.Close()
-				p, err := openPostgresURL(ctx, toURL)
+				p, err := openPostgres(ctx, toURL)
 				if err != nil {
 					return err
 				}
 				defer p.Close()
-				src, dst, rep.From, rep.To = b, p, fromData, describePostgres(toURL)
+				src, dst, rep.From, rep.To = b, p, fromData, redactURL(toURL)
 			} else {
-				p, err := openPostgresURL(ctx, fromURL)
+				p, err := openPostgres(ctx, fromURL)
 				if err != nil {
 					return err
 				}
 				defer p.Close()
-				b, err := openDataOffline(toData, "migrate", true)
+				b, err := openDataOffline(ctx, toData, "migrate", true)
 				if err != nil {
 					return err
 				}
 				defer b.Close()
-				src, dst, rep.From, rep.To = p, b, describePostgres(fromURL), toData
+				src, dst, rep.From, rep.To = p, b, redactURL(fromURL), toData
 			}
 			start := time.Now()
 			copied, err := store.Copy(ctx, dst, src)
