@@ -174,7 +174,15 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	base := v.newEvent(ctx, "Tokenize")
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
-	_, err = v.updateAudited(ctx, base, func(tx store.Tx, ev *AuditEvent) error {
+	// Snapshot isolation is enough here (store.WithSnapshotIsolation): records and subject keys
+	// are created with Insert, every key placeAll overwrites (index entries, the audit head)
+	// is one it read in this transaction, and the other marks it writes (subject and expiry
+	// rows) hold nothing that depends on what it read. SERIALIZABLE would make concurrent
+	// batches abort each other over the index pages their random tokens share. The one race
+	// it lets through: an EraseSubject that commits while a tokenize for the same subject runs
+	// can leave that tokenize's new record sealed under the erased subject key, i.e.
+	// unreadable (erased too), and not listed in the erasure receipt.
+	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
 		done, err := v.placeAll(tx, work, results, now)
 		if err != nil {
 			return err

@@ -226,3 +226,33 @@ type Tx interface {
 	// function returned.
 	SetSequence(b Bucket, n uint64) error
 }
+
+// snapshotIsolationKey marks a context for WithSnapshotIsolation.
+type snapshotIsolationKey struct{}
+
+// WithSnapshotIsolation returns a context whose Update calls may run with snapshot isolation
+// instead of full serializability: in pgstore, REPEATABLE READ instead of SERIALIZABLE. Bolt
+// has one writer and ignores it.
+//
+// Use it only for a function whose correctness rests on conflicts between writes of the same
+// key, which snapshot isolation still detects: every key it creates is written with Insert
+// (a concurrent creator makes the commit fail), and every key it overwrites with Put is one
+// whose current value (or absence) it read and decided on (a concurrent write of that key
+// makes pgstore fail the transaction with a serialization failure, and Update runs the
+// function again). What snapshot isolation lets through is write skew: two transactions
+// each reading what the other writes, under different keys, such as a check of a counter
+// kept in one key before writing another. A function that depends on such a check must not
+// use it.
+//
+// The gain is for functions that read and write many scattered keys (a batch tokenize):
+// SERIALIZABLE tracks reads at index-page granularity, so concurrent batches that touch the
+// same pages abort each other even when they share no key.
+func WithSnapshotIsolation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, snapshotIsolationKey{}, true)
+}
+
+// SnapshotIsolation reports whether ctx was made by WithSnapshotIsolation (for backends).
+func SnapshotIsolation(ctx context.Context) bool {
+	v, _ := ctx.Value(snapshotIsolationKey{}).(bool)
+	return v
+}

@@ -71,6 +71,8 @@ var (
 
 var (
 	serializable = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadWrite}
+	// repeatable is Update's isolation under store.WithSnapshotIsolation.
+	repeatable = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadWrite}
 	snapshot     = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 )
 
@@ -232,7 +234,11 @@ func (p *Postgres) Update(ctx context.Context, fn func(store.Tx) error) error {
 // attempt runs fn in one transaction and commits it. retry reports that the
 // transaction did not commit and fn may be run again.
 func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err error, retry bool) {
-	ptx, err := p.begin(ctx, serializable)
+	opts := serializable
+	if store.SnapshotIsolation(ctx) {
+		opts = repeatable
+	}
+	ptx, err := p.begin(ctx, opts)
 	if err != nil {
 		return err, false
 	}
