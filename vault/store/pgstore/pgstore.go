@@ -73,7 +73,7 @@ var (
 	serializable = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadWrite}
 	// repeatable is Update's isolation under store.WithSnapshotIsolation.
 	repeatable = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadWrite}
-	snapshot     = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	snapshot   = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 )
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a
