@@ -63,6 +63,14 @@
 // [Vault.Detokenize] looks tokens up by (domain, token) in one read transaction and decrypts
 // them outside it.
 //
+// Reads are batched so that a call's store round trips do not grow with its size (on
+// PostgreSQL each is a network round trip): Tokenize decides its items in rounds, each round
+// one [store.Tx.GetMany] per bucket for every key the pending items need next (blind-index
+// entries, candidate records, subject keys; after a collision, the next candidates of the
+// colliding items only), and creates records and subject keys with the create-only
+// [store.Tx.Insert]; the detokenize paths (internal, vendor, records, free text) and
+// DeleteTokens read all records, then their subject keys and canary marks, one GetMany each.
+//
 // # Storage layout
 //
 //	records     domain 0x00 token                → record (template, times, subject, ciphertext), or a tombstone
