@@ -120,6 +120,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 	}
 	ctx, err := a.check(ctx, method)
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		return ctx, err // the credentials could not be checked: not a refusal to audit
+	}
 	if err != nil {
 		p, _ := PrincipalFrom(ctx)
 		a.s.alerts.onDenials(ctx, p.ID, 1)

@@ -122,6 +122,16 @@ func TestDatabaseLoss(t *testing.T) {
 	}
 	resp, body := do(t, h, "POST", "/v1/tokens:tokenize", rootSecret, `{"items":[{"value":"5555555555554444","template":"pan"}]}`)
 	checkUnavailableHTTP(t, "HTTP tokenize", resp, body, c)
+	// Credentials that cannot be checked are not refused: 503, not 401 (a client must not
+	// think its credential revoked), with and without a body, and on gRPC.
+	resp, body = do(t, h, "POST", "/v1/tokens:tokenize", "tvs_not-a-cached-credential", `{"items":[{"value":"5555555555554444","template":"pan"}]}`)
+	checkUnavailableHTTP(t, "HTTP tokenize with an unchecked credential", resp, body, c)
+	resp, body = do(t, h, "GET", "/v1/templates", "tvs_not-a-cached-credential", nil)
+	checkUnavailableHTTP(t, "HTTP GET with an unchecked credential", resp, body, c)
+	_, err = tc.Tokenize(authCtx("tvs_not-a-cached-credential"), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "5555555555554444", Template: "pan"}}})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC Tokenize with an unchecked credential while the database is down: %v; want Unavailable", err)
+	}
 	resp, body = do(t, h, "POST", "/v1/tokens:detokenize", rootSecret, `{"items":[{"token":"`+before.GetResults()[0].GetToken()+`"}]}`)
 	checkUnavailableHTTP(t, "HTTP detokenize", resp, body, c)
 	if strings.Contains(string(body), "4111111111111111") {
