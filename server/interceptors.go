@@ -120,6 +120,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 	}
 	ctx, err := a.check(ctx, method)
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		return ctx, err // the credentials could not be checked: not a refusal to audit
+	}
 	if err != nil {
 		p, _ := PrincipalFrom(ctx)
 		a.s.alerts.onDenials(ctx, p.ID, 1)
@@ -177,6 +180,7 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
+	_, hadDeadline := ictx.Deadline()
 	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
 	p, err := a.identify(tctx)
 	cancel()
@@ -185,10 +189,14 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
 		// The credentials could not be checked (the database is unreachable): answered
-		// here, rather than checked again for as long by the interceptor.
+		// here, rather than checked again for as long by the interceptor. The caller's own
+		// deadline passing stays DeadlineExceeded; the server's is Unavailable.
 		ictx = withRequestID(ictx)
+		if c == codes.Unavailable || !hadDeadline {
+			err = status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		}
 		a.s.observe(ictx, info.FullMethodName, start, err)
-		return nil, status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		return nil, err
 	}
 	if status.Code(err) != codes.Unauthenticated {
 		return ctx, nil // the interceptor answers (and audits) anything else
