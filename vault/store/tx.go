@@ -196,3 +196,25 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 	}
 	return nil
 }
+
+// AdvanceSequence implements SequenceAdvancer.
+func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case !t.writable:
+		return ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return err
+	}
+	t.dirty = true
+	bk, err := t.g.bucket(b, true)
+	if err != nil {
+		return err
+	}
+	if bk.Sequence() >= atLeast {
+		return nil
+	}
+	return bk.SetSequence(atLeast)
+}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -189,17 +192,80 @@ func (t *pgTx) flush() error {
 	return nil
 }
 
+// NextSequence takes the next value of the bucket's PostgreSQL sequence
+// (seqName). nextval is not transactional: concurrent transactions never
+// wait for each other here (no row is locked), values of transactions that
+// roll back are skipped, and values increase in the order they are taken,
+// which for concurrent transactions need not be their commit order.
 func (t *pgTx) NextSequence(b store.Bucket) (uint64, error) {
 	if err := t.checkWrite(b); err != nil {
 		return 0, err
 	}
-	var n int64
-	err := t.tx.QueryRow(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, 1)
-ON CONFLICT (bucket) DO UPDATE SET value = tokenvault_sequence.value + 1 RETURNING value`, string(b)).Scan(&n)
-	if err != nil {
+	// One round trip when the sequence exists: nextval(NULL) is NULL.
+	var n *int64
+	if err := t.tx.QueryRow(t.ctx, `SELECT nextval(to_regclass($1))`, seqName(b)).Scan(&n); err != nil {
 		return 0, t.fail(err)
 	}
-	return uint64(n), nil
+	if n == nil {
+		name, err := t.ensureSequence(b)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.tx.QueryRow(t.ctx, `SELECT nextval($1::regclass)`, name).Scan(&n); err != nil {
+			return 0, t.fail(err)
+		}
+	}
+	return uint64(*n), nil
+}
+
+// AdvanceSequence implements store.SequenceAdvancer: it takes values until
+// the sequence has handed out atLeast, in one statement. It never moves the
+// sequence back, so it is safe while other processes take values.
+func (t *pgTx) AdvanceSequence(b store.Bucket, atLeast uint64) error {
+	if err := t.checkWrite(b); err != nil {
+		return err
+	}
+	name, err := t.ensureSequence(b)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.Exec(t.ctx, `SELECT nextval($1::regclass) FROM generate_series(1, greatest(0, $2::bigint -
+	(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM `+name+`)))`, name, int64(atLeast))
+	if err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// seqName is the name of bucket b's sequence: bucket names may be longer
+// than an identifier and hold '.' and '-', so it is a hash of the name.
+func seqName(b store.Bucket) string {
+	sum := sha256.Sum256([]byte(b))
+	return "tokenvault_seq_" + hex.EncodeToString(sum[:8])
+}
+
+// ensureSequence returns the name of bucket b's sequence, creating it in
+// this transaction when it does not exist yet (a concurrent creator makes
+// one of the two transactions fail with a unique violation, which Update
+// re-runs). A new sequence continues from the bucket's row in
+// tokenvault_sequence, where the first versions of this package counted.
+func (t *pgTx) ensureSequence(b store.Bucket) (string, error) {
+	name := seqName(b)
+	var exists bool
+	if err := t.tx.QueryRow(t.ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+		return "", t.fail(err)
+	}
+	if exists {
+		return name, nil
+	}
+	var legacy int64
+	if err := t.tx.QueryRow(t.ctx, `SELECT coalesce(max(value), 0) FROM tokenvault_sequence WHERE bucket = $1`, string(b)).Scan(&legacy); err != nil {
+		return "", t.fail(err)
+	}
+	if _, err := t.tx.Exec(t.ctx, `CREATE SEQUENCE IF NOT EXISTS `+name+` START WITH `+strconv.FormatInt(legacy+1, 10)); err != nil {
+		return "", t.fail(err)
+	}
+	return name, nil
 }
 
 func (t *pgTx) Scan(b store.Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
