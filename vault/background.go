@@ -153,9 +153,7 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		}); err != nil {
 			return err
 		}
-		if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
-			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
-		}
+		st.AuditSeq = auditMaxSeq(tx)
 		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
 			st.PrimaryKeyAge = now.Sub(c)
 		}

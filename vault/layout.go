@@ -28,6 +28,8 @@ const (
 	bucketGrantIDs    store.Bucket = "grantids"    // id → vendor
 	bucketAudit       store.Bucket = "audit"       // seqKey → event line (JSON)
 	bucketAuditCkpt   store.Bucket = "auditckpt"   // seqKey → checkpoint (JSON)
+	bucketAuditHead   store.Bucket = "audithead"   // replica → seq (8 bytes) + SHA-256 of its chain's last event
+	bucketAuditAnchor store.Bucket = "auditanchor" // replica → seq + hash of its chain's last pruned event + its signature
 	bucketMeta        store.Bucket = "meta"        // the meta keys below → …
 )
 
@@ -37,9 +39,9 @@ var (
 	metaSchema        = []byte("schema_version") // seqKey(SchemaVersion)
 	metaKeyMeta       = []byte("keymeta")        // data key id → keyMeta (JSON)
 	metaRewrap        = []byte("rewrap")         // rewrapState (JSON)
-	metaAuditHead     = []byte("audit_head")     // seq (8 bytes) + SHA-256 of the last event
+	metaAuditHead     = []byte("audit_head")     // seq (8 bytes) + SHA-256 of the last event of the single-process chain
 	metaAuditPub      = []byte("audit_pubkey")   // the audit public keyset, in clear
-	metaAuditAnchor   = []byte("audit_anchor")   // seq (8 bytes) + hash of the last pruned event + its signature
+	metaAuditAnchor   = []byte("audit_anchor")   // seq (8 bytes) + hash of the single-process chain's last pruned event + its signature
 	metaAuditExported = []byte("audit_exported") // seq (8 bytes) of the last event a full export delivered
 )
 
@@ -112,3 +114,21 @@ func seqKey(seq uint64) []byte {
 var tombstone = []byte{0xFF}
 
 func isTombstone(b []byte) bool { return len(b) == 1 && b[0] == 0xFF }
+
+// auditHeadKey is where the head of replica's audit chain lives: meta "audit_head" for the
+// single-process chain (""), bucket audithead under the replica's name for the others, so
+// that replicas never write the same key.
+func auditHeadKey(replica string) (store.Bucket, []byte) {
+	if replica == "" {
+		return bucketMeta, metaAuditHead
+	}
+	return bucketAuditHead, []byte(replica)
+}
+
+// auditAnchorKey is where the pruning anchor of replica's chain lives (like auditHeadKey).
+func auditAnchorKey(replica string) (store.Bucket, []byte) {
+	if replica == "" {
+		return bucketMeta, metaAuditAnchor
+	}
+	return bucketAuditAnchor, []byte(replica)
+}

@@ -116,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}
-	if err := v.publishAuditKey(ctx); err != nil {
+	if err := v.prepareAudit(ctx); err != nil {
 		return nil, err
 	}
 	if err := v.initKeyMeta(ctx); err != nil {
