@@ -64,7 +64,7 @@ type Event struct {
 	// SHA-256(domain 0x00 token). An investigator holding a token can find its events.
 	Tokens []string `json:"tokens,omitempty"`
 	// Target names the object of a configuration change (credential, grant or template id).
-	Target   string `json:"target,omitempty"`
+	Target string `json:"target,omitempty"`
 	// PrevHash is the Hash of the previous event of the same chain (Replica); ZeroHash for
 	// the chain's first event.
 	PrevHash string `json:"prev_hash"`
@@ -74,10 +74,10 @@ const checkpointDomain = "tokenvault/audit/checkpoint/v1"
 
 // Checkpoint is a signed statement of the audit chain's head.
 type Checkpoint struct {
-	Type      string    `json:"type"` // "checkpoint"
-	Seq       uint64    `json:"seq"`
-	Hash      string    `json:"hash"` // hash of event Seq
-	Time      time.Time `json:"time"`
+	Type string    `json:"type"` // "checkpoint"
+	Seq  uint64    `json:"seq"`
+	Hash string    `json:"hash"` // hash of event Seq
+	Time time.Time `json:"time"`
 	// Heads are the heads of every chain of a multi-replica trail at one snapshot, sorted
 	// by replica; Seq and Hash are then the one with the highest sequence number. Absent
 	// for the single-process chain, whose checkpoints keep their first format.
