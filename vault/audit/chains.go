@@ -252,9 +252,6 @@ func (v *Verifier) checkpointMulti(ck Checkpoint) error {
 			return v.fail(ck.Seq, "checkpoint's seq and hash are not its highest head")
 		}
 	}
-	if ck.Seq > v.rep.LastSeq {
-		return v.fail(ck.Seq, "checkpoint comes before the event it signs (reordered, or events deleted)")
-	}
 	for _, h := range checkpointHeads(ck) {
 		c := v.m.chains[h.Replica]
 		switch {
@@ -267,6 +264,8 @@ func (v *Verifier) checkpointMulti(ck Checkpoint) error {
 				return v.failAt(h.Replica, h.Seq, fmt.Sprintf("checkpoint does not match event %d of %s (edited, deleted or inserted events)", h.Seq, name(h.Replica)))
 			}
 			c.cover(h.Seq, h.Hash, ck.Time)
+		case h.Seq > c.lastSeq && c.events == 0 && c.startSeq == 0:
+			return v.failAt(h.Replica, h.Seq, fmt.Sprintf("a checkpoint names event %d of %s, whose events are all missing: a replica's events deleted", h.Seq, name(h.Replica)))
 		case h.Seq > c.lastSeq:
 			return v.failAt(h.Replica, c.lastSeq+1, fmt.Sprintf("a checkpoint names event %d of %s, but its events end at %d: events removed from the end of the chain", h.Seq, name(h.Replica), c.lastSeq))
 		default:
@@ -276,6 +275,9 @@ func (v *Verifier) checkpointMulti(ck Checkpoint) error {
 			}
 			c.cover(h.Seq, h.Hash, ck.Time)
 		}
+	}
+	if ck.Seq > v.rep.LastSeq {
+		return v.fail(ck.Seq, "checkpoint comes before the event it signs (reordered, or events deleted)")
 	}
 	v.rep.Checkpoints++
 	if ck.Time.After(v.m.lastCkpt) {
