@@ -14,6 +14,8 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/audit"
@@ -192,11 +194,60 @@ func validReplicaID(id string) error {
 		return fmt.Errorf("vault: ReplicaID is longer than 128 bytes")
 	}
 	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return fmt.Errorf("vault: ReplicaID must be printable ASCII without spaces")
+		if id[i] <= ' ' || id[i] > '~' || id[i] == '/' {
+			return fmt.Errorf("vault: ReplicaID must be printable ASCII without spaces or '/'")
 		}
 	}
 	return nil
+}
+
+// maxAuditLanes bounds the chains of one replica: its audited writes in flight at once.
+const maxAuditLanes = 32
+
+// auditLanes hands out the chains of one replica, one per audited write in flight, so that
+// a replica's concurrent writes do not conflict on one head either (on PostgreSQL each Update
+// is its own transaction; two on one head would make one of them fail to serialize and run
+// again). The first lane is the replica's ID, the others ID/1, ID/2, … up to maxAuditLanes,
+// created as concurrency needs them; each is a chain of its own, signed with the others in
+// every checkpoint. The single-process vault (ReplicaID "") has one chain: bbolt groups its
+// writes into one transaction anyway.
+type auditLanes struct {
+	mu   sync.Mutex
+	n    int         // lanes created
+	free chan string // lanes not in use (capacity maxAuditLanes)
+}
+
+// take returns a chain of replica for one audited write and the function that gives it back.
+func (l *auditLanes) take(ctx context.Context, replica string) (string, func(), error) {
+	if replica == "" {
+		return "", func() {}, nil
+	}
+	l.mu.Lock()
+	if l.free == nil {
+		l.free = make(chan string, maxAuditLanes)
+	}
+	free := l.free
+	var lane string
+	select {
+	case lane = <-free:
+	default:
+		if l.n < maxAuditLanes {
+			lane = replica
+			if l.n > 0 {
+				lane = replica + "/" + strconv.Itoa(l.n)
+			}
+			l.n++
+		}
+	}
+	l.mu.Unlock()
+	if lane == "" {
+		select {
+		case lane = <-free:
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+	}
+	return lane, func() { free <- lane }, nil
 }
 
 // errSkipAudit, returned by the change function of updateAudited, commits what the change
@@ -211,8 +262,13 @@ var errSkipAudit = errors.New("vault: change not audited")
 // change must have no effect outside tx: the store may run it more than once. updateAudited
 // returns the event's sequence number (0 when skipped) once it is durable.
 func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx store.Tx, ev *AuditEvent) error) (uint64, error) {
+	chain, release, err := v.lanes.take(ctx, v.replica)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var seq uint64
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	err = v.store.Update(ctx, func(tx store.Tx) error {
 		seq = 0
 		e := ev
 		if change != nil {
@@ -222,7 +278,7 @@ func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx
 				return err
 			}
 		}
-		if err := appendAudit(tx, v.replica, &e); err != nil {
+		if err := appendAudit(tx, chain, &e); err != nil {
 			return err
 		}
 		seq = e.Seq

@@ -81,6 +81,7 @@ type Vault struct {
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
 	limits    limiters
+	lanes     auditLanes // this replica's audit chains (audit.go)
 }
 
 // Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK
