@@ -436,32 +436,133 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	// An export counts as delivering the trail only if it leaves no gap after what was
 	// delivered (or pruned) before: a resumed export from further on does not.
 	var delivered uint64
+	marks := map[string]string{} // per chain: the hash its next delivered event must follow
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			delivered = binary.BigEndian.Uint64(e)
 		}
-		delivered = max(delivered, prunedThrough(auditAnchors(tx)))
-		return nil
+		anchors := auditAnchors(tx)
+		delivered = max(delivered, prunedThrough(anchors))
+		clear(marks)
+		for _, a := range anchors {
+			marks[a.Replica] = a.Hash
+		}
+		return tx.Scan(bucketAuditExported, nil, nil, func(k, m []byte) error {
+			if len(m) == 40 {
+				marks[exportedChainOf(k)] = audit.HashOf(m[8:])
+			}
+			return nil
+		})
 	}); err != nil {
 		return err
 	}
 	contiguous := fromSeq <= delivered+1
-	cw := &lastSeqWriter{w: w}
+	cw := &lastSeqWriter{w: w, marks: marks, chains: map[string]*exportedChain{}}
 	if err := exportAudit(ctx, v.store, fromSeq, pub, v.keyring().Sign, v.now(), cw); err != nil {
 		return err
 	}
 	// Everything up to the last event written has been delivered (the caller's writer took it).
 	if cw.last > 0 && contiguous {
-		return v.markExported(ctx, cw.last)
+		if err := v.markExported(ctx, cw.last); err != nil {
+			return err
+		}
 	}
-	return nil
+	return v.markExportedChains(ctx, cw.chains)
 }
 
-// lastSeqWriter passes lines through and remembers the last event's sequence number.
+// exportedChain is what an export delivered of one chain.
+type exportedChain struct {
+	from    string // the chain's export mark (or anchor) when the export started
+	spans   bool   // the export holds the event after from, or the chain's first event
+	lastSeq uint64
+	lastSum [32]byte
+}
+
+// markExportedChains records, per chain of a multi-replica trail, the last event exports
+// delivered without a gap in that chain (bucket auditexported), which PruneAudit requires:
+// on PostgreSQL an event can commit after an export that skipped it (its number is below
+// the export's last), and a global mark would let it be pruned undelivered. A chain's mark
+// moves only when this export delivered the event right after it (or the chain from its
+// start or its pruning anchor).
+func (v *Vault) markExportedChains(ctx context.Context, chains map[string]*exportedChain) error {
+	multi := false
+	for r := range chains {
+		multi = multi || r != ""
+	}
+	if !multi {
+		return nil // the single-process chain: the global mark says it all
+	}
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		anchors := map[string]string{}
+		for _, a := range auditAnchors(tx) {
+			anchors[a.Replica] = a.Hash
+		}
+		for r, c := range chains {
+			cur := tx.Get(bucketAuditExported, exportedKey(r))
+			from := anchors[r]
+			if len(cur) == 40 {
+				if binary.BigEndian.Uint64(cur[:8]) >= c.lastSeq {
+					continue
+				}
+				from = audit.HashOf(cur[8:])
+			}
+			if !c.spans || from != c.from {
+				continue // a gap between what was delivered before and this export
+			}
+			mark := append(seqKey(c.lastSeq), c.lastSum[:]...)
+			if err := tx.Put(bucketAuditExported, exportedKey(r), mark); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// notExportedInChain reports the first event of the chains of a multi-replica trail, up to
+// throughSeq, that no export delivered (markExportedChains): 0 when there is none, or when
+// the trail has a single chain.
+func notExportedInChain(tx store.Tx, throughSeq uint64) (uint64, string, error) {
+	heads, err := auditHeads(tx)
+	if err != nil || !multiChain(heads, auditAnchors(tx)) {
+		return 0, "", err
+	}
+	marks := map[string]uint64{}
+	tx.Scan(bucketAuditExported, nil, nil, func(k, v []byte) error {
+		if len(v) == 40 {
+			marks[exportedChainOf(k)] = binary.BigEndian.Uint64(v[:8])
+		}
+		return nil
+	})
+	var bad uint64
+	var chain string
+	err = tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		if seq > throughSeq {
+			return store.ErrStopScan
+		}
+		var ev struct {
+			Replica string `json:"replica"`
+		}
+		if err := json.Unmarshal(val, &ev); err != nil {
+			return fmt.Errorf("audit event %d is malformed: %w", seq, err)
+		}
+		if seq > marks[ev.Replica] {
+			bad, chain = seq, ev.Replica
+			return store.ErrStopScan
+		}
+		return nil
+	})
+	return bad, chain, err
+}
+
+// lastSeqWriter passes lines through and remembers the last event's sequence number, and
+// what it delivered of each chain.
 type lastSeqWriter struct {
-	w    io.Writer
-	buf  []byte
-	last uint64
+	w      io.Writer
+	buf    []byte
+	last   uint64
+	marks  map[string]string // per chain: its export mark or anchor hash before the export
+	chains map[string]*exportedChain
 }
 
 func (l *lastSeqWriter) Write(p []byte) (int, error) {
@@ -473,11 +574,20 @@ func (l *lastSeqWriter) Write(p []byte) (int, error) {
 			break
 		}
 		var probe struct {
-			Type string `json:"type"`
-			Seq  uint64 `json:"seq"`
+			Type     string `json:"type"`
+			Seq      uint64 `json:"seq"`
+			Replica  string `json:"replica"`
+			PrevHash string `json:"prev_hash"`
 		}
 		if json.Unmarshal(l.buf[:i], &probe) == nil && probe.Type == "" && probe.Seq > 0 {
 			l.last = probe.Seq
+			c := l.chains[probe.Replica]
+			if c == nil {
+				c = &exportedChain{from: l.marks[probe.Replica]}
+				l.chains[probe.Replica] = c
+			}
+			c.spans = c.spans || probe.PrevHash == audit.ZeroHash || probe.PrevHash == c.from
+			c.lastSeq, c.lastSum = probe.Seq, sha256.Sum256(l.buf[:i])
 		}
 		l.buf = l.buf[i+1:]
 	}
@@ -806,6 +916,11 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 		}
 		if tx.Get(bucketAudit, seqKey(throughSeq)) == nil {
 			return fmt.Errorf("%w: no audit event %d (already pruned?)", ErrInvalidArgument, throughSeq)
+		}
+		if bad, chain, err := notExportedInChain(tx, throughSeq); err != nil {
+			return err
+		} else if bad > 0 {
+			return fmt.Errorf("%w: event %d (chain %q) was not delivered by an export without a gap in its chain (it committed after an export that skipped it): export again from %d or earlier", ErrNotExported, bad, chain, bad)
 		}
 		// The last pruned event of each chain becomes its anchor.
 		type last struct {
