@@ -461,3 +461,56 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// A witness of multi-replica checkpoints catches what a store cannot show by itself: the end
+// of the trail cut together with its checkpoints (a rollback), on any chain.
+func TestAuditChainsWitness(t *testing.T) {
+	e := openChainsBolt(t)
+	ctx := context.Background()
+	e.write(t, 1)
+	c1, ok, err := e.vaults[0].Checkpoint(ctx)
+	if err != nil || !ok || len(c1.Heads) < 3 {
+		t.Fatalf("Checkpoint = %+v, %v, %v", c1, ok, err)
+	}
+	e.write(t, 1)
+	c2, _, err := e.vaults[1].Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The witness keeps both, as JSON lines; they read back and verify the honest store.
+	var wf bytes.Buffer
+	for _, c := range []Checkpoint{c1, c2} {
+		b, _ := json.Marshal(c)
+		wf.Write(append(b, '\n'))
+	}
+	cs, err := audit.ReadWitness(&wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := e.vaults[0].AuditPublicKeyset()
+	opts := audit.Options{PublicKeyset: pub, Witnessed: cs}
+	rep, err := VerifyStoreAudit(ctx, e.st, opts)
+	if err != nil || rep.Witnessed == 0 {
+		t.Fatalf("honest store with its witness: %+v, %v", rep, err)
+	}
+	// Roll back: every event after the first checkpoint, and the second checkpoint, gone.
+	for _, ev := range e.events(t) {
+		if ev.seq > c1.Seq {
+			e.delete(t, bucketAudit, seqKey(ev.seq))
+		}
+	}
+	e.delete(t, bucketAuditCkpt, seqKey(c2.Seq))
+	// (the heads still name the lost events; an attacker resets them too)
+	for _, h := range c1.Heads {
+		hb, hk := auditHeadKey(h.Replica)
+		raw := append(seqKey(h.Seq), mustHex(t, strings.TrimPrefix(h.Hash, audit.HashPrefix))...)
+		e.put(t, hb, hk, raw)
+	}
+	if rep, err := VerifyStoreAudit(ctx, e.st, audit.Options{PublicKeyset: pub}); err != nil {
+		t.Fatalf("rolled-back store without the witness = %+v, %v; want it to pass (nothing in it shows the loss)", rep, err)
+	}
+	rep, err = VerifyStoreAudit(ctx, e.st, opts)
+	if !errors.Is(err, audit.ErrTampered) || !strings.Contains(rep.Problem, "removed from the end") {
+		t.Fatalf("rolled-back store with the witness = %+v, %v; want events removed from the end", rep, err)
+	}
+}
