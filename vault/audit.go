@@ -630,19 +630,10 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 					h.ToSeq, h.ToHash = binary.BigEndian.Uint64(head[:8]), audit.HashOf(head[8:])
 				}
 			}
-			h.Time = now.UTC()
-			sig, err := sign(audit.ExportMessage(h))
-			if err != nil {
-				return err
-			}
-			h.Signature = base64.StdEncoding.EncodeToString(sig)
 		}
-		hdr, err := json.Marshal(h)
-		if err != nil {
+		if err := writeHeader(bw, &h, sign, now); err != nil {
 			return err
 		}
-		bw.Write(hdr)
-		bw.WriteByte('\n')
 		ckpts := map[uint64][]byte{}
 		if err := tx.Scan(bucketAuditCkpt, nil, seqKey(h.FromSeq), func(k, val []byte) error {
 			ckpts[binary.BigEndian.Uint64(k)] = append([]byte(nil), val...)
@@ -722,9 +713,23 @@ func exportChains(ctx context.Context, tx store.Tx, fromSeq uint64, heads []audi
 		h.Chains = append(h.Chains, *e)
 	}
 	sort.Slice(h.Chains, func(i, j int) bool { return h.Chains[i].Replica < h.Chains[j].Replica })
+	if err := writeHeader(bw, &h, sign, now); err != nil {
+		return err
+	}
+	return scanTrail(ctx, tx, h.FromSeq, func(line []byte) error {
+		bw.Write(line)
+		return bw.WriteByte('\n')
+	}, func(c []byte) error {
+		bw.Write(c)
+		return bw.WriteByte('\n')
+	})
+}
+
+// writeHeader signs h (with sign, at now) and writes it as the export's first line.
+func writeHeader(bw *bufio.Writer, h *audit.ExportHeader, sign func([]byte) ([]byte, error), now time.Time) error {
 	if sign != nil {
 		h.Time = now.UTC()
-		sig, err := sign(audit.ExportMessage(h))
+		sig, err := sign(audit.ExportMessage(*h))
 		if err != nil {
 			return err
 		}
@@ -735,14 +740,7 @@ func exportChains(ctx context.Context, tx store.Tx, fromSeq uint64, heads []audi
 		return err
 	}
 	bw.Write(hdr)
-	bw.WriteByte('\n')
-	return scanTrail(ctx, tx, h.FromSeq, func(line []byte) error {
-		bw.Write(line)
-		return bw.WriteByte('\n')
-	}, func(c []byte) error {
-		bw.Write(c)
-		return bw.WriteByte('\n')
-	})
+	return bw.WriteByte('\n')
 }
 
 // scanTrail calls event for each stored event from fromSeq and checkpoint for each stored
