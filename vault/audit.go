@@ -518,6 +518,25 @@ func (v *Vault) markExportedChains(ctx context.Context, chains map[string]*expor
 	})
 }
 
+// lastPrunable returns the last event up to throughSeq that PruneAudit may prune through:
+// throughSeq itself, or in a multi-replica trail the event before the first one no export
+// delivered (notExportedInChain); 0 for none.
+func lastPrunable(tx store.Tx, throughSeq uint64) (uint64, error) {
+	bad, _, err := notExportedInChain(tx, throughSeq)
+	if err != nil || bad == 0 {
+		return throughSeq, err
+	}
+	var last uint64
+	err = tx.Scan(bucketAudit, nil, nil, func(k, _ []byte) error {
+		if seq := binary.BigEndian.Uint64(k); seq < bad {
+			last = seq
+			return nil
+		}
+		return store.ErrStopScan
+	})
+	return last, err
+}
+
 // notExportedInChain reports the first event of the chains of a multi-replica trail, up to
 // throughSeq, that no export delivered (markExportedChains): 0 when there is none, or when
 // the trail has a single chain.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -512,5 +513,31 @@ func TestAuditChainsWitness(t *testing.T) {
 	rep, err = VerifyStoreAudit(ctx, e.st, opts)
 	if !errors.Is(err, audit.ErrTampered) || !strings.Contains(rep.Problem, "removed from the end") {
 		t.Fatalf("rolled-back store with the witness = %+v, %v; want events removed from the end", rep, err)
+	}
+}
+
+// Retention prunes a multi-replica trail up to the first event no export delivered.
+func TestAuditRetentionStopsAtUndelivered(t *testing.T) {
+	e := openChainsBolt(t)
+	ctx := context.Background()
+	e.write(t, 1)
+	var buf bytes.Buffer
+	if err := e.vaults[0].ExportAudit(ctx, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.events(t)
+	// Forget what chain "b" delivered: its events are now undelivered as far as pruning knows.
+	e.delete(t, bucketAuditExported, exportedKey("b"))
+	firstB := evs[slices.IndexFunc(evs, func(ev storedEvent) bool { return ev.replica == "b" })].seq
+	n, err := e.vaults[0].pruneOld(ctx, time.Nanosecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []uint64
+	for _, ev := range e.events(t) {
+		left = append(left, ev.seq)
+	}
+	if n != int(firstB-evs[0].seq) || left[0] != firstB {
+		t.Fatalf("retention pruned %d events, the trail now starts at %d; want everything before b's first event %d", n, left[0], firstB)
 	}
 }
