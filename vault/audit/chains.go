@@ -194,8 +194,8 @@ func (v *Verifier) eventMulti(ev *Event, line []byte) error {
 		w := c.witness[0]
 		c.witness = c.witness[1:]
 		switch {
-		case w.seq <= c.startSeq || (c.events == 0 && w.seq < ev.Seq):
-			// before this trail's start of the chain
+		case w.seq <= c.startSeq:
+			// before this trail's start of the chain (pruned, or before a partial export)
 		case w.seq < ev.Seq || w.hash != h:
 			first := max(c.covSeq+1, c.firstSeq)
 			if c.events == 0 {

@@ -107,6 +107,15 @@ func TestVerifyChains(t *testing.T) {
 	v.Event(c.lines[0])
 	rep, err = v.Finish()
 	wantFail(t, rep, err, 1, "belongs to replica")
+	// A witness of a's first event catches a rewritten from scratch without it (the trail's
+	// own checkpoint re-signed with the stolen key).
+	w := c.checkpoint(2, at)
+	forged := newChains(t, 2, "b", 4, "a", 5, "b", 7, "a", 8, "b")
+	forged.signer, forged.pub = c.signer, c.pub
+	rep, err = forged.verify(audit.Options{PublicKeyset: c.pub, Witnessed: []audit.Checkpoint{w}}, forged.checkpoint(8, at))
+	if err == nil || !strings.Contains(rep.Problem, "history rewritten") {
+		t.Fatalf("chain a rewritten without its first event, against a witness: %+v, %v", rep, err)
+	}
 	// A chain that appears long after the last checkpoint (a forged chain) fails.
 	late := newChains(t, 1, "a", 2, "b", 100, "c")
 	rep, err = late.verify(audit.Options{PublicKeyset: late.pub}, late.checkpoint(2, late.t0.Add(2*time.Second)))
