@@ -49,8 +49,9 @@ type Config struct {
 	// Empty disables it.
 	ErasureLog string
 	// ReplicaID names this process among the replicas sharing one Store (PostgreSQL): it
-	// keys the replica's audit chain, its heartbeat and the leases it holds. Empty for the
-	// single-process bbolt store. Two processes that share an ID stay correct (their writes
+	// keys the replica's audit chains (ID, ID/1, …: one per audited write in flight), its
+	// heartbeat and the leases it holds. Empty for the single-process bbolt store. At most
+	// 128 bytes of printable ASCII, without spaces or '/'. Two processes that share an ID stay correct (their writes
 	// serialize in the store) but contend.
 	ReplicaID string
 }
