@@ -412,6 +412,10 @@ func TestAuditPruneKeepsLateEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	c1, ok, err := e.vaults[0].Checkpoint(ctx)
+	if err != nil || !ok {
+		t.Fatalf("Checkpoint = %v, %v", ok, err)
+	}
 	export(1)
 	evs := e.events(t)
 	last := evs[len(evs)-1].seq
@@ -434,6 +438,15 @@ func TestAuditPruneKeepsLateEvents(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The next checkpoint covers it, in place of the last one (the highest number is the same).
+	c2, ok, err := e.vaults[0].Checkpoint(ctx)
+	if err != nil || !ok || c2.Seq != c1.Seq || c2.Signature == c1.Signature {
+		t.Fatalf("Checkpoint after a late event = %+v, %v, %v; want a new checkpoint at %d", c2, ok, err, c1.Seq)
+	}
+	pub, _ := e.vaults[0].AuditPublicKeyset()
+	if rep, err := VerifyStoreAudit(ctx, e.st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil {
+		t.Fatalf("with the late event checkpointed: %+v, %v", rep, err)
+	}
 	if _, err := e.vaults[0].PruneAudit(ctx, last); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("PruneAudit over an event no export delivered = %v, want ErrNotExported", err)
 	}
@@ -448,7 +461,6 @@ func TestAuditPruneKeepsLateEvents(t *testing.T) {
 	if _, _, err := e.vaults[0].Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := e.vaults[0].AuditPublicKeyset()
 	if rep, err := VerifyStoreAudit(ctx, e.st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil {
 		t.Fatalf("after pruning: %+v, %v", rep, err)
 	}
@@ -539,5 +551,18 @@ func TestAuditRetentionStopsAtUndelivered(t *testing.T) {
 	}
 	if n != int(firstB-evs[0].seq) || left[0] != firstB {
 		t.Fatalf("retention pruned %d events, the trail now starts at %d; want everything before b's first event %d", n, left[0], firstB)
+	}
+}
+
+func TestReplicaIDIsChecked(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	kek := newKEK(t)
+	for _, id := range []string{"a/1", "has space", strings.Repeat("x", 129), "tab\t"} {
+		if _, err := Open(context.Background(), Config{Store: st, KEK: kek, ReplicaID: id}); err == nil || !strings.Contains(err.Error(), "ReplicaID") {
+			t.Errorf("Open with ReplicaID %q = %v, want an error about it", id, err)
+		}
+	}
+	if _, err := Open(context.Background(), Config{Store: st, KEK: kek, ReplicaID: "pod-7.tokenvault_0"}); err != nil {
+		t.Errorf("Open with a valid ReplicaID: %v", err)
 	}
 }

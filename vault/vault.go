@@ -91,6 +91,9 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
 	}
+	if err := validReplicaID(cfg.ReplicaID); err != nil {
+		return nil, err
+	}
 	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
