@@ -518,6 +518,23 @@ func (v *Vault) markExportedChains(ctx context.Context, chains map[string]*expor
 	})
 }
 
+// scanChainsThrough calls fn with each event up to throughSeq, in order, and its chain.
+func scanChainsThrough(tx store.Tx, throughSeq uint64, fn func(seq uint64, replica string, k, val []byte) error) error {
+	return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		if seq > throughSeq {
+			return store.ErrStopScan
+		}
+		var ev struct {
+			Replica string `json:"replica"`
+		}
+		if err := json.Unmarshal(val, &ev); err != nil {
+			return fmt.Errorf("audit event %d is malformed: %w", seq, err)
+		}
+		return fn(seq, ev.Replica, k, val)
+	})
+}
+
 // lastPrunable returns the last event up to throughSeq that PruneAudit may prune through:
 // throughSeq itself, or in a multi-replica trail the event before the first one no export
 // delivered (notExportedInChain); 0 for none.
@@ -554,19 +571,9 @@ func notExportedInChain(tx store.Tx, throughSeq uint64) (uint64, string, error) 
 	})
 	var bad uint64
 	var chain string
-	err = tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
-		seq := binary.BigEndian.Uint64(k)
-		if seq > throughSeq {
-			return store.ErrStopScan
-		}
-		var ev struct {
-			Replica string `json:"replica"`
-		}
-		if err := json.Unmarshal(val, &ev); err != nil {
-			return fmt.Errorf("audit event %d is malformed: %w", seq, err)
-		}
-		if seq > marks[ev.Replica] {
-			bad, chain = seq, ev.Replica
+	err = scanChainsThrough(tx, throughSeq, func(seq uint64, replica string, _, _ []byte) error {
+		if seq > marks[replica] {
+			bad, chain = seq, replica
 			return store.ErrStopScan
 		}
 		return nil
@@ -946,18 +953,8 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 		}
 		lasts := map[string]last{}
 		var keys [][]byte
-		if err := tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
-			seq := binary.BigEndian.Uint64(k)
-			if seq > throughSeq {
-				return store.ErrStopScan
-			}
-			var ev struct {
-				Replica string `json:"replica"`
-			}
-			if err := json.Unmarshal(val, &ev); err != nil {
-				return fmt.Errorf("audit event %d is malformed: %w", seq, err)
-			}
-			lasts[ev.Replica] = last{seq, sha256.Sum256(val)}
+		if err := scanChainsThrough(tx, throughSeq, func(seq uint64, replica string, k, val []byte) error {
+			lasts[replica] = last{seq, sha256.Sum256(val)}
 			keys = append(keys, append([]byte(nil), k...))
 			return nil
 		}); err != nil {
