@@ -10,7 +10,6 @@ import (
 
 	"github.com/tokenvault/tokenvault/internal/testpg"
 	"github.com/tokenvault/tokenvault/vault/store"
-	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
 
 // BenchmarkAuditReplicasPostgres measures audited writes (Audit: the event alone, its own
@@ -27,13 +26,7 @@ func BenchmarkAuditReplicasPostgres(b *testing.B) {
 			var runs atomic.Int64 // Update function runs (attempts)
 			var vaults []*Vault
 			for r := range 3 {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				st, err := pgstore.Open(ctx, url, pgstore.Options{})
-				cancel()
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { st.Close() })
+				st := openPG(b, url)
 				id := ""
 				if mode == "per-replica" {
 					id = fmt.Sprintf("r%d", r)

@@ -70,13 +70,7 @@ func openChainsPG(t *testing.T) *chainsEnv {
 	kek := newKEK(t)
 	e := &chainsEnv{}
 	for _, id := range replicaIDs {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := pgstore.Open(ctx, url, pgstore.Options{})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := openPG(t, url)
 		v, err := Open(context.Background(), Config{Store: st, KEK: kek, ReplicaID: id})
 		if err != nil {
 			t.Fatal(err)
@@ -94,6 +88,19 @@ ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, string(b), key,
 		c.Exec(t, "chains", `DELETE FROM tokenvault_kv WHERE bucket = $1 AND key = $2`, string(b), key)
 	}
 	return e
+}
+
+// openPG opens a pgstore pool on url, closed at cleanup.
+func openPG(tb testing.TB, url string) *pgstore.Postgres {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
 }
 
 // write has every vault tokenize and detokenize at once, from several goroutines each.
