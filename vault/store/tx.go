@@ -203,7 +203,13 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 }
 
 // AdvanceSequence implements SequenceAdvancer.
+// It writes nothing (and costs no commit) when the sequence is already there.
 func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	if t.writable && !t.done && t.g.validBucket(b) == nil {
+		if bk, _ := t.g.bucket(b, false); bk != nil && bk.Sequence() >= atLeast {
+			return nil
+		}
+	}
 	bk, err := t.sequenceBucket(b)
 	if err != nil || bk.Sequence() >= atLeast {
 		return err
