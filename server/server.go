@@ -378,8 +378,6 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 			go s.vlt().RunBackground(ctx, s.cfg.Background)
-			// The latest checkpoint may not have reached the witnesses before a crash.
-			go s.wit.flush(ctx, s.vlt())
 		case <-ctx.Done():
 		}
 	}()
@@ -394,8 +392,15 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			s.checkpoint(ctx)
-			s.wit.flush(ctx, s.vlt())
+			// Checkpoints and witness deliveries run on the holder of the vault's background
+			// lease (one replica of a cluster), fenced by it. A new holder's first flush
+			// re-sends the latest checkpoint, which a crash may have kept from the witnesses.
+			if v := s.vlt(); v != nil {
+				if lctx, ok := v.Leased(ctx); ok {
+					s.checkpoint(lctx)
+					s.wit.flush(lctx, v)
+				}
+			}
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				runErr = err

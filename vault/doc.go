@@ -23,6 +23,7 @@
 //	grants.go       vendor grants and VendorDetokenize
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
+//	cluster.go      replicas sharing one store: heartbeats, the background lease and its fencing
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
 //	witness.go      Witness and FileWitness: signed checkpoints kept outside the store
 //	schema.go       the schema version and migrations
@@ -80,6 +81,9 @@
 //	grantids    id                               → vendor
 //	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
 //	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON)
+//	replicas    replica id                       → heartbeat: started, last seen, loaded keyring version and primary key (JSON)
+//	leases      lease name                       → holder, epoch (fencing token) and expiry of a lease (JSON)
+//	grantrate   grant id                         → the grant's rate state: tokens left (float64) and when (unix ns)
 //	meta        "keyring"                        → keyring wrapped under the KEK
 //	meta        "schema_version"                 → SchemaVersion (8 bytes)
 //	meta        "keymeta"                        → creation and destruction times of data keys (JSON)
@@ -88,6 +92,10 @@
 //	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
 //	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
 //	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
+//	meta        "keyring_version"                → counter (8 bytes) bumped by every change of the stored keyring
+//	meta        "keyring_primary"                → id (4 bytes) of the stored keyring's primary data key
+//	meta        "cred_gen"                       → counter (8 bytes) bumped by every credential write (cache check)
+//	meta        "subject_gen"                    → counter (8 bytes) bumped by every subject erasure
 //
 // # Stores
 //

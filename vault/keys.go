@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,36 +73,203 @@ func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
 	return m
 }
 
-// commitKeyring stores kr (wrapped) and runs extra (if any) in the same audited transaction,
-// then makes kr the vault's keyring. On failure the vault keeps its previous keyring: memory
-// never runs ahead of the store.
-func (v *Vault) commitKeyring(ctx context.Context, kr *keyring.Keyring, ev AuditEvent, extra func(tx store.Tx) error) error {
-	blob, err := kr.Wrap(v.kek)
-	if err != nil {
-		return err
-	}
-	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
-		if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
-			return err
-		}
-		if extra == nil {
-			return nil
-		}
-		return extra(tx)
-	}); err != nil {
-		return err
+// The keyring across replicas.
+//
+// Every change of the stored keyring (rotation, disable, enable, destroy, KEK rewrap) bumps
+// meta "keyring_version" in its transaction, and only commits if the version is still the
+// one the change started from (else the vault reloads the keyring and starts the change over):
+// a replica with an old copy can never overwrite another's change. A rotation also writes meta
+// "keyring_primary", the new primary's id. Every transaction that stores something sealed
+// under the primary data key (Tokenize: records and subject keys; the rewrap) checks, in that
+// transaction, that the primary it sealed under is still the stored one, else it reloads the
+// keyring and re-runs (errKeyringStale): so no replica commits a seal under a key that another
+// has replaced, and, as only non-primary keys can be disabled or destroyed, none under a
+// disabled or destroyed key. On PostgreSQL the check and a concurrent rotation serialize
+// (SERIALIZABLE); on bbolt they are one writer apart. Replicas reload a changed keyring at
+// their next heartbeat (cluster.go), before any use of a key they do not know, and when a
+// sealing transaction finds it stale.
+
+// errKeyringStale is returned inside transactions whose keyring copy is older than the
+// store's; the operation reloads the keyring and re-runs.
+var errKeyringStale = errors.New("the data keys changed during the call; retry")
+
+// maxKeyringRetries bounds the re-runs of an operation that keeps finding its keyring stale.
+const maxKeyringRetries = 5
+
+func (v *Vault) getKEK() tink.AEAD {
+	v.kekMu.RLock()
+	defer v.kekMu.RUnlock()
+	return v.kek
+}
+
+// loadedKeyring returns the keyring and the stored keyring version it was loaded at.
+func (v *Vault) loadedKeyring() (*keyring.Keyring, uint64) {
+	v.krMu.Lock()
+	defer v.krMu.Unlock()
+	return v.keyring(), v.krVer.Load()
+}
+
+// setKeyring makes kr, loaded at version ver, the vault's keyring, unless a newer one is
+// already loaded. It reports whether it did.
+func (v *Vault) setKeyring(kr *keyring.Keyring, ver uint64) bool {
+	v.krMu.Lock()
+	defer v.krMu.Unlock()
+	if ver < v.krVer.Load() {
+		return false
 	}
 	v.kr.Store(kr)
+	v.krVer.Store(ver)
+	return true
+}
+
+// refreshKeyring reloads the keyring when the stored version differs from the loaded one. It
+// reports whether it loaded a new keyring.
+func (v *Vault) refreshKeyring(ctx context.Context) (bool, error) {
+	cur := v.krVer.Load()
+	var ver uint64
+	var blob []byte
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		ver, blob = readCounter(tx, metaKeyringVer), nil
+		if ver != cur {
+			blob = bytes.Clone(tx.Get(bucketMeta, metaKeyring))
+		}
+		return nil
+	}); err != nil || blob == nil {
+		return false, err
+	}
+	kr, err := keyring.Unwrap(blob, v.getKEK())
+	if err != nil {
+		return false, fmt.Errorf("%w: the stored keyring changed and no longer opens with this replica's KEK (was the KEK rewrapped on another replica? restart this one with the new KEK)", ErrKEK)
+	}
+	changed := v.setKeyring(kr, ver)
+	if changed {
+		v.beatNow()
+	}
+	return changed, nil
+}
+
+// refreshForKey reloads the keyring when it does not know data key id (a key another replica
+// created since this one loaded its keyring). It reports whether the keyring changed.
+func (v *Vault) refreshForKey(id uint32) bool {
+	for _, k := range v.keyring().DataKeys() {
+		if k.ID == id {
+			return false
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	changed, err := v.refreshKeyring(ctx)
+	if err != nil {
+		v.log.Error("reloading the keyring for an unknown data key failed", slog.String("error", err.Error()))
+	}
+	return changed
+}
+
+// initKeyring, at Open, makes sure the loaded keyring is the stored version's and that meta
+// "keyring_primary" exists (stores written before it get it here).
+func (v *Vault) initKeyring(ctx context.Context) error {
+	v.krVer.Store(0)
+	if _, err := v.refreshKeyring(ctx); err != nil {
+		return err
+	}
+	kr, ver := v.loadedKeyring()
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		if tx.Get(bucketMeta, metaKeyringPrime) != nil || readCounter(tx, metaKeyringVer) != ver {
+			return nil
+		}
+		return tx.Put(bucketMeta, metaKeyringPrime, primaryBytes(kr.PrimaryKeyID()))
+	})
+}
+
+func primaryBytes(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
+
+// checkPrimary returns errKeyringStale unless primary is the stored keyring's primary data
+// key. Every transaction that stores what was sealed under the primary calls it.
+func checkPrimary(tx store.Tx, primary uint32) error {
+	if b := tx.Get(bucketMeta, metaKeyringPrime); len(b) == 4 && binary.BigEndian.Uint32(b) != primary {
+		return errKeyringStale
+	}
 	return nil
 }
 
-// cloneKeyring returns an independent copy of the current keyring to change.
-func (v *Vault) cloneKeyring() (*keyring.Keyring, error) {
-	blob, err := v.keyring().Wrap(v.kek)
-	if err != nil {
-		return nil, err
+// sealing runs op, which seals under the primary data key and stores the result in a
+// transaction that calls checkPrimary(tx, primary); when that finds the keyring stale, it
+// reloads the keyring and runs op again.
+func (v *Vault) sealing(ctx context.Context, op func(primary uint32) error) error {
+	for attempt := 0; ; attempt++ {
+		err := op(v.keyring().PrimaryKeyID())
+		if !errors.Is(err, errKeyringStale) || attempt == maxKeyringRetries {
+			return err
+		}
+		if _, err := v.refreshKeyring(ctx); err != nil {
+			return err
+		}
 	}
-	return keyring.Unwrap(blob, v.kek)
+}
+
+// changeKeyring changes the keyring: change gets an independent copy of the loaded keyring
+// to change, and returns the audit event's target. The copy is stored (wrapped), with extra's
+// writes, in one audited transaction that commits only if the stored keyring is still the one
+// copied (else the keyring is reloaded and the change starts over), then becomes the vault's
+// keyring. On failure the vault keeps its previous keyring: memory never runs ahead of the
+// store.
+func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr *keyring.Keyring) (string, error), extra func(tx store.Tx, kr *keyring.Keyring) error) error {
+	for attempt := 0; ; attempt++ {
+		cur, ver := v.loadedKeyring()
+		kek := v.getKEK()
+		blob, err := cur.Wrap(kek)
+		if err != nil {
+			return err
+		}
+		kr, err := keyring.Unwrap(blob, kek) // an independent copy
+		if err != nil {
+			return err
+		}
+		target, err := change(kr)
+		if err != nil {
+			return err
+		}
+		if blob, err = kr.Wrap(kek); err != nil {
+			return err
+		}
+		ev := v.newEvent(ctx, method)
+		ev.Target, ev.Outcome = target, OutcomeAllowed
+		var newVer uint64
+		_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+			if readCounter(tx, metaKeyringVer) != ver {
+				return errKeyringStale
+			}
+			var err error
+			if newVer, err = bumpCounter(tx, metaKeyringVer); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketMeta, metaKeyringPrime, primaryBytes(kr.PrimaryKeyID())); err != nil {
+				return err
+			}
+			if err := v.noteKeyring(tx, newVer, kr.PrimaryKeyID()); err != nil {
+				return err
+			}
+			if extra == nil {
+				return nil
+			}
+			return extra(tx, kr)
+		})
+		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
+			if _, err := v.refreshKeyring(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		v.setKeyring(kr, newVer)
+		v.beatNow()
+		return nil
+	}
 }
 
 // RotateDataKey adds a new primary data key; new writes use it at once and the background
@@ -109,20 +277,15 @@ func (v *Vault) cloneKeyring() (*keyring.Keyring, error) {
 func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 	v.keyMu.Lock()
 	defer v.keyMu.Unlock()
-	kr, err := v.cloneKeyring()
-	if err != nil {
-		return 0, err
-	}
-	id, err := kr.Rotate()
-	if err != nil {
-		return 0, err
-	}
 	now := v.now().UTC()
-	ev := v.newEvent(ctx, "RotateDataKey")
-	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
-	v.sealMu.Lock() // wait for writes sealed under the old primary to commit
+	v.sealMu.Lock() // wait for this replica's writes sealed under the old primary to commit
 	defer v.sealMu.Unlock()
-	err = v.commitKeyring(ctx, kr, ev, func(tx store.Tx) error {
+	var id uint32
+	err := v.changeKeyring(ctx, "RotateDataKey", func(kr *keyring.Keyring) (string, error) {
+		var err error
+		id, err = kr.Rotate()
+		return fmt.Sprintf("data key %d", id), err
+	}, func(tx store.Tx, _ *keyring.Keyring) error {
 		m := v.readKeyMeta(tx)
 		m[id] = keyMeta{Created: now}
 		mb, _ := json.Marshal(m)
@@ -135,7 +298,7 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	v.log.Info("rotated the data key; rewrap starts", slog.Uint64("key_id", uint64(id)))
+	v.log.Info("rotated the data key; rewrap starts once every live replica uses it", slog.Uint64("key_id", uint64(id)))
 	v.kick()
 	return id, nil
 }
@@ -145,19 +308,43 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 	v.keyMu.Lock()
 	defer v.keyMu.Unlock()
-	blob, err := v.keyring().Wrap(newKEK)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		kr, ver := v.loadedKeyring()
+		blob, err := kr.Wrap(newKEK)
+		if err != nil {
+			return err
+		}
+		ev := v.newEvent(ctx, "RewrapKEK")
+		ev.Target, ev.Outcome = "kek", OutcomeAllowed
+		var newVer uint64
+		_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
+			if readCounter(tx, metaKeyringVer) != ver {
+				return errKeyringStale // a key change on another replica: rewrap that keyring
+			}
+			var err error
+			if newVer, err = bumpCounter(tx, metaKeyringVer); err != nil {
+				return err
+			}
+			if err := v.noteKeyring(tx, newVer, kr.PrimaryKeyID()); err != nil {
+				return err
+			}
+			return tx.Put(bucketMeta, metaKeyring, blob)
+		})
+		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
+			if _, err := v.refreshKeyring(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		v.kekMu.Lock()
+		v.kek = newKEK
+		v.kekMu.Unlock()
+		v.setKeyring(kr, newVer)
+		return nil
 	}
-	ev := v.newEvent(ctx, "RewrapKEK")
-	ev.Target, ev.Outcome = "kek", OutcomeAllowed
-	if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
-		return tx.Put(bucketMeta, metaKeyring, blob)
-	}); err != nil {
-		return err
-	}
-	v.kek = newKEK
-	return nil
 }
 
 // countByKey scans every record and counts them per data key id.
@@ -236,7 +423,7 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	return st, nil
 }
 
-// DisableDataKey disables a key that protects no record.
+// DisableDataKey disables a key that protects no record and is no live replica's primary.
 func (v *Vault) DisableDataKey(ctx context.Context, id uint32) error {
 	return v.changeKey(ctx, id, "DisableDataKey", func(kr *keyring.Keyring) error { return kr.Disable(id) }, nil)
 }
@@ -259,14 +446,35 @@ func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
 		})
 }
 
+// keyInUse returns ErrKeyInUse when key id protects records in tx, and ErrKeyState when it is
+// the primary data key of a live replica (one that has not loaded the keyring that replaced
+// it yet).
+func (v *Vault) keyInUse(tx store.Tx, id uint32) error {
+	counts, _, err := countByKeyTx(tx)
+	if err != nil {
+		return err
+	}
+	if counts[id] > 0 {
+		return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, counts[id])
+	}
+	live, err := liveReplicas(tx, v.now())
+	if err != nil {
+		return err
+	}
+	for _, r := range live {
+		if r.PrimaryKeyID == id && r.ID != v.replicaID() {
+			return fmt.Errorf("%w: data key %d is still the primary key of replica %q, which has not loaded the new keyring yet; retry in a few seconds", ErrKeyState, id, r.ID)
+		}
+	}
+	return nil
+}
+
 func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change func(*keyring.Keyring) error, extra func(store.Tx) error) error {
 	v.keyMu.Lock()
 	defer v.keyMu.Unlock()
-	if method != "EnableDataKey" && id == v.keyring().PrimaryKeyID() {
-		// Say the real reason first: the primary is refused whatever it protects.
-		return fmt.Errorf("%w: %v", ErrKeyState, keyring.ErrPrimaryKey)
-	}
-	if method != "EnableDataKey" {
+	retiring := method != "EnableDataKey"
+	if retiring && id != v.keyring().PrimaryKeyID() {
+		// Fail fast, outside the write transaction; the transaction counts again.
 		counts, _, err := v.countByKey(ctx)
 		if err != nil {
 			return err
@@ -275,22 +483,35 @@ func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change 
 			return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, counts[id])
 		}
 	}
-	kr, err := v.cloneKeyring()
-	if err != nil {
-		return err
-	}
-	if err := change(kr); err != nil {
-		switch {
-		case errors.Is(err, keyring.ErrUnknownKey):
-			return ErrNoSuchKey
-		case errors.Is(err, keyring.ErrPrimaryKey), errors.Is(err, keyring.ErrKeyEnabled):
-			return fmt.Errorf("%w: %v", ErrKeyState, err)
+	return v.changeKeyring(ctx, method, func(kr *keyring.Keyring) (string, error) {
+		if retiring && id == kr.PrimaryKeyID() {
+			// Say the real reason first: the primary is refused whatever it protects.
+			return "", fmt.Errorf("%w: %v", ErrKeyState, keyring.ErrPrimaryKey)
 		}
-		return err
-	}
-	ev := v.newEvent(ctx, method)
-	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", id), OutcomeAllowed
-	return v.commitKeyring(ctx, kr, ev, extra)
+		if err := change(kr); err != nil {
+			switch {
+			case errors.Is(err, keyring.ErrUnknownKey):
+				return "", ErrNoSuchKey
+			case errors.Is(err, keyring.ErrPrimaryKey), errors.Is(err, keyring.ErrKeyEnabled):
+				return "", fmt.Errorf("%w: %v", ErrKeyState, err)
+			}
+			return "", err
+		}
+		return fmt.Sprintf("data key %d", id), nil
+	}, func(tx store.Tx, _ *keyring.Keyring) error {
+		if retiring {
+			// In the transaction that disables or destroys: on PostgreSQL a record sealed under
+			// the key by a transaction that has not committed yet either is counted here or
+			// makes one of the two fail to serialize (it read the primary a rotation replaced).
+			if err := v.keyInUse(tx, id); err != nil {
+				return err
+			}
+		}
+		if extra == nil {
+			return nil
+		}
+		return extra(tx)
+	})
 }
 
 // rewrapBatchSize and rewrapPause throttle the rewrap so that live traffic keeps its latency:
@@ -300,11 +521,31 @@ const (
 	rewrapPause     = 20 * time.Millisecond
 )
 
-// rewrapStep processes one batch. It returns true when the rewrap is finished (or idle).
+// errRewrapWaiting is returned by rewrapStep while a live replica still seals under an older
+// primary: records it writes would land behind the rewrap.
+var errRewrapWaiting = errors.New("the rewrap waits for every live replica to use the new primary key")
+
+// rewrapStep processes one batch. It returns true when the rewrap is finished (or idle), and
+// errRewrapWaiting, doing nothing, until every live replica reports the current primary.
 func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
+	if _, err := v.refreshKeyring(ctx); err != nil {
+		return false, err
+	}
 	var rw rewrapState
+	var behind []string
+	kr := v.keyring()
+	primary := kr.PrimaryKeyID()
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		rw = rewrapState{}
+		rw, behind = rewrapState{}, behind[:0]
+		live, err := liveReplicas(tx, v.now())
+		if err != nil {
+			return err
+		}
+		for _, r := range live {
+			if r.PrimaryKeyID != primary && r.ID != v.replicaID() {
+				behind = append(behind, r.ID)
+			}
+		}
 		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			return json.Unmarshal(b, &rw)
 		}
@@ -313,8 +554,9 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	}); err != nil {
 		return false, err
 	}
-	kr := v.keyring()
-	primary := kr.PrimaryKeyID()
+	if !rw.Done && len(behind) > 0 {
+		return false, fmt.Errorf("%w (replicas %v)", errRewrapWaiting, behind)
+	}
 	if rw.Target != primary {
 		if rw.Done && rw.Target == 0 {
 			return true, nil // never rotated: nothing to rewrap
@@ -424,6 +666,9 @@ func (v *Vault) rewrapStep(ctx context.Context) (bool, error) {
 	ev.Target, ev.Outcome = fmt.Sprintf("data key %d", rw.Target), OutcomeAllowed
 	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, ev *AuditEvent) error {
 		moved = 0
+		if checkPrimary(tx, primary) != nil {
+			return errSkipAudit // rotated since this step began: the next step starts over
+		}
 		for _, j := range jobs {
 			// A record changed since the read (erased, say) is left for the next pass.
 			if j.new == nil || !bytes.Equal(tx.Get(bucket, j.key), j.old) {
