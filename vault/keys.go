@@ -123,8 +123,13 @@ func (v *Vault) setKeyring(kr *keyring.Keyring, ver uint64) bool {
 }
 
 // refreshKeyring reloads the keyring when the stored version differs from the loaded one. It
-// reports whether it loaded a new keyring.
-func (v *Vault) refreshKeyring(ctx context.Context) (bool, error) {
+// reports whether it loaded a new keyring. When the primary changes it first waits for this
+// replica's writes sealed under the old primary to finish (sealMu), so that once a replica
+// reports the new primary in its heartbeat, it has nothing in flight under the old one. It
+// must not be called while holding sealMu (refreshForKey, which may be, does not drain).
+func (v *Vault) refreshKeyring(ctx context.Context) (bool, error) { return v.refresh(ctx, true) }
+
+func (v *Vault) refresh(ctx context.Context, drain bool) (bool, error) {
 	cur := v.krVer.Load()
 	var ver uint64
 	var blob []byte
@@ -140,6 +145,10 @@ func (v *Vault) refreshKeyring(ctx context.Context) (bool, error) {
 	kr, err := keyring.Unwrap(blob, v.getKEK())
 	if err != nil {
 		return false, fmt.Errorf("%w: the stored keyring changed and no longer opens with this replica's KEK (was the KEK rewrapped on another replica? restart this one with the new KEK)", ErrKEK)
+	}
+	if drain && kr.PrimaryKeyID() != v.keyring().PrimaryKeyID() {
+		v.sealMu.Lock()
+		defer v.sealMu.Unlock()
 	}
 	changed := v.setKeyring(kr, ver)
 	if changed {
@@ -158,7 +167,7 @@ func (v *Vault) refreshForKey(id uint32) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	changed, err := v.refreshKeyring(ctx)
+	changed, err := v.refresh(ctx, false)
 	if err != nil {
 		v.log.Error("reloading the keyring for an unknown data key failed", slog.String("error", err.Error()))
 	}
@@ -246,8 +255,12 @@ func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr
 			if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
 				return err
 			}
-			if err := tx.Put(bucketMeta, metaKeyringPrime, primaryBytes(kr.PrimaryKeyID())); err != nil {
-				return err
+			if kr.PrimaryKeyID() != cur.PrimaryKeyID() {
+				// Only a rotation writes it: sealing transactions read it, and need not
+				// conflict with other key changes.
+				if err := tx.Put(bucketMeta, metaKeyringPrime, primaryBytes(kr.PrimaryKeyID())); err != nil {
+					return err
+				}
 			}
 			if err := v.noteKeyring(tx, newVer, kr.PrimaryKeyID()); err != nil {
 				return err
@@ -258,7 +271,8 @@ func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr
 			return extra(tx, kr)
 		})
 		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
-			if _, err := v.refreshKeyring(ctx); err != nil {
+			// No drain: a rotation holds sealMu already.
+			if _, err := v.refresh(ctx, false); err != nil {
 				return err
 			}
 			continue
@@ -331,7 +345,7 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 			return tx.Put(bucketMeta, metaKeyring, blob)
 		})
 		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
-			if _, err := v.refreshKeyring(ctx); err != nil {
+			if _, err := v.refresh(ctx, false); err != nil {
 				return err
 			}
 			continue
@@ -446,17 +460,29 @@ func (v *Vault) DestroyDataKey(ctx context.Context, id uint32) error {
 		})
 }
 
-// keyInUse returns ErrKeyInUse when key id protects records in tx, and ErrKeyState when it is
-// the primary data key of a live replica (one that has not loaded the keyring that replaced
-// it yet).
-func (v *Vault) keyInUse(tx store.Tx, id uint32) error {
-	counts, _, err := countByKeyTx(tx)
-	if err != nil {
+// keyProtects returns ErrKeyInUse when key id protects records. It counts in a read-write
+// transaction that writes nothing: on PostgreSQL a SERIALIZABLE one, so that a transaction
+// that sealed under id while it was primary (it read the primary a rotation has replaced
+// since) and commits after this count began is aborted rather than missed, and re-run under
+// the current primary. (On bbolt the count holds up writes for its duration.)
+func (v *Vault) keyProtects(ctx context.Context, id uint32) error {
+	var n uint64
+	if err := v.store.Update(ctx, func(tx store.Tx) error {
+		counts, _, err := countByKeyTx(tx)
+		n = counts[id]
+		return err
+	}); err != nil {
 		return err
 	}
-	if counts[id] > 0 {
-		return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, counts[id])
+	if n > 0 {
+		return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, n)
 	}
+	return nil
+}
+
+// primaryElsewhere returns ErrKeyState when key id is the primary data key of a live replica
+// (one that has not loaded the keyring that replaced it yet).
+func (v *Vault) primaryElsewhere(tx store.Tx, id uint32) error {
 	live, err := liveReplicas(tx, v.now())
 	if err != nil {
 		return err
@@ -474,13 +500,8 @@ func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change 
 	defer v.keyMu.Unlock()
 	retiring := method != "EnableDataKey"
 	if retiring && id != v.keyring().PrimaryKeyID() {
-		// Fail fast, outside the write transaction; the transaction counts again.
-		counts, _, err := v.countByKey(ctx)
-		if err != nil {
+		if err := v.keyProtects(ctx, id); err != nil {
 			return err
-		}
-		if counts[id] > 0 {
-			return fmt.Errorf("%w: data key %d protects %d records", ErrKeyInUse, id, counts[id])
 		}
 	}
 	return v.changeKeyring(ctx, method, func(kr *keyring.Keyring) (string, error) {
@@ -500,10 +521,7 @@ func (v *Vault) changeKey(ctx context.Context, id uint32, method string, change 
 		return fmt.Sprintf("data key %d", id), nil
 	}, func(tx store.Tx, _ *keyring.Keyring) error {
 		if retiring {
-			// In the transaction that disables or destroys: on PostgreSQL a record sealed under
-			// the key by a transaction that has not committed yet either is counted here or
-			// makes one of the two fail to serialize (it read the primary a rotation replaced).
-			if err := v.keyInUse(tx, id); err != nil {
+			if err := v.primaryElsewhere(tx, id); err != nil {
 				return err
 			}
 		}

@@ -36,14 +36,14 @@ const (
 
 // Keys of bucket meta.
 var (
-	metaKeyring       = []byte("keyring")        // the keyring wrapped under the KEK
-	metaSchema        = []byte("schema_version") // seqKey(SchemaVersion)
-	metaKeyMeta       = []byte("keymeta")        // data key id → keyMeta (JSON)
-	metaRewrap        = []byte("rewrap")         // rewrapState (JSON)
-	metaAuditHead     = []byte("audit_head")     // seq (8 bytes) + SHA-256 of the last event
-	metaAuditPub      = []byte("audit_pubkey")   // the audit public keyset, in clear
-	metaAuditAnchor   = []byte("audit_anchor")   // seq (8 bytes) + hash of the last pruned event + its signature
-	metaAuditExported = []byte("audit_exported") // seq (8 bytes) of the last event a full export delivered
+	metaKeyring       = []byte("keyring")         // the keyring wrapped under the KEK
+	metaSchema        = []byte("schema_version")  // seqKey(SchemaVersion)
+	metaKeyMeta       = []byte("keymeta")         // data key id → keyMeta (JSON)
+	metaRewrap        = []byte("rewrap")          // rewrapState (JSON)
+	metaAuditHead     = []byte("audit_head")      // seq (8 bytes) + SHA-256 of the last event
+	metaAuditPub      = []byte("audit_pubkey")    // the audit public keyset, in clear
+	metaAuditAnchor   = []byte("audit_anchor")    // seq (8 bytes) + hash of the last pruned event + its signature
+	metaAuditExported = []byte("audit_exported")  // seq (8 bytes) of the last event a full export delivered
 	metaKeyringVer    = []byte("keyring_version") // counter (8 bytes) bumped by every change of the stored keyring
 	metaKeyringPrime  = []byte("keyring_primary") // id (4 bytes) of the primary data key of the stored keyring
 	metaCredGen       = []byte("cred_gen")        // counter (8 bytes) bumped by every credential write
