@@ -128,6 +128,21 @@ func (rs *replicaSet) run(i int, opts BackgroundOptions) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// runAll starts RunBackground on every replica (see run).
+func (rs *replicaSet) runAll() []func() {
+	var stops []func()
+	for i := range rs.v {
+		stops = append(stops, rs.run(i, BackgroundOptions{}))
+	}
+	return stops
+}
+
+func stopAll(stops []func()) {
+	for _, s := range stops {
+		s()
+	}
+}
+
 // holder polls until one replica (not one of except) holds the lease, and returns it.
 func (rs *replicaSet) holder(t *testing.T, within time.Duration, except ...int) int {
 	t.Helper()
@@ -285,15 +300,8 @@ func TestClusterLeaseFailover(t *testing.T) {
 	clusterBackends(t, func(t *testing.T, open func(*testing.T, int, *clock) *replicaSet) {
 		ctx := context.Background()
 		rs := open(t, 3, nil)
-		var stops []func()
-		for i := range rs.v {
-			stops = append(stops, rs.run(i, BackgroundOptions{}))
-		}
-		defer func() {
-			for _, s := range stops {
-				s()
-			}
-		}()
+		stops := rs.runAll()
+		defer stopAll(stops)
 		h := rs.holder(t, 10*time.Second)
 		time.Sleep(300 * time.Millisecond) // a few heartbeats: still one holder
 		n := 0
@@ -505,15 +513,8 @@ func TestClusterRotationUnderLoad(t *testing.T) {
 	clusterBackends(t, func(t *testing.T, open func(*testing.T, int, *clock) *replicaSet) {
 		ctx := context.Background()
 		rs := open(t, 3, nil)
-		var stops []func()
-		for i := range rs.v {
-			stops = append(stops, rs.run(i, BackgroundOptions{}))
-		}
-		defer func() {
-			for _, s := range stops {
-				s()
-			}
-		}()
+		stops := rs.runAll()
+		defer stopAll(stops)
 		tokenizeValues(t, rs.v[0], 300)
 		old := rs.v[0].keyring().PrimaryKeyID()
 		type issued struct{ token, value string }

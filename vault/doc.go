@@ -113,6 +113,16 @@
 // does for any Update error. The PostgreSQL store is the foundation of issue 12; the vault and
 // the server do not use it yet (docs/ha.md).
 //
+// # Replicas
+//
+// Several vaults may share one store (PostgreSQL), each named by Config.ReplicaID. They
+// coordinate through rows of the store only, with the same code on bbolt (cluster.go): a
+// heartbeat per replica, one lease (with an epoch checked inside every write made for the work
+// it guards: fencing) for background work, grant rates and quotas charged in the transaction of
+// the reveal, a keyring version and primary key id checked by every key change and every
+// sealing transaction, and caches that check a generation in the store (credentials) or read
+// the store on a miss (templates). docs/ha.md states the bounds.
+//
 // # Caveats
 //
 // Tokens are unique per domain across all templates. A domain name and a template name are

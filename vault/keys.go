@@ -63,6 +63,9 @@ type KeyStatus struct {
 		Remaining uint64 // records not yet under the primary key
 	}
 	Records uint64
+	// Replicas are the replicas' heartbeats (Replicas): the rewrap starts once every live
+	// one reports the primary key.
+	Replicas []ReplicaInfo
 }
 
 func (v *Vault) readKeyMeta(tx store.Tx) map[uint32]keyMeta {
@@ -205,15 +208,38 @@ func checkPrimary(tx store.Tx, primary uint32) error {
 // transaction that calls checkPrimary(tx, primary); when that finds the keyring stale, it
 // reloads the keyring and runs op again.
 func (v *Vault) sealing(ctx context.Context, op func(primary uint32) error) error {
+	return v.keyringRetry(ctx, true, func() error { return op(v.keyring().PrimaryKeyID()) })
+}
+
+// keyringRetry runs op again, after reloading the keyring (draining local seals when drain is
+// set: see refreshKeyring), while it fails with errKeyringStale, a few times at most.
+func (v *Vault) keyringRetry(ctx context.Context, drain bool, op func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := op(v.keyring().PrimaryKeyID())
+		err := op()
 		if !errors.Is(err, errKeyringStale) || attempt == maxKeyringRetries {
 			return err
 		}
-		if _, err := v.refreshKeyring(ctx); err != nil {
+		if _, err := v.refresh(ctx, drain); err != nil {
 			return err
 		}
 	}
+}
+
+// putKeyring stores blob, the keyring wrapped, in tx if the stored keyring version is still
+// ver (else errKeyringStale), bumps the version and notes it in this replica's heartbeat row.
+// It returns the new version.
+func (v *Vault) putKeyring(tx store.Tx, ver uint64, blob []byte, primary uint32) (uint64, error) {
+	if readCounter(tx, metaKeyringVer) != ver {
+		return 0, errKeyringStale
+	}
+	newVer, err := bumpCounter(tx, metaKeyringVer)
+	if err != nil {
+		return 0, err
+	}
+	if err := v.noteKeyring(tx, newVer, primary); err != nil {
+		return 0, err
+	}
+	return newVer, tx.Put(bucketMeta, metaKeyring, blob)
 }
 
 // changeKeyring changes the keyring: change gets an independent copy of the loaded keyring
@@ -223,7 +249,8 @@ func (v *Vault) sealing(ctx context.Context, op func(primary uint32) error) erro
 // keyring. On failure the vault keeps its previous keyring: memory never runs ahead of the
 // store.
 func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr *keyring.Keyring) (string, error), extra func(tx store.Tx, kr *keyring.Keyring) error) error {
-	for attempt := 0; ; attempt++ {
+	// No drain on reload: a rotation holds sealMu already.
+	return v.keyringRetry(ctx, false, func() error {
 		cur, ver := v.loadedKeyring()
 		kek := v.getKEK()
 		blob, err := cur.Wrap(kek)
@@ -244,15 +271,9 @@ func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr
 		ev := v.newEvent(ctx, method)
 		ev.Target, ev.Outcome = target, OutcomeAllowed
 		var newVer uint64
-		_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
-			if readCounter(tx, metaKeyringVer) != ver {
-				return errKeyringStale
-			}
+		if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 			var err error
-			if newVer, err = bumpCounter(tx, metaKeyringVer); err != nil {
-				return err
-			}
-			if err := tx.Put(bucketMeta, metaKeyring, blob); err != nil {
+			if newVer, err = v.putKeyring(tx, ver, blob, kr.PrimaryKeyID()); err != nil {
 				return err
 			}
 			if kr.PrimaryKeyID() != cur.PrimaryKeyID() {
@@ -262,28 +283,17 @@ func (v *Vault) changeKeyring(ctx context.Context, method string, change func(kr
 					return err
 				}
 			}
-			if err := v.noteKeyring(tx, newVer, kr.PrimaryKeyID()); err != nil {
-				return err
-			}
 			if extra == nil {
 				return nil
 			}
 			return extra(tx, kr)
-		})
-		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
-			// No drain: a rotation holds sealMu already.
-			if _, err := v.refresh(ctx, false); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
+		}); err != nil {
 			return err
 		}
 		v.setKeyring(kr, newVer)
 		v.beatNow()
 		return nil
-	}
+	})
 }
 
 // RotateDataKey adds a new primary data key; new writes use it at once and the background
@@ -322,7 +332,7 @@ func (v *Vault) RotateDataKey(ctx context.Context) (uint32, error) {
 func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 	v.keyMu.Lock()
 	defer v.keyMu.Unlock()
-	for attempt := 0; ; attempt++ {
+	return v.keyringRetry(ctx, false, func() error {
 		kr, ver := v.loadedKeyring()
 		blob, err := kr.Wrap(newKEK)
 		if err != nil {
@@ -331,26 +341,10 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 		ev := v.newEvent(ctx, "RewrapKEK")
 		ev.Target, ev.Outcome = "kek", OutcomeAllowed
 		var newVer uint64
-		_, err = v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
-			if readCounter(tx, metaKeyringVer) != ver {
-				return errKeyringStale // a key change on another replica: rewrap that keyring
-			}
-			var err error
-			if newVer, err = bumpCounter(tx, metaKeyringVer); err != nil {
-				return err
-			}
-			if err := v.noteKeyring(tx, newVer, kr.PrimaryKeyID()); err != nil {
-				return err
-			}
-			return tx.Put(bucketMeta, metaKeyring, blob)
-		})
-		if errors.Is(err, errKeyringStale) && attempt < maxKeyringRetries {
-			if _, err := v.refresh(ctx, false); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
+		if _, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) (err error) {
+			newVer, err = v.putKeyring(tx, ver, blob, kr.PrimaryKeyID())
+			return err
+		}); err != nil {
 			return err
 		}
 		v.kekMu.Lock()
@@ -358,7 +352,7 @@ func (v *Vault) RewrapKEK(ctx context.Context, newKEK tink.AEAD) error {
 		v.kekMu.Unlock()
 		v.setKeyring(kr, newVer)
 		return nil
-	}
+	})
 }
 
 // countByKey scans every record and counts them per data key id.
@@ -434,7 +428,9 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	st.Rewrap.Target, st.Rewrap.Done, st.Rewrap.Rewrapped = rw.Target, rw.Done, rw.Rewrapped
 	st.Rewrap.Started, st.Rewrap.Finished = rw.Started, rw.Finished
 	st.Rewrap.Remaining = total - counts[kr.PrimaryKeyID()]
-	return st, nil
+	var err error
+	st.Replicas, err = v.Replicas(ctx)
+	return st, err
 }
 
 // DisableDataKey disables a key that protects no record and is no live replica's primary.
