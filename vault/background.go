@@ -89,6 +89,7 @@ func (v *Vault) backgroundPass(ctx context.Context, opts BackgroundOptions) (wai
 	if n, err := v.PurgeExpired(ctx); !failed("purging expired tokens", err) && n > 0 {
 		v.log.Info("purged expired tokens", slog.Int("count", n))
 	}
+	failed("forgetting replicas long gone", v.forgetReplicas(ctx))
 	return waiting
 }
 

@@ -243,10 +243,7 @@ func (v *Vault) heartbeat(ctx context.Context, ttl time.Duration) bool {
 			return nil // another replica holds it
 		}
 		got = cur
-		if err := putJSON(tx, bucketLeases, []byte(backgroundLease), cur); err != nil {
-			return err
-		}
-		return forgetReplicas(tx, now)
+		return putJSON(tx, bucketLeases, []byte(backgroundLease), cur)
 	})
 	v.cl.mu.Lock()
 	defer v.cl.mu.Unlock()
@@ -277,24 +274,27 @@ func (v *Vault) heartbeat(ctx context.Context, ttl time.Duration) bool {
 	return took
 }
 
-// forgetReplicas (run by the lease holder) removes rows of replicas long gone.
-func forgetReplicas(tx store.Tx, now time.Time) error {
-	var gone [][]byte
-	if err := tx.Scan(bucketReplicas, nil, nil, func(k, val []byte) error {
-		var r ReplicaInfo
-		if json.Unmarshal(val, &r) != nil || now.Sub(r.LastSeen) > forgetReplicaAfter {
-			gone = append(gone, append([]byte(nil), k...))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, k := range gone {
-		if err := tx.Delete(bucketReplicas, k); err != nil {
+// forgetReplicas removes rows of replicas long gone. The lease holder runs it with its
+// background passes (not in heartbeats, which would then conflict with every other
+// replica's heartbeat on PostgreSQL).
+func (v *Vault) forgetReplicas(ctx context.Context) error {
+	now := v.now()
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		gone, err := scanKeys(tx, bucketReplicas, nil, nil)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		for _, k := range gone {
+			var r ReplicaInfo
+			if json.Unmarshal(tx.Get(bucketReplicas, k), &r) == nil && now.Sub(r.LastSeen) <= forgetReplicaAfter {
+				continue
+			}
+			if err := tx.Delete(bucketReplicas, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // leave releases the lease (if held) and removes this replica's row, so that another

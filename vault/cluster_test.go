@@ -691,3 +691,58 @@ func TestClusterCaches(t *testing.T) {
 		}
 	})
 }
+
+// Heartbeat rows: a replica's row says what it has loaded; a clean stop removes it; the lease
+// holder forgets rows of replicas gone for over an hour, and keeps the others.
+func TestClusterReplicaRows(t *testing.T) {
+	clusterBackends(t, func(t *testing.T, open func(*testing.T, int, *clock) *replicaSet) {
+		ctx := context.Background()
+		rs := open(t, 2, nil)
+		stop := rs.run(0, BackgroundOptions{})
+		rs.holder(t, 10*time.Second)
+		if err := rs.v[1].store.Update(ctx, func(tx store.Tx) error {
+			old := time.Now().Add(-2 * time.Hour)
+			return putJSON(tx, bucketReplicas, []byte("gone"), ReplicaInfo{ID: "gone", LastSeen: old, LiveUntil: old.Add(time.Second)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rs.v[1].heartbeat(ctx, time.Minute)
+		lctx, _ := rs.v[0].Leased(ctx)
+		if err := rs.v[0].forgetReplicas(lctx); err != nil {
+			t.Fatal(err)
+		}
+		reps, err := rs.v[1].Replicas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]ReplicaInfo{}
+		for _, r := range reps {
+			ids[r.ID] = r
+		}
+		if _, ok := ids["gone"]; ok || len(ids) != 2 {
+			t.Errorf("rows after forgetting: %v; want r0 and r1 only", reps)
+		}
+		if r := ids["r1"]; !r.Live || r.Holder || r.PrimaryKeyID != rs.v[1].keyring().PrimaryKeyID() {
+			t.Errorf("r1's row: %+v", r)
+		}
+		if r := ids["r0"]; !r.Live || !r.Holder {
+			t.Errorf("r0's row: %+v; want live and holding the lease", r)
+		}
+		stop()
+		reps, err = rs.v[1].Replicas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reps {
+			if r.ID == "r0" {
+				t.Errorf("r0's row is still there after a clean stop: %+v", r)
+			}
+		}
+		if _, ok := rs.v[0].Leased(ctx); ok {
+			t.Error("r0 still holds the lease after a clean stop")
+		}
+		if !rs.v[1].heartbeat(ctx, time.Minute) {
+			t.Error("r1 did not take the lease r0 released")
+		}
+	})
+}
