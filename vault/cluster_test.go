@@ -746,3 +746,48 @@ func TestClusterReplicaRows(t *testing.T) {
 		}
 	})
 }
+
+// The stored rate bucket behaves as x/time/rate with burst = rate a minute.
+func TestRateStateTake(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var r rateState
+	r, _, ok := r.take(60, 60, t0) // a full bucket: the whole minute at once
+	if !ok {
+		t.Fatal("a fresh bucket refused its burst")
+	}
+	if _, after, ok := r.take(60, 1, t0); ok || after != time.Second {
+		t.Errorf("empty bucket: ok %v, retry after %s; want refused, 1s", ok, after)
+	}
+	if _, after, ok := r.take(60, 61, t0); ok || after != 0 {
+		t.Errorf("more than the burst: ok %v, after %s; want refused with no delay", ok, after)
+	}
+	r2, _, ok := r.take(60, 30, t0.Add(30*time.Second))
+	if !ok {
+		t.Error("30 s refill 30 tokens: refused")
+	}
+	if _, _, ok := r2.take(60, 1, t0.Add(30*time.Second)); ok {
+		t.Error("took more than the refill")
+	}
+	// A replica whose clock lags refills nothing and never moves the bucket's time back.
+	r3, _, ok := r2.take(60, 0, t0)
+	if !ok || !r3.at.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("lagging clock: %+v, %v", r3, ok)
+	}
+	if got := readRateRoundTrip(t, r2); got.tokens != r2.tokens || !got.at.Equal(r2.at) {
+		t.Errorf("stored %+v, read back %+v", r2, got)
+	}
+}
+
+func readRateRoundTrip(t *testing.T, r rateState) rateState {
+	t.Helper()
+	st := openStore(t, filepath.Join(t.TempDir(), "r.db"), store.Options{})
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketGrantRate, []byte("g"), r.marshal()) }); err != nil {
+		t.Fatal(err)
+	}
+	var got rateState
+	if err := st.View(ctx, func(tx store.Tx) error { got = readRate(tx, "g"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}

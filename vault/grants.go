@@ -404,6 +404,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	now := v.now()
 	var grants []*Grant
 	var rd itemReads
+	rates := map[string]rateState{} // as read: countUse charges them in its transaction
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
 		if err := tx.Scan(bucketGrants, grantPrefix(req.Vendor), nil, func(_, val []byte) error {
@@ -413,6 +414,9 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			}
 			if g.current(now) {
 				grants = append(grants, &g)
+				if g.RatePerMin > 0 {
+					rates[g.ID] = readRate(tx, g.ID)
+				}
 			}
 			return nil
 		}); err != nil {
@@ -523,9 +527,15 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	if spent {
 		return limited(ErrQuotaExhausted)
 	}
+	// As read, to refuse at the cost of the denial's event alone: countUse checks again.
 	for g, n := range charged {
 		if g.Quota > 0 && g.Used+int64(n) > g.Quota {
-			return limited(ErrQuotaExhausted) // as read: countUse checks again
+			return limited(ErrQuotaExhausted)
+		}
+		if g.RatePerMin > 0 {
+			if _, after, ok := rates[g.ID].take(g.RatePerMin, n, now); !ok {
+				return limited(&RetryAfterError{Err: ErrRateLimited, After: after})
+			}
 		}
 	}
 	// Rate and quota are charged, and the event committed, in one transaction, before any
