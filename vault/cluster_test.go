@@ -117,7 +117,7 @@ func openReplicas(t *testing.T, stores []store.Store, clk *clock) *replicaSet {
 // stops it (and waits).
 func (rs *replicaSet) run(i int, opts BackgroundOptions) (stop func()) {
 	if opts.LeaseTTL == 0 {
-		opts.LeaseTTL, opts.HeartbeatInterval = time.Second, 100*time.Millisecond
+		opts.LeaseTTL, opts.HeartbeatInterval = 2*time.Second, 200*time.Millisecond
 	}
 	if opts.Interval == 0 {
 		opts.Interval = 200 * time.Millisecond
@@ -339,7 +339,7 @@ func TestClusterLeaseFailover(t *testing.T) {
 		stops[h]()
 		died := time.Now()
 		h2 := rs.holder(t, 15*time.Second, h)
-		t.Logf("lease moved from r%d to r%d in %s (TTL 1s)", h, h2, time.Since(died).Round(10*time.Millisecond))
+		t.Logf("lease moved from r%d to r%d in %s (TTL 2s, heartbeat 200ms)", h, h2, time.Since(died).Round(10*time.Millisecond))
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			res, err := other.Detokenize(ctx, "p", []TokenRef{{Token: tok}})
