@@ -155,7 +155,8 @@ func (v *Vault) refresh(ctx context.Context, drain bool) (bool, error) {
 	}
 	changed := v.setKeyring(kr, ver)
 	if changed {
-		v.beatNow()
+		v.beatNow() // report the keyring now loaded
+		v.kick()    // a rotation elsewhere: the lease holder's rewrap need not wait for its next pass
 	}
 	return changed, nil
 }
