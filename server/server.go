@@ -370,14 +370,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("sealed: the key-encryption key is not available; data calls answer Unavailable until it is")
 	}
 	close(s.ready)
+	background := make(chan struct{}) // closed once RunBackground has returned (lease released)
 	go func() {
+		defer close(background)
 		select {
 		case <-s.unsealed:
 			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
 				s.metrics.auditSeq.Set(float64(seq))
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
-			go s.vlt().RunBackground(ctx, s.cfg.Background)
+			s.vlt().RunBackground(ctx, s.cfg.Background)
 		case <-ctx.Done():
 		}
 	}()
@@ -424,6 +426,8 @@ loop:
 		s.grpc.Stop()
 		s.vgrpc.Stop()
 	}
+	cancel() // background work stops and releases its lease before the store is closed
+	<-background
 	s.checkpoint(context.Background())
 	s.wit.flush(context.Background(), s.vlt())
 	return runErr
