@@ -186,6 +186,13 @@ func (v *Vault) initKeyring(ctx context.Context) error {
 		return err
 	}
 	kr, ver := v.loadedKeyring()
+	var have bool
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		have = tx.Get(bucketMeta, metaKeyringPrime) != nil
+		return nil
+	}); err != nil || have {
+		return err
+	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
 		if tx.Get(bucketMeta, metaKeyringPrime) != nil || readCounter(tx, metaKeyringVer) != ver {
 			return nil
