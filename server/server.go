@@ -379,17 +379,19 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("sealed: the key-encryption key is not available; data calls answer Unavailable until it is")
 	}
 	close(s.ready)
+	background := make(chan struct{}) // closed once RunBackground has returned (lease released)
 	go func() {
+		defer close(background)
 		select {
 		case <-s.unsealed:
 			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
 				s.metrics.auditSeq.Set(float64(seq))
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
-			go s.vlt().RunBackground(ctx, s.cfg.Background)
 			go s.watchStore(ctx, s.vlt())
 			// The latest checkpoint may not have reached the witnesses before a crash.
 			go s.wit.flush(ctx, s.vlt())
+			s.vlt().RunBackground(ctx, s.cfg.Background)
 		case <-ctx.Done():
 		}
 	}()
@@ -404,8 +406,15 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			s.checkpoint(ctx)
-			s.wit.flush(ctx, s.vlt())
+			// Checkpoints and witness deliveries run on the holder of the vault's background
+			// lease (one replica of a cluster), fenced by it. A new holder's first flush
+			// re-sends the latest checkpoint, which a crash may have kept from the witnesses.
+			if v := s.vlt(); v != nil {
+				if lctx, ok := v.Leased(ctx); ok {
+					s.checkpoint(lctx)
+					s.wit.flush(lctx, v)
+				}
+			}
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				runErr = err
@@ -429,6 +438,8 @@ loop:
 		s.grpc.Stop()
 		s.vgrpc.Stop()
 	}
+	cancel() // background work stops and releases its lease before the store is closed
+	<-background
 	s.checkpoint(context.Background())
 	s.wit.flush(context.Background(), s.vlt())
 	return runErr

@@ -32,18 +32,25 @@ const (
 	bucketAuditAnchor   store.Bucket = "auditanchor"   // replica → seq + hash of its chain's last pruned event + its signature
 	bucketAuditExported store.Bucket = "auditexported" // replica → seq (8 bytes) + SHA-256 of its chain's last event exports delivered without a gap
 	bucketMeta          store.Bucket = "meta"          // the meta keys below → …
+	bucketReplicas      store.Bucket = "replicas"      // replica id → replicaRow (JSON): heartbeat
+	bucketLeases        store.Bucket = "leases"        // lease name → leaseRow (JSON): holder, epoch, expiry
+	bucketGrantRate     store.Bucket = "grantrate"     // grant id → rate state (16 bytes): tokens, time
 )
 
 // Keys of bucket meta.
 var (
-	metaKeyring       = []byte("keyring")        // the keyring wrapped under the KEK
-	metaSchema        = []byte("schema_version") // seqKey(SchemaVersion)
-	metaKeyMeta       = []byte("keymeta")        // data key id → keyMeta (JSON)
-	metaRewrap        = []byte("rewrap")         // rewrapState (JSON)
-	metaAuditHead     = []byte("audit_head")     // seq (8 bytes) + SHA-256 of the last event of the single-process chain
-	metaAuditPub      = []byte("audit_pubkey")   // the audit public keyset, in clear
-	metaAuditAnchor   = []byte("audit_anchor")   // seq (8 bytes) + hash of the single-process chain's last pruned event + its signature
-	metaAuditExported = []byte("audit_exported") // seq (8 bytes) of the last event a full export delivered
+	metaKeyring       = []byte("keyring")         // the keyring wrapped under the KEK
+	metaSchema        = []byte("schema_version")  // seqKey(SchemaVersion)
+	metaKeyMeta       = []byte("keymeta")         // data key id → keyMeta (JSON)
+	metaRewrap        = []byte("rewrap")          // rewrapState (JSON)
+	metaAuditHead     = []byte("audit_head")      // seq (8 bytes) + SHA-256 of the last event of the single-process chain
+	metaAuditPub      = []byte("audit_pubkey")    // the audit public keyset, in clear
+	metaAuditAnchor   = []byte("audit_anchor")    // seq (8 bytes) + hash of the single-process chain's last pruned event + its signature
+	metaAuditExported = []byte("audit_exported")  // seq (8 bytes) of the last event a full export delivered
+	metaKeyringVer    = []byte("keyring_version") // counter (8 bytes) bumped by every change of the stored keyring
+	metaKeyringPrime  = []byte("keyring_primary") // id (4 bytes) of the primary data key of the stored keyring
+	metaCredGen       = []byte("cred_gen")        // counter (8 bytes) bumped by every credential write
+	metaSubjectGen    = []byte("subject_gen")     // counter (8 bytes) bumped by every subject erasure
 )
 
 // recordKey is domain 0x00 token (buckets records and canaries).

@@ -58,9 +58,13 @@ type Config struct {
 
 // Vault is the tokenization core. It is safe for concurrent use.
 type Vault struct {
-	store store.Store
+	store store.Store // fencedStore over base
+	base  store.Store // Config.Store
 	kr    atomic.Pointer[keyring.Keyring]
-	kek   tink.AEAD
+	krVer atomic.Uint64 // the stored keyring version kr was loaded at (keys.go)
+	krMu  sync.Mutex    // orders replacements of kr and krVer
+	kek   tink.AEAD     // under kekMu
+	kekMu sync.RWMutex
 	keyMu sync.Mutex // serialises key operations
 	// sealMu orders writes of ciphertexts against rotations: writers that encrypt under the
 	// primary data key hold it shared from encryption until their commit; a rotation holds it
@@ -68,6 +72,7 @@ type Vault struct {
 	// can commit after the rewrap has started.
 	sealMu sync.RWMutex
 	wake   chan struct{}
+	cl     cluster // heartbeats and the background lease (cluster.go)
 
 	subjects   subjectCache
 	credCache  credCache // verified-credential cache (credcache.go)
@@ -81,7 +86,6 @@ type Vault struct {
 	hmacKeys  sync.Map // string → []byte
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
-	limits    limiters
 	lanes     auditLanes // this replica's audit chains (audit.go)
 }
 
@@ -94,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err := validReplicaID(cfg.ReplicaID); err != nil {
 		return nil, err
 	}
-	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
+	v := &Vault{store: fencedStore{cfg.Store}, base: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +122,10 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	}
 	v.kr.Store(kr)
 	v.kek = cfg.KEK
+	v.cl.beat = make(chan struct{}, 1)
+	if err := v.initKeyring(ctx); err != nil {
+		return nil, err
+	}
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}

@@ -231,6 +231,26 @@ type Tx interface {
 	SetSequence(b Bucket, n uint64) error
 }
 
+// SharedGetter is implemented by backends whose Update may run under snapshot isolation
+// (WithSnapshotIsolation). GetForShare reads key as Get does, and also takes a share lock on
+// it until the transaction ends: a concurrent writer of key waits for this transaction, and if
+// key was changed by a transaction that committed after this one's snapshot, this transaction
+// fails and is re-run. It is how a function that runs under snapshot isolation makes a read
+// that must stay true until its commit (e.g. "this is still the primary key") as strong as
+// under SERIALIZABLE.
+type SharedGetter interface {
+	GetForShare(b Bucket, key []byte) []byte
+}
+
+// GetForShare reads key with tx's GetForShare when the backend has one (see SharedGetter),
+// and with Get otherwise (Bolt: a single writer needs no lock).
+func GetForShare(tx Tx, b Bucket, key []byte) []byte {
+	if sg, ok := tx.(SharedGetter); ok {
+		return sg.GetForShare(b, key)
+	}
+	return tx.Get(b, key)
+}
+
 // snapshotIsolationKey marks a context for WithSnapshotIsolation.
 type snapshotIsolationKey struct{}
 

@@ -65,6 +65,20 @@ func (t *pgTx) fail(err error) error {
 }
 
 func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
+	return t.get(b, key, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`)
+}
+
+// GetForShare implements store.SharedGetter: SELECT … FOR SHARE. Under REPEATABLE READ,
+// PostgreSQL fails it with a serialization failure (which Update re-runs) when the row was
+// changed after the snapshot, and a writer of the row waits until this transaction ends.
+func (t *pgTx) GetForShare(b store.Bucket, key []byte) []byte {
+	if !t.writable { // a read-only View cannot lock rows
+		return t.Get(b, key)
+	}
+	return t.get(b, key, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2 FOR SHARE`)
+}
+
+func (t *pgTx) get(b store.Bucket, key []byte, query string) []byte {
 	if t.done || t.err != nil || store.ValidateKey(key) != nil || b.Validate() != nil {
 		return nil
 	}
@@ -72,7 +86,7 @@ func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
 		return w.value
 	}
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`, string(b), key).Scan(&v)
+	err := t.tx.QueryRow(t.ctx, query, string(b), key).Scan(&v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil
