@@ -26,7 +26,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
-	keyTapPrincipal // the principal tapHandle authenticated from the call's headers
+	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
 )
 
 func requestID(ctx context.Context) string {
@@ -206,7 +206,7 @@ type edge struct {
 // certificate; a certificate and a bearer credential of two different credentials are refused.
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
-		return p, nil // found by tapHandle from this call's headers
+		return p, nil // found by tapHandle or guardBody from this call's headers
 	}
 	sans := clientSANs(ctx)
 	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
