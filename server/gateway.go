@@ -333,3 +333,12 @@ func (m *sanitizingMarshaler) Unmarshal(data []byte, v any) error {
 	}
 	return nil
 }
+
+// Marshal writes the replies of tokenize and detokenize by hand when it can (jsonfast.go),
+// everything else with protojson.
+func (m *sanitizingMarshaler) Marshal(v any) ([]byte, error) {
+	if b, ok := marshalFast(v); ok {
+		return b, nil
+	}
+	return m.JSONPb.Marshal(v)
+}

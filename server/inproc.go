@@ -159,7 +159,7 @@ func (s *inprocStream) SetHeader(md metadata.MD) error {
 	if s.headerSent || s.done {
 		return status.Error(codes.Internal, "transport: the stream is done or WriteHeader was already called")
 	}
-	s.header = metadata.Join(s.header, md)
+	s.header = joinMD(s.header, md)
 	return nil
 }
 
@@ -179,7 +179,7 @@ func (s *inprocStream) SetTrailer(md metadata.MD) error {
 	if s.done {
 		return status.Error(codes.Internal, "transport: the stream is done")
 	}
-	s.trailer = metadata.Join(s.trailer, md)
+	s.trailer = joinMD(s.trailer, md)
 	return nil
 }
 
@@ -210,4 +210,16 @@ func (c *inprocConn) over(conn grpc.ClientConnInterface) *inprocConn {
 	cc := *c
 	cc.conn = conn
 	return &cc
+}
+
+// joinMD adds md's values to into (made when nil), as metadata.Join does without copying into
+// on every call.
+func joinMD(into, md metadata.MD) metadata.MD {
+	if into == nil {
+		into = make(metadata.MD, len(md))
+	}
+	for k, v := range md {
+		into[k] = append(into[k], v...)
+	}
+	return into
 }

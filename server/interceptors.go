@@ -48,17 +48,15 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // echoes it in the response header.
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
+		id = v[0]
 	}
 	if id == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	_ = grpc.SetHeader(ctx, metadata.MD{"x-request-id": {id}})
 	return context.WithValue(ctx, keyRequestID, id)
 }
 
@@ -78,11 +76,7 @@ type authenticator struct {
 const msgBadCredentials = "invalid or revoked credentials"
 
 func bearer(ctx context.Context) string {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ""
-	}
-	for _, v := range md.Get("authorization") {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
@@ -98,8 +92,7 @@ func sourceOf(ctx context.Context) string {
 		return ""
 	}
 	if p.Addr.Network() == "bufconn" {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get(mdRemoteAddr); len(v) == 1 {
+		if v := metadata.ValueFromIncomingContext(ctx, mdRemoteAddr); len(v) == 1 {
 			return v[0]
 		}
 		return ""
