@@ -294,6 +294,9 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
+		if decodeFast(data, v) { // tokenize and detokenize in plain JSON (jsonfast.go)
+			return nil
+		}
 		err = m.JSONPb.Unmarshal(data, v)
 		if err != nil {
 			// The docs' short enum names ("mode": "deterministic"): tried only after a

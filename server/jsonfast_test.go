@@ -116,3 +116,123 @@ func TestFastJSONKnowsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// randomRequestJSON writes tokenize and detokenize bodies, mostly well-formed, with the
+// things decodeFast must decline mixed in: escapes, null, numbers, ttl, unknown and repeated
+// fields, empty strings, invalid UTF-8, control characters, truncation and trailing data.
+func randomRequestJSON(r *rand.Rand, tokenize bool) string {
+	itemKeys := []string{"token", "domain", "template"}
+	topKeys := []string{"items", "purpose"}
+	if tokenize {
+		itemKeys = []string{"value", "template", "domain", "subject"}
+		topKeys = []string{"items"}
+	}
+	odd := func() bool { return r.IntN(30) == 0 }
+	ws := func() string { return []string{"", "", " ", "\n\t", "\r "}[r.IntN(5)] }
+	str := func() string {
+		if odd() {
+			return []string{`null`, `1`, `true`, `"\u00e9"`, `"a\"b"`, `""`, "\"\xff\"", "\"a\x01\"", `"3600s"`, `{}`, `[]`}[r.IntN(11)]
+		}
+		s := []string{"4111111111111111", "pan", "acme", "tok_ABC-12", "e\u00e9\u20ac", "x y", "<&>"}[r.IntN(7)]
+		return `"` + s + `"`
+	}
+	var b strings.Builder
+	b.WriteString(ws() + "{")
+	n := 0
+	for _, k := range topKeys {
+		if r.IntN(5) == 0 {
+			continue
+		}
+		if odd() {
+			k = []string{"Items", "ttl", "extra", "purpose"}[r.IntN(4)]
+		}
+		if n > 0 {
+			b.WriteString("," + ws())
+		}
+		n++
+		b.WriteString(ws() + `"` + k + `"` + ws() + ":" + ws())
+		if k != "items" {
+			b.WriteString(str())
+			continue
+		}
+		b.WriteString("[")
+		for i := range r.IntN(4) {
+			if i > 0 {
+				b.WriteString("," + ws())
+			}
+			b.WriteString("{")
+			m := 0
+			for _, ik := range itemKeys {
+				if r.IntN(3) == 0 {
+					continue
+				}
+				if odd() {
+					ik = []string{"ttl", "Token", "value", "token", "x"}[r.IntN(5)]
+				}
+				if m > 0 {
+					b.WriteString(",")
+				}
+				m++
+				b.WriteString(ws() + `"` + ik + `"` + ws() + ":" + ws() + str() + ws())
+			}
+			b.WriteString("}")
+		}
+		b.WriteString(ws() + "]")
+	}
+	if odd() { // a repeated field
+		b.WriteString(`,"items":[]`)
+	}
+	b.WriteString("}" + ws())
+	s := b.String()
+	switch r.IntN(40) {
+	case 0:
+		s = s[:r.IntN(len(s))]
+	case 1:
+		s += "{}"
+	case 2:
+		s += "x"
+	}
+	return s
+}
+
+// Whatever decodeFast accepts, protojson (the gateway's decoder) accepts too and decodes to
+// the same message; and it accepts the plain bodies clients send.
+func TestFastDecodeMatchesProtojson(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	accepted := 0
+	for i := range 20000 {
+		tokenize := i%2 == 0
+		data := randomRequestJSON(r, tokenize)
+		var fast, slow proto.Message = &tvpb.DetokenizeRequest{}, &tvpb.DetokenizeRequest{}
+		if tokenize {
+			fast, slow = &tvpb.TokenizeRequest{}, &tvpb.TokenizeRequest{}
+		}
+		if !decodeFast([]byte(data), fast) {
+			if !proto.Equal(fast, fast.ProtoReflect().New().Interface()) {
+				t.Fatalf("decodeFast declined %q but left %v", data, fast)
+			}
+			continue
+		}
+		accepted++
+		if err := protojson.Unmarshal([]byte(data), slow); err != nil {
+			t.Fatalf("decodeFast accepted %q, which protojson refuses: %v", data, err)
+		}
+		if !proto.Equal(fast, slow) {
+			t.Fatalf("decodeFast(%q) = %v, protojson: %v", data, fast, slow)
+		}
+	}
+	if accepted < 2000 {
+		t.Errorf("decodeFast accepted only %d of 20000 bodies", accepted)
+	}
+	for _, c := range []struct {
+		body string
+		m    proto.Message
+	}{
+		{`{"items":[{"value":"4111111111111111","template":"pan"}]}`, &tvpb.TokenizeRequest{}},
+		{`{"purpose":"bench","items":[{"token":"t1","domain":"acme"},{"token":"t2"}]}`, &tvpb.DetokenizeRequest{}},
+	} {
+		if !decodeFast([]byte(c.body), c.m) {
+			t.Errorf("decodeFast declined %s", c.body)
+		}
+	}
+}
