@@ -321,15 +321,6 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 	d := time.Since(start)
 	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
 	s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
-	attrs := []slog.Attr{
-		slog.String("request_id", requestID(ctx)),
-		slog.String("method", method),
-		slog.String("code", code.String()),
-		slog.Duration("duration", d),
-	}
-	if p, ok := PrincipalFrom(ctx); ok {
-		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
-	}
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.
 	level := slog.LevelDebug
@@ -339,6 +330,18 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 		level = slog.LevelError
 	default:
 		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(ctx, level) {
+		return // the attributes are not built for nothing
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(ctx)),
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", d),
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
 	}
 	s.log.LogAttrs(ctx, level, "request", attrs...)
 }
