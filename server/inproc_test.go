@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
+	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
@@ -91,5 +94,52 @@ func TestGatewayRunsInterceptorsOncePerHTTPCall(t *testing.T) {
 		if want := map[bool]int{true: 1, false: 0}[c.audited]; n != want {
 			t.Errorf("%s: %d audit events, want %d", c.name, n, want)
 		}
+	}
+}
+
+// An HTTP call with a body is authenticated once: by the body guard, whose principal the
+// interceptor takes (it authenticated it a second time before issue 15). Counted by the
+// vault's clock, which every authentication reads: an HTTP tokenize reads it as often as the
+// same tokenize over gRPC (authenticated once, in the tap handle). Background work may read the
+// clock too; it only adds, so the fewest reads over several calls are compared.
+func TestHTTPCallAuthenticatesOnce(t *testing.T) {
+	var reads atomic.Int64
+	h := testenv.Start(t, testenv.Clock(func() time.Time { reads.Add(1); return time.Now() }))
+	_, secret, err := h.Vault.CreateCredential(context.Background(), vault.CredentialSpec{Name: "tok", Role: vault.RoleTokenizer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tvpb.NewTokenServiceClient(h.Conn)
+	fewest := func(call func()) int64 {
+		least := int64(1 << 62)
+		for range 8 {
+			before := reads.Load()
+			call()
+			least = min(least, reads.Load()-before)
+		}
+		return least
+	}
+	item := []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan"}}
+	grpcReads := fewest(func() {
+		if _, err := client.Tokenize(authCtx(secret), &tvpb.TokenizeRequest{Items: item}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	httpReads := fewest(func() {
+		if code, body := h.Post("/v1/tokens:tokenize", secret, map[string]any{"items": []map[string]string{{"value": "4111111111111111", "template": "pan"}}}); code != http.StatusOK {
+			t.Fatalf("HTTP %d %s", code, body)
+		}
+	})
+	authReads := fewest(func() {
+		if _, err := h.Vault.Authenticate(context.Background(), secret); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if authReads == 0 {
+		t.Fatal("an authentication does not read the vault's clock: this test cannot count them")
+	}
+	if httpReads != grpcReads {
+		t.Errorf("an HTTP tokenize reads the vault's clock %d times, the same over gRPC %d (an authentication: %d): HTTP authenticates %+d times more",
+			httpReads, grpcReads, authReads, (httpReads-grpcReads)/authReads)
 	}
 }
