@@ -26,7 +26,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
-	keyTapPrincipal // the principal tapHandle authenticated from the call's headers
+	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
 )
 
 func requestID(ctx context.Context) string {
@@ -48,17 +48,15 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // echoes it in the response header.
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
+		id = v[0]
 	}
 	if id == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	_ = grpc.SetHeader(ctx, metadata.MD{"x-request-id": {id}})
 	return context.WithValue(ctx, keyRequestID, id)
 }
 
@@ -78,11 +76,7 @@ type authenticator struct {
 const msgBadCredentials = "invalid or revoked credentials"
 
 func bearer(ctx context.Context) string {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ""
-	}
-	for _, v := range md.Get("authorization") {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
@@ -98,8 +92,7 @@ func sourceOf(ctx context.Context) string {
 		return ""
 	}
 	if p.Addr.Network() == "bufconn" {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get(mdRemoteAddr); len(v) == 1 {
+		if v := metadata.ValueFromIncomingContext(ctx, mdRemoteAddr); len(v) == 1 {
 			return v[0]
 		}
 		return ""
@@ -223,7 +216,7 @@ type edge struct {
 // certificate; a certificate and a bearer credential of two different credentials are refused.
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
-		return p, nil // found by tapHandle from this call's headers
+		return p, nil // found by tapHandle or guardBody from this call's headers
 	}
 	sans := clientSANs(ctx)
 	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
@@ -355,15 +348,6 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 	d := time.Since(start)
 	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
 	s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
-	attrs := []slog.Attr{
-		slog.String("request_id", requestID(ctx)),
-		slog.String("method", method),
-		slog.String("code", code.String()),
-		slog.Duration("duration", d),
-	}
-	if p, ok := PrincipalFrom(ctx); ok {
-		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
-	}
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.
 	level := slog.LevelDebug
@@ -373,6 +357,18 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 		level = slog.LevelError
 	default:
 		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(ctx, level) {
+		return // the attributes are not built for nothing
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(ctx)),
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", d),
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
 	}
 	s.log.LogAttrs(ctx, level, "request", attrs...)
 }

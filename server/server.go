@@ -103,6 +103,8 @@ type Server struct {
 	vgrpc   *grpc.Server      // vendor: reached only through the vendor HTTP listener
 	vconn   *bufconn.Listener // vendor gateway → vendor gRPC, in memory
 	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
+	iproc   *inprocConn       // internal gateway → internal gRPC's unary methods, in process
+	vproc   *inprocConn       // vendor gateway → vendor gRPC's unary methods, in process
 	health  *health.Server
 	alerts  *alerter
 	wit     *witnesses
@@ -182,20 +184,23 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	policy := Policy(cfg.Dev)
-	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator) {
+	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator, *inprocConn) {
 		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
 		if l == Internal {
 			e.auth.jwt = s.jwt
 		}
+		chain := chainUnary(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator))
 		opts := append(grpcLimits(s.limits),
 			grpc.Creds(listenerTLSCreds{}), // peer.AuthInfo carries the listener's TLS state
 			grpc.MaxRecvMsgSize(maxRecv),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
 			grpc.InTapHandle(e.auth.tapHandle), // authenticate before the message is read
-			grpc.ChainUnaryInterceptor(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
+			// One unary chain, for gRPC calls and the gateway's in-process calls alike.
+			grpc.UnaryInterceptor(chain),
 			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
 		)
-		return grpc.NewServer(opts...), e.auth
+		gs := grpc.NewServer(opts...)
+		return gs, e.auth, newInprocConn(gs, chain)
 	}
 	s.health = health.NewServer()
 	s.alerts = newAlerter(cfg.Alerts, s)
@@ -207,21 +212,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
 
-	s.grpc, s.iauth = newGRPC(Internal, s.limits.GRPCMaxRecv)
-	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
-	tvpb.RegisterTemplateServiceServer(s.grpc, &templateService{s: s})
-	tvpb.RegisterCredentialServiceServer(s.grpc, &credentialService{s: s})
-	tvpb.RegisterGrantServiceServer(s.grpc, &grantService{s: s})
-	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
-	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
-	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
-	tvpb.RegisterTextServiceServer(s.grpc, &textService{s: s})
+	// Services register through the in-process connections (inproc.go), which register them
+	// on the gRPC servers.
+	s.grpc, s.iauth, s.iproc = newGRPC(Internal, s.limits.GRPCMaxRecv)
+	tvpb.RegisterTokenServiceServer(s.iproc, &tokenService{s: s})
+	tvpb.RegisterTemplateServiceServer(s.iproc, &templateService{s: s})
+	tvpb.RegisterCredentialServiceServer(s.iproc, &credentialService{s: s})
+	tvpb.RegisterGrantServiceServer(s.iproc, &grantService{s: s})
+	tvpb.RegisterAuditServiceServer(s.iproc, &auditService{s: s})
+	tvpb.RegisterKeyServiceServer(s.iproc, &keyService{s: s})
+	tvpb.RegisterRecordServiceServer(s.iproc, &recordService{s: s})
+	tvpb.RegisterTextServiceServer(s.iproc, &textService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	// The vendor gRPC server is reached only through the vendor HTTP listener, whose body
 	// limit bounds its messages (protobuf is smaller than the JSON it came from).
-	s.vgrpc, s.vauth = newGRPC(Vendor, int(s.limits.VendorMaxBody))
-	tvpb.RegisterVendorServiceServer(s.vgrpc, &vendorService{s: s})
+	s.vgrpc, s.vauth, s.vproc = newGRPC(Vendor, int(s.limits.VendorMaxBody))
+	tvpb.RegisterVendorServiceServer(s.vproc, &vendorService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.vgrpc, s.health)
 	s.vconn = bufconn.Listen(1 << 20)
 	s.iconn = bufconn.Listen(1 << 20)
