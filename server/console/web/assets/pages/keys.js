@@ -1,0 +1,65 @@
+// Keys: data keys with their states and record counts, the rewrap's progress (polled while
+// the page is open), and (admins) rotating the primary data key.
+
+import { h, replace, fmtTime, fmtInt, table, badge } from '../dom.js';
+import { get, post } from '../api.js';
+import { section, errorBox, confirmDialog, isAdmin, flash } from '../ui.js';
+
+export function render(main) {
+  const box = h('div', { id: 'keys' }, h('p', { class: 'loading' }, 'Loading…'));
+  const actions = isAdmin()
+    ? h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'danger', id: 'rotate-key', onclick: () => rotate(refresh) }, 'Rotate the data key'))
+    : h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only.');
+  main.append(actions, box);
+  let timer = 0, stopped = false;
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const st = await get('/v1/keys');
+      replace(box, view(st));
+      if (!stopped) timer = setTimeout(refresh, st.rewrapDone === false ? 1000 : 5000);
+    } catch (e) {
+      replace(box, errorBox(e));
+      if (!stopped && e.status !== 401) timer = setTimeout(refresh, 5000);
+    }
+  }
+  refresh();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+function view(st) {
+  const total = Number(st.total || 0), remaining = Number(st.remaining || 0);
+  const under = Math.max(0, total - remaining);
+  const running = st.rewrapDone === false;
+  return h('div', {},
+    section('Rewrap',
+      h('p', { id: 'rewrap-state' }, running
+        ? `Running: ${fmtInt(st.rewrapped)} rewrapped so far; ${fmtInt(remaining)} of ${fmtInt(total)} records not yet under data key ${st.rewrapTarget}.`
+        : `Idle: ${fmtInt(st.rewrapped)} rewrapped; ${fmtInt(remaining)} of ${fmtInt(total)} records not under the primary key.`),
+      h('label', { for: 'rewrap-progress' }, 'Records under the primary key'),
+      h('progress', { id: 'rewrap-progress', max: String(total || 1), value: String(total ? under : 1) }, `${under} of ${total}`)),
+    section('Data keys', table(null, ['Key ID', 'State', 'Records and subject keys', 'Created'],
+      (st.keys || []).map((k) => h('tr', { dataset: { key: String(k.keyId) } },
+        h('td', {}, h('code', {}, String(k.keyId))), h('td', {}, badge(k.state)),
+        h('td', { class: 'num' }, fmtInt(k.records)), h('td', {}, fmtTime(k.createTime)))), { id: 'key-table' })));
+}
+
+async function rotate(refresh) {
+  const ok = await confirmDialog({
+    title: 'Rotate the data key?',
+    consequences: [
+      'A new data key becomes primary: new records are encrypted under it.',
+      'A background rewrap re-encrypts every existing record under the new key (progress shows here).',
+      'The old key stays enabled until you disable or destroy it; nothing stops working.',
+    ],
+    action: 'Rotate',
+  });
+  if (!ok) return;
+  try {
+    const r = await post('/v1/keys:rotate');
+    flash(`New primary data key ${r.keyId}; rewrap started.`, 'ok');
+  } catch (e) {
+    flash('Rotation failed: ' + e.message);
+  }
+  refresh();
+}
