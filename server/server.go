@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
@@ -83,6 +84,9 @@ type Config struct {
 	AuditWitnessURL string
 	// AuditWitnesses are further witnesses, by name (the metric's witness label).
 	AuditWitnesses map[string]vault.Witness
+	// UI configures the web console at /ui/ on the internal HTTP listener (on unless
+	// UI.Disabled).
+	UI UIConfig
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -102,9 +106,10 @@ type Server struct {
 	health  *health.Server
 	alerts  *alerter
 	wit     *witnesses
-	jwt     *jwtVerifier // nil without Config.JWT
-	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
-	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+	jwt     *jwtVerifier     // nil without Config.JWT
+	jwtErr  error            // the JWKS load at start failed (a URL: retried while running)
+	itls    *tls.Config      // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+	console *console.Console // nil when Config.UI.Disabled
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -174,7 +179,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	policy := Policy(cfg.Dev)
 	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator) {
-		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
+		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log, console: ConsoleMethods()}}
 		if l == Internal {
 			e.auth.jwt = s.jwt
 		}
@@ -197,6 +202,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
+	if s.console, err = s.newConsole(); err != nil {
+		return nil, err
+	}
 
 	s.grpc, s.iauth = newGRPC(Internal, s.limits.GRPCMaxRecv)
 	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})

@@ -151,8 +151,14 @@ func (v *Vault) Audit(ctx context.Context, ev AuditEvent) error {
 // AuditDenial records a request refused before reaching the vault (authentication or
 // authorization), with the request information in ctx.
 func (v *Vault) AuditDenial(ctx context.Context, reason string) error {
+	return v.AuditRequest(ctx, OutcomeDenied, reason)
+}
+
+// AuditRequest records the request in ctx (WithRequest) on its own, with outcome and reason:
+// for requests that change nothing in the store, such as a console sign-in or sign-out.
+func (v *Vault) AuditRequest(ctx context.Context, outcome, reason string) error {
 	ev := v.newEvent(ctx, "")
-	ev.Outcome, ev.Reason = OutcomeDenied, reason
+	ev.Outcome, ev.Reason = outcome, reason
 	return v.Audit(ctx, ev)
 }
 

@@ -23,36 +23,39 @@ import (
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
 	"github.com/tokenvault/tokenvault/crypto/kek"
 	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 type serveOpts struct {
-	dev                            bool
-	data                           string
-	grpcAddr, httpAddr, vendorAddr string
-	devRootToken                   string
-	kekFile, kekURI                string
-	logLevel, erasureLog           string
-	rotateAfter, auditRetention    time.Duration
-	rotateAfterRecords             uint64
-	alertWebhook, alertSecret      string
-	alertVendorRate, alertGrant    int
-	alertDenials                   int
-	tlsCert, tlsKey                string
-	vendorCert, vendorKey          string
-	vendorClientCA                 string
-	clientCA                       string
-	jwtIssuer, jwtAudience         string
-	jwtJWKSFile, jwtJWKSURL        string
-	jwtJWKSCA                      string
-	metricsAddr                    string
-	auditWitnessFile               string
-	auditWitnessURL                string
-	httpMaxBody, vendorMaxBody     int64
-	grpcMaxRecv, maxConns          int
-	readHeaderTimeout, readTimeout time.Duration
-	writeTimeout, idleTimeout      time.Duration
+	dev                             bool
+	data                            string
+	grpcAddr, httpAddr, vendorAddr  string
+	devRootToken                    string
+	kekFile, kekURI                 string
+	logLevel, erasureLog            string
+	rotateAfter, auditRetention     time.Duration
+	rotateAfterRecords              uint64
+	alertWebhook, alertSecret       string
+	alertVendorRate, alertGrant     int
+	alertDenials                    int
+	tlsCert, tlsKey                 string
+	vendorCert, vendorKey           string
+	vendorClientCA                  string
+	clientCA                        string
+	jwtIssuer, jwtAudience          string
+	jwtJWKSFile, jwtJWKSURL         string
+	jwtJWKSCA                       string
+	metricsAddr                     string
+	auditWitnessFile                string
+	auditWitnessURL                 string
+	httpMaxBody, vendorMaxBody      int64
+	grpcMaxRecv, maxConns           int
+	readHeaderTimeout, readTimeout  time.Duration
+	writeTimeout, idleTimeout       time.Duration
+	ui                              bool
+	uiIdleTimeout, uiSessionTimeout time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -120,6 +123,9 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "time to read a whole HTTP request, body included; 0: no limit")
 	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
+	f.BoolVar(&o.ui, "ui", true, "serve the web console at /ui/ on --http-addr (--ui=false: off, 404)")
+	f.DurationVar(&o.uiIdleTimeout, "ui-idle-timeout", console.DefaultIdleTimeout, "end a console session unused this long")
+	f.DurationVar(&o.uiSessionTimeout, "ui-session-timeout", console.DefaultSessionTimeout, "end a console session this long after sign-in, however used")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
 }
@@ -288,6 +294,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Version: readBuildInfo().Version,
 		Dev:     o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS, ClientCAs: clientCAs, JWT: jwtCfg,
 		MetricsAddr: o.metricsAddr, Limits: limits,
+		UI:               server.UIConfig{Disabled: !o.ui, IdleTimeout: o.uiIdleTimeout, SessionTimeout: o.uiSessionTimeout},
 		AuditWitnessFile: o.auditWitnessFile, AuditWitnessURL: o.auditWitnessURL,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
