@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -212,6 +213,11 @@ type AuditFilter struct {
 	Vendor     string
 	Outcome    string
 	Method     string
+	Domain     string // the event names this domain
+	Template   string // the event names this template
+	Purpose    string
+	RequestID  string
+	GrantID    string // the event names this grant
 	AfterSeq   uint64 // page token: list events after this sequence number
 	Limit      int    // at most this many events (default 100, at most 1000)
 }
@@ -257,7 +263,12 @@ func (f *AuditFilter) matches(ev *AuditEvent) bool {
 		(f.Credential == "" || ev.Actor.CredentialID == f.Credential) &&
 		(f.Vendor == "" || ev.Actor.Vendor == f.Vendor) &&
 		(f.Outcome == "" || ev.Outcome == f.Outcome) &&
-		(f.Method == "" || ev.Method == f.Method)
+		(f.Method == "" || ev.Method == f.Method) &&
+		(f.Domain == "" || slices.Contains(ev.Domains, f.Domain)) &&
+		(f.Template == "" || slices.Contains(ev.Templates, f.Template)) &&
+		(f.Purpose == "" || ev.Purpose == f.Purpose) &&
+		(f.RequestID == "" || ev.RequestID == f.RequestID) &&
+		(f.GrantID == "" || slices.Contains(ev.GrantIDs, f.GrantID))
 }
 
 // ExportAudit writes the trail from sequence number fromSeq (1: everything) as JSON lines:
