@@ -19,7 +19,7 @@ export function render(main) {
 
 async function feed() {
   const evs = [];
-  await auditPages({ method: 'Alert', outcome: 'alert' }, (page) => { for (const e of page) evs.push(parseEvent(e)); });
+  await auditPages({ method: 'Alert' }, (page) => { for (const e of page) evs.push(parseEvent(e)); });
   evs.reverse();
   return table(null, ['Time', 'Severity', 'Rule', 'Message', 'Vendor', 'Credential', 'Grant', 'Count', 'Audit events'],
     evs.map((e) => {

@@ -22,7 +22,7 @@ export const FILTERS = [
   ['grant_id', 'Grant ID', 'text'],
 ];
 
-const OUTCOMES = ['', 'allowed', 'partial', 'denied', 'failed', 'alert'];
+const OUTCOMES = ['', 'allowed', 'partial', 'denied', 'failed'];
 const METHODS = [
   '/tokenvault.v1.VendorService/VendorDetokenize', '/tokenvault.v1.TokenService/Detokenize',
   '/tokenvault.v1.TokenService/Tokenize', '/tokenvault.v1.GrantService/CreateGrant',
