@@ -293,7 +293,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, ErrSessionEnded.Error())
 		return
 	case err != nil:
-		c.cfg.Backend.Audit(r, MethodLogout, s.Actor(), vault.OutcomeDenied, err.Error())
+		c.cfg.Backend.Audit(r, MethodCSRF, s.Actor(), vault.OutcomeDenied, err.Error()+" (sign-out)")
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
