@@ -495,6 +495,10 @@ func TestConsoleSessionEnds(t *testing.T) {
 	if code, _ := other.do("GET", "/v1/grants", nil, false); code != http.StatusOK {
 		t.Errorf("another session ended with the first: HTTP %d", code)
 	}
+	// Outside the API a dead cookie is ignored.
+	if code, _ := u.do("GET", "/healthz", nil, false); code != http.StatusOK {
+		t.Errorf("healthz with a dead session cookie: HTTP %d", code)
+	}
 	if evs := listAudit(t, h, "method="+console.MethodLogout); len(evs) != 1 || evs[0].Outcome != vault.OutcomeAllowed {
 		t.Errorf("logout events %+v", evs)
 	}

@@ -103,8 +103,10 @@ func (b consoleBackend) Audit(r *http.Request, method string, p vault.Principal,
 	}
 }
 
-// withConsoleSessions authenticates requests outside /ui/ that carry the console's session
-// cookie and no Authorization header (which wins: the cookie is then ignored). A cookie that
+// withConsoleSessions authenticates requests to the REST API (/v1/…, and /metrics, which
+// refuses sessions) that carry the console's session cookie and no Authorization header
+// (which wins: the cookie is then ignored); elsewhere (/ui/, /healthz, …) the cookie is
+// ignored. A cookie that
 // names no live session is 401; a state-changing request without the session's CSRF token,
 // or sent cross-site, is 403 and audited. Otherwise the session id rides in the request's
 // context to identify.
@@ -113,7 +115,7 @@ func (s *Server) withConsoleSessions(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, console.Prefix) || r.Header.Get("Authorization") != "" {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/metrics" || r.Header.Get("Authorization") != "" {
 			next.ServeHTTP(w, r)
 			return
 		}
