@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/server"
@@ -321,6 +323,56 @@ func TestConsoleSignInTLS(t *testing.T) {
 	if code, body := u.do("GET", "/v1/grants", nil, false); code != http.StatusOK {
 		t.Errorf("grants through the certificate session: HTTP %d %s", code, body)
 	}
+}
+
+// TestConsoleSignInJWT: an admin or auditor credential bound to a JWT subject signs in with
+// the JWT as its bearer and an empty body; a tokenizer's JWT is refused; the session's calls
+// are audited as console+jwt.
+func TestConsoleSignInJWT(t *testing.T) {
+	is := newIssuer(t)
+	h, _ := startJWT(t, server.JWTConfig{JWKSURL: is.serve().URL}) // a tokenizer bound to billingSub
+	const opsSub = "system:serviceaccount:security:ops"
+	if code, body := h.Post("/v1/credentials", rootSecret, map[string]string{"name": "ops", "role": "auditor", "jwt_subject": opsSub}); code != http.StatusOK {
+		t.Fatalf("create: HTTP %d %s", code, body)
+	}
+	login := func(tok string) (*http.Response, []byte) {
+		resp, err := h.HTTP.Do(h.Request("POST", "/ui/api/login", tok, "{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, data
+	}
+	if resp, data := login(is.token("rsa-1")); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("tokenizer JWT sign-in: HTTP %d %s, want 403", resp.StatusCode, data)
+	}
+	tok := is.token("ec-1", func(c *jwt.Claims) { c.Subject = opsSub })
+	resp, data := login(tok)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"role":"auditor"`) {
+		t.Fatalf("auditor JWT sign-in: HTTP %d %s", resp.StatusCode, data)
+	}
+	u := &consoleUser{h: h}
+	var sess consoleLogin
+	decodeInto(t, data, &sess)
+	u.csrf = sess.CSRFToken
+	for _, c := range resp.Cookies() {
+		if c.Name == console.CookieName {
+			u.cookie = c
+		}
+	}
+	if u.cookie == nil {
+		t.Fatal("no session cookie")
+	}
+	// A later request carries only the cookie: the JWT may have expired since.
+	if code, body := u.do("POST", "/v1/tokens:detokenize", `{"items":[{"token":"4111110000001111"}]}`, true); code != http.StatusForbidden {
+		t.Errorf("session detokenize: HTTP %d %s", code, body)
+	}
+	evs := listAudit(t, h, "method=/tokenvault.v1.TokenService/Detokenize")
+	if len(evs) != 1 || evs[0].Actor.AuthMethod != "console+jwt" || evs[0].Actor.AuthSubject != opsSub {
+		t.Errorf("session events: %+v", evs)
+	}
+	h.AssertNotLogged(tok, u.cookie.Value)
 }
 
 // TestConsoleCSRF: a state change through a session needs the session's CSRF token and a
