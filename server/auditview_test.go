@@ -134,6 +134,7 @@ func TestAuditListFilters(t *testing.T) {
 		{"grant_id=" + g1 + "&purpose=refunds&domain=b", func(ev vault.AuditEvent) bool {
 			return slices.Contains(ev.GrantIDs, g1) && ev.Purpose == "refunds" && slices.Contains(ev.Domains, "b")
 		}, 1},
+		{"outcome=alert", func(ev vault.AuditEvent) bool { return ev.Outcome == "alert" && ev.Method == vault.AlertMethod }, 1},
 		{"vendor=acme&outcome=denied", func(ev vault.AuditEvent) bool { return ev.Actor.Vendor == "acme" && ev.Outcome == vault.OutcomeDenied }, 1},
 	}
 	for _, c := range cases {

@@ -35,7 +35,8 @@ type ListAuditEventsRequest struct {
 	Credential string `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
 	// Only events of this vendor.
 	Vendor string `protobuf:"bytes,4,opt,name=vendor,proto3" json:"vendor,omitempty"`
-	// Only events with this outcome: allowed, partial, denied or failed.
+	// Only events with this outcome: allowed, partial, denied or failed (or
+	// alert: the events of fired alerts).
 	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// Only events of this method (the full gRPC method name).
 	Method string `protobuf:"bytes,6,opt,name=method,proto3" json:"method,omitempty"`
@@ -1244,7 +1245,7 @@ var File_tokenvault_v1_audit_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
-	"!tokenvault/v1/audit_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x04\n" +
+	"!tokenvault/v1/audit_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n" +
 	"\x16ListAuditEventsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1252,8 +1253,8 @@ const file_tokenvault_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
 	"credential\x12\x1f\n" +
-	"\x06vendor\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18?R\x06vendor\x12C\n" +
-	"\aoutcome\x18\x05 \x01(\tB)\xbaH&r$R\x00R\aallowedR\apartialR\x06deniedR\x06failedR\aoutcome\x12 \n" +
+	"\x06vendor\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18?R\x06vendor\x12J\n" +
+	"\aoutcome\x18\x05 \x01(\tB0\xbaH-r+R\x00R\aallowedR\apartialR\x06deniedR\x06failedR\x05alertR\aoutcome\x12 \n" +
 	"\x06method\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06method\x12'\n" +
 	"\tpage_size\x18\a \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12&\n" +
