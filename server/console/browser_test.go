@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -261,9 +262,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	forge := template.Must(template.New("forge").Parse(`<!doctype html><html><head><title>forged</title></head><body>
 <form id="f" method="POST" action="{{.Action}}" enctype="{{.Enctype}}"><input type="hidden" name="{{.Name}}" value="{{.Value}}"></form>
 <script>document.getElementById('f').submit()</script></body></html>`))
+	// /fetch tries a credentialed JSON POST by script instead: CORS preflight territory.
+	forgeFetch := template.Must(template.New("fetch").Parse(`<!doctype html><html><head><title>pending</title></head><body><script>
+fetch({{.}}, {method: "POST", credentials: "include", headers: {"Content-Type": "application/json"},
+  body: JSON.stringify({grant: {vendor: "globex", domains: ["globex"], templates: ["pan"], purpose: "forged", reveal: "REVEAL_FULL"}, ttl: "3600s"})})
+  .then(function (r) { document.title = "answered " + r.status; }, function () { document.title = "blocked"; });
+</script></body></html>`))
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := struct{ Action, Enctype, Name, Value string }{Enctype: "text/plain"}
 		switch r.URL.Path {
+		case "/fetch":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			forgeFetch.Execute(w, h.URL("/v1/grants"))
+			return
 		case "/grant":
 			d.Action = h.URL("/v1/grants")
 			d.Name = `{"grant":{"vendor":"globex","domains":["globex"],"templates":["pan"],"purpose":"forged","reveal":"REVEAL_FULL"},"ttl":"3600s","x":"`
@@ -301,6 +312,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	docsImg := ""
 	if os.Getenv("TOKENVAULT_CONSOLE_DOCS_IMG") == "1" {
 		docsImg, _ = filepath.Abs(filepath.Join("..", "..", "docs", "img"))
+		if err := os.MkdirAll(docsImg, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := seed{
 		BaseURL: "http://" + h.Addrs.HTTP, VendorURL: "http://" + h.Addrs.Vendor, AttackerURL: attacker.URL,
@@ -350,4 +364,57 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("acme's credential after the forged revoke: HTTP %d, want 200 (the forged post must change nothing)", code)
 	}
 	h.AssertNotLogged(append(s.Values, s.Secrets...)...)
+}
+
+// TestWebAssetsAreInert checks the console's files without a browser: no way to turn data into
+// markup or code (innerHTML and kin, eval), no inline script or style in the page, nothing from
+// another origin. The browser test shows the CSP holds; this keeps the code from needing it.
+func TestWebAssetsAreInert(t *testing.T) {
+	forbidden := []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "setAttribute('on", "javascript:", "http://", "https://", "//cdn", "import("}
+	var files int
+	err := filepath.WalkDir("web", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		text := strings.ReplaceAll(string(data), "'http://www.w3.org/2000/svg'", "") // SVG's namespace name
+		switch filepath.Ext(p) {
+		case ".js":
+			for _, f := range forbidden {
+				if strings.Contains(text, f) {
+					t.Errorf("%s contains %q", p, f)
+				}
+			}
+		case ".html":
+			lower := strings.ToLower(text)
+			for _, f := range []string{" style=", "<style", "javascript:", "http://", "https://"} {
+				if strings.Contains(lower, f) {
+					t.Errorf("%s contains %q (inline style or script, or another origin)", p, f)
+				}
+			}
+			if m := regexp.MustCompile(`\son[a-z]+\s*=`).FindString(lower); m != "" {
+				t.Errorf("%s has an inline event handler (%q)", p, m)
+			}
+			for _, tag := range strings.Split(lower, "<script")[1:] {
+				if !strings.Contains(tag[:strings.Index(tag, ">")], " src=") {
+					t.Errorf("%s has an inline <script>", p)
+				}
+			}
+		case ".css":
+			if strings.Contains(text, "@import") || strings.Contains(text, "url(") {
+				t.Errorf("%s loads something (@import or url())", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 5 {
+		t.Fatalf("only %d files under web/", files)
+	}
 }

@@ -5,11 +5,13 @@ import { s, h, fmtInt } from './dom.js';
 
 const W = 720, H = 240, L = 48, R = 12, T = 12, B = 28;
 
+// niceMax is the top of a y axis of TICKS equal integer steps (1, 2 or 5 times a power of ten)
+// that holds v.
+const TICKS = 5;
 function niceMax(v) {
-  if (v <= 4) return 4;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  for (let p = 1; ; p *= 10) {
+    for (const m of [1, 2, 5]) if (m * p * TICKS >= v) return m * p * TICKS;
+  }
 }
 
 function timeLabel(ms, spanMs) {
@@ -23,8 +25,8 @@ function axes(start, end, ymax) {
   const x = (t) => L + ((t - start) / span) * (W - L - R);
   const y = (v) => T + (1 - v / ymax) * (H - T - B);
   const g = s('g', { class: 'axes' });
-  for (let i = 0; i <= 4; i++) {
-    const v = (ymax * i) / 4;
+  for (let i = 0; i <= TICKS; i++) {
+    const v = (ymax * i) / TICKS;
     g.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }),
       s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtInt(Math.round(v))));
   }

@@ -7,16 +7,19 @@ import { section, errorBox, confirmDialog, isAdmin, loading } from '../ui.js';
 import { shortMethod } from './vendors.js';
 
 export function render(main) {
+  const pastBox = h('div', { id: 'past-erasures' });
+  const refresh = () => replace(pastBox, loading(past));
   const receipt = h('div', { id: 'receipt', 'aria-live': 'polite' });
   if (isAdmin()) {
-    main.append(h('div', { class: 'grid2' }, subjectForm(receipt), tokensForm(receipt)), receipt);
+    main.append(h('div', { class: 'grid2' }, subjectForm(receipt, refresh), tokensForm(receipt, refresh)), receipt);
   } else {
     main.append(h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only. Past erasures are listed below.'));
   }
-  main.append(section('Past erasures', loading(past)));
+  main.append(section('Past erasures', pastBox));
+  refresh();
 }
 
-function subjectForm(receipt) {
+function subjectForm(receipt, refresh) {
   const subject = h('input', { name: 'subject', required: true, autocomplete: 'off' });
   const err = h('div', {});
   const form = h('form', { id: 'erase-subject' },
@@ -37,6 +40,7 @@ function subjectForm(receipt) {
       const r = await post('/v1/subjects/' + encodeURIComponent(id) + ':erase');
       subject.value = '';
       showReceipt(receipt, r.receipt);
+      refresh();
     } catch (ex) {
       replace(err, errorBox(ex));
     }
@@ -44,7 +48,7 @@ function subjectForm(receipt) {
   return section('Erase a data subject', form);
 }
 
-function tokensForm(receipt) {
+function tokensForm(receipt, refresh) {
   const domain = h('input', { name: 'domain', value: 'default', required: true, autocomplete: 'off' });
   const tokens = h('textarea', { name: 'tokens', rows: '4', required: true, autocomplete: 'off', spellcheck: 'false' });
   const err = h('div', {});
@@ -68,6 +72,7 @@ function tokensForm(receipt) {
       const failed = (r.results || []).map((x, i) => (x && x.error ? `item ${i + 1}: ${x.error.message || x.error.code}` : null)).filter(Boolean);
       if (failed.length) replace(err, errorBox('Not erased: ' + failed.join('; ')));
       showReceipt(receipt, r.receipt);
+      refresh();
     } catch (ex) {
       replace(err, errorBox(ex));
     }
@@ -95,7 +100,7 @@ async function past() {
     await auditPages({ method }, (page) => { for (const e of page) evs.push(parseEvent(e)); });
   }
   evs.sort((a, b) => b.seq - a.seq);
-  return table(null, ['Time', 'Call', 'Outcome', 'Erased', 'Credential', 'Event'], evs.map((e) => h('tr', {},
+  return table(null, ['Time', 'Call', 'Outcome', 'Erased', 'Credential', 'Event'], evs.map((e) => h('tr', { dataset: { seq: String(e.seq) } },
     h('td', {}, fmtTime(e.time)), h('td', {}, shortMethod(e.method)), h('td', {}, badge(e.outcome)),
     h('td', { class: 'num' }, String((e.tokens || []).length)), h('td', {}, h('code', {}, (e.actor && e.actor.credential_id) || '')),
     h('td', {}, h('a', { href: '/ui/audit' + query({ seq: e.seq }) }, '#' + e.seq)))));
