@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
@@ -482,6 +486,19 @@ func TestConsoleSessionMethods(t *testing.T) {
 	denied := listAudit(t, h, "method=/tokenvault.v1.TokenService/Detokenize&outcome=denied")
 	if len(denied) != 1 || denied[0].Actor.AuthMethod != "console+secret" {
 		t.Errorf("session detokenize refusals audited: %+v", denied)
+	}
+
+	// The session id is trusted only from the gateway: a gRPC caller's metadata or an HTTP
+	// header naming it authenticates nothing.
+	md := metadata.Pairs("x-tokenvault-console-session", admin.cookie.Value)
+	if _, err := tvpb.NewGrantServiceClient(h.Conn).ListGrants(metadata.NewOutgoingContext(context.Background(), md), &tvpb.ListGrantsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC with the session id in metadata: %v, want Unauthenticated", err)
+	}
+	req = h.Request("GET", "/v1/grants", "", nil)
+	req.Header.Set("X-Tokenvault-Console-Session", admin.cookie.Value)
+	req.Header.Set("Grpc-Metadata-X-Tokenvault-Console-Session", admin.cookie.Value)
+	if code, body := h.Send(req); code != http.StatusUnauthorized {
+		t.Errorf("HTTP with the session id in a header: HTTP %d %s, want 401", code, body)
 	}
 
 	// Admin acts; auditor reads only.
