@@ -13,13 +13,13 @@ export function parseReason(reason) {
 
 export function render(main) {
   main.append(section('Alert feed', h('p', { class: 'muted' },
-    'Canary reveals, reveal-rate and denial bursts and off-hours reveals, as recorded in the audit trail (newest first).'),
+    'Canary reveals, reveal-rate and denial bursts and off-hours reveals in the last 30 days, as recorded in the audit trail (newest first). Older alerts: the audit explorer, method Alert.'),
   loading(feed)));
 }
 
 async function feed() {
   const evs = [];
-  await auditPages({ method: 'Alert' }, (page) => { for (const e of page) evs.push(parseEvent(e)); });
+  await auditPages({ method: 'Alert', startTime: new Date(Date.now() - 30 * 86400e3).toISOString() }, (page) => { for (const e of page) evs.push(parseEvent(e)); });
   evs.reverse();
   return table(null, ['Time', 'Severity', 'Rule', 'Message', 'Vendor', 'Credential', 'Grant', 'Count', 'Audit events'],
     evs.map((e) => {
