@@ -137,12 +137,10 @@ async function shot(page, name, fullPage = true) {
   if (cfg.docsImgDir) await fs.copyFile(file, path.join(cfg.docsImgDir, `console-${name}.png`));
   pageTexts.push({ name, html: await page.content(), text: await page.evaluate(() => document.body.innerText) });
 }
+// flashText waits until the page's message matches re (an earlier message may still show).
 async function flashText(page, re) {
-  const f = page.locator('#flash .flash');
-  await f.waitFor();
-  const t = await f.innerText();
-  if (re) assert(re.test(t), `flash message ${JSON.stringify(t)} does not match ${re}`);
-  return t;
+  await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#flash')?.innerText || ''), re.source);
+  return page.locator('#flash .flash').innerText();
 }
 async function confirm(page, mustMention) {
   const dlg = page.locator('dialog.confirm');
@@ -505,6 +503,20 @@ await step('CSRF: forged form posts from another origin and posts without the to
   eq(await page.evaluate(async () => (await fetch('/ui/api/session')).status), 200, 'session after the forged logouts');
 });
 
+await step('admin revokes a vendor credential (the confirmation names it); the vendor is refused at once', async () => {
+  await page.goto(BASE + '/ui/vendors');
+  await settled(page);
+  const globexID = ((await apiOK('GET', '/v1/credentials')).credentials || []).find((c) => c.name === 'globex-api').id;
+  const globex = page.locator('section.vendor[data-vendor="globex"]');
+  await globex.locator(`button[data-action="revoke-credential"][data-id="${globexID}"]`).click();
+  await confirm(page, ['globex-api', globexID, 'globex']);
+  await flashText(page, /revoked/);
+  const r = await vendorReveal(cfg.globexSecret, cfg.tokens.globexPAN, 'globex');
+  eq([r.status, r.allowed], [401, false], 'globex calling with its revoked credential');
+  await settled(page);
+  eq(await page.locator('section.vendor[data-vendor="globex"] button[data-action="revoke-credential"]').count(), 0, 'revoke buttons left on the revoked credential');
+});
+
 await step('no value appears in any page or response the browser received', async () => {
   await Promise.all(pending);
   const urls = network.map((n) => new URL(n.url).pathname);
@@ -513,6 +525,8 @@ await step('no value appears in any page or response the browser received', asyn
   }
   const unread = network.filter((n) => !n.read && n.status !== 204 && !(n.status >= 300 && n.status < 400));
   assert(unread.length <= network.length / 10, `${unread.length} of ${network.length} response bodies could not be read: ${unread.slice(0, 5).map((n) => n.url).join(', ')}`);
+  // A control: the bodies were captured (the grant purpose the seed wrote is in them).
+  assert(network.some((n) => n.body.includes(cfg.xss[0])), 'no captured body holds the seeded grant purpose: the check would prove nothing');
   const bad = [];
   for (const n of network) {
     for (const v of cfg.values) if (n.body.includes(v)) bad.push(`${n.url}: a value (${v.length} chars)`);
