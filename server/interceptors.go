@@ -70,8 +70,9 @@ type authenticator struct {
 	policy   map[string]Rule
 	listener Listener
 	log      *slog.Logger
-	jwt      *jwtVerifier    // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
-	console  map[string]bool // ConsoleMethods: what a console session may call
+	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
+	// console is ConsoleMethods: what a console session may call.
+	console map[string]bool
 }
 
 // msgBadCredentials answers every bearer credential that does not authenticate: an unknown,

@@ -106,10 +106,11 @@ type Server struct {
 	health  *health.Server
 	alerts  *alerter
 	wit     *witnesses
-	jwt     *jwtVerifier     // nil without Config.JWT
-	jwtErr  error            // the JWKS load at start failed (a URL: retried while running)
-	itls    *tls.Config      // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
-	console *console.Console // nil when Config.UI.Disabled
+	jwt     *jwtVerifier // nil without Config.JWT
+	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
+	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+	// console is the web console; nil when Config.UI.Disabled.
+	console *console.Console
 
 	mu       sync.Mutex
 	addrs    Addrs

@@ -29,31 +29,33 @@ import (
 )
 
 type serveOpts struct {
-	dev                             bool
-	data                            string
-	grpcAddr, httpAddr, vendorAddr  string
-	devRootToken                    string
-	kekFile, kekURI                 string
-	logLevel, erasureLog            string
-	rotateAfter, auditRetention     time.Duration
-	rotateAfterRecords              uint64
-	alertWebhook, alertSecret       string
-	alertVendorRate, alertGrant     int
-	alertDenials                    int
-	tlsCert, tlsKey                 string
-	vendorCert, vendorKey           string
-	vendorClientCA                  string
-	clientCA                        string
-	jwtIssuer, jwtAudience          string
-	jwtJWKSFile, jwtJWKSURL         string
-	jwtJWKSCA                       string
-	metricsAddr                     string
-	auditWitnessFile                string
-	auditWitnessURL                 string
-	httpMaxBody, vendorMaxBody      int64
-	grpcMaxRecv, maxConns           int
-	readHeaderTimeout, readTimeout  time.Duration
-	writeTimeout, idleTimeout       time.Duration
+	dev                            bool
+	data                           string
+	grpcAddr, httpAddr, vendorAddr string
+	devRootToken                   string
+	kekFile, kekURI                string
+	logLevel, erasureLog           string
+	rotateAfter, auditRetention    time.Duration
+	rotateAfterRecords             uint64
+	alertWebhook, alertSecret      string
+	alertVendorRate, alertGrant    int
+	alertDenials                   int
+	tlsCert, tlsKey                string
+	vendorCert, vendorKey          string
+	vendorClientCA                 string
+	clientCA                       string
+	jwtIssuer, jwtAudience         string
+	jwtJWKSFile, jwtJWKSURL        string
+	jwtJWKSCA                      string
+	metricsAddr                    string
+	auditWitnessFile               string
+	auditWitnessURL                string
+	httpMaxBody, vendorMaxBody     int64
+	grpcMaxRecv, maxConns          int
+	readHeaderTimeout, readTimeout time.Duration
+	writeTimeout, idleTimeout      time.Duration
+
+	// the web console
 	ui                              bool
 	uiIdleTimeout, uiSessionTimeout time.Duration
 }
@@ -294,11 +296,11 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Version: readBuildInfo().Version,
 		Dev:     o.dev, Logger: log, TLS: internalTLS, VendorTLS: vendorTLS, ClientCAs: clientCAs, JWT: jwtCfg,
 		MetricsAddr: o.metricsAddr, Limits: limits,
-		UI:               server.UIConfig{Disabled: !o.ui, IdleTimeout: o.uiIdleTimeout, SessionTimeout: o.uiSessionTimeout},
 		AuditWitnessFile: o.auditWitnessFile, AuditWitnessURL: o.auditWitnessURL,
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
+		UI: server.UIConfig{Disabled: !o.ui, IdleTimeout: o.uiIdleTimeout, SessionTimeout: o.uiSessionTimeout},
 	})
 	if err != nil {
 		return err
