@@ -38,7 +38,8 @@ export async function request(method, path, body) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
   if (!resp.ok) {
-    const msg = (data && (data.message || data.error || (data.error && data.error.message))) || text.trim() || resp.statusText;
+    let msg = data && (data.message || (typeof data.error === 'string' ? data.error : data.error && data.error.message));
+    if (!msg) msg = (data === null && text.trim()) || resp.statusText || 'request failed';
     const err = new APIError(resp.status, 'HTTP ' + resp.status + ': ' + msg, data);
     if (resp.status === 401 && !path.startsWith('/ui/api/login')) onUnauthorized(err);
     throw err;
