@@ -5,26 +5,32 @@ import { h, replace, fmtTime, fmtInt, table, badge } from '../dom.js';
 import { get, post } from '../api.js';
 import { section, errorBox, confirmDialog, isAdmin, flash } from '../ui.js';
 
+// The page polls only while a rewrap runs and the tab is visible: every request restarts the
+// session's idle timeout, so polling an idle vault would keep a forgotten session alive.
 export function render(main) {
   const box = h('div', { id: 'keys' }, h('p', { class: 'loading' }, 'Loading…'));
-  const actions = isAdmin()
-    ? h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'danger', id: 'rotate-key', onclick: () => rotate(refresh) }, 'Rotate the data key'))
-    : h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only.');
-  main.append(actions, box);
-  let timer = 0, stopped = false;
+  const actions = h('div', { class: 'toolbar' },
+    isAdmin() ? h('button', { type: 'button', class: 'danger', id: 'rotate-key', onclick: () => rotate(() => { burst = 5; refresh(); }) }, 'Rotate the data key') : null,
+    h('button', { type: 'button', class: 'secondary', id: 'refresh-keys', onclick: () => refresh() }, 'Refresh'));
+  main.append(actions, isAdmin() ? null : h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only.'), box);
+  let timer = 0, stopped = false, running = false, burst = 0; // burst: polls after a rotation, before the rewrap shows as running
   async function refresh() {
     clearTimeout(timer);
     try {
       const st = await get('/v1/keys');
+      running = st.rewrapDone === false;
       replace(box, view(st));
-      if (!stopped) timer = setTimeout(refresh, st.rewrapDone === false ? 1000 : 5000);
     } catch (e) {
+      running = false;
       replace(box, errorBox(e));
-      if (!stopped && e.status !== 401) timer = setTimeout(refresh, 5000);
     }
+    if (burst > 0) burst--;
+    if (!stopped && (running || burst > 0) && !document.hidden) timer = setTimeout(refresh, 1000);
   }
+  const onVisible = () => { if (!document.hidden && running && !stopped) refresh(); };
+  document.addEventListener('visibilitychange', onVisible);
   refresh();
-  return () => { stopped = true; clearTimeout(timer); };
+  return () => { stopped = true; clearTimeout(timer); document.removeEventListener('visibilitychange', onVisible); };
 }
 
 function view(st) {
