@@ -75,6 +75,8 @@ type seed struct {
 	GlobexSecret   string            `json:"globexSecret"`
 	AcmeSecret     string            `json:"acmeSecret"`
 	AcmeCredential string            `json:"acmeCredential"`
+	Admin2Secret   string            `json:"admin2Secret"`
+	Admin2ID       string            `json:"admin2ID"`
 	Tokens         map[string]string `json:"tokens"`
 	Values         []string          `json:"values"`
 	Secrets        []string          `json:"secrets"`
@@ -177,6 +179,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	_, adminSecret := c.credential("console-admin", "admin", "")
 	_, auditorSecret := c.credential("console-auditor", "auditor", "")
+	admin2ID, admin2Secret := c.credential("console-admin-2", "admin", "")
 	acmeID, acmeSecret := c.credential("acme-api", "vendor", "acme")
 	_, globexSecret := c.credential("globex-api", "vendor", "globex")
 
@@ -316,8 +319,8 @@ fetch({{.}}, {method: "POST", credentials: "include", headers: {"Content-Type": 
 	s := seed{
 		BaseURL: "http://" + h.Addrs.HTTP, VendorURL: "http://" + h.Addrs.Vendor, AttackerURL: attacker.URL,
 		AdminSecret: adminSecret, AuditorSecret: auditorSecret, GlobexSecret: globexSecret, AcmeSecret: acmeSecret,
-		AcmeCredential: acmeID, Tokens: tokens, XSS: []string{xssPurpose, xssReveal, xssLabel},
-		Secrets:  []string{adminSecret, auditorSecret, acmeSecret, globexSecret, testenv.RootSecret},
+		AcmeCredential: acmeID, Admin2Secret: admin2Secret, Admin2ID: admin2ID, Tokens: tokens, XSS: []string{xssPurpose, xssReveal, xssLabel},
+		Secrets:  []string{adminSecret, auditorSecret, admin2Secret, acmeSecret, globexSecret, testenv.RootSecret},
 		Expected: expected, ArtifactsDir: artifacts, DocsImgDir: docsImg, Chromium: chromium,
 	}
 	for _, v := range seedValues {

@@ -517,6 +517,21 @@ await step('admin revokes a vendor credential (the confirmation names it); the v
   eq(await page.locator('section.vendor[data-vendor="globex"] button[data-action="revoke-credential"]').count(), 0, 'revoke buttons left on the revoked credential');
 });
 
+await step('revoking a signed-in credential ends its session at once; the page says so', async () => {
+  const ctx = await newContext();
+  const p = await ctx.newPage();
+  await signIn(p, cfg.admin2Secret);
+  await apiOK('POST', '/v1/credentials/' + cfg.admin2ID + ':revoke', {});
+  await p.locator('nav a[data-route="vendors"]').click();
+  await p.locator('#secret').waitFor();
+  assert(/session has ended/.test(await p.locator('#flash').innerText()), 'no message that the session ended');
+  eq(await p.evaluate(async () => (await fetch('/v1/grants')).status), 401, 'GET /v1/grants after the revocation');
+  await p.locator('#secret').fill(cfg.admin2Secret);
+  await p.locator('#signin').click();
+  await p.locator('#login-error .error').waitFor();
+  await ctx.close();
+});
+
 await step('no value appears in any page or response the browser received', async () => {
   await Promise.all(pending);
   const urls = network.map((n) => new URL(n.url).pathname);
