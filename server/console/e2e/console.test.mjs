@@ -132,6 +132,8 @@ async function noViolations(page, where) {
 }
 async function shot(page, name, fullPage = true) {
   await settled(page);
+  const junk = (await page.locator('main').innerText()).match(/\b(null|undefined|NaN)\b|\[object Object\]/);
+  assert(!junk, `the ${name} page shows ${junk && junk[0]}`);
   const file = path.join(cfg.artifactsDir, `console-${name}.png`);
   await page.screenshot({ path: file, fullPage });
   if (cfg.docsImgDir) await fs.copyFile(file, path.join(cfg.docsImgDir, `console-${name}.png`));
@@ -425,6 +427,7 @@ await step('keys: states and record counts; rotate with confirmation; rewrap pro
   await page.waitForFunction((k) => /primary/.test(document.querySelector(`#key-table tr[data-key="${k}"]`)?.innerText || ''), id, { timeout: TIMEOUT });
   await page.waitForFunction(() => /^Idle/.test(document.querySelector('#rewrap-state')?.innerText || ''), null, { timeout: 90000 });
   const after = await apiOK('GET', '/v1/keys');
+  eq(Number(after.remaining || 0), 0, 'records not under the primary key once the page says the rewrap is idle');
   eq(after.keys.find((k) => k.state === 'primary').keyId, Number(id), 'the primary key after rotating');
   assert(await page.locator('#rewrap-progress').count() === 1, 'no rewrap progress bar');
   await shot(page, 'keys');

@@ -12,13 +12,15 @@ export function render(main) {
   const actions = h('div', { class: 'toolbar' },
     isAdmin() ? h('button', { type: 'button', class: 'danger', id: 'rotate-key', onclick: () => rotate(() => { burst = 5; refresh(); }) }, 'Rotate the data key') : null,
     h('button', { type: 'button', class: 'secondary', id: 'refresh-keys', onclick: () => refresh() }, 'Refresh'));
-  main.append(actions, isAdmin() ? null : h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only.'), box);
+  main.append(actions);
+  if (!isAdmin()) main.append(h('p', { class: 'muted', id: 'readonly-note' }, 'You are signed in as an auditor: read only.'));
+  main.append(box);
   let timer = 0, stopped = false, running = false, burst = 0; // burst: polls after a rotation, before the rewrap shows as running
   async function refresh() {
     clearTimeout(timer);
     try {
       const st = await get('/v1/keys');
-      running = st.rewrapDone === false;
+      running = rewrapRunning(st);
       replace(box, view(st));
     } catch (e) {
       running = false;
@@ -33,10 +35,14 @@ export function render(main) {
   return () => { stopped = true; clearTimeout(timer); document.removeEventListener('visibilitychange', onVisible); };
 }
 
+// rewrapRunning: a rotation set a target and the rewrap has not finished. (The API leaves
+// false and zero fields out: no rewrapDone means false, no rewrapTarget means never rotated.)
+const rewrapRunning = (st) => !st.rewrapDone && Number(st.rewrapTarget || 0) > 0;
+
 function view(st) {
   const total = Number(st.total || 0), remaining = Number(st.remaining || 0);
   const under = Math.max(0, total - remaining);
-  const running = st.rewrapDone === false;
+  const running = rewrapRunning(st);
   return h('div', {},
     section('Rewrap',
       h('p', { id: 'rewrap-state' }, running
