@@ -49,7 +49,7 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, vault.ErrTemplateExists), errors.Is(err, vault.ErrCredentialExists):
 		return codes.AlreadyExists
-	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):
+	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound), errors.Is(err, vault.ErrNoAuditEvent):
 		return codes.NotFound
 	case errors.Is(err, vault.ErrTokenSpaceExhausted):
 		return codes.ResourceExhausted

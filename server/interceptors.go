@@ -27,6 +27,7 @@ const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
 	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
+	keySession      // the console session id of an HTTP request (withConsoleSessions)
 )
 
 func requestID(ctx context.Context) string {
@@ -68,6 +69,8 @@ type authenticator struct {
 	listener Listener
 	log      *slog.Logger
 	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
+	// console is ConsoleMethods: what a console session may call.
+	console map[string]bool
 }
 
 // msgBadCredentials answers every bearer credential that does not authenticate: an unknown,
@@ -147,6 +150,9 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	ctx = context.WithValue(ctx, keyPrincipal, p)
 	info.Principal = p
 	ctx = vault.WithRequest(ctx, info)
+	if err := a.consoleRefusal(method, p); err != nil {
+		return ctx, err
+	}
 	if !rule.Allows(p.Role) {
 		if a.listener == Vendor || p.Role == vault.RoleVendor {
 			// Vendors and internal callers use separate listeners: say so, nothing more.
@@ -217,6 +223,9 @@ type edge struct {
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
 		return p, nil // found by tapHandle or guardBody from this call's headers
+	}
+	if id, ok := sessionOf(ctx); ok && bearer(ctx) == "" {
+		return a.fromSession(ctx, id)
 	}
 	sans := clientSANs(ctx)
 	bad := status.Error(codes.Unauthenticated, msgBadCredentials)

@@ -393,10 +393,12 @@ func (s *Server) requireRoles(a *authenticator, method string, next http.Handler
 		info := vault.RequestInfo{RequestID: requestID(ctx), Method: method, Source: sourceOf(ctx)}
 		ctx = vault.WithRequest(ctx, info)
 		p, err := a.identify(ctx)
-		if err == nil && !slices.Contains(roles, p.Role) {
+		if err == nil {
 			info.Principal = p
 			ctx = vault.WithRequest(context.WithValue(ctx, keyPrincipal, p), info)
-			err = status.Errorf(codes.PermissionDenied, "role %s may not call %s (it needs one of %v)", p.Role, method, roles)
+			if err = a.consoleRefusal(method, p); err == nil && !slices.Contains(roles, p.Role) {
+				err = status.Errorf(codes.PermissionDenied, "role %s may not call %s (it needs one of %v)", p.Role, method, roles)
+			}
 		}
 		if err != nil {
 			st := status.Convert(err)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
@@ -87,6 +88,9 @@ type Config struct {
 	// unsealed (default DefaultStoreCheckInterval): while it does not answer, health is
 	// NOT_SERVING (/healthz 503).
 	StoreCheckInterval time.Duration
+	// UI configures the web console at /ui/ on the internal HTTP listener (on unless
+	// UI.Disabled).
+	UI UIConfig
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -111,6 +115,8 @@ type Server struct {
 	jwt     *jwtVerifier // nil without Config.JWT
 	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
 	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+	// console is the web console; nil when Config.UI.Disabled.
+	console *console.Console
 
 	storeDown atomic.Bool // the store's database did not answer the last check (watchStore)
 
@@ -185,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	policy := Policy(cfg.Dev)
 	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator, *inprocConn) {
-		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
+		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log, console: ConsoleMethods()}}
 		if l == Internal {
 			e.auth.jwt = s.jwt
 		}
@@ -211,6 +217,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
+	if s.console, err = s.newConsole(); err != nil {
+		return nil, err
+	}
 
 	// Services register through the in-process connections (inproc.go), which register them
 	// on the gRPC servers.

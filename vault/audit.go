@@ -300,8 +300,14 @@ func (v *Vault) Audit(ctx context.Context, ev AuditEvent) error {
 // AuditDenial records a request refused before reaching the vault (authentication or
 // authorization), with the request information in ctx.
 func (v *Vault) AuditDenial(ctx context.Context, reason string) error {
+	return v.AuditRequest(ctx, OutcomeDenied, reason)
+}
+
+// AuditRequest records the request in ctx (WithRequest) on its own, with outcome and reason:
+// for requests that change nothing in the store, such as a console sign-in or sign-out.
+func (v *Vault) AuditRequest(ctx context.Context, outcome, reason string) error {
 	ev := v.newEvent(ctx, "")
-	ev.Outcome, ev.Reason = OutcomeDenied, reason
+	ev.Outcome, ev.Reason = outcome, reason
 	return v.Audit(ctx, ev)
 }
 
@@ -377,6 +383,11 @@ type AuditFilter struct {
 	Vendor     string
 	Outcome    string
 	Method     string
+	Domain     string // the event names this domain
+	Template   string // the event names this template
+	Purpose    string
+	RequestID  string
+	GrantID    string // the event names this grant
 	AfterSeq   uint64 // page token: list events after this sequence number
 	Limit      int    // at most this many events (default 100, at most 1000)
 }
@@ -422,7 +433,12 @@ func (f *AuditFilter) matches(ev *AuditEvent) bool {
 		(f.Credential == "" || ev.Actor.CredentialID == f.Credential) &&
 		(f.Vendor == "" || ev.Actor.Vendor == f.Vendor) &&
 		(f.Outcome == "" || ev.Outcome == f.Outcome) &&
-		(f.Method == "" || ev.Method == f.Method)
+		(f.Method == "" || ev.Method == f.Method) &&
+		(f.Domain == "" || slices.Contains(ev.Domains, f.Domain)) &&
+		(f.Template == "" || slices.Contains(ev.Templates, f.Template)) &&
+		(f.Purpose == "" || ev.Purpose == f.Purpose) &&
+		(f.RequestID == "" || ev.RequestID == f.RequestID) &&
+		(f.GrantID == "" || slices.Contains(ev.GrantIDs, f.GrantID))
 }
 
 // ExportAudit writes the trail from sequence number fromSeq (1: everything) as JSON lines:

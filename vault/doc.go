@@ -25,6 +25,7 @@
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
 //	cluster.go      replicas sharing one store: heartbeats, the background lease and its fencing
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
+//	auditview.go    read-only views of the trail for the web console: one event's chain position, stats, status
 //	witness.go      Witness and FileWitness: signed checkpoints kept outside the store
 //	schema.go       the schema version and migrations
 //

@@ -56,6 +56,10 @@ var (
 	// ErrInvalidArgument is returned for malformed arguments other than values (names,
 	// domains, roles).
 	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrNoAuditEvent is returned by AuditEventAt for a sequence number with no stored event
+	// (never written, or pruned).
+	ErrNoAuditEvent = errors.New("no such audit event")
 )
 
 // Errors of JSON documents (TokenizeRecords, DetokenizeRecords).

@@ -190,6 +190,10 @@ func loadKeyring(ctx context.Context, s store.Store, kek tink.AEAD) (*keyring.Ke
 	return kr, nil
 }
 
+// Now returns the vault's clock (Config.Now): the server times console sessions with it, so
+// tests that move the clock move them too.
+func (v *Vault) Now() time.Time { return v.now() }
+
 // keyring returns the current keyring. Key operations replace it as a whole.
 func (v *Vault) keyring() *keyring.Keyring { return v.kr.Load() }
 

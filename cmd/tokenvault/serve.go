@@ -23,6 +23,7 @@ import (
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
 	"github.com/tokenvault/tokenvault/crypto/kek"
 	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
@@ -55,6 +56,10 @@ type serveOpts struct {
 	readHeaderTimeout, readTimeout time.Duration
 	writeTimeout, idleTimeout      time.Duration
 	requestTimeout                 time.Duration
+
+	// the web console
+	ui                              bool
+	uiIdleTimeout, uiSessionTimeout time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -130,6 +135,9 @@ is then optional and holds only local files (the default erasure log, DATA/erasu
 	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
 	f.DurationVar(&o.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a call that brings none (every HTTP request; gRPC without grpc-timeout): past it the call fails 503/Unavailable, e.g. while the database is unreachable; 0: no limit")
+	f.BoolVar(&o.ui, "ui", true, "serve the web console at /ui/ on --http-addr (--ui=false: off, 404)")
+	f.DurationVar(&o.uiIdleTimeout, "ui-idle-timeout", console.DefaultIdleTimeout, "end a console session unused this long")
+	f.DurationVar(&o.uiSessionTimeout, "ui-session-timeout", console.DefaultSessionTimeout, "end a console session this long after sign-in, however used")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
 }
@@ -330,6 +338,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
+		UI: server.UIConfig{Disabled: !o.ui, IdleTimeout: o.uiIdleTimeout, SessionTimeout: o.uiSessionTimeout},
 	})
 	if err != nil {
 		return err
