@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -81,24 +80,18 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
-// checkWrite checks the state and arguments common to Put and Delete.
+// GetMany returns the values of keys in bucket b, in order, nil for those
+// absent; the same rules as Get apply to each.
+func (t *boltTx) GetMany(b Bucket, keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = t.Get(b, k)
+	}
+	return out
+}
+
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case !t.writable:
-		return ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return err
-	}
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if len(t.scanning) > 0 && slices.Contains(t.scanning, b) {
-		return ErrScanMutation
-	}
-	return nil
+	return checkWrite(t.done, t.writable, t.scanning, b, key)
 }
 
 func (t *boltTx) Put(b Bucket, key, value []byte) error {
