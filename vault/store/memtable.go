@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"hash/maphash"
 	"sync/atomic"
 )
 
@@ -34,6 +35,7 @@ func (v *version) tombstone() bool { return v.value == nil }
 
 type node struct {
 	key  []byte // composite key; never modified
+	hash uint64
 	head atomic.Pointer[version]
 	next []atomic.Pointer[node]
 }
@@ -51,6 +53,10 @@ func (n *node) visible(at uint64) *version {
 type memtable struct {
 	id    uint64 // journal file id
 	head  node   // sentinel: key nil, a full tower
+	// index finds a key's node without walking the skiplist: most reads
+	// (and every Put of a new key) look for keys that are not there.
+	index atomic.Pointer[hashIndex]
+	seed  maphash.Seed
 	h     atomic.Int32
 	rng   uint64       // writer only
 	bytes atomic.Int64 // memory estimate: keys, values, overheads
@@ -68,8 +74,9 @@ type memtable struct {
 }
 
 func newMemtable(id uint64) *memtable {
-	m := &memtable{id: id, rng: id*0x9e3779b97f4a7c15 | 1}
+	m := &memtable{id: id, rng: id*0x9e3779b97f4a7c15 | 1, seed: maphash.MakeSeed()}
 	m.head.next = make([]atomic.Pointer[node], maxHeight)
+	m.index.Store(newHashIndex(1 << 12))
 	m.h.Store(1)
 	return m
 }
@@ -128,11 +135,7 @@ func (m *memtable) seek(key []byte, prev *[maxHeight]*node) *node {
 
 // find returns the node of key, or nil.
 func (m *memtable) find(key []byte) *node {
-	n := m.seek(key, nil)
-	if n != nil && bytes.Equal(n.key, key) {
-		return n
-	}
-	return nil
+	return m.index.Load().find(maphash.Bytes(m.seed, key)|1, key)
 }
 
 // first returns the first node, or nil.
@@ -141,17 +144,19 @@ func (m *memtable) first() *node { return m.head.next[0].Load() }
 // upsert returns the node of key, inserting it (with a copy of key) if it is
 // missing. Writer only.
 func (m *memtable) upsert(key []byte) *node {
+	hv := maphash.Bytes(m.seed, key) | 1
+	ix := m.index.Load()
+	if n := ix.find(hv, key); n != nil {
+		return n
+	}
 	var prev [maxHeight]*node
 	h := int(m.h.Load())
 	for i := h; i < maxHeight; i++ {
 		prev[i] = &m.head
 	}
-	n := m.seek(key, &prev)
-	if n != nil && bytes.Equal(n.key, key) {
-		return n
-	}
+	m.seek(key, &prev)
 	height := m.randomHeight()
-	nn := &node{key: m.copyBytes(key), next: make([]atomic.Pointer[node], height)}
+	nn := &node{key: m.copyBytes(key), hash: hv, next: make([]atomic.Pointer[node], height)}
 	for i := range height {
 		nn.next[i].Store(prev[i].next[i].Load())
 	}
@@ -161,8 +166,64 @@ func (m *memtable) upsert(key []byte) *node {
 	for i := range height {
 		prev[i].next[i].Store(nn)
 	}
+	if ix.n >= len(ix.hashes)/2 {
+		ix = ix.grow()
+		m.index.Store(ix)
+	}
+	ix.insert(nn)
 	m.bytes.Add(int64(len(key) + nodeOverhead))
 	return nn
+}
+
+// hashIndex is an open-addressing hash table of a memtable's nodes, with a
+// single writer and concurrent readers: a slot's hash is written before its
+// node, and a slot, once filled, never changes. It grows by building a
+// bigger copy and publishing it; a reader still on the old copy can miss
+// only nodes inserted after the copy was made, whose versions are all newer
+// than its snapshot.
+type hashIndex struct {
+	hashes []atomic.Uint64 // 0: empty
+	nodes  []atomic.Pointer[node]
+	n      int // writer only
+}
+
+func newHashIndex(size int) *hashIndex {
+	return &hashIndex{hashes: make([]atomic.Uint64, size), nodes: make([]atomic.Pointer[node], size)}
+}
+
+func (ix *hashIndex) find(h uint64, key []byte) *node {
+	mask := uint64(len(ix.hashes) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch ix.hashes[i].Load() {
+		case 0:
+			return nil
+		case h:
+			if n := ix.nodes[i].Load(); n != nil && bytes.Equal(n.key, key) {
+				return n
+			}
+		}
+	}
+}
+
+func (ix *hashIndex) insert(n *node) {
+	mask := uint64(len(ix.hashes) - 1)
+	i := n.hash & mask
+	for ix.hashes[i].Load() != 0 {
+		i = (i + 1) & mask
+	}
+	ix.hashes[i].Store(n.hash)
+	ix.nodes[i].Store(n)
+	ix.n++
+}
+
+func (ix *hashIndex) grow() *hashIndex {
+	nx := newHashIndex(2 * len(ix.hashes))
+	for i := range ix.nodes {
+		if n := ix.nodes[i].Load(); n != nil {
+			nx.insert(n)
+		}
+	}
+	return nx
 }
 
 // push adds a version to n. Writer only.
