@@ -51,8 +51,8 @@ func (n *node) visible(at uint64) *version {
 }
 
 type memtable struct {
-	id    uint64 // journal file id
-	head  node   // sentinel: key nil, a full tower
+	id   uint64 // journal file id
+	head node   // sentinel: key nil, a full tower
 	// index finds a key's node without walking the skiplist: most reads
 	// (and every Put of a new key) look for keys that are not there.
 	index atomic.Pointer[hashIndex]
