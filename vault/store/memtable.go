@@ -38,6 +38,11 @@ type node struct {
 	hash uint64
 	head atomic.Pointer[version]
 	next []atomic.Pointer[node]
+	// The first version and a short tower live in the node itself: one
+	// allocation per new key instead of three.
+	v0    version
+	v0use bool // writer only
+	tower [4]atomic.Pointer[node]
 }
 
 // visible returns the newest version of n with seq <= at, or nil.
@@ -156,7 +161,12 @@ func (m *memtable) upsert(key []byte) *node {
 	}
 	m.seek(key, &prev)
 	height := m.randomHeight()
-	nn := &node{key: m.copyBytes(key), hash: hv, next: make([]atomic.Pointer[node], height)}
+	nn := &node{key: m.copyBytes(key), hash: hv}
+	if height <= len(nn.tower) {
+		nn.next = nn.tower[:height]
+	} else {
+		nn.next = make([]atomic.Pointer[node], height)
+	}
 	for i := range height {
 		nn.next[i].Store(prev[i].next[i].Load())
 	}
@@ -228,7 +238,15 @@ func (ix *hashIndex) grow() *hashIndex {
 
 // push adds a version to n. Writer only.
 func (m *memtable) push(n *node, seq uint64, value []byte, tombstone bool) {
-	v := &version{seq: seq, older: n.head.Load()}
+	var v *version
+	if !n.v0use {
+		// Never published before: no reader can hold it.
+		n.v0use = true
+		v = &n.v0
+	} else {
+		v = &version{}
+	}
+	v.seq, v.older, v.value = seq, n.head.Load(), nil
 	if !tombstone {
 		v.value = m.copyBytes(value)
 	}
@@ -241,5 +259,6 @@ func (m *memtable) push(n *node, seq uint64, value []byte, tombstone bool) {
 func (m *memtable) pop(n *node) {
 	v := n.head.Load()
 	n.head.Store(v.older)
+	// v0 is not reused after a pop: a reader may still be looking at it.
 	m.bytes.Add(-int64(len(v.value) + 48))
 }
