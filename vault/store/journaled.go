@@ -901,16 +901,8 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 		if value == nil {
 			continue // deleted
 		}
-		if err := fn(key, value); err != nil {
-			if errors.Is(err, ErrStopScan) {
-				return nil
-			}
+		if stop, err := visit(t.ctx, n, fn, key, value); stop {
 			return err
-		}
-		if t.ctx != nil && n%scanCtxEvery == 0 {
-			if err := t.ctx.Err(); err != nil {
-				return err
-			}
 		}
 	}
 }
