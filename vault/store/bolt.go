@@ -148,7 +148,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if fp == nil {
 		fp = func(string) {}
 	}
-	storeID, next, seq, err := recoverJournal(db, path, fp)
+	storeID, next, seq, pending, err := recoverJournal(db, path, fp, !opts.NoJournal)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -161,7 +161,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	}
 	s.cond.L = &s.mu
 	if !opts.NoJournal {
-		if s.j, err = openJournal(s, opts, storeID, next, seq); err != nil {
+		if s.j, err = openJournal(s, opts, storeID, next, seq, pending); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}

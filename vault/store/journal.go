@@ -411,20 +411,23 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string), what string)
 // recoverJournal runs at Open, before anything else uses db: it replays the
 // journal files not yet merged into db (those after the merged position) in
 // one bbolt transaction that also records the new merged position, then
-// removes the files. It returns the store id and the id of the next journal
-// file.
-func recoverJournal(db *bolt.DB, path string, fp func(string)) (storeID [16]byte, next, seq uint64, err error) {
+// removes the files. It returns the store id, the id of the next journal
+// file and the last group sequence number replayed. If that transaction
+// fails (a full disk: bbolt must grow its file) and keep is set, it returns
+// the replayed memtables instead, their files left in place, for the
+// journal to serve from memory and merge later.
+func recoverJournal(db *bolt.DB, path string, fp func(string), keep bool) (storeID [16]byte, next, seq uint64, pending []*memtable, err error) {
 	var hasID bool
 	var merged uint64
 	if err := db.View(func(btx *bolt.Tx) error {
 		storeID, hasID, merged, _ = readMeta(btx)
 		return nil
 	}); err != nil {
-		return storeID, 0, 0, err
+		return storeID, 0, 0, nil, err
 	}
 	ids, err := journalIDs(path)
 	if err != nil {
-		return storeID, 0, 0, fmt.Errorf("store: journal: %w", err)
+		return storeID, 0, 0, nil, fmt.Errorf("store: journal: %w", err)
 	}
 	var layers []*memtable
 	next = merged + 1
@@ -434,48 +437,55 @@ func recoverJournal(db *bolt.DB, path string, fp func(string)) (storeID [16]byte
 			continue // merged, but the process stopped before removing it
 		}
 		if !hasID {
-			return storeID, 0, 0, fmt.Errorf("%w: journal file %s found, but the store has no journal id", ErrCorrupt, journalPath(path, id))
+			return storeID, 0, 0, nil, fmt.Errorf("%w: journal file %s found, but the store has no journal id", ErrCorrupt, journalPath(path, id))
 		}
 		m, s, err := loadJournal(path, id, storeID, i == len(ids)-1, seq)
 		if err != nil {
-			return storeID, 0, 0, err
+			return storeID, 0, 0, nil, err
 		}
 		seq = s
 		layers = append(layers, m)
 	}
-	if !hasID || len(layers) > 0 {
-		if !hasID {
-			if _, err := rand.Read(storeID[:]); err != nil {
-				return storeID, 0, 0, err
-			}
+	if !hasID {
+		if _, err := rand.Read(storeID[:]); err != nil {
+			return storeID, 0, 0, nil, err
 		}
 		err := db.Update(func(btx *bolt.Tx) error {
-			if !hasID {
-				bk, err := btx.CreateBucketIfNotExists(metaBucket)
-				if err != nil {
-					return err
-				}
-				if err := bk.Put(metaID, storeID[:]); err != nil {
-					return err
-				}
+			bk, err := btx.CreateBucketIfNotExists(metaBucket)
+			if err != nil {
+				return err
 			}
-			if len(layers) > 0 {
-				if _, err := mergeLayers(btx, layers, fp, "recover"); err != nil {
-					return err
-				}
-				fp("recover.commit")
+			return bk.Put(metaID, storeID[:])
+		})
+		if err != nil {
+			return storeID, 0, 0, nil, fmt.Errorf("store: journal: %w", err)
+		}
+	}
+	if len(layers) > 0 {
+		err := db.Update(func(btx *bolt.Tx) error {
+			if _, err := mergeLayers(btx, layers, fp, "recover"); err != nil {
+				return err
 			}
+			fp("recover.commit")
 			return nil
 		})
 		if err != nil {
-			return storeID, 0, 0, fmt.Errorf("store: journal recovery: %w", err)
+			if keep {
+				for _, id := range ids {
+					if id <= merged {
+						_ = os.Remove(journalPath(path, id))
+					}
+				}
+				return storeID, next, seq, layers, nil
+			}
+			return storeID, 0, 0, nil, fmt.Errorf("store: journal recovery: %w", err)
 		}
 		fp("recover.committed")
 	}
 	for _, id := range ids {
 		if err := os.Remove(journalPath(path, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return storeID, 0, 0, fmt.Errorf("store: journal: %w", err)
+			return storeID, 0, 0, nil, fmt.Errorf("store: journal: %w", err)
 		}
 	}
-	return storeID, next, seq, nil
+	return storeID, next, seq, nil, nil
 }

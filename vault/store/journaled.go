@@ -63,8 +63,12 @@ type jstate struct {
 
 func (st *jstate) active() *memtable { return st.layers[len(st.layers)-1] }
 
-// openJournal starts the journal of s; recovery has run.
-func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64) (*journal, error) {
+// openJournal starts the journal of s; recovery has run. pending are the
+// memtables recovery could not merge (their files are still there): they
+// are served from memory and merged in the background. If the first
+// journal file cannot be created (a full disk), the store opens for reads
+// and refuses writes.
+func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pending []*memtable) (*journal, error) {
 	limit := opts.JournalMemory
 	if limit <= 0 {
 		limit = DefaultJournalMemory
@@ -83,12 +87,17 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64) (*jo
 		j.interval = opts.mergeInterval
 	}
 	j.visible.Store(seq)
-	f, err := j.create(next)
-	if err != nil {
-		return nil, err
+	for _, m := range pending {
+		for b, n := range m.seqs {
+			j.seqs[b] = n
+		}
 	}
-	j.f, j.off = f, journalHeaderSize
-	j.state.Store(&jstate{layers: []*memtable{newMemtable(next)}})
+	if f, err := j.create(next); err != nil {
+		j.failed = err
+	} else {
+		j.f, j.off = f, journalHeaderSize
+	}
+	j.state.Store(&jstate{layers: append(pending, newMemtable(next))})
 	go j.merger()
 	return j, nil
 }
@@ -388,7 +397,7 @@ func (j *journal) run(batch []*request) {
 	if err := j.failure(); err != nil {
 		for _, r := range live {
 			s.stats.failed.Add(1)
-			answer(r, fmt.Errorf("%w: an earlier journal write failed: %w", ErrCommitUnknown, err))
+			answer(r, fmt.Errorf("store: the journal refuses writes since an earlier failure (reopen the store): %w", err))
 		}
 		return
 	}
@@ -432,8 +441,8 @@ func (j *journal) run(batch []*request) {
 	}
 	if err != nil {
 		// The record may or may not be on disk: fail closed, for good.
-		err = fmt.Errorf("%w: store: journal write: %w", ErrCommitUnknown, err)
 		j.fail(err)
+		err = fmt.Errorf("%w: store: journal write: %w", ErrCommitUnknown, err)
 		j.rollbackTo(g, 0, frameHeaderSize)
 		for _, r := range ok {
 			s.stats.failed.Add(1)
@@ -568,7 +577,11 @@ func (j *journal) merge(frozen []*memtable) error {
 	j.fp("merge.committed")
 	j.mu.Lock()
 	st := j.state.Load()
-	j.state.Store(&jstate{layers: slices.Clone(st.layers[len(frozen):])})
+	rest := slices.Clone(st.layers[len(frozen):])
+	if len(rest) == 0 { // Close merged the active memtable too
+		rest = []*memtable{newMemtable(frozen[len(frozen)-1].id + 1)}
+	}
+	j.state.Store(&jstate{layers: rest})
 	j.mergeErr = nil
 	j.notify()
 	j.mu.Unlock()
@@ -625,31 +638,33 @@ func (j *journal) flush(ctx context.Context) error {
 	}
 }
 
-// close runs after the committer stopped: it merges the overlay into bbolt
-// and removes the journal. If the merge fails, the journal stays, to be
-// replayed by the next Open.
+// close runs after the committer stopped: it merges the whole overlay, the
+// active memtable included (no more writes come), into bbolt and removes
+// the journal. If the merge fails, the journal stays, to be replayed by the
+// next Open.
 func (j *journal) close() error {
-	if j.failure() == nil {
-		j.freeze()
-	}
 	close(j.quit)
 	<-j.mergerDone
-	var err error
 	st := j.state.Load()
-	if frozen := st.layers[:len(st.layers)-1]; len(frozen) > 0 {
-		err = j.merge(frozen)
+	active := st.active()
+	active.endOff = j.off
+	var err error
+	records := false
+	for _, m := range st.layers {
+		records = records || m.records.Load() > 0
 	}
-	if cerr := j.f.Close(); err == nil {
-		err = cerr
+	if records {
+		err = j.merge(st.layers)
+	} else if j.f != nil {
+		_ = os.Remove(journalPath(j.path, active.id))
 	}
-	if err == nil && j.failure() == nil {
-		st = j.state.Load()
-		if len(st.layers) == 1 && st.active().records.Load() == 0 {
-			_ = os.Remove(journalPath(j.path, st.active().id))
+	if j.f != nil {
+		if cerr := j.f.Close(); err == nil {
+			err = cerr
 		}
 	}
-	if err == nil {
-		err = j.failure()
+	if ferr := j.failure(); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("store: the journal failed: %w", ferr))
 	}
 	return err
 }
