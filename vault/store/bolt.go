@@ -70,9 +70,10 @@ type Options struct {
 	JournalMemory int64
 
 	// For tests: failpoint is called at each named step of the write path,
-	// merge, rotation and recovery (see journal.go and journaled.go), and
+	// merge, rotation and recovery (see journal.go and journaled.go); an
+	// error it returns at a merge's "writing" step fails that merge. And
 	// mergeInterval replaces the one-second merge interval.
-	failpoint     func(step string)
+	failpoint     func(step string) error
 	mergeInterval time.Duration
 }
 
@@ -146,7 +147,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	}
 	fp := opts.failpoint
 	if fp == nil {
-		fp = func(string) {}
+		fp = func(string) error { return nil }
 	}
 	storeID, next, seq, pending, err := recoverJournal(db, path, fp, !opts.NoJournal)
 	if err != nil {

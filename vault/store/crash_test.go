@@ -86,10 +86,11 @@ func TestCrashChild(t *testing.T) {
 	hit, _ := strconv.Atoi(f[2])
 	opts := crashOptions()
 	var hits atomic.Int64
-	store.SetFailpoint(&opts, func(s string) {
+	store.SetFailpoint(&opts, func(s string) error {
 		if s == step && hits.Add(1) == int64(hit) {
 			os.Exit(137)
 		}
+		return nil
 	})
 	if mode == "torn" {
 		opts = store.Options{JournalMemory: 1 << 30}
@@ -199,8 +200,20 @@ func verifyCrash(t *testing.T, path string, acked map[[2]int]bool, workers, iter
 			t.Errorf("close: %v", err)
 		}
 	}()
+	total := checkGroups(t, s, acked, workers, iters)
+	// The store takes writes after recovery.
+	if err := s.Update(t.Context(), crashUpdate(workers, 0)); err != nil {
+		t.Errorf("Update after recovery: %v", err)
+	}
+	return total
+}
+
+// checkGroups does verifyCrash's checks on an open store and returns the
+// number of groups there.
+func checkGroups(t *testing.T, s store.Store, acked map[[2]int]bool, workers, iters int) int {
+	t.Helper()
 	total := 0
-	err = s.View(t.Context(), func(tx store.Tx) error {
+	err := s.View(t.Context(), func(tx store.Tx) error {
 		applied := func(w, i int) bool { return tx.Get("g", groupKey(w, i, 'a')) != nil }
 		for w := range workers {
 			n := 0
@@ -266,10 +279,6 @@ func verifyCrash(t *testing.T, path string, acked map[[2]int]bool, workers, iter
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	// The store takes writes after recovery.
-	if err := s.Update(t.Context(), crashUpdate(workers, 0)); err != nil {
-		t.Errorf("Update after recovery: %v", err)
 	}
 	return total
 }
@@ -434,4 +443,55 @@ func writeSparse(t *testing.T, path string, data []byte) {
 			t.Fatal(err)
 		}
 	}
+}
+
+var errInjected = errors.New("injected merge failure")
+
+// TestRecoveryMergeFails: when Open cannot merge the journal into bbolt (a
+// full disk), it serves the replayed journal from memory, cuts the torn tail
+// off the last file, and writes after it; a later Open replays all of it.
+func TestRecoveryMergeFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vault.db")
+	acked, code, out := runChild(t, dir, "journal.synced", 20, "load")
+	if code != 137 {
+		t.Fatalf("child exited %d: %s", code, out)
+	}
+	files := store.JournalFiles(path)
+	if len(files) == 0 {
+		t.Fatal("the child left no journal")
+	}
+	// A torn record at the end of the last file.
+	f, err := os.OpenFile(files[len(files)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0, 0, 0, 200, 1, 2, 3, 4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	opts := store.Options{}
+	store.SetFailpoint(&opts, func(step string) error {
+		if strings.HasSuffix(step, ".writing") {
+			return errInjected // every merge fails
+		}
+		return nil
+	})
+	s, err := store.Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open when the recovery merge fails: %v", err)
+	}
+	checkGroups(t, s, acked, crashWorkers, crashIters)
+	if err := s.Update(t.Context(), crashUpdate(crashWorkers, 0)); err != nil {
+		t.Fatalf("Update over an unmerged replayed journal: %v", err)
+	}
+	if err := s.Close(); !errors.Is(err, errInjected) {
+		t.Errorf("Close with failing merges: %v, want the merge error", err)
+	}
+	if len(store.JournalFiles(path)) == 0 {
+		t.Fatal("Close removed a journal it could not merge")
+	}
+	acked[[2]int{crashWorkers, 0}] = true
+	verifyCrash(t, path, acked, crashWorkers+1, crashIters, store.Options{})
 }

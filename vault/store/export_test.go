@@ -14,7 +14,7 @@ func QueueLen(s *Bolt) int {
 
 // SetFailpoint sets the hook called at each named step of the journal's
 // write path, merge, rotation and recovery.
-func SetFailpoint(o *Options, f func(step string)) { o.failpoint = f }
+func SetFailpoint(o *Options, f func(step string) error) { o.failpoint = f }
 
 // SetMergeInterval replaces the journal's one-second merge interval.
 func SetMergeInterval(o *Options, d time.Duration) { o.mergeInterval = d }

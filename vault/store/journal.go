@@ -338,7 +338,7 @@ func splitKey(ck []byte) (bucket, key []byte) {
 // mergeLayers writes the newest version of every key of layers (oldest
 // first), and their bucket sequences, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return.
-func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string), what string) (keys int, err error) {
+func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string) (keys int, err error) {
 	cur := make([]*node, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
@@ -385,7 +385,10 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string), what string)
 			}
 		}
 		if keys++; keys == 1 {
-			fp(what + ".writing") // a failpoint in the middle of the merge's writes
+			// A failpoint in the middle of the merge's writes.
+			if err := fp(what + ".writing"); err != nil {
+				return keys, err
+			}
 		}
 		for i := range cur {
 			if cur[i] != nil && bytes.Equal(cur[i].key, ck) {
@@ -416,7 +419,7 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string), what string)
 // fails (a full disk: bbolt must grow its file) and keep is set, it returns
 // the replayed memtables instead, their files left in place, for the
 // journal to serve from memory and merge later.
-func recoverJournal(db *bolt.DB, path string, fp func(string), keep bool) (storeID [16]byte, next, seq uint64, pending []*memtable, err error) {
+func recoverJournal(db *bolt.DB, path string, fp func(string) error, keep bool) (storeID [16]byte, next, seq uint64, pending []*memtable, err error) {
 	var hasID bool
 	var merged uint64
 	if err := db.View(func(btx *bolt.Tx) error {
@@ -475,6 +478,18 @@ func recoverJournal(db *bolt.DB, path string, fp func(string), keep bool) (store
 					if id <= merged {
 						_ = os.Remove(journalPath(path, id))
 					}
+				}
+				// New journal files will follow the last one: cut its torn
+				// tail off, so that it is no torn file in the middle.
+				last := layers[len(layers)-1]
+				lp := journalPath(path, last.id)
+				if last.endOff == 0 {
+					err = os.Remove(lp)
+				} else {
+					err = os.Truncate(lp, last.endOff)
+				}
+				if err != nil {
+					return storeID, 0, 0, nil, fmt.Errorf("store: journal recovery: %w", err)
 				}
 				return storeID, next, seq, layers, nil
 			}

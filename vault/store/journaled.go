@@ -30,7 +30,7 @@ type journal struct {
 	limit    int64 // back-pressure: overlay bytes above which writers wait
 	freezeAt int64 // the active memtable is frozen (and merged) past this size
 	interval time.Duration
-	fp       func(string)
+	fp       func(string) error
 
 	// state is the overlay: memtables, oldest first; the last is the active
 	// one. Replaced (never modified) by freeze and merge.
@@ -81,7 +81,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 		quit: make(chan struct{}), mergerDone: make(chan struct{}),
 	}
 	if j.fp == nil {
-		j.fp = func(string) {}
+		j.fp = func(string) error { return nil }
 	}
 	if opts.mergeInterval > 0 {
 		j.interval = opts.mergeInterval
