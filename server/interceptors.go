@@ -120,6 +120,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 	}
 	ctx, err := a.check(ctx, method)
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		return ctx, err // the credentials could not be checked: not a refusal to audit
+	}
 	if err != nil {
 		p, _ := PrincipalFrom(ctx)
 		a.s.alerts.onDenials(ctx, p.ID, 1)
@@ -177,9 +180,23 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
-	p, err := a.identify(ictx)
+	_, hadDeadline := ictx.Deadline()
+	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
+	p, err := a.identify(tctx)
+	cancel()
 	if err == nil {
 		return context.WithValue(ctx, keyTapPrincipal, p), nil
+	}
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		// The credentials could not be checked (the database is unreachable): answered
+		// here, rather than checked again for as long by the interceptor. The caller's own
+		// deadline passing stays DeadlineExceeded; the server's is Unavailable.
+		ictx = withRequestID(ictx)
+		if c == codes.Unavailable || !hadDeadline {
+			err = status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		}
+		a.s.observe(ictx, info.FullMethodName, start, err)
+		return nil, err
 	}
 	if status.Code(err) != codes.Unauthenticated {
 		return ctx, nil // the interceptor answers (and audits) anything else
@@ -289,6 +306,16 @@ func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnarySe
 			resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
 		}
 		e.observe(ctx, info.FullMethod, start, err)
+	}()
+	// A call without a deadline gets the server's, so that it cannot wait on an unreachable
+	// database for ever; running out of it is the server's failure, answered Unavailable.
+	_, hadDeadline := ctx.Deadline()
+	ctx, cancel := e.withRequestTimeout(ctx)
+	defer cancel()
+	defer func() {
+		if !hadDeadline && err != nil && status.Code(err) == codes.DeadlineExceeded {
+			err = status.Error(codes.Unavailable, e.unavailableMessage(err, requestID(ctx)))
+		}
 	}()
 	ctx, err = e.auth.authorize(ctx, info.FullMethod)
 	if err != nil {

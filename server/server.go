@@ -83,6 +83,10 @@ type Config struct {
 	AuditWitnessURL string
 	// AuditWitnesses are further witnesses, by name (the metric's witness label).
 	AuditWitnesses map[string]vault.Witness
+	// StoreCheckInterval is how often the store's database is checked once the vault is
+	// unsealed (default DefaultStoreCheckInterval): while it does not answer, health is
+	// NOT_SERVING (/healthz 503).
+	StoreCheckInterval time.Duration
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -105,6 +109,8 @@ type Server struct {
 	jwt     *jwtVerifier // nil without Config.JWT
 	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
 	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+
+	storeDown atomic.Bool // the store's database did not answer the last check (watchStore)
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -144,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 10 * time.Second
+	}
+	if cfg.StoreCheckInterval <= 0 {
+		cfg.StoreCheckInterval = DefaultStoreCheckInterval
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, limits: cfg.Limits.withDefaults(), metrics: newMetrics(), ready: make(chan struct{}), unsealed: make(chan struct{})}
 	if cfg.Vault != nil {
@@ -378,6 +387,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 			go s.vlt().RunBackground(ctx, s.cfg.Background)
+			go s.watchStore(ctx, s.vlt())
 			// The latest checkpoint may not have reached the witnesses before a crash.
 			go s.wit.flush(ctx, s.vlt())
 		case <-ctx.Done():

@@ -153,9 +153,7 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		}); err != nil {
 			return err
 		}
-		if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
-			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
-		}
+		st.AuditSeq = auditMaxSeq(tx)
 		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
 			st.PrimaryKeyAge = now.Sub(c)
 		}
@@ -177,7 +175,7 @@ func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, err
 		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			exported = binary.BigEndian.Uint64(e)
 		}
-		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+		if err := tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
 			seq := binary.BigEndian.Uint64(k)
 			var ev struct {
 				Time time.Time `json:"time"`
@@ -187,7 +185,12 @@ func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, err
 			}
 			through = seq
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		var err error
+		through, err = lastPrunable(tx, through) // replica chains: what each chain's exports delivered
+		return err
 	}); err != nil || through == 0 {
 		return 0, err
 	}

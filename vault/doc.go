@@ -47,6 +47,12 @@
 // keyring at first open, the audit public key, key dates, checkpoints, the export mark, rewrap
 // batches before the last) are not audited.
 //
+// The trail is one hash chain per writer: the single-process chain (ReplicaID "", the first
+// format), or, for replicas, one chain per audited write in flight (lanes ID, ID/1, …), each
+// with its own head, so concurrent writers never write the same key; sequence numbers are
+// global (the audit bucket's store sequence). Checkpoints sign the heads of all chains at
+// once (audit.go, docs/audit.md).
+//
 // # Basics
 //
 // A [Vault] is opened over a [store.Store] and a key-encryption key. On first open it creates
@@ -63,6 +69,14 @@
 // [Vault.Detokenize] looks tokens up by (domain, token) in one read transaction and decrypts
 // them outside it.
 //
+// Reads are batched so that a call's store round trips do not grow with its size (on
+// PostgreSQL each is a network round trip): Tokenize decides its items in rounds, each round
+// one [store.Tx.GetMany] per bucket for every key the pending items need next (blind-index
+// entries, candidate records, subject keys; after a collision, the next candidates of the
+// colliding items only), and creates records and subject keys with the create-only
+// [store.Tx.Insert]; the detokenize paths (internal, vendor, records, free text) and
+// DeleteTokens read all records, then their subject keys and canary marks, one GetMany each.
+//
 // # Storage layout
 //
 //	records     domain 0x00 token                → record (template, times, subject, ciphertext), or a tombstone
@@ -78,15 +92,18 @@
 //	credjwt     JWT subject                      → id (live internal credentials bound to a JWT subject)
 //	grants      vendor 0x00 id                   → grant (JSON, with its use count)
 //	grantids    id                               → vendor
-//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
-//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON)
+//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash to the previous event of its replica)
+//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON; with several chains, the heads of all of them)
+//	audithead   replica                          → seq (8 bytes) and SHA-256 of the last event of the replica's chain
+//	auditanchor replica                          → seq, hash and signature of the last pruned event of the replica's chain
+//	auditexported replica (0x00 for "")          → seq (8 bytes) and SHA-256 of the replica chain's last event exports delivered without a gap
 //	meta        "keyring"                        → keyring wrapped under the KEK
 //	meta        "schema_version"                 → SchemaVersion (8 bytes)
 //	meta        "keymeta"                        → creation and destruction times of data keys (JSON)
 //	meta        "rewrap"                         → progress of the background rewrap (JSON)
-//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event
+//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event of the single-process chain
 //	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
-//	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
+//	meta        "audit_anchor"                   → seq, hash and signature of the single-process chain's last pruned event
 //	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
 //
 // # Stores

@@ -80,23 +80,46 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 	return a, nil
 }
 
-// existingSubjectKey returns the subject's key if it has one (nil, nil otherwise).
-func (v *Vault) existingSubjectKey(ctx context.Context, fp []byte) ([]byte, tink.AEAD, error) {
-	if e, ok := v.subjects.m.Load(string(fp)); ok {
-		return e.(subjectEntry).wrapped, e.(subjectEntry).aead, nil
+// existingSubjectKeys sets, on each item of work with a subject, that subject's existing key
+// (left nil when it has none yet): from the cache, else read in one batch for all of them.
+func (v *Vault) existingSubjectKeys(ctx context.Context, work []prepared) error {
+	var fps [][]byte
+	var at []int
+	for k := range work {
+		p := &work[k]
+		if p.subject == nil {
+			continue
+		}
+		if e, ok := v.subjects.m.Load(string(p.subject)); ok {
+			p.subjWrapped, p.subjAEAD = e.(subjectEntry).wrapped, e.(subjectEntry).aead
+			continue
+		}
+		fps, at = append(fps, p.subject), append(at, k)
 	}
-	var wrapped []byte
+	if len(fps) == 0 {
+		return nil
+	}
+	var wrapped [][]byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		wrapped = bytes.Clone(tx.Get(bucketSubjectKeys, fp))
+		wrapped = wrapped[:0]
+		for _, w := range tx.GetMany(bucketSubjectKeys, fps) {
+			wrapped = append(wrapped, bytes.Clone(w))
+		}
 		return nil
 	}); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if wrapped == nil {
-		return nil, nil, nil
+	for n, k := range at {
+		if wrapped[n] == nil {
+			continue
+		}
+		a, err := v.subjectAEAD(fps[n], wrapped[n])
+		if err != nil {
+			return err
+		}
+		work[k].subjWrapped, work[k].subjAEAD = wrapped[n], a
 	}
-	a, err := v.subjectAEAD(fp, wrapped)
-	return wrapped, a, err
+	return nil
 }
 
 // Receipt proves an erasure: what was erased and when, signed with the audit key.

@@ -123,15 +123,33 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 	if canaries {
 		rd.canary, rd.labels = make([]bool, len(items)), make([]string, len(items))
 	}
+	// Batch reads: the records (and their subjects' keys), then the canary marks of those
+	// that exist, so a call costs the same few store reads whatever its size.
+	keys := make([][]byte, 0, len(items))
+	at := make([]int, 0, len(items))
 	for i, it := range items {
 		if s.excludes(it) {
 			rd.out[i] = true
 			continue
 		}
-		d := DomainOr(it.Domain)
-		rd.raw[i] = readRecord(tx, d, it.Token)
-		if canaries {
-			rd.canary[i], rd.labels[i] = canaryOf(tx, rd.raw[i], d, it.Token)
+		keys, at = append(keys, recordKey(DomainOr(it.Domain), it.Token)), append(at, i)
+	}
+	raws := readRecords(tx, keys)
+	for k, i := range at {
+		rd.raw[i] = raws[k]
+	}
+	if canaries {
+		var found [][]byte
+		var foundAt []int
+		for k, i := range at {
+			if raws[k].rec != nil {
+				found, foundAt = append(found, keys[k]), append(foundAt, i)
+			}
+		}
+		for k, l := range tx.GetMany(bucketCanaries, found) {
+			if l != nil {
+				rd.canary[foundAt[k]], rd.labels[foundAt[k]] = true, string(l)
+			}
 		}
 	}
 	return rd

@@ -101,6 +101,31 @@ func readRecord(tx store.Tx, domain, token string) rawRecord {
 	return rr
 }
 
+// readRecords is readRecord for many (domain, token) keys (recordKeys) at once, with a
+// constant number of store reads however many there are: one GetMany of the records, one of
+// their subjects' keys. Result i belongs to keys[i].
+func readRecords(tx store.Tx, keys [][]byte) []rawRecord {
+	out := make([]rawRecord, len(keys))
+	if len(keys) == 0 {
+		return out
+	}
+	var subjects [][]byte
+	var withSubject []int
+	for i, b := range tx.GetMany(bucketRecords, keys) {
+		if b == nil || isTombstone(b) {
+			continue
+		}
+		out[i].rec = bytes.Clone(b)
+		if r, err := unmarshalRecord(out[i].rec); err == nil && r.subject != nil {
+			subjects, withSubject = append(subjects, r.subject), append(withSubject, i)
+		}
+	}
+	for k, sk := range tx.GetMany(bucketSubjectKeys, subjects) {
+		out[withSubject[k]].subjectKey = bytes.Clone(sk)
+	}
+	return out
+}
+
 // checkRecord parses a raw record and applies the lookup rules: it must exist, belong to
 // tmpl when one is named, and not have expired.
 func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (record, error) {

@@ -49,8 +49,9 @@ type Config struct {
 	// Empty disables it.
 	ErasureLog string
 	// ReplicaID names this process among the replicas sharing one Store (PostgreSQL): it
-	// keys the replica's audit chain, its heartbeat and the leases it holds. Empty for the
-	// single-process bbolt store. Two processes that share an ID stay correct (their writes
+	// keys the replica's audit chains (ID, ID/1, …: one per audited write in flight), its
+	// heartbeat and the leases it holds. Empty for the single-process bbolt store. At most
+	// 128 bytes of printable ASCII, without spaces or '/'. Two processes that share an ID stay correct (their writes
 	// serialize in the store) but contend.
 	ReplicaID string
 }
@@ -81,6 +82,7 @@ type Vault struct {
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
 	limits    limiters
+	lanes     auditLanes // this replica's audit chains (audit.go)
 }
 
 // Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK
@@ -88,6 +90,9 @@ type Vault struct {
 func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
+	}
+	if err := validReplicaID(cfg.ReplicaID); err != nil {
+		return nil, err
 	}
 	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
 	if v.log == nil {
@@ -116,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}
-	if err := v.publishAuditKey(ctx); err != nil {
+	if err := v.prepareAudit(ctx); err != nil {
 		return nil, err
 	}
 	if err := v.initKeyMeta(ctx); err != nil {
@@ -252,6 +257,16 @@ func (v *Vault) initKeyMeta(ctx context.Context) error {
 		}
 		return tx.Put(bucketMeta, metaKeyMeta, b)
 	})
+}
+
+// Ping checks that the vault's store can be reached, for health checks: a store on a remote
+// database (store.Pinger) is asked; a local store (Bolt) always answers nil. An unreachable
+// database gives an error wrapping store.ErrUnavailable.
+func (v *Vault) Ping(ctx context.Context) error {
+	if p, ok := v.store.(store.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
 }
 
 // Initialized reports whether s already holds a vault (a keyring). A KEK must then not be

@@ -177,10 +177,8 @@ func applyRecord(m *memtable, payload []byte) (seq uint64, err error) {
 			if len(p) < 8 {
 				return 0, errBadRecord
 			}
-			if m.seqs == nil {
-				m.seqs = make(map[Bucket]uint64)
-			}
-			m.seqs[b] = binary.BigEndian.Uint64(p)
+			ck = compositeKey(ck[:0], b, nil)
+			m.push(m.upsert(ck), seq, p[:8], false)
 			p = p[8:]
 		default:
 			return 0, errBadRecord
@@ -336,7 +334,7 @@ func splitKey(ck []byte) (bucket, key []byte) {
 }
 
 // mergeLayers writes the newest version of every key of layers (oldest
-// first), and their bucket sequences, into btx, in key order, and records
+// first), bucket sequences included, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return.
 func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string) (keys int, err error) {
 	cur := make([]*node, len(layers))
@@ -368,13 +366,23 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 		if !bytes.Equal(b, curB) {
 			curB, bk = b, btx.Bucket(b)
 		}
-		if v.tombstone() {
+		switch {
+		case len(key) == 0: // the bucket's sequence (see sequenceKey)
+			if bk == nil {
+				if bk, err = btx.CreateBucket(b); err != nil {
+					return keys, err
+				}
+			}
+			if err := bk.SetSequence(binary.BigEndian.Uint64(v.value)); err != nil {
+				return keys, err
+			}
+		case v.tombstone():
 			if bk != nil {
 				if err := bk.Delete(key); err != nil {
 					return keys, err
 				}
 			}
-		} else {
+		default:
 			if bk == nil {
 				if bk, err = btx.CreateBucket(b); err != nil {
 					return keys, err
@@ -393,17 +401,6 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 		for i := range cur {
 			if cur[i] != nil && bytes.Equal(cur[i].key, ck) {
 				cur[i] = cur[i].next[0].Load()
-			}
-		}
-	}
-	for _, m := range layers {
-		for b, n := range m.seqs {
-			bk, err := btx.CreateBucketIfNotExists([]byte(b))
-			if err != nil {
-				return keys, err
-			}
-			if err := bk.SetSequence(n); err != nil {
-				return keys, err
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -39,11 +40,10 @@ type journal struct {
 	visible atomic.Uint64
 
 	// Owned by the committer goroutine (and by Close once it has stopped).
-	f    *os.File // the active journal file
-	off  int64    // its size
-	seq  uint64   // last group sequence number used
-	seqs map[Bucket]uint64
-	g    jgroup
+	f   *os.File // the active journal file
+	off int64    // its size
+	seq uint64   // last group sequence number used
+	g   jgroup
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every freeze, merge and failure
@@ -76,7 +76,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	j := &journal{
 		s: s, db: s.db, path: s.path, storeID: storeID, noSync: opts.NoSync,
 		limit: limit, freezeAt: max(limit/4, 1), interval: time.Second, fp: opts.failpoint,
-		seq: seq, seqs: make(map[Bucket]uint64),
+		seq:     seq,
 		changed: make(chan struct{}), kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), mergerDone: make(chan struct{}),
 	}
@@ -87,11 +87,6 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 		j.interval = opts.mergeInterval
 	}
 	j.visible.Store(seq)
-	for _, m := range pending {
-		for b, n := range m.seqs {
-			j.seqs[b] = n
-		}
-	}
 	if f, err := j.create(next); err != nil {
 		j.failed = err
 	} else {
@@ -247,25 +242,15 @@ type jgroup struct {
 	sn   *snapshot
 }
 
+// undoEntry is a version pushed on n by the group in flight.
 type undoEntry struct {
-	n      *node // a version pushed on n; or, if nil, a sequence change:
-	b      Bucket
-	oldSeq uint64
-	hadSeq bool
+	n *node
 }
 
 // rollbackTo undoes the group's writes after the marks.
 func (j *journal) rollbackTo(g *jgroup, undo, rec int) {
 	for i := len(g.undo) - 1; i >= undo; i-- {
-		u := g.undo[i]
-		switch {
-		case u.n != nil:
-			g.mem.pop(u.n)
-		case u.hadSeq:
-			j.seqs[u.b] = u.oldSeq
-		default:
-			delete(j.seqs, u.b)
-		}
+		g.mem.pop(g.undo[i].n)
 	}
 	clear(g.undo[undo:])
 	g.undo = g.undo[:undo]
@@ -453,14 +438,6 @@ func (j *journal) run(batch []*request) {
 	j.fp("journal.synced")
 	j.off += int64(len(rec))
 	j.seq = g.seq
-	for _, u := range g.undo {
-		if u.n == nil {
-			if g.mem.seqs == nil {
-				g.mem.seqs = make(map[Bucket]uint64)
-			}
-			g.mem.seqs[u.b] = j.seqs[u.b]
-		}
-	}
 	clear(g.undo)
 	g.undo = g.undo[:0]
 	g.mem.records.Add(1)
@@ -679,9 +656,13 @@ type jTx struct {
 	done     bool
 	scanning []Bucket
 	ck       []byte
+	seqBuf   [8]byte
 }
 
-var _ Tx = (*jTx)(nil)
+var (
+	_ Tx               = (*jTx)(nil)
+	_ SequenceAdvancer = (*jTx)(nil)
+)
 
 func (t *jTx) finish() { t.done = true }
 
@@ -722,6 +703,9 @@ func (t *jTx) Get(b Bucket, key []byte) []byte {
 // GetMany returns the values of keys in bucket b, in order, nil for those
 // absent; the same rules as Get apply to each.
 func (t *jTx) GetMany(b Bucket, keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
 	out := make([][]byte, len(keys))
 	if t.done || b.Validate() != nil {
 		return out
@@ -790,28 +774,133 @@ func (t *jTx) Delete(b Bucket, key []byte) error {
 	return nil
 }
 
-func (t *jTx) NextSequence(b Bucket) (uint64, error) {
+// sequence returns bucket b's sequence as t sees it: the newest version of
+// its sequence key in the overlay, else bbolt's.
+func (t *jTx) sequence(b Bucket) uint64 {
+	if v, found := t.lookup(b, nil); found {
+		return binary.BigEndian.Uint64(v)
+	}
+	if bk := t.sn.bucket(b); bk != nil {
+		return bk.Sequence()
+	}
+	return 0
+}
+
+// checkSequenceWrite checks the state and bucket of a sequence change.
+func (t *jTx) checkSequenceWrite(b Bucket) error {
 	switch {
 	case t.done:
-		return 0, ErrTxDone
+		return ErrTxDone
 	case !t.writable:
-		return 0, ErrReadOnly
+		return ErrReadOnly
+	}
+	return b.Validate()
+}
+
+// setSequence writes bucket b's sequence: a version of its sequence key.
+func (t *jTx) setSequence(b Bucket, n uint64) {
+	g := t.g
+	t.ck = compositeKey(t.ck[:0], b, nil)
+	node := g.mem.upsert(t.ck)
+	g.mem.push(node, g.seq, binary.BigEndian.AppendUint64(t.seqBuf[:0], n), false)
+	g.undo = append(g.undo, undoEntry{n: node})
+	g.rec = appendSequence(g.rec, b, n)
+}
+
+func (t *jTx) NextSequence(b Bucket) (uint64, error) {
+	if err := t.checkSequenceWrite(b); err != nil {
+		return 0, err
+	}
+	n := t.sequence(b) + 1
+	t.setSequence(b, n)
+	return n, nil
+}
+
+func (t *jTx) Sequence(b Bucket) (uint64, error) {
+	if t.done {
+		return 0, ErrTxDone
 	}
 	if err := b.Validate(); err != nil {
 		return 0, err
 	}
-	j, g := t.j, t.g
-	cur, ok := j.seqs[b]
-	if !ok {
-		// Not set since Open, when the journal was merged into bbolt.
-		if bk := t.sn.bucket(b); bk != nil {
-			cur = bk.Sequence()
+	return t.sequence(b), nil
+}
+
+func (t *jTx) SetSequence(b Bucket, n uint64) error {
+	if err := t.checkSequenceWrite(b); err != nil {
+		return err
+	}
+	t.setSequence(b, n)
+	return nil
+}
+
+// AdvanceSequence implements SequenceAdvancer. It writes nothing when the
+// sequence is already there.
+func (t *jTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	if err := t.checkSequenceWrite(b); err != nil {
+		return err
+	}
+	if t.sequence(b) < atLeast {
+		t.setSequence(b, atLeast)
+	}
+	return nil
+}
+
+func (t *jTx) Insert(b Bucket, key, value []byte) error {
+	if err := t.checkWrite(b, key); err != nil {
+		return err
+	}
+	if err := ValidateValue(value); err != nil {
+		return err
+	}
+	if t.get(b, key) != nil {
+		return ErrExists
+	}
+	return t.Put(b, key, value)
+}
+
+// Buckets lists the buckets with a key or a nonzero sequence, in bbolt or
+// in the overlay (a bucket whose keys are all deleted in the overlay may be
+// listed).
+func (t *jTx) Buckets() ([]Bucket, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	seen := make(map[Bucket]bool)
+	err := t.sn.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+		b := Bucket(name)
+		if b.Validate() != nil {
+			return nil // not one of ours (the journal's own bucket)
+		}
+		if k, _ := bk.Cursor().First(); k != nil || bk.Sequence() != 0 {
+			seen[b] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range t.sn.layers {
+		// One seek per bucket: every key of bucket b sorts before b 0x01.
+		for n := m.first(); n != nil; {
+			b, _ := splitKey(n.key)
+			if !seen[Bucket(b)] {
+				for x := n; x != nil && bytes.HasPrefix(x.key, b) && x.key[len(b)] == 0; x = x.next[0].Load() {
+					if v := x.visible(t.sn.at); v != nil && !v.tombstone() {
+						seen[Bucket(b)] = true
+						break
+					}
+				}
+			}
+			n = m.seek(append(slices.Clip(b), 1), nil)
 		}
 	}
-	g.undo = append(g.undo, undoEntry{b: b, oldSeq: cur, hadSeq: ok})
-	j.seqs[b] = cur + 1
-	g.rec = appendSequence(g.rec, b, cur+1)
-	return cur + 1, nil
+	out := make([]Bucket, 0, len(seen))
+	for b := range seen {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -844,7 +933,7 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 				cur[i] = nil
 				return
 			}
-			if n.visible(at) != nil {
+			if len(n.key) > pre && n.visible(at) != nil { // not the sequence key
 				cur[i] = n
 				return
 			}

@@ -34,7 +34,8 @@ type version struct {
 func (v *version) tombstone() bool { return v.value == nil }
 
 type node struct {
-	key  []byte // composite key; never modified
+	key []byte // composite key; never modified. A bucket's sequence is the key with an
+	// empty user key (see sequenceKey), its value 8 bytes big-endian
 	hash uint64
 	head atomic.Pointer[version]
 	next []atomic.Pointer[node]
@@ -73,9 +74,8 @@ type memtable struct {
 	// Written by the committer while the memtable is active; read by the
 	// merger once it is frozen (the freeze is published through the
 	// journal's state pointer, which orders these writes before the reads).
-	seqs   map[Bucket]uint64 // bucket sequences set by the groups in this memtable
-	endOff int64             // journal file size at the freeze
-	arena  []byte            // current chunk for copies of keys and values
+	endOff int64  // journal file size at the freeze
+	arena  []byte // current chunk for copies of keys and values
 }
 
 func newMemtable(id uint64) *memtable {

@@ -69,6 +69,17 @@ var _ Tx = (*boltTx)(nil)
 
 func (t *boltTx) finish() { t.done = true }
 
+func (t *boltTx) GetMany(b Bucket, keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = t.Get(b, k)
+	}
+	return out
+}
+
 func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	if t.done || ValidateKey(key) != nil || t.g.validBucket(b) != nil {
 		return nil
@@ -78,16 +89,6 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 		return nil
 	}
 	return bk.Get(key)
-}
-
-// GetMany returns the values of keys in bucket b, in order, nil for those
-// absent; the same rules as Get apply to each.
-func (t *boltTx) GetMany(b Bucket, keys [][]byte) [][]byte {
-	out := make([][]byte, len(keys))
-	for i, k := range keys {
-		out[i] = t.Get(b, k)
-	}
-	return out
 }
 
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
@@ -112,6 +113,19 @@ func (t *boltTx) Put(b Bucket, key, value []byte) error {
 	return bk.Put(key, value)
 }
 
+func (t *boltTx) Insert(b Bucket, key, value []byte) error {
+	if err := t.checkWrite(b, key); err != nil {
+		return err
+	}
+	if err := ValidateValue(value); err != nil {
+		return err
+	}
+	if t.Get(b, key) != nil {
+		return ErrExists
+	}
+	return t.Put(b, key, value)
+}
+
 func (t *boltTx) Delete(b Bucket, key []byte) error {
 	if err := t.checkWrite(b, key); err != nil {
 		return err
@@ -125,21 +139,26 @@ func (t *boltTx) Delete(b Bucket, key []byte) error {
 }
 
 func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
-	switch {
-	case t.done:
-		return 0, ErrTxDone
-	case !t.writable:
-		return 0, ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return 0, err
-	}
-	t.dirty = true
-	bk, err := t.g.bucket(b, true)
+	bk, err := t.sequenceBucket(b)
 	if err != nil {
 		return 0, err
 	}
 	return bk.NextSequence()
+}
+
+// sequenceBucket checks a sequence call and returns bucket b, created if needed.
+func (t *boltTx) sequenceBucket(b Bucket) (*bolt.Bucket, error) {
+	switch {
+	case t.done:
+		return nil, ErrTxDone
+	case !t.writable:
+		return nil, ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return nil, err
+	}
+	t.dirty = true
+	return t.g.bucket(b, true)
 }
 
 func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -198,4 +217,73 @@ func visit(ctx context.Context, n int, fn func(k, v []byte) error, k, v []byte) 
 		}
 	}
 	return false, nil
+}
+
+func (t *boltTx) Buckets() ([]Bucket, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	var out []Bucket
+	err := t.g.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+		b := Bucket(name)
+		if b.Validate() != nil {
+			return nil // not one of ours
+		}
+		if bk.Sequence() != 0 {
+			out = append(out, b)
+			return nil
+		}
+		if k, _ := bk.Cursor().First(); k != nil {
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) Sequence(b Bucket) (uint64, error) {
+	if t.done {
+		return 0, ErrTxDone
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return 0, err
+	}
+	bk, _ := t.g.bucket(b, false)
+	if bk == nil {
+		return 0, nil
+	}
+	return bk.Sequence(), nil
+}
+
+func (t *boltTx) SetSequence(b Bucket, n uint64) error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case !t.writable:
+		return ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return err
+	}
+	t.dirty = true
+	bk, err := t.g.bucket(b, true)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}
+
+// AdvanceSequence implements SequenceAdvancer.
+// It writes nothing (and costs no commit) when the sequence is already there.
+func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	if t.writable && !t.done && t.g.validBucket(b) == nil {
+		if bk, _ := t.g.bucket(b, false); bk != nil && bk.Sequence() >= atLeast {
+			return nil
+		}
+	}
+	bk, err := t.sequenceBucket(b)
+	if err != nil || bk.Sequence() >= atLeast {
+		return err
+	}
+	return bk.SetSequence(atLeast)
 }
