@@ -109,7 +109,10 @@ replayed whole or not at all.
 
 Overlay and reads. Each journal file has a memtable: a skiplist of (bucket,
 key) in byte order, each key with its versions (newest first, a delete being
-a tombstone), plus a hash index for point lookups. It has one writer (the
+a tombstone), plus a hash index for point lookups. A bucket's sequence
+(NextSequence, SetSequence) is one more versioned key of the bucket, with an
+empty user key (which no caller can use), so it too is read as of the
+snapshot and merged with the bucket's keys. It has one writer (the
 committer) and lock-free readers. A View opens a bbolt read transaction,
 reads from it the merged position (below), then takes the list of memtables
 not merged into that transaction and the last published sequence number:
