@@ -33,7 +33,7 @@
 //
 //	audit        the offline audit format and its verification (no store, no vault)
 //	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
-//	store        the transactional key-value store (bbolt with group commit)
+//	store        the transactional key-value store (bbolt with group commit and a write journal)
 //	store/pgstore the same store on PostgreSQL (not wired to the vault or serve yet: issue 12)
 //	template     token templates: validation, candidate tokens, masking
 //	textscan     detectors of personal data in free text (cards, SSNs, e-mails, phones, IBANs, IPs)
@@ -119,7 +119,8 @@
 //
 // The vault sees only the [store.Store] interface. Two backends implement it and pass the
 // same conformance suite (store/storetest): the embedded bbolt file (store.Bolt: one process,
-// Update calls grouped into one transaction and one fsync) and PostgreSQL (store/pgstore:
+// Update calls grouped into one transaction and one fsync of an append-only journal, merged
+// into the B-tree in the background) and PostgreSQL (store/pgstore:
 // any number of processes on one database; every bucket in one table keyed by (bucket, key),
 // View in a REPEATABLE READ read-only snapshot, each Update in its own SERIALIZABLE
 // transaction). On PostgreSQL two replicas can race on the same value: the loser's

@@ -33,6 +33,7 @@ const storeConnectTimeout = 30 * time.Second
 // storeFlags name a store: url (PostgreSQL) or data (bbolt).
 type storeFlags struct {
 	data, url string
+	noJournal bool // bbolt: store.Options.NoJournal (serve --store-journal=false)
 }
 
 // storeUsage is the help text of --store.
@@ -98,7 +99,7 @@ func (f *storeFlags) open(ctx context.Context, offline bool, what string) (store
 	if f.postgres() {
 		return openPostgres(ctx, f.url)
 	}
-	opts := store.Options{}
+	opts := store.Options{NoJournal: f.noJournal}
 	if offline {
 		opts.Timeout = -1
 	}

@@ -71,7 +71,8 @@ var (
 // was in flight. The writes may or may not be durable, and may become visible
 // later; a retry may apply them twice. Callers must fail closed: never act as
 // if the write were committed (nor as if it were not) without reading it back.
-// The embedded Bolt backend never returns it: its commit is local.
+// The embedded Bolt backend returns it only when writing or syncing its
+// journal fails (it then refuses further writes until reopened).
 var ErrCommitUnknown = errors.New("store: commit outcome unknown")
 
 // ErrUnavailable is wrapped by the errors of View, Update and Ping when a

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -92,24 +91,8 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
-// checkWrite checks the state and arguments common to Put and Delete.
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case !t.writable:
-		return ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return err
-	}
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if len(t.scanning) > 0 && slices.Contains(t.scanning, b) {
-		return ErrScanMutation
-	}
-	return nil
+	return checkWrite(t.done, t.writable, t.scanning, b, key)
 }
 
 func (t *boltTx) Put(b Bucket, key, value []byte) error {
@@ -210,20 +193,30 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 		if v == nil {
 			continue // a nested bbolt bucket: never created by this package
 		}
-		if err := fn(k, v); err != nil {
-			if errors.Is(err, ErrStopScan) {
-				return nil
-			}
+		if stop, err := visit(t.ctx, n, fn, k, v); stop {
 			return err
-		}
-		if t.ctx != nil && n%scanCtxEvery == 0 {
-			if err := t.ctx.Err(); err != nil {
-				return err
-			}
 		}
 		n++
 	}
 	return nil
+}
+
+// visit passes the n-th pair of a Scan to fn. It reports whether the scan
+// stops, and with what result: fn returned ErrStopScan (nil) or another
+// error, or, every scanCtxEvery pairs, ctx (a View's) is done.
+func visit(ctx context.Context, n int, fn func(k, v []byte) error, k, v []byte) (bool, error) {
+	if err := fn(k, v); err != nil {
+		if errors.Is(err, ErrStopScan) {
+			return true, nil
+		}
+		return true, err
+	}
+	if ctx != nil && n%scanCtxEvery == 0 {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 func (t *boltTx) Buckets() ([]Bucket, error) {
