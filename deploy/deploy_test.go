@@ -51,7 +51,8 @@ func configFiles(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, filepath.Join("systemd", "config.yaml"), filepath.Join("kubernetes", "config.yaml"))
+	files = append(files, filepath.Join("systemd", "config.yaml"), filepath.Join("kubernetes", "base", "config.yaml"),
+		filepath.Join("kubernetes", "overlays", "postgres", "config.yaml"))
 	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatalf("config file: %v", err)
@@ -195,10 +196,10 @@ type (
 	}
 )
 
-// kubeObjects returns every document of deploy/kubernetes/*.yaml with its kind and name.
+// kubeObjects returns every document of deploy/kubernetes/base/*.yaml with its kind and name.
 func kubeObjects(t *testing.T) map[string]*yaml.Node {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("kubernetes", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("kubernetes", "base", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestStatefulSet(t *testing.T) {
 
 	// The config the pod runs with: its settings must point into the pod's volumes, and the
 	// probes' scheme must match whether the HTTP listener has TLS.
-	cfg := readConfig(t, filepath.Join("kubernetes", "config.yaml"))
+	cfg := readConfig(t, filepath.Join("kubernetes", "base", "config.yaml"))
 	mounts := map[string]string{}
 	for _, m := range tv.VolumeMounts {
 		mounts[m.MountPath] = m.Name
@@ -348,12 +349,12 @@ func TestStatefulSet(t *testing.T) {
 	for _, k := range []string{"data", "kek-file", "tls-cert", "tls-key", "vendor-tls-cert", "vendor-tls-key", "vendor-client-ca"} {
 		if p := cfg[k]; p != "" {
 			if _, ok := under(p); !ok {
-				t.Errorf("kubernetes/config.yaml: %s %s is not in a volume mounted by the tokenvault container", k, p)
+				t.Errorf("kubernetes/base/config.yaml: %s %s is not in a volume mounted by the tokenvault container", k, p)
 			}
 		}
 	}
 	if name, _ := under(cfg["data"]); !slices.ContainsFunc(spec.VolumeClaimTemplates, func(v pvcTemplate) bool { return v.Metadata.Name == name }) {
-		t.Errorf("kubernetes/config.yaml: data %s is not on the persistent volume claim", cfg["data"])
+		t.Errorf("kubernetes/base/config.yaml: data %s is not on the persistent volume claim", cfg["data"])
 	}
 	wantScheme := "HTTP"
 	if cfg["tls-cert"] != "" {
@@ -374,7 +375,7 @@ func TestKustomization(t *testing.T) {
 			Files []string `yaml:"files"`
 		} `yaml:"configMapGenerator"`
 	}
-	b, err := os.ReadFile(filepath.Join("kubernetes", "kustomization.yaml"))
+	b, err := os.ReadFile(filepath.Join("kubernetes", "base", "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,15 +383,15 @@ func TestKustomization(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range k.Resources {
-		if _, err := os.Stat(filepath.Join("kubernetes", r)); err != nil {
+		if _, err := os.Stat(filepath.Join("kubernetes", "base", r)); err != nil {
 			t.Errorf("kustomization resource: %v", err)
 		}
 	}
-	listed, _ := filepath.Glob(filepath.Join("kubernetes", "*.yaml"))
+	listed, _ := filepath.Glob(filepath.Join("kubernetes", "base", "*.yaml"))
 	for _, f := range listed {
 		base := filepath.Base(f)
 		if base != "kustomization.yaml" && base != "config.yaml" && !slices.Contains(k.Resources, base) {
-			t.Errorf("kubernetes/%s is not listed in kustomization.yaml resources", base)
+			t.Errorf("kubernetes/base/%s is not listed in kustomization.yaml resources", base)
 		}
 	}
 	found := false
@@ -450,8 +451,8 @@ func TestConfigFiles(t *testing.T) {
 		if cfg["dev"] == "true" || cfg["dev-root-token"] != "" {
 			t.Errorf("%s: a deployment config must not use dev mode", p)
 		}
-		if cfg["data"] == "" {
-			t.Errorf("%s: data is required outside dev mode", p)
+		if cfg["data"] == "" && p != postgresConfig {
+			t.Errorf("%s: data is required outside dev mode (the PostgreSQL overlay's store comes from TOKENVAULT_STORE instead)", p)
 		}
 		if cfg["kek-file"] == "" && cfg["kek-uri"] == "" {
 			t.Errorf("%s: a KEK is required outside dev mode (kek-file or kek-uri)", p)
@@ -1055,7 +1056,7 @@ func TestInitPod(t *testing.T) {
 		t.Fatalf("want one container, got %d", len(pod.Spec.Containers))
 	}
 	c := pod.Spec.Containers[0]
-	cfg := readConfig(t, filepath.Join("kubernetes", "config.yaml"))
+	cfg := readConfig(t, filepath.Join("kubernetes", "base", "config.yaml"))
 	flag := func(name string) string {
 		i := slices.Index(c.Args, name)
 		if i < 0 || i+1 >= len(c.Args) {
@@ -1064,7 +1065,7 @@ func TestInitPod(t *testing.T) {
 		return c.Args[i+1]
 	}
 	if len(c.Args) == 0 || c.Args[0] != "init" || flag("--data") != cfg["data"] || flag("--kek-file") != cfg["kek-file"] {
-		t.Errorf("init pod args %q: want init --data %s --kek-file %s (kubernetes/config.yaml)", c.Args, cfg["data"], cfg["kek-file"])
+		t.Errorf("init pod args %q: want init --data %s --kek-file %s (kubernetes/base/config.yaml)", c.Args, cfg["data"], cfg["kek-file"])
 	}
 	// Each mount is the StatefulSet's volume at the same path, and each claim is pod
 	// tokenvault-0's claim of that volume.

@@ -66,6 +66,11 @@ func (c *credentialService) RevokeCredential(ctx context.Context, req *tvpb.Revo
 	if err := c.s.vlt().RevokeCredential(ctx, req.GetId()); err != nil {
 		return nil, toStatus(ctx, c.s.log, err)
 	}
+	if c.s.console != nil {
+		// Its console sessions would end at their next request anyway (the credential is
+		// read again on each); end them now.
+		c.s.console.EndCredential(req.GetId())
+	}
 	return &tvpb.RevokeCredentialResponse{}, nil
 }
 

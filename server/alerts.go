@@ -114,7 +114,7 @@ func (a *alerter) count(key string, n, limit int, now time.Time) (int, bool) {
 // fire records an alert: a metric, a structured log line, an audit event and a webhook.
 func (a *alerter) fire(ctx context.Context, al Alert) {
 	if al.Time.IsZero() {
-		al.Time = time.Now().UTC()
+		al.Time = a.s.now().UTC() // the vault's clock, like every other audit event
 	}
 	if al.RequestID == "" {
 		al.RequestID = requestID(ctx)

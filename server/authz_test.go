@@ -133,8 +133,10 @@ var customRoutes = map[string]string{
 // TestAllowMatrix calls every RPC of every service, on every listener, with every role and
 // with no credential, over gRPC and over HTTP, and checks that what is allowed is exactly what
 // the authorization table says. An RPC without a table entry fails the test.
-func TestAllowMatrix(t *testing.T) {
-	h := testenv.Start(t)
+func TestAllowMatrix(t *testing.T) { testenv.ForBackends(t, &pg, testAllowMatrix) }
+
+func testAllowMatrix(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	policy := server.Policy(false)
 	cs := callers(t, h)
 	methods := 0

@@ -107,7 +107,11 @@ func TestRotateCredentialAPI(t *testing.T) {
 // authenticated (twice per HTTP request: the body guard and the interceptor); revoking it over
 // HTTP makes the very next HTTP call, with or without a body, and gRPC call 401/Unauthenticated.
 func TestRevokeIsImmediateOverHTTP(t *testing.T) {
-	h := testenv.Start(t)
+	testenv.ForBackends(t, &pg, testRevokeIsImmediateOverHTTP)
+}
+
+func testRevokeIsImmediateOverHTTP(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	code, body := h.Post("/v1/credentials", testenv.RootSecret, `{"name":"app","role":"tokenizer"}`)
 	if code != http.StatusOK {
 		t.Fatalf("POST /v1/credentials = %d %s", code, body)

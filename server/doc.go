@@ -16,6 +16,11 @@
 // Authorization lives in one table keyed by full gRPC method name ([Policy]); a method that
 // is not in the table is refused (fail closed).
 //
+// The web console (package console) is served at /ui/ on the internal HTTP listener. Its
+// session cookie authenticates REST calls through the same path (consoleauth.go): the
+// session's credential is re-read on every call, and [ConsoleMethods] says which methods a
+// session may call at all (none that returns a value).
+//
 // # Caveats
 //
 // Request and response bodies are never logged. Status messages go to callers verbatim (the

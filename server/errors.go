@@ -49,10 +49,14 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, vault.ErrTemplateExists), errors.Is(err, vault.ErrCredentialExists):
 		return codes.AlreadyExists
-	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound):
+	case errors.Is(err, vault.ErrNotFound), errors.Is(err, vault.ErrCredentialNotFound), errors.Is(err, vault.ErrNoAuditEvent):
 		return codes.NotFound
 	case errors.Is(err, vault.ErrTokenSpaceExhausted):
 		return codes.ResourceExhausted
+	case errors.Is(err, store.ErrCommitUnknown), errors.Is(err, store.ErrUnavailable):
+		// Before the context cases: an unknown commit outcome may wrap the deadline that
+		// ended it, and the caller must learn that the outcome is unknown.
+		return codes.Unavailable
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -81,12 +85,27 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if c == codes.Internal || c == codes.Unavailable {
 		id := requestID(ctx)
 		log.ErrorContext(ctx, "request failed", slog.String("request_id", id), slog.String("error", err.Error()))
-		if c == codes.Unavailable {
-			return status.Errorf(c, "the vault is not available; retry later (request id %s)", id)
-		}
-		return status.Errorf(c, "internal error (request id %s)", id)
+		return status.Error(c, opaqueMessage(err, c, id))
 	}
 	return status.Error(c, err.Error())
+}
+
+// opaqueMessage is what a caller is told of an Internal or Unavailable error: what to do, and
+// the request id under which the cause is logged; never the cause itself (it may name the
+// database, its address or a statement).
+func opaqueMessage(err error, c codes.Code, id string) string {
+	switch {
+	case c == codes.Internal:
+		if errors.Is(err, vault.ErrIntegrity) {
+			return vault.ErrIntegrity.Error() + " (request id " + id + ")"
+		}
+		return "internal error (request id " + id + ")"
+	case errors.Is(err, store.ErrCommitUnknown):
+		return "the vault lost its database connection while committing: the outcome is unknown and nothing was revealed; check before repeating a change, retry later (request id " + id + ")"
+	case errors.Is(err, store.ErrUnavailable):
+		return "the vault cannot reach its database; retry later, or on another replica (request id " + id + ")"
+	}
+	return "the vault is not available; retry later (request id " + id + ")"
 }
 
 func isVaultErr(err error) bool { return codeOf(err) != codes.Internal }
@@ -95,13 +114,10 @@ func isVaultErr(err error) bool { return codeOf(err) != codes.Internal }
 func itemError(ctx context.Context, log *slog.Logger, err error) *tvpb.ItemError {
 	c := codeOf(err)
 	msg := err.Error()
-	if c == codes.Internal {
+	if c == codes.Internal || c == codes.Unavailable {
 		id := requestID(ctx)
 		log.ErrorContext(ctx, "item failed", slog.String("request_id", id), slog.String("error", err.Error()))
-		msg = "internal error (request id " + id + ")"
-		if errors.Is(err, vault.ErrIntegrity) {
-			msg = vault.ErrIntegrity.Error() + " (request id " + id + ")"
-		}
+		msg = opaqueMessage(err, c, id)
 	}
 	return &tvpb.ItemError{Code: rpccode.Code(c).String(), Message: msg}
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
@@ -115,7 +116,10 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
 	h.Handle("/", guard(mux))
-	return h, func() { conn.Close() }, nil
+	if s.console != nil {
+		h.Handle(console.Prefix, s.console.Handler())
+	}
+	return s.withConsoleSessions(h), func() { conn.Close() }, nil
 }
 
 func (s *Server) metricsHandler() http.Handler {
@@ -189,6 +193,9 @@ func clientInfo(_ context.Context, r *http.Request) metadata.MD {
 		if sans := verifiedSANs(r.TLS.VerifiedChains); len(sans) > 0 {
 			md.Set(mdClientSANs, sans...)
 		}
+	}
+	if id, ok := r.Context().Value(keySession).(string); ok {
+		md.Set(mdSession, id)
 	}
 	return md
 }

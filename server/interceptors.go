@@ -27,6 +27,7 @@ const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
 	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
+	keySession      // the console session id of an HTTP request (withConsoleSessions)
 )
 
 func requestID(ctx context.Context) string {
@@ -68,6 +69,8 @@ type authenticator struct {
 	listener Listener
 	log      *slog.Logger
 	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
+	// console is ConsoleMethods: what a console session may call.
+	console map[string]bool
 }
 
 // msgBadCredentials answers every bearer credential that does not authenticate: an unknown,
@@ -113,6 +116,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 	}
 	ctx, err := a.check(ctx, method)
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		return ctx, err // the credentials could not be checked: not a refusal to audit
+	}
 	if err != nil {
 		p, _ := PrincipalFrom(ctx)
 		a.s.alerts.onDenials(ctx, p.ID, 1)
@@ -144,6 +150,9 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	ctx = context.WithValue(ctx, keyPrincipal, p)
 	info.Principal = p
 	ctx = vault.WithRequest(ctx, info)
+	if err := a.consoleRefusal(method, p); err != nil {
+		return ctx, err
+	}
 	if !rule.Allows(p.Role) {
 		if a.listener == Vendor || p.Role == vault.RoleVendor {
 			// Vendors and internal callers use separate listeners: say so, nothing more.
@@ -170,9 +179,23 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
-	p, err := a.identify(ictx)
+	_, hadDeadline := ictx.Deadline()
+	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
+	p, err := a.identify(tctx)
+	cancel()
 	if err == nil {
 		return context.WithValue(ctx, keyTapPrincipal, p), nil
+	}
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		// The credentials could not be checked (the database is unreachable): answered
+		// here, rather than checked again for as long by the interceptor. The caller's own
+		// deadline passing stays DeadlineExceeded; the server's is Unavailable.
+		ictx = withRequestID(ictx)
+		if c == codes.Unavailable || !hadDeadline {
+			err = status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		}
+		a.s.observe(ictx, info.FullMethodName, start, err)
+		return nil, err
 	}
 	if status.Code(err) != codes.Unauthenticated {
 		return ctx, nil // the interceptor answers (and audits) anything else
@@ -200,6 +223,9 @@ type edge struct {
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
 		return p, nil // found by tapHandle or guardBody from this call's headers
+	}
+	if id, ok := sessionOf(ctx); ok && bearer(ctx) == "" {
+		return a.fromSession(ctx, id)
 	}
 	sans := clientSANs(ctx)
 	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
@@ -282,6 +308,16 @@ func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnarySe
 			resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", requestID(ctx))
 		}
 		e.observe(ctx, info.FullMethod, start, err)
+	}()
+	// A call without a deadline gets the server's, so that it cannot wait on an unreachable
+	// database for ever; running out of it is the server's failure, answered Unavailable.
+	_, hadDeadline := ctx.Deadline()
+	ctx, cancel := e.withRequestTimeout(ctx)
+	defer cancel()
+	defer func() {
+		if !hadDeadline && err != nil && status.Code(err) == codes.DeadlineExceeded {
+			err = status.Error(codes.Unavailable, e.unavailableMessage(err, requestID(ctx)))
+		}
 	}()
 	ctx, err = e.auth.authorize(ctx, info.FullMethod)
 	if err != nil {

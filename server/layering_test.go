@@ -20,6 +20,8 @@ func TestImportDirection(t *testing.T) {
 		{"../crypto/...", []string{mod + "vault", mod + "server", mod + "proto", mod + "clients"}},
 		{"../vault/...", []string{mod + "server", mod + "proto", mod + "clients", "google.golang.org/grpc", "github.com/grpc-ecosystem"}},
 		{"../clients/go", []string{mod + "server", mod + "vault", mod + "crypto"}},
+		// The web console speaks HTTP to the browser; the server wires it to gRPC.
+		{"../server/console", []string{mod + "proto", "google.golang.org/grpc", "github.com/grpc-ecosystem"}},
 	}
 	// internal/testenv is test support: no package imports it, only _test.go files do.
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "../...").CombinedOutput()

@@ -44,6 +44,9 @@ const (
 	DefaultReadTimeout       = 60 * time.Second
 	DefaultWriteTimeout      = 120 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	// DefaultRequestTimeout is the deadline of a unary call that arrives without one (every
+	// HTTP request, and gRPC calls without grpc-timeout).
+	DefaultRequestTimeout = 60 * time.Second
 	// DefaultMaxConns caps the open connections of each listener.
 	DefaultMaxConns = 1000
 )
@@ -69,6 +72,11 @@ type Limits struct {
 	// IdleTimeout closes an HTTP keep-alive connection, or a gRPC connection without calls,
 	// idle this long.
 	IdleTimeout time.Duration
+	// RequestTimeout is the deadline given to a unary call (gRPC, or HTTP through the
+	// gateway) that arrives without one, so that no call waits on an unreachable database
+	// for longer; a call that reaches it is answered Unavailable (HTTP 503). A caller's own
+	// shorter or longer deadline stands. Streams (backup, audit export) get none.
+	RequestTimeout time.Duration
 	// MaxConns caps the open connections of each listener (internal gRPC, internal HTTP,
 	// vendor, metrics). Over the cap an HTTP listener answers 503 with Retry-After and closes
 	// the connection; the gRPC listener closes it.
@@ -98,6 +106,7 @@ func (l Limits) withDefaults() Limits {
 	dur(&l.ReadTimeout, DefaultReadTimeout)
 	dur(&l.WriteTimeout, DefaultWriteTimeout)
 	dur(&l.IdleTimeout, DefaultIdleTimeout)
+	dur(&l.RequestTimeout, DefaultRequestTimeout)
 	switch {
 	case l.MaxConns == 0:
 		l.MaxConns = DefaultMaxConns
@@ -286,6 +295,11 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 		}
 		p, err := a.fromHTTP(r)
 		if err != nil {
+			if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+				// Not a refusal: the vault (its database) could not check the credentials.
+				writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, a.s.unavailableMessage(err, requestIDFrom(r)))
+				return
+			}
 			w.Header().Set("Connection", "close")
 			r2 := r.WithContext(context.WithValue(r.Context(), keyUnauthenticatedBody, true))
 			r2.Body, r2.ContentLength = http.NoBody, 0
@@ -339,7 +353,30 @@ func (a *authenticator) fromHTTP(r *http.Request) (vault.Principal, error) {
 	if a.s.Sealed() {
 		return vault.Principal{}, errSealed
 	}
-	return a.identify(httpContext(r))
+	ctx, cancel := a.s.withRequestTimeout(httpContext(r))
+	defer cancel()
+	return a.identify(ctx)
+}
+
+// withRequestTimeout gives ctx the server's request timeout when it has no deadline (see
+// Limits.RequestTimeout).
+func (s *Server) withRequestTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || s.limits.RequestTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.limits.RequestTimeout)
+}
+
+// unavailableMessage is the message of an Unavailable answer for err (a status error or a
+// vault error): the server's request timeout ran out, or the vault is unavailable.
+func (s *Server) unavailableMessage(err error, id string) string {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Sprintf("the vault did not finish within its request timeout (%s); retry later (request id %s)", s.limits.RequestTimeout, id)
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return opaqueMessage(err, codes.Unavailable, id)
 }
 
 // requireRoles serves next only to callers holding one of roles, authenticated from the
@@ -350,15 +387,18 @@ func (s *Server) requireRoles(a *authenticator, method string, next http.Handler
 			writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, status.Convert(errSealed).Message())
 			return
 		}
-		ctx := httpContext(r)
+		ctx, cancel := s.withRequestTimeout(httpContext(r))
+		defer cancel()
 		ctx = context.WithValue(ctx, keyRequestID, requestIDFrom(r))
 		info := vault.RequestInfo{RequestID: requestID(ctx), Method: method, Source: sourceOf(ctx)}
 		ctx = vault.WithRequest(ctx, info)
 		p, err := a.identify(ctx)
-		if err == nil && !slices.Contains(roles, p.Role) {
+		if err == nil {
 			info.Principal = p
 			ctx = vault.WithRequest(context.WithValue(ctx, keyPrincipal, p), info)
-			err = status.Errorf(codes.PermissionDenied, "role %s may not call %s (it needs one of %v)", p.Role, method, roles)
+			if err = a.consoleRefusal(method, p); err == nil && !slices.Contains(roles, p.Role) {
+				err = status.Errorf(codes.PermissionDenied, "role %s may not call %s (it needs one of %v)", p.Role, method, roles)
+			}
 		}
 		if err != nil {
 			st := status.Convert(err)

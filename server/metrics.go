@@ -69,23 +69,24 @@ func newMetrics() *metrics {
 type vaultCollector struct {
 	s                                           *Server
 	grants, keyAge, dataKeys, auditSeq, storeSz *prometheus.Desc
-	sealed                                      *prometheus.Desc
+	sealed, storeDown                           *prometheus.Desc
 }
 
 func newVaultCollector(s *Server) *vaultCollector {
 	return &vaultCollector{
-		s:        s,
-		grants:   prometheus.NewDesc("tokenvault_live_grants", "Grants that are neither expired, revoked nor spent.", nil, nil),
-		keyAge:   prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
-		dataKeys: prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
-		auditSeq: prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
-		storeSz:  prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the store in use (bbolt's high-water mark); the file itself may be larger, as bbolt grows it ahead.", nil, nil),
-		sealed:   prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
+		s:         s,
+		grants:    prometheus.NewDesc("tokenvault_live_grants", "Grants that are neither expired, revoked nor spent.", nil, nil),
+		keyAge:    prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
+		dataKeys:  prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
+		auditSeq:  prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
+		storeSz:   prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the store in use (bbolt's high-water mark); the file itself may be larger, as bbolt grows it ahead.", nil, nil),
+		sealed:    prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
+		storeDown: prometheus.NewDesc("tokenvault_store_unreachable", "1 while the store's database does not answer the server's periodic check (health NOT_SERVING).", nil, nil),
 	}
 }
 
 func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed} {
+	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed, c.storeDown} {
 		ch <- d
 	}
 }
@@ -97,6 +98,11 @@ func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.sealed, prometheus.GaugeValue, 0)
+	down := 0.0
+	if c.s.storeDown.Load() {
+		down = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.storeDown, prometheus.GaugeValue, down)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := v.Stats(ctx)

@@ -355,8 +355,10 @@ func (f *scopeFixture) viaHTTP(t *testing.T, op, secret string) [3]string {
 // by domain, out of scope by template) over every listener (internal gRPC, internal HTTP,
 // vendor HTTP), and compares each item's outcome with scopeMatrix. TestAllowMatrix checks the
 // same scoped credentials method by method.
-func TestScopeMatrix(t *testing.T) {
-	h := testenv.Start(t)
+func TestScopeMatrix(t *testing.T) { testenv.ForBackends(t, &pg, testScopeMatrix) }
+
+func testScopeMatrix(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	f := &scopeFixture{h: h}
 	vals := make([]string, len(scopeCases))
 	for i, c := range scopeCases {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 )
 
@@ -83,6 +84,13 @@ type Config struct {
 	AuditWitnessURL string
 	// AuditWitnesses are further witnesses, by name (the metric's witness label).
 	AuditWitnesses map[string]vault.Witness
+	// StoreCheckInterval is how often the store's database is checked once the vault is
+	// unsealed (default DefaultStoreCheckInterval): while it does not answer, health is
+	// NOT_SERVING (/healthz 503).
+	StoreCheckInterval time.Duration
+	// UI configures the web console at /ui/ on the internal HTTP listener (on unless
+	// UI.Disabled).
+	UI UIConfig
 }
 
 // Server is tokenvault's gRPC and HTTP edge.
@@ -107,6 +115,10 @@ type Server struct {
 	jwt     *jwtVerifier // nil without Config.JWT
 	jwtErr  error        // the JWKS load at start failed (a URL: retried while running)
 	itls    *tls.Config  // the internal gRPC and HTTP listeners' TLS (Config.TLS with ClientCAs)
+	// console is the web console; nil when Config.UI.Disabled.
+	console *console.Console
+
+	storeDown atomic.Bool // the store's database did not answer the last check (watchStore)
 
 	mu       sync.Mutex
 	addrs    Addrs
@@ -147,6 +159,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = 10 * time.Second
 	}
+	if cfg.StoreCheckInterval <= 0 {
+		cfg.StoreCheckInterval = DefaultStoreCheckInterval
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, limits: cfg.Limits.withDefaults(), metrics: newMetrics(), ready: make(chan struct{}), unsealed: make(chan struct{})}
 	if cfg.Vault != nil {
 		s.vault.Store(cfg.Vault)
@@ -176,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	policy := Policy(cfg.Dev)
 	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator, *inprocConn) {
-		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
+		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log, console: ConsoleMethods()}}
 		if l == Internal {
 			e.auth.jwt = s.jwt
 		}
@@ -202,6 +217,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
+	if s.console, err = s.newConsole(); err != nil {
+		return nil, err
+	}
 
 	// Services register through the in-process connections (inproc.go), which register them
 	// on the gRPC servers.
@@ -377,16 +395,19 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("sealed: the key-encryption key is not available; data calls answer Unavailable until it is")
 	}
 	close(s.ready)
+	background := make(chan struct{}) // closed once RunBackground has returned (lease released)
 	go func() {
+		defer close(background)
 		select {
 		case <-s.unsealed:
 			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
 				s.metrics.auditSeq.Set(float64(seq))
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
-			go s.vlt().RunBackground(ctx, s.cfg.Background)
+			go s.watchStore(ctx, s.vlt())
 			// The latest checkpoint may not have reached the witnesses before a crash.
 			go s.wit.flush(ctx, s.vlt())
+			s.vlt().RunBackground(ctx, s.cfg.Background)
 		case <-ctx.Done():
 		}
 	}()
@@ -401,8 +422,15 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			s.checkpoint(ctx)
-			s.wit.flush(ctx, s.vlt())
+			// Checkpoints and witness deliveries run on the holder of the vault's background
+			// lease (one replica of a cluster), fenced by it. A new holder's first flush
+			// re-sends the latest checkpoint, which a crash may have kept from the witnesses.
+			if v := s.vlt(); v != nil {
+				if lctx, ok := v.Leased(ctx); ok {
+					s.checkpoint(lctx)
+					s.wit.flush(lctx, v)
+				}
+			}
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				runErr = err
@@ -426,6 +454,8 @@ loop:
 		s.grpc.Stop()
 		s.vgrpc.Stop()
 	}
+	cancel() // background work stops and releases its lease before the store is closed
+	<-background
 	s.checkpoint(context.Background())
 	s.wit.flush(context.Background(), s.vlt())
 	return runErr

@@ -18,7 +18,11 @@ import (
 )
 
 func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
-	h := testenv.Start(t)
+	testenv.ForBackends(t, &pg, testHTTPTokenizeDetokenizeRoundTrip)
+}
+
+func testHTTPTokenizeDetokenizeRoundTrip(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	values := []struct{ value, template string }{
 		{"4111111111111111", "pan"},
 		{"4111-1111-1111-1111", "pan"},
@@ -114,7 +118,11 @@ func TestHTTPTokenizeDetokenizeRoundTrip(t *testing.T) {
 }
 
 func TestGRPCTokenizeDetokenize(t *testing.T) {
-	h := testenv.Start(t)
+	testenv.ForBackends(t, &pg, testGRPCTokenizeDetokenize)
+}
+
+func testGRPCTokenizeDetokenize(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	ctx := authCtx(rootSecret)
 	resp, err := tvpb.NewTokenServiceClient(h.Conn).Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{
 		{Value: "078-05-1120", Template: "ssn"},
@@ -227,7 +235,11 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestConcurrentTokenizeAgreesOnOneToken(t *testing.T) {
-	h := testenv.Start(t)
+	testenv.ForBackends(t, &pg, testConcurrentTokenizeAgreesOnOneToken)
+}
+
+func testConcurrentTokenizeAgreesOnOneToken(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	const n = 32
 	tokens := make([]string, n)
 	var wg sync.WaitGroup

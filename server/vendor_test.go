@@ -25,8 +25,8 @@ type vendorSetup struct {
 	globexSecret string
 }
 
-func setupVendors(t *testing.T) *vendorSetup {
-	h := testenv.Start(t)
+func setupVendors(t *testing.T, opts ...testenv.Option) *vendorSetup {
+	h := testenv.Start(t, opts...)
 	ctx := context.Background()
 	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{
 		{Value: "4111111111111111", Template: "pan", Domain: "acme"},
@@ -72,7 +72,11 @@ func (v *vendorSetup) reveal(t *testing.T, secret string, items ...map[string]st
 }
 
 func TestVendorDetokenizeThroughGrants(t *testing.T) {
-	v := setupVendors(t)
+	testenv.ForBackends(t, &pg, testVendorDetokenizeThroughGrants)
+}
+
+func testVendorDetokenizeThroughGrants(t *testing.T, backend testenv.Option) {
+	v := setupVendors(t, backend)
 	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "refunds"}, "ttl": "3600s"})
 	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"ssn"}, "purpose": "kyc", "reveal": "REVEAL_MASKED"}, "ttl": "3600s"})
 

@@ -45,15 +45,3 @@ func (v *Vault) CreateCanary(ctx context.Context, domain, tmpl, value, label str
 	}
 	return c, nil
 }
-
-// canaryOf reports whether an existing token is a canary, with its label.
-func canaryOf(tx store.Tx, rr rawRecord, domain, token string) (bool, string) {
-	if rr.rec == nil {
-		return false, ""
-	}
-	l := tx.Get(bucketCanaries, recordKey(domain, token))
-	if l == nil {
-		return false, ""
-	}
-	return true, string(l)
-}

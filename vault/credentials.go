@@ -11,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -77,10 +78,25 @@ const (
 	AuthCert   AuthMethod = "cert"   // a verified client certificate whose SAN is bound to the credential
 )
 
+// consolePrefix marks the methods of calls made through a web console session.
+const consolePrefix = "console+"
+
+// Console is the method of a call made through a web console session that was signed in
+// with m: "console+secret", "console+jwt" or "console+cert".
+func (m AuthMethod) Console() AuthMethod {
+	if m.IsConsole() {
+		return m
+	}
+	return consolePrefix + m
+}
+
+// IsConsole reports whether m is a console session's method (see Console).
+func (m AuthMethod) IsConsole() bool { return strings.HasPrefix(string(m), consolePrefix) }
+
 // AuthSubject is the workload identity the call authenticated with: the JWT subject or the
 // certificate SAN bound to the credential; "" for a bearer secret.
 func (p Principal) AuthSubject() string {
-	switch p.AuthMethod {
+	switch AuthMethod(strings.TrimPrefix(string(p.AuthMethod), consolePrefix)) {
 	case AuthJWT:
 		return p.JWTSubject
 	case AuthCert:
@@ -246,7 +262,7 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	if err := spec.validate(); err != nil {
 		return Credential{}, "", err
 	}
-	if err := v.checkScopeTemplates(spec.Scope); err != nil {
+	if err := v.checkScopeTemplates(ctx, spec.Scope); err != nil {
 		return Credential{}, "", err
 	}
 	var secret string
@@ -432,7 +448,7 @@ func (v *Vault) usable(c Credential) bool {
 // lookupIdentity returns the credential that identity index b maps the first of keys found in
 // it to; found is false when none is there (or its credential cannot be read).
 func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (Credential, bool, error) {
-	return v.cachedCredential(identityCacheKey(b, keys), func() (Credential, bool, error) {
+	return v.cachedCredential(ctx, identityCacheKey(b, keys), func() (Credential, bool, error) {
 		return v.readIdentity(ctx, b, keys)
 	})
 }
@@ -502,7 +518,7 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	}
 	h := hashSecret(secret)
 	// The cache spares the store read only: every check below runs on every call.
-	c, found, err := v.cachedCredential(credCacheKey{index: bucketCredHash, key: string(h)}, func() (Credential, bool, error) {
+	c, found, err := v.cachedCredential(ctx, credCacheKey{index: bucketCredHash, key: string(h)}, func() (Credential, bool, error) {
 		return v.readIdentity(ctx, bucketCredHash, []string{string(h)})
 	})
 	if err != nil {
@@ -516,6 +532,32 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	// refused like an unknown secret (its index entry goes at the next prune or rotation).
 	previous := len(c.PrevHash) > 0 && subtle.ConstantTimeCompare(c.PrevHash, h) == 1 && v.now().Before(c.PrevExpire)
 	if !current && !previous {
+		return Principal{}, ErrUnauthenticated
+	}
+	return c.principal(AuthSecret), nil
+}
+
+// AuthenticateCredential returns the principal of credential id while it is usable (not
+// revoked, not expired), or ErrUnauthenticated: a web console session re-checks the
+// credential it was signed in with on every call this way, so revoking the credential or its
+// expiry ends the session at once. The principal's AuthMethod is AuthSecret; the caller sets
+// the session's.
+func (v *Vault) AuthenticateCredential(ctx context.Context, id string) (Principal, error) {
+	if id == "" || len(id) > MaxIdentityLen {
+		return Principal{}, ErrUnauthenticated
+	}
+	c, found, err := v.cachedCredential(ctx, credCacheKey{index: bucketCreds, key: id}, func() (c Credential, found bool, err error) {
+		err = v.store.View(ctx, func(tx store.Tx) error {
+			blob := tx.Get(bucketCreds, []byte(id))
+			found = blob != nil && json.Unmarshal(blob, &c) == nil
+			return nil
+		})
+		return c, found, err
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	if !found || !v.usable(c) {
 		return Principal{}, ErrUnauthenticated
 	}
 	return c.principal(AuthSecret), nil

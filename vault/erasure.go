@@ -19,6 +19,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/crypto/keyring"
 	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
@@ -69,6 +70,9 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 		return e.(subjectEntry).aead, nil
 	}
 	a, err := v.keyring().OpenSubjectKey(fp, wrapped)
+	if id, ok := keyring.SubjectKeyWrapID(wrapped); err != nil && ok && v.refreshForKey(id) {
+		a, err = v.keyring().OpenSubjectKey(fp, wrapped) // wrapped under a key another replica added
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -80,23 +84,46 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 	return a, nil
 }
 
-// existingSubjectKey returns the subject's key if it has one (nil, nil otherwise).
-func (v *Vault) existingSubjectKey(ctx context.Context, fp []byte) ([]byte, tink.AEAD, error) {
-	if e, ok := v.subjects.m.Load(string(fp)); ok {
-		return e.(subjectEntry).wrapped, e.(subjectEntry).aead, nil
+// existingSubjectKeys sets, on each item of work with a subject, that subject's existing key
+// (left nil when it has none yet): from the cache, else read in one batch for all of them.
+func (v *Vault) existingSubjectKeys(ctx context.Context, work []prepared) error {
+	var fps [][]byte
+	var at []int
+	for k := range work {
+		p := &work[k]
+		if p.subject == nil {
+			continue
+		}
+		if e, ok := v.subjects.m.Load(string(p.subject)); ok {
+			p.subjWrapped, p.subjAEAD = e.(subjectEntry).wrapped, e.(subjectEntry).aead
+			continue
+		}
+		fps, at = append(fps, p.subject), append(at, k)
 	}
-	var wrapped []byte
+	if len(fps) == 0 {
+		return nil
+	}
+	var wrapped [][]byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		wrapped = bytes.Clone(tx.Get(bucketSubjectKeys, fp))
+		wrapped = wrapped[:0]
+		for _, w := range tx.GetMany(bucketSubjectKeys, fps) {
+			wrapped = append(wrapped, bytes.Clone(w))
+		}
 		return nil
 	}); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if wrapped == nil {
-		return nil, nil, nil
+	for n, k := range at {
+		if wrapped[n] == nil {
+			continue
+		}
+		a, err := v.subjectAEAD(fps[n], wrapped[n])
+		if err != nil {
+			return err
+		}
+		work[k].subjWrapped, work[k].subjAEAD = wrapped[n], a
 	}
-	a, err := v.subjectAEAD(fp, wrapped)
-	return wrapped, a, err
+	return nil
 }
 
 // Receipt proves an erasure: what was erased and when, signed with the audit key.
@@ -151,7 +178,7 @@ func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value 
 			return err
 		}
 	}
-	if t, ok := v.lookupTemplate(r.template); ok && t.Mode() == template.Deterministic && value != nil {
+	if t, ok := v.lookupTemplateTx(tx, r.template); ok && t.Mode() == template.Deterministic && value != nil {
 		k, err := v.hmacKey("index", domain, r.template)
 		if err != nil {
 			return err
@@ -338,7 +365,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 			}
 		}
 		e.Tokens, e.Allowed, e.Domains, e.Outcome = rc.Erased, len(rc.Erased), uniqueSorted(ds), OutcomeAllowed
-		return nil
+		_, err = bumpCounter(tx, metaSubjectGen) // other replicas drop their cached subject keys
+		return err
 	})
 	rc.AuditSeq = seq
 	for _, d := range dels {
@@ -516,7 +544,7 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 // material in clear: the keysets in it are wrapped by the KEK, which the restored vault needs.
 // The backup is audited before it starts.
 func (v *Vault) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	sn, ok := v.store.(store.Snapshotter)
+	sn, ok := v.base.(store.Snapshotter)
 	if !ok {
 		return 0, ErrNoSnapshot
 	}

@@ -89,9 +89,9 @@ func (s Scope) validate(role Role) error {
 }
 
 // checkTemplates checks that every template of s exists.
-func (v *Vault) checkScopeTemplates(s Scope) error {
+func (v *Vault) checkScopeTemplates(ctx context.Context, s Scope) error {
 	for _, t := range s.Templates {
-		if _, ok := v.lookupTemplate(t); !ok {
+		if _, ok := v.lookupTemplate(ctx, t); !ok {
 			return fmt.Errorf("%w %q: a scope names existing templates (see template list)", ErrUnknownTemplate, t)
 		}
 	}
@@ -123,15 +123,33 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 	if canaries {
 		rd.canary, rd.labels = make([]bool, len(items)), make([]string, len(items))
 	}
+	// Batch reads: the records (and their subjects' keys), then the canary marks of those
+	// that exist, so a call costs the same few store reads whatever its size.
+	keys := make([][]byte, 0, len(items))
+	at := make([]int, 0, len(items))
 	for i, it := range items {
 		if s.excludes(it) {
 			rd.out[i] = true
 			continue
 		}
-		d := DomainOr(it.Domain)
-		rd.raw[i] = readRecord(tx, d, it.Token)
-		if canaries {
-			rd.canary[i], rd.labels[i] = canaryOf(tx, rd.raw[i], d, it.Token)
+		keys, at = append(keys, recordKey(DomainOr(it.Domain), it.Token)), append(at, i)
+	}
+	raws := readRecords(tx, keys)
+	for k, i := range at {
+		rd.raw[i] = raws[k]
+	}
+	if canaries {
+		var found [][]byte
+		var foundAt []int
+		for k, i := range at {
+			if raws[k].rec != nil {
+				found, foundAt = append(found, keys[k]), append(foundAt, i)
+			}
+		}
+		for k, l := range tx.GetMany(bucketCanaries, found) {
+			if l != nil {
+				rd.canary[foundAt[k]], rd.labels[foundAt[k]] = true, string(l)
+			}
 		}
 	}
 	return rd
@@ -167,11 +185,11 @@ func noteScopeDenials(ev *AuditEvent, denied int) {
 
 // revealAs returns the plaintext pt of a record of template tmpl as how reveals it: in full,
 // or masked by the template (masked vendor grants and masked detokenizer credentials).
-func (v *Vault) revealAs(pt []byte, tmpl string, how Reveal) (string, error) {
+func (v *Vault) revealAs(ctx context.Context, pt []byte, tmpl string, how Reveal) (string, error) {
 	if how != RevealMasked {
 		return string(pt), nil
 	}
-	t, ok := v.lookupTemplate(tmpl)
+	t, ok := v.lookupTemplate(ctx, tmpl)
 	if !ok {
 		return "", ErrIntegrity
 	}

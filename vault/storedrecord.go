@@ -7,6 +7,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/crypto/keyring"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -101,6 +102,31 @@ func readRecord(tx store.Tx, domain, token string) rawRecord {
 	return rr
 }
 
+// readRecords is readRecord for many (domain, token) keys (recordKeys) at once, with a
+// constant number of store reads however many there are: one GetMany of the records, one of
+// their subjects' keys. Result i belongs to keys[i].
+func readRecords(tx store.Tx, keys [][]byte) []rawRecord {
+	out := make([]rawRecord, len(keys))
+	if len(keys) == 0 {
+		return out
+	}
+	var subjects [][]byte
+	var withSubject []int
+	for i, b := range tx.GetMany(bucketRecords, keys) {
+		if b == nil || isTombstone(b) {
+			continue
+		}
+		out[i].rec = bytes.Clone(b)
+		if r, err := unmarshalRecord(out[i].rec); err == nil && r.subject != nil {
+			subjects, withSubject = append(subjects, r.subject), append(withSubject, i)
+		}
+	}
+	for k, sk := range tx.GetMany(bucketSubjectKeys, subjects) {
+		out[withSubject[k]].subjectKey = bytes.Clone(sk)
+	}
+	return out
+}
+
 // checkRecord parses a raw record and applies the lookup rules: it must exist, belong to
 // tmpl when one is named, and not have expired.
 func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (record, error) {
@@ -133,6 +159,9 @@ func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte
 		}
 	} else {
 		pt, err = v.keyring().Open(r.ciphertext, ad)
+		if id, ok := keyring.CiphertextKeyID(r.ciphertext); err != nil && ok && v.refreshForKey(id) {
+			pt, err = v.keyring().Open(r.ciphertext, ad) // sealed under a key another replica added
+		}
 	}
 	if err != nil {
 		v.log.Error("stored record failed to decrypt", slog.String("domain", domain), slog.String("template", r.template))

@@ -217,14 +217,24 @@ func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []Text
 	hits := make([][]textscan.Span, len(items))
 	now := v.now().Unix()
 	err = v.store.View(ctx, func(tx store.Tx) error {
+		// Every candidate span's record in one batch read, then the choice among them.
+		var keys [][]byte
+		for i, it := range items {
+			for _, sp := range spans[i] {
+				keys = append(keys, recordKey(DomainOr(it.Domain), it.Text[sp.Start:sp.End]))
+			}
+		}
+		raws := readRecords(tx, keys)
+		n := 0
 		for i, it := range items {
 			hits[i] = hits[i][:0]
 			end := 0
 			for _, sp := range spans[i] {
+				rr := raws[n]
+				n++
 				if sp.Start < end {
 					continue
 				}
-				rr := readRecord(tx, DomainOr(it.Domain), it.Text[sp.Start:sp.End])
 				if _, err := v.checkRecord(rr, DomainOr(it.Domain), "", now); err != nil {
 					continue
 				}

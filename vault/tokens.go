@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -83,6 +84,16 @@ type prepared struct {
 // ErrUnknownTemplate, a store failure) means nothing was stored. Otherwise every result has a
 // token or a per-item error, and every token returned is durably stored.
 func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeResult, error) {
+	var res []TokenizeResult
+	err := v.sealing(ctx, func(primary uint32) (err error) {
+		res, err = v.tokenize(ctx, items, primary)
+		return err
+	})
+	return res, err
+}
+
+// tokenize is Tokenize with the keyring whose primary data key is primary (see sealing).
+func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint32) ([]TokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
 	}
@@ -142,21 +153,26 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 			if p.subject, err = v.subjectFingerprint(it.Subject); err != nil {
 				return nil, err
 			}
-			if p.subjWrapped, p.subjAEAD, err = v.existingSubjectKey(ctx, p.subject); err != nil {
-				return nil, err
-			}
 		}
 		p.cand0, err = t.Candidate(keys, it.Value, 0, v.rand)
 		if err != nil {
 			results[i].Err = v.internal("candidate", err)
 			continue
 		}
+		work = append(work, p)
+	}
+	// The subjects' existing keys, in one read; then the first candidate's record is sealed
+	// (for a subject without a key yet, only once the transaction has made one).
+	if err := v.existingSubjectKeys(ctx, work); err != nil {
+		return nil, err
+	}
+	for k := range work {
+		p := &work[k]
 		if p.subject == nil || p.subjAEAD != nil {
-			if p.rec0, err = v.seal(p, p.cand0, now); err != nil {
+			if p.rec0, err = v.seal(*p, p.cand0, now); err != nil {
 				return nil, err
 			}
 		}
-		work = append(work, p)
 	}
 	// Place in key order: neighbouring inserts share B-tree pages within the commit.
 	slices.SortFunc(work, func(a, b prepared) int {
@@ -168,17 +184,21 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	base := v.newEvent(ctx, "Tokenize")
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
-	_, err = v.updateAudited(ctx, base, func(tx store.Tx, ev *AuditEvent) error {
-		done := 0
-		for _, p := range work {
-			tok, err := v.place(tx, p, now)
-			results[p.i] = TokenizeResult{Token: tok, Err: err}
-			if err != nil && !isItemError(err) {
-				return err
-			}
-			if err == nil {
-				done++
-			}
+	// Snapshot isolation is enough here (store.WithSnapshotIsolation): records and subject keys
+	// are created with Insert, every key placeAll overwrites (index entries, the audit head)
+	// is one it read in this transaction, and the other marks it writes (subject and expiry
+	// rows) hold nothing that depends on what it read. SERIALIZABLE would make concurrent
+	// batches abort each other over the index pages their random tokens share. The one race
+	// it lets through: an EraseSubject that commits while a tokenize for the same subject runs
+	// can leave that tokenize's new record sealed under the erased subject key, i.e.
+	// unreadable (erased too), and not listed in the erasure receipt.
+	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
+		if err := checkPrimary(tx, primary); err != nil {
+			return err
+		}
+		done, err := v.placeAll(tx, work, results, now)
+		if err != nil {
+			return err
 		}
 		ev.Allowed, ev.Denied = done, len(items)-done
 		ev.Outcome = outcomeOf(done, len(items))
@@ -189,6 +209,149 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 		return nil, fmt.Errorf("storing tokens: %w", err)
 	}
 	return results, nil
+}
+
+// placeAll places every item of work inside tx, in rounds: each round reads, in one GetMany
+// per bucket, every key the pending items need next (their index entries, subject keys and
+// candidate records; after a collision, the colliding item's next candidates), then each
+// pending item is decided from what has been read, or waits for the next round if it needs a
+// key not read yet. Writes go through the same cache, so an item sees the writes of the items
+// decided before it, as if they were placed one after another. The number of store reads is
+// therefore a small constant for a batch of any size, plus one round per further collision
+// of the unluckiest item. It returns how many items got a token; like every store function it
+// has no effect outside tx and results (which it reassigns on every run).
+func (v *Vault) placeAll(tx store.Tx, work []prepared, results []TokenizeResult, now int64) (int, error) {
+	r := newBatchReads(tx)
+	probes := make([]probe, len(work))
+	pending := make([]int, len(work))
+	for k := range work {
+		p := &work[k]
+		pending[k] = k
+		probes[k].cands = []string{p.cand0}
+		if p.idxKey != nil {
+			r.want(bucketIndex, p.idxKey)
+		}
+		if p.subject != nil {
+			r.want(bucketSubjectKeys, p.subject)
+		}
+		if p.cand0 != p.value {
+			r.want(bucketRecords, recordKey(p.domain, p.cand0))
+		}
+	}
+	done := 0
+	r.fetch()
+	for len(pending) > 0 {
+		next := pending[:0]
+		for _, k := range pending {
+			p := &work[k]
+			tok, err, ok := v.place(r, p, &probes[k], now)
+			if !ok {
+				next = append(next, k)
+				continue
+			}
+			results[p.i] = TokenizeResult{Token: tok, Err: err}
+			if err != nil && !isItemError(err) {
+				return 0, err
+			}
+			if err == nil {
+				done++
+			}
+		}
+		pending = next
+		if len(pending) > 0 && !r.fetch() {
+			return 0, errors.New("vault: tokenize: items left undecided with no key to read") // a bug: never loop
+		}
+	}
+	return done, nil
+}
+
+// probe is one item's candidates drawn so far (candidates of random templates are random:
+// an item re-decided after a read must see the same ones).
+type probe struct{ cands []string }
+
+// probeAhead is how many further candidates an item that collided reads in the same round.
+const probeAhead = 4
+
+// candidate returns the item's attempt-th candidate, drawing it if needed.
+func (pr *probe) candidate(v *Vault, p *prepared, attempt int) (string, error) {
+	for len(pr.cands) <= attempt {
+		keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
+		c, err := p.t.Candidate(keys, p.value, len(pr.cands), v.rand)
+		if err != nil {
+			return "", fmt.Errorf("computing candidate token: %w", err)
+		}
+		pr.cands = append(pr.cands, c)
+	}
+	return pr.cands[attempt], nil
+}
+
+// batchReads serves a transaction's reads from batches: a key is asked for (want, or a get
+// that misses), every key asked for is read at once (fetch: one GetMany per bucket), and get
+// then answers from what was read. Writes made through put are seen by later gets.
+type batchReads struct {
+	tx     store.Tx
+	got    map[store.Bucket]map[string][]byte // bucket → key → value (nil: absent), read or written
+	wanted map[store.Bucket][][]byte          // keys to read at the next fetch (a repeat is harmless)
+}
+
+func newBatchReads(tx store.Tx) *batchReads {
+	return &batchReads{tx: tx, got: map[store.Bucket]map[string][]byte{}, wanted: map[store.Bucket][][]byte{}}
+}
+
+// want asks for key to be read by the next fetch, unless it has been.
+func (r *batchReads) want(b store.Bucket, key []byte) {
+	if _, ok := r.got[b][string(key)]; !ok {
+		r.wanted[b] = append(r.wanted[b], key)
+	}
+}
+
+// get returns key's value; ok is false if it has not been read yet (it is then asked for).
+func (r *batchReads) get(b store.Bucket, key []byte) (value []byte, ok bool) {
+	value, ok = r.got[b][string(key)]
+	if !ok {
+		r.wanted[b] = append(r.wanted[b], key)
+	}
+	return value, ok
+}
+
+// set records key's value in the cache.
+func (r *batchReads) set(b store.Bucket, key, value []byte) {
+	m := r.got[b]
+	if m == nil {
+		m = make(map[string][]byte)
+		r.got[b] = m
+	}
+	m[string(key)] = value
+}
+
+// fetch reads every key asked for since the last fetch, one GetMany per bucket (in bucket
+// order, so runs of a function read alike). It returns false if nothing was asked for.
+func (r *batchReads) fetch() bool {
+	if len(r.wanted) == 0 {
+		return false
+	}
+	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
+		keys := r.wanted[b]
+		for i, val := range r.tx.GetMany(b, keys) {
+			r.set(b, keys[i], val)
+		}
+	}
+	clear(r.wanted)
+	return true
+}
+
+// put writes through to the transaction (with create, as a create-only Insert) and to the
+// cache.
+func (r *batchReads) put(b store.Bucket, key, value []byte, create bool) error {
+	write := r.tx.Put
+	if create {
+		write = r.tx.Insert
+	}
+	if err := write(b, key, value); err != nil {
+		return err
+	}
+	r.set(b, key, value)
+	return nil
 }
 
 func outcomeOf(done, total int) string {
@@ -218,132 +381,175 @@ func isItemError(err error) bool {
 	return errors.Is(err, ErrTokenSpaceExhausted) || errors.Is(err, ErrInvalidValue)
 }
 
-// place finds the item's token inside the transaction: the existing one for a value already
-// tokenized deterministically, else the first free candidate. It must stay free of side
-// effects outside tx: the store may run it twice.
-func (v *Vault) place(tx store.Tx, p prepared, now int64) (string, error) {
+// kv is one write of a decided item; create marks a create-only write (store Insert): a
+// token's record and a subject's key are never overwritten, also by a racing replica.
+type kv struct {
+	b          store.Bucket
+	key, value []byte
+	create     bool
+}
+
+// place decides the item's token from what r has read: the existing one for a value already
+// tokenized deterministically, else the first free candidate. ok is false when it needs a
+// key r has not read yet (r then asks for it, and place is called again after the next
+// fetch, from the start); only a decided item writes. It must stay free of side effects
+// outside the transaction: the store may run it twice.
+func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token string, err error, ok bool) {
+	p := *p0 // this run's subject key, if it makes one, is not kept for the next
+	var writes []kv
+	commit := func(tok string) (string, error, bool) {
+		for _, w := range writes {
+			if err := r.put(w.b, w.key, w.value, w.create); err != nil {
+				return "", err, true
+			}
+		}
+		return tok, nil, true
+	}
+	subjectWrite := func(tok string) {
+		if p.subject != nil {
+			writes = append(writes, kv{bucketSubjects, subjectKey(p.subject, p.domain, tok), []byte{}, false})
+		}
+	}
 	if p.idxKey != nil {
 		// The index names the value's token; use it only if that token is still live (not
 		// erased, expired or reissued), else place a new one and repoint the index.
-		if tok := tx.Get(bucketIndex, p.idxKey); tok != nil && v.liveFor(tx, p, string(tok), now) {
-			token := string(tok)
-			if p.subject != nil {
-				if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, token), []byte{}); err != nil {
-					return "", err
-				}
+		tok, ok := r.get(bucketIndex, p.idxKey)
+		if !ok {
+			return "", nil, false
+		}
+		if tok != nil {
+			live, ok := v.liveFor(r, &p, string(tok), now)
+			if !ok {
+				return "", nil, false
 			}
-			return token, nil
+			if live {
+				subjectWrite(string(tok))
+				return commit(string(tok))
+			}
 		}
 	}
 	if p.subject != nil {
-		switch cur := tx.Get(bucketSubjectKeys, p.subject); {
+		cur, ok := r.get(bucketSubjectKeys, p.subject)
+		if !ok {
+			return "", nil, false
+		}
+		switch {
 		case cur == nil:
 			wrapped, a, err := v.keyring().NewSubjectKey(p.subject)
 			if err != nil {
-				return "", err
+				return "", err, true
 			}
-			if err := tx.Put(bucketSubjectKeys, p.subject, wrapped); err != nil {
-				return "", err
-			}
+			writes = append(writes, kv{bucketSubjectKeys, p.subject, wrapped, true})
 			p.subjWrapped, p.subjAEAD, p.rec0 = wrapped, a, nil
 		case !bytes.Equal(cur, p.subjWrapped):
 			a, err := v.subjectAEAD(p.subject, cur)
 			if err != nil {
-				return "", err
+				return "", err, true
 			}
 			p.subjWrapped, p.subjAEAD, p.rec0 = bytes.Clone(cur), a, nil
 		}
 	}
-	keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
 	cand, rec := p.cand0, p.rec0
 	for attempt := 0; ; {
 		if cand != p.value {
-			existing := tx.Get(bucketRecords, recordKey(p.domain, cand))
+			existing, ok := r.get(bucketRecords, recordKey(p.domain, cand))
+			if !ok {
+				// A collision: read the next few candidates in the same round.
+				for a := attempt + 1; a <= attempt+probeAhead && a < maxAttempts; a++ {
+					c, err := pr.candidate(v, &p, a)
+					if err != nil {
+						return "", err, true
+					}
+					if c != p.value {
+						r.want(bucketRecords, recordKey(p.domain, c))
+					}
+				}
+				return "", nil, false
+			}
 			if existing == nil {
 				break
 			}
-			if p.pure && v.holds(tx, existing, p, cand, now) {
-				// Tokenized before: the same token again.
-				if p.subject != nil {
-					if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, cand), []byte{}); err != nil {
-						return "", err
-					}
+			if p.pure {
+				same, ok := v.holds(r, existing, &p, cand, now)
+				if !ok {
+					return "", nil, false
 				}
-				return cand, nil
+				if same {
+					// Tokenized before: the same token again.
+					subjectWrite(cand)
+					return commit(cand)
+				}
 			}
 		}
 		attempt++
 		if attempt >= maxAttempts {
-			return "", ErrTokenSpaceExhausted
+			return "", ErrTokenSpaceExhausted, true
 		}
 		var err error
-		if cand, err = p.t.Candidate(keys, p.value, attempt, v.rand); err != nil {
-			return "", fmt.Errorf("computing candidate token: %w", err)
+		if cand, err = pr.candidate(v, &p, attempt); err != nil {
+			return "", err, true
 		}
 		rec = nil
 	}
 	if rec == nil {
 		var err error
 		if rec, err = v.seal(p, cand, now); err != nil {
-			return "", err
+			return "", err, true
 		}
 	}
-	if err := tx.Put(bucketRecords, recordKey(p.domain, cand), rec); err != nil {
-		return "", err
-	}
+	writes = append(writes, kv{bucketRecords, recordKey(p.domain, cand), rec, true})
 	if p.expire != 0 {
-		if err := tx.Put(bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}); err != nil {
-			return "", err
-		}
+		writes = append(writes, kv{bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}, false})
 	}
 	if p.idxKey != nil {
-		if err := tx.Put(bucketIndex, p.idxKey, []byte(cand)); err != nil {
-			return "", err
-		}
+		writes = append(writes, kv{bucketIndex, p.idxKey, []byte(cand), false}) // may repoint a stale entry
 	}
-	if p.subject != nil {
-		if err := tx.Put(bucketSubjects, subjectKey(p.subject, p.domain, cand), []byte{}); err != nil {
-			return "", err
-		}
-	}
-	return cand, nil
+	subjectWrite(cand)
+	return commit(cand)
 }
 
-// liveFor reports whether token's record is live and belongs to p's template.
-func (v *Vault) liveFor(tx store.Tx, p prepared, token string, now int64) bool {
-	b := tx.Get(bucketRecords, recordKey(p.domain, token))
+// liveFor reports whether token's record is live and belongs to p's template; ok is false if
+// the record has not been read yet.
+func (v *Vault) liveFor(r *batchReads, p *prepared, token string, now int64) (live, ok bool) {
+	b, ok := r.get(bucketRecords, recordKey(p.domain, token))
+	if !ok {
+		return false, false
+	}
 	if b == nil || isTombstone(b) {
-		return false
+		return false, true
 	}
-	r, err := unmarshalRecord(b)
-	return err == nil && r.template == p.t.Name() && (r.expireUnix == 0 || now < r.expireUnix)
+	rec, err := unmarshalRecord(b)
+	return err == nil && rec.template == p.t.Name() && (rec.expireUnix == 0 || now < rec.expireUnix), true
 }
 
-// holds reports whether a stored record at token is p's value in p's template, live. Records
-// that hold another value (a collision), tombstones and expired records are skipped by the
-// probing. It decrypts inside the transaction: no side effects.
-func (v *Vault) holds(tx store.Tx, existing []byte, p prepared, token string, now int64) bool {
+// holds reports whether a stored record at token is p's value in p's template, live; ok is
+// false if the record's subject key has not been read yet. Records that hold another value (a
+// collision), tombstones and expired records are skipped by the probing. It decrypts inside
+// the transaction: no side effects.
+func (v *Vault) holds(r *batchReads, existing []byte, p *prepared, token string, now int64) (same, ok bool) {
 	if isTombstone(existing) {
-		return false
+		return false, true
 	}
-	r, err := unmarshalRecord(existing)
-	if err != nil || r.template != p.t.Name() || (r.expireUnix != 0 && now >= r.expireUnix) {
-		return false
+	rec, err := unmarshalRecord(existing)
+	if err != nil || rec.template != p.t.Name() || (rec.expireUnix != 0 && now >= rec.expireUnix) {
+		return false, true
 	}
 	rr := rawRecord{rec: existing}
-	if r.subject != nil {
-		rr.subjectKey = tx.Get(bucketSubjectKeys, r.subject)
+	if rec.subject != nil {
+		if rr.subjectKey, ok = r.get(bucketSubjectKeys, rec.subject); !ok {
+			return false, false
+		}
 		if rr.subjectKey == nil {
-			return false
+			return false, true
 		}
 	}
-	pt, err := v.openRecord(rr, r, p.domain, token)
+	pt, err := v.openRecord(rr, rec, p.domain, token)
 	if err != nil {
-		return false
+		return false, true
 	}
-	same := subtle.ConstantTimeCompare(pt, []byte(p.value)) == 1
+	same = subtle.ConstantTimeCompare(pt, []byte(p.value)) == 1
 	clear(pt)
-	return same
+	return same, true
 }
 
 // seal encrypts p's value for token: under the subject's key when it has a subject, else under
@@ -402,7 +608,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 			results[i].Err = err
 			continue
 		}
-		val, err := v.revealAs(pt, r.template, scope.Reveal)
+		val, err := v.revealAs(ctx, pt, r.template, scope.Reveal)
 		clear(pt)
 		if err != nil {
 			results[i].Err = err

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -138,15 +136,16 @@ func newAuditExportCmd() *cobra.Command {
 
 // newAuditVerifyCmd is offline: it reads a stopped server's store or an export, no server.
 func newAuditVerifyCmd() *cobra.Command {
-	var data, file, pubkey, output string
+	var data, file, pubkey, output, storeURL string
 	var witnesses []string
 	var strict bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "verify (--data DIR | --file EXPORT.jsonl) [--pubkey FILE] [--witness FILE]... [--strict]",
+		Use:   "verify (--data DIR | --store URL | --file EXPORT.jsonl) [--pubkey FILE] [--witness FILE]... [--strict]",
 		Short: "Check the audit trail offline: chain, signatures, coverage, witnesses; exit 0 only if intact",
-		Long: `Check the audit trail offline, with no server: an export (--file) or a stopped server's
-data directory (--data).
+		Long: `Check the audit trail offline, with no server: an export (--file), a stopped server's
+data directory (--data), or a PostgreSQL store (--store URL: read in one consistent
+snapshot, while replicas keep serving).
 
 Every event must be covered by a signature under the trusted public key (--pubkey): a signed
 checkpoint at or after it, a witnessed checkpoint, or an export's signed header. Events after
@@ -163,8 +162,11 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if (data == "") == (file == "") {
-				return errors.New("give exactly one of --data DIR or --file EXPORT.jsonl")
+			if n := btoi(data != "") + btoi(file != "") + btoi(storeURL != ""); n != 1 {
+				return errors.New("give exactly one of --data DIR, --store URL or --file EXPORT.jsonl")
+			}
+			if err := checkStoreURL(storeURL); err != nil {
+				return err
 			}
 			if strict && pubkey == "" {
 				return errors.New("--strict needs --pubkey: a key taken from the data being checked proves nothing")
@@ -192,8 +194,9 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 			p := newPrinter(cmd, output)
 			var rep audit.Report
 			var verr error
-			if data != "" {
-				st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
+			if data != "" || storeURL != "" {
+				sf := storeFlags{data: data, url: storeURL}
+				st, err := sf.open(cmd.Context(), false, "audit verify")
 				if errors.Is(err, store.ErrLocked) {
 					return fmt.Errorf("%s is in use by a running server: stop it, or verify an export (audit export --out F; audit verify --file F)", data)
 				}
@@ -201,7 +204,7 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 					return err
 				}
 				defer st.Close()
-				rep, verr = vault.VerifyStoreAudit(context.Background(), st, opts)
+				rep, verr = vault.VerifyStoreAudit(cmd.Context(), st, opts)
 			} else {
 				f, err := os.Open(file)
 				if err != nil {
@@ -222,6 +225,13 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 			err := p.print(rep, func(w io.Writer) error {
 				fmt.Fprintf(w, "events %d..%d (%d), %d valid checkpoints, %d witnessed, signed up to %d\n",
 					rep.FirstSeq, rep.LastSeq, rep.Events, rep.Checkpoints, rep.Witnessed, rep.SignedUpTo)
+				for _, c := range rep.Chains {
+					name := "replica " + c.Replica
+					if c.Replica == "" {
+						name = "single-process chain"
+					}
+					fmt.Fprintf(w, "  %s: events %d..%d (%d), signed up to %d, %d unsigned\n", name, c.FirstSeq, c.LastSeq, c.Events, c.SignedUpTo, c.Unsigned)
+				}
 				if verr != nil {
 					return nil
 				}
@@ -240,6 +250,7 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "a stopped server's data directory")
 	f.StringVar(&file, "file", "", "an export made by audit export")
+	f.StringVar(&storeURL, "store", "", "a PostgreSQL store: postgres://USER@HOST:PORT/DB?sslmode=… (the password in PGPASSWORD or ~/.pgpass)")
 	f.StringVar(&pubkey, "pubkey", "", "the trusted audit public keyset (from GET /v1/audit/public-key); without it, the key in the data being checked (with a warning)")
 	f.StringArrayVar(&witnesses, "witness", nil, "a witness's record of checkpoints (JSON lines, from serve --audit-witness-file or a --audit-witness-url receiver); repeatable")
 	f.BoolVar(&strict, "strict", false, "fail on any event not covered by a signature (no unsigned tail) and on an unsigned export header; needs --pubkey")
@@ -257,4 +268,12 @@ func keyWord(src string) string {
 		return "UNTRUSTED (the export's own)"
 	}
 	return "given (--pubkey)"
+}
+
+// btoi is 1 for true.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

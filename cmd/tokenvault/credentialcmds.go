@@ -159,11 +159,11 @@ client certificates (--cert-san) authenticates by its certificate: rotate the ce
 
 Break glass, for a lost root token: with the server stopped, on the server's host,
 
-  tokenvault credential rotate root --data DIR (--kek-file FILE | --kek-uri URI)
+  tokenvault credential rotate root (--data DIR | --store URL) (--kek-file FILE | --kek-uri URI)
 
-opens the store directly (it fails while a server holds DIR), sets a new root secret, audits
-it (actor "break-glass (offline)") and prints the new root token once. It needs what reads
-every value anyway: the data file and its KEK.`,
+opens the store directly (it fails while a server holds DIR; on PostgreSQL, stop every
+replica first), sets a new root secret, audits it (actor "break-glass (offline)") and prints
+the new root token once. It needs what reads every value anyway: the store and its KEK.`,
 		Args: cobra.ExactArgs(1),
 	}, func(s *session, args []string) error {
 		req := &tvpb.RotateCredentialRequest{Id: args[0]}
@@ -178,11 +178,14 @@ every value anyway: the data file and its KEK.`,
 	})
 	online := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if off.data == "" {
+		if off.data == "" && off.url == "" {
 			if off.kekFile != "" || off.kekURI != "" {
-				return errors.New("--kek-file and --kek-uri go with --data (the offline break-glass rotation of the root)")
+				return errors.New("--kek-file and --kek-uri go with --data or --store (the offline break-glass rotation of the root)")
 			}
 			return online(cmd, args)
+		}
+		if err := off.resolveOffline(false); err != nil {
+			return err
 		}
 		output, _ := cmd.Flags().GetString("output")
 		if err := checkOutput(output); err != nil {
@@ -191,20 +194,20 @@ every value anyway: the data file and its KEK.`,
 		return breakGlassRotateRoot(cmd, off, args[0], overlap, newPrinter(cmd, output))
 	}
 	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the previous secret keeps working, e.g. 24h (0: dead at once; at most 720h; root: always 0)")
-	off.register(cmd, "break glass: rotate the root offline in this data directory (server stopped)")
+	off.register(cmd, "break glass: rotate the root offline in this data directory (server stopped); or --store URL")
 	return cmd
 }
 
 // breakGlassRotateRoot rotates the root secret in a stopped server's store.
 func breakGlassRotateRoot(cmd *cobra.Command, off offlineFlags, id string, overlap time.Duration, p printer) error {
 	if id != vault.RootCredentialID {
-		return fmt.Errorf("offline rotation (--data) is only for the root credential (break glass); rotate %s through the server", id)
+		return fmt.Errorf("offline rotation (--data, --store) is only for the root credential (break glass); rotate %s through the server", id)
 	}
 	if overlap != 0 {
 		return errors.New("the root credential is rotated without overlap: its old secret dies at once; drop --overlap")
 	}
 	if _, err := os.Stat(filepath.Join(off.data, store.FileName)); off.data != "" && errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no store in %s: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
+		return fmt.Errorf("no store in %s: there is no root to rotate; initialise it with: %s", off.data, initHint(off.hint(), off.kekHint()))
 	}
 	ctx := cmd.Context()
 	st, ok, err := off.openRootStore(ctx, "break glass")
@@ -213,7 +216,7 @@ func breakGlassRotateRoot(cmd *cobra.Command, off offlineFlags, id string, overl
 	}
 	defer st.Close()
 	if !ok {
-		return fmt.Errorf("the store in %s is not initialised: there is no root to rotate; initialise it with: %s", off.data, initHint(off.data, off.kekHint()))
+		return fmt.Errorf("%s is not initialised: there is no root to rotate; initialise it with: %s", off.where(), initHint(off.hint(), off.kekHint()))
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	v, err := off.openVault(ctx, st, log, false)

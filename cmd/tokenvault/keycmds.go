@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/tokenvault/tokenvault/crypto/kek"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/vault"
-	"github.com/tokenvault/tokenvault/vault/store"
 )
 
 func newKeysCmd() *cobra.Command {
@@ -153,13 +151,22 @@ func newKeyOpCmd(use, short string, call func(context.Context, tvpb.KeyServiceCl
 }
 
 func newRewrapKEKCmd() *cobra.Command {
-	var data, oldFile, oldURI, newFile, newURI string
+	var sf storeFlags
+	var oldFile, oldURI, newFile, newURI string
 	cmd := &cobra.Command{
-		Use:   "rewrap-kek --data DIR (--old-kek-file F | --old-kek-uri U) (--new-kek-file F | --new-kek-uri U)",
+		Use:   "rewrap-kek (--data DIR | --store URL) (--old-kek-file F | --old-kek-uri U) (--new-kek-file F | --new-kek-uri U)",
 		Short: "Offline: re-encrypt the stored keysets under a new KEK (instant, whatever the store's size)",
-		Args:  cobra.NoArgs,
+		Long: `Offline: re-encrypt the stored keysets under a new KEK (instant, whatever the store's size).
+On a data directory the server must be stopped (the command fails while it holds the lock).
+On a PostgreSQL store (--store URL, or TOKENVAULT_STORE) stop every replica first: nothing
+stops one that keeps running with the old KEK, and the replicas must all start with the new
+one.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := sf.resolveOffline(true); err != nil {
+				return err
+			}
 			oldKEK, err := openKEK(ctx, oldFile, oldURI, false)
 			if err != nil {
 				return fmt.Errorf("old KEK: %w", err)
@@ -168,10 +175,7 @@ func newRewrapKEKCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("new KEK: %w", err)
 			}
-			st, err := store.Open(filepath.Join(data, store.FileName), store.Options{})
-			if errors.Is(err, store.ErrLocked) {
-				return fmt.Errorf("%s is in use: stop the server first", data)
-			}
+			st, err := sf.open(ctx, true, "keys rewrap-kek")
 			if err != nil {
 				return err
 			}
@@ -188,12 +192,11 @@ func newRewrapKEKCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "the stopped server's data directory")
+	sf.register(f, "the stopped server's data directory")
 	f.StringVar(&oldFile, "old-kek-file", "", "current local KEK file")
 	f.StringVar(&oldURI, "old-kek-uri", "", "current KMS KEK")
 	f.StringVar(&newFile, "new-kek-file", "", "new local KEK file (created 0600 if missing)")
 	f.StringVar(&newURI, "new-kek-uri", "", "new KMS KEK")
-	_ = cmd.MarkFlagRequired("data")
 	return cmd
 }
 

@@ -23,6 +23,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newTokenizeCmd(), newDetokenizeCmd(), newTemplateCmd())
 	root.AddCommand(newCredentialCmd(), newGrantCmd(), newAuditCmd())
 	root.AddCommand(newKeysCmd(), newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newMigrateCmd())
 	root.AddCommand(newDeleteCmd(), newEraseSubjectCmd())
 	root.AddCommand(newRecordCmd())
 	root.AddCommand(newTextCmd())

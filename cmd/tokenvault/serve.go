@@ -23,6 +23,7 @@ import (
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
 	"github.com/tokenvault/tokenvault/crypto/kek"
 	"github.com/tokenvault/tokenvault/server"
+	"github.com/tokenvault/tokenvault/server/console"
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
@@ -30,6 +31,7 @@ import (
 type serveOpts struct {
 	dev                            bool
 	data                           string
+	storeURL, replicaID            string
 	grpcAddr, httpAddr, vendorAddr string
 	devRootToken                   string
 	kekFile, kekURI                string
@@ -49,10 +51,16 @@ type serveOpts struct {
 	metricsAddr                    string
 	auditWitnessFile               string
 	auditWitnessURL                string
+	storeJournal                   bool
 	httpMaxBody, vendorMaxBody     int64
 	grpcMaxRecv, maxConns          int
 	readHeaderTimeout, readTimeout time.Duration
 	writeTimeout, idleTimeout      time.Duration
+	requestTimeout                 time.Duration
+
+	// the web console
+	ui                              bool
+	uiIdleTimeout, uiSessionTimeout time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -67,7 +75,12 @@ directory, and a root token printed at start. Without --data it keeps its state 
 temporary directory that is removed on exit.
 
 Without --dev it serves an initialised store only and never prints a secret: initialise the
-store once with "tokenvault init --data DIR --kek-file FILE", which prints the root token.`,
+store once with "tokenvault init --data DIR --kek-file FILE", which prints the root token.
+
+With --store postgres://… (TOKENVAULT_STORE) the store is a PostgreSQL database that any
+number of replicas serve at once, each with the same KEK and its own --replica-id (default:
+the host name); initialise it once with "tokenvault init --store URL --kek-file FILE". --data
+is then optional and holds only local files (the default erasure log, DATA/erasure.log).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -82,7 +95,9 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.dev, "dev", false, "try-it mode: plain text on loopback, generated local KEK, root token printed")
-	f.StringVar(&o.data, "data", "", "directory for the bbolt file and local key material")
+	f.StringVar(&o.data, "data", "", "directory for the bbolt file and local key material (with --store: local files only, such as the default erasure log)")
+	f.StringVar(&o.storeURL, "store", "", storeUsage)
+	f.StringVar(&o.replicaID, "replica-id", "", "with --store: this replica's name among those serving the database, unique per replica (default: the host name, which is the pod name in Kubernetes)")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:7070", "internal gRPC listener")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "internal HTTP/JSON gateway")
 	f.StringVar(&o.vendorAddr, "vendor-addr", "127.0.0.1:8443", "vendor listener (vendor detokenize and health only)")
@@ -97,6 +112,7 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.IntVar(&o.alertGrant, "alert-grant-rate", 0, "alert when one grant reveals more than N items a minute (0: off)")
 	f.IntVar(&o.alertDenials, "alert-denials", 20, "alert when one caller is denied more than N times a minute (0: off)")
 	f.StringVar(&o.auditWitnessFile, "audit-witness-file", "", "append every signed audit checkpoint to this file (JSON lines, 0600): put it on another volume, append-only storage; audit verify --witness reads it")
+	f.BoolVar(&o.storeJournal, "store-journal", true, "acknowledge writes once durable in an append-only journal next to the bbolt file, merged into it in the background; false writes every commit into the B-tree (slower; for comparison)")
 	f.StringVar(&o.auditWitnessURL, "audit-witness-url", "", "POST every signed audit checkpoint as JSON to this URL (a log service or WORM store that keeps them); 2xx = kept")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "prune audit events older than this once an export has delivered them, e.g. 8760h (0: keep all)")
 	f.Uint64Var(&o.rotateAfterRecords, "rotate-after-records", 0, "rotate the data key automatically once it encrypts this many records, e.g. 100000000 (0: never)")
@@ -120,6 +136,10 @@ store once with "tokenvault init --data DIR --kek-file FILE", which prints the r
 	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout, "time to read a whole HTTP request, body included; 0: no limit")
 	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time from an HTTP request's headers to the end of its response (backup and audit export streams exempt); 0: no limit")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close HTTP keep-alive and gRPC connections idle this long; 0: no limit")
+	f.DurationVar(&o.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a call that brings none (every HTTP request; gRPC without grpc-timeout): past it the call fails 503/Unavailable, e.g. while the database is unreachable; 0: no limit")
+	f.BoolVar(&o.ui, "ui", true, "serve the web console at /ui/ on --http-addr (--ui=false: off, 404)")
+	f.DurationVar(&o.uiIdleTimeout, "ui-idle-timeout", console.DefaultIdleTimeout, "end a console session unused this long")
+	f.DurationVar(&o.uiSessionTimeout, "ui-session-timeout", console.DefaultSessionTimeout, "end a console session this long after sign-in, however used")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most open connections per listener; over it HTTP answers 503 with Retry-After and gRPC closes the connection; 0: no limit")
 	return cmd
 }
@@ -140,6 +160,7 @@ func (o serveOpts) limits() (server.Limits, error) {
 		HTTPMaxBody: o.httpMaxBody, VendorMaxBody: o.vendorMaxBody, GRPCMaxRecv: o.grpcMaxRecv,
 		ReadHeaderTimeout: off(o.readHeaderTimeout), ReadTimeout: off(o.readTimeout),
 		WriteTimeout: off(o.writeTimeout), IdleTimeout: off(o.idleTimeout), MaxConns: o.maxConns,
+		RequestTimeout: off(o.requestTimeout),
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = -1
@@ -188,17 +209,25 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		if err := listeners.Validate(); err != nil {
 			return fmt.Errorf("%w (--tls-cert/--tls-key give the gRPC, HTTP and metrics listeners TLS, --vendor-tls-cert/--vendor-tls-key the vendor listener)", err)
 		}
-		if o.data == "" && !o.dev {
-			return errors.New("--data is required (or use --dev to try tokenvault with a temporary directory)")
+		if err := checkStoreURL(o.storeURL); err != nil {
+			return err
+		}
+		if o.storeURL != "" && o.dev {
+			return errors.New("--dev keeps its vault in a temporary bbolt store: drop --store, or --dev (and initialise the database with tokenvault init --store URL)")
+		}
+		if o.data == "" && o.storeURL == "" && !o.dev {
+			return errors.New("--data is required, or --store for PostgreSQL (or use --dev to try tokenvault with a temporary directory)")
 		}
 	}
-	if o.data == "" {
+
+	sf := storeFlags{data: o.data, url: o.storeURL}
+	if o.data == "" && o.dev {
 		dir, err := os.MkdirTemp("", "tokenvault-dev-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		o.data = dir
+		o.data, sf.data = dir, dir
 	}
 	kekHint := "--kek-file FILE"
 	if o.kekURI != "" {
@@ -208,27 +237,42 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 	// A production server never creates a vault, so it never has a secret to print: an
 	// uninitialised store is refused, naming the command that initialises it.
-	notInitialised := fmt.Errorf("the store in %s is not initialised: run %s once (it prints the root token), then start serve again; outside --dev serve neither creates a vault nor prints a secret", o.data, initHint(o.data, kekHint))
-	if _, err := os.Stat(filepath.Join(o.data, store.FileName)); !o.dev && errors.Is(err, os.ErrNotExist) {
+	notInitialised := fmt.Errorf("%s is not initialised: run %s once (it prints the root token), then start serve again; outside --dev serve neither creates a vault nor prints a secret", sf.where(), initHint(sf.hint(), kekHint))
+	if _, err := os.Stat(filepath.Join(o.data, store.FileName)); !sf.postgres() && !o.dev && errors.Is(err, os.ErrNotExist) {
 		return notInitialised
 	}
-	if err := os.MkdirAll(o.data, 0o700); err != nil {
-		return fmt.Errorf("--data: %w", err)
+	if o.data != "" {
+		if err := os.MkdirAll(o.data, 0o700); err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
 	}
-	if o.auditWitnessFile != "" {
+	if o.auditWitnessFile != "" && o.data != "" {
 		if rel, err := filepath.Rel(o.data, o.auditWitnessFile); err == nil && !strings.HasPrefix(rel, "..") {
 			log.Warn("--audit-witness-file is inside the data directory: whoever can rewrite the store can rewrite it too; put it on another volume", slog.String("path", o.auditWitnessFile))
 		}
 	}
 
-	st, err := store.Open(filepath.Join(o.data, store.FileName), store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("the data directory %s is in use by another tokenvault process", o.data)
-	}
+	sf.noJournal = !o.storeJournal
+	st, err := sf.open(ctx, false, "serve")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	replica := o.replicaID
+	switch {
+	case sf.postgres() && replica == "":
+		if replica, err = os.Hostname(); err != nil || replica == "" {
+			return fmt.Errorf("--replica-id: no host name to default to (%v): name this replica", err)
+		}
+	case !sf.postgres() && replica != "":
+		log.Warn("--replica-id is ignored without --store: a bbolt store has one server")
+		replica = ""
+	}
+	if sf.postgres() {
+		log.Info("store", slog.String("backend", "postgres"), slog.String("database", redactURL(sf.url)), slog.String("replica_id", replica))
+	} else {
+		log.Info("store", slog.String("backend", "bbolt"), slog.String("data", o.data))
+	}
 	if !o.dev {
 		if ok, err := vault.RootExists(ctx, st); err != nil {
 			return err
@@ -240,9 +284,14 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	vcfg := vault.Config{Store: st, Logger: log, ErasureLog: filepath.Join(o.data, "erasure.log")}
-	if o.erasureLog != "" {
+	vcfg := vault.Config{Store: st, Logger: log, ReplicaID: replica}
+	switch {
+	case o.erasureLog != "":
 		vcfg.ErasureLog = o.erasureLog
+	case o.data != "":
+		vcfg.ErasureLog = filepath.Join(o.data, "erasure.log")
+	default:
+		log.Warn("no erasure log (--erasure-log FILE, or --data DIR for DATA/erasure.log): erasures and deletions are not re-applied if the database is restored from a backup taken before them")
 	}
 	// open loads the KEK and the vault; it fails (and the server stays sealed) while the KEK is
 	// missing, wrong or its KMS unreachable.
@@ -292,6 +341,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 		Background: vault.BackgroundOptions{RotateAfter: o.rotateAfter, AuditRetention: o.auditRetention, RotateAfterRecords: o.rotateAfterRecords},
 		Alerts: server.AlertConfig{WebhookURL: o.alertWebhook, WebhookSecret: []byte(o.alertSecret),
 			VendorRevealsPerMinute: o.alertVendorRate, GrantRevealsPerMinute: o.alertGrant, DenialsPerMinute: o.alertDenials},
+		UI: server.UIConfig{Disabled: !o.ui, IdleTimeout: o.uiIdleTimeout, SessionTimeout: o.uiSessionTimeout},
 	})
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
 // Package testenv starts real tokenvault servers for tests: listeners on loopback ports, a
-// bbolt file in a temporary directory, real Tink keys, a root secret and captured logs. It is
+// bbolt file in a temporary directory (or a PostgreSQL database: Postgres, ForBackends), real
+// Tink keys, a root secret and captured logs. It is
 // test support: only _test.go files import it (server/layering_test.go checks).
 package testenv
 
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -22,9 +24,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
+	"github.com/tokenvault/tokenvault/internal/testpg"
 	"github.com/tokenvault/tokenvault/server"
 	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
 
 // RootSecret is the root credential of every server Start starts.
@@ -50,6 +54,34 @@ type options struct {
 	noSync      bool
 	discardLogs bool
 	now         func() time.Time
+	storeURL    string    // PostgreSQL; empty: a new bbolt file
+	replicaID   string    // vault.Config.ReplicaID
+	kek         tink.AEAD // nil: a new one
+}
+
+// Postgres runs the server on the PostgreSQL database at url (pgstore) instead of a new bbolt
+// file. Several servers started on one url are replicas of one vault: give them the same KEK
+// (KEKOf) and different ReplicaIDs.
+func Postgres(url string) Option { return func(o *options) { o.storeURL = url } }
+
+// ReplicaID sets the vault's Config.ReplicaID.
+func ReplicaID(id string) Option { return func(o *options) { o.replicaID = id } }
+
+// KEKOf makes the vault use kek (another Env's KEK, for a replica) instead of a new one.
+func KEKOf(kek tink.AEAD) Option { return func(o *options) { o.kek = kek } }
+
+// Bolt is the option that keeps the default store, a new bbolt file: the bbolt side of
+// ForBackends.
+func Bolt() Option { return func(*options) {} }
+
+// ForBackends runs f as two subtests, "bbolt" and "postgres", each with the Option that makes
+// Start use that store: a new bbolt file, or a new database on pg (skipped, like every
+// PostgreSQL test, when PostgreSQL is not installed). The end-to-end suites use it so that
+// they hold on both backends in the same run.
+func ForBackends(t *testing.T, pg *testpg.Shared, f func(t *testing.T, backend Option)) {
+	t.Helper()
+	t.Run("bbolt", func(t *testing.T) { f(t, Bolt()) })
+	t.Run("postgres", func(t *testing.T) { f(t, Postgres(pg.DB(t))) })
 }
 
 // Clock makes now the vault's clock (vault.Config.Now), so a test can move time (credential
@@ -84,6 +116,10 @@ type Env struct {
 	HTTP *http.Client
 	// Logs holds the server's JSON logs, at debug level; nil with DiscardLogs.
 	Logs *Logs
+	// KEK is the vault's key-encryption key (for KEKOf: a replica needs the same).
+	KEK tink.AEAD
+	// Store is the vault's store (a *store.Bolt, or a *pgstore.Postgres with Postgres).
+	Store store.Store
 
 	tb     TB
 	scheme string // of the internal HTTP listener
@@ -108,18 +144,21 @@ func Start(tb TB, opts ...Option) *Env {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	st, err := store.Open(filepath.Join(tb.TempDir(), store.FileName), store.Options{NoSync: o.noSync})
+	ctx := context.Background()
+	st, err := openStore(ctx, tb, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &Env{tb: tb, scheme: "http"}
+	e := &Env{tb: tb, scheme: "http", Store: st, KEK: o.kek}
+	if e.KEK == nil {
+		e.KEK = KEK(tb)
+	}
 	log := slog.New(slog.DiscardHandler)
 	if !o.discardLogs {
 		e.Logs = &Logs{}
 		log = slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx := context.Background()
-	if e.Vault, err = vault.Open(ctx, vault.Config{Store: st, KEK: KEK(tb), Logger: log, Now: o.now}); err != nil {
+	if e.Vault, err = vault.Open(ctx, vault.Config{Store: st, KEK: e.KEK, Logger: log, Now: o.now, ReplicaID: o.replicaID}); err != nil {
 		st.Close()
 		tb.Fatal(err)
 	}
@@ -143,8 +182,10 @@ func Start(tb TB, opts ...Option) *Env {
 		if err := <-done; err != nil {
 			tb.Errorf("Run returned %v", err)
 		}
-		if err := st.Check(); err != nil {
-			tb.Errorf("store consistency check: %v", err)
+		if b, ok := st.(*store.Bolt); ok {
+			if err := b.Check(); err != nil {
+				tb.Errorf("store consistency check: %v", err)
+			}
 		}
 		if err := st.Close(); err != nil {
 			tb.Errorf("closing store: %v", err)
@@ -176,6 +217,17 @@ func Start(tb TB, opts ...Option) *Env {
 		stop()
 	})
 	return e
+}
+
+// openStore opens the store Start runs on: a new bbolt file, or the PostgreSQL database of
+// Postgres.
+func openStore(ctx context.Context, tb TB, o options) (store.Store, error) {
+	if o.storeURL == "" {
+		return store.Open(filepath.Join(tb.TempDir(), store.FileName), store.Options{NoSync: o.noSync})
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return pgstore.Open(ctx, o.storeURL, pgstore.Options{})
 }
 
 // For returns e reporting to tb instead of the test that started it: a fuzz target's inputs

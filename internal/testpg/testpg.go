@@ -2,6 +2,7 @@ package testpg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,41 +29,70 @@ type Cluster struct {
 // Start creates and starts a cluster, registering its removal with t.Cleanup.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	bin := findBin()
-	if bin == "" {
-		t.Skip("testpg: PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: install the postgresql package to run this test")
+	c, err := start()
+	if errors.Is(err, errNoBinaries) {
+		t.Skip(err.Error())
 	}
-	dir, err := os.MkdirTemp("", "testpg-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.remove)
+	return c
+}
+
+// errNoBinaries is start's error when PostgreSQL is not installed.
+var errNoBinaries = errors.New("testpg: PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: install the postgresql package to run this test")
+
+// start creates and starts a cluster; the caller removes it with remove.
+func start() (*Cluster, error) {
+	bin := findBin()
+	if bin == "" {
+		return nil, errNoBinaries
+	}
+	dir, err := os.MkdirTemp("", "testpg-")
+	if err != nil {
+		return nil, err
+	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), sock: dir, log: filepath.Join(dir, "server.log"), bin: bin}
-	t.Cleanup(func() {
-		_ = c.pgCtl("stop", "-m", "immediate")
-		os.RemoveAll(dir)
-	})
+	if err := c.init(); err != nil {
+		c.remove()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) init() error {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("testpg: running as root and there is no postgres user to run initdb as: %v", err)
+			return fmt.Errorf("testpg: running as root and there is no postgres user to run initdb as: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+		if err := os.Chown(c.dir, uid, gid); err != nil {
+			return err
 		}
 		c.runAs = []string{"runuser", "-u", "postgres", "--"}
 	}
 	if out, err := c.command("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("testpg: initdb: %v\n%s", err, out)
+		return fmt.Errorf("testpg: initdb: %v\n%s", err, out)
 	}
-	c.port = freePort(t)
-	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nfsync = on\nmax_connections = 200\nshared_buffers = 32MB\n", c.sock, c.port)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.port = port
+	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nport = %d\nfsync = on\nmax_connections = 300\nshared_buffers = 32MB\n", c.sock, c.port)
 	if err := appendFile(filepath.Join(c.data, "postgresql.conf"), conf); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	c.Start(t)
-	return c
+	return c.start()
+}
+
+// remove stops the server (immediate) and deletes the cluster's directory.
+func (c *Cluster) remove() {
+	_ = c.pgCtl("stop", "-m", "immediate")
+	os.RemoveAll(c.dir)
 }
 
 // URL returns the connection URL of database db (user postgres, unix socket).
@@ -105,10 +135,17 @@ func (c *Cluster) Stop(t testing.TB) {
 // connections.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *Cluster) start() error {
 	if err := c.pgCtl("start", "-w", "-t", "60", "-l", c.log); err != nil {
 		log, _ := os.ReadFile(c.log)
-		t.Fatalf("testpg: start: %v\n%s", err, log)
+		return fmt.Errorf("testpg: start: %v\n%s", err, log)
 	}
+	return nil
 }
 
 func (c *Cluster) pgCtl(args ...string) error {
@@ -150,13 +187,13 @@ func findBin() string {
 // freePort returns a TCP port number that was free a moment ago. The server
 // listens only on a unix socket, whose name holds the port number, so the
 // number only has to be unlikely to be used by another test's cluster.
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func appendFile(path, s string) error {

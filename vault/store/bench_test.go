@@ -22,11 +22,31 @@ func reportGroups(b *testing.B, s *store.Bolt) {
 	}
 }
 
+// benchModes are the write paths the benchmarks compare: the journal (the
+// default) and plain bbolt (Options.NoJournal).
+var benchModes = []struct {
+	name string
+	opts store.Options
+}{
+	{"journal", store.Options{}},
+	{"plain", store.Options{NoJournal: true}},
+}
+
 // BenchmarkUpdateRandomKeys: 16 concurrent callers, each Update inserting
-// 100 random 16-byte keys with 100-byte values, fsync on every commit.
+// 100 random 16-byte keys with 100-byte values, fsync on every commit; with
+// the journal, the time includes merging everything into the B-tree (Close).
 func BenchmarkUpdateRandomKeys(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) { benchUpdateRandomKeys(b, m.opts) })
+	}
+}
+
+func benchUpdateRandomKeys(b *testing.B, opts store.Options) {
 	seeds := &storetest.Seeds{}
-	s := mustOpen(b, filepath.Join(b.TempDir(), "bench.db"), store.Options{})
+	s, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
@@ -39,16 +59,31 @@ func BenchmarkUpdateRandomKeys(b *testing.B) {
 			}
 		}
 	})
+	st := s.Stats()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
 	b.StopTimer()
 	storetest.ReportItems(b)
-	reportGroups(b, s)
+	if st.Commits > 0 {
+		b.ReportMetric(float64(st.Committed)/float64(st.Commits), "updates/commit")
+	}
+	if st.Merges > 0 {
+		b.ReportMetric(float64(st.MergedKeys)/float64(st.Merges), "keys/merge")
+	}
 }
 
 // BenchmarkUpdateRandomKeysSingle is the same workload from a single caller:
 // one commit (and fsync) per Update.
 func BenchmarkUpdateRandomKeysSingle(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) { benchUpdateRandomKeysSingle(b, m.opts) })
+	}
+}
+
+func benchUpdateRandomKeysSingle(b *testing.B, opts store.Options) {
 	seeds := &storetest.Seeds{}
-	s := mustOpen(b, filepath.Join(b.TempDir(), "bench.db"), store.Options{})
+	s := mustOpen(b, filepath.Join(b.TempDir(), "bench.db"), opts)
 	ctx := context.Background()
 	w := seeds.NewWorkload()
 	for b.Loop() {

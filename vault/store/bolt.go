@@ -22,6 +22,8 @@ const (
 	DefaultTimeout                     = 1500 * time.Millisecond
 	DefaultMaxGroup                    = 1024
 	DefaultInitialMmapSize             = 1 << 30
+	// DefaultJournalMemory is Options.JournalMemory's default.
+	DefaultJournalMemory = 256 << 20
 )
 
 // Options configure Open. The zero value is ready to use.
@@ -53,26 +55,51 @@ type Options struct {
 	// corrupt the file. Only for tests and benchmarks that measure
 	// everything else; never in production.
 	NoSync bool
+
+	// NoJournal turns the journal off: every Update group is then written
+	// straight into the bbolt B-tree, one bbolt commit (and fsync) per group,
+	// as before the journal existed. Open still replays a journal left by an
+	// earlier run. For comparison and benchmarks.
+	NoJournal bool
+
+	// JournalMemory bounds the memory, in bytes, held by writes that are
+	// durable in the journal but not yet merged into the B-tree: beyond it,
+	// Update calls wait for the merge (back-pressure). A merge starts when a
+	// quarter of it is in use, or a second after the last one. Zero means
+	// DefaultJournalMemory.
+	JournalMemory int64
+
+	// For tests: failpoint is called at each named step of the write path,
+	// merge, rotation and recovery (see journal.go and journaled.go); an
+	// error it returns at a merge's "writing" step fails that merge. And
+	// mergeInterval replaces the one-second merge interval.
+	failpoint     func(step string) error
+	mergeInterval time.Duration
 }
 
-// Bolt is a Store backed by a single bbolt file. Only one Bolt (in one
-// process) can have a file open at a time; see ErrLocked.
+// Bolt is a Store backed by a single bbolt file and, unless
+// Options.NoJournal is set, its journal (files next to it: see doc.go).
+// Only one Bolt (in one process) can have a file open at a time; see
+// ErrLocked.
 //
 // Update calls are run by a single committer goroutine that groups all
-// calls queued while the previous commit was running into one bbolt
-// read-write transaction with one fsync (group commit). A call that finds
-// the committer idle is committed at once, without waiting for company.
+// calls queued while the previous commit was running into one transaction
+// with one fsync (group commit): a journal record, or without the journal a
+// bbolt read-write transaction. A call that finds the committer idle is
+// committed at once, without waiting for company.
 type Bolt struct {
 	db       *bolt.DB
 	path     string
 	maxGroup int
+	j        *journal // nil with Options.NoJournal
 
-	mu      sync.Mutex
-	cond    sync.Cond // signalled when queue grows or closed is set; uses mu
-	queue   []*request
-	closed  bool          // under mu: no more requests are accepted
-	isDone  atomic.Bool   // mirror of closed, read without mu by View
-	stopped chan struct{} // closed when the committer goroutine has exited
+	mu        sync.Mutex
+	cond      sync.Cond // signalled when queue grows or closed is set; uses mu
+	queue     []*request
+	closed    bool          // under mu: no more requests are accepted
+	freezeReq bool          // under mu: the journal's active memtable is to be frozen
+	isDone    atomic.Bool   // mirror of closed, read without mu by View
+	stopped   chan struct{} // closed when the committer goroutine has exited
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,6 +145,15 @@ func Open(path string, opts Options) (*Bolt, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	fp := opts.failpoint
+	if fp == nil {
+		fp = func(string) error { return nil }
+	}
+	storeID, next, seq, pending, err := recoverJournal(db, path, fp, !opts.NoJournal)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	s := &Bolt{
 		db:       db,
 		path:     path,
@@ -125,6 +161,14 @@ func Open(path string, opts Options) (*Bolt, error) {
 		stopped:  make(chan struct{}),
 	}
 	s.cond.L = &s.mu
+	if !opts.NoJournal {
+		if s.j, err = openJournal(s, opts, storeID, next, seq, pending); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		go s.j.committer()
+		return s, nil
+	}
 	go s.committer()
 	return s, nil
 }
@@ -139,6 +183,9 @@ func (s *Bolt) View(ctx context.Context, fn func(Tx) error) error {
 	}
 	if s.isDone.Load() {
 		return ErrClosed
+	}
+	if s.j != nil {
+		return s.j.view(ctx, fn)
 	}
 	btx, err := s.db.Begin(false)
 	if err != nil {
@@ -183,8 +230,10 @@ func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 }
 
 // Close implements Store.Close: it stops accepting Update calls, waits for
-// the queued ones to be committed, stops the committer goroutine, and then
-// closes the file, waiting for running View calls to finish.
+// the queued ones to be committed, stops the committer goroutine, merges the
+// journal into the B-tree and removes it (if that fails, the journal stays
+// and the next Open replays it), and then closes the file, waiting for
+// running View calls to finish.
 func (s *Bolt) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -193,7 +242,12 @@ func (s *Bolt) Close() error {
 		s.cond.Broadcast()
 		s.mu.Unlock()
 		<-s.stopped
-		if err := s.db.Close(); err != nil {
+		var errs []error
+		if s.j != nil {
+			errs = append(errs, s.j.close())
+		}
+		errs = append(errs, s.db.Close())
+		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
 	})
@@ -248,13 +302,21 @@ type Stats struct {
 	// or panicked, or whose commit failed.
 	Failed uint64
 	// Rollbacks is the number of group transactions rolled back because a
-	// function failed after writing (or panicked).
+	// function failed after writing (or panicked); with the journal, the
+	// number of such functions whose writes alone were undone.
 	Rollbacks uint64
 	// Reruns is the number of times a function was run again after such a
-	// rollback.
+	// rollback (never with the journal, which undoes one function's writes
+	// without touching the others').
 	Reruns uint64
-	// Size is the size of the data in the file, in bytes (bbolt Tx.Size);
-	// 0 after Close.
+	// Merges is the number of merges of the journal into the B-tree, and
+	// MergedKeys the keys they wrote.
+	Merges, MergedKeys uint64
+	// Overlay is the memory held by writes not yet merged, in bytes
+	// (an estimate).
+	Overlay int64
+	// Size is the size of the data in the file, in bytes (bbolt Tx.Size),
+	// plus the journal not yet merged; 0 after Close.
 	Size int64
 }
 
@@ -268,9 +330,16 @@ func (s *Bolt) Stats() Stats {
 		Rollbacks: s.stats.rollbacks.Load(),
 		Reruns:    s.stats.reruns.Load(),
 	}
+	if s.j != nil {
+		st.Merges, st.MergedKeys = s.j.merges.Load(), s.j.mergedKeys.Load()
+		for _, m := range s.j.state.Load().layers {
+			st.Overlay += m.bytes.Load()
+			st.Size += m.fileBytes.Load()
+		}
+	}
 	if !s.isDone.Load() {
 		_ = s.db.View(func(tx *bolt.Tx) error {
-			st.Size = tx.Size()
+			st.Size += tx.Size()
 			return nil
 		})
 	}

@@ -55,6 +55,27 @@ func checkAndClose(t testing.TB, s *store.Bolt) {
 }
 
 func TestConformance(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts store.Options
+	}{
+		{"journal", store.Options{}},
+		// A merge every few groups, so that reads cross merges.
+		{"journal-small", smallJournal()},
+		{"plain", store.Options{NoJournal: true}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { conformance(t, mode.opts) })
+	}
+}
+
+// smallJournal returns Options whose journal merges after a few kilobytes.
+func smallJournal() store.Options {
+	o := store.Options{JournalMemory: 64 << 10}
+	store.SetMergeInterval(&o, 5*time.Millisecond)
+	return o
+}
+
+func conformance(t *testing.T, opts store.Options) {
 	var mu sync.Mutex
 	paths := make(map[string]string) // test name -> data file
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
@@ -65,7 +86,7 @@ func TestConformance(t *testing.T) {
 			paths[t.Name()] = path
 		}
 		mu.Unlock()
-		return mustOpen(t, path, store.Options{})
+		return mustOpen(t, path, opts)
 	})
 }
 

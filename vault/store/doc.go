@@ -67,7 +67,8 @@ crash the process. Copy what you need to keep. Conversely Put does not copy
 its arguments: key and value must not be modified until Update returns.
 
 Durability is fsync on commit. Update returns only after the commit's fsync
-(fdatasync on Linux) completed. Options.NoSync disables it, trading
+(fdatasync on Linux) completed: of the journal record (below), or without
+the journal of the bbolt transaction. Options.NoSync disables it, trading
 durability and consistency on crash for speed; it is for tests and
 benchmarks only.
 
@@ -78,16 +79,97 @@ short, and never wait for an Update from inside a View.
 
 Errors never carry key or value bytes, which may be sensitive.
 
+# The journal
+
+Inserting random keys into bbolt's B-tree under fsync is slow: each commit
+rewrites every page it touched, and a commit of a few hundred random keys
+touches a page per key. So by default Bolt acknowledges a write once it is
+durable in an append-only journal, keeps it in memory, and merges it into the
+B-tree later, in large key-sorted batches. bbolt stays the store of record;
+Options.NoJournal turns the journal off (every group then commits into the
+B-tree, as before).
+
+Write path. The committer goroutine takes a group of queued Update calls (as
+above) and runs their functions against the overlay: their writes go into the
+active memtable, tagged with the group's sequence number, which no View can
+see yet. A function that fails or panics has its own writes popped off again
+(a savepoint bbolt lacks), so with the journal no function is ever re-run.
+The group's writes are then encoded as one journal record, written with one
+write and one fdatasync; only then is the group's sequence number published
+to readers and are the callers answered. A group whose functions wrote
+nothing is answered without touching the disk.
+
+Journal files and records. The journal is a series of files next to the
+bbolt file, FILE.journal.ID (ID: 16 hex digits, increasing). Each starts with
+a header (magic, the store's random id, kept in bbolt, and the file id, with
+a CRC32C) and holds records framed by their length and the CRC32C
+(Castagnoli) of their payload: the group's sequence number and its
+operations (put, delete, bucket sequence). One record is one group: it is
+replayed whole or not at all.
+
+Overlay and reads. Each journal file has a memtable: a skiplist of (bucket,
+key) in byte order, each key with its versions (newest first, a delete being
+a tombstone), plus a hash index for point lookups. A bucket's sequence
+(NextSequence, SetSequence) is one more versioned key of the bucket, with an
+empty user key (which no caller can use), so it too is read as of the
+snapshot and merged with the bucket's keys. It has one writer (the
+committer) and lock-free readers. A View opens a bbolt read transaction,
+reads from it the merged position (below), then takes the list of memtables
+not merged into that transaction and the last published sequence number:
+Get and GetMany look in the memtables newest first, then in bbolt; Scan
+merges the memtables' and bbolt's keys in order, the newest version of a key
+winning and tombstones hiding it. Snapshots are exact: a View sees every group
+published before it began and nothing after, as with plain bbolt. Update
+functions read the same way, with their group's own pending writes
+included.
+
+Merging and rotation. When the active memtable passes a quarter of
+Options.JournalMemory (or a second after the last merge, if it holds
+anything), the committer freezes it: it creates the next journal file
+(header written and synced, directory synced) and starts a new memtable; the
+old file gets no more writes. A merger goroutine writes the frozen
+memtables into bbolt in one read-write transaction, in key order, and in the
+same transaction records the merged position (the last merged file's id and
+size) in a bucket of its own; after the commit it drops those memtables
+and deletes their files. If the overlay holds more than JournalMemory,
+Update calls wait for the merge (back-pressure).
+
+Recovery. Open reads the merged position from bbolt, deletes journal files
+at or before it (merged, but not yet deleted when the process stopped), and
+replays the later ones in order into memtables, which it merges into bbolt
+in one transaction that records the new position, before deleting the
+files. In the last file, a record that is incomplete or fails its checksum
+(and is followed by nothing but zeros) is a torn tail, the write of a group
+that was never acknowledged: it and anything after it are ignored. A bad
+record anywhere else, a header of another store, or records out of sequence
+are corruption: Open fails with ErrCorrupt instead of dropping acknowledged
+writes. Open does this whether or not the journal is on, so a store can be
+reopened with Options.NoJournal.
+
+Guarantees. An acknowledged Update is in an fsynced journal record or in the
+bbolt file; a crash at any point (tested with failpoints at every step of the
+write path, rotation, merge and recovery, in TestCrashPoints) loses none,
+and each group is replayed whole or not at all. Close merges everything and
+deletes the journal, so a cleanly closed store is one self-contained bbolt
+file; if that merge fails, the journal stays and the next Open replays it.
+Snapshot (online backup) merges everything committed before it first, so
+the copy needs no journal. If a journal write or fsync fails, the callers of
+that group get an error wrapping ErrCommitUnknown (the record may have
+reached the disk) and the store refuses further writes until it is reopened.
+Memory: the overlay is bounded by JournalMemory (256 MiB by default), and
+so is the journal replayed at Open.
+
 # Backends
 
-Bolt (this package) is one file, one process, one writer goroutine with
-group commit. pgstore.Postgres is PostgreSQL, through pgx, for many
+Bolt (this package) is one file (and its journal), one process, one writer
+goroutine with group commit. pgstore.Postgres is PostgreSQL, through pgx, for many
 processes on one database:
 
   - mapping: every bucket in one table tokenvault_kv (bucket text, key bytea,
     value bytea, primary key (bucket, key)); bytea compares bytewise, so
-    ORDER BY key is Scan's byte order. NextSequence is a row per bucket in
-    tokenvault_sequence, updated in the transaction. The schema is created
+    ORDER BY key is Scan's byte order. NextSequence is a PostgreSQL sequence per
+    bucket (nextval: no row lock, so concurrent writers do not conflict on
+    it; values may skip, and need not follow commit order). The schema is created
     by the binary and versioned (tokenvault_schema_version, version 1).
   - isolation: View is a REPEATABLE READ, READ ONLY transaction (a snapshot
     from its first read); each Update is its own SERIALIZABLE transaction,
@@ -105,6 +187,6 @@ processes on one database:
     the error, whatever the function returned. When the connection is lost
     or the context ends while COMMIT is in flight, Update returns an error
     wrapping ErrCommitUnknown: the transaction may have committed. Callers
-    must fail closed. Bolt never returns it.
+    must fail closed. Bolt returns it only when a journal write fails.
 */
 package store

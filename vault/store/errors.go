@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // These errors can be returned when opening or closing a Store.
 var (
@@ -53,6 +56,10 @@ var (
 	// and change them after Scan returns, or write to another bucket.
 	ErrScanMutation = errors.New("store: bucket modified during its own scan")
 
+	// ErrExists is returned by Insert when the key is already present in the
+	// transaction's view (stored before it began, or written earlier in it).
+	ErrExists = errors.New("store: key already exists")
+
 	// ErrStopScan may be returned by a Scan callback to stop the scan early.
 	// Scan then returns nil. It is never returned by Scan itself.
 	ErrStopScan = errors.New("store: stop scan")
@@ -64,8 +71,26 @@ var (
 // was in flight. The writes may or may not be durable, and may become visible
 // later; a retry may apply them twice. Callers must fail closed: never act as
 // if the write were committed (nor as if it were not) without reading it back.
-// The embedded Bolt backend never returns it: its commit is local.
+// The embedded Bolt backend returns it only when writing or syncing its
+// journal fails (it then refuses further writes until reopened).
 var ErrCommitUnknown = errors.New("store: commit outcome unknown")
+
+// ErrUnavailable is wrapped by the errors of View, Update and Ping when a
+// remote backend cannot reach its database: the connection was refused or
+// lost, the server is shutting down or starting up, or it has no connection
+// slot left. The condition is expected to pass: callers may retry later,
+// and the store reconnects by itself. Unless the error also wraps
+// ErrCommitUnknown (the connection was lost while COMMIT was in flight), the
+// failing call committed nothing. The embedded Bolt backend never returns it.
+var ErrUnavailable = errors.New("store: database unavailable")
+
+// Pinger is implemented by stores on a remote database (pgstore): Ping
+// checks that the database answers, returning an error wrapping
+// ErrUnavailable when it cannot be reached. Health checks use it; a store
+// without it (Bolt) is local and always reachable while open.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // ErrPanic is wrapped by the error that Update returns when its function
 // panicked. The panic is recovered, the function's writes are discarded, the

@@ -20,13 +20,19 @@ type Snapshotter interface {
 }
 
 // Snapshot implements Snapshotter: the copy is a bbolt file, written from one read
-// transaction.
+// transaction. With the journal, everything committed before the call is merged into the
+// B-tree first, so the copy holds it and needs no journal.
 func (s *Bolt) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	if s.isDone.Load() {
 		return 0, ErrClosed
+	}
+	if s.j != nil {
+		if err := s.j.flush(ctx); err != nil {
+			return 0, fmt.Errorf("store: snapshot: %w", err)
+		}
 	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -79,6 +85,9 @@ func WriteFile(path string, flag int, r io.Reader) (int64, error) {
 // fsynced, and checks that the result opens as a consistent store. It is an offline
 // operation: no server may be using path.
 func RestoreFile(r io.Reader, path string) (int64, error) {
+	if ids, err := journalIDs(path); err == nil && len(ids) > 0 {
+		return 0, fmt.Errorf("store: restore: %s holds the journal of another store: restore into an empty directory", journalPath(path, ids[0]))
+	}
 	n, err := WriteFile(path, os.O_EXCL, r)
 	if err != nil {
 		if !errors.Is(err, os.ErrExist) {

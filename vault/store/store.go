@@ -133,6 +133,21 @@ type Tx interface {
 	// modified.
 	Get(b Bucket, key []byte) []byte
 
+	// GetMany returns the values stored for keys in bucket b, in the order of
+	// keys: result i is what Get(b, keys[i]) would return at this point of the
+	// transaction (the transaction's own writes included), nil for an absent
+	// key and a non-nil empty slice for a stored empty value. Keys may repeat.
+	// An invalid bucket name reports every key absent, an invalid key (empty
+	// or over MaxKeySize) reports that key absent. The result has len(keys)
+	// elements (nil for an empty keys); its slices follow Get's rules: valid
+	// only until the transaction function returns, not to be modified.
+	//
+	// It exists for backends on a remote database: one GetMany costs one round
+	// trip whatever the number of keys (pgstore), where as many Gets cost one
+	// each. On a failed read it behaves like Get (nil results; the error is
+	// returned by View or Update).
+	GetMany(b Bucket, keys [][]byte) [][]byte
+
 	// Put stores value for key in bucket b, creating the bucket if needed.
 	//
 	// Put does not copy value (bbolt's rule): key and value must not be
@@ -144,6 +159,24 @@ type Tx interface {
 	// ErrScanMutation inside a Scan of bucket b, and ErrTxDone after the
 	// transaction function returned.
 	Put(b Bucket, key, value []byte) error
+
+	// Insert stores value for key in bucket b only if key is absent: a
+	// create-only write, for records that must never be overwritten (a token
+	// issued to one value must not be reissued to another by a racing
+	// process). It takes its arguments as Put does and returns Put's errors,
+	// plus ErrExists when the key is present in the transaction's view.
+	//
+	// A key created by a concurrent transaction that committed after this one
+	// began is not in its view: the transaction then fails to commit, and
+	// Update runs the function again in a new one (pgstore: the row is
+	// written with a plain INSERT, and the unique violation it raises is
+	// retried like a serialization failure), where a read shows the key. Bolt
+	// has a single writer, so there is no such race. pgstore checks presence
+	// only against the transaction's own writes when Insert is called, and
+	// against stored keys when the write is sent (before a Scan, Buckets or
+	// COMMIT): read the key first (Get, GetMany) and Insert only if it was
+	// absent, as one does anyway to decide.
+	Insert(b Bucket, key, value []byte) error
 
 	// Delete removes key from bucket b. Deleting a key or bucket that does not
 	// exist is not an error. It returns the same errors as Put, except
@@ -164,8 +197,94 @@ type Tx interface {
 
 	// NextSequence returns the next value of bucket b's sequence, creating
 	// the bucket if needed. Values are per bucket, start at 1 and strictly
-	// increase in commit order. Values handed out in a transaction that did
-	// not commit may be handed out again (bbolt) or skipped (other backends):
-	// do not rely on either. It returns ErrReadOnly in View.
+	// increase in the order they are taken; in Bolt, which commits one
+	// transaction at a time, that is also commit order. In pgstore a value
+	// is taken without waiting for other transactions, so two concurrent
+	// transactions may commit in the other order (the one with the smaller
+	// value later). Values handed out in a transaction that did not commit
+	// may be handed out again (bbolt) or skipped (other backends): do not
+	// rely on either. It returns ErrReadOnly in View.
 	NextSequence(b Bucket) (uint64, error)
+
+	// Buckets returns the valid names of the buckets that exist, in ascending
+	// byte order: those holding at least one key or a nonzero sequence (a
+	// bucket emptied by deletes and never given a sequence may or may not be
+	// listed). With Scan, Sequence and SetSequence it lets a whole store be
+	// copied, to another backend or into a backup, without knowing its
+	// layout. The transaction's own writes are included. It returns
+	// ErrTxDone after the transaction function returned, and a database
+	// error as View and Update would.
+	Buckets() ([]Bucket, error)
+
+	// Sequence returns bucket b's current sequence value without changing it:
+	// the last value NextSequence handed out (in a committed transaction, or
+	// in this one), or the value SetSequence set; 0 for a bucket that never
+	// had one, or does not exist. It returns ErrBucketName for an invalid
+	// name and ErrTxDone after the transaction function returned.
+	Sequence(b Bucket) (uint64, error)
+
+	// SetSequence sets bucket b's sequence to n, creating the bucket if
+	// needed, so that the next NextSequence returns n+1. It is for copying a
+	// store (migrate, restore), not for allocating values. It returns
+	// ErrBucketName, ErrReadOnly in View and ErrTxDone after the transaction
+	// function returned.
+	SetSequence(b Bucket, n uint64) error
+}
+
+// SharedGetter is implemented by backends whose Update may run under snapshot isolation
+// (WithSnapshotIsolation). GetForShare reads key as Get does, and also takes a share lock on
+// it until the transaction ends: a concurrent writer of key waits for this transaction, and if
+// key was changed by a transaction that committed after this one's snapshot, this transaction
+// fails and is re-run. It is how a function that runs under snapshot isolation makes a read
+// that must stay true until its commit (e.g. "this is still the primary key") as strong as
+// under SERIALIZABLE.
+type SharedGetter interface {
+	GetForShare(b Bucket, key []byte) []byte
+}
+
+// GetForShare reads key with tx's GetForShare when the backend has one (see SharedGetter),
+// and with Get otherwise (Bolt: a single writer needs no lock).
+func GetForShare(tx Tx, b Bucket, key []byte) []byte {
+	if sg, ok := tx.(SharedGetter); ok {
+		return sg.GetForShare(b, key)
+	}
+	return tx.Get(b, key)
+}
+
+// snapshotIsolationKey marks a context for WithSnapshotIsolation.
+type snapshotIsolationKey struct{}
+
+// WithSnapshotIsolation returns a context whose Update calls may run with snapshot isolation
+// instead of full serializability: in pgstore, REPEATABLE READ instead of SERIALIZABLE. Bolt
+// has one writer and ignores it.
+//
+// Use it only for a function whose correctness rests on conflicts between writes of the same
+// key, which snapshot isolation still detects: every key it creates is written with Insert
+// (a concurrent creator makes the commit fail), and every key it overwrites with Put is one
+// whose current value (or absence) it read and decided on (a concurrent write of that key
+// makes pgstore fail the transaction with a serialization failure, and Update runs the
+// function again). What snapshot isolation lets through is write skew: two transactions
+// each reading what the other writes, under different keys, such as a check of a counter
+// kept in one key before writing another. A function that depends on such a check must not
+// use it.
+//
+// The gain is for functions that read and write many scattered keys (a batch tokenize):
+// SERIALIZABLE tracks reads at index-page granularity, so concurrent batches that touch the
+// same pages abort each other even when they share no key.
+func WithSnapshotIsolation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, snapshotIsolationKey{}, true)
+}
+
+// SnapshotIsolation reports whether ctx was made by WithSnapshotIsolation (for backends).
+func SnapshotIsolation(ctx context.Context) bool {
+	v, _ := ctx.Value(snapshotIsolationKey{}).(bool)
+	return v
+}
+
+// SequenceAdvancer is implemented by the Tx of both backends: AdvanceSequence
+// makes every later NextSequence of bucket b return more than atLeast, and
+// never moves the sequence back. Data copied in from elsewhere (a migration,
+// an older layout) uses it to continue a sequence past the keys it holds.
+type SequenceAdvancer interface {
+	AdvanceSequence(b Bucket, atLeast uint64) error
 }

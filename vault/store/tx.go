@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -70,6 +69,17 @@ var _ Tx = (*boltTx)(nil)
 
 func (t *boltTx) finish() { t.done = true }
 
+func (t *boltTx) GetMany(b Bucket, keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = t.Get(b, k)
+	}
+	return out
+}
+
 func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	if t.done || ValidateKey(key) != nil || t.g.validBucket(b) != nil {
 		return nil
@@ -81,24 +91,8 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
-// checkWrite checks the state and arguments common to Put and Delete.
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case !t.writable:
-		return ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return err
-	}
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if len(t.scanning) > 0 && slices.Contains(t.scanning, b) {
-		return ErrScanMutation
-	}
-	return nil
+	return checkWrite(t.done, t.writable, t.scanning, b, key)
 }
 
 func (t *boltTx) Put(b Bucket, key, value []byte) error {
@@ -119,6 +113,19 @@ func (t *boltTx) Put(b Bucket, key, value []byte) error {
 	return bk.Put(key, value)
 }
 
+func (t *boltTx) Insert(b Bucket, key, value []byte) error {
+	if err := t.checkWrite(b, key); err != nil {
+		return err
+	}
+	if err := ValidateValue(value); err != nil {
+		return err
+	}
+	if t.Get(b, key) != nil {
+		return ErrExists
+	}
+	return t.Put(b, key, value)
+}
+
 func (t *boltTx) Delete(b Bucket, key []byte) error {
 	if err := t.checkWrite(b, key); err != nil {
 		return err
@@ -132,21 +139,26 @@ func (t *boltTx) Delete(b Bucket, key []byte) error {
 }
 
 func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
-	switch {
-	case t.done:
-		return 0, ErrTxDone
-	case !t.writable:
-		return 0, ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return 0, err
-	}
-	t.dirty = true
-	bk, err := t.g.bucket(b, true)
+	bk, err := t.sequenceBucket(b)
 	if err != nil {
 		return 0, err
 	}
 	return bk.NextSequence()
+}
+
+// sequenceBucket checks a sequence call and returns bucket b, created if needed.
+func (t *boltTx) sequenceBucket(b Bucket) (*bolt.Bucket, error) {
+	switch {
+	case t.done:
+		return nil, ErrTxDone
+	case !t.writable:
+		return nil, ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return nil, err
+	}
+	t.dirty = true
+	return t.g.bucket(b, true)
 }
 
 func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -181,18 +193,97 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 		if v == nil {
 			continue // a nested bbolt bucket: never created by this package
 		}
-		if err := fn(k, v); err != nil {
-			if errors.Is(err, ErrStopScan) {
-				return nil
-			}
+		if stop, err := visit(t.ctx, n, fn, k, v); stop {
 			return err
-		}
-		if t.ctx != nil && n%scanCtxEvery == 0 {
-			if err := t.ctx.Err(); err != nil {
-				return err
-			}
 		}
 		n++
 	}
 	return nil
+}
+
+// visit passes the n-th pair of a Scan to fn. It reports whether the scan
+// stops, and with what result: fn returned ErrStopScan (nil) or another
+// error, or, every scanCtxEvery pairs, ctx (a View's) is done.
+func visit(ctx context.Context, n int, fn func(k, v []byte) error, k, v []byte) (bool, error) {
+	if err := fn(k, v); err != nil {
+		if errors.Is(err, ErrStopScan) {
+			return true, nil
+		}
+		return true, err
+	}
+	if ctx != nil && n%scanCtxEvery == 0 {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+func (t *boltTx) Buckets() ([]Bucket, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	var out []Bucket
+	err := t.g.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+		b := Bucket(name)
+		if b.Validate() != nil {
+			return nil // not one of ours
+		}
+		if bk.Sequence() != 0 {
+			out = append(out, b)
+			return nil
+		}
+		if k, _ := bk.Cursor().First(); k != nil {
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) Sequence(b Bucket) (uint64, error) {
+	if t.done {
+		return 0, ErrTxDone
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return 0, err
+	}
+	bk, _ := t.g.bucket(b, false)
+	if bk == nil {
+		return 0, nil
+	}
+	return bk.Sequence(), nil
+}
+
+func (t *boltTx) SetSequence(b Bucket, n uint64) error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case !t.writable:
+		return ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return err
+	}
+	t.dirty = true
+	bk, err := t.g.bucket(b, true)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}
+
+// AdvanceSequence implements SequenceAdvancer.
+// It writes nothing (and costs no commit) when the sequence is already there.
+func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	if t.writable && !t.done && t.g.validBucket(b) == nil {
+		if bk, _ := t.g.bucket(b, false); bk != nil && bk.Sequence() >= atLeast {
+			return nil
+		}
+	}
+	bk, err := t.sequenceBucket(b)
+	if err != nil || bk.Sequence() >= atLeast {
+		return err
+	}
+	return bk.SetSequence(atLeast)
 }

@@ -35,14 +35,25 @@ type ListAuditEventsRequest struct {
 	Credential string `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
 	// Only events of this vendor.
 	Vendor string `protobuf:"bytes,4,opt,name=vendor,proto3" json:"vendor,omitempty"`
-	// Only events with this outcome: allowed, partial, denied or failed.
+	// Only events with this outcome: allowed, partial, denied or failed (or
+	// alert: the events of fired alerts).
 	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// Only events of this method (the full gRPC method name).
 	Method string `protobuf:"bytes,6,opt,name=method,proto3" json:"method,omitempty"`
 	// At most this many events (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous response.
-	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only events that name this domain.
+	Domain string `protobuf:"bytes,9,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Only events that name this template.
+	Template string `protobuf:"bytes,10,opt,name=template,proto3" json:"template,omitempty"`
+	// Only events with this purpose (exactly).
+	Purpose string `protobuf:"bytes,11,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// Only events of this request id.
+	RequestId string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Only events that name this grant id.
+	GrantId       string `protobuf:"bytes,13,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +140,41 @@ func (x *ListAuditEventsRequest) GetPageSize() int32 {
 func (x *ListAuditEventsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
 	}
 	return ""
 }
@@ -418,11 +464,788 @@ func (x *GetAuditPublicKeyResponse) GetPublicKeyset() string {
 	return ""
 }
 
+// GetAuditEventRequest names one event.
+type GetAuditEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's sequence number.
+	Seq           uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditEventRequest) Reset() {
+	*x = GetAuditEventRequest{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditEventRequest) ProtoMessage() {}
+
+func (x *GetAuditEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditEventRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditEventRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetAuditEventRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// GetAuditEventResponse is one event and its place in the chain.
+type GetAuditEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event, as ListAuditEvents lists it.
+	Event *AuditEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// Its position in the hash chain and verification state.
+	Chain         *AuditChainPosition `protobuf:"bytes,2,opt,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditEventResponse) Reset() {
+	*x = GetAuditEventResponse{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditEventResponse) ProtoMessage() {}
+
+func (x *GetAuditEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditEventResponse.ProtoReflect.Descriptor instead.
+func (*GetAuditEventResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetAuditEventResponse) GetEvent() *AuditEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *GetAuditEventResponse) GetChain() *AuditChainPosition {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+// AuditChainPosition is where one event sits in the hash chain, and what vouches
+// for it.
+type AuditChainPosition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's sequence number.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The hash of the event as stored ("sha256:…"), which the next event
+	// carries as its prev_hash.
+	Hash string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	// The hash the event says precedes it.
+	PrevHash string `protobuf:"bytes,3,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	// prev_hash is the hash of the event before it (or the chain's start: the
+	// zero hash for event 1, the pruning anchor after a prune).
+	Linked bool `protobuf:"varint,4,opt,name=linked,proto3" json:"linked,omitempty"`
+	// The first signed checkpoint at or after the event; 0 when none is yet.
+	CheckpointSeq uint64 `protobuf:"varint,5,opt,name=checkpoint_seq,json=checkpointSeq,proto3" json:"checkpoint_seq,omitempty"`
+	// That checkpoint's signature verifies under the vault's audit key, it
+	// names the stored hash of its event, and the chain links from this event
+	// to it.
+	Signed bool `protobuf:"varint,6,opt,name=signed,proto3" json:"signed,omitempty"`
+	// linked and signed.
+	Verified      bool `protobuf:"varint,7,opt,name=verified,proto3" json:"verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditChainPosition) Reset() {
+	*x = AuditChainPosition{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditChainPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditChainPosition) ProtoMessage() {}
+
+func (x *AuditChainPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditChainPosition.ProtoReflect.Descriptor instead.
+func (*AuditChainPosition) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuditChainPosition) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditChainPosition) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *AuditChainPosition) GetPrevHash() string {
+	if x != nil {
+		return x.PrevHash
+	}
+	return ""
+}
+
+func (x *AuditChainPosition) GetLinked() bool {
+	if x != nil {
+		return x.Linked
+	}
+	return false
+}
+
+func (x *AuditChainPosition) GetCheckpointSeq() uint64 {
+	if x != nil {
+		return x.CheckpointSeq
+	}
+	return 0
+}
+
+func (x *AuditChainPosition) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
+}
+
+func (x *AuditChainPosition) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+// GetAuditStatsRequest chooses the window.
+type GetAuditStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "24h" (hour buckets, the default), "7d" (6-hour buckets) or "30d" (day
+	// buckets).
+	Window        string `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditStatsRequest) Reset() {
+	*x = GetAuditStatsRequest{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditStatsRequest) ProtoMessage() {}
+
+func (x *GetAuditStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditStatsRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetAuditStatsRequest) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+// GetAuditStatsResponse holds the counts of one window.
+type GetAuditStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The window: 24h, 7d or 30d.
+	Window string `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// The length of one bucket, in seconds.
+	BucketSeconds int32 `protobuf:"varint,2,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	// The start of the first bucket (inclusive).
+	Start *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	// The end of the last bucket (exclusive): the end of the current bucket.
+	End *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
+	// Items revealed, one series per vendor and grant, each with every bucket.
+	Series []*AuditRevealSeries `protobuf:"bytes,5,rep,name=series,proto3" json:"series,omitempty"`
+	// Requests denied, per bucket.
+	Denials []*AuditCountPoint `protobuf:"bytes,6,rep,name=denials,proto3" json:"denials,omitempty"`
+	// Alerts fired, per bucket.
+	Alerts []*AuditCountPoint `protobuf:"bytes,7,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	// The sums over the window.
+	Totals        *AuditStatsTotals `protobuf:"bytes,8,opt,name=totals,proto3" json:"totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditStatsResponse) Reset() {
+	*x = GetAuditStatsResponse{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditStatsResponse) ProtoMessage() {}
+
+func (x *GetAuditStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetAuditStatsResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetAuditStatsResponse) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *GetAuditStatsResponse) GetBucketSeconds() int32 {
+	if x != nil {
+		return x.BucketSeconds
+	}
+	return 0
+}
+
+func (x *GetAuditStatsResponse) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *GetAuditStatsResponse) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *GetAuditStatsResponse) GetSeries() []*AuditRevealSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetAuditStatsResponse) GetDenials() []*AuditCountPoint {
+	if x != nil {
+		return x.Denials
+	}
+	return nil
+}
+
+func (x *GetAuditStatsResponse) GetAlerts() []*AuditCountPoint {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+func (x *GetAuditStatsResponse) GetTotals() *AuditStatsTotals {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+// AuditRevealSeries is the reveals of one vendor through one grant.
+type AuditRevealSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The vendor; empty for internal detokenize calls.
+	Vendor string `protobuf:"bytes,1,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	// The grant; empty for internal calls and for vendor calls whose items
+	// were revealed through several grants.
+	GrantId string `protobuf:"bytes,2,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	// One point per bucket, oldest first.
+	Points        []*AuditRevealPoint `protobuf:"bytes,3,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRevealSeries) Reset() {
+	*x = AuditRevealSeries{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRevealSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRevealSeries) ProtoMessage() {}
+
+func (x *AuditRevealSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRevealSeries.ProtoReflect.Descriptor instead.
+func (*AuditRevealSeries) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AuditRevealSeries) GetVendor() string {
+	if x != nil {
+		return x.Vendor
+	}
+	return ""
+}
+
+func (x *AuditRevealSeries) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *AuditRevealSeries) GetPoints() []*AuditRevealPoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// AuditRevealPoint is the items revealed in one bucket.
+type AuditRevealPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The start of the bucket.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Items revealed.
+	Reveals       int64 `protobuf:"varint,2,opt,name=reveals,proto3" json:"reveals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRevealPoint) Reset() {
+	*x = AuditRevealPoint{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRevealPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRevealPoint) ProtoMessage() {}
+
+func (x *AuditRevealPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRevealPoint.ProtoReflect.Descriptor instead.
+func (*AuditRevealPoint) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuditRevealPoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditRevealPoint) GetReveals() int64 {
+	if x != nil {
+		return x.Reveals
+	}
+	return 0
+}
+
+// AuditCountPoint is a count in one bucket.
+type AuditCountPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The start of the bucket.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// The count.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCountPoint) Reset() {
+	*x = AuditCountPoint{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCountPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCountPoint) ProtoMessage() {}
+
+func (x *AuditCountPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCountPoint.ProtoReflect.Descriptor instead.
+func (*AuditCountPoint) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AuditCountPoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditCountPoint) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// AuditStatsTotals are the sums of a window.
+type AuditStatsTotals struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Items revealed.
+	Reveals int64 `protobuf:"varint,1,opt,name=reveals,proto3" json:"reveals,omitempty"`
+	// Requests denied.
+	Denials int64 `protobuf:"varint,2,opt,name=denials,proto3" json:"denials,omitempty"`
+	// Alerts fired.
+	Alerts        int64 `protobuf:"varint,3,opt,name=alerts,proto3" json:"alerts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditStatsTotals) Reset() {
+	*x = AuditStatsTotals{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditStatsTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditStatsTotals) ProtoMessage() {}
+
+func (x *AuditStatsTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditStatsTotals.ProtoReflect.Descriptor instead.
+func (*AuditStatsTotals) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuditStatsTotals) GetReveals() int64 {
+	if x != nil {
+		return x.Reveals
+	}
+	return 0
+}
+
+func (x *AuditStatsTotals) GetDenials() int64 {
+	if x != nil {
+		return x.Denials
+	}
+	return 0
+}
+
+func (x *AuditStatsTotals) GetAlerts() int64 {
+	if x != nil {
+		return x.Alerts
+	}
+	return 0
+}
+
+// GetAuditStatusRequest has no fields.
+type GetAuditStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditStatusRequest) Reset() {
+	*x = GetAuditStatusRequest{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditStatusRequest) ProtoMessage() {}
+
+func (x *GetAuditStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditStatusRequest) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{16}
+}
+
+// GetAuditStatusResponse is the state of the stored trail.
+type GetAuditStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest signed checkpoint; absent when there is none.
+	Checkpoint *AuditCheckpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// The sequence number of the last event.
+	HeadSeq uint64 `protobuf:"varint,2,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	// The stored trail verifies: the hash chain is intact and every event up
+	// to the head is covered by a valid checkpoint signature (or lies within
+	// one checkpoint interval after the last).
+	Verified bool `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
+	// What is wrong when it does not verify (the first bad event), else empty.
+	Problem       string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditStatusResponse) Reset() {
+	*x = GetAuditStatusResponse{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditStatusResponse) ProtoMessage() {}
+
+func (x *GetAuditStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetAuditStatusResponse) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetAuditStatusResponse) GetCheckpoint() *AuditCheckpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *GetAuditStatusResponse) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *GetAuditStatusResponse) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *GetAuditStatusResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+// AuditCheckpoint is a signed statement of the chain's head.
+type AuditCheckpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last event it covers.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// When it was signed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The hash of event seq.
+	Hash          string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_audit_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_audit_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AuditCheckpoint) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
 var File_tokenvault_v1_audit_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
-	"!tokenvault/v1/audit_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
+	"!tokenvault/v1/audit_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n" +
 	"\x16ListAuditEventsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -430,13 +1253,20 @@ const file_tokenvault_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
 	"credential\x12\x1f\n" +
-	"\x06vendor\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18?R\x06vendor\x12C\n" +
-	"\aoutcome\x18\x05 \x01(\tB)\xbaH&r$R\x00R\aallowedR\apartialR\x06deniedR\x06failedR\aoutcome\x12 \n" +
+	"\x06vendor\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18?R\x06vendor\x12J\n" +
+	"\aoutcome\x18\x05 \x01(\tB0\xbaH-r+R\x00R\aallowedR\apartialR\x06deniedR\x06failedR\x05alertR\aoutcome\x12 \n" +
 	"\x06method\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06method\x12'\n" +
 	"\tpage_size\x18\a \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12&\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tB\a\xbaH\x04r\x02\x18 R\tpageToken\"t\n" +
+	"page_token\x18\b \x01(\tB\a\xbaH\x04r\x02\x18 R\tpageToken\x12\x1f\n" +
+	"\x06domain\x18\t \x01(\tB\a\xbaH\x04r\x02\x18?R\x06domain\x12#\n" +
+	"\btemplate\x18\n" +
+	" \x01(\tB\a\xbaH\x04r\x02\x18?R\btemplate\x12\"\n" +
+	"\apurpose\x18\v \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\apurpose\x12&\n" +
+	"\n" +
+	"request_id\x18\f \x01(\tB\a\xbaH\x04r\x02\x18@R\trequestId\x12\"\n" +
+	"\bgrant_id\x18\r \x01(\tB\a\xbaH\x04r\x02\x18@R\agrantId\"t\n" +
 	"\x17ListAuditEventsResponse\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.tokenvault.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
@@ -450,11 +1280,64 @@ const file_tokenvault_v1_audit_service_proto_rawDesc = "" +
 	"\x04line\x18\x01 \x01(\tR\x04line\"\x1a\n" +
 	"\x18GetAuditPublicKeyRequest\"@\n" +
 	"\x19GetAuditPublicKeyResponse\x12#\n" +
-	"\rpublic_keyset\x18\x01 \x01(\tR\fpublicKeyset2\x83\x03\n" +
+	"\rpublic_keyset\x18\x01 \x01(\tR\fpublicKeyset\"1\n" +
+	"\x14GetAuditEventRequest\x12\x19\n" +
+	"\x03seq\x18\x01 \x01(\x04B\a\xbaH\x042\x02 \x00R\x03seq\"\x81\x01\n" +
+	"\x15GetAuditEventResponse\x12/\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.tokenvault.v1.AuditEventR\x05event\x127\n" +
+	"\x05chain\x18\x02 \x01(\v2!.tokenvault.v1.AuditChainPositionR\x05chain\"\xca\x01\n" +
+	"\x12AuditChainPosition\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x1b\n" +
+	"\tprev_hash\x18\x03 \x01(\tR\bprevHash\x12\x16\n" +
+	"\x06linked\x18\x04 \x01(\bR\x06linked\x12%\n" +
+	"\x0echeckpoint_seq\x18\x05 \x01(\x04R\rcheckpointSeq\x12\x16\n" +
+	"\x06signed\x18\x06 \x01(\bR\x06signed\x12\x1a\n" +
+	"\bverified\x18\a \x01(\bR\bverified\"E\n" +
+	"\x14GetAuditStatsRequest\x12-\n" +
+	"\x06window\x18\x01 \x01(\tB\x15\xbaH\x12r\x10R\x00R\x0324hR\x027dR\x0330dR\x06window\"\x9b\x03\n" +
+	"\x15GetAuditStatsResponse\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x12%\n" +
+	"\x0ebucket_seconds\x18\x02 \x01(\x05R\rbucketSeconds\x120\n" +
+	"\x05start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x128\n" +
+	"\x06series\x18\x05 \x03(\v2 .tokenvault.v1.AuditRevealSeriesR\x06series\x128\n" +
+	"\adenials\x18\x06 \x03(\v2\x1e.tokenvault.v1.AuditCountPointR\adenials\x126\n" +
+	"\x06alerts\x18\a \x03(\v2\x1e.tokenvault.v1.AuditCountPointR\x06alerts\x127\n" +
+	"\x06totals\x18\b \x01(\v2\x1f.tokenvault.v1.AuditStatsTotalsR\x06totals\"\x7f\n" +
+	"\x11AuditRevealSeries\x12\x16\n" +
+	"\x06vendor\x18\x01 \x01(\tR\x06vendor\x12\x19\n" +
+	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x127\n" +
+	"\x06points\x18\x03 \x03(\v2\x1f.tokenvault.v1.AuditRevealPointR\x06points\"\\\n" +
+	"\x10AuditRevealPoint\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\areveals\x18\x02 \x01(\x03R\areveals\"W\n" +
+	"\x0fAuditCountPoint\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"^\n" +
+	"\x10AuditStatsTotals\x12\x18\n" +
+	"\areveals\x18\x01 \x01(\x03R\areveals\x12\x18\n" +
+	"\adenials\x18\x02 \x01(\x03R\adenials\x12\x16\n" +
+	"\x06alerts\x18\x03 \x01(\x03R\x06alerts\"\x17\n" +
+	"\x15GetAuditStatusRequest\"\xa9\x01\n" +
+	"\x16GetAuditStatusResponse\x12>\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1e.tokenvault.v1.AuditCheckpointR\n" +
+	"checkpoint\x12\x19\n" +
+	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x1a\n" +
+	"\bverified\x18\x03 \x01(\bR\bverified\x12\x18\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem\"g\n" +
+	"\x0fAuditCheckpoint\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash2\xed\x05\n" +
 	"\fAuditService\x12z\n" +
 	"\x0fListAuditEvents\x12%.tokenvault.v1.ListAuditEventsRequest\x1a&.tokenvault.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/events\x12p\n" +
 	"\vExportAudit\x12!.tokenvault.v1.ExportAuditRequest\x1a\".tokenvault.v1.ExportAuditResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit:export0\x01\x12\x84\x01\n" +
-	"\x11GetAuditPublicKey\x12'.tokenvault.v1.GetAuditPublicKeyRequest\x1a(.tokenvault.v1.GetAuditPublicKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/public-keyBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
+	"\x11GetAuditPublicKey\x12'.tokenvault.v1.GetAuditPublicKeyRequest\x1a(.tokenvault.v1.GetAuditPublicKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/public-key\x12z\n" +
+	"\rGetAuditEvent\x12#.tokenvault.v1.GetAuditEventRequest\x1a$.tokenvault.v1.GetAuditEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/audit/events/{seq}\x12s\n" +
+	"\rGetAuditStats\x12#.tokenvault.v1.GetAuditStatsRequest\x1a$.tokenvault.v1.GetAuditStatsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/audit/stats\x12w\n" +
+	"\x0eGetAuditStatus\x12$.tokenvault.v1.GetAuditStatusRequest\x1a%.tokenvault.v1.GetAuditStatusResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/statusBCZAgithub.com/tokenvault/tokenvault/proto/tokenvault/v1;tokenvaultv1b\x06proto3"
 
 var (
 	file_tokenvault_v1_audit_service_proto_rawDescOnce sync.Once
@@ -468,7 +1351,7 @@ func file_tokenvault_v1_audit_service_proto_rawDescGZIP() []byte {
 	return file_tokenvault_v1_audit_service_proto_rawDescData
 }
 
-var file_tokenvault_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_tokenvault_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_tokenvault_v1_audit_service_proto_goTypes = []any{
 	(*ListAuditEventsRequest)(nil),    // 0: tokenvault.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil),   // 1: tokenvault.v1.ListAuditEventsResponse
@@ -477,23 +1360,54 @@ var file_tokenvault_v1_audit_service_proto_goTypes = []any{
 	(*ExportAuditResponse)(nil),       // 4: tokenvault.v1.ExportAuditResponse
 	(*GetAuditPublicKeyRequest)(nil),  // 5: tokenvault.v1.GetAuditPublicKeyRequest
 	(*GetAuditPublicKeyResponse)(nil), // 6: tokenvault.v1.GetAuditPublicKeyResponse
-	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
+	(*GetAuditEventRequest)(nil),      // 7: tokenvault.v1.GetAuditEventRequest
+	(*GetAuditEventResponse)(nil),     // 8: tokenvault.v1.GetAuditEventResponse
+	(*AuditChainPosition)(nil),        // 9: tokenvault.v1.AuditChainPosition
+	(*GetAuditStatsRequest)(nil),      // 10: tokenvault.v1.GetAuditStatsRequest
+	(*GetAuditStatsResponse)(nil),     // 11: tokenvault.v1.GetAuditStatsResponse
+	(*AuditRevealSeries)(nil),         // 12: tokenvault.v1.AuditRevealSeries
+	(*AuditRevealPoint)(nil),          // 13: tokenvault.v1.AuditRevealPoint
+	(*AuditCountPoint)(nil),           // 14: tokenvault.v1.AuditCountPoint
+	(*AuditStatsTotals)(nil),          // 15: tokenvault.v1.AuditStatsTotals
+	(*GetAuditStatusRequest)(nil),     // 16: tokenvault.v1.GetAuditStatusRequest
+	(*GetAuditStatusResponse)(nil),    // 17: tokenvault.v1.GetAuditStatusResponse
+	(*AuditCheckpoint)(nil),           // 18: tokenvault.v1.AuditCheckpoint
+	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
 }
 var file_tokenvault_v1_audit_service_proto_depIdxs = []int32{
-	7, // 0: tokenvault.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	7, // 1: tokenvault.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	2, // 2: tokenvault.v1.ListAuditEventsResponse.events:type_name -> tokenvault.v1.AuditEvent
-	0, // 3: tokenvault.v1.AuditService.ListAuditEvents:input_type -> tokenvault.v1.ListAuditEventsRequest
-	3, // 4: tokenvault.v1.AuditService.ExportAudit:input_type -> tokenvault.v1.ExportAuditRequest
-	5, // 5: tokenvault.v1.AuditService.GetAuditPublicKey:input_type -> tokenvault.v1.GetAuditPublicKeyRequest
-	1, // 6: tokenvault.v1.AuditService.ListAuditEvents:output_type -> tokenvault.v1.ListAuditEventsResponse
-	4, // 7: tokenvault.v1.AuditService.ExportAudit:output_type -> tokenvault.v1.ExportAuditResponse
-	6, // 8: tokenvault.v1.AuditService.GetAuditPublicKey:output_type -> tokenvault.v1.GetAuditPublicKeyResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	19, // 0: tokenvault.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	19, // 1: tokenvault.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 2: tokenvault.v1.ListAuditEventsResponse.events:type_name -> tokenvault.v1.AuditEvent
+	2,  // 3: tokenvault.v1.GetAuditEventResponse.event:type_name -> tokenvault.v1.AuditEvent
+	9,  // 4: tokenvault.v1.GetAuditEventResponse.chain:type_name -> tokenvault.v1.AuditChainPosition
+	19, // 5: tokenvault.v1.GetAuditStatsResponse.start:type_name -> google.protobuf.Timestamp
+	19, // 6: tokenvault.v1.GetAuditStatsResponse.end:type_name -> google.protobuf.Timestamp
+	12, // 7: tokenvault.v1.GetAuditStatsResponse.series:type_name -> tokenvault.v1.AuditRevealSeries
+	14, // 8: tokenvault.v1.GetAuditStatsResponse.denials:type_name -> tokenvault.v1.AuditCountPoint
+	14, // 9: tokenvault.v1.GetAuditStatsResponse.alerts:type_name -> tokenvault.v1.AuditCountPoint
+	15, // 10: tokenvault.v1.GetAuditStatsResponse.totals:type_name -> tokenvault.v1.AuditStatsTotals
+	13, // 11: tokenvault.v1.AuditRevealSeries.points:type_name -> tokenvault.v1.AuditRevealPoint
+	19, // 12: tokenvault.v1.AuditRevealPoint.time:type_name -> google.protobuf.Timestamp
+	19, // 13: tokenvault.v1.AuditCountPoint.time:type_name -> google.protobuf.Timestamp
+	18, // 14: tokenvault.v1.GetAuditStatusResponse.checkpoint:type_name -> tokenvault.v1.AuditCheckpoint
+	19, // 15: tokenvault.v1.AuditCheckpoint.time:type_name -> google.protobuf.Timestamp
+	0,  // 16: tokenvault.v1.AuditService.ListAuditEvents:input_type -> tokenvault.v1.ListAuditEventsRequest
+	3,  // 17: tokenvault.v1.AuditService.ExportAudit:input_type -> tokenvault.v1.ExportAuditRequest
+	5,  // 18: tokenvault.v1.AuditService.GetAuditPublicKey:input_type -> tokenvault.v1.GetAuditPublicKeyRequest
+	7,  // 19: tokenvault.v1.AuditService.GetAuditEvent:input_type -> tokenvault.v1.GetAuditEventRequest
+	10, // 20: tokenvault.v1.AuditService.GetAuditStats:input_type -> tokenvault.v1.GetAuditStatsRequest
+	16, // 21: tokenvault.v1.AuditService.GetAuditStatus:input_type -> tokenvault.v1.GetAuditStatusRequest
+	1,  // 22: tokenvault.v1.AuditService.ListAuditEvents:output_type -> tokenvault.v1.ListAuditEventsResponse
+	4,  // 23: tokenvault.v1.AuditService.ExportAudit:output_type -> tokenvault.v1.ExportAuditResponse
+	6,  // 24: tokenvault.v1.AuditService.GetAuditPublicKey:output_type -> tokenvault.v1.GetAuditPublicKeyResponse
+	8,  // 25: tokenvault.v1.AuditService.GetAuditEvent:output_type -> tokenvault.v1.GetAuditEventResponse
+	11, // 26: tokenvault.v1.AuditService.GetAuditStats:output_type -> tokenvault.v1.GetAuditStatsResponse
+	17, // 27: tokenvault.v1.AuditService.GetAuditStatus:output_type -> tokenvault.v1.GetAuditStatusResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_audit_service_proto_init() }
@@ -507,7 +1421,7 @@ func file_tokenvault_v1_audit_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenvault_v1_audit_service_proto_rawDesc), len(file_tokenvault_v1_audit_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

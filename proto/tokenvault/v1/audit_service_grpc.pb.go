@@ -22,6 +22,9 @@ const (
 	AuditService_ListAuditEvents_FullMethodName   = "/tokenvault.v1.AuditService/ListAuditEvents"
 	AuditService_ExportAudit_FullMethodName       = "/tokenvault.v1.AuditService/ExportAudit"
 	AuditService_GetAuditPublicKey_FullMethodName = "/tokenvault.v1.AuditService/GetAuditPublicKey"
+	AuditService_GetAuditEvent_FullMethodName     = "/tokenvault.v1.AuditService/GetAuditEvent"
+	AuditService_GetAuditStats_FullMethodName     = "/tokenvault.v1.AuditService/GetAuditStats"
+	AuditService_GetAuditStatus_FullMethodName    = "/tokenvault.v1.AuditService/GetAuditStatus"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -41,6 +44,21 @@ type AuditServiceClient interface {
 	// GetAuditPublicKey returns the public keyset that verifies checkpoints.
 	// Callers: admin, auditor. Read-only.
 	GetAuditPublicKey(ctx context.Context, in *GetAuditPublicKeyRequest, opts ...grpc.CallOption) (*GetAuditPublicKeyResponse, error)
+	// GetAuditEvent returns one event with its position in the hash chain and
+	// whether it verifies: linked to the event before it, and covered by a
+	// signed checkpoint whose signature verifies. NOT_FOUND when there is no
+	// such event (never written, or pruned). Callers: admin, auditor.
+	// Read-only.
+	GetAuditEvent(ctx context.Context, in *GetAuditEventRequest, opts ...grpc.CallOption) (*GetAuditEventResponse, error)
+	// GetAuditStats counts reveals (per vendor and grant), denials and alerts
+	// in the audit trail over a window, in time buckets (docs/api.md says
+	// exactly what is counted). Callers: admin, auditor. Read-only.
+	GetAuditStats(ctx context.Context, in *GetAuditStatsRequest, opts ...grpc.CallOption) (*GetAuditStatsResponse, error)
+	// GetAuditStatus signs the chain's head if it moved, then verifies the
+	// stored trail (hash chain and checkpoint signatures, as tokenvault audit
+	// verify --data does) and reports the latest signed checkpoint. Callers:
+	// admin, auditor. Read-only, except that it may add a checkpoint.
+	GetAuditStatus(ctx context.Context, in *GetAuditStatusRequest, opts ...grpc.CallOption) (*GetAuditStatusResponse, error)
 }
 
 type auditServiceClient struct {
@@ -90,6 +108,36 @@ func (c *auditServiceClient) GetAuditPublicKey(ctx context.Context, in *GetAudit
 	return out, nil
 }
 
+func (c *auditServiceClient) GetAuditEvent(ctx context.Context, in *GetAuditEventRequest, opts ...grpc.CallOption) (*GetAuditEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuditEventResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetAuditEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetAuditStats(ctx context.Context, in *GetAuditStatsRequest, opts ...grpc.CallOption) (*GetAuditStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuditStatsResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetAuditStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetAuditStatus(ctx context.Context, in *GetAuditStatusRequest, opts ...grpc.CallOption) (*GetAuditStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuditStatusResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetAuditStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -107,6 +155,21 @@ type AuditServiceServer interface {
 	// GetAuditPublicKey returns the public keyset that verifies checkpoints.
 	// Callers: admin, auditor. Read-only.
 	GetAuditPublicKey(context.Context, *GetAuditPublicKeyRequest) (*GetAuditPublicKeyResponse, error)
+	// GetAuditEvent returns one event with its position in the hash chain and
+	// whether it verifies: linked to the event before it, and covered by a
+	// signed checkpoint whose signature verifies. NOT_FOUND when there is no
+	// such event (never written, or pruned). Callers: admin, auditor.
+	// Read-only.
+	GetAuditEvent(context.Context, *GetAuditEventRequest) (*GetAuditEventResponse, error)
+	// GetAuditStats counts reveals (per vendor and grant), denials and alerts
+	// in the audit trail over a window, in time buckets (docs/api.md says
+	// exactly what is counted). Callers: admin, auditor. Read-only.
+	GetAuditStats(context.Context, *GetAuditStatsRequest) (*GetAuditStatsResponse, error)
+	// GetAuditStatus signs the chain's head if it moved, then verifies the
+	// stored trail (hash chain and checkpoint signatures, as tokenvault audit
+	// verify --data does) and reports the latest signed checkpoint. Callers:
+	// admin, auditor. Read-only, except that it may add a checkpoint.
+	GetAuditStatus(context.Context, *GetAuditStatusRequest) (*GetAuditStatusResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -125,6 +188,15 @@ func (UnimplementedAuditServiceServer) ExportAudit(*ExportAuditRequest, grpc.Ser
 }
 func (UnimplementedAuditServiceServer) GetAuditPublicKey(context.Context, *GetAuditPublicKeyRequest) (*GetAuditPublicKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAuditPublicKey not implemented")
+}
+func (UnimplementedAuditServiceServer) GetAuditEvent(context.Context, *GetAuditEventRequest) (*GetAuditEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuditEvent not implemented")
+}
+func (UnimplementedAuditServiceServer) GetAuditStats(context.Context, *GetAuditStatsRequest) (*GetAuditStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuditStats not implemented")
+}
+func (UnimplementedAuditServiceServer) GetAuditStatus(context.Context, *GetAuditStatusRequest) (*GetAuditStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuditStatus not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -194,6 +266,60 @@ func _AuditService_GetAuditPublicKey_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_GetAuditEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetAuditEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetAuditEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetAuditEvent(ctx, req.(*GetAuditEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetAuditStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetAuditStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetAuditStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetAuditStats(ctx, req.(*GetAuditStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetAuditStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetAuditStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetAuditStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetAuditStatus(ctx, req.(*GetAuditStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +334,18 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAuditPublicKey",
 			Handler:    _AuditService_GetAuditPublicKey_Handler,
+		},
+		{
+			MethodName: "GetAuditEvent",
+			Handler:    _AuditService_GetAuditEvent_Handler,
+		},
+		{
+			MethodName: "GetAuditStats",
+			Handler:    _AuditService_GetAuditStats_Handler,
+		},
+		{
+			MethodName: "GetAuditStatus",
+			Handler:    _AuditService_GetAuditStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -193,7 +193,15 @@ func TestOutage(t *testing.T) {
 		} else {
 			t.Logf("%s while down: %v (after %v)", r.name, r.err, r.elapsed.Round(time.Millisecond))
 		}
+		if !errors.Is(r.err, store.ErrUnavailable) {
+			t.Errorf("%s while PostgreSQL is down: %v; want an error wrapping %v", r.name, r.err, store.ErrUnavailable)
+		}
 	}
+	pctx, pcancel := context.WithTimeout(t.Context(), 5*time.Second)
+	if err := s.Ping(pctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping while PostgreSQL is down: %v; want an error wrapping %v", err, store.ErrUnavailable)
+	}
+	pcancel()
 
 	c.Start(t)
 	recovered := false
@@ -209,6 +217,9 @@ func TestOutage(t *testing.T) {
 	}
 	if !recovered {
 		t.Fatal("the store did not recover after PostgreSQL restarted")
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping after the restart: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
@@ -231,6 +242,9 @@ func TestOutage(t *testing.T) {
 				unknown++
 			default:
 				failed++
+				if !errors.Is(r.err, store.ErrUnavailable) && !errors.Is(r.err, context.DeadlineExceeded) {
+					t.Errorf("%s: failed with %v; want an error wrapping %v (or the deadline)", r.key, r.err, store.ErrUnavailable)
+				}
 				if present {
 					t.Errorf("%s: Update failed (%v) but the write is there", r.key, r.err)
 				}

@@ -12,9 +12,14 @@ bytea compares bytewise (memcmp, then length), so ORDER BY key is the byte
 order that Tx.Scan promises, with no collation involved. Scans read pages of
 rows (64 growing to 4096) rather than holding a cursor open, because the
 Scan callback may run queries of its own on the same connection.
-Tx.NextSequence is an upsert of the bucket's row in tokenvault_sequence,
-inside the transaction, so values increase in commit order and those of a
-rolled-back transaction are handed out again. The schema is created by Open
+Tx.NextSequence is nextval of a PostgreSQL sequence per bucket
+(tokenvault_seq_ and a hash of the bucket name, created on first use in the
+transaction that needs it, continuing from the bucket's row in the
+tokenvault_sequence table of the first versions). nextval locks no row, so
+concurrent writers do not serialize on it (a counter row updated under
+SERIALIZABLE would make every writer of the bucket conflict); in exchange
+values of rolled-back transactions are skipped, and two concurrent
+transactions may commit in the opposite order of their values. The schema is created by Open
 and versioned in tokenvault_schema_version (SchemaVersion, now 1); Open
 refuses a database whose schema is newer (ErrSchemaTooNew). Concurrent Opens
 of one empty database are safe.
@@ -31,6 +36,16 @@ reading a quota counter and writing a usage row. SERIALIZABLE detects those
 too, so a function that reads, checks and writes is correct on a cluster as
 it is on one process; its cost is the occasional re-run below.
 
+SERIALIZABLE tracks reads at index-page granularity, so functions that
+read and write many scattered keys (a batch of random tokens) abort each
+other when their keys share B-tree pages, though they share no key. A call
+whose context comes from store.WithSnapshotIsolation runs in REPEATABLE
+READ instead: conflicting writes of one key still fail and re-run (a plain
+INSERT of an existing key, from Tx.Insert, raises a unique violation; an
+update or upsert of a row written by a concurrent transaction raises a
+serialization failure), write skew does not. The vault uses it for
+Tokenize only.
+
 # Retries
 
 PostgreSQL aborts one of two conflicting serializable transactions with a
@@ -43,10 +58,13 @@ have no effect outside the Tx other than (re)setting its own results. A
 "create only if absent" is therefore written as Get, then Put if absent:
 the loser of a race is re-run, sees the winner's row, and does not write.
 
-Put and Delete are buffered and sent together, one multi-row statement per
-bucket, before a Scan and before COMMIT: an Update of 100 Puts costs BEGIN,
-one round trip of writes, and COMMIT. Get reads the buffer first, so a
-function sees its own writes.
+Put, Insert and Delete are buffered and sent together, one multi-row
+statement per bucket and kind (an upsert for Put, a plain INSERT for
+Insert, a DELETE), before a Scan and before COMMIT: an Update of 100 Puts
+costs BEGIN, one round trip of writes, and COMMIT. Get and GetMany read the
+buffer first, so a function sees its own writes; GetMany reads any number
+of keys in one statement (key = ANY($2)). RoundTrips counts the round trips
+made, through a pgx tracer.
 
 # Errors and outages
 

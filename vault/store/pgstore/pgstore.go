@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +30,10 @@ const (
 // are bounded by the caller's context): a rollback on a dead connection
 // must not hold a call past its deadline for long.
 const rollbackTimeout = 5 * time.Second
+
+// pingAfterIdle is how long a pooled connection may have been idle before it is pinged on
+// acquiring it (pgxpool's default).
+const pingAfterIdle = time.Second
 
 // Options configure Open. The zero value is ready to use.
 type Options struct {
@@ -47,6 +55,7 @@ type Options struct {
 type Postgres struct {
 	pool        *pgxpool.Pool
 	maxAttempts int
+	trips       roundTrips // counted by a pgx tracer: RoundTrips
 
 	mu       sync.RWMutex
 	closed   bool           // under mu
@@ -55,11 +64,16 @@ type Postgres struct {
 	closeOnce sync.Once
 }
 
-var _ store.Store = (*Postgres)(nil)
+var (
+	_ store.Store  = (*Postgres)(nil)
+	_ store.Pinger = (*Postgres)(nil)
+)
 
 var (
 	serializable = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadWrite}
-	snapshot     = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	// repeatable is Update's isolation under store.WithSnapshotIsolation.
+	repeatable = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadWrite}
+	snapshot   = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 )
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a
@@ -78,11 +92,13 @@ func Open(ctx context.Context, url string, opts Options) (*Postgres, error) {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	cfg.MaxConns = opts.MaxConns
+	p := &Postgres{maxAttempts: opts.MaxAttempts}
+	p.trips.install(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	p := &Postgres{pool: pool, maxAttempts: opts.MaxAttempts}
+	p.pool = pool
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -114,9 +130,19 @@ func (p *Postgres) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers, for health checks.
+// Ping checks that the database answers, for health checks (store.Pinger):
+// an error wraps store.ErrUnavailable when the database cannot be reached,
+// or the context's error when it ended first. After Close it returns
+// store.ErrClosed.
 func (p *Postgres) Ping(ctx context.Context) error {
+	if !p.enter() {
+		return store.ErrClosed
+	}
+	defer p.inflight.Done()
 	if err := p.pool.Ping(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("store: postgres: ping: %w", cerr)
+		}
 		return fmt.Errorf("store: postgres: ping: %w", sanitize(err))
 	}
 	return nil
@@ -208,7 +234,11 @@ func (p *Postgres) Update(ctx context.Context, fn func(store.Tx) error) error {
 // attempt runs fn in one transaction and commits it. retry reports that the
 // transaction did not commit and fn may be run again.
 func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err error, retry bool) {
-	ptx, err := p.begin(ctx, serializable)
+	opts := serializable
+	if store.SnapshotIsolation(ctx) {
+		opts = repeatable
+	}
+	ptx, err := p.begin(ctx, opts)
 	if err != nil {
 		return err, false
 	}
@@ -291,11 +321,48 @@ func isServerError(err error) bool {
 
 // sanitize drops the parts of a server error that may quote data (Detail,
 // Where, ...: a unique violation's detail holds the key), keeping severity,
-// SQLSTATE and message. Other errors are returned as they are.
+// SQLSTATE and message, and marks a failure to reach the database with
+// store.ErrUnavailable (see unreachable). Other errors are returned as they
+// are.
 func sanitize(err error) error {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return err
+	if errors.As(err, &pe) {
+		clean := &pgconn.PgError{Severity: pe.Severity, Code: pe.Code, Message: pe.Message}
+		if unreachable(err) {
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, clean)
+		}
+		return clean
 	}
-	return &pgconn.PgError{Severity: pe.Severity, Code: pe.Code, Message: pe.Message}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unreachable reports whether err means the database could not be reached
+// or the connection to it was lost (rather than a statement failing, or the
+// caller's context ending): a failed connection attempt (refused, or
+// refused by the server: authentication, no slot), a connection exception
+// (SQLSTATE class 08), a server shutting down or starting up (57P01-57P03),
+// too many connections (53300), or a broken network connection.
+func unreachable(err error) bool {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "53300":
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) || pgconn.SafeToRetry(err)
 }

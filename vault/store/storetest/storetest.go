@@ -33,6 +33,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Empty", testEmpty},
 		{"PutGet", testPutGet},
+		{"GetMany", testGetMany},
+		{"Insert", testInsert},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
 		{"ReadOnlyView", testReadOnlyView},
@@ -41,6 +43,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScanStop", testScanStop},
 		{"ScanMutation", testScanMutation},
 		{"NextSequence", testNextSequence},
+		{"Buckets", testBuckets},
+		{"Copy", testCopy},
 		{"ValuesCopiedOut", testValuesCopiedOut},
 		{"ErrorRollback", testErrorRollback},
 		{"ErrorIsolation", testErrorIsolation},
@@ -196,6 +200,179 @@ func testPutGet(t *testing.T, open func(t *testing.T) store.Store) {
 	put(t, s, bkt, "k1", "v1b")
 	if got := get(t, s, bkt, "k1"); string(got) != "v1b" {
 		t.Errorf("Get k1 after overwrite = %q, want v1b", got)
+	}
+}
+
+// getManyWant compares a GetMany result with the values Get returns for the same keys.
+func getManyWant(t *testing.T, what string, tx store.Tx, b store.Bucket, keys [][]byte) {
+	t.Helper()
+	got := tx.GetMany(b, keys)
+	if len(got) != len(keys) {
+		t.Fatalf("%s: GetMany returned %d values for %d keys", what, len(got), len(keys))
+	}
+	for i, k := range keys {
+		want := tx.Get(b, k)
+		if (got[i] == nil) != (want == nil) || !bytes.Equal(got[i], want) {
+			t.Errorf("%s: GetMany value %d = %#v, Get says %#v", what, i, got[i], want)
+		}
+	}
+}
+
+func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	bin := []byte{0, 1, 0xfe, 0xff, 0}
+	put(t, s, bkt, "a", "1", "b", "2", "empty", "", string(bin), "bin")
+	put(t, s, bkt2, "a", "other")
+	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	keys := [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), bin, long, []byte("a")}
+	view(t, s, func(tx store.Tx) error {
+		if got := tx.GetMany(bkt, nil); len(got) != 0 {
+			t.Errorf("GetMany(no keys) = %q, want empty", got)
+		}
+		got := tx.GetMany(bkt, keys)
+		want := []string{"2", "", "1", "", "", "bin", "", "1"}
+		present := []bool{true, false, true, false, true, true, false, true}
+		for i := range keys {
+			if (got[i] != nil) != present[i] || string(got[i]) != want[i] {
+				t.Errorf("GetMany value %d = %#v, want %q (present %v)", i, got[i], want[i], present[i])
+			}
+		}
+		if v := tx.GetMany("bad/bucket", keys); len(v) != len(keys) || slices.ContainsFunc(v, func(b []byte) bool { return b != nil }) {
+			t.Errorf("GetMany on an invalid bucket = %q, want %d absent values", v, len(keys))
+		}
+		if v := tx.GetMany("missing", keys[:2]); len(v) != 2 || v[0] != nil || v[1] != nil {
+			t.Errorf("GetMany on a missing bucket = %q, want absent", v)
+		}
+		getManyWant(t, "View", tx, bkt2, keys)
+		return nil
+	})
+	// Inside Update, GetMany sees the function's own puts and deletes.
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt, []byte("absent"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Put(bkt, []byte("a"), []byte("1b")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt, []byte("b")); err != nil {
+			return err
+		}
+		got := tx.GetMany(bkt, keys)
+		if string(got[1]) != "new" || string(got[2]) != "1b" || string(got[7]) != "1b" || got[0] != nil {
+			t.Errorf("GetMany after writes in the same Update = %q, want new, 1b and b deleted", got)
+		}
+		getManyWant(t, "Update", tx, bkt, keys)
+		return nil
+	})
+	// A large batch: every key found, in order.
+	var many [][]byte
+	update(t, s, func(tx store.Tx) error {
+		many = many[:0]
+		for i := range 500 {
+			k := []byte(fmt.Sprintf("many%04d", i))
+			many = append(many, k)
+			if err := tx.Put(bkt, k, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	slices.Reverse(many)
+	view(t, s, func(tx store.Tx) error {
+		for i, v := range tx.GetMany(bkt, many) {
+			if !bytes.Equal(v, many[i]) {
+				t.Fatalf("GetMany of 500 keys: value %d = %q, want %q", i, v, many[i])
+			}
+		}
+		return nil
+	})
+	// After the function returned, GetMany reports every key absent.
+	var leaked store.Tx
+	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
+	if v := leaked.GetMany(bkt, keys[:1]); len(v) != 1 || v[0] != nil {
+		t.Errorf("GetMany after the function returned = %q, want absent", v)
+	}
+}
+
+func testInsert(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	put(t, s, bkt, "old", "1")
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Insert(bkt, []byte("new"), []byte("2")); err != nil {
+			t.Errorf("Insert of an absent key: %v", err)
+		}
+		if got := tx.Get(bkt, []byte("new")); string(got) != "2" {
+			t.Errorf("Get after Insert = %q, want 2", got)
+		}
+		wantErr(t, "Insert of a key inserted in the same transaction", tx.Insert(bkt, []byte("new"), []byte("3")), store.ErrExists)
+		if err := tx.Put(bkt, []byte("put"), []byte("4")); err != nil {
+			return err
+		}
+		wantErr(t, "Insert of a key put in the same transaction", tx.Insert(bkt, []byte("put"), []byte("5")), store.ErrExists)
+		if err := tx.Insert(bkt, []byte("empty"), nil); err != nil {
+			t.Errorf("Insert of a nil value: %v", err)
+		}
+		wantErr(t, "Insert with an invalid bucket", tx.Insert("bad/name", []byte("k"), nil), store.ErrBucketName)
+		wantErr(t, "Insert with an empty key", tx.Insert(bkt, nil, nil), store.ErrKeyEmpty)
+		return nil
+	})
+	if got := get(t, s, bkt, "new"); string(got) != "2" {
+		t.Errorf("after commit: %q, want 2", got)
+	}
+	if got := get(t, s, bkt, "empty"); got == nil || len(got) != 0 {
+		t.Errorf("inserted nil value = %#v, want a non-nil empty slice", got)
+	}
+	view(t, s, func(tx store.Tx) error {
+		wantErr(t, "Insert in View", tx.Insert(bkt, []byte("v"), nil), store.ErrReadOnly)
+		return nil
+	})
+	// A key stored before: Insert never overwrites it. (Bolt says ErrExists at once; pgstore
+	// fails the commit, re-runs the function, and gives up: either way Update fails.)
+	if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.Insert(bkt, []byte("old"), []byte("X")) }); err == nil {
+		t.Error("Update that Inserts over a stored key succeeded")
+	}
+	if got := get(t, s, bkt, "old"); string(got) != "1" {
+		t.Errorf("a stored key after Insert over it = %q, want 1", got)
+	}
+	// Deleting then inserting again in one transaction replaces the value.
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Delete(bkt, []byte("old")); err != nil {
+			return err
+		}
+		return tx.Insert(bkt, []byte("old"), []byte("1b"))
+	})
+	if got := get(t, s, bkt, "old"); string(got) != "1b" {
+		t.Errorf("Delete then Insert = %q, want 1b", got)
+	}
+	// Racing creators: each reads, and inserts only if absent. Exactly one value is stored
+	// and every caller ends up with it (the losers re-run and read the winner's).
+	const n = 8
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := fmt.Sprintf("v%d", i)
+			err := s.Update(t.Context(), func(tx store.Tx) error {
+				if v := tx.Get(bkt, []byte("race")); v != nil {
+					got[i] = string(v)
+					return nil
+				}
+				got[i] = mine
+				return tx.Insert(bkt, []byte("race"), []byte(mine))
+			})
+			if err != nil {
+				t.Errorf("racing Insert %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	stored := string(get(t, s, bkt, "race"))
+	for i, g := range got {
+		if g != stored {
+			t.Errorf("racing creator %d ended with %q, the store holds %q", i, g, stored)
+		}
 	}
 }
 
@@ -453,6 +630,128 @@ func testScanMutation(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 // nextSequence returns the next sequence number of bucket b, taken in an Update of its own.
+func testBuckets(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	view(t, s, func(tx store.Tx) error {
+		if bs, err := tx.Buckets(); err != nil || len(bs) != 0 {
+			t.Errorf("Buckets of an empty store = %q, %v; want none", bs, err)
+		}
+		if n, err := tx.Sequence(bkt); err != nil || n != 0 {
+			t.Errorf("Sequence of a missing bucket = %d, %v; want 0", n, err)
+		}
+		wantErr(t, "SetSequence in View", tx.SetSequence(bkt, 1), store.ErrReadOnly)
+		_, err := tx.Sequence("bad/name")
+		wantErr(t, "Sequence of an invalid bucket", err, store.ErrBucketName)
+		return nil
+	})
+	put(t, s, bkt2, "k", "v")
+	update(t, s, func(tx store.Tx) error {
+		if _, err := tx.NextSequence(bkt); err != nil {
+			return err
+		}
+		if _, err := tx.NextSequence(bkt); err != nil {
+			return err
+		}
+		if err := tx.Put("conformance.b", []byte("k"), nil); err != nil {
+			return err
+		}
+		// The function's own writes are listed.
+		if bs, err := tx.Buckets(); err != nil || !slices.Equal(bs, []store.Bucket{bkt, "conformance.b", bkt2}) {
+			t.Errorf("Buckets in Update = %q, %v", bs, err)
+		}
+		wantErr(t, "SetSequence of an invalid bucket", tx.SetSequence("bad/name", 1), store.ErrBucketName)
+		return tx.SetSequence("conformance.seq", 41)
+	})
+	view(t, s, func(tx store.Tx) error {
+		bs, err := tx.Buckets()
+		if want := []store.Bucket{bkt, "conformance.b", bkt2, "conformance.seq"}; err != nil || !slices.Equal(bs, want) {
+			t.Errorf("Buckets = %q, %v; want %q", bs, err, want)
+		}
+		for b, want := range map[store.Bucket]uint64{bkt: 2, bkt2: 0, "conformance.seq": 41} {
+			if n, err := tx.Sequence(b); err != nil || n != want {
+				t.Errorf("Sequence(%s) = %d, %v; want %d", b, n, err, want)
+			}
+		}
+		return nil
+	})
+	if n := nextSequence(t, s, "conformance.seq"); n != 42 {
+		t.Errorf("NextSequence after SetSequence(41) = %d, want 42", n)
+	}
+	var leaked store.Tx
+	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
+	_, err := leaked.Buckets()
+	wantErr(t, "Buckets after the function returned", err, store.ErrTxDone)
+	_, err = leaked.Sequence(bkt)
+	wantErr(t, "Sequence after the function returned", err, store.ErrTxDone)
+}
+
+// testCopy copies the store into a bbolt file (store.Copy) and through a snapshot
+// (store.SnapshotOf, then store.RestoreFile), and checks that both hold the same keys,
+// values and sequences.
+func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	bin := []byte{0, 0xff, 1}
+	put(t, s, bkt, "a", "1", "b", "", string(bin), "bin")
+	update(t, s, func(tx store.Tx) error {
+		for i := range 2500 { // several chunks
+			k := []byte(fmt.Sprintf("k%05d", i))
+			if err := tx.Put(bkt2, k, k); err != nil {
+				return err
+			}
+		}
+		_, err := tx.NextSequence(bkt2)
+		return err
+	})
+	want, err := store.Counts(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantCounts := []store.BucketCount{{Bucket: bkt, Keys: 3}, {Bucket: bkt2, Keys: 2500, Sequence: 1}}; !slices.Equal(want, wantCounts) {
+		t.Fatalf("Counts = %+v, want %+v", want, wantCounts)
+	}
+	check := func(what string, dst store.Store) {
+		t.Helper()
+		if _, err := store.VerifyCopy(t.Context(), want, dst); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		for _, b := range []store.Bucket{bkt, bkt2} {
+			if got, src := scan(t, dst, b, nil, nil), scan(t, s, b, nil, nil); !slices.Equal(got, src) {
+				t.Errorf("%s: bucket %s differs from the source (%d keys, want %d)", what, b, len(got), len(src))
+			}
+		}
+		if v := get(t, dst, bkt, "b"); v == nil || len(v) != 0 {
+			t.Errorf("%s: empty value = %#v, want a non-nil empty slice", what, v)
+		}
+	}
+	dir := t.TempDir()
+	dst, err := store.Open(dir+"/copy.db", store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	got, err := store.Copy(t.Context(), dst, s)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Copy = %+v, %v; want %+v", got, err, want)
+	}
+	check("Copy", dst)
+	if _, err := store.Copy(t.Context(), dst, s); !errors.Is(err, store.ErrNotEmpty) {
+		t.Errorf("Copy into a non-empty store: %v, want ErrNotEmpty", err)
+	}
+	var buf bytes.Buffer
+	if _, err := store.SnapshotOf(t.Context(), s, &buf, dir); err != nil {
+		t.Fatalf("SnapshotOf: %v", err)
+	}
+	if _, err := store.RestoreFile(&buf, dir+"/restored.db"); err != nil {
+		t.Fatalf("RestoreFile of SnapshotOf: %v", err)
+	}
+	restored, err := store.Open(dir+"/restored.db", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	check("SnapshotOf", restored)
+}
+
 func nextSequence(t *testing.T, s store.Store, b store.Bucket) uint64 {
 	t.Helper()
 	var n uint64
