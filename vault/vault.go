@@ -275,7 +275,7 @@ func (v *Vault) initKeyMeta(ctx context.Context) error {
 // database (store.Pinger) is asked; a local store (Bolt) always answers nil. An unreachable
 // database gives an error wrapping store.ErrUnavailable.
 func (v *Vault) Ping(ctx context.Context) error {
-	if p, ok := v.base.(store.Pinger); ok {
+	if p, ok := v.base.(store.Pinger); ok { // v.base: v.store is wrapped (fencedStore)
 		return p.Ping(ctx)
 	}
 	return nil
