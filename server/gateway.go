@@ -53,8 +53,8 @@ func specWithVersion(spec []byte, version string) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// internalHTTP builds the internal HTTP handler: the gateway (dialing the gRPC listener so
-// every interceptor runs), /healthz, /metrics and /openapi.json. The returned func closes the
+// internalHTTP builds the internal HTTP handler: the gateway (calling the gRPC server's
+// methods through its interceptor chain, in process for unary methods: inproc.go), /healthz, /metrics and /openapi.json. The returned func closes the
 // gateway's connection.
 func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error) {
 	conn, err := grpc.NewClient("passthrough:///internal",
@@ -76,19 +76,20 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		return nil, nil, err
 	}
 	mux := newGatewayMux(routes)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		tvpb.RegisterTokenServiceHandler,
-		tvpb.RegisterTemplateServiceHandler,
-		tvpb.RegisterCredentialServiceHandler,
-		tvpb.RegisterGrantServiceHandler,
-		tvpb.RegisterAuditServiceHandler,
-		tvpb.RegisterKeyServiceHandler,
-		tvpb.RegisterTextServiceHandler,
-	} {
-		if err := register(ctx, mux, conn); err != nil {
-			conn.Close()
-			return nil, nil, err
-		}
+	// Unary methods run in process through the gRPC server's interceptor chain; streams go
+	// over conn (inproc.go).
+	ic := s.iproc.over(conn)
+	if err := errors.Join(
+		tvpb.RegisterTokenServiceHandlerClient(ctx, mux, tvpb.NewTokenServiceClient(ic)),
+		tvpb.RegisterTemplateServiceHandlerClient(ctx, mux, tvpb.NewTemplateServiceClient(ic)),
+		tvpb.RegisterCredentialServiceHandlerClient(ctx, mux, tvpb.NewCredentialServiceClient(ic)),
+		tvpb.RegisterGrantServiceHandlerClient(ctx, mux, tvpb.NewGrantServiceClient(ic)),
+		tvpb.RegisterAuditServiceHandlerClient(ctx, mux, tvpb.NewAuditServiceClient(ic)),
+		tvpb.RegisterKeyServiceHandlerClient(ctx, mux, tvpb.NewKeyServiceClient(ic)),
+		tvpb.RegisterTextServiceHandlerClient(ctx, mux, tvpb.NewTextServiceClient(ic)),
+	); err != nil {
+		conn.Close()
+		return nil, nil, err
 	}
 	h := http.NewServeMux()
 	own := func(method, path string, handler http.Handler) { serveOnly(h, method, path, handler) }
@@ -101,7 +102,7 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(spec)
 	}))
-	rh := recordsHTTP{conn: conn, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
+	rh := recordsHTTP{conn: ic, mux: mux, log: func(err error) { s.log.Error("records response", slog.String("error", err.Error())) }}
 	guard := func(h http.Handler) http.Handler { return s.guardBody(s.iauth, s.limits.HTTPMaxBody, h) }
 	own("POST", "/v1/records:tokenize", guard(rh.serve(true)))
 	own("POST", "/v1/records:detokenize", guard(rh.serve(false)))
@@ -205,7 +206,7 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 		return nil, nil, fmt.Errorf("server: vendor gateway connection: %w", err)
 	}
 	mux := newGatewayMux(nil)
-	if err := tvpb.RegisterVendorServiceHandler(ctx, mux, conn); err != nil {
+	if err := tvpb.RegisterVendorServiceHandlerClient(ctx, mux, tvpb.NewVendorServiceClient(s.vproc.over(conn))); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
@@ -293,6 +294,9 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
+		if decodeFast(data, v) { // tokenize and detokenize in plain JSON (jsonfast.go)
+			return nil
+		}
 		err = m.JSONPb.Unmarshal(data, v)
 		if err != nil {
 			// The docs' short enum names ("mode": "deterministic"): tried only after a
@@ -331,4 +335,13 @@ func (m *sanitizingMarshaler) Unmarshal(data []byte, v any) error {
 		return status.Error(codes.InvalidArgument, "malformed JSON")
 	}
 	return nil
+}
+
+// Marshal writes the replies of tokenize and detokenize by hand when it can (jsonfast.go),
+// everything else with protojson.
+func (m *sanitizingMarshaler) Marshal(v any) ([]byte, error) {
+	if b, ok := marshalFast(v); ok {
+		return b, nil
+	}
+	return m.JSONPb.Marshal(v)
 }

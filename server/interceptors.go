@@ -26,7 +26,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyPrincipal
-	keyTapPrincipal // the principal tapHandle authenticated from the call's headers
+	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
 )
 
 func requestID(ctx context.Context) string {
@@ -48,17 +48,15 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // echoes it in the response header.
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
+		id = v[0]
 	}
 	if id == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	_ = grpc.SetHeader(ctx, metadata.MD{"x-request-id": {id}})
 	return context.WithValue(ctx, keyRequestID, id)
 }
 
@@ -78,11 +76,7 @@ type authenticator struct {
 const msgBadCredentials = "invalid or revoked credentials"
 
 func bearer(ctx context.Context) string {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ""
-	}
-	for _, v := range md.Get("authorization") {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
@@ -98,8 +92,7 @@ func sourceOf(ctx context.Context) string {
 		return ""
 	}
 	if p.Addr.Network() == "bufconn" {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get(mdRemoteAddr); len(v) == 1 {
+		if v := metadata.ValueFromIncomingContext(ctx, mdRemoteAddr); len(v) == 1 {
 			return v[0]
 		}
 		return ""
@@ -120,6 +113,9 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 	}
 	ctx, err := a.check(ctx, method)
+	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
+		return ctx, err // the credentials could not be checked: not a refusal to audit
+	}
 	if err != nil {
 		p, _ := PrincipalFrom(ctx)
 		a.s.alerts.onDenials(ctx, p.ID, 1)
@@ -177,6 +173,7 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
+	_, hadDeadline := ictx.Deadline()
 	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
 	p, err := a.identify(tctx)
 	cancel()
@@ -185,10 +182,14 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	}
 	if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
 		// The credentials could not be checked (the database is unreachable): answered
-		// here, rather than checked again for as long by the interceptor.
+		// here, rather than checked again for as long by the interceptor. The caller's own
+		// deadline passing stays DeadlineExceeded; the server's is Unavailable.
 		ictx = withRequestID(ictx)
+		if c == codes.Unavailable || !hadDeadline {
+			err = status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		}
 		a.s.observe(ictx, info.FullMethodName, start, err)
-		return nil, status.Error(codes.Unavailable, a.s.unavailableMessage(err, requestID(ictx)))
+		return nil, err
 	}
 	if status.Code(err) != codes.Unauthenticated {
 		return ctx, nil // the interceptor answers (and audits) anything else
@@ -215,7 +216,7 @@ type edge struct {
 // certificate; a certificate and a bearer credential of two different credentials are refused.
 func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 	if p, ok := ctx.Value(keyTapPrincipal).(vault.Principal); ok {
-		return p, nil // found by tapHandle from this call's headers
+		return p, nil // found by tapHandle or guardBody from this call's headers
 	}
 	sans := clientSANs(ctx)
 	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
@@ -347,15 +348,6 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 	d := time.Since(start)
 	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
 	s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
-	attrs := []slog.Attr{
-		slog.String("request_id", requestID(ctx)),
-		slog.String("method", method),
-		slog.String("code", code.String()),
-		slog.Duration("duration", d),
-	}
-	if p, ok := PrincipalFrom(ctx); ok {
-		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
-	}
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.
 	level := slog.LevelDebug
@@ -365,6 +357,18 @@ func (s *Server) observe(ctx context.Context, method string, start time.Time, er
 		level = slog.LevelError
 	default:
 		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(ctx, level) {
+		return // the attributes are not built for nothing
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(ctx)),
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", d),
+	}
+	if p, ok := PrincipalFrom(ctx); ok {
+		attrs = append(attrs, slog.String("credential", p.ID), slog.String("role", string(p.Role)), slog.String("auth", string(p.AuthMethod)))
 	}
 	s.log.LogAttrs(ctx, level, "request", attrs...)
 }

@@ -285,14 +285,16 @@ func writeTooLarge(w http.ResponseWriter, max int64) {
 // the body, then bounds the body to max bytes (413 beyond). A request refused from its
 // headers goes on without its body: the RPC's interceptor then refuses it as it refuses any
 // call (same status, audit event, metrics and alerts), and the connection is closed rather
-// than drained. Requests without a body pass through (the interceptor authenticates them).
+// than drained. An accepted request carries its principal to the interceptor, which
+// authorizes it without authenticating it again. Requests without a body pass through (the interceptor authenticates them).
 func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if err := a.fromHTTP(r); err != nil {
+		p, err := a.fromHTTP(r)
+		if err != nil {
 			if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
 				// Not a refusal: the vault (its database) could not check the credentials.
 				writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, a.s.unavailableMessage(err, requestIDFrom(r)))
@@ -311,7 +313,10 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 			return
 		}
 		lim := &bodyLimit{max: max}
-		r = r.WithContext(context.WithValue(r.Context(), keyBodyLimit, lim))
+		// The principal goes on with the request: the gateway calls the RPC in process
+		// (inproc.go), whose interceptor takes it instead of authenticating again.
+		ctx := context.WithValue(r.Context(), keyTapPrincipal, p)
+		r = r.WithContext(context.WithValue(ctx, keyBodyLimit, lim))
 		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), lim: lim}
 		next.ServeHTTP(w, r)
 	})
@@ -344,14 +349,13 @@ func (a httpAddr) String() string  { return string(a) }
 var errSealed = status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 
 // fromHTTP authenticates an HTTP request from its headers alone.
-func (a *authenticator) fromHTTP(r *http.Request) error {
+func (a *authenticator) fromHTTP(r *http.Request) (vault.Principal, error) {
 	if a.s.Sealed() {
-		return errSealed
+		return vault.Principal{}, errSealed
 	}
 	ctx, cancel := a.s.withRequestTimeout(httpContext(r))
 	defer cancel()
-	_, err := a.identify(ctx)
-	return err
+	return a.identify(ctx)
 }
 
 // withRequestTimeout gives ctx the server's request timeout when it has no deadline (see

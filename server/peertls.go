@@ -58,8 +58,7 @@ func clientSANs(ctx context.Context) []string {
 		return nil
 	}
 	if p.Addr.Network() == "bufconn" {
-		md, _ := metadata.FromIncomingContext(ctx)
-		return md.Get(mdClientSANs)
+		return metadata.ValueFromIncomingContext(ctx, mdClientSANs)
 	}
 	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
 		return verifiedSANs(ti.State.VerifiedChains)

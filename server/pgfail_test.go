@@ -6,7 +6,7 @@ package server_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,6 +28,7 @@ func fastStoreChecks(timeout time.Duration) testenv.Option {
 	return testenv.Configure(func(c *server.Config) {
 		c.StoreCheckInterval = 100 * time.Millisecond
 		c.Limits.RequestTimeout = timeout
+		c.MetricsAddr = "127.0.0.1:0" // /metrics without credentials, which cannot be checked while the database is down
 	})
 }
 
@@ -122,12 +123,22 @@ func TestDatabaseLoss(t *testing.T) {
 	}
 	resp, body := do(t, h, "POST", "/v1/tokens:tokenize", rootSecret, `{"items":[{"value":"5555555555554444","template":"pan"}]}`)
 	checkUnavailableHTTP(t, "HTTP tokenize", resp, body, c)
+	// Credentials that cannot be checked are not refused: 503, not 401 (a client must not
+	// think its credential revoked), with and without a body, and on gRPC.
+	resp, body = do(t, h, "POST", "/v1/tokens:tokenize", "tvs_not-a-cached-credential", `{"items":[{"value":"5555555555554444","template":"pan"}]}`)
+	checkUnavailableHTTP(t, "HTTP tokenize with an unchecked credential", resp, body, c)
+	resp, body = do(t, h, "GET", "/v1/templates", "tvs_not-a-cached-credential", nil)
+	checkUnavailableHTTP(t, "HTTP GET with an unchecked credential", resp, body, c)
+	_, err = tc.Tokenize(authCtx("tvs_not-a-cached-credential"), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "5555555555554444", Template: "pan"}}})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC Tokenize with an unchecked credential while the database is down: %v; want Unavailable", err)
+	}
 	resp, body = do(t, h, "POST", "/v1/tokens:detokenize", rootSecret, `{"items":[{"token":"`+before.GetResults()[0].GetToken()+`"}]}`)
 	checkUnavailableHTTP(t, "HTTP detokenize", resp, body, c)
 	if strings.Contains(string(body), "4111111111111111") {
 		t.Error("a value was revealed while the database is down")
 	}
-	code, body := h.Do("GET", "/metrics", rootSecret, nil)
+	code, body := h.Do("GET", "http://"+h.Addrs.Metrics+"/metrics", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(body), "tokenvault_store_unreachable 1") {
 		t.Errorf("/metrics while the database is down: %d, want tokenvault_store_unreachable 1", code)
 	}
@@ -210,79 +221,83 @@ func TestFrozenDatabaseDeadlines(t *testing.T) {
 	}
 }
 
-// TestRevealFailsClosedOnUnknownCommit: a detokenize whose audit event's COMMIT has an
-// unknown outcome (the backend killed while COMMIT waits for a synchronous standby that never
-// answers) reveals nothing: the call fails Unavailable, saying the outcome is unknown.
+// TestRevealFailsClosedOnUnknownCommit: a reveal whose audit event's COMMIT has an unknown
+// outcome (the backend killed while COMMIT waits for a synchronous standby that never
+// answers) reveals nothing: an internal detokenize (gRPC) and a vendor detokenize through a
+// grant (HTTP, the event committed with the grant's use count) fail Unavailable, saying the
+// outcome is unknown.
 func TestRevealFailsClosedOnUnknownCommit(t *testing.T) {
 	c := testpg.Start(t)
-	h := testenv.Start(t, testenv.Postgres(c.CreateDB(t, "unknown")), testenv.Configure(func(c *server.Config) {
+	v := setupVendors(t, testenv.Postgres(c.CreateDB(t, "unknown")), testenv.Configure(func(c *server.Config) {
 		c.CheckpointInterval = time.Hour // no checkpoint write competes with the reveal's
 	}))
-	tc := tvpb.NewTokenServiceClient(h.Conn)
-	res, err := tc.Tokenize(authCtx(rootSecret), &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "4111111111111111", Template: "pan"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := res.GetResults()[0].GetToken()
-
-	c.Exec(t, "postgres", `ALTER SYSTEM SET synchronous_standby_names = 'nobody'`)
-	c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
-	reset := func() {
-		c.Exec(t, "postgres", `ALTER SYSTEM RESET synchronous_standby_names`)
-		c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
-	}
-	defer reset()
-	time.Sleep(200 * time.Millisecond) // let backends pick up the reload
-
-	type result struct {
-		resp *tvpb.DetokenizeResponse
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(authCtx(rootSecret), time.Minute)
-		defer cancel()
-		r, err := tc.Detokenize(ctx, &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: tok}}})
-		done <- result{r, err}
-	}()
+	v.grant(t, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "refunds"}, "ttl": "3600s"})
+	tc := tvpb.NewTokenServiceClient(v.h.Conn)
 	admin, err := pgx.Connect(t.Context(), c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close(context.Background())
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		// Every COMMIT waiting for the standby: the reveal's audit event (and any background
-		// write that happens to wait with it).
-		tag, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = 'unknown'`)
-		if err != nil {
-			t.Fatal(err)
+
+	// cutCommit runs reveal while every COMMIT waits for a standby that does not exist, kills
+	// the backends waiting so, and returns what reveal returned.
+	cutCommit := func(what string, reveal func() error) error {
+		t.Helper()
+		c.Exec(t, "postgres", `ALTER SYSTEM SET synchronous_standby_names = 'nobody'`)
+		c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
+		defer func() {
+			c.Exec(t, "postgres", `ALTER SYSTEM RESET synchronous_standby_names`)
+			c.Exec(t, "postgres", `SELECT pg_reload_conf()`)
+		}()
+		time.Sleep(200 * time.Millisecond) // let backends pick up the reload
+		done := make(chan error, 1)
+		go func() { done <- reveal() }()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			// Every COMMIT waiting for the standby: the reveal's audit event (and any
+			// background write that happens to wait with it).
+			tag, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = 'unknown'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tag.RowsAffected() > 0 {
+				break
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("%s: no COMMIT waited for the synchronous standby", what)
+			}
 		}
-		if tag.RowsAffected() > 0 {
-			break
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			t.Fatalf("%s did not return after its audit COMMIT was cut", what)
 		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("no COMMIT waited for the synchronous standby")
+		return nil
+	}
+
+	err = cutCommit("internal detokenize", func() error {
+		ctx, cancel := context.WithTimeout(authCtx(rootSecret), time.Minute)
+		defer cancel()
+		r, err := tc.Detokenize(ctx, &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: v.acmePAN, Domain: "acme"}}})
+		if err == nil || r != nil {
+			return fmt.Errorf("answered %v with error %v; want no value", r, err)
 		}
+		return err
+	})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "outcome is unknown") || strings.Contains(st.Message(), "4111") {
+		t.Errorf("internal Detokenize with an unknown audit commit: %v; want Unavailable saying the outcome is unknown", err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("Detokenize did not return after its audit COMMIT was cut")
+
+	err = cutCommit("vendor detokenize", func() error {
+		code, body := v.h.Do("POST", v.h.VendorURL("/v1/tokens:detokenize"), v.acmeSecret,
+			map[string]any{"items": []map[string]string{{"token": v.acmePAN, "domain": "acme"}}, "purpose": "order-42"})
+		if code != http.StatusServiceUnavailable || strings.Contains(string(body), "4111") || !strings.Contains(string(body), "outcome is unknown") {
+			return fmt.Errorf("HTTP %d %s; want 503 saying the outcome is unknown, no value", code, body)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("vendor detokenize with an unknown audit commit: %v", err)
 	}
-	reset()
-	if r.err == nil {
-		t.Fatalf("Detokenize whose audit commit has an unknown outcome answered %v; want no value", r.resp)
-	}
-	if r.resp != nil {
-		t.Errorf("Detokenize returned a response with its error: %v", r.resp)
-	}
-	st := status.Convert(r.err)
-	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "outcome is unknown") || strings.Contains(st.Message(), "4111") {
-		t.Errorf("Detokenize with an unknown audit commit: %v; want Unavailable saying the outcome is unknown", r.err)
-	}
-	if errors.Is(r.err, context.DeadlineExceeded) {
-		t.Error("the call ran to its deadline")
-	}
-	h.AssertNotLogged("4111111111111111")
+	v.h.AssertNotLogged("4111111111111111")
 }

@@ -73,11 +73,11 @@ func (r *recordService) DetokenizeRecords(ctx context.Context, req *tvpb.Detoken
 
 // recordsHTTP serves POST /v1/records:tokenize and :detokenize with documents as JSON values
 // (kept byte for byte, which the gateway's protobuf mapping cannot do), by calling the gRPC
-// methods over the gateway's in-memory connection so every interceptor runs. It goes through
+// methods through the gateway's connection (in process: inproc.go) so every interceptor runs. It goes through
 // the gateway's own paths: its mux annotates the call (forwarded headers, caller address) and
 // writes the errors (one status table, runtime.HTTPStatusFromCode).
 type recordsHTTP struct {
-	conn *grpc.ClientConn
+	conn grpc.ClientConnInterface
 	mux  *runtime.ServeMux
 	log  func(error)
 }

@@ -11,8 +11,10 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-func TestRecordsOverHTTP(t *testing.T) {
-	h := testenv.Start(t)
+func TestRecordsOverHTTP(t *testing.T) { testenv.ForBackends(t, &pg, testRecordsOverHTTP) }
+
+func testRecordsOverHTTP(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	body := `{"domain":"acme","policy":{"$.customer.email":"email","$.payment.card":"pan","$.items[*].note":"opaque"},
 	  "documents":[
 	    {"z":1,"customer":{"email":"jane@example.com","name":"Jane"},"amount":1.50,"payment":{"card":"4111111111111111"},"items":[{"note":"leave at door"},{"sku":"A1"}]},

@@ -103,6 +103,8 @@ type Server struct {
 	vgrpc   *grpc.Server      // vendor: reached only through the vendor HTTP listener
 	vconn   *bufconn.Listener // vendor gateway → vendor gRPC, in memory
 	iconn   *bufconn.Listener // internal gateway → internal gRPC, in memory
+	iproc   *inprocConn       // internal gateway → internal gRPC's unary methods, in process
+	vproc   *inprocConn       // vendor gateway → vendor gRPC's unary methods, in process
 	health  *health.Server
 	alerts  *alerter
 	wit     *witnesses
@@ -182,20 +184,23 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	policy := Policy(cfg.Dev)
-	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator) {
+	newGRPC := func(l Listener, maxRecv int) (*grpc.Server, *authenticator, *inprocConn) {
 		e := &edge{Server: s, auth: &authenticator{s: s, policy: policy, listener: l, log: s.log}}
 		if l == Internal {
 			e.auth.jwt = s.jwt
 		}
+		chain := chainUnary(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator))
 		opts := append(grpcLimits(s.limits),
 			grpc.Creds(listenerTLSCreds{}), // peer.AuthInfo carries the listener's TLS state
 			grpc.MaxRecvMsgSize(maxRecv),
 			grpc.MaxSendMsgSize(MaxMessageBytes),
 			grpc.InTapHandle(e.auth.tapHandle), // authenticate before the message is read
-			grpc.ChainUnaryInterceptor(e.unaryInterceptor, pvinterceptor.UnaryServerInterceptor(validator)),
+			// One unary chain, for gRPC calls and the gateway's in-process calls alike.
+			grpc.UnaryInterceptor(chain),
 			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
 		)
-		return grpc.NewServer(opts...), e.auth
+		gs := grpc.NewServer(opts...)
+		return gs, e.auth, newInprocConn(gs, chain)
 	}
 	s.health = health.NewServer()
 	s.alerts = newAlerter(cfg.Alerts, s)
@@ -207,21 +212,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics.reg.MustRegister(newVaultCollector(s))
 
-	s.grpc, s.iauth = newGRPC(Internal, s.limits.GRPCMaxRecv)
-	tvpb.RegisterTokenServiceServer(s.grpc, &tokenService{s: s})
-	tvpb.RegisterTemplateServiceServer(s.grpc, &templateService{s: s})
-	tvpb.RegisterCredentialServiceServer(s.grpc, &credentialService{s: s})
-	tvpb.RegisterGrantServiceServer(s.grpc, &grantService{s: s})
-	tvpb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
-	tvpb.RegisterKeyServiceServer(s.grpc, &keyService{s: s})
-	tvpb.RegisterRecordServiceServer(s.grpc, &recordService{s: s})
-	tvpb.RegisterTextServiceServer(s.grpc, &textService{s: s})
+	// Services register through the in-process connections (inproc.go), which register them
+	// on the gRPC servers.
+	s.grpc, s.iauth, s.iproc = newGRPC(Internal, s.limits.GRPCMaxRecv)
+	tvpb.RegisterTokenServiceServer(s.iproc, &tokenService{s: s})
+	tvpb.RegisterTemplateServiceServer(s.iproc, &templateService{s: s})
+	tvpb.RegisterCredentialServiceServer(s.iproc, &credentialService{s: s})
+	tvpb.RegisterGrantServiceServer(s.iproc, &grantService{s: s})
+	tvpb.RegisterAuditServiceServer(s.iproc, &auditService{s: s})
+	tvpb.RegisterKeyServiceServer(s.iproc, &keyService{s: s})
+	tvpb.RegisterRecordServiceServer(s.iproc, &recordService{s: s})
+	tvpb.RegisterTextServiceServer(s.iproc, &textService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.grpc, s.health)
 
 	// The vendor gRPC server is reached only through the vendor HTTP listener, whose body
 	// limit bounds its messages (protobuf is smaller than the JSON it came from).
-	s.vgrpc, s.vauth = newGRPC(Vendor, int(s.limits.VendorMaxBody))
-	tvpb.RegisterVendorServiceServer(s.vgrpc, &vendorService{s: s})
+	s.vgrpc, s.vauth, s.vproc = newGRPC(Vendor, int(s.limits.VendorMaxBody))
+	tvpb.RegisterVendorServiceServer(s.vproc, &vendorService{s: s})
 	grpc_health_v1.RegisterHealthServer(s.vgrpc, s.health)
 	s.vconn = bufconn.Listen(1 << 20)
 	s.iconn = bufconn.Listen(1 << 20)
@@ -379,17 +386,19 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("sealed: the key-encryption key is not available; data calls answer Unavailable until it is")
 	}
 	close(s.ready)
+	background := make(chan struct{}) // closed once RunBackground has returned (lease released)
 	go func() {
+		defer close(background)
 		select {
 		case <-s.unsealed:
 			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
 				s.metrics.auditSeq.Set(float64(seq))
 			}
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
-			go s.vlt().RunBackground(ctx, s.cfg.Background)
 			go s.watchStore(ctx, s.vlt())
 			// The latest checkpoint may not have reached the witnesses before a crash.
 			go s.wit.flush(ctx, s.vlt())
+			s.vlt().RunBackground(ctx, s.cfg.Background)
 		case <-ctx.Done():
 		}
 	}()
@@ -404,8 +413,15 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			s.checkpoint(ctx)
-			s.wit.flush(ctx, s.vlt())
+			// Checkpoints and witness deliveries run on the holder of the vault's background
+			// lease (one replica of a cluster), fenced by it. A new holder's first flush
+			// re-sends the latest checkpoint, which a crash may have kept from the witnesses.
+			if v := s.vlt(); v != nil {
+				if lctx, ok := v.Leased(ctx); ok {
+					s.checkpoint(lctx)
+					s.wit.flush(lctx, v)
+				}
+			}
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 				runErr = err
@@ -429,6 +445,8 @@ loop:
 		s.grpc.Stop()
 		s.vgrpc.Stop()
 	}
+	cancel() // background work stops and releases its lease before the store is closed
+	<-background
 	s.checkpoint(context.Background())
 	s.wit.flush(context.Background(), s.vlt())
 	return runErr

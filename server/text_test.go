@@ -61,8 +61,10 @@ func auditEvents(t *testing.T, h *testenv.Env) []vault.AuditEvent {
 // TestTextRoundTrip tokenizes corpus texts of every language over gRPC, checks the tokens
 // replaced exactly the findings, detokenizes over HTTP and gets the input back byte for byte;
 // no value or token reaches the logs or the audit trail.
-func TestTextRoundTrip(t *testing.T) {
-	h := testenv.Start(t)
+func TestTextRoundTrip(t *testing.T) { testenv.ForBackends(t, &pg, testTextRoundTrip) }
+
+func testTextRoundTrip(t *testing.T, backend testenv.Option) {
+	h := testenv.Start(t, backend)
 	c := tvpb.NewTextServiceClient(h.Conn)
 	docs := corpusDocs(t, 5)
 	req := &tvpb.TokenizeTextRequest{}

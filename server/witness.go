@@ -63,11 +63,15 @@ func (h HTTPWitness) Witness(ctx context.Context, c vault.Checkpoint) error {
 
 // witnesses sends checkpoints to the configured witnesses.
 type witnesses struct {
-	s     *Server
-	mu    sync.Mutex
-	list  []namedWitness
-	sent  map[string]uint64 // per witness: the seq of the last checkpoint it accepted
-	ready bool              // the latest stored checkpoint was loaded (so a restart re-sends it)
+	s    *Server
+	mu   sync.Mutex
+	list []namedWitness
+	sent map[string]uint64 // per witness: the seq of the last checkpoint it accepted
+	// sentSig is the signature of that checkpoint: with replica chains a checkpoint is
+	// replaced at the same seq when a chain's head moved without raising it, and the new one
+	// is sent too.
+	sentSig map[string]string
+	ready   bool // the latest stored checkpoint was loaded (so a restart re-sends it)
 }
 
 type namedWitness struct {
@@ -76,7 +80,7 @@ type namedWitness struct {
 }
 
 func newWitnesses(s *Server, cfg Config) *witnesses {
-	ws := &witnesses{s: s, sent: map[string]uint64{}}
+	ws := &witnesses{s: s, sent: map[string]uint64{}, sentSig: map[string]string{}}
 	if cfg.AuditWitnessFile != "" {
 		ws.list = append(ws.list, namedWitness{"file", vault.FileWitness{Path: cfg.AuditWitnessFile}})
 	}
@@ -108,7 +112,7 @@ func (ws *witnesses) flush(ctx context.Context, v *vault.Vault) {
 		return
 	}
 	for _, w := range ws.list {
-		if ws.sent[w.name] >= c.Seq {
+		if ws.sent[w.name] > c.Seq || ws.sent[w.name] == c.Seq && ws.sentSig[w.name] == c.Signature {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, witnessTimeout)
@@ -119,7 +123,7 @@ func (ws *witnesses) flush(ctx context.Context, v *vault.Vault) {
 			ws.s.log.Error("audit witness failed; the latest checkpoint is retried at the next one", slog.String("witness", w.name), slog.Uint64("seq", c.Seq), slog.String("error", err.Error()))
 			continue
 		}
-		ws.sent[w.name] = c.Seq
+		ws.sent[w.name], ws.sentSig[w.name] = c.Seq, c.Signature
 		ws.s.log.Debug("audit checkpoint witnessed", slog.String("witness", w.name), slog.Uint64("seq", c.Seq))
 	}
 }

@@ -24,6 +24,10 @@ import (
 // checkpoint to both; what they keep verifies under the audit key and checks an export. A
 // failing witness is counted and gets the latest checkpoint at the next tick.
 func TestAuditWitnessURLAndFile(t *testing.T) {
+	testenv.ForBackends(t, &pg, testAuditWitnessURLAndFile)
+}
+
+func testAuditWitnessURLAndFile(t *testing.T, backend testenv.Option) {
 	var mu sync.Mutex
 	var received bytes.Buffer
 	var failing atomic.Bool
@@ -47,7 +51,7 @@ func TestAuditWitnessURLAndFile(t *testing.T) {
 	}))
 	defer recv.Close()
 	file := filepath.Join(t.TempDir(), "witness.jsonl")
-	e := testenv.Start(t, testenv.Configure(func(c *server.Config) {
+	e := testenv.Start(t, backend, testenv.Configure(func(c *server.Config) {
 		c.CheckpointInterval = 50 * time.Millisecond
 		c.AuditWitnessURL = recv.URL + "/witness?token=s3cr3t-witness-credential"
 		c.AuditWitnessFile = file

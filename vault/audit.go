@@ -12,7 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/audit"
@@ -81,16 +84,29 @@ func TokenFingerprint(domain, token string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// appendAudit appends ev to the chain inside tx. It has no effect outside tx (the store may run
-// the enclosing function twice) and sets ev.Seq and ev.PrevHash.
-func appendAudit(tx store.Tx, ev *AuditEvent) error {
-	var seq uint64
+// appendAudit appends ev to replica's chain inside tx. It has no effect outside tx (the store
+// may run the enclosing function twice) and sets ev.Seq, ev.Replica and ev.PrevHash. The
+// sequence number is global (the audit bucket's store sequence, so events list and export in
+// one order); the hash chain and its head are the replica's own (auditHeadKey), so replicas
+// sharing a store never write the same key: one Get and one Put of the head, the event's Put
+// and one NextSequence.
+func appendAudit(tx store.Tx, replica string, ev *AuditEvent) error {
+	hb, hk := auditHeadKey(replica)
+	var last uint64
 	prev := make([]byte, 32)
-	if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
-		seq = binary.BigEndian.Uint64(h[:8])
+	if h := tx.Get(hb, hk); len(h) == 40 {
+		last = binary.BigEndian.Uint64(h[:8])
 		copy(prev, h[8:])
 	}
-	ev.Seq = seq + 1
+	seq, err := tx.NextSequence(bucketAudit)
+	if err != nil {
+		return err
+	}
+	if seq <= last {
+		// The sequence is continued past every head when the vault opens (prepareAudit).
+		return fmt.Errorf("vault: the audit sequence (%d) is behind the chain's head (%d)", seq, last)
+	}
+	ev.Seq, ev.Replica = seq, replica
 	ev.PrevHash = audit.HashOf(prev)
 	line, err := json.Marshal(ev)
 	if err != nil {
@@ -103,7 +119,135 @@ func appendAudit(tx store.Tx, ev *AuditEvent) error {
 	head := make([]byte, 40)
 	binary.BigEndian.PutUint64(head[:8], ev.Seq)
 	copy(head[8:], sum[:])
-	return tx.Put(bucketMeta, metaAuditHead, head)
+	return tx.Put(hb, hk, head)
+}
+
+// auditHeads returns the head of every chain in tx, sorted by replica ("" first).
+func auditHeads(tx store.Tx) ([]audit.Head, error) {
+	var heads []audit.Head
+	if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
+		heads = append(heads, audit.Head{Seq: binary.BigEndian.Uint64(h[:8]), Hash: audit.HashOf(h[8:])})
+	}
+	err := tx.Scan(bucketAuditHead, nil, nil, func(k, h []byte) error {
+		if len(h) != 40 {
+			return fmt.Errorf("the audit head of replica %q is malformed", k)
+		}
+		heads = append(heads, audit.Head{Replica: string(k), Seq: binary.BigEndian.Uint64(h[:8]), Hash: audit.HashOf(h[8:])})
+		return nil
+	})
+	return heads, err
+}
+
+// auditAnchors returns the pruning anchor of every chain that has one, sorted by replica.
+func auditAnchors(tx store.Tx) []audit.Anchor {
+	var out []audit.Anchor
+	add := func(replica string, a []byte) {
+		if len(a) > 40 {
+			out = append(out, audit.Anchor{Replica: replica, Seq: binary.BigEndian.Uint64(a[:8]), Hash: audit.HashOf(a[8:40]),
+				Signature: base64.StdEncoding.EncodeToString(a[40:])})
+		}
+	}
+	add("", tx.Get(bucketMeta, metaAuditAnchor))
+	tx.Scan(bucketAuditAnchor, nil, nil, func(k, a []byte) error { add(string(k), a); return nil })
+	return out
+}
+
+// multiChain reports whether a trail with these heads and anchors has replica chains: its
+// checkpoints, exports and verification then use the multi-replica format.
+func multiChain(heads []audit.Head, anchors []audit.Anchor) bool {
+	for _, h := range heads {
+		if h.Replica != "" {
+			return true
+		}
+	}
+	for _, a := range anchors {
+		if a.Replica != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// prunedThrough is the last sequence number pruned (0: none): the highest anchor.
+func prunedThrough(anchors []audit.Anchor) uint64 {
+	var n uint64
+	for _, a := range anchors {
+		n = max(n, a.Seq)
+	}
+	return n
+}
+
+// auditMaxSeq is the highest sequence number of the trail: the highest head.
+func auditMaxSeq(tx store.Tx) uint64 {
+	heads, _ := auditHeads(tx)
+	var n uint64
+	for _, h := range heads {
+		n = max(n, h.Seq)
+	}
+	return n
+}
+
+// validReplicaID checks Config.ReplicaID: it names a chain in keys, events and signed
+// messages, so it is short, printable ASCII without spaces.
+func validReplicaID(id string) error {
+	if len(id) > 128 {
+		return fmt.Errorf("vault: ReplicaID is longer than 128 bytes")
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' || id[i] == '/' {
+			return fmt.Errorf("vault: ReplicaID must be printable ASCII without spaces or '/'")
+		}
+	}
+	return nil
+}
+
+// maxAuditLanes bounds the chains of one replica: its audited writes in flight at once.
+const maxAuditLanes = 32
+
+// auditLanes hands out the chains of one replica, one per audited write in flight, so that
+// a replica's concurrent writes do not conflict on one head either (on PostgreSQL each Update
+// is its own transaction; two on one head would make one of them fail to serialize and run
+// again). The first lane is the replica's ID, the others ID/1, ID/2, … up to maxAuditLanes,
+// created as concurrency needs them; each is a chain of its own, signed with the others in
+// every checkpoint. The single-process vault (ReplicaID "") has one chain: bbolt groups its
+// writes into one transaction anyway.
+type auditLanes struct {
+	mu   sync.Mutex
+	n    int         // lanes created
+	free chan string // lanes not in use (capacity maxAuditLanes)
+}
+
+// take returns a chain of replica for one audited write and the function that gives it back.
+func (l *auditLanes) take(ctx context.Context, replica string) (string, func(), error) {
+	if replica == "" {
+		return "", func() {}, nil
+	}
+	l.mu.Lock()
+	if l.free == nil {
+		l.free = make(chan string, maxAuditLanes)
+	}
+	free := l.free
+	var lane string
+	select {
+	case lane = <-free:
+	default:
+		if l.n < maxAuditLanes {
+			lane = replica
+			if l.n > 0 {
+				lane = replica + "/" + strconv.Itoa(l.n)
+			}
+			l.n++
+		}
+	}
+	l.mu.Unlock()
+	if lane == "" {
+		select {
+		case lane = <-free:
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+	}
+	return lane, func() { free <- lane }, nil
 }
 
 // errSkipAudit, returned by the change function of updateAudited, commits what the change
@@ -118,8 +262,13 @@ var errSkipAudit = errors.New("vault: change not audited")
 // change must have no effect outside tx: the store may run it more than once. updateAudited
 // returns the event's sequence number (0 when skipped) once it is durable.
 func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx store.Tx, ev *AuditEvent) error) (uint64, error) {
+	chain, release, err := v.lanes.take(ctx, v.replica)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var seq uint64
-	err := v.store.Update(ctx, func(tx store.Tx) error {
+	err = v.store.Update(ctx, func(tx store.Tx) error {
 		seq = 0
 		e := ev
 		if change != nil {
@@ -129,7 +278,7 @@ func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx
 				return err
 			}
 		}
-		if err := appendAudit(tx, &e); err != nil {
+		if err := appendAudit(tx, chain, &e); err != nil {
 			return err
 		}
 		seq = e.Seq
@@ -160,28 +309,50 @@ func (v *Vault) AuditDenial(ctx context.Context, reason string) error {
 type Checkpoint = audit.Checkpoint
 
 // Checkpoint signs the current head of the audit chain if it moved since the last checkpoint.
-// The server calls it at intervals and at shutdown.
+// With replica chains it signs the heads of all of them, read in one snapshot, under the
+// highest sequence number (a checkpoint there is replaced when a chain's head moved without
+// raising it: on PostgreSQL an event can commit after one with a higher number). The server
+// calls it at intervals and at shutdown; any replica may (the heads are in the store).
 func (v *Vault) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
-	var head []byte
+	var heads []audit.Head
+	var anchors []audit.Anchor
 	var lastCkpt uint64
+	var lastBlob []byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		head = append([]byte(nil), tx.Get(bucketMeta, metaAuditHead)...)
-		return tx.Scan(bucketAuditCkpt, nil, nil, func(k, _ []byte) error {
-			lastCkpt = binary.BigEndian.Uint64(k)
+		var err error
+		if heads, err = auditHeads(tx); err != nil {
+			return err
+		}
+		anchors = auditAnchors(tx)
+		return tx.Scan(bucketAuditCkpt, nil, nil, func(k, val []byte) error {
+			lastCkpt, lastBlob = binary.BigEndian.Uint64(k), append(lastBlob[:0], val...)
 			return nil
 		})
 	}); err != nil {
 		return Checkpoint{}, false, err
 	}
-	if len(head) != 40 {
+	if len(heads) == 0 {
 		return Checkpoint{}, false, nil
 	}
-	seq := binary.BigEndian.Uint64(head[:8])
-	if seq <= lastCkpt {
-		return Checkpoint{}, false, nil
+	c := Checkpoint{Type: "checkpoint", Time: v.now().UTC()}
+	if multiChain(heads, anchors) {
+		c.Heads = heads
+		for _, h := range heads {
+			if h.Seq > c.Seq {
+				c.Seq, c.Hash = h.Seq, h.Hash
+			}
+		}
+		var prev Checkpoint
+		if c.Seq < lastCkpt || c.Seq == lastCkpt && json.Unmarshal(lastBlob, &prev) == nil && slices.Equal(prev.Heads, heads) {
+			return Checkpoint{}, false, nil
+		}
+	} else {
+		c.Seq, c.Hash = heads[0].Seq, heads[0].Hash
+		if c.Seq <= lastCkpt {
+			return Checkpoint{}, false, nil
+		}
 	}
-	c := Checkpoint{Type: "checkpoint", Seq: seq, Hash: audit.HashOf(head[8:]), Time: v.now().UTC()}
-	sig, err := v.keyring().Sign(audit.CheckpointMessage(c.Seq, c.Hash, c.Time))
+	sig, err := v.keyring().Sign(c.Message())
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
@@ -265,34 +436,159 @@ func (v *Vault) ExportAudit(ctx context.Context, fromSeq uint64, w io.Writer) er
 	// An export counts as delivering the trail only if it leaves no gap after what was
 	// delivered (or pruned) before: a resumed export from further on does not.
 	var delivered uint64
+	marks := map[string]string{} // per chain: the hash its next delivered event must follow
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			delivered = binary.BigEndian.Uint64(e)
 		}
-		if a := tx.Get(bucketMeta, metaAuditAnchor); len(a) >= 8 {
-			delivered = max(delivered, binary.BigEndian.Uint64(a[:8]))
+		anchors := auditAnchors(tx)
+		delivered = max(delivered, prunedThrough(anchors))
+		clear(marks)
+		for _, a := range anchors {
+			marks[a.Replica] = a.Hash
 		}
-		return nil
+		return tx.Scan(bucketAuditExported, nil, nil, func(k, m []byte) error {
+			if len(m) == 40 {
+				marks[exportedChainOf(k)] = audit.HashOf(m[8:])
+			}
+			return nil
+		})
 	}); err != nil {
 		return err
 	}
 	contiguous := fromSeq <= delivered+1
-	cw := &lastSeqWriter{w: w}
+	cw := &lastSeqWriter{w: w, marks: marks, chains: map[string]*exportedChain{}}
 	if err := exportAudit(ctx, v.store, fromSeq, pub, v.keyring().Sign, v.now(), cw); err != nil {
 		return err
 	}
 	// Everything up to the last event written has been delivered (the caller's writer took it).
 	if cw.last > 0 && contiguous {
-		return v.markExported(ctx, cw.last)
+		if err := v.markExported(ctx, cw.last); err != nil {
+			return err
+		}
 	}
-	return nil
+	return v.markExportedChains(ctx, cw.chains)
 }
 
-// lastSeqWriter passes lines through and remembers the last event's sequence number.
+// exportedChain is what an export delivered of one chain.
+type exportedChain struct {
+	from    string // the chain's export mark (or anchor) when the export started
+	spans   bool   // the export holds the event after from, or the chain's first event
+	lastSeq uint64
+	lastSum [32]byte
+}
+
+// markExportedChains records, per chain of a multi-replica trail, the last event exports
+// delivered without a gap in that chain (bucket auditexported), which PruneAudit requires:
+// on PostgreSQL an event can commit after an export that skipped it (its number is below
+// the export's last), and a global mark would let it be pruned undelivered. A chain's mark
+// moves only when this export delivered the event right after it (or the chain from its
+// start or its pruning anchor).
+func (v *Vault) markExportedChains(ctx context.Context, chains map[string]*exportedChain) error {
+	multi := false
+	for r := range chains {
+		multi = multi || r != ""
+	}
+	if !multi {
+		return nil // the single-process chain: the global mark says it all
+	}
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		anchors := map[string]string{}
+		for _, a := range auditAnchors(tx) {
+			anchors[a.Replica] = a.Hash
+		}
+		for r, c := range chains {
+			cur := tx.Get(bucketAuditExported, exportedKey(r))
+			from := anchors[r]
+			if len(cur) == 40 {
+				if binary.BigEndian.Uint64(cur[:8]) >= c.lastSeq {
+					continue
+				}
+				from = audit.HashOf(cur[8:])
+			}
+			if !c.spans || from != c.from {
+				continue // a gap between what was delivered before and this export
+			}
+			mark := append(seqKey(c.lastSeq), c.lastSum[:]...)
+			if err := tx.Put(bucketAuditExported, exportedKey(r), mark); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanChainsThrough calls fn with each event up to throughSeq, in order, and its chain.
+func scanChainsThrough(tx store.Tx, throughSeq uint64, fn func(seq uint64, replica string, k, val []byte) error) error {
+	return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		if seq > throughSeq {
+			return store.ErrStopScan
+		}
+		var ev struct {
+			Replica string `json:"replica"`
+		}
+		if err := json.Unmarshal(val, &ev); err != nil {
+			return fmt.Errorf("audit event %d is malformed: %w", seq, err)
+		}
+		return fn(seq, ev.Replica, k, val)
+	})
+}
+
+// lastPrunable returns the last event up to throughSeq that PruneAudit may prune through:
+// throughSeq itself, or in a multi-replica trail the event before the first one no export
+// delivered (notExportedInChain); 0 for none.
+func lastPrunable(tx store.Tx, throughSeq uint64) (uint64, error) {
+	bad, _, err := notExportedInChain(tx, throughSeq)
+	if err != nil || bad == 0 {
+		return throughSeq, err
+	}
+	var last uint64
+	err = tx.Scan(bucketAudit, nil, nil, func(k, _ []byte) error {
+		if seq := binary.BigEndian.Uint64(k); seq < bad {
+			last = seq
+			return nil
+		}
+		return store.ErrStopScan
+	})
+	return last, err
+}
+
+// notExportedInChain reports the first event of the chains of a multi-replica trail, up to
+// throughSeq, that no export delivered (markExportedChains): 0 when there is none, or when
+// the trail has a single chain.
+func notExportedInChain(tx store.Tx, throughSeq uint64) (uint64, string, error) {
+	heads, err := auditHeads(tx)
+	if err != nil || !multiChain(heads, auditAnchors(tx)) {
+		return 0, "", err
+	}
+	marks := map[string]uint64{}
+	tx.Scan(bucketAuditExported, nil, nil, func(k, v []byte) error {
+		if len(v) == 40 {
+			marks[exportedChainOf(k)] = binary.BigEndian.Uint64(v[:8])
+		}
+		return nil
+	})
+	var bad uint64
+	var chain string
+	err = scanChainsThrough(tx, throughSeq, func(seq uint64, replica string, _, _ []byte) error {
+		if seq > marks[replica] {
+			bad, chain = seq, replica
+			return store.ErrStopScan
+		}
+		return nil
+	})
+	return bad, chain, err
+}
+
+// lastSeqWriter passes lines through and remembers the last event's sequence number, and
+// what it delivered of each chain.
 type lastSeqWriter struct {
-	w    io.Writer
-	buf  []byte
-	last uint64
+	w      io.Writer
+	buf    []byte
+	last   uint64
+	marks  map[string]string // per chain: its export mark or anchor hash before the export
+	chains map[string]*exportedChain
 }
 
 func (l *lastSeqWriter) Write(p []byte) (int, error) {
@@ -304,11 +600,20 @@ func (l *lastSeqWriter) Write(p []byte) (int, error) {
 			break
 		}
 		var probe struct {
-			Type string `json:"type"`
-			Seq  uint64 `json:"seq"`
+			Type     string `json:"type"`
+			Seq      uint64 `json:"seq"`
+			Replica  string `json:"replica"`
+			PrevHash string `json:"prev_hash"`
 		}
 		if json.Unmarshal(l.buf[:i], &probe) == nil && probe.Type == "" && probe.Seq > 0 {
 			l.last = probe.Seq
+			c := l.chains[probe.Replica]
+			if c == nil {
+				c = &exportedChain{from: l.marks[probe.Replica]}
+				l.chains[probe.Replica] = c
+			}
+			c.spans = c.spans || probe.PrevHash == audit.ZeroHash || probe.PrevHash == c.from
+			c.lastSeq, c.lastSum = probe.Seq, sha256.Sum256(l.buf[:i])
 		}
 		l.buf = l.buf[i+1:]
 	}
@@ -324,6 +629,13 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := s.View(ctx, func(tx store.Tx) error {
+		heads, err := auditHeads(tx)
+		if err != nil {
+			return err
+		}
+		if anchors := auditAnchors(tx); multiChain(heads, anchors) {
+			return exportChains(ctx, tx, fromSeq, heads, anchors, pub, sign, now, bw)
+		}
 		h := audit.ExportHeader{Type: "header", FromSeq: fromSeq, PublicKeyset: json.RawMessage(compactJSON(pub))}
 		if a := tx.Get(bucketMeta, metaAuditAnchor); len(a) > 40 {
 			seq := binary.BigEndian.Uint64(a[:8])
@@ -344,19 +656,10 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 					h.ToSeq, h.ToHash = binary.BigEndian.Uint64(head[:8]), audit.HashOf(head[8:])
 				}
 			}
-			h.Time = now.UTC()
-			sig, err := sign(audit.ExportMessage(h))
-			if err != nil {
-				return err
-			}
-			h.Signature = base64.StdEncoding.EncodeToString(sig)
 		}
-		hdr, err := json.Marshal(h)
-		if err != nil {
+		if err := writeHeader(bw, &h, sign, now); err != nil {
 			return err
 		}
-		bw.Write(hdr)
-		bw.WriteByte('\n')
 		ckpts := map[uint64][]byte{}
 		if err := tx.Scan(bucketAuditCkpt, nil, seqKey(h.FromSeq), func(k, val []byte) error {
 			ckpts[binary.BigEndian.Uint64(k)] = append([]byte(nil), val...)
@@ -380,6 +683,130 @@ func exportAudit(ctx context.Context, s store.Store, fromSeq uint64, pub []byte,
 	return bw.Flush()
 }
 
+// exportChains is exportAudit for a trail with replica chains: the header gives each
+// chain's extent (audit.ChainExtent), and each checkpoint comes before the first event after
+// it (after the events it signs, also when the event at its own number is missing).
+func exportChains(ctx context.Context, tx store.Tx, fromSeq uint64, heads []audit.Head, anchors []audit.Anchor, pub []byte, sign func([]byte) ([]byte, error), now time.Time, bw *bufio.Writer) error {
+	h := audit.ExportHeader{Type: "header", FromSeq: max(fromSeq, prunedThrough(anchors)+1), PublicKeyset: json.RawMessage(compactJSON(pub))}
+	byReplica := map[string]*audit.ChainExtent{}
+	for _, hd := range heads {
+		byReplica[hd.Replica] = &audit.ChainExtent{Replica: hd.Replica, ToSeq: hd.Seq, ToHash: hd.Hash}
+		h.ToSeq = max(h.ToSeq, hd.Seq)
+	}
+	for _, a := range anchors {
+		e := byReplica[a.Replica]
+		if e == nil { // pruned with no head: cannot happen, heads outlive pruning
+			e = &audit.ChainExtent{Replica: a.Replica, ToSeq: a.Seq, ToHash: a.Hash}
+			byReplica[a.Replica] = e
+		}
+		if h.FromSeq == prunedThrough(anchors)+1 {
+			e.Anchor = &audit.Anchor{Seq: a.Seq, Hash: a.Hash, Signature: a.Signature}
+		}
+	}
+	// Where each chain starts in the export: chains with events from FromSeq start at the
+	// first one's prev_hash (PrevSeq FromSeq-1: none of their events before it is here), the
+	// others are all before it (PrevSeq = ToSeq).
+	open := 0
+	for _, e := range byReplica {
+		if e.ToSeq < h.FromSeq {
+			e.PrevSeq, e.PrevHash = e.ToSeq, e.ToHash
+		} else {
+			e.PrevSeq = h.FromSeq - 1
+			open++
+		}
+	}
+	if open > 0 {
+		if err := tx.Scan(bucketAudit, nil, seqKey(h.FromSeq), func(k, val []byte) error {
+			var ev audit.Event
+			if err := json.Unmarshal(val, &ev); err != nil {
+				return fmt.Errorf("audit event %d is malformed: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e := byReplica[ev.Replica]; e != nil && e.PrevHash == "" {
+				e.PrevHash = ev.PrevHash
+				if open--; open == 0 {
+					return store.ErrStopScan
+				}
+			}
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+	}
+	for _, e := range byReplica {
+		if e.PrevHash == "" { // its head's event is missing: the export will not verify
+			e.PrevHash = audit.ZeroHash
+		}
+		h.Chains = append(h.Chains, *e)
+	}
+	sort.Slice(h.Chains, func(i, j int) bool { return h.Chains[i].Replica < h.Chains[j].Replica })
+	if err := writeHeader(bw, &h, sign, now); err != nil {
+		return err
+	}
+	return scanTrail(ctx, tx, h.FromSeq, func(line []byte) error {
+		bw.Write(line)
+		return bw.WriteByte('\n')
+	}, func(c []byte) error {
+		bw.Write(c)
+		return bw.WriteByte('\n')
+	})
+}
+
+// writeHeader signs h (with sign, at now) and writes it as the export's first line.
+func writeHeader(bw *bufio.Writer, h *audit.ExportHeader, sign func([]byte) ([]byte, error), now time.Time) error {
+	if sign != nil {
+		h.Time = now.UTC()
+		sig, err := sign(audit.ExportMessage(*h))
+		if err != nil {
+			return err
+		}
+		h.Signature = base64.StdEncoding.EncodeToString(sig)
+	}
+	hdr, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	bw.Write(hdr)
+	return bw.WriteByte('\n')
+}
+
+// scanTrail calls event for each stored event from fromSeq and checkpoint for each stored
+// checkpoint from fromSeq, in sequence order, each checkpoint before the first event after
+// its number.
+func scanTrail(ctx context.Context, tx store.Tx, fromSeq uint64, event, checkpoint func([]byte) error) error {
+	type ckpt struct {
+		seq  uint64
+		blob []byte
+	}
+	var ckpts []ckpt
+	if err := tx.Scan(bucketAuditCkpt, nil, seqKey(fromSeq), func(k, val []byte) error {
+		ckpts = append(ckpts, ckpt{binary.BigEndian.Uint64(k), append([]byte(nil), val...)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := tx.Scan(bucketAudit, nil, seqKey(fromSeq), func(k, val []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		for len(ckpts) > 0 && ckpts[0].seq < seq {
+			if err := checkpoint(ckpts[0].blob); err != nil {
+				return err
+			}
+			ckpts = ckpts[1:]
+		}
+		if err := event(val); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}); err != nil {
+		return err
+	}
+	for _, c := range ckpts {
+		if err := checkpoint(c.blob); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func compactJSON(b []byte) []byte {
 	var out bytes.Buffer
 	if json.Compact(&out, b) != nil {
@@ -394,10 +821,15 @@ func compactJSON(b []byte) []byte {
 // the store: the report's KeySource then says "data".
 func VerifyStoreAudit(ctx context.Context, s store.Store, opts audit.Options) (audit.Report, error) {
 	var pub, anchor []byte
+	var multi bool
+	var anchors []audit.Anchor
 	if err := s.View(ctx, func(tx store.Tx) error {
 		pub = append([]byte(nil), tx.Get(bucketMeta, metaAuditPub)...)
 		anchor = append([]byte(nil), tx.Get(bucketMeta, metaAuditAnchor)...)
-		return nil
+		heads, err := auditHeads(tx)
+		anchors = auditAnchors(tx)
+		multi = multiChain(heads, anchors)
+		return err
 	}); err != nil {
 		return audit.Report{}, err
 	}
@@ -410,6 +842,9 @@ func VerifyStoreAudit(ctx context.Context, s store.Store, opts audit.Options) (a
 	vf, err := audit.NewVerifier(opts)
 	if err != nil {
 		return audit.Report{}, err
+	}
+	if multi {
+		return verifyStoreChains(ctx, s, vf, anchors)
 	}
 	var aSeq uint64
 	var aHash, aSig string
@@ -449,6 +884,35 @@ func VerifyStoreAudit(ctx context.Context, s store.Store, opts audit.Options) (a
 	return vf.Finish()
 }
 
+// verifyStoreChains feeds a store's multi-replica trail to vf, from one snapshot.
+func verifyStoreChains(ctx context.Context, s store.Store, vf *audit.Verifier, anchors []audit.Anchor) (audit.Report, error) {
+	if err := vf.StartChains(anchors); err != nil {
+		return vf.Finish()
+	}
+	stop := errors.New("stop")
+	err := s.View(ctx, func(tx store.Tx) error {
+		return scanTrail(ctx, tx, 1, func(line []byte) error {
+			if vf.Event(line) != nil {
+				return stop
+			}
+			return nil
+		}, func(b []byte) error {
+			var c audit.Checkpoint
+			if json.Unmarshal(b, &c) != nil {
+				c = audit.Checkpoint{Signature: "malformed"}
+			}
+			if vf.Checkpoint(c) != nil {
+				return stop
+			}
+			return nil
+		})
+	})
+	if err != nil && err != stop {
+		return audit.Report{}, err
+	}
+	return vf.Finish()
+}
+
 // markExported records that an export delivered events up to seq.
 func (v *Vault) markExported(ctx context.Context, seq uint64) error {
 	return v.store.Update(ctx, func(tx store.Tx) error {
@@ -474,30 +938,52 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 		if len(exp) != 8 || binary.BigEndian.Uint64(exp) < throughSeq {
 			return ErrNotExported
 		}
-		last := tx.Get(bucketAudit, seqKey(throughSeq))
-		if last == nil {
+		if tx.Get(bucketAudit, seqKey(throughSeq)) == nil {
 			return fmt.Errorf("%w: no audit event %d (already pruned?)", ErrInvalidArgument, throughSeq)
 		}
-		sum := sha256.Sum256(last)
-		keys, err := scanKeys(tx, bucketAudit, nil, func(k []byte) bool { return binary.BigEndian.Uint64(k) > throughSeq })
-		if err != nil {
+		if bad, chain, err := notExportedInChain(tx, throughSeq); err != nil {
+			return err
+		} else if bad > 0 {
+			return fmt.Errorf("%w: event %d (chain %q) was not delivered by an export without a gap in its chain (it committed after an export that skipped it): export again from %d or earlier", ErrNotExported, bad, chain, bad)
+		}
+		// The last pruned event of each chain becomes its anchor.
+		type last struct {
+			seq uint64
+			sum [32]byte
+		}
+		lasts := map[string]last{}
+		var keys [][]byte
+		if err := scanChainsThrough(tx, throughSeq, func(seq uint64, replica string, k, val []byte) error {
+			lasts[replica] = last{seq, sha256.Sum256(val)}
+			keys = append(keys, append([]byte(nil), k...))
+			return nil
+		}); err != nil {
 			return err
 		}
 		for _, k := range keys {
 			if err := tx.Delete(bucketAudit, k); err != nil {
 				return err
 			}
+		}
+		ckeys, err := scanKeys(tx, bucketAuditCkpt, nil, func(k []byte) bool { return binary.BigEndian.Uint64(k) > throughSeq })
+		if err != nil {
+			return err
+		}
+		for _, k := range ckeys {
 			if err := tx.Delete(bucketAuditCkpt, k); err != nil {
 				return err
 			}
 		}
-		sig, err := v.keyring().Sign(audit.AnchorMessage(throughSeq, audit.HashOf(sum[:])))
-		if err != nil {
-			return err
-		}
-		anchor := append(append(seqKey(throughSeq), sum[:]...), sig...)
-		if err := tx.Put(bucketMeta, metaAuditAnchor, anchor); err != nil {
-			return err
+		for replica, l := range lasts {
+			a := audit.Anchor{Replica: replica, Seq: l.seq, Hash: audit.HashOf(l.sum[:])}
+			sig, err := v.keyring().Sign(a.Message())
+			if err != nil {
+				return err
+			}
+			ab, ak := auditAnchorKey(replica)
+			if err := tx.Put(ab, ak, append(append(seqKey(l.seq), l.sum[:]...), sig...)); err != nil {
+				return err
+			}
 		}
 		n = len(keys)
 		e.Items = n
@@ -506,19 +992,40 @@ func (v *Vault) PruneAudit(ctx context.Context, throughSeq uint64) (int, error) 
 	return n, err
 }
 
-// publishAuditKey stores the audit public keyset in clear beside the trail, for offline
-// verification with --data.
-func (v *Vault) publishAuditKey(ctx context.Context) error {
+// prepareAudit readies the trail when the vault opens: it stores the audit public keyset in
+// clear beside the trail, for offline verification with --data, and continues the audit
+// bucket's sequence past every chain's head (stores written before events took their number
+// from the sequence, and data migrated from another store, have a sequence behind them).
+func (v *Vault) prepareAudit(ctx context.Context) error {
 	pub, err := v.keyring().AuditPublicKeyset()
 	if err != nil {
 		return err
 	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
+		if top := auditMaxSeq(tx); top > 0 {
+			if err := advanceSequence(tx, bucketAudit, top); err != nil {
+				return err
+			}
+		}
 		if bytes.Equal(tx.Get(bucketMeta, metaAuditPub), pub) {
 			return nil
 		}
 		return tx.Put(bucketMeta, metaAuditPub, pub)
 	})
+}
+
+// advanceSequence makes later NextSequence values of b exceed atLeast: through
+// store.SequenceAdvancer, or by taking values (a store without it).
+func advanceSequence(tx store.Tx, b store.Bucket, atLeast uint64) error {
+	if a, ok := tx.(store.SequenceAdvancer); ok {
+		return a.AdvanceSequence(b, atLeast)
+	}
+	for {
+		n, err := tx.NextSequence(b)
+		if err != nil || n >= atLeast {
+			return err
+		}
+	}
 }
 
 // uniqueSorted returns the distinct strings of in, sorted.

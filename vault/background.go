@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -14,56 +15,82 @@ import (
 // audit retention, the purge of expired tokens) and the cheap gauges of Stats.
 
 // RunBackground runs the vault's background work until ctx ends: the rewrap after a
-// rotation (resumed after a restart), the purge of expired tokens, automatic rotation, and
-// the end of credential rotation overlaps (PruneRotatedSecrets).
+// rotation (resumed after a restart), the purge of expired tokens, automatic rotation, audit
+// retention, and the end of credential rotation overlaps (PruneRotatedSecrets). It also beats
+// (cluster.go): it writes this replica's heartbeat and takes or renews the background lease.
+// The work runs only while this vault holds the lease, fenced by it: among replicas sharing a
+// store it runs on one at a time, and moves to another within LeaseTTL + HeartbeatInterval
+// when its holder dies. When ctx ends the lease is released.
 func (v *Vault) RunBackground(ctx context.Context, opts BackgroundOptions) {
+	acquired := make(chan struct{}, 1)
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		v.runCluster(ctx, opts, acquired)
+	}()
+	defer func() { <-beating }()
 	tick := time.NewTicker(opts.interval())
 	defer tick.Stop()
 	for {
-		for {
-			done, err := v.rewrapStep(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					v.log.Error("rewrap step failed; will retry", slog.String("error", err.Error()))
-				}
-				break
-			}
-			if done {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(rewrapPause):
-			}
-		}
-		if err := v.autoRotate(ctx, opts); err != nil && ctx.Err() == nil {
-			v.log.Error("automatic rotation failed", slog.String("error", err.Error()))
-		}
-		if opts.AuditRetention > 0 {
-			if n, err := v.pruneOld(ctx, opts.AuditRetention); err != nil && ctx.Err() == nil {
-				v.log.Error("audit retention failed", slog.String("error", err.Error()))
-			} else if n > 0 {
-				v.log.Info("pruned exported audit events past retention", slog.Int("count", n))
-			}
-		}
-		if n, err := v.PruneRotatedSecrets(ctx); err != nil && ctx.Err() == nil {
-			v.log.Error("ending rotation overlaps failed", slog.String("error", err.Error()))
-		} else if n > 0 {
-			v.log.Info("ended rotation overlaps: previous secrets removed", slog.Int("count", n))
-		}
-		if n, err := v.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
-			v.log.Error("purging expired tokens failed", slog.String("error", err.Error()))
-		} else if n > 0 {
-			v.log.Info("purged expired tokens", slog.Int("count", n))
+		var retry <-chan time.Time
+		if lctx, ok := v.Leased(ctx); ok && v.backgroundPass(lctx, opts) {
+			retry = time.After(opts.heartbeat()) // the rewrap waits for other replicas
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-v.wake:
+		case <-acquired:
+		case <-retry:
 		}
 	}
+}
+
+// backgroundPass runs one pass of background work under the lease in ctx. It reports whether
+// the rewrap is waiting for other replicas to load the new primary key.
+func (v *Vault) backgroundPass(ctx context.Context, opts BackgroundOptions) (waiting bool) {
+	failed := func(what string, err error) bool {
+		if err == nil || ctx.Err() != nil {
+			return err != nil
+		}
+		if errors.Is(err, ErrLeaseLost) {
+			v.log.Warn(what+": the background lease moved to another replica", slog.String("error", err.Error()))
+		} else {
+			v.log.Error(what+" failed; will retry", slog.String("error", err.Error()))
+		}
+		return true
+	}
+	for {
+		done, err := v.rewrapStep(ctx)
+		if errors.Is(err, errRewrapWaiting) {
+			v.log.Debug("rewrap: " + err.Error())
+			waiting = true
+			break
+		}
+		if failed("rewrap step", err) || done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(rewrapPause):
+		}
+	}
+	failed("automatic rotation", v.autoRotate(ctx, opts))
+	if opts.AuditRetention > 0 {
+		if n, err := v.pruneOld(ctx, opts.AuditRetention); !failed("audit retention", err) && n > 0 {
+			v.log.Info("pruned exported audit events past retention", slog.Int("count", n))
+		}
+	}
+	if n, err := v.PruneRotatedSecrets(ctx); !failed("ending rotation overlaps", err) && n > 0 {
+		v.log.Info("ended rotation overlaps: previous secrets removed", slog.Int("count", n))
+	}
+	if n, err := v.PurgeExpired(ctx); !failed("purging expired tokens", err) && n > 0 {
+		v.log.Info("purged expired tokens", slog.Int("count", n))
+	}
+	failed("forgetting replicas long gone", v.forgetReplicas(ctx))
+	return waiting
 }
 
 // BackgroundOptions configure RunBackground.
@@ -79,6 +106,13 @@ type BackgroundOptions struct {
 	// many records (each record is one encryption under it; 0: never). Checking it scans the
 	// records once per background pass.
 	RotateAfterRecords uint64
+	// LeaseTTL is how long the background lease and a heartbeat last without renewal: a dead
+	// holder's work moves to another replica within LeaseTTL + HeartbeatInterval (default
+	// DefaultLeaseTTL).
+	LeaseTTL time.Duration
+	// HeartbeatInterval is how often the replica beats and renews its lease (default
+	// DefaultHeartbeatInterval; at most a third of LeaseTTL is sensible).
+	HeartbeatInterval time.Duration
 }
 
 func (o BackgroundOptions) interval() time.Duration {
@@ -86,6 +120,20 @@ func (o BackgroundOptions) interval() time.Duration {
 		return 30 * time.Second
 	}
 	return o.Interval
+}
+
+func (o BackgroundOptions) leaseTTL() time.Duration {
+	if o.LeaseTTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return o.LeaseTTL
+}
+
+func (o BackgroundOptions) heartbeat() time.Duration {
+	if o.HeartbeatInterval <= 0 {
+		return DefaultHeartbeatInterval
+	}
+	return o.HeartbeatInterval
 }
 
 // autoRotate rotates the primary data key when it is older than opts.RotateAfter.
@@ -153,16 +201,14 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		}); err != nil {
 			return err
 		}
-		if h := tx.Get(bucketMeta, metaAuditHead); len(h) == 40 {
-			st.AuditSeq = binary.BigEndian.Uint64(h[:8])
-		}
+		st.AuditSeq = auditMaxSeq(tx)
 		if c := v.readKeyMeta(tx)[v.keyring().PrimaryKeyID()].Created; !c.IsZero() {
 			st.PrimaryKeyAge = now.Sub(c)
 		}
 		return nil
 	})
 	st.DataKeys = len(v.keyring().DataKeys())
-	if s, ok := v.store.(sizer); ok {
+	if s, ok := v.base.(sizer); ok {
 		st.StoreBytes = s.Stats().Size
 	}
 	return st, err
@@ -177,7 +223,7 @@ func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, err
 		if e := tx.Get(bucketMeta, metaAuditExported); len(e) == 8 {
 			exported = binary.BigEndian.Uint64(e)
 		}
-		return tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
+		if err := tx.Scan(bucketAudit, nil, nil, func(k, val []byte) error {
 			seq := binary.BigEndian.Uint64(k)
 			var ev struct {
 				Time time.Time `json:"time"`
@@ -187,7 +233,12 @@ func (v *Vault) pruneOld(ctx context.Context, retention time.Duration) (int, err
 			}
 			through = seq
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		var err error
+		through, err = lastPrunable(tx, through) // replica chains: what each chain's exports delivered
+		return err
 	}); err != nil || through == 0 {
 		return 0, err
 	}

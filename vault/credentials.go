@@ -246,7 +246,7 @@ func (v *Vault) CreateCredential(ctx context.Context, spec CredentialSpec) (Cred
 	if err := spec.validate(); err != nil {
 		return Credential{}, "", err
 	}
-	if err := v.checkScopeTemplates(spec.Scope); err != nil {
+	if err := v.checkScopeTemplates(ctx, spec.Scope); err != nil {
 		return Credential{}, "", err
 	}
 	var secret string
@@ -432,7 +432,7 @@ func (v *Vault) usable(c Credential) bool {
 // lookupIdentity returns the credential that identity index b maps the first of keys found in
 // it to; found is false when none is there (or its credential cannot be read).
 func (v *Vault) lookupIdentity(ctx context.Context, b store.Bucket, keys ...string) (Credential, bool, error) {
-	return v.cachedCredential(identityCacheKey(b, keys), func() (Credential, bool, error) {
+	return v.cachedCredential(ctx, identityCacheKey(b, keys), func() (Credential, bool, error) {
 		return v.readIdentity(ctx, b, keys)
 	})
 }
@@ -502,7 +502,7 @@ func (v *Vault) Authenticate(ctx context.Context, secret string) (Principal, err
 	}
 	h := hashSecret(secret)
 	// The cache spares the store read only: every check below runs on every call.
-	c, found, err := v.cachedCredential(credCacheKey{index: bucketCredHash, key: string(h)}, func() (Credential, bool, error) {
+	c, found, err := v.cachedCredential(ctx, credCacheKey{index: bucketCredHash, key: string(h)}, func() (Credential, bool, error) {
 		return v.readIdentity(ctx, bucketCredHash, []string{string(h)})
 	})
 	if err != nil {

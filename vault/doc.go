@@ -23,6 +23,7 @@
 //	grants.go       vendor grants and VendorDetokenize
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
+//	cluster.go      replicas sharing one store: heartbeats, the background lease and its fencing
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
 //	witness.go      Witness and FileWitness: signed checkpoints kept outside the store
 //	schema.go       the schema version and migrations
@@ -46,6 +47,12 @@
 // closed when it cannot be written. Writes that are not changes of a caller's making (the
 // keyring at first open, the audit public key, key dates, checkpoints, the export mark, rewrap
 // batches before the last) are not audited.
+//
+// The trail is one hash chain per writer: the single-process chain (ReplicaID "", the first
+// format), or, for replicas, one chain per audited write in flight (lanes ID, ID/1, …), each
+// with its own head, so concurrent writers never write the same key; sequence numbers are
+// global (the audit bucket's store sequence). Checkpoints sign the heads of all chains at
+// once (audit.go, docs/audit.md).
 //
 // # Basics
 //
@@ -86,16 +93,26 @@
 //	credjwt     JWT subject                      → id (live internal credentials bound to a JWT subject)
 //	grants      vendor 0x00 id                   → grant (JSON, with its use count)
 //	grantids    id                               → vendor
-//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash)
-//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON)
+//	audit       seq (8 bytes)                    → event (one line of JSON, chained by hash to the previous event of its replica)
+//	auditckpt   seq (8 bytes)                    → signed checkpoint of event seq (JSON; with several chains, the heads of all of them)
+//	audithead   replica                          → seq (8 bytes) and SHA-256 of the last event of the replica's chain
+//	auditanchor replica                          → seq, hash and signature of the last pruned event of the replica's chain
+//	auditexported replica (0x00 for "")          → seq (8 bytes) and SHA-256 of the replica chain's last event exports delivered without a gap
+//	replicas    replica id                       → heartbeat: started, last seen, loaded keyring version and primary key (JSON)
+//	leases      lease name                       → holder, epoch (fencing token) and expiry of a lease (JSON)
+//	grantrate   grant id                         → the grant's rate state: tokens left (float64) and when (unix ns)
 //	meta        "keyring"                        → keyring wrapped under the KEK
 //	meta        "schema_version"                 → SchemaVersion (8 bytes)
 //	meta        "keymeta"                        → creation and destruction times of data keys (JSON)
 //	meta        "rewrap"                         → progress of the background rewrap (JSON)
-//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event
+//	meta        "audit_head"                     → seq (8 bytes) and SHA-256 of the last event of the single-process chain
 //	meta        "audit_pubkey"                   → the audit public keyset, in clear (offline verification)
-//	meta        "audit_anchor"                   → seq, hash and signature of the last pruned event
+//	meta        "audit_anchor"                   → seq, hash and signature of the single-process chain's last pruned event
 //	meta        "audit_exported"                 → seq (8 bytes) of the last event a full export delivered
+//	meta        "keyring_version"                → counter (8 bytes) bumped by every change of the stored keyring
+//	meta        "keyring_primary"                → id (4 bytes) of the stored keyring's primary data key
+//	meta        "cred_gen"                       → counter (8 bytes) bumped by every credential write (cache check)
+//	meta        "subject_gen"                    → counter (8 bytes) bumped by every subject erasure
 //
 // # Stores
 //
@@ -112,6 +129,16 @@
 // and its audit event may or may not be durable, and a reveal must then fail closed, as it
 // does for any Update error. The PostgreSQL store is the foundation of issue 12; the vault and
 // the server do not use it yet (docs/ha.md).
+//
+// # Replicas
+//
+// Several vaults may share one store (PostgreSQL), each named by Config.ReplicaID. They
+// coordinate through rows of the store only, with the same code on bbolt (cluster.go): a
+// heartbeat per replica, one lease (with an epoch checked inside every write made for the work
+// it guards: fencing) for background work, grant rates and quotas charged in the transaction of
+// the reveal, a keyring version and primary key id checked by every key change and every
+// sealing transaction, and caches that check a generation in the store (credentials) or read
+// the store on a miss (templates). docs/ha.md states the bounds.
 //
 // # Caveats
 //

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/crypto/keyring"
 	"github.com/tokenvault/tokenvault/vault/audit"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
@@ -69,6 +70,9 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 		return e.(subjectEntry).aead, nil
 	}
 	a, err := v.keyring().OpenSubjectKey(fp, wrapped)
+	if id, ok := keyring.SubjectKeyWrapID(wrapped); err != nil && ok && v.refreshForKey(id) {
+		a, err = v.keyring().OpenSubjectKey(fp, wrapped) // wrapped under a key another replica added
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +178,7 @@ func (v *Vault) deleteRecord(tx store.Tx, domain, token string, r record, value 
 			return err
 		}
 	}
-	if t, ok := v.lookupTemplate(r.template); ok && t.Mode() == template.Deterministic && value != nil {
+	if t, ok := v.lookupTemplateTx(tx, r.template); ok && t.Mode() == template.Deterministic && value != nil {
 		k, err := v.hmacKey("index", domain, r.template)
 		if err != nil {
 			return err
@@ -361,7 +365,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 			}
 		}
 		e.Tokens, e.Allowed, e.Domains, e.Outcome = rc.Erased, len(rc.Erased), uniqueSorted(ds), OutcomeAllowed
-		return nil
+		_, err = bumpCounter(tx, metaSubjectGen) // other replicas drop their cached subject keys
+		return err
 	})
 	rc.AuditSeq = seq
 	for _, d := range dels {
@@ -539,7 +544,7 @@ func (v *Vault) PurgeExpired(ctx context.Context) (int, error) {
 // material in clear: the keysets in it are wrapped by the KEK, which the restored vault needs.
 // The backup is audited before it starts.
 func (v *Vault) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	sn, ok := v.store.(store.Snapshotter)
+	sn, ok := v.base.(store.Snapshotter)
 	if !ok {
 		return 0, ErrNoSnapshot
 	}

@@ -139,6 +139,12 @@ var (
 	// ErrNoSuchKey is returned for an unknown key id.
 	ErrNoSuchKey = errors.New("no such data key")
 
+	// ErrLeaseLost is returned by a write made for background work (RunBackground's passes,
+	// and the writes of a context from Leased, such as the server's checkpoints) when this
+	// vault no longer holds the lease it started under: another replica has taken it over.
+	// The write is rolled back; the new holder does the work.
+	ErrLeaseLost = errors.New("this replica no longer holds the background lease")
+
 	// ErrNoSnapshot is returned by Backup when the store cannot take online snapshots.
 	ErrNoSnapshot = errors.New("this store cannot take online backups")
 )

@@ -2,18 +2,17 @@ package vault
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tokenvault/tokenvault/vault/store"
 )
@@ -138,24 +137,55 @@ func (g *Grant) inScope(domain string, src netip.Addr) bool {
 // MaxGrantTTL bounds how long a grant may live.
 const MaxGrantTTL = 5 * 365 * 24 * time.Hour
 
-// limiters keeps one token bucket per grant.
-type limiters struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+// A grant's rate is a token bucket of RatePerMin tokens that refills at RatePerMin a minute
+// (as golang.org/x/time/rate with burst RatePerMin): a full bucket allows RatePerMin items at
+// once, then RatePerMin a minute. Its state is stored (bucket grantrate: tokens left and when)
+// and charged in the transaction that counts the grant's use and writes the reveal's audit
+// event, so the rate holds for the whole cluster, however many replicas reveal, and a reveal
+// that does not commit charges nothing. Replicas serialize on the grant's row.
+
+// rateState is a grant's stored token bucket.
+type rateState struct {
+	tokens float64
+	at     time.Time // zero: never charged (a full bucket)
 }
 
-func (l *limiters) get(g *Grant) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string]*rate.Limiter{}
+func readRate(tx store.Tx, id string) rateState {
+	b := tx.Get(bucketGrantRate, []byte(id))
+	if len(b) != 16 {
+		return rateState{}
 	}
-	lim, ok := l.m[g.ID]
-	if !ok {
-		lim = rate.NewLimiter(rate.Limit(float64(g.RatePerMin)/60), g.RatePerMin)
-		l.m[g.ID] = lim
+	return rateState{tokens: math.Float64frombits(binary.BigEndian.Uint64(b)), at: time.Unix(0, int64(binary.BigEndian.Uint64(b[8:])))}
+}
+
+func (r rateState) marshal() []byte {
+	b := binary.BigEndian.AppendUint64(nil, math.Float64bits(r.tokens))
+	return binary.BigEndian.AppendUint64(b, uint64(r.at.UnixNano()))
+}
+
+// take charges n items to a bucket of burst tokens refilling at burst a minute, at now. It
+// returns the new state, or how long until n items would fit (ok false; after 0 when n can
+// never fit).
+func (r rateState) take(burst, n int, now time.Time) (next rateState, after time.Duration, ok bool) {
+	perSec := float64(burst) / 60
+	tokens := float64(burst)
+	if !r.at.IsZero() {
+		tokens = r.tokens
+		if el := now.Sub(r.at); el > 0 { // a replica whose clock lags refills nothing
+			tokens = math.Min(float64(burst), tokens+el.Seconds()*perSec)
+		}
 	}
-	return lim
+	if n > burst {
+		return r, 0, false
+	}
+	if tokens < float64(n) {
+		return r, time.Duration((float64(n) - tokens) / perSec * float64(time.Second)), false
+	}
+	at := now
+	if r.at.After(now) {
+		at = r.at
+	}
+	return rateState{tokens: tokens - float64(n), at: at}, 0, true
 }
 
 // CreateGrant validates and stores a grant; it applies at once.
@@ -173,7 +203,7 @@ func (v *Vault) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 		}
 	}
 	for _, t := range g.Templates {
-		if _, ok := v.lookupTemplate(t); !ok {
+		if _, ok := v.lookupTemplate(ctx, t); !ok {
 			return Grant{}, fmt.Errorf("%w %q", ErrUnknownTemplate, t)
 		}
 	}
@@ -374,6 +404,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	now := v.now()
 	var grants []*Grant
 	var rd itemReads
+	rates := map[string]rateState{} // as read: countUse charges them in its transaction
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
 		if err := tx.Scan(bucketGrants, grantPrefix(req.Vendor), nil, func(_, val []byte) error {
@@ -383,6 +414,9 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			}
 			if g.current(now) {
 				grants = append(grants, &g)
+				if g.RatePerMin > 0 {
+					rates[g.ID] = readRate(tx, g.ID)
+				}
 			}
 			return nil
 		}); err != nil {
@@ -493,31 +527,20 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	if spent {
 		return limited(ErrQuotaExhausted)
 	}
-	// Rate and quota: reserve everything this call asks for, or reveal nothing.
-	var reserved []*rate.Reservation
+	// As read, to refuse at the cost of the denial's event alone: countUse checks again.
 	for g, n := range charged {
 		if g.Quota > 0 && g.Used+int64(n) > g.Quota {
-			cancelAll(reserved)
 			return limited(ErrQuotaExhausted)
 		}
 		if g.RatePerMin > 0 {
-			r := v.limits.get(g).ReserveN(now, n)
-			if !r.OK() || r.DelayFrom(now) > 0 {
-				// A call larger than the grant's burst never fits: no delay to suggest.
-				var after time.Duration
-				if r.OK() {
-					after = r.DelayFrom(now)
-				}
-				r.CancelAt(now)
-				cancelAll(reserved)
+			if _, after, ok := rates[g.ID].take(g.RatePerMin, n, now); !ok {
 				return limited(&RetryAfterError{Err: ErrRateLimited, After: after})
 			}
-			reserved = append(reserved, r)
 		}
 	}
-	// Audit before reveal: the event commits with the use counts, before any value leaves.
-	if err := v.countUse(ctx, charged, ev); err != nil {
-		cancelAll(reserved)
+	// Rate and quota are charged, and the event committed, in one transaction, before any
+	// value leaves: everything this call asks for, or nothing.
+	if err := v.countUse(ctx, charged, ev, now); err != nil {
 		if errors.Is(err, ErrQuotaExhausted) || errors.Is(err, ErrRateLimited) || errors.Is(err, ErrPermissionDenied) {
 			return limited(err)
 		}
@@ -533,7 +556,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 			results[i].Err = err
 			continue
 		}
-		val, err := v.revealAs(pt, recs[i].template, g.Reveal)
+		val, err := v.revealAs(ctx, pt, recs[i].template, g.Reveal)
 		clear(pt)
 		if err != nil {
 			results[i].Err = err
@@ -544,32 +567,38 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	return results, nil
 }
 
-func cancelAll(rs []*rate.Reservation) {
-	for _, r := range rs {
-		r.Cancel()
-	}
-}
-
-// countUse adds each grant's reveals to its stored use count, checking quotas again inside the
-// transaction so concurrent calls cannot overrun them.
-func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditEvent) error {
+// countUse charges each grant's reveals, in one transaction with the audit event ev: it adds
+// them to the stored use count, checking the quota, and takes them from the grant's stored
+// rate bucket (ErrRateLimited in a RetryAfterError when they do not fit). Everything is read
+// and checked inside the transaction, so concurrent calls, on any replica, cannot overrun a
+// quota or a rate; a refusal rolls back every charge.
+func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditEvent, now time.Time) error {
 	type upd struct {
 		key []byte
+		id  string
 		n   int64
 	}
 	var ups []upd
 	for g, n := range perGrant {
-		ups = append(ups, upd{grantKey(g.Vendor, g.ID), int64(n)})
+		ups = append(ups, upd{grantKey(g.Vendor, g.ID), g.ID, int64(n)})
 	}
 	sort.Slice(ups, func(i, j int) bool { return string(ups[i].key) < string(ups[j].key) })
 	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {
 		for _, u := range ups {
+			var rate []byte
 			found, err := updateJSON(tx, bucketGrants, u.key, func(g *Grant) error {
 				if g.Revoked {
 					return ErrPermissionDenied // revoked since the read: reveal nothing
 				}
 				if g.Quota > 0 && g.Used+u.n > g.Quota {
 					return ErrQuotaExhausted // spent since the read: roll back and reveal nothing
+				}
+				if g.RatePerMin > 0 {
+					next, after, ok := readRate(tx, u.id).take(g.RatePerMin, int(u.n), now)
+					if !ok {
+						return &RetryAfterError{Err: ErrRateLimited, After: after}
+					}
+					rate = next.marshal()
 				}
 				g.Used += u.n
 				return nil
@@ -579,6 +608,11 @@ func (v *Vault) countUse(ctx context.Context, perGrant map[*Grant]int, ev AuditE
 			}
 			if !found {
 				return ErrQuotaExhausted
+			}
+			if rate != nil {
+				if err := tx.Put(bucketGrantRate, []byte(u.id), rate); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

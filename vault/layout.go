@@ -13,34 +13,44 @@ import (
 
 // Buckets of the store used by the vault.
 const (
-	bucketRecords     store.Bucket = "records"     // recordKey → stored record, or tombstone
-	bucketIndex       store.Bucket = "index"       // indexKey → token
-	bucketSubjects    store.Bucket = "subjects"    // subjectKey → ""
-	bucketSubjectKeys store.Bucket = "subjectkeys" // subject fingerprint → wrapped subject key
-	bucketExpiry      store.Bucket = "expiry"      // expiryKey → ""
-	bucketCanaries    store.Bucket = "canaries"    // recordKey → canary label
-	bucketTemplates   store.Bucket = "templates"   // name → template definition (JSON)
-	bucketCreds       store.Bucket = "creds"       // id → Credential (JSON)
-	bucketCredHash    store.Bucket = "credhash"    // sha256(secret) → id (current, and previous during an overlap)
-	bucketCredSAN     store.Bucket = "credsan"     // certificate SAN → id
-	bucketCredJWT     store.Bucket = "credjwt"     // JWT subject → id (live credentials only)
-	bucketGrants      store.Bucket = "grants"      // grantKey → Grant (JSON)
-	bucketGrantIDs    store.Bucket = "grantids"    // id → vendor
-	bucketAudit       store.Bucket = "audit"       // seqKey → event line (JSON)
-	bucketAuditCkpt   store.Bucket = "auditckpt"   // seqKey → checkpoint (JSON)
-	bucketMeta        store.Bucket = "meta"        // the meta keys below → …
+	bucketRecords       store.Bucket = "records"       // recordKey → stored record, or tombstone
+	bucketIndex         store.Bucket = "index"         // indexKey → token
+	bucketSubjects      store.Bucket = "subjects"      // subjectKey → ""
+	bucketSubjectKeys   store.Bucket = "subjectkeys"   // subject fingerprint → wrapped subject key
+	bucketExpiry        store.Bucket = "expiry"        // expiryKey → ""
+	bucketCanaries      store.Bucket = "canaries"      // recordKey → canary label
+	bucketTemplates     store.Bucket = "templates"     // name → template definition (JSON)
+	bucketCreds         store.Bucket = "creds"         // id → Credential (JSON)
+	bucketCredHash      store.Bucket = "credhash"      // sha256(secret) → id (current, and previous during an overlap)
+	bucketCredSAN       store.Bucket = "credsan"       // certificate SAN → id
+	bucketCredJWT       store.Bucket = "credjwt"       // JWT subject → id (live credentials only)
+	bucketGrants        store.Bucket = "grants"        // grantKey → Grant (JSON)
+	bucketGrantIDs      store.Bucket = "grantids"      // id → vendor
+	bucketAudit         store.Bucket = "audit"         // seqKey → event line (JSON)
+	bucketAuditCkpt     store.Bucket = "auditckpt"     // seqKey → checkpoint (JSON)
+	bucketAuditHead     store.Bucket = "audithead"     // replica → seq (8 bytes) + SHA-256 of its chain's last event
+	bucketAuditAnchor   store.Bucket = "auditanchor"   // replica → seq + hash of its chain's last pruned event + its signature
+	bucketAuditExported store.Bucket = "auditexported" // replica → seq (8 bytes) + SHA-256 of its chain's last event exports delivered without a gap
+	bucketMeta          store.Bucket = "meta"          // the meta keys below → …
+	bucketReplicas      store.Bucket = "replicas"      // replica id → replicaRow (JSON): heartbeat
+	bucketLeases        store.Bucket = "leases"        // lease name → leaseRow (JSON): holder, epoch, expiry
+	bucketGrantRate     store.Bucket = "grantrate"     // grant id → rate state (16 bytes): tokens, time
 )
 
 // Keys of bucket meta.
 var (
-	metaKeyring       = []byte("keyring")        // the keyring wrapped under the KEK
-	metaSchema        = []byte("schema_version") // seqKey(SchemaVersion)
-	metaKeyMeta       = []byte("keymeta")        // data key id → keyMeta (JSON)
-	metaRewrap        = []byte("rewrap")         // rewrapState (JSON)
-	metaAuditHead     = []byte("audit_head")     // seq (8 bytes) + SHA-256 of the last event
-	metaAuditPub      = []byte("audit_pubkey")   // the audit public keyset, in clear
-	metaAuditAnchor   = []byte("audit_anchor")   // seq (8 bytes) + hash of the last pruned event + its signature
-	metaAuditExported = []byte("audit_exported") // seq (8 bytes) of the last event a full export delivered
+	metaKeyring       = []byte("keyring")         // the keyring wrapped under the KEK
+	metaSchema        = []byte("schema_version")  // seqKey(SchemaVersion)
+	metaKeyMeta       = []byte("keymeta")         // data key id → keyMeta (JSON)
+	metaRewrap        = []byte("rewrap")          // rewrapState (JSON)
+	metaAuditHead     = []byte("audit_head")      // seq (8 bytes) + SHA-256 of the last event of the single-process chain
+	metaAuditPub      = []byte("audit_pubkey")    // the audit public keyset, in clear
+	metaAuditAnchor   = []byte("audit_anchor")    // seq (8 bytes) + hash of the single-process chain's last pruned event + its signature
+	metaAuditExported = []byte("audit_exported")  // seq (8 bytes) of the last event a full export delivered
+	metaKeyringVer    = []byte("keyring_version") // counter (8 bytes) bumped by every change of the stored keyring
+	metaKeyringPrime  = []byte("keyring_primary") // id (4 bytes) of the primary data key of the stored keyring
+	metaCredGen       = []byte("cred_gen")        // counter (8 bytes) bumped by every credential write
+	metaSubjectGen    = []byte("subject_gen")     // counter (8 bytes) bumped by every subject erasure
 )
 
 // recordKey is domain 0x00 token (buckets records and canaries).
@@ -112,3 +122,38 @@ func seqKey(seq uint64) []byte {
 var tombstone = []byte{0xFF}
 
 func isTombstone(b []byte) bool { return len(b) == 1 && b[0] == 0xFF }
+
+// auditHeadKey is where the head of replica's audit chain lives: meta "audit_head" for the
+// single-process chain (""), bucket audithead under the replica's name for the others, so
+// that replicas never write the same key.
+func auditHeadKey(replica string) (store.Bucket, []byte) {
+	if replica == "" {
+		return bucketMeta, metaAuditHead
+	}
+	return bucketAuditHead, []byte(replica)
+}
+
+// auditAnchorKey is where the pruning anchor of replica's chain lives (like auditHeadKey).
+func auditAnchorKey(replica string) (store.Bucket, []byte) {
+	if replica == "" {
+		return bucketMeta, metaAuditAnchor
+	}
+	return bucketAuditAnchor, []byte(replica)
+}
+
+// exportedKey is the key of replica's chain in bucket auditexported: its name, or a single
+// 0x00 byte for the single-process chain (names are printable).
+func exportedKey(replica string) []byte {
+	if replica == "" {
+		return []byte{0}
+	}
+	return []byte(replica)
+}
+
+// exportedChainOf is the chain an auditexported key names.
+func exportedChainOf(k []byte) string {
+	if len(k) == 1 && k[0] == 0 {
+		return ""
+	}
+	return string(k)
+}

@@ -89,9 +89,9 @@ func (s Scope) validate(role Role) error {
 }
 
 // checkTemplates checks that every template of s exists.
-func (v *Vault) checkScopeTemplates(s Scope) error {
+func (v *Vault) checkScopeTemplates(ctx context.Context, s Scope) error {
 	for _, t := range s.Templates {
-		if _, ok := v.lookupTemplate(t); !ok {
+		if _, ok := v.lookupTemplate(ctx, t); !ok {
 			return fmt.Errorf("%w %q: a scope names existing templates (see template list)", ErrUnknownTemplate, t)
 		}
 	}
@@ -185,11 +185,11 @@ func noteScopeDenials(ev *AuditEvent, denied int) {
 
 // revealAs returns the plaintext pt of a record of template tmpl as how reveals it: in full,
 // or masked by the template (masked vendor grants and masked detokenizer credentials).
-func (v *Vault) revealAs(pt []byte, tmpl string, how Reveal) (string, error) {
+func (v *Vault) revealAs(ctx context.Context, pt []byte, tmpl string, how Reveal) (string, error) {
 	if how != RevealMasked {
 		return string(pt), nil
 	}
-	t, ok := v.lookupTemplate(tmpl)
+	t, ok := v.lookupTemplate(ctx, tmpl)
 	if !ok {
 		return "", ErrIntegrity
 	}

@@ -158,7 +158,7 @@ func TestScopeEnforcedInVault(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, want := range []string{"4111111111111111", "jo@example.com"} {
-			tm, _ := v.lookupTemplate(res[i].Template)
+			tm, _ := v.lookupTemplate(context.Background(), res[i].Template)
 			if res[i].Err != nil || res[i].Value != tm.Mask(want) || res[i].Value == want {
 				t.Errorf("item %d: %+v, want the %s mask %q", i, res[i], res[i].Template, tm.Mask(want))
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/crypto/keyring"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -158,6 +159,9 @@ func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte
 		}
 	} else {
 		pt, err = v.keyring().Open(r.ciphertext, ad)
+		if id, ok := keyring.CiphertextKeyID(r.ciphertext); err != nil && ok && v.refreshForKey(id) {
+			pt, err = v.keyring().Open(r.ciphertext, ad) // sealed under a key another replica added
+		}
 	}
 	if err != nil {
 		v.log.Error("stored record failed to decrypt", slog.String("domain", domain), slog.String("template", r.template))

@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 
 	"github.com/tokenvault/tokenvault/vault/fieldpolicy"
@@ -17,8 +19,52 @@ type TemplateInfo struct {
 	Builtin    bool
 }
 
-// lookupTemplate returns a built-in or custom template by name.
-func (v *Vault) lookupTemplate(name string) (template.Template, bool) {
+// Custom templates are kept in memory once read. A template created on another replica
+// sharing the store is not in this vault's memory yet: a lookup that misses reads it from the
+// store (one read) and keeps it, so a template is usable on every replica as soon as its
+// creation has committed. Templates are never changed or deleted, so what memory holds is
+// never stale. Lookups inside a store transaction read through that transaction
+// (lookupTemplateTx).
+
+// lookupTemplate returns a built-in or custom template by name; a store failure reads as
+// absent (findTemplate reports it).
+func (v *Vault) lookupTemplate(ctx context.Context, name string) (template.Template, bool) {
+	t, ok, err := v.findTemplate(ctx, name)
+	if err != nil {
+		v.log.Error("reading a custom template failed", slog.String("error", err.Error()))
+	}
+	return t, ok
+}
+
+// findTemplate returns a built-in or custom template by name.
+func (v *Vault) findTemplate(ctx context.Context, name string) (template.Template, bool, error) {
+	if t, ok := v.knownTemplate(name); ok {
+		return t, true, nil
+	}
+	var blob []byte
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		blob = bytes.Clone(tx.Get(bucketTemplates, []byte(name)))
+		return nil
+	}); err != nil || blob == nil {
+		return nil, false, err
+	}
+	t, ok := v.keepTemplate(blob)
+	return t, ok, nil
+}
+
+// lookupTemplateTx is lookupTemplate inside a store transaction.
+func (v *Vault) lookupTemplateTx(tx store.Tx, name string) (template.Template, bool) {
+	if t, ok := v.knownTemplate(name); ok {
+		return t, true
+	}
+	if blob := tx.Get(bucketTemplates, []byte(name)); blob != nil {
+		return v.keepTemplate(blob)
+	}
+	return nil, false
+}
+
+// knownTemplate returns a built-in template, or a custom one held in memory.
+func (v *Vault) knownTemplate(name string) (template.Template, bool) {
 	if t, ok := template.Builtin(name); ok {
 		return t, true
 	}
@@ -28,7 +74,21 @@ func (v *Vault) lookupTemplate(name string) (template.Template, bool) {
 	return nil, false
 }
 
-func (v *Vault) resolveTemplates(_ context.Context, items []TokenizeItem) ([]template.Template, error) {
+// keepTemplate parses a stored template definition and keeps it in memory.
+func (v *Vault) keepTemplate(blob []byte) (template.Template, bool) {
+	var d template.Definition
+	if err := json.Unmarshal(blob, &d); err != nil {
+		return nil, false
+	}
+	t, err := template.New(d)
+	if err != nil {
+		return nil, false
+	}
+	v.templates.Store(d.Name, t)
+	return t, true
+}
+
+func (v *Vault) resolveTemplates(ctx context.Context, items []TokenizeItem) ([]template.Template, error) {
 	out := make([]template.Template, len(items))
 	var last template.Template
 	for i, it := range items {
@@ -36,7 +96,10 @@ func (v *Vault) resolveTemplates(_ context.Context, items []TokenizeItem) ([]tem
 			out[i] = last
 			continue
 		}
-		t, ok := v.lookupTemplate(it.Template)
+		t, ok, err := v.findTemplate(ctx, it.Template)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, fmt.Errorf("%w %q (item %d, counting from 1)", ErrUnknownTemplate, it.Template, i+1)
 		}
@@ -111,8 +174,12 @@ func (v *Vault) CreateTemplate(ctx context.Context, def template.Definition) (Te
 	return TemplateInfo{Definition: norm}, nil
 }
 
-// ListTemplates returns the built-in templates, then the custom ones sorted by name.
-func (v *Vault) ListTemplates(_ context.Context) []TemplateInfo {
+// ListTemplates returns the built-in templates, then the custom ones sorted by name (read
+// again from the store: with those other replicas created).
+func (v *Vault) ListTemplates(ctx context.Context) []TemplateInfo {
+	if err := v.loadTemplates(ctx); err != nil {
+		v.log.Error("reading custom templates failed; listing those known here", slog.String("error", err.Error()))
+	}
 	var out []TemplateInfo
 	for _, n := range template.BuiltinNames() {
 		t, _ := template.Builtin(n)

@@ -84,6 +84,16 @@ type prepared struct {
 // ErrUnknownTemplate, a store failure) means nothing was stored. Otherwise every result has a
 // token or a per-item error, and every token returned is durably stored.
 func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeResult, error) {
+	var res []TokenizeResult
+	err := v.sealing(ctx, func(primary uint32) (err error) {
+		res, err = v.tokenize(ctx, items, primary)
+		return err
+	})
+	return res, err
+}
+
+// tokenize is Tokenize with the keyring whose primary data key is primary (see sealing).
+func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint32) ([]TokenizeResult, error) {
 	if len(items) == 0 {
 		return nil, ErrEmptyBatch
 	}
@@ -183,6 +193,9 @@ func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeR
 	// can leave that tokenize's new record sealed under the erased subject key, i.e.
 	// unreadable (erased too), and not listed in the erasure receipt.
 	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
+		if err := checkPrimary(tx, primary); err != nil {
+			return err
+		}
 		done, err := v.placeAll(tx, work, results, now)
 		if err != nil {
 			return err
@@ -595,7 +608,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 			results[i].Err = err
 			continue
 		}
-		val, err := v.revealAs(pt, r.template, scope.Reveal)
+		val, err := v.revealAs(ctx, pt, r.template, scope.Reveal)
 		clear(pt)
 		if err != nil {
 			results[i].Err = err

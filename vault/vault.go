@@ -49,17 +49,22 @@ type Config struct {
 	// Empty disables it.
 	ErasureLog string
 	// ReplicaID names this process among the replicas sharing one Store (PostgreSQL): it
-	// keys the replica's audit chain, its heartbeat and the leases it holds. Empty for the
-	// single-process bbolt store. Two processes that share an ID stay correct (their writes
+	// keys the replica's audit chains (ID, ID/1, …: one per audited write in flight), its
+	// heartbeat and the leases it holds. Empty for the single-process bbolt store. At most
+	// 128 bytes of printable ASCII, without spaces or '/'. Two processes that share an ID stay correct (their writes
 	// serialize in the store) but contend.
 	ReplicaID string
 }
 
 // Vault is the tokenization core. It is safe for concurrent use.
 type Vault struct {
-	store store.Store
+	store store.Store // fencedStore over base
+	base  store.Store // Config.Store
 	kr    atomic.Pointer[keyring.Keyring]
-	kek   tink.AEAD
+	krVer atomic.Uint64 // the stored keyring version kr was loaded at (keys.go)
+	krMu  sync.Mutex    // orders replacements of kr and krVer
+	kek   tink.AEAD     // under kekMu
+	kekMu sync.RWMutex
 	keyMu sync.Mutex // serialises key operations
 	// sealMu orders writes of ciphertexts against rotations: writers that encrypt under the
 	// primary data key hold it shared from encryption until their commit; a rotation holds it
@@ -67,6 +72,7 @@ type Vault struct {
 	// can commit after the rewrap has started.
 	sealMu sync.RWMutex
 	wake   chan struct{}
+	cl     cluster // heartbeats and the background lease (cluster.go)
 
 	subjects   subjectCache
 	credCache  credCache // verified-credential cache (credcache.go)
@@ -80,7 +86,7 @@ type Vault struct {
 	hmacKeys  sync.Map // string → []byte
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
-	limits    limiters
+	lanes     auditLanes // this replica's audit chains (audit.go)
 }
 
 // Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK
@@ -89,7 +95,10 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	if cfg.Store == nil || cfg.KEK == nil {
 		return nil, fmt.Errorf("vault: Config needs a Store and a KEK")
 	}
-	v := &Vault{store: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
+	if err := validReplicaID(cfg.ReplicaID); err != nil {
+		return nil, err
+	}
+	v := &Vault{store: fencedStore{cfg.Store}, base: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -113,10 +122,14 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 	}
 	v.kr.Store(kr)
 	v.kek = cfg.KEK
+	v.cl.beat = make(chan struct{}, 1)
+	if err := v.initKeyring(ctx); err != nil {
+		return nil, err
+	}
 	if err := v.loadTemplates(ctx); err != nil {
 		return nil, err
 	}
-	if err := v.publishAuditKey(ctx); err != nil {
+	if err := v.prepareAudit(ctx); err != nil {
 		return nil, err
 	}
 	if err := v.initKeyMeta(ctx); err != nil {

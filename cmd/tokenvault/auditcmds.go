@@ -225,6 +225,13 @@ key once (GET /v1/audit/public-key) and keep it apart. See docs/audit.md.`,
 			err := p.print(rep, func(w io.Writer) error {
 				fmt.Fprintf(w, "events %d..%d (%d), %d valid checkpoints, %d witnessed, signed up to %d\n",
 					rep.FirstSeq, rep.LastSeq, rep.Events, rep.Checkpoints, rep.Witnessed, rep.SignedUpTo)
+				for _, c := range rep.Chains {
+					name := "replica " + c.Replica
+					if c.Replica == "" {
+						name = "single-process chain"
+					}
+					fmt.Fprintf(w, "  %s: events %d..%d (%d), signed up to %d, %d unsigned\n", name, c.FirstSeq, c.LastSeq, c.Events, c.SignedUpTo, c.Unsigned)
+				}
 				if verr != nil {
 					return nil
 				}

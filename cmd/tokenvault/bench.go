@@ -31,6 +31,8 @@ gets values for its base: ` + strings.Join(loadgen.GeneratedBases(), ", ") + `).
 With --server-pid (a server on this host, Linux), also the server's CPU time per item, read
 from /proc/PID/stat when the load starts and ends: steadier than throughput on a shared machine.
 
+--timeout bounds each request (a slower one counts as failed; 0: no limit).
+
 Exits non-zero if any request or item failed. See BENCHMARKS.md for measured figures.`,
 		Example: `  tokenvault bench --protocol http --batch 100 --concurrency 16 --duration 10s
   tokenvault bench --op detokenize --pool 100000 -o json`,
@@ -44,6 +46,10 @@ Exits non-zero if any request or item failed. See BENCHMARKS.md for measured fig
 				return err
 			}
 			cfg.GRPCAddr, cfg.Token, cfg.TLS = cf.addr, cf.token, tc
+			cfg.RequestTimeout = cf.timeout // --timeout bounds each request
+			if cf.timeout == 0 {
+				cfg.RequestTimeout = -1 // 0: no limit
+			}
 			if serverPID < 0 {
 				return fmt.Errorf("--server-pid must be a process id")
 			}

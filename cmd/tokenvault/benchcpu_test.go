@@ -9,7 +9,8 @@ import (
 )
 
 // bench --server-pid reports the server's CPU time per item, in text and -o json, measured on
-// a real server process; a pid that is not there is refused before any load is sent.
+// a real server process; a pid that is not there is refused before any load is sent. And
+// bench honours --timeout.
 func TestBenchServerCPU(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	defer srv.stopClean()
@@ -51,6 +52,18 @@ func TestBenchServerCPU(t *testing.T) {
 	out, errOut, code = runCLI(t, env, "bench", "--batch", "1", "--concurrency", "1", "--requests", "5", "--warmup", "0s", "-o", "json")
 	if code != 0 || strings.Contains(out, "server_cpu") {
 		t.Errorf("bench without --server-pid: exit %d, %s %s", code, out, errOut)
+	}
+	// --timeout bounds each request (it was ignored: the load generator waited up to a
+	// minute): a nanosecond fails every call, over either protocol; 0 is no limit.
+	for _, proto := range []string{"grpc", "http"} {
+		_, errOut, code = runCLI(t, env, "bench", "--protocol", proto, "--http-addr", srv.httpAddr, "--timeout", "1ns", "--batch", "1", "--concurrency", "1", "--requests", "3", "--warmup", "0s")
+		if code == 0 || !strings.Contains(strings.ToLower(errOut), "deadline") {
+			t.Errorf("bench --protocol %s --timeout 1ns: exit %d, want a deadline error: %s", proto, code, errOut)
+		}
+		_, errOut, code = runCLI(t, env, "bench", "--protocol", proto, "--http-addr", srv.httpAddr, "--timeout", "0", "--batch", "1", "--concurrency", "1", "--requests", "3", "--warmup", "0s")
+		if code != 0 {
+			t.Errorf("bench --protocol %s --timeout 0: exit %d: %s", proto, code, errOut)
+		}
 	}
 	// A pid with no process: refused at once.
 	_, errOut, code = runCLI(t, env, "bench", "--server-pid", "999999999", "--requests", "5")

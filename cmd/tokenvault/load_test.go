@@ -180,7 +180,12 @@ func (l *ackLog) snapshot() []acked {
 
 // tokenizeAcked tokenizes items and returns the acknowledged pairs; any failure is an error.
 func tokenizeAcked(c *http.Client, httpAddr string, items []tokenizeItem) ([]acked, error) {
-	res, err := tokenize(c, httpAddr, rootToken, items)
+	return tokenizeAckedAs(c, httpAddr, rootToken, items)
+}
+
+// tokenizeAckedAs is tokenizeAcked with the credential secret.
+func tokenizeAckedAs(c *http.Client, httpAddr, secret string, items []tokenizeItem) ([]acked, error) {
+	res, err := tokenize(c, httpAddr, secret, items)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +212,12 @@ func ackedOf(items []tokenizeItem, res []result) (ok []acked, failed []error) {
 // tokenizing the values again gives the same tokens. It reports at most a few examples.
 func verifyAcked(t *testing.T, c *http.Client, httpAddr string, all []acked) {
 	t.Helper()
+	verifyAckedAs(t, c, httpAddr, rootToken, all)
+}
+
+// verifyAckedAs is verifyAcked with the credential secret.
+func verifyAckedAs(t *testing.T, c *http.Client, httpAddr, secret string, all []acked) {
+	t.Helper()
 	const chunk = 1000
 	lost, wrong, changed := 0, 0, 0
 	var examples []string
@@ -223,7 +234,7 @@ func verifyAcked(t *testing.T, c *http.Client, httpAddr string, all []acked) {
 			ditems[i] = detokenizeItem{Token: a.token, Domain: a.domain}
 			titems[i] = tokenizeItem{Value: a.value, Template: a.template, Domain: a.domain}
 		}
-		res, err := detokenize(c, httpAddr, rootToken, ditems)
+		res, err := detokenize(c, httpAddr, secret, ditems)
 		if err != nil {
 			t.Fatalf("detokenizing acknowledged tokens: %v", err)
 		}
@@ -237,7 +248,7 @@ func verifyAcked(t *testing.T, c *http.Client, httpAddr string, all []acked) {
 				note(fmt.Sprintf("token %q detokenized to %q, want %q", part[i].token, r.Value, part[i].value))
 			}
 		}
-		res, err = tokenize(c, httpAddr, rootToken, titems)
+		res, err = tokenize(c, httpAddr, secret, titems)
 		if err != nil {
 			t.Fatalf("tokenizing acknowledged values again: %v", err)
 		}

@@ -42,13 +42,21 @@ func initPostgres(t *testing.T, url, kekPath string) string {
 		t.Fatalf("init --store exited %d: %s", code, errOut)
 	}
 	assertNoPassword(t, "init --store", out+errOut)
-	var r struct {
-		RootToken string `json:"root_token"`
+	return jsonSecret(t, "init --store -o json", out, "root_token")
+}
+
+// jsonSecret returns the non-empty string field of a command's JSON output.
+func jsonSecret(t *testing.T, what, out, field string) string {
+	t.Helper()
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%s printed %q (%v)", what, out, err)
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil || r.RootToken == "" {
-		t.Fatalf("init --store -o json printed %q (%v)", out, err)
+	v, _ := r[field].(string)
+	if v == "" {
+		t.Fatalf("%s printed no %s: %q", what, field, out)
 	}
-	return r.RootToken
+	return v
 }
 
 // replicaArgs are the arguments of a production replica of the database at url.
@@ -135,73 +143,13 @@ func TestInitAndServeOnPostgres(t *testing.T) {
 		t.Fatalf("credential rotate root --store: exit %d: %s", code, errOut)
 	}
 	assertNoPassword(t, "credential rotate root --store", out+errOut)
-	var rot struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal([]byte(out), &rot); err != nil || rot.Secret == "" {
-		t.Fatalf("credential rotate root --store -o json printed %q (%v)", out, err)
-	}
+	newRoot := jsonSecret(t, "credential rotate root --store -o json", out, "secret")
 	srv = startProcess(t, childEnv(), replicaArgs(url, kekPath, "r2")...)
 	if code := tokenizeCode(t, c, srv.httpAddr, root); code != http.StatusUnauthorized {
 		t.Errorf("the old root after break glass on the database: %d, want 401", code)
 	}
-	verifyAckedAs(t, c, srv.httpAddr, rot.Secret, acks)
+	verifyAckedAs(t, c, srv.httpAddr, newRoot, acks)
 	srv.stopClean()
-}
-
-// tokenizeAckedAs is tokenizeAcked with a secret of the test's choosing.
-func tokenizeAckedAs(c *http.Client, httpAddr, secret string, items []tokenizeItem) ([]acked, error) {
-	res, err := tokenize(c, httpAddr, secret, items)
-	if err != nil {
-		return nil, err
-	}
-	ok, failed := ackedOf(items, res)
-	if len(failed) > 0 {
-		return nil, failed[0]
-	}
-	return ok, nil
-}
-
-// verifyAckedAs checks, with secret, that every acknowledged token detokenizes to its value
-// and that tokenizing the value again gives the same token.
-func verifyAckedAs(t *testing.T, c *http.Client, httpAddr, secret string, all []acked) {
-	t.Helper()
-	bad := 0
-	note := func(format string, args ...any) {
-		if bad++; bad <= 5 {
-			t.Errorf(format, args...)
-		}
-	}
-	for start := 0; start < len(all); start += 1000 {
-		part := all[start:min(start+1000, len(all))]
-		ditems := make([]detokenizeItem, len(part))
-		titems := make([]tokenizeItem, len(part))
-		for i, a := range part {
-			ditems[i] = detokenizeItem{Token: a.token, Domain: a.domain}
-			titems[i] = tokenizeItem{Value: a.value, Template: a.template, Domain: a.domain}
-		}
-		res, err := detokenize(c, httpAddr, secret, ditems)
-		if err != nil {
-			t.Fatalf("detokenizing acknowledged tokens on %s: %v", httpAddr, err)
-		}
-		for i, r := range res {
-			if r.Error != nil || r.Value != part[i].value {
-				note("token %q (%s): got %q, error %+v; want %q", part[i].token, part[i].template, r.Value, r.Error, part[i].value)
-			}
-		}
-		res, err = tokenize(c, httpAddr, secret, titems)
-		if err != nil {
-			t.Fatalf("tokenizing acknowledged values again on %s: %v", httpAddr, err)
-		}
-		for i, r := range res {
-			if r.Error != nil || r.Token != part[i].token {
-				note("value %q (%s) now tokenizes to %q (error %+v), was %q", part[i].value, part[i].template, r.Token, r.Error, part[i].token)
-			}
-		}
-	}
-	if bad > 0 {
-		t.Errorf("%d of %d acknowledged tokens lost, wrong or changed on %s", bad, len(all), httpAddr)
-	}
 }
 
 // pgLoad is tokenize (and optionally detokenize) load on a set of replicas that tolerates
@@ -287,6 +235,27 @@ func (l *pgLoad) post(httpAddr, path, reqID string, body []byte) ([]byte, bool, 
 	return nil, false, false
 }
 
+// call posts req as JSON and returns the results of a 200 answer with want results (ok). A
+// 503 or a transport error is counted and, after a pause, is not ok; stop tells the worker to
+// end: a transport error with stopOnTransport, or a bad answer (reported).
+func (l *pgLoad) call(httpAddr, path, id string, req any, want int, stopOnTransport bool) (res []result, ok, stop bool) {
+	body, _ := json.Marshal(req)
+	data, ok, cut := l.post(httpAddr, path, id, body)
+	if cut && stopOnTransport {
+		return nil, false, true
+	}
+	if !ok {
+		time.Sleep(50 * time.Millisecond)
+		return nil, false, false
+	}
+	var r resultsResp
+	if err := json.Unmarshal(data, &r); err != nil || len(r.Results) != want {
+		l.report("%s: bad 200 body for %d items (%v): %s", path, want, err, data)
+		return nil, false, true
+	}
+	return r.Results, true, false
+}
+
 // tokenizer runs a worker tokenizing fresh values on httpAddr until halted (or, with
 // stopOnTransport, until its first transport error).
 func (l *pgLoad) tokenizer(httpAddr string, seed uint64, run, worker int, stopOnTransport bool) {
@@ -297,21 +266,15 @@ func (l *pgLoad) tokenizer(httpAddr string, seed uint64, run, worker int, stopOn
 		seq := 0
 		for n := 0; !l.stopped(); n++ {
 			items := plainLoad.items(rng, run, worker, &seq, 1+rng.IntN(20))
-			body, _ := json.Marshal(map[string]any{"items": items})
-			data, ok, cut := l.post(httpAddr, "/v1/tokens:tokenize", fmt.Sprintf("tk-%d-%d-%d", run, worker, n), body)
-			if cut && stopOnTransport {
+			res, ok, stop := l.call(httpAddr, "/v1/tokens:tokenize", fmt.Sprintf("tk-%d-%d-%d", run, worker, n),
+				map[string]any{"items": items}, len(items), stopOnTransport)
+			if stop {
 				return
 			}
 			if !ok {
-				time.Sleep(50 * time.Millisecond)
 				continue
 			}
-			var r resultsResp
-			if err := json.Unmarshal(data, &r); err != nil || len(r.Results) != len(items) {
-				l.report("tokenize: bad 200 body for %d items (%v): %s", len(items), err, data)
-				return
-			}
-			ok2, failed := ackedOf(items, r.Results)
+			ok2, failed := ackedOf(items, res)
 			for _, f := range failed {
 				l.report("tokenize under load: %v", f)
 			}
@@ -339,21 +302,15 @@ func (l *pgLoad) revealer(httpAddr string, run, worker int, stopOnTransport bool
 				items = append(items, detokenizeItem{Token: a.token, Domain: a.domain})
 			}
 			id := fmt.Sprintf("rv-%d-%d-%d", run, worker, n)
-			body, _ := json.Marshal(map[string]any{"items": items, "purpose": "e2e-test"})
-			data, ok, cut := l.post(httpAddr, "/v1/tokens:detokenize", id, body)
-			if cut && stopOnTransport {
+			res, ok, stop := l.call(httpAddr, "/v1/tokens:detokenize", id,
+				map[string]any{"items": items, "purpose": "e2e-test"}, len(items), stopOnTransport)
+			if stop {
 				return
 			}
 			if !ok {
-				time.Sleep(50 * time.Millisecond)
 				continue
 			}
-			var r resultsResp
-			if err := json.Unmarshal(data, &r); err != nil || len(r.Results) != len(items) {
-				l.report("detokenize: bad 200 body (%v): %s", err, data)
-				return
-			}
-			if r.Results[0].Value != "" {
+			if res[0].Value != "" {
 				l.revealMu.Lock()
 				l.reveals = append(l.reveals, id)
 				l.revealMu.Unlock()

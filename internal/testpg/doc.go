@@ -1,4 +1,5 @@
-// Package testpg starts throwaway PostgreSQL clusters for tests: initdb in a
+// Package testpg starts throwaway PostgreSQL clusters for tests (Start, one per test; or
+// Shared, one per package with a fresh database per test): initdb in a
 // temporary directory, a server listening only on a unix socket in that
 // directory (on a random port number, so that clusters never collide), fsync
 // on, trust authentication. Tests can stop and start the server again to

@@ -19,6 +19,18 @@
 // store's events after its last checkpoint pass only within the checkpoint interval of it,
 // and Report.Unsigned counts them. docs/audit.md has the threat model.
 //
+// # Replica chains
+//
+// Replicas sharing a database (and each replica's concurrent writers, its lanes) each keep a
+// chain of their own: Event.Replica names it, and PrevHash is the hash of the previous event
+// of that chain. Sequence numbers stay global (gaps allowed); a Checkpoint then signs the
+// Heads of all chains (Checkpoint.Message), an ExportHeader gives each chain's extent
+// (Chains), and pruning anchors are per chain (Anchor). Verifier follows each chain by its
+// links (chains.go) and checks that every checkpoint's heads are in the trail, so a chain
+// edited, cut short or deleted as a whole is caught; the Report says per chain what is
+// covered (Report.Chains). A trail with no replica chains keeps the first format and is
+// verified exactly as before.
+//
 // Events hold no values and no keyed hashes of values: only token fingerprints, counts and
 // names.
 package audit

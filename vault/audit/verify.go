@@ -44,6 +44,10 @@ type Report struct {
 	Warnings      []string `json:"warnings,omitempty"`
 	BadSeq        uint64   `json:"bad_seq,omitempty"` // the first bad sequence number (0: intact)
 	Problem       string   `json:"problem,omitempty"` // what is wrong at BadSeq
+	// Replica names the chain of BadSeq in a multi-replica trail.
+	Replica string `json:"replica,omitempty"`
+	// Chains reports each chain of a multi-replica trail (absent for the single-process one).
+	Chains []ChainReport `json:"chains,omitempty"`
 }
 
 // OK reports whether the trail verified.
@@ -87,6 +91,8 @@ type Verifier struct {
 	covSeq             uint64    // last event covered by a valid signature
 	covTime            time.Time // when that signature was made (zero: the anchor)
 	witness            map[uint64][]Checkpoint
+
+	m *multi // a multi-replica trail (chains.go); nil for the single-process chain
 }
 
 // NewVerifier returns a Verifier with opts.
@@ -142,6 +148,20 @@ func (v *Verifier) Header(h ExportHeader) error {
 		}
 		v.key, v.rep.KeySource = k, KeyFromExport
 	}
+	if len(h.Chains) > 0 {
+		if h.Signature != "" {
+			if !v.valid(h.Signature, ExportMessage(h)) {
+				return v.fail(h.FromSeq, "the export header's signature does not verify under the trusted key: its start, end, time or chains were changed")
+			}
+			v.hdrSigned, v.rep.HeaderSigned = true, true
+		} else {
+			if v.opts.Strict {
+				return v.fail(max(h.FromSeq, 1), "the export header is not signed (--strict): export again with this version")
+			}
+			v.warn("the export header is not signed (its signature was removed): only its checkpoints cover it; export again")
+		}
+		return v.headerMulti(h)
+	}
 	if h.AnchorHash != "" {
 		if !v.valid(h.AnchorSignature, AnchorMessage(h.AnchorSeq, h.AnchorHash)) {
 			return v.fail(h.AnchorSeq+1, "the pruning anchor's signature does not verify")
@@ -190,7 +210,7 @@ func (v *Verifier) Start(anchorSeq uint64, anchorHash, anchorSig string) error {
 func (v *Verifier) loadWitness() error {
 	v.witness = map[uint64][]Checkpoint{}
 	for _, c := range v.opts.Witnessed {
-		if !v.valid(c.Signature, CheckpointMessage(c.Seq, c.Hash, c.Time)) {
+		if !v.valid(c.Signature, c.Message()) {
 			return v.fail(c.Seq, fmt.Sprintf("the witnessed checkpoint at %d (%s) does not verify under the trusted key", c.Seq, c.Time.Format(time.RFC3339)))
 		}
 		v.witness[c.Seq] = append(v.witness[c.Seq], c)
@@ -213,10 +233,16 @@ func (v *Verifier) Event(line []byte) error {
 	if err := json.Unmarshal(line, &ev); err != nil {
 		return v.fail(v.rep.LastSeq+1, "malformed event")
 	}
+	if !v.started {
+		return v.fail(ev.Seq, "not an export: the header line with the public key and start is missing")
+	}
+	if v.m != nil {
+		return v.eventMulti(&ev, line)
+	}
+	if ev.Replica != "" {
+		return v.fail(ev.Seq, fmt.Sprintf("event %d belongs to replica %q, in a trail whose header or store names no replica chains: events inserted, or the chains were removed from the header", ev.Seq, ev.Replica))
+	}
 	if v.rep.Events == 0 {
-		if !v.started {
-			return v.fail(ev.Seq, "not an export: the header line with the public key and start is missing")
-		}
 		if v.export && v.hdr.FromSeq != 0 && ev.Seq != v.hdr.FromSeq {
 			return v.fail(v.hdr.FromSeq, fmt.Sprintf("the export starts at %d but its first event is %d (events deleted at the start)", v.hdr.FromSeq, ev.Seq))
 		}
@@ -269,8 +295,14 @@ func (v *Verifier) Checkpoint(c Checkpoint) error {
 	if v.err != nil {
 		return v.err
 	}
-	if !v.valid(c.Signature, CheckpointMessage(c.Seq, c.Hash, c.Time)) {
+	if !v.valid(c.Signature, c.Message()) {
 		return v.fail(c.Seq, "checkpoint signature does not verify under the trusted key")
+	}
+	if v.m != nil {
+		return v.checkpointMulti(c)
+	}
+	if len(c.Heads) > 0 {
+		return v.fail(c.Seq, "a checkpoint of several replica chains in a single-chain trail: the chains were removed from the header or the store")
 	}
 	if v.rep.Events == 0 || c.Seq != v.rep.LastSeq || c.Hash != v.prevHash {
 		return v.fail(c.Seq, "checkpoint does not match the events before it (edited, deleted or reordered events)")
@@ -287,6 +319,9 @@ func (v *Verifier) Finish() (Report, error) {
 	}
 	if !v.started {
 		return v.rep, v.fail(1, "empty: no header and no events")
+	}
+	if v.m != nil {
+		return v.finishMulti()
 	}
 	rep := &v.rep
 	if v.hdrSigned {

@@ -93,8 +93,9 @@ processes on one database:
 
   - mapping: every bucket in one table tokenvault_kv (bucket text, key bytea,
     value bytea, primary key (bucket, key)); bytea compares bytewise, so
-    ORDER BY key is Scan's byte order. NextSequence is a row per bucket in
-    tokenvault_sequence, updated in the transaction. The schema is created
+    ORDER BY key is Scan's byte order. NextSequence is a PostgreSQL sequence per
+    bucket (nextval: no row lock, so concurrent writers do not conflict on
+    it; values may skip, and need not follow commit order). The schema is created
     by the binary and versioned (tokenvault_schema_version, version 1).
   - isolation: View is a REPEATABLE READ, READ ONLY transaction (a snapshot
     from its first read); each Update is its own SERIALIZABLE transaction,

@@ -197,9 +197,13 @@ type Tx interface {
 
 	// NextSequence returns the next value of bucket b's sequence, creating
 	// the bucket if needed. Values are per bucket, start at 1 and strictly
-	// increase in commit order. Values handed out in a transaction that did
-	// not commit may be handed out again (bbolt) or skipped (other backends):
-	// do not rely on either. It returns ErrReadOnly in View.
+	// increase in the order they are taken; in Bolt, which commits one
+	// transaction at a time, that is also commit order. In pgstore a value
+	// is taken without waiting for other transactions, so two concurrent
+	// transactions may commit in the other order (the one with the smaller
+	// value later). Values handed out in a transaction that did not commit
+	// may be handed out again (bbolt) or skipped (other backends): do not
+	// rely on either. It returns ErrReadOnly in View.
 	NextSequence(b Bucket) (uint64, error)
 
 	// Buckets returns the valid names of the buckets that exist, in ascending
@@ -225,6 +229,26 @@ type Tx interface {
 	// ErrBucketName, ErrReadOnly in View and ErrTxDone after the transaction
 	// function returned.
 	SetSequence(b Bucket, n uint64) error
+}
+
+// SharedGetter is implemented by backends whose Update may run under snapshot isolation
+// (WithSnapshotIsolation). GetForShare reads key as Get does, and also takes a share lock on
+// it until the transaction ends: a concurrent writer of key waits for this transaction, and if
+// key was changed by a transaction that committed after this one's snapshot, this transaction
+// fails and is re-run. It is how a function that runs under snapshot isolation makes a read
+// that must stay true until its commit (e.g. "this is still the primary key") as strong as
+// under SERIALIZABLE.
+type SharedGetter interface {
+	GetForShare(b Bucket, key []byte) []byte
+}
+
+// GetForShare reads key with tx's GetForShare when the backend has one (see SharedGetter),
+// and with Get otherwise (Bolt: a single writer needs no lock).
+func GetForShare(tx Tx, b Bucket, key []byte) []byte {
+	if sg, ok := tx.(SharedGetter); ok {
+		return sg.GetForShare(b, key)
+	}
+	return tx.Get(b, key)
 }
 
 // snapshotIsolationKey marks a context for WithSnapshotIsolation.
@@ -255,4 +279,12 @@ func WithSnapshotIsolation(ctx context.Context) context.Context {
 func SnapshotIsolation(ctx context.Context) bool {
 	v, _ := ctx.Value(snapshotIsolationKey{}).(bool)
 	return v
+}
+
+// SequenceAdvancer is implemented by the Tx of both backends: AdvanceSequence
+// makes every later NextSequence of bucket b return more than atLeast, and
+// never moves the sequence back. Data copied in from elsewhere (a migration,
+// an older layout) uses it to continue a sequence past the keys it holds.
+type SequenceAdvancer interface {
+	AdvanceSequence(b Bucket, atLeast uint64) error
 }

@@ -156,21 +156,26 @@ func (t *boltTx) Delete(b Bucket, key []byte) error {
 }
 
 func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
-	switch {
-	case t.done:
-		return 0, ErrTxDone
-	case !t.writable:
-		return 0, ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return 0, err
-	}
-	t.dirty = true
-	bk, err := t.g.bucket(b, true)
+	bk, err := t.sequenceBucket(b)
 	if err != nil {
 		return 0, err
 	}
 	return bk.NextSequence()
+}
+
+// sequenceBucket checks a sequence call and returns bucket b, created if needed.
+func (t *boltTx) sequenceBucket(b Bucket) (*bolt.Bucket, error) {
+	switch {
+	case t.done:
+		return nil, ErrTxDone
+	case !t.writable:
+		return nil, ErrReadOnly
+	}
+	if err := t.g.validBucket(b); err != nil {
+		return nil, err
+	}
+	t.dirty = true
+	return t.g.bucket(b, true)
 }
 
 func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -273,4 +278,19 @@ func (t *boltTx) SetSequence(b Bucket, n uint64) error {
 		return err
 	}
 	return bk.SetSequence(n)
+}
+
+// AdvanceSequence implements SequenceAdvancer.
+// It writes nothing (and costs no commit) when the sequence is already there.
+func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
+	if t.writable && !t.done && t.g.validBucket(b) == nil {
+		if bk, _ := t.g.bucket(b, false); bk != nil && bk.Sequence() >= atLeast {
+			return nil
+		}
+	}
+	bk, err := t.sequenceBucket(b)
+	if err != nil || bk.Sequence() >= atLeast {
+		return err
+	}
+	return bk.SetSequence(atLeast)
 }

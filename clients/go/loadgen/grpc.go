@@ -22,7 +22,7 @@ type grpcConn struct {
 func newGRPCConn(cfg *Config) (*grpcConn, error) {
 	c := &grpcConn{cfg: cfg}
 	for range cfg.Conns {
-		opts := []client.Option{client.WithToken(cfg.Token)}
+		opts := []client.Option{client.WithToken(cfg.Token), client.WithTimeout(max(cfg.RequestTimeout, 0))}
 		if cfg.TLS != nil {
 			opts = append(opts, client.WithTLS(cfg.TLS))
 		}
@@ -66,7 +66,7 @@ func (c *grpcConn) stub() tvpb.TokenServiceClient {
 }
 
 func (c *grpcConn) do(ctx context.Context, req any, _ *bytes.Buffer, tokens []string) (outcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := c.cfg.requestContext(ctx)
 	defer cancel()
 	var o outcome
 	switch r := req.(type) {

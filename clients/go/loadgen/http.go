@@ -38,7 +38,7 @@ func newHTTPConn(cfg *Config) *httpConn {
 	}
 	return &httpConn{
 		cfg:    cfg,
-		client: &http.Client{Transport: tr, Timeout: requestTimeout},
+		client: &http.Client{Transport: tr, Timeout: max(cfg.RequestTimeout, 0)}, // 0: none
 		base:   scheme + cfg.HTTPAddr,
 		auth:   "Bearer " + cfg.Token,
 	}

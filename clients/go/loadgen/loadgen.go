@@ -45,8 +45,9 @@ const (
 	OpDetokenize = "detokenize"
 )
 
-// requestTimeout bounds one request: a stuck server shows as errors, not as a hung run.
-const requestTimeout = time.Minute
+// DefaultRequestTimeout bounds one request when Config.RequestTimeout is zero: a stuck server
+// shows as errors, not as a hung run.
+const DefaultRequestTimeout = time.Minute
 
 // Config describes one run. Zero fields take the defaults noted.
 type Config struct {
@@ -75,6 +76,9 @@ type Config struct {
 	Pool   int    // detokenize: tokens created before the run; default 100,000
 	Conns  int    // gRPC connections shared by the workers; default 1
 	Seed   uint64 // random values; 0 picks a random seed
+	// RequestTimeout bounds each request (and each call of the pool setup); a request that
+	// takes longer fails with a deadline error. 0: DefaultRequestTimeout; negative: no limit.
+	RequestTimeout time.Duration
 
 	// Progress, if set, receives one line at each phase (pool setup, warmup, measurement).
 	Progress func(msg string)
@@ -114,6 +118,9 @@ func (c *Config) fill() error {
 	}
 	if c.Conns == 0 {
 		c.Conns = 1
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
@@ -193,6 +200,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	return res, ctx.Err()
+}
+
+// requestContext bounds one request by c.RequestTimeout (none when negative).
+func (c *Config) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.RequestTimeout < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.RequestTimeout)
 }
 
 type runner struct {

@@ -12,9 +12,14 @@ bytea compares bytewise (memcmp, then length), so ORDER BY key is the byte
 order that Tx.Scan promises, with no collation involved. Scans read pages of
 rows (64 growing to 4096) rather than holding a cursor open, because the
 Scan callback may run queries of its own on the same connection.
-Tx.NextSequence is an upsert of the bucket's row in tokenvault_sequence,
-inside the transaction, so values increase in commit order and those of a
-rolled-back transaction are handed out again. The schema is created by Open
+Tx.NextSequence is nextval of a PostgreSQL sequence per bucket
+(tokenvault_seq_ and a hash of the bucket name, created on first use in the
+transaction that needs it, continuing from the bucket's row in the
+tokenvault_sequence table of the first versions). nextval locks no row, so
+concurrent writers do not serialize on it (a counter row updated under
+SERIALIZABLE would make every writer of the bucket conflict); in exchange
+values of rolled-back transactions are skipped, and two concurrent
+transactions may commit in the opposite order of their values. The schema is created by Open
 and versioned in tokenvault_schema_version (SchemaVersion, now 1); Open
 refuses a database whose schema is newer (ErrSchemaTooNew). Concurrent Opens
 of one empty database are safe.

@@ -65,3 +65,46 @@ func TestSchemaVersion(t *testing.T) {
 		t.Errorf("Open of a database with a newer schema: %v, want %v", err, pgstore.ErrSchemaTooNew)
 	}
 }
+
+// TestSequenceContinuesAndAdvances checks that a bucket's sequence continues
+// from the counter row the first schema kept, and that AdvanceSequence moves
+// it forward only.
+func TestSequenceContinuesAndAdvances(t *testing.T) {
+	c := testpg.Start(t)
+	url := c.CreateDB(t, "seq")
+	s := open(t, url, pgstore.Options{})
+	c.Exec(t, "seq", `INSERT INTO tokenvault_sequence (bucket, value) VALUES ('legacy', 41)`)
+	next := func(b store.Bucket) uint64 {
+		var n uint64
+		if err := s.Update(t.Context(), func(tx store.Tx) error {
+			var err error
+			n, err = tx.NextSequence(b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := next("legacy"); n != 42 {
+		t.Errorf("first NextSequence after the counter row's 41 = %d, want 42", n)
+	}
+	advance := func(b store.Bucket, v uint64) {
+		if err := s.Update(t.Context(), func(tx store.Tx) error {
+			return tx.(store.SequenceAdvancer).AdvanceSequence(b, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance("legacy", 100)
+	if n := next("legacy"); n != 101 {
+		t.Errorf("NextSequence after AdvanceSequence(100) = %d, want 101", n)
+	}
+	advance("legacy", 50)
+	if n := next("legacy"); n != 102 {
+		t.Errorf("NextSequence after AdvanceSequence(50) = %d, want 102 (never back)", n)
+	}
+	advance("fresh", 7)
+	if n := next("fresh"); n != 8 {
+		t.Errorf("NextSequence of a new bucket advanced to 7 = %d, want 8", n)
+	}
+}

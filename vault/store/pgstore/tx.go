@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +65,20 @@ func (t *pgTx) fail(err error) error {
 }
 
 func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
+	return t.get(b, key, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`)
+}
+
+// GetForShare implements store.SharedGetter: SELECT … FOR SHARE. Under REPEATABLE READ,
+// PostgreSQL fails it with a serialization failure (which Update re-runs) when the row was
+// changed after the snapshot, and a writer of the row waits until this transaction ends.
+func (t *pgTx) GetForShare(b store.Bucket, key []byte) []byte {
+	if !t.writable { // a read-only View cannot lock rows
+		return t.Get(b, key)
+	}
+	return t.get(b, key, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2 FOR SHARE`)
+}
+
+func (t *pgTx) get(b store.Bucket, key []byte, query string) []byte {
 	if t.done || t.err != nil || store.ValidateKey(key) != nil || b.Validate() != nil {
 		return nil
 	}
@@ -69,7 +86,7 @@ func (t *pgTx) Get(b store.Bucket, key []byte) []byte {
 		return w.value
 	}
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`, string(b), key).Scan(&v)
+	err := t.tx.QueryRow(t.ctx, query, string(b), key).Scan(&v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil
@@ -275,17 +292,85 @@ func (t *pgTx) flush() error {
 	return nil
 }
 
+// NextSequence takes the next value of the bucket's PostgreSQL sequence
+// (seqName). nextval is not transactional: concurrent transactions never
+// wait for each other here (no row is locked), values of transactions that
+// roll back are skipped, and values increase in the order they are taken,
+// which for concurrent transactions need not be their commit order.
 func (t *pgTx) NextSequence(b store.Bucket) (uint64, error) {
 	if err := t.checkWrite(b); err != nil {
 		return 0, err
 	}
-	var n int64
-	err := t.tx.QueryRow(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, 1)
-ON CONFLICT (bucket) DO UPDATE SET value = tokenvault_sequence.value + 1 RETURNING value`, string(b)).Scan(&n)
-	if err != nil {
+	// One round trip when the sequence exists: nextval(NULL) is NULL.
+	var n *int64
+	if err := t.tx.QueryRow(t.ctx, `SELECT nextval(to_regclass($1))`, seqName(b)).Scan(&n); err != nil {
 		return 0, t.fail(err)
 	}
-	return uint64(n), nil
+	if n == nil {
+		name, err := t.ensureSequence(b)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.tx.QueryRow(t.ctx, `SELECT nextval($1::regclass)`, name).Scan(&n); err != nil {
+			return 0, t.fail(err)
+		}
+	}
+	return uint64(*n), nil
+}
+
+// AdvanceSequence implements store.SequenceAdvancer: it takes values until
+// the sequence has handed out atLeast, in one statement. It never moves the
+// sequence back, so it is safe while other processes take values.
+func (t *pgTx) AdvanceSequence(b store.Bucket, atLeast uint64) error {
+	if err := t.checkWrite(b); err != nil {
+		return err
+	}
+	name, err := t.ensureSequence(b)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.Exec(t.ctx, `SELECT nextval($1::regclass) FROM generate_series(1, greatest(0, $2::bigint -
+	(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM `+name+`)))`, name, int64(atLeast))
+	if err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// seqName is the name of bucket b's sequence: bucket names may be longer
+// than an identifier and hold '.' and '-', so it is a hash of the name.
+func seqName(b store.Bucket) string {
+	sum := sha256.Sum256([]byte(b))
+	return "tokenvault_seq_" + hex.EncodeToString(sum[:8])
+}
+
+// ensureSequence returns the name of bucket b's sequence, creating it in
+// this transaction when it does not exist yet (a concurrent creator makes
+// one of the two transactions fail with a unique violation, which Update
+// re-runs). A new sequence continues from the bucket's row in
+// tokenvault_sequence, where the first versions of this package counted.
+func (t *pgTx) ensureSequence(b store.Bucket) (string, error) {
+	name := seqName(b)
+	var exists bool
+	if err := t.tx.QueryRow(t.ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+		return "", t.fail(err)
+	}
+	if exists {
+		return name, nil
+	}
+	var legacy int64
+	if err := t.tx.QueryRow(t.ctx, `SELECT coalesce(max(value), 0) FROM tokenvault_sequence WHERE bucket = $1`, string(b)).Scan(&legacy); err != nil {
+		return "", t.fail(err)
+	}
+	if _, err := t.tx.Exec(t.ctx, `CREATE SEQUENCE IF NOT EXISTS `+name+` START WITH `+strconv.FormatInt(legacy+1, 10)); err != nil {
+		return "", t.fail(err)
+	}
+	// The name is a hash: the row names the bucket for Buckets (its value stays the legacy count).
+	if _, err := t.tx.Exec(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, $2)
+ON CONFLICT (bucket) DO NOTHING`, string(b), legacy); err != nil {
+		return "", t.fail(err)
+	}
+	return name, nil
 }
 
 func (t *pgTx) Scan(b store.Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -382,8 +467,7 @@ func (t *pgTx) Buckets() ([]store.Bucket, error) {
 	if err := t.flush(); err != nil { // the function's own writes are listed
 		return nil, err
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT DISTINCT bucket FROM tokenvault_kv
-UNION SELECT bucket FROM tokenvault_sequence WHERE value <> 0`)
+	rows, err := t.tx.Query(t.ctx, `SELECT DISTINCT bucket FROM tokenvault_kv`)
 	if err != nil {
 		return nil, t.fail(err)
 	}
@@ -397,10 +481,35 @@ UNION SELECT bucket FROM tokenvault_sequence WHERE value <> 0`)
 	}); err != nil {
 		return nil, t.fail(err)
 	}
+	// Buckets that hold no key but have a sequence (tokenvault_sequence names every bucket
+	// that has one).
+	rows, err = t.tx.Query(t.ctx, `SELECT bucket FROM tokenvault_sequence
+WHERE bucket NOT IN (SELECT DISTINCT bucket FROM tokenvault_kv)`)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	var seqOnly []store.Bucket
+	if _, err := pgx.ForEachRow(rows, []any{&name}, func() error {
+		if b := store.Bucket(name); b.Validate() == nil {
+			seqOnly = append(seqOnly, b)
+		}
+		return nil
+	}); err != nil {
+		return nil, t.fail(err)
+	}
+	for _, b := range seqOnly {
+		if n, err := t.Sequence(b); err != nil {
+			return nil, err
+		} else if n != 0 {
+			out = append(out, b)
+		}
+	}
 	slices.Sort(out) // byte order, whatever the database's collation
 	return out, nil
 }
 
+// Sequence reads bucket b's PostgreSQL sequence (seqName) without taking a
+// value, or the bucket's row in tokenvault_sequence when it has none yet.
 func (t *pgTx) Sequence(b store.Bucket) (uint64, error) {
 	if t.done {
 		return 0, store.ErrTxDone
@@ -411,17 +520,26 @@ func (t *pgTx) Sequence(b store.Bucket) (uint64, error) {
 	if t.err != nil {
 		return 0, t.err
 	}
+	name := seqName(b)
+	var exists bool
+	if err := t.tx.QueryRow(t.ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+		return 0, t.fail(err)
+	}
+	q := `SELECT coalesce(max(value), 0) FROM tokenvault_sequence WHERE bucket = $1`
+	args := []any{string(b)}
+	if exists {
+		q, args = `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM `+name, nil
+	}
 	var n int64
-	err := t.tx.QueryRow(t.ctx, `SELECT value FROM tokenvault_sequence WHERE bucket = $1`, string(b)).Scan(&n)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return 0, nil
-	case err != nil:
+	if err := t.tx.QueryRow(t.ctx, q, args...).Scan(&n); err != nil {
 		return 0, t.fail(err)
 	}
 	return uint64(n), nil
 }
 
+// SetSequence sets bucket b's PostgreSQL sequence (setval: it may move back,
+// which only a copy into an empty store does) and records the bucket in
+// tokenvault_sequence so that Buckets lists it.
 func (t *pgTx) SetSequence(b store.Bucket, n uint64) error {
 	if err := t.checkWrite(b); err != nil {
 		return err
@@ -429,9 +547,17 @@ func (t *pgTx) SetSequence(b store.Bucket, n uint64) error {
 	if n > math.MaxInt64 {
 		return fmt.Errorf("store: postgres: sequence %d does not fit a bigint", n)
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, $2)
-ON CONFLICT (bucket) DO UPDATE SET value = excluded.value`, string(b), int64(n))
+	name, err := t.ensureSequence(b)
 	if err != nil {
+		return err
+	}
+	// setval(seq, v, true): the next nextval returns v+1; a sequence starts at 1, so 0 is
+	// written as "1, not yet called".
+	v, called := int64(n), true
+	if n == 0 {
+		v, called = 1, false
+	}
+	if _, err := t.tx.Exec(t.ctx, `SELECT setval($1::regclass, $2, $3)`, name, v, called); err != nil {
 		return t.fail(err)
 	}
 	return nil
