@@ -266,8 +266,9 @@ func restoreStore(cmd *cobra.Command, f restoreFlags, logs []string) error {
 	if err != nil {
 		return err
 	}
-	// Open re-applies the erasure log (vault.Config.ErasureLog), audited as ErasureLogReplay.
-	if _, err := vault.Open(ctx, vault.Config{Store: pg, KEK: kek, Logger: log, ErasureLog: merged}); err != nil {
+	// Open re-applies the erasure log (vault.Config.ErasureLog), audited as ErasureLogReplay,
+	// under a replica id of its own (no serving replica uses it).
+	if _, err := vault.Open(ctx, vault.Config{Store: pg, KEK: kek, Logger: log, ErasureLog: merged, ReplicaID: "restore"}); err != nil {
 		return fmt.Errorf("re-applying the erasure logs: %w", err)
 	}
 	fmt.Fprintf(w, "re-applied %d erasure log(s) to %s", len(logs), where)

@@ -14,6 +14,13 @@ with their values, and a sequence counter (Tx.NextSequence). Buckets need no
 creation: the first Put or NextSequence creates one, and reading a bucket
 that does not exist behaves as reading an empty one.
 
+Besides Get, Put, Delete, Scan and NextSequence, a Tx reads many keys of a
+bucket at once (GetMany: one round trip on a remote database, whatever the
+number of keys), creates a key only if it is absent (Insert: a record never
+overwritten), and lists its buckets and sequences (Buckets, Sequence,
+SetSequence) so that Copy can copy a whole store between backends, and
+SnapshotOf can write any store as a bbolt backup.
+
 All access goes through transactions. View runs a function in a read-only,
 consistent snapshot; any number of Views run at once, alongside writes.
 Update runs a function in a read-write transaction and returns once that
