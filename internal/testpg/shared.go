@@ -34,7 +34,7 @@ func (s *Shared) Cluster(t testing.TB) *Cluster {
 	t.Helper()
 	s.once.Do(func() { s.c, s.err = start() })
 	if s.err == errNoBinaries {
-		t.Skip(s.err.Error())
+		skipMissing(t, s.err)
 	}
 	if s.err != nil {
 		t.Fatal(s.err)

@@ -31,13 +31,27 @@ func Start(t testing.TB) *Cluster {
 	t.Helper()
 	c, err := start()
 	if errors.Is(err, errNoBinaries) {
-		t.Skip(err.Error())
+		skipMissing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.remove)
 	return c
+}
+
+// RequireToolsEnv names the environment variable that turns a test skipped for a missing
+// tool (PostgreSQL here, Chromium for the console's browser tests) into a failure. .ci/run
+// sets it, so that CI can never pass by skipping what it was meant to run.
+const RequireToolsEnv = "TOKENVAULT_REQUIRE_TOOLS"
+
+// skipMissing skips t for the missing tool err names, or fails it under RequireToolsEnv=1.
+func skipMissing(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv(RequireToolsEnv) == "1" {
+		t.Fatalf("%v (%s=1: missing tools fail instead of skipping)", err, RequireToolsEnv)
+	}
+	t.Skip(err.Error())
 }
 
 // errNoBinaries is start's error when PostgreSQL is not installed.

@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
+	"github.com/tokenvault/tokenvault/internal/testpg"
 )
 
 // The browser tests need Node.js, the e2e package's node_modules and Chromium. .ci/run installs
 // them ("== console browser tests: chromium and npm ci" step); without them the test is
-// skipped with a message saying so, as internal/testpg does without PostgreSQL.
+// skipped with a message saying so, as internal/testpg does without PostgreSQL (and fails,
+// like it, under TOKENVAULT_REQUIRE_TOOLS=1, which .ci/run sets).
 const ciStep = `the .ci/run step "console browser tests: chromium and npm ci" (apt-get install -y chromium; npm ci --prefix server/console/e2e)`
 
 // Plain values the seed tokenizes. The console must never show one, nor receive one.
@@ -43,6 +45,16 @@ const (
 	xssLabel   = `export <svg onload="window.__xss='canary'"></svg>`
 )
 
+// skipMissing skips t for a missing tool, or fails it when .ci/run asked for every tool
+// (testpg.RequireToolsEnv=1): CI must never pass by skipping the browser.
+func skipMissing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv(testpg.RequireToolsEnv) == "1" {
+		t.Fatal(msg + " (" + testpg.RequireToolsEnv + "=1: missing tools fail instead of skipping)")
+	}
+	t.Skip(msg)
+}
+
 func browserPrereqs(t *testing.T) (node, chromium string) {
 	t.Helper()
 	if testing.Short() {
@@ -50,17 +62,17 @@ func browserPrereqs(t *testing.T) (node, chromium string) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("console browser tests: node (Node.js 20+) not found on PATH; install it, then run " + ciStep)
+		skipMissing(t, "console browser tests: node (Node.js 20+) not found on PATH; install it, then run "+ciStep)
 	}
 	chromium = os.Getenv("TOKENVAULT_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("console browser tests: " + chromium + " not found; run " + ciStep)
+		skipMissing(t, "console browser tests: "+chromium+" not found; run "+ciStep)
 	}
 	if _, err := os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Skip("console browser tests: e2e/node_modules/playwright-core missing; run " + ciStep)
+		skipMissing(t, "console browser tests: e2e/node_modules/playwright-core missing; run "+ciStep)
 	}
 	return node, chromium
 }
