@@ -34,7 +34,7 @@
 //	audit        the offline audit format and its verification (no store, no vault)
 //	fieldpolicy  JSON-path field policies: which fields of a document to (de)tokenize
 //	store        the transactional key-value store (bbolt with group commit and a write journal)
-//	store/pgstore the same store on PostgreSQL (not wired to the vault or serve yet: issue 12)
+//	store/pgstore the same store on PostgreSQL, shared by replicas (serve --store postgres://…)
 //	template     token templates: validation, candidate tokens, masking
 //	textscan     detectors of personal data in free text (cards, SSNs, e-mails, phones, IBANs, IPs)
 //
@@ -120,17 +120,20 @@
 // The vault sees only the [store.Store] interface. Two backends implement it and pass the
 // same conformance suite (store/storetest): the embedded bbolt file (store.Bolt: one process,
 // Update calls grouped into one transaction and one fsync of an append-only journal, merged
-// into the B-tree in the background) and PostgreSQL (store/pgstore:
+// into the B-tree in the background; Options.NoJournal, serve --store-journal=false, commits
+// into the B-tree instead) and PostgreSQL (store/pgstore:
 // any number of processes on one database; every bucket in one table keyed by (bucket, key),
 // View in a REPEATABLE READ read-only snapshot, each Update in its own SERIALIZABLE
-// transaction). On PostgreSQL two replicas can race on the same value: the loser's
-// transaction fails to serialize and its function is re-run, which the Update contract
-// (functions may run more than once, without side effects) already allows, so the probe and
-// insert of Tokenize stay create-only. One case is new: when the connection is lost while
+// transaction, Tokenize's in REPEATABLE READ through store.WithSnapshotIsolation). On
+// PostgreSQL two replicas can race on the same value: the loser's transaction fails to
+// serialize or its create-only Insert hits a unique violation, and its function is re-run,
+// which the Update contract (functions may run more than once, without side effects) already
+// allows; the re-run finds the winner's token. One case is new: when the connection is lost while
 // COMMIT is in flight, Update returns an error wrapping [store.ErrCommitUnknown]; the change
 // and its audit event may or may not be durable, and a reveal must then fail closed, as it
-// does for any Update error. The PostgreSQL store is the foundation of issue 12; the vault and
-// the server do not use it yet (docs/ha.md).
+// does for any Update error. The server opens either (cmd/tokenvault: --data DIR for bbolt,
+// --store postgres://… for PostgreSQL); tokenvault migrate copies a stopped vault between them
+// (store.Copy), and Backup writes either as a bbolt snapshot (docs/ha.md).
 //
 // # Replicas
 //

@@ -176,13 +176,16 @@ processes on one database:
     value bytea, primary key (bucket, key)); bytea compares bytewise, so
     ORDER BY key is Scan's byte order. NextSequence is a PostgreSQL sequence per
     bucket (nextval: no row lock, so concurrent writers do not conflict on
-    it; values may skip, and need not follow commit order). The schema is created
+    it; values may skip, and need not follow commit order); table
+    tokenvault_sequence names the buckets that have one. The schema is created
     by the binary and versioned (tokenvault_schema_version, version 1).
   - isolation: View is a REPEATABLE READ, READ ONLY transaction (a snapshot
     from its first read); each Update is its own SERIALIZABLE transaction,
     so read-check-write functions stay correct across processes (plain
     REPEATABLE READ would miss write skew: two processes each reading that
-    a key is absent and inserting different keys).
+    a key is absent and inserting different keys). An Update whose context
+    comes from WithSnapshotIsolation runs in REPEATABLE READ (the vault's
+    Tokenize, whose create-only Inserts make racing writers collide).
   - retries: a serialization failure, deadlock or unique violation re-runs
     the function in a new transaction (with backoff, bounded in attempts and
     by the context). The contract above (a function may run more than once)
@@ -195,5 +198,9 @@ processes on one database:
     or the context ends while COMMIT is in flight, Update returns an error
     wrapping ErrCommitUnknown: the transaction may have committed. Callers
     must fail closed. Bolt returns it only when a journal write fails.
+
+The server opens Bolt with --data DIR (its journal: --store-journal, on by
+default) and pgstore with --store postgres://…; tokenvault migrate moves a
+stopped vault between them with Copy.
 */
 package store

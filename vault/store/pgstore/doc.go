@@ -15,7 +15,9 @@ Scan callback may run queries of its own on the same connection.
 Tx.NextSequence is nextval of a PostgreSQL sequence per bucket
 (tokenvault_seq_ and a hash of the bucket name, created on first use in the
 transaction that needs it, continuing from the bucket's row in the
-tokenvault_sequence table of the first versions). nextval locks no row, so
+tokenvault_sequence table, where the first versions counted; that table now
+names every bucket with a sequence, for Tx.Buckets, and Tx.Sequence and
+Tx.SetSequence read and set the sequence with setval, for store.Copy). nextval locks no row, so
 concurrent writers do not serialize on it (a counter row updated under
 SERIALIZABLE would make every writer of the bucket conflict); in exchange
 values of rolled-back transactions are skipped, and two concurrent
@@ -55,8 +57,9 @@ the function again, in a new transaction, with jittered backoff, up to
 Options.MaxAttempts times and while the call's context lasts. The store
 contract already allows this: a function may run more than once, and must
 have no effect outside the Tx other than (re)setting its own results. A
-"create only if absent" is therefore written as Get, then Put if absent:
-the loser of a race is re-run, sees the winner's row, and does not write.
+"create only if absent" is therefore written as Get, then Insert (or Put)
+if absent: the loser of a race is re-run, sees the winner's row, and does
+not write.
 
 Put, Insert and Delete are buffered and sent together, one multi-row
 statement per bucket and kind (an upsert for Put, a plain INSERT for
