@@ -79,7 +79,7 @@ func newVaultCollector(s *Server) *vaultCollector {
 		keyAge:    prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
 		dataKeys:  prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
 		auditSeq:  prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
-		storeSz:   prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the store in use (bbolt's high-water mark); the file itself may be larger, as bbolt grows it ahead.", nil, nil),
+		storeSz:   prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the bbolt store in use (bbolt's high-water mark) plus its journal files not merged yet; the file itself may be larger, as bbolt grows it ahead. Not exported on PostgreSQL.", nil, nil),
 		sealed:    prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
 		storeDown: prometheus.NewDesc("tokenvault_store_unreachable", "1 while the store's database does not answer the server's periodic check (health NOT_SERVING).", nil, nil),
 	}
