@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,13 +23,22 @@ func (k *keyService) GetKeyStatus(ctx context.Context, _ *tvpb.GetKeyStatusReque
 	out := &tvpb.GetKeyStatusResponse{RewrapTarget: st.Rewrap.Target, RewrapDone: st.Rewrap.Done,
 		Rewrapped: st.Rewrap.Rewrapped, Remaining: st.Rewrap.Remaining, Total: st.Records}
 	for _, key := range st.Keys {
-		dk := &tvpb.DataKey{KeyId: key.ID, State: key.State, Records: key.Records}
-		if !key.Created.IsZero() {
-			dk.CreateTime = timestamppb.New(key.Created)
-		}
-		out.Keys = append(out.Keys, dk)
+		out.Keys = append(out.Keys, &tvpb.DataKey{KeyId: key.ID, State: key.State, Records: key.Records, CreateTime: timestamp(key.Created)})
+	}
+	for _, r := range st.Replicas {
+		out.Replicas = append(out.Replicas, &tvpb.Replica{Id: r.ID, Started: timestamp(r.Started),
+			LastSeen: timestamp(r.LastSeen), LiveUntil: timestamp(r.LiveUntil),
+			KeyringVersion: r.KeyringVersion, PrimaryKeyId: r.PrimaryKeyID, Live: r.Live, LeaseHolder: r.Holder})
 	}
 	return out, nil
+}
+
+// timestamp is t as a protobuf timestamp, or nil (the field left out) when t is zero.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func (k *keyService) RotateKey(ctx context.Context, _ *tvpb.RotateKeyRequest) (*tvpb.RotateKeyResponse, error) {

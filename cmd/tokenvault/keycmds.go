@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tokenvault/tokenvault/crypto/insecurekek"
 	"github.com/tokenvault/tokenvault/crypto/kek"
@@ -49,11 +50,7 @@ func newKeyStatusCmd(use, short string) *cobra.Command {
 		return s.print(resp, func(w io.Writer) error {
 			t := newTable(w, "KEY ID", "STATE", "CREATED", "RECORDS")
 			for _, k := range resp.GetKeys() {
-				created := "-"
-				if k.GetCreateTime() != nil {
-					created = k.GetCreateTime().AsTime().Format(time.RFC3339)
-				}
-				t.row(k.GetKeyId(), k.GetState(), created, k.GetRecords())
+				t.row(k.GetKeyId(), k.GetState(), timeOrDash(k.GetCreateTime()), k.GetRecords())
 			}
 			t.flush()
 			state := "running"
@@ -62,9 +59,25 @@ func newKeyStatusCmd(use, short string) *cobra.Command {
 			}
 			fmt.Fprintf(w, "\nrewrap: %s; %d rewrapped, %d of %d not yet under the primary key\n",
 				state, resp.GetRewrapped(), resp.GetRemaining(), resp.GetTotal())
-			return nil
+			if len(resp.GetReplicas()) == 0 {
+				return nil
+			}
+			fmt.Fprintln(w, "\nREPLICAS")
+			t = newTable(w, "ID", "LIVE", "PRIMARY", "KEYRING", "LAST SEEN")
+			for _, r := range resp.GetReplicas() {
+				t.row(r.GetId(), r.GetLive(), r.GetPrimaryKeyId(), r.GetKeyringVersion(), timeOrDash(r.GetLastSeen()))
+			}
+			return t.flush()
 		})
 	})
+}
+
+// timeOrDash is ts in RFC 3339, or "-" when it is unset.
+func timeOrDash(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().Format(time.RFC3339)
 }
 
 // rewrapPoll is how often keys rotate --wait asks for the rewrap's progress (each status

@@ -148,7 +148,12 @@ type GetKeyStatusResponse struct {
 	// Records (and subject keys) not yet under the primary key.
 	Remaining uint64 `protobuf:"varint,5,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	// All records and subject keys.
-	Total         uint64 `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"`
+	Total uint64 `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"`
+	// The replicas that have written a heartbeat, in id order: one ("local")
+	// on bbolt, each server sharing the store on PostgreSQL. Rows of replicas
+	// not seen for an hour are removed. The rewrap starts once every live
+	// replica reports the primary key.
+	Replicas      []*Replica `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -225,6 +230,124 @@ func (x *GetKeyStatusResponse) GetTotal() uint64 {
 	return 0
 }
 
+func (x *GetKeyStatusResponse) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+// Replica is one replica's last heartbeat (written every few seconds while it
+// runs its background loop).
+type Replica struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's id (its replica_id setting; "local" when it has none).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the replica's process started.
+	Started *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
+	// When the replica last wrote its heartbeat.
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// When it stops counting as live unless it beats again.
+	LiveUntil *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=live_until,json=liveUntil,proto3" json:"live_until,omitempty"`
+	// The version of the stored keyring the replica has loaded.
+	KeyringVersion uint64 `protobuf:"varint,5,opt,name=keyring_version,json=keyringVersion,proto3" json:"keyring_version,omitempty"`
+	// The primary data key of the keyring the replica has loaded.
+	PrimaryKeyId uint32 `protobuf:"varint,6,opt,name=primary_key_id,json=primaryKeyId,proto3" json:"primary_key_id,omitempty"`
+	// Whether the replica is live: live_until is after the server's clock now.
+	Live bool `protobuf:"varint,7,opt,name=live,proto3" json:"live,omitempty"`
+	// Whether the replica holds the background lease (runs the rewrap,
+	// rotation, retention and purges).
+	LeaseHolder   bool `protobuf:"varint,8,opt,name=lease_holder,json=leaseHolder,proto3" json:"lease_holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replica) Reset() {
+	*x = Replica{}
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replica) ProtoMessage() {}
+
+func (x *Replica) ProtoReflect() protoreflect.Message {
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replica.ProtoReflect.Descriptor instead.
+func (*Replica) Descriptor() ([]byte, []int) {
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Replica) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Replica) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *Replica) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *Replica) GetLiveUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LiveUntil
+	}
+	return nil
+}
+
+func (x *Replica) GetKeyringVersion() uint64 {
+	if x != nil {
+		return x.KeyringVersion
+	}
+	return 0
+}
+
+func (x *Replica) GetPrimaryKeyId() uint32 {
+	if x != nil {
+		return x.PrimaryKeyId
+	}
+	return 0
+}
+
+func (x *Replica) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *Replica) GetLeaseHolder() bool {
+	if x != nil {
+		return x.LeaseHolder
+	}
+	return false
+}
+
 // RotateKeyRequest has no fields.
 type RotateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -234,7 +357,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[3]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +369,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[3]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +382,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{3}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{4}
 }
 
 // RotateKeyResponse names the new primary key.
@@ -273,7 +396,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[4]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +408,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[4]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +421,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{4}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RotateKeyResponse) GetKeyId() uint32 {
@@ -319,7 +442,7 @@ type DisableKeyRequest struct {
 
 func (x *DisableKeyRequest) Reset() {
 	*x = DisableKeyRequest{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[5]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +454,7 @@ func (x *DisableKeyRequest) String() string {
 func (*DisableKeyRequest) ProtoMessage() {}
 
 func (x *DisableKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[5]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +467,7 @@ func (x *DisableKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableKeyRequest.ProtoReflect.Descriptor instead.
 func (*DisableKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{5}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DisableKeyRequest) GetKeyId() uint32 {
@@ -363,7 +486,7 @@ type DisableKeyResponse struct {
 
 func (x *DisableKeyResponse) Reset() {
 	*x = DisableKeyResponse{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[6]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +498,7 @@ func (x *DisableKeyResponse) String() string {
 func (*DisableKeyResponse) ProtoMessage() {}
 
 func (x *DisableKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[6]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +511,7 @@ func (x *DisableKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableKeyResponse.ProtoReflect.Descriptor instead.
 func (*DisableKeyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{6}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{7}
 }
 
 // EnableKeyRequest names a key.
@@ -402,7 +525,7 @@ type EnableKeyRequest struct {
 
 func (x *EnableKeyRequest) Reset() {
 	*x = EnableKeyRequest{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[7]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +537,7 @@ func (x *EnableKeyRequest) String() string {
 func (*EnableKeyRequest) ProtoMessage() {}
 
 func (x *EnableKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[7]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +550,7 @@ func (x *EnableKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableKeyRequest.ProtoReflect.Descriptor instead.
 func (*EnableKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{7}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnableKeyRequest) GetKeyId() uint32 {
@@ -446,7 +569,7 @@ type EnableKeyResponse struct {
 
 func (x *EnableKeyResponse) Reset() {
 	*x = EnableKeyResponse{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[8]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +581,7 @@ func (x *EnableKeyResponse) String() string {
 func (*EnableKeyResponse) ProtoMessage() {}
 
 func (x *EnableKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[8]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +594,7 @@ func (x *EnableKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableKeyResponse.ProtoReflect.Descriptor instead.
 func (*EnableKeyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{8}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{9}
 }
 
 // DestroyKeyRequest names a key.
@@ -485,7 +608,7 @@ type DestroyKeyRequest struct {
 
 func (x *DestroyKeyRequest) Reset() {
 	*x = DestroyKeyRequest{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[9]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +620,7 @@ func (x *DestroyKeyRequest) String() string {
 func (*DestroyKeyRequest) ProtoMessage() {}
 
 func (x *DestroyKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[9]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +633,7 @@ func (x *DestroyKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyRequest.ProtoReflect.Descriptor instead.
 func (*DestroyKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{9}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DestroyKeyRequest) GetKeyId() uint32 {
@@ -529,7 +652,7 @@ type DestroyKeyResponse struct {
 
 func (x *DestroyKeyResponse) Reset() {
 	*x = DestroyKeyResponse{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[10]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +664,7 @@ func (x *DestroyKeyResponse) String() string {
 func (*DestroyKeyResponse) ProtoMessage() {}
 
 func (x *DestroyKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[10]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +677,7 @@ func (x *DestroyKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyResponse.ProtoReflect.Descriptor instead.
 func (*DestroyKeyResponse) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{10}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{11}
 }
 
 // BackupRequest has no fields.
@@ -566,7 +689,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[11]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +701,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[11]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +714,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{11}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{12}
 }
 
 // BackupResponse is one chunk of the snapshot.
@@ -605,7 +728,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[12]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +740,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tokenvault_v1_key_service_proto_msgTypes[12]
+	mi := &file_tokenvault_v1_key_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +753,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{12}
+	return file_tokenvault_v1_key_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BackupResponse) GetChunk() []byte {
@@ -651,7 +774,7 @@ const file_tokenvault_v1_key_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
 	"\arecords\x18\x04 \x01(\x04R\arecords\"\x15\n" +
-	"\x13GetKeyStatusRequest\"\xda\x01\n" +
+	"\x13GetKeyStatusRequest\"\x8e\x02\n" +
 	"\x14GetKeyStatusResponse\x12*\n" +
 	"\x04keys\x18\x01 \x03(\v2\x16.tokenvault.v1.DataKeyR\x04keys\x12#\n" +
 	"\rrewrap_target\x18\x02 \x01(\rR\frewrapTarget\x12\x1f\n" +
@@ -659,7 +782,18 @@ const file_tokenvault_v1_key_service_proto_rawDesc = "" +
 	"rewrapDone\x12\x1c\n" +
 	"\trewrapped\x18\x04 \x01(\x04R\trewrapped\x12\x1c\n" +
 	"\tremaining\x18\x05 \x01(\x04R\tremaining\x12\x14\n" +
-	"\x05total\x18\x06 \x01(\x04R\x05total\"\x12\n" +
+	"\x05total\x18\x06 \x01(\x04R\x05total\x122\n" +
+	"\breplicas\x18\a \x03(\v2\x16.tokenvault.v1.ReplicaR\breplicas\"\xc9\x02\n" +
+	"\aReplica\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
+	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x129\n" +
+	"\n" +
+	"live_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tliveUntil\x12'\n" +
+	"\x0fkeyring_version\x18\x05 \x01(\x04R\x0ekeyringVersion\x12$\n" +
+	"\x0eprimary_key_id\x18\x06 \x01(\rR\fprimaryKeyId\x12\x12\n" +
+	"\x04live\x18\a \x01(\bR\x04live\x12!\n" +
+	"\flease_holder\x18\b \x01(\bR\vleaseHolder\"\x12\n" +
 	"\x10RotateKeyRequest\"*\n" +
 	"\x11RotateKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\rR\x05keyId\"3\n" +
@@ -700,43 +834,48 @@ func file_tokenvault_v1_key_service_proto_rawDescGZIP() []byte {
 	return file_tokenvault_v1_key_service_proto_rawDescData
 }
 
-var file_tokenvault_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tokenvault_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_tokenvault_v1_key_service_proto_goTypes = []any{
 	(*DataKey)(nil),               // 0: tokenvault.v1.DataKey
 	(*GetKeyStatusRequest)(nil),   // 1: tokenvault.v1.GetKeyStatusRequest
 	(*GetKeyStatusResponse)(nil),  // 2: tokenvault.v1.GetKeyStatusResponse
-	(*RotateKeyRequest)(nil),      // 3: tokenvault.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),     // 4: tokenvault.v1.RotateKeyResponse
-	(*DisableKeyRequest)(nil),     // 5: tokenvault.v1.DisableKeyRequest
-	(*DisableKeyResponse)(nil),    // 6: tokenvault.v1.DisableKeyResponse
-	(*EnableKeyRequest)(nil),      // 7: tokenvault.v1.EnableKeyRequest
-	(*EnableKeyResponse)(nil),     // 8: tokenvault.v1.EnableKeyResponse
-	(*DestroyKeyRequest)(nil),     // 9: tokenvault.v1.DestroyKeyRequest
-	(*DestroyKeyResponse)(nil),    // 10: tokenvault.v1.DestroyKeyResponse
-	(*BackupRequest)(nil),         // 11: tokenvault.v1.BackupRequest
-	(*BackupResponse)(nil),        // 12: tokenvault.v1.BackupResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*Replica)(nil),               // 3: tokenvault.v1.Replica
+	(*RotateKeyRequest)(nil),      // 4: tokenvault.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),     // 5: tokenvault.v1.RotateKeyResponse
+	(*DisableKeyRequest)(nil),     // 6: tokenvault.v1.DisableKeyRequest
+	(*DisableKeyResponse)(nil),    // 7: tokenvault.v1.DisableKeyResponse
+	(*EnableKeyRequest)(nil),      // 8: tokenvault.v1.EnableKeyRequest
+	(*EnableKeyResponse)(nil),     // 9: tokenvault.v1.EnableKeyResponse
+	(*DestroyKeyRequest)(nil),     // 10: tokenvault.v1.DestroyKeyRequest
+	(*DestroyKeyResponse)(nil),    // 11: tokenvault.v1.DestroyKeyResponse
+	(*BackupRequest)(nil),         // 12: tokenvault.v1.BackupRequest
+	(*BackupResponse)(nil),        // 13: tokenvault.v1.BackupResponse
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_tokenvault_v1_key_service_proto_depIdxs = []int32{
-	13, // 0: tokenvault.v1.DataKey.create_time:type_name -> google.protobuf.Timestamp
+	14, // 0: tokenvault.v1.DataKey.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: tokenvault.v1.GetKeyStatusResponse.keys:type_name -> tokenvault.v1.DataKey
-	1,  // 2: tokenvault.v1.KeyService.GetKeyStatus:input_type -> tokenvault.v1.GetKeyStatusRequest
-	3,  // 3: tokenvault.v1.KeyService.RotateKey:input_type -> tokenvault.v1.RotateKeyRequest
-	5,  // 4: tokenvault.v1.KeyService.DisableKey:input_type -> tokenvault.v1.DisableKeyRequest
-	7,  // 5: tokenvault.v1.KeyService.EnableKey:input_type -> tokenvault.v1.EnableKeyRequest
-	9,  // 6: tokenvault.v1.KeyService.DestroyKey:input_type -> tokenvault.v1.DestroyKeyRequest
-	11, // 7: tokenvault.v1.KeyService.Backup:input_type -> tokenvault.v1.BackupRequest
-	2,  // 8: tokenvault.v1.KeyService.GetKeyStatus:output_type -> tokenvault.v1.GetKeyStatusResponse
-	4,  // 9: tokenvault.v1.KeyService.RotateKey:output_type -> tokenvault.v1.RotateKeyResponse
-	6,  // 10: tokenvault.v1.KeyService.DisableKey:output_type -> tokenvault.v1.DisableKeyResponse
-	8,  // 11: tokenvault.v1.KeyService.EnableKey:output_type -> tokenvault.v1.EnableKeyResponse
-	10, // 12: tokenvault.v1.KeyService.DestroyKey:output_type -> tokenvault.v1.DestroyKeyResponse
-	12, // 13: tokenvault.v1.KeyService.Backup:output_type -> tokenvault.v1.BackupResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	3,  // 2: tokenvault.v1.GetKeyStatusResponse.replicas:type_name -> tokenvault.v1.Replica
+	14, // 3: tokenvault.v1.Replica.started:type_name -> google.protobuf.Timestamp
+	14, // 4: tokenvault.v1.Replica.last_seen:type_name -> google.protobuf.Timestamp
+	14, // 5: tokenvault.v1.Replica.live_until:type_name -> google.protobuf.Timestamp
+	1,  // 6: tokenvault.v1.KeyService.GetKeyStatus:input_type -> tokenvault.v1.GetKeyStatusRequest
+	4,  // 7: tokenvault.v1.KeyService.RotateKey:input_type -> tokenvault.v1.RotateKeyRequest
+	6,  // 8: tokenvault.v1.KeyService.DisableKey:input_type -> tokenvault.v1.DisableKeyRequest
+	8,  // 9: tokenvault.v1.KeyService.EnableKey:input_type -> tokenvault.v1.EnableKeyRequest
+	10, // 10: tokenvault.v1.KeyService.DestroyKey:input_type -> tokenvault.v1.DestroyKeyRequest
+	12, // 11: tokenvault.v1.KeyService.Backup:input_type -> tokenvault.v1.BackupRequest
+	2,  // 12: tokenvault.v1.KeyService.GetKeyStatus:output_type -> tokenvault.v1.GetKeyStatusResponse
+	5,  // 13: tokenvault.v1.KeyService.RotateKey:output_type -> tokenvault.v1.RotateKeyResponse
+	7,  // 14: tokenvault.v1.KeyService.DisableKey:output_type -> tokenvault.v1.DisableKeyResponse
+	9,  // 15: tokenvault.v1.KeyService.EnableKey:output_type -> tokenvault.v1.EnableKeyResponse
+	11, // 16: tokenvault.v1.KeyService.DestroyKey:output_type -> tokenvault.v1.DestroyKeyResponse
+	13, // 17: tokenvault.v1.KeyService.Backup:output_type -> tokenvault.v1.BackupResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tokenvault_v1_key_service_proto_init() }
@@ -750,7 +889,7 @@ func file_tokenvault_v1_key_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokenvault_v1_key_service_proto_rawDesc), len(file_tokenvault_v1_key_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
