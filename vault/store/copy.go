@@ -27,25 +27,43 @@ type BucketCount struct {
 // read in one View, in bucket order.
 func Counts(ctx context.Context, s Store) ([]BucketCount, error) {
 	var out []BucketCount
-	err := s.View(ctx, func(tx Tx) error {
-		out = out[:0]
-		bs, err := tx.Buckets()
-		if err != nil {
-			return err
-		}
-		for _, b := range bs {
-			c := BucketCount{Bucket: b}
-			if c.Sequence, err = tx.Sequence(b); err != nil {
-				return err
-			}
-			if err := tx.Scan(b, nil, nil, func(_, _ []byte) error { c.Keys++; return nil }); err != nil {
-				return err
-			}
-			out = append(out, c)
-		}
-		return nil
+	err := s.View(ctx, func(tx Tx) (err error) {
+		out, err = walkBuckets(tx, nil, nil)
+		return err
 	})
 	return out, err
+}
+
+// walkBuckets scans every bucket of tx in bucket order, passing each pair to visit (when not
+// nil) and, after a bucket's last pair, its count and sequence to done (when not nil). It
+// returns the counts: the one walk that Counts and Copy share.
+func walkBuckets(tx Tx, visit func(b Bucket, k, v []byte) error, done func(BucketCount) error) ([]BucketCount, error) {
+	bs, err := tx.Buckets()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BucketCount, 0, len(bs))
+	for _, b := range bs {
+		c := BucketCount{Bucket: b}
+		if c.Sequence, err = tx.Sequence(b); err != nil {
+			return nil, err
+		}
+		err := tx.Scan(b, nil, nil, func(k, v []byte) error {
+			c.Keys++
+			if visit == nil {
+				return nil
+			}
+			return visit(b, k, v)
+		})
+		if err == nil && done != nil {
+			err = done(c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", b, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // ErrNotEmpty is returned by Copy when the destination already holds data.
@@ -71,54 +89,38 @@ func Copy(ctx context.Context, dst, src Store) ([]BucketCount, error) {
 	}
 	var out []BucketCount
 	err := src.View(ctx, func(tx Tx) error {
-		out = out[:0]
-		bs, err := tx.Buckets()
-		if err != nil {
-			return err
-		}
-		for _, b := range bs {
-			c := BucketCount{Bucket: b}
-			if c.Sequence, err = tx.Sequence(b); err != nil {
-				return err
+		var keys, values [][]byte
+		size := 0
+		flush := func(b Bucket) error {
+			if len(keys) == 0 {
+				return nil
 			}
-			var keys, values [][]byte
-			size := 0
-			flush := func() error {
-				if len(keys) == 0 {
-					return nil
-				}
-				err := dst.Update(ctx, func(w Tx) error {
-					for i, k := range keys {
-						if err := w.Put(b, k, values[i]); err != nil {
-							return err
-						}
+			err := dst.Update(ctx, func(w Tx) error {
+				for i, k := range keys {
+					if err := w.Put(b, k, values[i]); err != nil {
+						return err
 					}
-					return nil
-				})
-				keys, values, size = keys[:0], values[:0], 0
-				return err
-			}
-			err := tx.Scan(b, nil, nil, func(k, v []byte) error {
-				keys, values = append(keys, k), append(values, v)
-				size += len(k) + len(v)
-				c.Keys++
-				if len(keys) >= copyChunkKeys || size >= copyChunkBytes {
-					return flush()
 				}
 				return nil
 			})
-			if err == nil {
-				err = flush()
-			}
-			if err == nil && c.Sequence != 0 {
-				err = dst.Update(ctx, func(w Tx) error { return w.SetSequence(b, c.Sequence) })
-			}
-			if err != nil {
-				return fmt.Errorf("bucket %s: %w", b, err)
-			}
-			out = append(out, c)
+			keys, values, size = keys[:0], values[:0], 0
+			return err
 		}
-		return nil
+		var err error
+		out, err = walkBuckets(tx, func(b Bucket, k, v []byte) error {
+			keys, values = append(keys, k), append(values, v)
+			size += len(k) + len(v)
+			if len(keys) >= copyChunkKeys || size >= copyChunkBytes {
+				return flush(b)
+			}
+			return nil
+		}, func(c BucketCount) error {
+			if err := flush(c.Bucket); err != nil || c.Sequence == 0 {
+				return err
+			}
+			return dst.Update(ctx, func(w Tx) error { return w.SetSequence(c.Bucket, c.Sequence) })
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: copy: %w", err)
