@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# quiet.sh OUT ROUNDS: bbolt bench 100/commit and tokenvault scenarios, interleaved per round.
+set -euo pipefail
+OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BIN=${BIN:-$W/tv}; BBOLT=$HOME/go/bin/bbolt; export TOKENVAULT_TOKEN=root
+args() { case $1 in
+  http-tok-b100) echo --protocol http --op tokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s;;
+  http-detok-b100) echo --protocol http --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
+  grpc-detok-b100) echo --protocol grpc --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
+  http-tok-b1) echo --protocol http --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
+  grpc-tok-b1) echo --protocol grpc --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
+esac; }
+run() {
+  local name=$1
+  rm -rf $W/d
+  $BIN serve --dev --dev-root-token root --data $W/d --grpc-addr 127.0.0.1:37070 \
+    --http-addr 127.0.0.1:38080 --vendor-addr 127.0.0.1:38443 --log-level warn >$W/serve.log 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:38080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  kill -0 $pid || { echo "server died"; cat $W/serve.log; exit 1; }
+  local json; json=$($BIN bench --addr 127.0.0.1:37070 --http-addr 127.0.0.1:38080 $(args $name) --server-pid $pid -o json | tr -d '\n ')
+  kill -TERM $pid; wait $pid || true
+  printf '{"name":"%s","round":%d,"load1":%s,"result":%s}\n' "$name" "$ROUND" "$(cut -d' ' -f1 /proc/loadavg)" "$json" >>"$OUT"
+}
+for ROUND in $(seq "$ROUNDS"); do
+  rm -f $W/bolt.db
+  line=$($BBOLT bench --count 100000 --batch-size 100 --write-mode rnd --key-size 16 --value-size 100 --path $W/bolt.db 2>/dev/null | grep "^# Write" | tr "\t" " ")
+  printf '{"name":"bbolt-100","round":%d,"load1":%s,"line":"%s"}\n' $ROUND "$(cut -d' ' -f1 /proc/loadavg)" "$line" >>$OUT
+  rm -f $W/bolt.db
+  for s in ${SCEN:-http-tok-b100 http-detok-b100 grpc-detok-b100 http-tok-b1 grpc-tok-b1}; do run $s; done
+done
