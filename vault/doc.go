@@ -24,6 +24,7 @@
 //	keys.go         data key rotation, rewrap, disable/destroy, KEK rewrap
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
 //	cluster.go      replicas sharing one store: heartbeats, the background lease and its fencing
+//	offline.go      what the offline commands ask of a store: its live replicas
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
 //	auditview.go    read-only views of the trail for the web console: one event's chain position, stats, status
 //	witness.go      Witness and FileWitness: signed checkpoints kept outside the store

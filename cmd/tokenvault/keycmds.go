@@ -193,6 +193,11 @@ one.`,
 				return err
 			}
 			defer st.Close()
+			if sf.postgres() {
+				if err := refuseLiveReplicas(ctx, st, "keys rewrap-kek"); err != nil {
+					return err
+				}
+			}
 			v, err := vault.Open(ctx, vault.Config{Store: st, KEK: oldKEK})
 			if err != nil {
 				return err

@@ -107,6 +107,9 @@ destination opens with the same KEK. Keep the erasure log with the KEK (docs/ha.
 					return err
 				}
 				defer p.Close()
+				if err := refuseLiveReplicas(ctx, p, "migrate --from"); err != nil {
+					return err
+				}
 				b, err := openDataOffline(ctx, toData, "migrate", true)
 				if err != nil {
 					return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tokenvault/tokenvault/vault"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
@@ -115,6 +116,31 @@ func (f *storeFlags) open(ctx context.Context, offline bool, what string) (store
 		return nil, err
 	}
 	return st, nil
+}
+
+// refuseLiveReplicas fails when a replica of the PostgreSQL store st is live: an offline
+// command that rewrites what every replica reads (keys rewrap-kek) or must copy a still
+// snapshot (migrate --from) would race it, and a database has no lock that would stop it.
+// A replica stopped cleanly leaves no trace; one that was killed counts as live until its
+// last heartbeat's promise runs out (a few heartbeat intervals), and the message says when.
+func refuseLiveReplicas(ctx context.Context, st store.Store, what string) error {
+	live, err := vault.LiveReplicas(ctx, st)
+	if err != nil {
+		return fmt.Errorf("reading the replicas' heartbeats: %w", err)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	ids := make([]string, len(live))
+	until := live[0].LiveUntil
+	for i, r := range live {
+		ids[i] = r.ID
+		if r.LiveUntil.After(until) {
+			until = r.LiveUntil
+		}
+	}
+	return fmt.Errorf("%d replica(s) of this database are running (%s): stop every replica before %s (a replica that was killed counts as running until its last heartbeat expires, at %s)",
+		len(live), strings.Join(ids, ", "), what, until.UTC().Format(time.RFC3339))
 }
 
 // openPostgres connects to the database at rawURL, creating or checking its schema. Its
