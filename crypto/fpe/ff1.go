@@ -73,6 +73,14 @@ type FF1 struct {
 	// pCache[n] caches CIPH_K(P) (step 5) for inputs of n characters and
 	// one tweak length, saving one AES call per Encrypt or Decrypt.
 	pCache [fastMaxLen + 1]atomic.Pointer[pState]
+
+	// ni: the uint64 path runs its rounds with AES-NI (feistelNI) on the
+	// expanded key ks of nr rounds, whose round key 0 is k0Hi || k0Lo.
+	// Otherwise, and for the math/big path, block (crypto/aes) does the AES.
+	ni         bool
+	ks         [maxRoundKeys]byte
+	nr         int
+	k0Hi, k0Lo uint64
 }
 
 // pState is an immutable pCache entry: the CBC-MAC state after P for
@@ -143,6 +151,12 @@ func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
 	}
 	f.block = block
 	f.decimal = alphabet == digits36[:10]
+	if hasAESNI() {
+		f.ni = true
+		f.ks, f.nr = expandKey(key)
+		f.k0Hi = binary.BigEndian.Uint64(f.ks[0:8])
+		f.k0Lo = binary.BigEndian.Uint64(f.ks[8:16])
+	}
 
 	f.pow[0] = 1
 	for k := 1; k < len(f.pow); k++ {
@@ -241,9 +255,7 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 		return "", err
 	}
 	a, b := f.num64(digits[:u]), f.num64(digits[u:n])
-	s := scratchPool.Get().(*scratch)
-	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
-	scratchPool.Put(s)
+	a, b = f.feistel(tweak, n, u, a, b, decrypt)
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
 	f.str64(a, digits[:u])
 	f.str64(b, digits[u:n])
@@ -289,9 +301,7 @@ func (f *FF1) crypt64ASCII(tweak []byte, x string, u int, decrypt bool) (string,
 		}
 	}
 
-	s := scratchPool.Get().(*scratch)
-	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
-	scratchPool.Put(s)
+	a, b = f.feistel(tweak, n, u, a, b, decrypt)
 
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
 	if f.decimal && u == 8 {
@@ -453,45 +463,136 @@ func (f *FF1) div64(x uint64) uint64 {
 // and after the whole 16-byte blocks of Q that hold only tweak and padding
 // bytes, and returns the number of those blocks.
 func (f *FF1) macPrefix(x *[aes.BlockSize]byte, tweak []byte, n, u, b int) (full int) {
-	t := len(tweak)
-	// Step 5: P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 ||
-	// [u mod 256]^1 || [n]^4 || [t]^4, and its CBC-MAC CIPH_K(P).
-	var e *pState
-	if n < len(f.pCache) {
-		e = f.pCache[n].Load()
-	}
-	if e != nil && e.t == t {
-		binary.BigEndian.PutUint64(x[0:8], e.hi)
-		binary.BigEndian.PutUint64(x[8:16], e.lo)
-	} else {
-		x[0], x[1], x[2] = 1, 2, 1
-		x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
-		x[6] = 10
-		x[7] = byte(u)
-		binary.BigEndian.PutUint32(x[8:12], uint32(n))
-		binary.BigEndian.PutUint32(x[12:16], uint32(t))
-		f.block.Encrypt(x[:], x[:])
-		if n < len(f.pCache) {
-			f.pCache[n].Store(&pState{t: t, hi: binary.BigEndian.Uint64(x[0:8]), lo: binary.BigEndian.Uint64(x[8:16])})
-		}
-	}
-	// Step 6.i: Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b.
-	// Its first t+pad bytes are the same in every round.
-	full = (t + pad16(t, b)) / aes.BlockSize
+	hi, lo := f.macP(n, u, len(tweak))
+	binary.BigEndian.PutUint64(x[0:8], hi)
+	binary.BigEndian.PutUint64(x[8:16], lo)
+	full = fullTweakBlocks(len(tweak), b)
 	for j := range full {
-		lo := j * aes.BlockSize
-		hi := min(lo+aes.BlockSize, t)
-		for k := lo; k < hi; k++ {
-			x[k-lo] ^= tweak[k]
-		}
+		xorTweakBlock(x, tweak, j)
 		f.block.Encrypt(x[:], x[:])
 	}
 	return full
 }
 
+// macP returns CIPH_K(P) (step 5), the CBC-MAC state after P, for inputs of n
+// characters split at u and tweaks of t bytes, from the cache when it can.
+func (f *FF1) macP(n, u, t int) (hi, lo uint64) {
+	if n < len(f.pCache) {
+		if e := f.pCache[n].Load(); e != nil && e.t == t {
+			return e.hi, e.lo
+		}
+	}
+	// P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 || [u mod 256]^1 ||
+	// [n]^4 || [t]^4. Once per length: x may go to the heap.
+	x := new([aes.BlockSize]byte)
+	x[0], x[1], x[2] = 1, 2, 1
+	x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
+	x[6] = 10
+	x[7] = byte(u)
+	binary.BigEndian.PutUint32(x[8:12], uint32(n))
+	binary.BigEndian.PutUint32(x[12:16], uint32(t))
+	f.block.Encrypt(x[:], x[:])
+	hi, lo = binary.BigEndian.Uint64(x[0:8]), binary.BigEndian.Uint64(x[8:16])
+	if n < len(f.pCache) {
+		f.pCache[n].Store(&pState{t: t, hi: hi, lo: lo})
+	}
+	return hi, lo
+}
+
+// fullTweakBlocks returns the number of whole 16-byte blocks at the start of
+// Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b (step 6.i) that hold
+// only tweak and padding bytes, the same in every round.
+func fullTweakBlocks(t, b int) int {
+	return (t + pad16(t, b)) / aes.BlockSize
+}
+
+// xorTweakBlock xors the tweak bytes of the j-th block of Q into x (the rest
+// of a full block is zero padding).
+func xorTweakBlock(x *[aes.BlockSize]byte, tweak []byte, j int) {
+	lo := j * aes.BlockSize
+	hi := min(lo+aes.BlockSize, len(tweak))
+	for k := lo; k < hi; k++ {
+		x[k-lo] ^= tweak[k]
+	}
+}
+
 // pad16 returns (-t-b-1) mod 16, the zero padding of Q.
 func pad16(t, b int) int {
 	return (16 - (t+b+1)%16) % 16
+}
+
+// feistel runs steps 3-6 on A and B held as integers, for radix^v < 2^64,
+// with AES-NI when the CPU has it, and returns the final A and B.
+func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	if f.ni {
+		return f.feistelNI(tweak, n, u, a, b, decrypt)
+	}
+	s := scratchPool.Get().(*scratch)
+	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
+	scratchPool.Put(s)
+	return a, b
+}
+
+// feistelNI is feistel64 with the rounds in assembly (feistelAsm): the AES
+// rounds with AES-NI on round keys held in registers, and each round's
+// reduction in general registers, so no call, interface or memory round trip
+// sits between one round's AES and the next. Its buffers stay on the stack.
+// feistel64 is the reference it is tested against.
+func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	v := n - u
+	modU, modV := f.pow[u], f.pow[v]
+	// Steps 3-4 as in feistel64: b = 1..8 bytes, d = 8 or 12.
+	blen := (bits.Len64(modV-1) + 7) / 8
+
+	var x [aes.BlockSize]byte
+	hi, lo := f.macP(n, u, len(tweak))
+	binary.BigEndian.PutUint64(x[0:8], hi)
+	binary.BigEndian.PutUint64(x[8:16], lo)
+	full := fullTweakBlocks(len(tweak), blen)
+	for j := range full {
+		xorTweakBlock(&x, tweak, j)
+		encryptBlockAsm(&f.ks, f.nr, &x)
+	}
+	// The last block of Q: the remaining tweak bytes, zero padding,
+	// [i]^1 || [NUM]^b. Each round's block is its constant part xor round
+	// key 0 (AES's first AddRoundKey, done here once); feistelAsm xors in
+	// [NUM]^8, which covers [NUM]^b and the zeros before it.
+	if len(tweak) > full*aes.BlockSize {
+		xorTweakBlock(&x, tweak, full)
+	}
+	preHi := binary.BigEndian.Uint64(x[0:8]) ^ f.k0Hi
+	preLo := binary.BigEndian.Uint64(x[8:16]) ^ f.k0Lo
+	iShift := 8 * uint(blen) // bit offset of [i]^1 in the block's low half (b < 8)
+	var blocks [numRounds][aes.BlockSize]byte
+	for r := range numRounds {
+		i := uint64(r)
+		if decrypt {
+			i = numRounds - 1 - i
+		}
+		bh, bl := preHi, preLo
+		if blen < 8 {
+			bl ^= i << iShift
+		} else {
+			bh ^= i
+		}
+		binary.BigEndian.PutUint64(blocks[r][0:8], bh)
+		binary.BigEndian.PutUint64(blocks[r][8:16], bl)
+	}
+	// Step 6.v: m = u on even i. Decrypt's round r has i = 9-r: odd first.
+	mods := [4]uint64{modU, f.powInv[u], modV, f.powInv[v]}
+	// Encrypt rounds map (A, B) to (B, A + y); decrypt rounds map (B, A) to
+	// (A, B - y): feistelAsm takes (p, q) = (A, B) or (B, A) and maps it to
+	// (q, p +- y).
+	p, q := a, b
+	if decrypt {
+		mods = [4]uint64{modV, f.powInv[v], modU, f.powInv[u]}
+		p, q = b, a
+	}
+	p, q = feistelAsm(&f.ks, f.nr, &blocks, &mods, p, q, blen > 4, decrypt)
+	if decrypt {
+		return q, p
+	}
+	return p, q
 }
 
 // feistel64 runs steps 3-6 on A and B held as integers, for
