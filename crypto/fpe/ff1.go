@@ -543,40 +543,51 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 	modU, modV := f.pow[u], f.pow[v]
 	// Steps 3-4 as in feistel64: b = 1..8 bytes, d = 8 or 12.
 	blen := (bits.Len64(modV-1) + 7) / 8
-
-	var x [aes.BlockSize]byte
-	hi, lo := f.macP(n, u, len(tweak))
-	binary.BigEndian.PutUint64(x[0:8], hi)
-	binary.BigEndian.PutUint64(x[8:16], lo)
-	full := fullTweakBlocks(len(tweak), blen)
-	for j := range full {
-		xorTweakBlock(&x, tweak, j)
-		encryptBlockAsm(&f.ks, f.nr, &x)
+	if blen == 8 {
+		// [i]^1 falls in the block's first half: rare (radix^v >= 2^56, e.g.
+		// 34+ digits), left to the Go rounds.
+		s := scratchPool.Get().(*scratch)
+		a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
+		scratchPool.Put(s)
+		return a, b
 	}
-	// The last block of Q: the remaining tweak bytes, zero padding,
-	// [i]^1 || [NUM]^b. Each round's block is its constant part xor round
-	// key 0 (AES's first AddRoundKey, done here once); feistelAsm xors in
+
+	// The MAC state before the last block of Q, in two big-endian halves.
+	hi, lo := f.macP(n, u, len(tweak))
+	full := fullTweakBlocks(len(tweak), blen)
+	if full > 0 {
+		var x [aes.BlockSize]byte
+		binary.BigEndian.PutUint64(x[0:8], hi)
+		binary.BigEndian.PutUint64(x[8:16], lo)
+		for j := range full {
+			xorTweakBlock(&x, tweak, j)
+			encryptBlockAsm(&f.ks, f.nr, &x)
+		}
+		hi, lo = binary.BigEndian.Uint64(x[0:8]), binary.BigEndian.Uint64(x[8:16])
+	}
+	// The last block of Q: the remaining (< 16) tweak bytes, zero padding,
+	// [i]^1 || [NUM]^b, xored into the state, plus round key 0 (AES's first
+	// AddRoundKey, done here once for all rounds). feistelAsm xors in
 	// [NUM]^8, which covers [NUM]^b and the zeros before it.
 	if len(tweak) > full*aes.BlockSize {
-		xorTweakBlock(&x, tweak, full)
+		for k, c := range tweak[full*aes.BlockSize:] {
+			if k < 8 {
+				hi ^= uint64(c) << (56 - 8*k)
+			} else {
+				lo ^= uint64(c) << (56 - 8*(k-8))
+			}
+		}
 	}
-	preHi := binary.BigEndian.Uint64(x[0:8]) ^ f.k0Hi
-	preLo := binary.BigEndian.Uint64(x[8:16]) ^ f.k0Lo
-	iShift := 8 * uint(blen) // bit offset of [i]^1 in the block's low half (b < 8)
-	var blocks [numRounds][aes.BlockSize]byte
+	hi, lo = bits.ReverseBytes64(hi^f.k0Hi), bits.ReverseBytes64(lo^f.k0Lo)
+	// Little-endian, [i]^1 at byte 7-b of the last 8 bytes.
+	iShift := 56 - 8*uint(blen)
+	var los [numRounds]uint64
 	for r := range numRounds {
 		i := uint64(r)
 		if decrypt {
 			i = numRounds - 1 - i
 		}
-		bh, bl := preHi, preLo
-		if blen < 8 {
-			bl ^= i << iShift
-		} else {
-			bh ^= i
-		}
-		binary.BigEndian.PutUint64(blocks[r][0:8], bh)
-		binary.BigEndian.PutUint64(blocks[r][8:16], bl)
+		los[r] = lo ^ i<<iShift
 	}
 	// Step 6.v: m = u on even i. Decrypt's round r has i = 9-r: odd first.
 	mods := [4]uint64{modU, f.powInv[u], modV, f.powInv[v]}
@@ -588,7 +599,7 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 		mods = [4]uint64{modV, f.powInv[v], modU, f.powInv[u]}
 		p, q = b, a
 	}
-	p, q = feistelAsm(&f.ks, f.nr, &blocks, &mods, p, q, blen > 4, decrypt)
+	p, q = feistelAsm(&f.ks, f.nr, hi, &los, &mods, p, q, blen > 4, decrypt)
 	if decrypt {
 		return q, p
 	}

@@ -25,16 +25,19 @@ encLoop:
 	MOVOU      X0, (DX)
 	RET
 
-// func feistelAsm(ks *[maxRoundKeys]byte, nr int, blocks *[numRounds][16]byte, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64)
+// func feistelAsm(ks *[maxRoundKeys]byte, nr int, hi uint64, los *[numRounds]uint64, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64)
 //
-// The ten Feistel rounds of FF1 on integers (see feistelNI). Round r encrypts blocks[r] with
-// the big-endian bytes of q xored into its last 8 bytes (blocks[r] already holds round key 0),
-// takes y from the first 8 bytes (12 if wide) of the result, reduces it modulo m (mods[0] on
-// even rounds, mods[2] on odd; mods[1] and mods[3] are floor((2^64-1)/m) for the Barrett
-// reduction when not wide), and sets (p, q) = (q, (p + y) mod m), or (q, (p - y) mod m) when
-// decrypt. Registers: X1-X14 round keys 1..14, X0 the block; R8 p, R9 q; R10, R11 this
-// round's modulus and inverse, R12, R13 the next round's; SI the round's block; CX rounds left.
-TEXT ·feistelAsm(SB), NOSPLIT, $0-72
+// The ten Feistel rounds of FF1 on integers (see feistelNI). Round r encrypts the block whose
+// first 8 bytes are hi and last 8 bytes are los[r] xor the big-endian bytes of q (hi and los
+// as loaded from memory, little-endian, round key 0 already xored in); takes y from the first
+// 8 bytes (12 if wide) of the result, modulo m (mods[0] on even rounds, mods[2] on odd;
+// mods[1] and mods[3] are floor((2^64-1)/m), for the Barrett reduction when not wide); and
+// sets (p, q) = (q, (p + y) mod m), or (q, (p - y) mod m) when decrypt.
+//
+// Registers: X1-X14 round keys 1..14, X15 the block's constant half, X0 the block; R8 p, R9 q;
+// R10, R11 this round's modulus and inverse, R12, R13 the next round's; SI los[r]; CX the
+// rounds left. Branches depend only on nr, wide and decrypt, never on data.
+TEXT ·feistelAsm(SB), NOSPLIT, $0-80
 	MOVQ  ks+0(FP), AX
 	MOVOU 16(AX), X1
 	MOVOU 32(AX), X2
@@ -50,23 +53,24 @@ TEXT ·feistelAsm(SB), NOSPLIT, $0-72
 	MOVOU 192(AX), X12
 	MOVOU 208(AX), X13
 	MOVOU 224(AX), X14
-	MOVQ  blocks+16(FP), SI
-	MOVQ  mods+24(FP), AX
+	MOVQ  hi+16(FP), AX
+	MOVQ  AX, X15
+	MOVQ  los+24(FP), SI
+	MOVQ  mods+32(FP), AX
 	MOVQ  0(AX), R10
 	MOVQ  8(AX), R11
 	MOVQ  16(AX), R12
 	MOVQ  24(AX), R13
-	MOVQ  p+32(FP), R8
-	MOVQ  q+40(FP), R9
+	MOVQ  p+40(FP), R8
+	MOVQ  q+48(FP), R9
 	MOVQ  $10, CX
 
 round:
-	// The block: blocks[r] with [q]^8 xored into bytes 8..15.
-	MOVOU  (SI), X0
-	MOVQ   8(SI), DI
-	MOVQ   R9, BX
-	BSWAPQ BX
-	XORQ   BX, DI
+	// The block: hi || los[r] xor [q]^8.
+	MOVOU  X15, X0
+	MOVQ   R9, DI
+	BSWAPQ DI
+	XORQ   (SI), DI
 	PINSRQ $1, DI, X0
 	AESENC X1, X0
 	AESENC X2, X0
@@ -87,32 +91,49 @@ round:
 	AESENC     X12, X0
 	AESENC     X13, X0
 	AESENCLAST X14, X0
-	JMP        reduce
+	JMP        output
 
 last12:
 	AESENCLAST X12, X0
-	JMP        reduce
+	JMP        output
 
 last10:
 	AESENCLAST X10, X0
 
-reduce:
+output:
 	MOVQ X0, BX
-	CMPB wide+48(FP), $0
+	CMPB wide+56(FP), $0
 	JNE  wideY
 
-	// y = the first 8 bytes, big-endian; BX = y mod m by Barrett reduction: q = the high
-	// word of y*inv is floor(y/m) or one less, so y - q*m is in [0, 2m).
-	BSWAPQ  BX
-	MOVQ    BX, AX
-	MULQ    R11
-	IMULQ   R10, DX
-	SUBQ    DX, BX
+	// y = the first 8 bytes, big-endian; BX = r = y - q*m, where q = the high word of
+	// y*inv is floor(y/m) or one less (Barrett), so r is in [0, 2m), and m <= 2^32 here.
+	BSWAPQ BX
+	MOVQ   BX, AX
+	MULQ   R11
+	IMULQ  R10, DX
+	SUBQ   DX, BX
+	CMPB   decrypt+57(FP), $0
+	JNE    narrowDec
+
+	// s = p + r (encrypt) or p + 2m - r (decrypt), in [0, 3m): c = s mod m.
+	ADDQ BX, R8
+	MOVQ R8, BX
+	JMP  reduce3
+
+narrowDec:
+	LEAQ (R8)(R10*2), DI
+	SUBQ BX, DI
+	MOVQ DI, BX
+
+reduce3:
+	MOVQ    BX, DX
 	MOVQ    BX, AX
 	SUBQ    R10, AX
-	CMPQ    BX, R10
-	CMOVQCC AX, BX
-	JMP     haveY
+	CMOVQCC AX, DX
+	LEAQ    (R10)(R10*1), DI
+	SUBQ    DI, BX
+	CMOVQCC BX, DX
+	JMP     next
 
 wideY:
 	// y = the first 12 bytes, big-endian: yHi (32 bits) in AX, yLo in BX; then
@@ -131,11 +152,10 @@ wideY:
 	DIVQ   R10
 	MOVQ   DX, BX
 
-haveY:
 	// t = m - y (encrypt) or y (decrypt); c = p - t, plus m if that borrowed.
 	MOVQ    R10, AX
 	SUBQ    BX, AX
-	CMPB    decrypt+49(FP), $0
+	CMPB    decrypt+57(FP), $0
 	CMOVQNE BX, AX
 	MOVQ    R8, DX
 	SUBQ    AX, DX
@@ -143,15 +163,16 @@ haveY:
 	CMPQ    R8, AX
 	CMOVQCS BX, DX
 
+next:
 	// (p, q) = (q, c); the next round uses the other modulus.
 	MOVQ  R9, R8
 	MOVQ  DX, R9
 	XCHGQ R10, R12
 	XCHGQ R11, R13
-	ADDQ  $16, SI
+	ADDQ  $8, SI
 	DECQ  CX
 	JNZ   round
 
-	MOVQ R8, rp+56(FP)
-	MOVQ R9, rq+64(FP)
+	MOVQ R8, rp+64(FP)
+	MOVQ R9, rq+72(FP)
 	RET
