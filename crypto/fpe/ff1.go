@@ -579,15 +579,12 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 		}
 	}
 	hi, lo = bits.ReverseBytes64(hi^f.k0Hi), bits.ReverseBytes64(lo^f.k0Lo)
-	// Little-endian, [i]^1 at byte 7-b of the last 8 bytes.
+	// [i]^1 is byte 7-b of the last 8 bytes: i << iShift little-endian.
+	// Encrypt's round r has i = r, decrypt's i = 9-r.
 	iShift := 56 - 8*uint(blen)
-	var los [numRounds]uint64
-	for r := range numRounds {
-		i := uint64(r)
-		if decrypt {
-			i = numRounds - 1 - i
-		}
-		los[r] = lo ^ i<<iShift
+	iTerm, iStep := uint64(0), uint64(1)<<iShift
+	if decrypt {
+		iTerm, iStep = (numRounds-1)<<iShift, -iStep
 	}
 	// Step 6.v: m = u on even i. Decrypt's round r has i = 9-r: odd first.
 	mods := [4]uint64{modU, f.powInv[u], modV, f.powInv[v]}
@@ -599,7 +596,7 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 		mods = [4]uint64{modV, f.powInv[v], modU, f.powInv[u]}
 		p, q = b, a
 	}
-	p, q = feistelAsm(&f.ks, f.nr, hi, &los, &mods, p, q, blen > 4, decrypt)
+	p, q = feistelAsm(&f.ks, f.nr, hi, lo, iTerm, iStep, &mods, p, q, blen > 4, decrypt)
 	if decrypt {
 		return q, p
 	}

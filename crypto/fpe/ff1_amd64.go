@@ -16,4 +16,4 @@ func encryptBlockAsm(ks *[maxRoundKeys]byte, nr int, x *[16]byte)
 // feistelAsm runs the ten rounds of feistelNI; see ff1_amd64.s.
 //
 //go:noescape
-func feistelAsm(ks *[maxRoundKeys]byte, nr int, hi uint64, los *[numRounds]uint64, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64)
+func feistelAsm(ks *[maxRoundKeys]byte, nr int, hi, lo, iTerm, iStep uint64, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64)

@@ -12,6 +12,6 @@ func encryptBlockAsm(ks *[maxRoundKeys]byte, nr int, x *[16]byte) {
 	panic("fpe: AES-NI path called without AES-NI")
 }
 
-func feistelAsm(ks *[maxRoundKeys]byte, nr int, hi uint64, los *[numRounds]uint64, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64) {
+func feistelAsm(ks *[maxRoundKeys]byte, nr int, hi, lo, iTerm, iStep uint64, mods *[4]uint64, p, q uint64, wide, decrypt bool) (rp, rq uint64) {
 	panic("fpe: AES-NI path called without AES-NI")
 }
