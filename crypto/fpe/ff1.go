@@ -526,7 +526,9 @@ func pad16(t, b int) int {
 // feistel runs steps 3-6 on A and B held as integers, for radix^v < 2^64,
 // with AES-NI when the CPU has it, and returns the final A and B.
 func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
-	if f.ni {
+	// With b = 8 bytes (radix^v > 2^56, e.g. 34+ digits), [i]^1 falls in
+	// the block's first half, which feistelAsm keeps constant: Go rounds.
+	if f.ni && f.pow[n-u] <= 1<<56 {
 		return f.feistelNI(tweak, n, u, a, b, decrypt)
 	}
 	s := scratchPool.Get().(*scratch)
@@ -543,16 +545,8 @@ func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64
 func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
 	v := n - u
 	modU, modV := f.pow[u], f.pow[v]
-	// Steps 3-4 as in feistel64: b = 1..8 bytes, d = 8 or 12.
+	// Steps 3-4 as in feistel64: b = 1..7 bytes here, d = 8 or 12.
 	blen := (bits.Len64(modV-1) + 7) / 8
-	if blen == 8 {
-		// [i]^1 falls in the block's first half: rare (radix^v >= 2^56, e.g.
-		// 34+ digits), left to the Go rounds.
-		s := scratchPool.Get().(*scratch)
-		a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
-		scratchPool.Put(s)
-		return a, b
-	}
 
 	// The MAC state before the last block of Q, in two big-endian halves.
 	hi, lo := f.macP(n, u, len(tweak))
@@ -572,12 +566,11 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 	// AddRoundKey, done here once for all rounds). feistelAsm xors in
 	// [NUM]^8, which covers [NUM]^b and the zeros before it.
 	if len(tweak) > full*aes.BlockSize {
-		for k, c := range tweak[full*aes.BlockSize:] {
-			if k < 8 {
-				hi ^= uint64(c) << (56 - 8*k)
-			} else {
-				lo ^= uint64(c) << (56 - 8*(k-8))
-			}
+		if tail := tweak[full*aes.BlockSize:]; len(tail) > 8 {
+			hi ^= binary.BigEndian.Uint64(tail)
+			lo ^= bePrefix(tail[8:])
+		} else {
+			hi ^= bePrefix(tail)
 		}
 	}
 	hi, lo = bits.ReverseBytes64(hi^f.k0Hi), bits.ReverseBytes64(lo^f.k0Lo)
@@ -603,6 +596,28 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 		return q, p
 	}
 	return p, q
+}
+
+// bePrefix returns b (at most 8 bytes) as the first bytes of a big-endian
+// uint64, zero-padded: at most three loads, not a loop.
+func bePrefix(b []byte) uint64 {
+	var w uint64
+	k := 0
+	if len(b)&4 != 0 {
+		w = uint64(binary.BigEndian.Uint32(b))
+		k = 4
+	}
+	if len(b)&2 != 0 {
+		w = w<<16 | uint64(binary.BigEndian.Uint16(b[k:]))
+		k += 2
+	}
+	if len(b)&1 != 0 {
+		w = w<<8 | uint64(b[k])
+	}
+	if len(b) >= 8 {
+		return binary.BigEndian.Uint64(b)
+	}
+	return w << (64 - 8*uint(len(b)))
 }
 
 // feistel64 runs steps 3-6 on A and B held as integers, for
