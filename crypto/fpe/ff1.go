@@ -484,6 +484,11 @@ func (f *FF1) macP(n, u, t int) (hi, lo uint64) {
 			return e.hi, e.lo
 		}
 	}
+	return f.computeP(n, u, t)
+}
+
+// computeP is macP's cache miss: it computes CIPH_K(P) and caches it.
+func (f *FF1) computeP(n, u, t int) (hi, lo uint64) {
 	// P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 || [u mod 256]^1 ||
 	// [n]^4 || [t]^4. Once per length: x may go to the heap.
 	x := new([aes.BlockSize]byte)
@@ -531,6 +536,11 @@ func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64
 	if f.ni && f.pow[n-u] <= 1<<56 {
 		return f.feistelNI(tweak, n, u, a, b, decrypt)
 	}
+	return f.feistelGo(tweak, n, u, a, b, decrypt)
+}
+
+// feistelGo is feistel64 with its scratch blocks from the pool.
+func (f *FF1) feistelGo(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
 	s := scratchPool.Get().(*scratch)
 	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
 	scratchPool.Put(s)
@@ -601,23 +611,23 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 // bePrefix returns b (at most 8 bytes) as the first bytes of a big-endian
 // uint64, zero-padded: at most three loads, not a loop.
 func bePrefix(b []byte) uint64 {
-	var w uint64
-	k := 0
-	if len(b)&4 != 0 {
-		w = uint64(binary.BigEndian.Uint32(b))
-		k = 4
-	}
-	if len(b)&2 != 0 {
-		w = w<<16 | uint64(binary.BigEndian.Uint16(b[k:]))
-		k += 2
-	}
-	if len(b)&1 != 0 {
-		w = w<<8 | uint64(b[k])
-	}
 	if len(b) >= 8 {
 		return binary.BigEndian.Uint64(b)
 	}
-	return w << (64 - 8*uint(len(b)))
+	var w uint64
+	n := uint(len(b))
+	if len(b)&4 != 0 {
+		w = uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b)&2 != 0 {
+		w = w<<16 | uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) != 0 {
+		w = w<<8 | uint64(b[0])
+	}
+	return w << (64 - 8*n)
 }
 
 // feistel64 runs steps 3-6 on A and B held as integers, for
