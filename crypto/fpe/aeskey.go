@@ -45,19 +45,12 @@ func subWord(w uint32) uint32 {
 // subByte is the AES S-box (FIPS-197 section 5.1.1): the multiplicative inverse in GF(2^8),
 // computed as x^254 (0 maps to 0), followed by the affine transformation. Constant time.
 func subByte(x byte) byte {
-	x2 := gmul(x, x)
-	x3 := gmul(x2, x)
-	x6 := gmul(x3, x3)
-	x7 := gmul(x6, x)
-	x14 := gmul(x7, x7)
-	x15 := gmul(x14, x)
-	x30 := gmul(x15, x15)
-	x31 := gmul(x30, x)
-	x62 := gmul(x31, x31)
-	x63 := gmul(x62, x)
-	x126 := gmul(x63, x63)
-	x127 := gmul(x126, x)
-	b := gmul(x127, x127) // x^254
+	// x^254 = x^2 * x^4 * ... * x^128.
+	b, sq := byte(1), x
+	for range 7 {
+		sq = gmul(sq, sq)
+		b = gmul(b, sq)
+	}
 	return b ^ rotl8(b, 1) ^ rotl8(b, 2) ^ rotl8(b, 3) ^ rotl8(b, 4) ^ 0x63
 }
 
