@@ -576,7 +576,7 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 	// AddRoundKey, done here once for all rounds). feistelAsm xors in
 	// [NUM]^8, which covers [NUM]^b and the zeros before it.
 	if len(tweak) > full*aes.BlockSize {
-		if tail := tweak[full*aes.BlockSize:]; len(tail) > 8 {
+		if tail := tweak[full*aes.BlockSize:]; len(tail) >= 8 {
 			hi ^= binary.BigEndian.Uint64(tail)
 			lo ^= bePrefix(tail[8:])
 		} else {
@@ -608,12 +608,9 @@ func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint
 	return p, q
 }
 
-// bePrefix returns b (at most 8 bytes) as the first bytes of a big-endian
+// bePrefix returns b (at most 7 bytes) as the first bytes of a big-endian
 // uint64, zero-padded: at most three loads, not a loop.
 func bePrefix(b []byte) uint64 {
-	if len(b) >= 8 {
-		return binary.BigEndian.Uint64(b)
-	}
 	var w uint64
 	n := uint(len(b))
 	if len(b)&4 != 0 {
