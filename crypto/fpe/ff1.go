@@ -490,7 +490,8 @@ func (f *FF1) macP(n, u, t int) (hi, lo uint64) {
 // computeP is macP's cache miss: it computes CIPH_K(P) and caches it.
 func (f *FF1) computeP(n, u, t int) (hi, lo uint64) {
 	// P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 || [u mod 256]^1 ||
-	// [n]^4 || [t]^4. Once per length: x may go to the heap.
+	// [n]^4 || [t]^4. x goes to the heap (it crosses cipher.Block): one
+	// allocation per miss, as the pState it fills is another.
 	x := new([aes.BlockSize]byte)
 	x[0], x[1], x[2] = 1, 2, 1
 	x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
@@ -531,7 +532,7 @@ func pad16(t, b int) int {
 // feistel runs steps 3-6 on A and B held as integers, for radix^v < 2^64,
 // with AES-NI when the CPU has it, and returns the final A and B.
 func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
-	// With b = 8 bytes (radix^v > 2^56, e.g. 34+ digits), [i]^1 falls in
+	// With b = 8 bytes (radix^v > 2^56, e.g. 33+ digits), [i]^1 falls in
 	// the block's first half, which feistelAsm keeps constant: Go rounds.
 	if f.ni && f.pow[n-u] <= 1<<56 {
 		return f.feistelNI(tweak, n, u, a, b, decrypt)
