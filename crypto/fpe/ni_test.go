@@ -123,7 +123,7 @@ func TestNIMatchesGoRounds(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	iters := 40
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		iters = 4
 	}
 	for _, alphabet := range []string{digits36[:2], digits36[:3], digits36[:10], digits36[:16], digits36, alnum62, accented, bigAlphabet(300), bigAlphabet(65536)} {
