@@ -2,6 +2,7 @@ package fpe
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -44,5 +45,27 @@ func TestDecimalPathMatchesGeneral(t *testing.T) {
 				t.Fatalf("%q decrypt=%v: fast %q, %v; general %q, %v", x, dec, got, gerr, want, werr)
 			}
 		}
+	}
+}
+
+// putDecimal8 and decimal8 are inverses on every 8-digit value near the lane boundaries and
+// on random ones.
+func TestPutDecimal8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	check := func(x uint64) {
+		var buf [8]byte
+		putDecimal8(buf[:], x)
+		if want := fmt.Sprintf("%08d", x); string(buf[:]) != want {
+			t.Fatalf("putDecimal8(%d) = %q, want %q", x, buf[:], want)
+		}
+		if y, ok := decimal8(string(buf[:])); !ok || y != x {
+			t.Fatalf("decimal8(%q) = %d, %v, want %d", buf[:], y, ok, x)
+		}
+	}
+	for _, x := range []uint64{0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 10001, 99999999, 12345678, 99990000, 10009999} {
+		check(x)
+	}
+	for range 200000 {
+		check(rng.Uint64N(100000000))
 	}
 }

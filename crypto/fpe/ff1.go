@@ -73,6 +73,14 @@ type FF1 struct {
 	// pCache[n] caches CIPH_K(P) (step 5) for inputs of n characters and
 	// one tweak length, saving one AES call per Encrypt or Decrypt.
 	pCache [fastMaxLen + 1]atomic.Pointer[pState]
+
+	// ni: the uint64 path runs its rounds with AES-NI (feistelNI) on the
+	// expanded key ks of nr rounds, whose round key 0 is k0Hi || k0Lo.
+	// Otherwise, and for the math/big path, block (crypto/aes) does the AES.
+	ni         bool
+	ks         [maxRoundKeys]byte
+	nr         int
+	k0Hi, k0Lo uint64
 }
 
 // pState is an immutable pCache entry: the CBC-MAC state after P for
@@ -143,6 +151,12 @@ func NewFF1WithAlphabet(key []byte, alphabet string) (*FF1, error) {
 	}
 	f.block = block
 	f.decimal = alphabet == digits36[:10]
+	if hasAESNI() {
+		f.ni = true
+		f.ks, f.nr = expandKey(key)
+		f.k0Hi = binary.BigEndian.Uint64(f.ks[0:8])
+		f.k0Lo = binary.BigEndian.Uint64(f.ks[8:16])
+	}
 
 	f.pow[0] = 1
 	for k := 1; k < len(f.pow); k++ {
@@ -241,9 +255,7 @@ func (f *FF1) crypt(tweak []byte, x string, decrypt bool) (string, error) {
 		return "", err
 	}
 	a, b := f.num64(digits[:u]), f.num64(digits[u:n])
-	s := scratchPool.Get().(*scratch)
-	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
-	scratchPool.Put(s)
+	a, b = f.feistel(tweak, n, u, a, b, decrypt)
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
 	f.str64(a, digits[:u])
 	f.str64(b, digits[u:n])
@@ -289,9 +301,7 @@ func (f *FF1) crypt64ASCII(tweak []byte, x string, u int, decrypt bool) (string,
 		}
 	}
 
-	s := scratchPool.Get().(*scratch)
-	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
-	scratchPool.Put(s)
+	a, b = f.feistel(tweak, n, u, a, b, decrypt)
 
 	// Step 7: return A || B = STR^u_radix(A) || STR^v_radix(B).
 	if f.decimal && u == 8 {
@@ -328,16 +338,18 @@ func decimal8(s string) (uint64, bool) {
 	return w, true
 }
 
-// putDecimal8 writes x < 10^8 as 8 ASCII decimal digits into dst.
+// putDecimal8 writes x < 10^8 as 8 ASCII decimal digits into dst, all at once in a uint64
+// (SWAR): two 4-digit lanes, split into four 2-digit lanes, then eight digits, each step
+// dividing every lane by a constant with one multiply and shift.
 func putDecimal8(dst []byte, x uint64) {
-	_ = dst[7]
-	hi, lo := uint32(x/10000), uint32(x%10000)
-	q0, q1 := hi/100, lo/100
-	r0, r1 := hi%100, lo%100
-	dst[0], dst[1] = '0'+byte(q0/10), '0'+byte(q0%10)
-	dst[2], dst[3] = '0'+byte(r0/10), '0'+byte(r0%10)
-	dst[4], dst[5] = '0'+byte(q1/10), '0'+byte(q1%10)
-	dst[6], dst[7] = '0'+byte(r1/10), '0'+byte(r1%10)
+	hi := x / 10000
+	v := hi | (x-hi*10000)<<32 // lanes of 32 bits, first digits in the low bytes
+	// A lane below 10^4 over 100: (l*5243)>>19; below 100 over 10: (l*103)>>10.
+	q := v * 5243 >> 19 & 0x0000007F0000007F
+	v = q | (v-q*100)<<16
+	q = v * 103 >> 10 & 0x000F000F000F000F
+	v = q | (v-q*10)<<8
+	binary.LittleEndian.PutUint64(dst, v+0x3030303030303030)
 }
 
 // cryptBig is crypt with math/big, for radix^v >= 2^64.
@@ -453,45 +465,167 @@ func (f *FF1) div64(x uint64) uint64 {
 // and after the whole 16-byte blocks of Q that hold only tweak and padding
 // bytes, and returns the number of those blocks.
 func (f *FF1) macPrefix(x *[aes.BlockSize]byte, tweak []byte, n, u, b int) (full int) {
-	t := len(tweak)
-	// Step 5: P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 ||
-	// [u mod 256]^1 || [n]^4 || [t]^4, and its CBC-MAC CIPH_K(P).
-	var e *pState
-	if n < len(f.pCache) {
-		e = f.pCache[n].Load()
-	}
-	if e != nil && e.t == t {
-		binary.BigEndian.PutUint64(x[0:8], e.hi)
-		binary.BigEndian.PutUint64(x[8:16], e.lo)
-	} else {
-		x[0], x[1], x[2] = 1, 2, 1
-		x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
-		x[6] = 10
-		x[7] = byte(u)
-		binary.BigEndian.PutUint32(x[8:12], uint32(n))
-		binary.BigEndian.PutUint32(x[12:16], uint32(t))
-		f.block.Encrypt(x[:], x[:])
-		if n < len(f.pCache) {
-			f.pCache[n].Store(&pState{t: t, hi: binary.BigEndian.Uint64(x[0:8]), lo: binary.BigEndian.Uint64(x[8:16])})
-		}
-	}
-	// Step 6.i: Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b.
-	// Its first t+pad bytes are the same in every round.
-	full = (t + pad16(t, b)) / aes.BlockSize
+	hi, lo := f.macP(n, u, len(tweak))
+	binary.BigEndian.PutUint64(x[0:8], hi)
+	binary.BigEndian.PutUint64(x[8:16], lo)
+	full = fullTweakBlocks(len(tweak), b)
 	for j := range full {
-		lo := j * aes.BlockSize
-		hi := min(lo+aes.BlockSize, t)
-		for k := lo; k < hi; k++ {
-			x[k-lo] ^= tweak[k]
-		}
+		xorTweakBlock(x, tweak, j)
 		f.block.Encrypt(x[:], x[:])
 	}
 	return full
 }
 
+// macP returns CIPH_K(P) (step 5), the CBC-MAC state after P, for inputs of n
+// characters split at u and tweaks of t bytes, from the cache when it can.
+func (f *FF1) macP(n, u, t int) (hi, lo uint64) {
+	if n < len(f.pCache) {
+		if e := f.pCache[n].Load(); e != nil && e.t == t {
+			return e.hi, e.lo
+		}
+	}
+	return f.computeP(n, u, t)
+}
+
+// computeP is macP's cache miss: it computes CIPH_K(P) and caches it.
+func (f *FF1) computeP(n, u, t int) (hi, lo uint64) {
+	// P = [1]^1 || [2]^1 || [1]^1 || [radix]^3 || [10]^1 || [u mod 256]^1 ||
+	// [n]^4 || [t]^4. x goes to the heap (it crosses cipher.Block): one
+	// allocation per miss, as the pState it fills is another.
+	x := new([aes.BlockSize]byte)
+	x[0], x[1], x[2] = 1, 2, 1
+	x[3], x[4], x[5] = byte(f.radix>>16), byte(f.radix>>8), byte(f.radix)
+	x[6] = 10
+	x[7] = byte(u)
+	binary.BigEndian.PutUint32(x[8:12], uint32(n))
+	binary.BigEndian.PutUint32(x[12:16], uint32(t))
+	f.block.Encrypt(x[:], x[:])
+	hi, lo = binary.BigEndian.Uint64(x[0:8]), binary.BigEndian.Uint64(x[8:16])
+	if n < len(f.pCache) {
+		f.pCache[n].Store(&pState{t: t, hi: hi, lo: lo})
+	}
+	return hi, lo
+}
+
+// fullTweakBlocks returns the number of whole 16-byte blocks at the start of
+// Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b (step 6.i) that hold
+// only tweak and padding bytes, the same in every round.
+func fullTweakBlocks(t, b int) int {
+	return (t + pad16(t, b)) / aes.BlockSize
+}
+
+// xorTweakBlock xors the tweak bytes of the j-th block of Q into x (the rest
+// of a full block is zero padding).
+func xorTweakBlock(x *[aes.BlockSize]byte, tweak []byte, j int) {
+	lo := j * aes.BlockSize
+	hi := min(lo+aes.BlockSize, len(tweak))
+	for k := lo; k < hi; k++ {
+		x[k-lo] ^= tweak[k]
+	}
+}
+
 // pad16 returns (-t-b-1) mod 16, the zero padding of Q.
 func pad16(t, b int) int {
 	return (16 - (t+b+1)%16) % 16
+}
+
+// feistel runs steps 3-6 on A and B held as integers, for radix^v < 2^64,
+// with AES-NI when the CPU has it, and returns the final A and B.
+func (f *FF1) feistel(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	// With b = 8 bytes (radix^v > 2^56, e.g. 33+ digits), [i]^1 falls in
+	// the block's first half, which feistelAsm keeps constant: Go rounds.
+	if f.ni && f.pow[n-u] <= 1<<56 {
+		return f.feistelNI(tweak, n, u, a, b, decrypt)
+	}
+	return f.feistelGo(tweak, n, u, a, b, decrypt)
+}
+
+// feistelGo is feistel64 with its scratch blocks from the pool.
+func (f *FF1) feistelGo(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	s := scratchPool.Get().(*scratch)
+	a, b = f.feistel64(s, tweak, n, u, a, b, decrypt)
+	scratchPool.Put(s)
+	return a, b
+}
+
+// feistelNI is feistel64 with the rounds in assembly (feistelAsm): the AES
+// rounds with AES-NI on round keys held in registers, and each round's
+// reduction in general registers, so no call, interface or memory round trip
+// sits between one round's AES and the next. Its buffers stay on the stack.
+// feistel64 is the reference it is tested against.
+func (f *FF1) feistelNI(tweak []byte, n, u int, a, b uint64, decrypt bool) (uint64, uint64) {
+	v := n - u
+	modU, modV := f.pow[u], f.pow[v]
+	// Steps 3-4 as in feistel64: b = 1..7 bytes here, d = 8 or 12.
+	blen := (bits.Len64(modV-1) + 7) / 8
+
+	// The MAC state before the last block of Q, in two big-endian halves.
+	hi, lo := f.macP(n, u, len(tweak))
+	full := fullTweakBlocks(len(tweak), blen)
+	if full > 0 {
+		var x [aes.BlockSize]byte
+		binary.BigEndian.PutUint64(x[0:8], hi)
+		binary.BigEndian.PutUint64(x[8:16], lo)
+		for j := range full {
+			xorTweakBlock(&x, tweak, j)
+			encryptBlockAsm(&f.ks, f.nr, &x)
+		}
+		hi, lo = binary.BigEndian.Uint64(x[0:8]), binary.BigEndian.Uint64(x[8:16])
+	}
+	// The last block of Q: the remaining (< 16) tweak bytes, zero padding,
+	// [i]^1 || [NUM]^b, xored into the state, plus round key 0 (AES's first
+	// AddRoundKey, done here once for all rounds). feistelAsm xors in
+	// [NUM]^8, which covers [NUM]^b and the zeros before it.
+	if len(tweak) > full*aes.BlockSize {
+		if tail := tweak[full*aes.BlockSize:]; len(tail) >= 8 {
+			hi ^= binary.BigEndian.Uint64(tail)
+			lo ^= bePrefix(tail[8:])
+		} else {
+			hi ^= bePrefix(tail)
+		}
+	}
+	hi, lo = bits.ReverseBytes64(hi^f.k0Hi), bits.ReverseBytes64(lo^f.k0Lo)
+	// [i]^1 is byte 7-b of the last 8 bytes: i << iShift little-endian.
+	// Encrypt's round r has i = r, decrypt's i = 9-r.
+	iShift := 56 - 8*uint(blen)
+	iTerm, iStep := uint64(0), uint64(1)<<iShift
+	if decrypt {
+		iTerm, iStep = (numRounds-1)<<iShift, -iStep
+	}
+	// Step 6.v: m = u on even i. Decrypt's round r has i = 9-r: odd first.
+	mods := [4]uint64{modU, f.powInv[u], modV, f.powInv[v]}
+	// Encrypt rounds map (A, B) to (B, A + y); decrypt rounds map (B, A) to
+	// (A, B - y): feistelAsm takes (p, q) = (A, B) or (B, A) and maps it to
+	// (q, p +- y).
+	p, q := a, b
+	if decrypt {
+		mods = [4]uint64{modV, f.powInv[v], modU, f.powInv[u]}
+		p, q = b, a
+	}
+	p, q = feistelAsm(&f.ks, f.nr, hi, lo, iTerm, iStep, &mods, p, q, blen > 4, decrypt)
+	if decrypt {
+		return q, p
+	}
+	return p, q
+}
+
+// bePrefix returns b (at most 7 bytes) as the first bytes of a big-endian
+// uint64, zero-padded: at most three loads, not a loop.
+func bePrefix(b []byte) uint64 {
+	var w uint64
+	n := uint(len(b))
+	if len(b)&4 != 0 {
+		w = uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b)&2 != 0 {
+		w = w<<16 | uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) != 0 {
+		w = w<<8 | uint64(b[0])
+	}
+	return w << (64 - 8*n)
 }
 
 // feistel64 runs steps 3-6 on A and B held as integers, for

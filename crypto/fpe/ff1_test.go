@@ -53,15 +53,13 @@ func TestNISTVectors(t *testing.T) {
 	for i, v := range loadNISTVectors(t) {
 		key, tweak := mustHex(t, v.KeyHex), mustHex(t, v.TweakHex)
 		t.Run(fmt.Sprintf("sample%d/AES-%d/radix%d", i+1, 8*len(key), v.Radix), func(t *testing.T) {
-			f, err := NewFF1(key, v.Radix)
-			if err != nil {
-				t.Fatalf("NewFF1: %v", err)
-			}
-			if got, err := f.Encrypt(tweak, v.Plaintext); err != nil || got != v.Ciphertext {
-				t.Errorf("Encrypt(%q) = %q, %v, want %q", v.Plaintext, got, err, v.Ciphertext)
-			}
-			if got, err := f.Decrypt(tweak, v.Ciphertext); err != nil || got != v.Plaintext {
-				t.Errorf("Decrypt(%q) = %q, %v, want %q", v.Ciphertext, got, err, v.Plaintext)
+			for _, f := range bothPaths(t, key, digits36[:v.Radix]) {
+				if got, err := f.Encrypt(tweak, v.Plaintext); err != nil || got != v.Ciphertext {
+					t.Errorf("ni=%v: Encrypt(%q) = %q, %v, want %q", f.ni, v.Plaintext, got, err, v.Ciphertext)
+				}
+				if got, err := f.Decrypt(tweak, v.Ciphertext); err != nil || got != v.Plaintext {
+					t.Errorf("ni=%v: Decrypt(%q) = %q, %v, want %q", f.ni, v.Ciphertext, got, err, v.Plaintext)
+				}
 			}
 			// The reference implementation must agree too, or the
 			// comparisons against it below prove nothing.
@@ -237,10 +235,7 @@ func TestAgainstReference(t *testing.T) {
 				for i := range key {
 					key[i] = byte(rng.Uint32())
 				}
-				f, err := NewFF1WithAlphabet(key, ac.alphabet)
-				if err != nil {
-					t.Fatal(err)
-				}
+				paths := bothPaths(t, key, ac.alphabet)
 				for _, n := range ac.lengths {
 					for _, tl := range []int{0, 1, 7, 8, 11, 12, 15, 16, 17, 31, 40} {
 						tweak := make([]byte, tl)
@@ -249,14 +244,16 @@ func TestAgainstReference(t *testing.T) {
 						}
 						x := randomString(rng, runes, n)
 						want := fromNumerals(ac.alphabet, refFF1(key, len(runes), tweak, toNumerals(t, ac.alphabet, x), false))
-						got, err := f.Encrypt(tweak, x)
-						if err != nil || got != want {
-							t.Fatalf("AES-%d n=%d t=%d: Encrypt(%q) = %q, %v, want %q", 8*keyLen, n, tl, x, got, err, want)
-						}
 						wantDec := fromNumerals(ac.alphabet, refFF1(key, len(runes), tweak, toNumerals(t, ac.alphabet, x), true))
-						gotDec, err := f.Decrypt(tweak, x)
-						if err != nil || gotDec != wantDec {
-							t.Fatalf("AES-%d n=%d t=%d: Decrypt(%q) = %q, %v, want %q", 8*keyLen, n, tl, x, gotDec, err, wantDec)
+						for _, f := range paths {
+							got, err := f.Encrypt(tweak, x)
+							if err != nil || got != want {
+								t.Fatalf("AES-%d ni=%v n=%d t=%d: Encrypt(%q) = %q, %v, want %q", 8*keyLen, f.ni, n, tl, x, got, err, want)
+							}
+							gotDec, err := f.Decrypt(tweak, x)
+							if err != nil || gotDec != wantDec {
+								t.Fatalf("AES-%d ni=%v n=%d t=%d: Decrypt(%q) = %q, %v, want %q", 8*keyLen, f.ni, n, tl, x, gotDec, err, wantDec)
+							}
 						}
 					}
 				}
@@ -551,18 +548,18 @@ func TestAllocs(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("allocation counts differ under -cover and -race")
 	}
-	f, err := NewFF1(make([]byte, 16), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tweak := []byte("1234567")
 	x := "4111111111111111"
-	var ct string
-	if n := testing.AllocsPerRun(1000, func() { ct, _ = f.Encrypt(tweak, x) }); n > 1 {
-		t.Errorf("Encrypt: %v allocations, want at most 1", n)
-	}
-	if n := testing.AllocsPerRun(1000, func() { _, _ = f.Decrypt(tweak, ct) }); n > 1 {
-		t.Errorf("Decrypt: %v allocations, want at most 1", n)
+	for _, f := range bothPaths(t, make([]byte, 16), digits36[:10]) {
+		for _, tweak := range [][]byte{tweak, []byte("a tweak of more than sixteen bytes")} {
+			var ct string
+			if n := testing.AllocsPerRun(1000, func() { ct, _ = f.Encrypt(tweak, x) }); n > 1 {
+				t.Errorf("ni=%v, %d-byte tweak: Encrypt: %v allocations, want at most 1", f.ni, len(tweak), n)
+			}
+			if n := testing.AllocsPerRun(1000, func() { _, _ = f.Decrypt(tweak, ct) }); n > 1 {
+				t.Errorf("ni=%v, %d-byte tweak: Decrypt: %v allocations, want at most 1", f.ni, len(tweak), n)
+			}
+		}
 	}
 	g, err := NewFF1WithAlphabet(make([]byte, 16), accented)
 	if err != nil {
