@@ -27,11 +27,18 @@ const (
 	keyPrincipal
 	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
 	keySession      // the console session id of an HTTP request (withConsoleSessions)
-	// keyServerDeadline holds the deadline (a time.Time) withServerDeadline gave a call that
-	// came without one, so that the interceptor still treats the call as one without a
+	// keyServerDeadline holds the *serverDeadline withServerDeadline gave a call that came
+	// without a deadline, so that the interceptor still treats the call as one without a
 	// deadline of its own.
 	keyServerDeadline
 )
+
+// serverDeadline is the server's request timeout given to a call: its deadline and the
+// cancel func of the context that has it.
+type serverDeadline struct {
+	at     time.Time
+	cancel context.CancelFunc
+}
 
 func requestID(ctx context.Context) string {
 	if id, ok := ctx.Value(keyRequestID).(string); ok {
@@ -88,6 +95,9 @@ type authenticator struct {
 	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
 	// console is ConsoleMethods: what a console session may call.
 	console map[string]bool
+	// unary holds the listener's unary methods (registered in process), which tapHandle
+	// gives the server's deadline for their handler; nil: none.
+	unary *inprocConn
 }
 
 // msgBadCredentials answers every bearer credential that does not authenticate: an unknown,
@@ -203,8 +213,24 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
 	_, hadDeadline := ictx.Deadline()
-	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
-	p, err := a.identify(tctx)
+	// The call's own deadline, or the server's. A unary call keeps the server's for its
+	// handler (issue 15: one timer, not two): the interceptor sees it is the server's, and
+	// cancels it (else grpc-go's end of the stream does). Streams get none past this check.
+	var sctx context.Context
+	var cancel context.CancelFunc
+	unary := false
+	if a.unary != nil {
+		_, unary = a.unary.methods[info.FullMethodName]
+	}
+	if unary {
+		sctx, cancel = a.s.withServerDeadline(ctx)
+	} else {
+		sctx, cancel = a.s.withRequestTimeout(ctx)
+	}
+	p, err := a.identify(metadata.NewIncomingContext(sctx, info.Header))
+	if err == nil && sctx.Value(keyServerDeadline) != nil {
+		return context.WithValue(sctx, keyTapPrincipal, p), nil
+	}
 	cancel()
 	if err == nil {
 		return context.WithValue(ctx, keyTapPrincipal, p), nil
@@ -335,8 +361,9 @@ func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnarySe
 	// A call without a deadline gets the server's, so that it cannot wait on an unreachable
 	// database for ever; running out of it is the server's failure, answered Unavailable.
 	dl, hadDeadline := ctx.Deadline()
-	if at, ok := ctx.Value(keyServerDeadline).(time.Time); ok && hadDeadline && dl.Equal(at) {
-		hadDeadline = false // the server's deadline, given to the HTTP request by guardBody
+	if sd, ok := ctx.Value(keyServerDeadline).(*serverDeadline); ok && hadDeadline && dl.Equal(sd.at) {
+		hadDeadline = false // the server's, given by guardBody (HTTP) or tapHandle (gRPC)
+		defer sd.cancel()
 	}
 	ctx, cancel := e.withRequestTimeout(ctx)
 	defer cancel()

@@ -377,9 +377,9 @@ func (s *Server) withServerDeadline(ctx context.Context) (context.Context, conte
 	if _, ok := ctx.Deadline(); ok || s.limits.RequestTimeout <= 0 {
 		return ctx, func() {}
 	}
-	at := time.Now().Add(s.limits.RequestTimeout)
-	ctx, cancel := context.WithDeadline(ctx, at)
-	return context.WithValue(ctx, keyServerDeadline, at), cancel
+	sd := &serverDeadline{at: time.Now().Add(s.limits.RequestTimeout)}
+	ctx, sd.cancel = context.WithDeadline(ctx, sd.at)
+	return context.WithValue(ctx, keyServerDeadline, sd), sd.cancel
 }
 
 // withRequestTimeout gives ctx the server's request timeout when it has no deadline (see
