@@ -127,6 +127,9 @@ func sourceOf(ctx context.Context) string {
 		}
 		return ""
 	}
+	if a, ok := p.Addr.(*net.TCPAddr); ok && a.Zone == "" && len(a.IP) > 0 {
+		return a.IP.String() // what SplitHostPort(a.String()) gives, without building a.String()
+	}
 	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 		return host
 	}
