@@ -31,6 +31,7 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 		return nil, toStatus(ctx, t.s.log, err)
 	}
 	out := &tvpb.TokenizeResponse{Results: make([]*tvpb.TokenizeResult, len(res))}
+	slab := make([]tvpb.TokenizeResult, len(res)) // the results, allocated together
 	counts := t.s.countItems("tokenize", "")
 	defer counts.flush()
 	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
@@ -40,7 +41,8 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 			out.Results[i] = &tvpb.TokenizeResult{Error: itemError(ctx, t.s.log, r.Err)}
 			outcome = out.Results[i].Error.Code
 		} else {
-			out.Results[i] = &tvpb.TokenizeResult{Token: r.Token}
+			out.Results[i] = &slab[i]
+			out.Results[i].Token = r.Token
 		}
 		counts.add(items[i].Template, vault.DomainOr(items[i].Domain), outcome)
 	}
@@ -61,6 +63,7 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	}
 	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
 	out := &tvpb.DetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
+	slab := make([]tvpb.DetokenizeResult, len(res)) // the results, allocated together
 	counts := t.s.countItems("detokenize", "")
 	defer counts.flush()
 	for i, r := range res {
@@ -75,7 +78,8 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 			out.Results[i] = &tvpb.DetokenizeResult{Error: ie}
 			outcome = ie.Code
 		} else {
-			out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
+			out.Results[i] = &slab[i]
+			out.Results[i].Value = r.Value
 		}
 		if r.Err != nil {
 			// A failed lookup names no template, and its domain is the caller's word: label
