@@ -280,7 +280,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		return a.fromSession(ctx, id)
 	}
 	sans := clientSANs(ctx)
-	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
+	bad := func() error { return status.Error(codes.Unauthenticated, msgBadCredentials) } // made only when refused
 	var byCert, bySecret *vault.Principal
 	if len(sans) > 0 {
 		if p, err := a.s.vlt().AuthenticateCert(ctx, sans); err == nil {
@@ -293,7 +293,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		p, err := a.fromBearer(ctx, secret)
 		if err != nil {
 			if codeOf(err) == codes.Unauthenticated {
-				return vault.Principal{}, bad
+				return vault.Principal{}, bad()
 			}
 			return vault.Principal{}, toStatus(ctx, a.log, err)
 		}
@@ -307,7 +307,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		return *bySecret, nil
 	case bySecret != nil:
 		if byCert != nil && byCert.ID != bySecret.ID {
-			return vault.Principal{}, bad // a certificate and a secret of two credentials
+			return vault.Principal{}, bad() // a certificate and a secret of two credentials
 		}
 		return *bySecret, nil
 	case byCert != nil:

@@ -142,7 +142,7 @@ func decodeFast(data []byte, v any) bool {
 				return false
 			}
 			m.Items = []*tvpb.TokenizeItem{}
-			var slab slab[tvpb.TokenizeItem]
+			slab := slab[tvpb.TokenizeItem]{body: len(data)}
 			return p.array(func() bool {
 				it := slab.next()
 				m.Items = append(m.Items, it)
@@ -176,7 +176,7 @@ func decodeFast(data []byte, v any) bool {
 					return false
 				}
 				m.Items = []*tvpb.DetokenizeItem{}
-				var slab slab[tvpb.DetokenizeItem]
+				slab := slab[tvpb.DetokenizeItem]{body: len(data)}
 				return p.array(func() bool {
 					it := slab.next()
 					m.Items = append(m.Items, it)
@@ -287,16 +287,22 @@ func (p *jsonParser) nameField(dst, last *string) bool {
 	return true
 }
 
-// slab hands out zeroed messages from chunks allocated together (16, then doubling up to
-// 256), instead of one allocation per item; unused ones are at most the last chunk's rest.
+// slab hands out zeroed messages from chunks allocated together (the first of about one
+// per 64 bytes of the body, at most 16; then doubling up to 256), instead of one allocation
+// per item; unused ones are at most the last chunk's rest.
 type slab[T any] struct {
 	chunk []T
 	size  int // of the last chunk
+	body  int // bytes in the request body
 }
 
 func (s *slab[T]) next() *T {
 	if len(s.chunk) == 0 {
-		s.size = min(max(2*s.size, 16), 256)
+		if s.size == 0 {
+			s.size = min(max(s.body/64, 1), 16)
+		} else {
+			s.size = min(2*s.size, 256)
+		}
 		s.chunk = make([]T, s.size)
 	}
 	it := &s.chunk[0]
