@@ -1,15 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/tokenvault/tokenvault/internal/testenv"
-	"github.com/tokenvault/tokenvault/vault"
 )
 
 // TestHotRoutesAnswerAsTheGateway sends each request twice to POST /v1/tokens:tokenize,
@@ -18,23 +15,7 @@ import (
 // be the same: status, body and the headers the conventions and the gateway set.
 func TestHotRoutesAnswerAsTheGateway(t *testing.T) {
 	h := testenv.Start(t)
-	ctx := context.Background()
-	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := res[0].Token
-	_, tokenizer, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "tok", Role: vault.RoleTokenizer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, acme, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme", Role: vault.RoleVendor, Vendor: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, body := h.Post("/v1/grants", rootSecret, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "p"}, "ttl": "3600s"}); code != http.StatusOK {
-		t.Fatalf("grant: %d %s", code, body)
-	}
+	tok, tokenizer, acme := acmeVendorSetup(t, h)
 	det := func(items string) string { return `{"purpose":"p","items":[` + items + `]}` }
 	for _, c := range []struct {
 		name, url, secret, body string
