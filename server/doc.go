@@ -11,7 +11,10 @@
 // authorization, protovalidate) runs once for HTTP calls too: unary methods in process
 // (inproc.go, no protobuf encoding or HTTP/2 framing), streams over an in-memory connection.
 // The hottest bodies and replies (tokenize, detokenize) skip protojson when they are plain
-// (jsonfast.go).
+// (jsonfast.go), and their routes skip the gateway's generic routing and header annotation
+// while keeping its decoder, error handler and response writer (hotroute.go). An HTTP or
+// unary gRPC call that comes without a deadline gets the server's once, shared by its
+// authentication and its handler.
 //
 // Authorization lives in one table keyed by full gRPC method name ([Policy]); a method that
 // is not in the table is refused (fail closed).

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/server/console"
@@ -116,6 +117,12 @@ func (s *Server) internalHTTP(ctx context.Context) (http.Handler, func(), error)
 	h.HandleFunc("GET /v1/backup", stream)
 	h.HandleFunc("GET /v1/audit:export", stream)
 	h.Handle("/", guard(mux))
+	// The hottest routes skip the gateway's generic routing and annotation (hotroute.go);
+	// what they do not take falls through to mux.
+	h.Handle("/v1/tokens:tokenize", guard(newHotRoute(mux, ic, "/tokenvault.v1.TokenService/Tokenize",
+		func() proto.Message { return &tvpb.TokenizeRequest{} }, func() proto.Message { return &tvpb.TokenizeResponse{} }, mux)))
+	h.Handle("/v1/tokens:detokenize", guard(newHotRoute(mux, ic, "/tokenvault.v1.TokenService/Detokenize",
+		func() proto.Message { return &tvpb.DetokenizeRequest{} }, func() proto.Message { return &tvpb.DetokenizeResponse{} }, mux)))
 	if s.console != nil {
 		h.Handle(console.Prefix, s.console.Handler())
 	}
@@ -213,17 +220,21 @@ func (s *Server) vendorHTTP(ctx context.Context) (http.Handler, func(), error) {
 		return nil, nil, fmt.Errorf("server: vendor gateway connection: %w", err)
 	}
 	mux := newGatewayMux(nil)
-	if err := tvpb.RegisterVendorServiceHandlerClient(ctx, mux, tvpb.NewVendorServiceClient(s.vproc.over(conn))); err != nil {
+	vc := s.vproc.over(conn)
+	if err := tvpb.RegisterVendorServiceHandlerClient(ctx, mux, tvpb.NewVendorServiceClient(vc)); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
 	h := http.NewServeMux()
 	serveOnly(h, "GET", "/healthz", http.HandlerFunc(s.healthz))
-	serveOnly(h, "POST", "/v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	viaGateway := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = "/v1/vendor/tokens:detokenize", ""
 		mux.ServeHTTP(w, r2)
-	})))
+	})
+	serveOnly(h, "POST", "/v1/tokens:detokenize", s.guardBody(s.vauth, s.limits.VendorMaxBody,
+		newHotRoute(mux, vc, "/tokenvault.v1.VendorService/VendorDetokenize",
+			func() proto.Message { return &tvpb.VendorDetokenizeRequest{} }, func() proto.Message { return &tvpb.VendorDetokenizeResponse{} }, viaGateway)))
 	return h, func() { conn.Close() }, nil
 }
 
@@ -291,46 +302,52 @@ func (m *sanitizingMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		// Read the whole body and decode it strictly: trailing data after the JSON value is an
 		// error, not ignored.
 		data, err := io.ReadAll(r)
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return fmt.Errorf("request body larger than %d bytes", maxErr.Limit)
-		}
-		if err != nil {
-			return errors.New("cannot read the request body")
-		}
-		if len(bytes.TrimSpace(data)) == 0 {
-			return io.EOF
-		}
-		if decodeFast(data, v) { // tokenize and detokenize in plain JSON (jsonfast.go)
-			return nil
-		}
-		err = m.JSONPb.Unmarshal(data, v)
-		if err != nil {
-			// The docs' short enum names ("mode": "deterministic"): tried only after a
-			// failure, so well-formed requests pay nothing.
-			if pm := messageOf(v); pm != nil {
-				if expanded, changed := expandEnumShortNames(data, pm); changed && m.JSONPb.Unmarshal(expanded, v) == nil {
-					err = nil
-				}
-			}
-		}
-		if err == nil && !oneJSONValue(data) {
-			err = errors.New("trailing data after the JSON value")
-		}
-		if err != nil {
-			// Plain errors: the gateway wraps them in an InvalidArgument status itself.
-			msg := "malformed JSON request body"
-			if pos := jsonPosRE.FindString(err.Error()); pos != "" {
-				msg += " at " + pos[1:len(pos)-1]
-			}
-			// The name of an unknown field is schema-shaped, not data: say it (values never).
-			if f := unknownFieldRE.FindStringSubmatch(err.Error()); f != nil {
-				msg += ": unknown field " + strconv.Quote(f[1])
-			}
-			return errors.New(msg + ": check the field names and types against /openapi.json (values are JSON strings; durations like \"3600s\"; enums like \"masked\" or \"REVEAL_MASKED\")")
-		}
-		return nil
+		return m.decode(data, err, v)
 	})
+}
+
+// decode decodes a request body, data as read with the read error err, into v: the
+// gateway's decoder, which hotRoute calls too.
+func (m *sanitizingMarshaler) decode(data []byte, err error, v any) error {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return fmt.Errorf("request body larger than %d bytes", maxErr.Limit)
+	}
+	if err != nil {
+		return errors.New("cannot read the request body")
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return io.EOF
+	}
+	if decodeFast(data, v) { // tokenize and detokenize in plain JSON (jsonfast.go)
+		return nil
+	}
+	err = m.JSONPb.Unmarshal(data, v)
+	if err != nil {
+		// The docs' short enum names ("mode": "deterministic"): tried only after a
+		// failure, so well-formed requests pay nothing.
+		if pm := messageOf(v); pm != nil {
+			if expanded, changed := expandEnumShortNames(data, pm); changed && m.JSONPb.Unmarshal(expanded, v) == nil {
+				err = nil
+			}
+		}
+	}
+	if err == nil && !oneJSONValue(data) {
+		err = errors.New("trailing data after the JSON value")
+	}
+	if err != nil {
+		// Plain errors: the gateway wraps them in an InvalidArgument status itself.
+		msg := "malformed JSON request body"
+		if pos := jsonPosRE.FindString(err.Error()); pos != "" {
+			msg += " at " + pos[1:len(pos)-1]
+		}
+		// The name of an unknown field is schema-shaped, not data: say it (values never).
+		if f := unknownFieldRE.FindStringSubmatch(err.Error()); f != nil {
+			msg += ": unknown field " + strconv.Quote(f[1])
+		}
+		return errors.New(msg + ": check the field names and types against /openapi.json (values are JSON strings; durations like \"3600s\"; enums like \"masked\" or \"REVEAL_MASKED\")")
+	}
+	return nil
 }
 
 // StreamContentType labels the gateway's server streams (GET /v1/audit:export, GET

@@ -44,10 +44,12 @@ func bearerChallenge(r *http.Request) string {
 func withHTTPConventions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := requestIDFrom(r)
-		// The gateway forwards the header: the RPC takes this id for its logs and audit.
-		r.Header.Set("X-Request-Id", id)
-		w.Header().Set("X-Request-Id", id)
-		cw := &conventionWriter{ResponseWriter: w, r: r, id: id}
+		// The gateway forwards the header: the RPC takes this id for its logs and audit. One
+		// value slice serves the request, the response and WriteHeader (Set would make three).
+		idv := []string{id}
+		r.Header["X-Request-Id"] = idv
+		w.Header()["X-Request-Id"] = idv
+		cw := &conventionWriter{ResponseWriter: w, r: r, id: idv}
 		if hasBody(r) && !isJSONContentType(r.Header.Get("Content-Type")) {
 			w.Header().Set("Accept", "application/json")
 			w.Header().Set("Connection", "close")
@@ -66,7 +68,7 @@ func hasBody(r *http.Request) bool {
 // isJSONContentType accepts no Content-Type, application/json and application/*+json, with
 // any parameters (charset).
 func isJSONContentType(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" { // the usual one, without parsing (a map per call)
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)
@@ -80,7 +82,7 @@ func isJSONContentType(ct string) bool {
 type conventionWriter struct {
 	http.ResponseWriter
 	r     *http.Request
-	id    string
+	id    []string // the X-Request-Id header's value
 	wrote bool
 }
 
@@ -89,7 +91,7 @@ func (w *conventionWriter) WriteHeader(code int) {
 		w.wrote = true
 		h := w.Header()
 		// The gateway adds the RPC's x-request-id header again: keep one.
-		h["X-Request-Id"] = []string{w.id}
+		h["X-Request-Id"] = w.id
 		switch code {
 		case http.StatusUnauthorized:
 			h.Set("WWW-Authenticate", bearerChallenge(w.r))

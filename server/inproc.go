@@ -79,7 +79,31 @@ func (c *inprocConn) Invoke(ctx context.Context, method string, args, reply any,
 		return status.Error(codes.Internal, "internal error: not a protobuf message")
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	ctx = metadata.NewIncomingContext(metadata.NewOutgoingContext(ctx, nil), md)
+	ctx = metadata.NewOutgoingContext(ctx, nil)
+	resp, header, trailer, err := c.invoke(ctx, m, method, md, in)
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = trailer
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if resp != nil {
+		return moveMessage(out.ProtoReflect(), resp.ProtoReflect())
+	}
+	return nil
+}
+
+// invoke runs m, registered as method, in process on the request in, with md as the call's
+// incoming metadata; it returns the reply (nil or of m's reply type), the headers and
+// trailers set, and the error as the gRPC server would answer it: a status as is, a context
+// error as its code, anything else as Unknown.
+func (c *inprocConn) invoke(ctx context.Context, m inprocMethod, method string, md metadata.MD, in proto.Message) (resp proto.Message, header, trailer metadata.MD, err error) {
+	ctx = metadata.NewIncomingContext(ctx, md)
 	ctx = peer.NewContext(ctx, &peer.Peer{Addr: inprocAddr{}})
 	st := &inprocStream{method: method}
 	ctx = grpc.NewContextWithServerTransportStream(ctx, st)
@@ -91,30 +115,20 @@ func (c *inprocConn) Invoke(ctx context.Context, method string, args, reply any,
 		}
 		return nil
 	}
-	resp, err := m.handler(m.impl, ctx, dec, func(ctx context.Context, _ any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return c.chain(ctx, args, info, h)
+	r, err := m.handler(m.impl, ctx, dec, func(ctx context.Context, _ any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return c.chain(ctx, in, info, h)
 	})
-	header, trailer := st.result()
-	for _, o := range opts {
-		switch o := o.(type) {
-		case grpc.HeaderCallOption:
-			*o.HeaderAddr = header
-		case grpc.TrailerCallOption:
-			*o.TrailerAddr = trailer
-		}
-	}
+	header, trailer = st.result()
 	if err != nil {
-		// As the gRPC server answers: a status as is, a context error as its code, anything
-		// else as Unknown.
 		if s, ok := status.FromError(err); ok {
-			return s.Err()
+			return nil, header, trailer, s.Err()
 		}
-		return status.FromContextError(err).Err()
+		return nil, header, trailer, status.FromContextError(err).Err()
 	}
-	if pm, ok := resp.(proto.Message); ok && pm != nil {
-		return moveMessage(out.ProtoReflect(), pm.ProtoReflect())
+	if pm, ok := r.(proto.Message); ok && pm != nil && pm.ProtoReflect().IsValid() {
+		return pm, header, trailer, nil
 	}
-	return nil
+	return nil, header, trailer, nil
 }
 
 // NewStream opens streams over the in-memory connection.

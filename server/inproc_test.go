@@ -22,21 +22,7 @@ import (
 func TestGatewayRunsInterceptorsOncePerHTTPCall(t *testing.T) {
 	h := testenv.Start(t)
 	ctx := context.Background()
-	_, tokenizer, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "tok", Role: vault.RoleTokenizer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, acme, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme", Role: vault.RoleVendor, Vendor: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, body := h.Post("/v1/grants", rootSecret, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "p"}, "ttl": "3600s"}); code != http.StatusOK {
-		t.Fatalf("grant: %d %s", code, body)
-	}
+	token, tokenizer, acme := acmeVendorSetup(t, h)
 
 	tok := map[string]any{"items": []map[string]string{{"value": "4111111111111111", "template": "pan"}}}
 	for i, c := range []struct {
@@ -48,14 +34,14 @@ func TestGatewayRunsInterceptorsOncePerHTTPCall(t *testing.T) {
 	}{
 		{"tokenize", "POST", "/v1/tokens:tokenize", rootSecret, tok, 200, "/tokenvault.v1.TokenService/Tokenize", true},
 		{"tokenize as tokenizer", "POST", "/v1/tokens:tokenize", tokenizer, tok, 200, "/tokenvault.v1.TokenService/Tokenize", true},
-		{"detokenize", "POST", "/v1/tokens:detokenize", rootSecret, map[string]any{"purpose": "p", "items": []map[string]string{{"token": res[0].Token, "domain": "acme"}}}, 200, "/tokenvault.v1.TokenService/Detokenize", true},
+		{"detokenize", "POST", "/v1/tokens:detokenize", rootSecret, map[string]any{"purpose": "p", "items": []map[string]string{{"token": token, "domain": "acme"}}}, 200, "/tokenvault.v1.TokenService/Detokenize", true},
 		{"no credentials", "POST", "/v1/tokens:tokenize", "", tok, 401, "/tokenvault.v1.TokenService/Tokenize", true},
 		{"bad secret", "POST", "/v1/tokens:tokenize", "tv_nope", tok, 401, "/tokenvault.v1.TokenService/Tokenize", true},
-		{"wrong role", "POST", "/v1/tokens:detokenize", tokenizer, map[string]any{"purpose": "p", "items": []map[string]string{{"token": res[0].Token}}}, 403, "/tokenvault.v1.TokenService/Detokenize", true},
+		{"wrong role", "POST", "/v1/tokens:detokenize", tokenizer, map[string]any{"purpose": "p", "items": []map[string]string{{"token": token}}}, 403, "/tokenvault.v1.TokenService/Detokenize", true},
 		{"invalid (protovalidate)", "POST", "/v1/tokens:tokenize", rootSecret, map[string]any{"items": []any{}}, 400, "/tokenvault.v1.TokenService/Tokenize", false},
 		{"no body", "GET", "/v1/templates", rootSecret, nil, 200, "/tokenvault.v1.TemplateService/ListTemplates", false},
 		{"records", "POST", "/v1/records:tokenize", rootSecret, map[string]any{"documents": []any{map[string]string{"card": "4111111111111111"}}, "policy": map[string]string{"$.card": "pan"}}, 200, "/tokenvault.v1.RecordService/TokenizeRecords", true},
-		{"vendor", "POST", h.VendorURL("/v1/tokens:detokenize"), acme, map[string]any{"purpose": "p", "items": []map[string]string{{"token": res[0].Token, "domain": "acme"}}}, 200, "/tokenvault.v1.VendorService/VendorDetokenize", true},
+		{"vendor", "POST", h.VendorURL("/v1/tokens:detokenize"), acme, map[string]any{"purpose": "p", "items": []map[string]string{{"token": token, "domain": "acme"}}}, 200, "/tokenvault.v1.VendorService/VendorDetokenize", true},
 	} {
 		id := fmt.Sprintf("inproc-%d", i)
 		req := h.Request(c.method, c.url, c.secret, c.body)
@@ -142,4 +128,28 @@ func TestHTTPCallAuthenticatesOnce(t *testing.T) {
 		t.Errorf("an HTTP tokenize reads the vault's clock %d times, the same over gRPC %d (an authentication: %d): HTTP authenticates %+d times more",
 			httpReads, grpcReads, authReads, (httpReads-grpcReads)/authReads)
 	}
+}
+
+// acmeVendorSetup tokenizes 4111111111111111 (pan) in domain acme and makes a tokenizer
+// credential and a vendor credential acme granted pan in acme; it returns the token and the
+// two secrets.
+func acmeVendorSetup(t *testing.T, h *testenv.Env) (token, tokenizer, acme string) {
+	t.Helper()
+	ctx := context.Background()
+	_, tokenizer, err := h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "tok", Role: vault.RoleTokenizer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Vault.Tokenize(ctx, []vault.TokenizeItem{{Value: "4111111111111111", Template: "pan", Domain: "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, acme, err = h.Vault.CreateCredential(ctx, vault.CredentialSpec{Name: "acme", Role: vault.RoleVendor, Vendor: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.Post("/v1/grants", rootSecret, map[string]any{"grant": map[string]any{"vendor": "acme", "domains": []string{"acme"}, "templates": []string{"pan"}, "purpose": "p"}, "ttl": "3600s"}); code != http.StatusOK {
+		t.Fatalf("grant: %d %s", code, body)
+	}
+	return res[0].Token, tokenizer, acme
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -28,7 +27,18 @@ const (
 	keyPrincipal
 	keyTapPrincipal // the principal tapHandle (gRPC) or guardBody (HTTP) authenticated from the call's headers
 	keySession      // the console session id of an HTTP request (withConsoleSessions)
+	// keyServerDeadline holds the *serverDeadline withServerDeadline gave a call that came
+	// without a deadline, so that the interceptor still treats the call as one without a
+	// deadline of its own.
+	keyServerDeadline
 )
+
+// serverDeadline is the server's request timeout given to a call: its deadline and the
+// cancel func of the context that has it.
+type serverDeadline struct {
+	at     time.Time
+	cancel context.CancelFunc
+}
 
 func requestID(ctx context.Context) string {
 	if id, ok := ctx.Value(keyRequestID).(string); ok {
@@ -43,13 +53,27 @@ func PrincipalFrom(ctx context.Context) (vault.Principal, bool) {
 	return p, ok
 }
 
-var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// validRequestID reports whether a caller's request id is well-formed: 1 to 64 of
+// A-Z a-z 0-9 . _ - (by hand: a regexp match cost more than the rest of the check, per request).
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // withRequestID takes the caller's x-request-id when it is well-formed, else makes one, and
 // echoes it in the response header.
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && requestIDRE.MatchString(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && validRequestID(v[0]) {
 		id = v[0]
 	}
 	if id == "" {
@@ -71,6 +95,9 @@ type authenticator struct {
 	jwt      *jwtVerifier // nil: bearer JWTs are not accepted here (vendor listener, or not configured)
 	// console is ConsoleMethods: what a console session may call.
 	console map[string]bool
+	// unary holds the listener's unary methods (registered in process), which tapHandle
+	// gives the server's deadline for their handler; nil: none.
+	unary *inprocConn
 }
 
 // msgBadCredentials answers every bearer credential that does not authenticate: an unknown,
@@ -99,6 +126,9 @@ func sourceOf(ctx context.Context) string {
 			return v[0]
 		}
 		return ""
+	}
+	if a, ok := p.Addr.(*net.TCPAddr); ok && a.Zone == "" && len(a.IP) > 0 {
+		return a.IP.String() // what SplitHostPort(a.String()) gives, without building a.String()
 	}
 	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 		return host
@@ -131,21 +161,27 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 
 func (a *authenticator) check(ctx context.Context, method string) (context.Context, error) {
 	info := vault.RequestInfo{RequestID: requestID(ctx), Method: method, Source: sourceOf(ctx)}
-	ctx = vault.WithRequest(ctx, info)
 	rule, ok := a.policy[method]
 	if ok && rule.Listener != Both && rule.Listener != a.listener {
 		ok = false
 	}
 	if !ok {
+		ctx = vault.WithRequest(ctx, info)
 		a.log.WarnContext(ctx, "method not in authorization table", slog.String("method", method), slog.String("request_id", requestID(ctx)))
 		return ctx, status.Error(codes.PermissionDenied, "this method is not available")
 	}
 	if rule.Public {
-		return ctx, nil
+		return vault.WithRequest(ctx, info), nil
 	}
-	p, err := a.identify(ctx)
-	if err != nil {
-		return ctx, err
+	// The principal tapHandle or guardBody found from this call's headers, else identify's
+	// (which the vault sees with the request's info, before the principal is known).
+	p, ok := ctx.Value(keyTapPrincipal).(vault.Principal)
+	if !ok {
+		ctx = vault.WithRequest(ctx, info)
+		var err error
+		if p, err = a.identify(ctx); err != nil {
+			return ctx, err
+		}
 	}
 	ctx = context.WithValue(ctx, keyPrincipal, p)
 	info.Principal = p
@@ -180,8 +216,24 @@ func (a *authenticator) tapHandle(ctx context.Context, info *tap.Info) (context.
 	start := time.Now()
 	ictx := metadata.NewIncomingContext(ctx, info.Header)
 	_, hadDeadline := ictx.Deadline()
-	tctx, cancel := a.s.withRequestTimeout(ictx) // the call's own deadline, or the server's
-	p, err := a.identify(tctx)
+	// The call's own deadline, or the server's. A unary call keeps the server's for its
+	// handler (issue 15: one timer, not two): the interceptor sees it is the server's, and
+	// cancels it (else grpc-go's end of the stream does). Streams get none past this check.
+	var sctx context.Context
+	var cancel context.CancelFunc
+	unary := false
+	if a.unary != nil {
+		_, unary = a.unary.methods[info.FullMethodName]
+	}
+	if unary {
+		sctx, cancel = a.s.withServerDeadline(ctx)
+	} else {
+		sctx, cancel = a.s.withRequestTimeout(ctx)
+	}
+	p, err := a.identify(metadata.NewIncomingContext(sctx, info.Header))
+	if err == nil && sctx.Value(keyServerDeadline) != nil {
+		return context.WithValue(sctx, keyTapPrincipal, p), nil
+	}
 	cancel()
 	if err == nil {
 		return context.WithValue(ctx, keyTapPrincipal, p), nil
@@ -228,7 +280,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		return a.fromSession(ctx, id)
 	}
 	sans := clientSANs(ctx)
-	bad := status.Error(codes.Unauthenticated, msgBadCredentials)
+	bad := func() error { return status.Error(codes.Unauthenticated, msgBadCredentials) } // made only when refused
 	var byCert, bySecret *vault.Principal
 	if len(sans) > 0 {
 		if p, err := a.s.vlt().AuthenticateCert(ctx, sans); err == nil {
@@ -241,7 +293,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		p, err := a.fromBearer(ctx, secret)
 		if err != nil {
 			if codeOf(err) == codes.Unauthenticated {
-				return vault.Principal{}, bad
+				return vault.Principal{}, bad()
 			}
 			return vault.Principal{}, toStatus(ctx, a.log, err)
 		}
@@ -255,7 +307,7 @@ func (a *authenticator) identify(ctx context.Context) (vault.Principal, error) {
 		return *bySecret, nil
 	case bySecret != nil:
 		if byCert != nil && byCert.ID != bySecret.ID {
-			return vault.Principal{}, bad // a certificate and a secret of two credentials
+			return vault.Principal{}, bad() // a certificate and a secret of two credentials
 		}
 		return *bySecret, nil
 	case byCert != nil:
@@ -311,7 +363,11 @@ func (e *edge) unaryInterceptor(ctx context.Context, req any, info *grpc.UnarySe
 	}()
 	// A call without a deadline gets the server's, so that it cannot wait on an unreachable
 	// database for ever; running out of it is the server's failure, answered Unavailable.
-	_, hadDeadline := ctx.Deadline()
+	dl, hadDeadline := ctx.Deadline()
+	if sd, ok := ctx.Value(keyServerDeadline).(*serverDeadline); ok && hadDeadline && dl.Equal(sd.at) {
+		hadDeadline = false // the server's, given by guardBody (HTTP) or tapHandle (gRPC)
+		defer sd.cancel()
+	}
 	ctx, cancel := e.withRequestTimeout(ctx)
 	defer cancel()
 	defer func() {
@@ -355,8 +411,7 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 func (s *Server) observe(ctx context.Context, method string, start time.Time, err error) {
 	code := status.Code(err)
 	d := time.Since(start)
-	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
-	s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
+	s.metrics.requestDone(method, code, d)
 	// Successful calls log at debug (the audit trail records them); failures at info, so a
 	// burst of denials shows in the default log; internal errors at error.
 	level := slog.LevelDebug

@@ -132,6 +132,9 @@ func appendJSONString(b []byte, s string) []byte {
 func decodeFast(data []byte, v any) bool {
 	p := jsonParser{b: data}
 	var ok bool
+	// A batch names the same template and domain item after item: each distinct run is one
+	// string, not one per item.
+	var lastTemplate, lastDomain string
 	switch m := v.(type) {
 	case *tvpb.TokenizeRequest:
 		ok = p.object(func(key string) bool {
@@ -139,17 +142,18 @@ func decodeFast(data []byte, v any) bool {
 				return false
 			}
 			m.Items = []*tvpb.TokenizeItem{}
+			slab := slab[tvpb.TokenizeItem]{body: len(data)}
 			return p.array(func() bool {
-				it := &tvpb.TokenizeItem{}
+				it := slab.next()
 				m.Items = append(m.Items, it)
 				return p.object(func(key string) bool {
 					switch key {
 					case "value":
 						return p.stringField(&it.Value)
 					case "template":
-						return p.stringField(&it.Template)
+						return p.nameField(&it.Template, &lastTemplate)
 					case "domain":
-						return p.stringField(&it.Domain)
+						return p.nameField(&it.Domain, &lastDomain)
 					case "subject":
 						return p.stringField(&it.Subject)
 					}
@@ -172,17 +176,18 @@ func decodeFast(data []byte, v any) bool {
 					return false
 				}
 				m.Items = []*tvpb.DetokenizeItem{}
+				slab := slab[tvpb.DetokenizeItem]{body: len(data)}
 				return p.array(func() bool {
-					it := &tvpb.DetokenizeItem{}
+					it := slab.next()
 					m.Items = append(m.Items, it)
 					return p.object(func(key string) bool {
 						switch key {
 						case "token":
 							return p.stringField(&it.Token)
 						case "domain":
-							return p.stringField(&it.Domain)
+							return p.nameField(&it.Domain, &lastDomain)
 						case "template":
-							return p.stringField(&it.Template)
+							return p.nameField(&it.Template, &lastTemplate)
 						}
 						return false
 					})
@@ -260,6 +265,49 @@ func (p *jsonParser) stringField(dst *string) bool {
 	}
 	*dst = s
 	return s != "" // an explicit "" is left to protojson (it cannot be told from unset here)
+}
+
+// nameField is stringField for a template or domain name: when it equals *last (the
+// previous item's), *last is reused instead of a new string; *last becomes the value.
+func (p *jsonParser) nameField(dst, last *string) bool {
+	p.space()
+	if *last != "" && p.i+len(*last)+2 <= len(p.b) && p.b[p.i] == '"' && p.b[p.i+len(*last)+1] == '"' &&
+		string(p.b[p.i+1:p.i+1+len(*last)]) == *last {
+		if *dst != "" {
+			return false
+		}
+		p.i += len(*last) + 2
+		*dst = *last
+		return true
+	}
+	if !p.stringField(dst) {
+		return false
+	}
+	*last = *dst
+	return true
+}
+
+// slab hands out zeroed messages from chunks allocated together (the first of about one
+// per 64 bytes of the body, at most 16; then doubling up to 256), instead of one allocation
+// per item; unused ones are at most the last chunk's rest.
+type slab[T any] struct {
+	chunk []T
+	size  int // of the last chunk
+	body  int // bytes in the request body
+}
+
+func (s *slab[T]) next() *T {
+	if len(s.chunk) == 0 {
+		if s.size == 0 {
+			s.size = min(max(s.body/64, 1), 16)
+		} else {
+			s.size = min(2*s.size, 256)
+		}
+		s.chunk = make([]T, s.size)
+	}
+	it := &s.chunk[0]
+	s.chunk = s.chunk[1:]
+	return it
 }
 
 // object reads {"key": value, …}, field reading each value.

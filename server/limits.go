@@ -293,7 +293,16 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 			next.ServeHTTP(w, r)
 			return
 		}
-		p, err := a.fromHTTP(r)
+		// One deadline for the request (issue 15: one timer, not two): the server's request
+		// timeout bounds authenticating it here and, carried in its context, the RPC (whose
+		// interceptor sees it is the server's). A Grpc-Timeout header, which the gateway
+		// turns into the call's own deadline, keeps the two apart as before.
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if len(r.Header["Grpc-Timeout"]) == 0 {
+			ctx, cancel = s.withServerDeadline(ctx)
+		}
+		defer cancel()
+		p, err := a.fromHTTP(ctx, r)
 		if err != nil {
 			if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded {
 				// Not a refusal: the vault (its database) could not check the credentials.
@@ -315,7 +324,7 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 		lim := &bodyLimit{max: max}
 		// The principal goes on with the request: the gateway calls the RPC in process
 		// (inproc.go), whose interceptor takes it instead of authenticating again.
-		ctx := context.WithValue(r.Context(), keyTapPrincipal, p)
+		ctx = context.WithValue(ctx, keyTapPrincipal, p)
 		r = r.WithContext(context.WithValue(ctx, keyBodyLimit, lim))
 		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), lim: lim}
 		next.ServeHTTP(w, r)
@@ -325,7 +334,10 @@ func (s *Server) guardBody(a *authenticator, max int64, next http.Handler) http.
 // httpContext is the incoming-call context of an HTTP request as the gateway would pass it
 // to gRPC: its bearer credentials and address, and the connection's TLS state (so its
 // verified client certificate SANs) as the peer's AuthInfo.
-func httpContext(r *http.Request) context.Context {
+func httpContext(r *http.Request) context.Context { return httpContextOn(r.Context(), r) }
+
+// httpContextOn is httpContext derived from ctx (r's context or one derived from it).
+func httpContextOn(ctx context.Context, r *http.Request) context.Context {
 	md := clientInfo(r.Context(), r)
 	for _, v := range r.Header.Values("Authorization") {
 		md.Append("authorization", v)
@@ -333,7 +345,7 @@ func httpContext(r *http.Request) context.Context {
 	if id := r.Header.Get("X-Request-Id"); id != "" {
 		md.Set("x-request-id", id)
 	}
-	ctx := metadata.NewIncomingContext(r.Context(), md)
+	ctx = metadata.NewIncomingContext(ctx, md)
 	p := &peer.Peer{Addr: httpAddr(r.RemoteAddr)}
 	if r.TLS != nil {
 		p.AuthInfo = credentials.TLSInfo{State: *r.TLS}
@@ -348,14 +360,26 @@ func (a httpAddr) String() string  { return string(a) }
 
 var errSealed = status.Error(codes.Unavailable, "the vault is sealed: its key-encryption key is not available yet; retry later")
 
-// fromHTTP authenticates an HTTP request from its headers alone.
-func (a *authenticator) fromHTTP(r *http.Request) (vault.Principal, error) {
+// fromHTTP authenticates an HTTP request from its headers alone, within ctx (r's context or
+// one derived from it).
+func (a *authenticator) fromHTTP(ctx context.Context, r *http.Request) (vault.Principal, error) {
 	if a.s.Sealed() {
 		return vault.Principal{}, errSealed
 	}
-	ctx, cancel := a.s.withRequestTimeout(httpContext(r))
+	ctx, cancel := a.s.withRequestTimeout(httpContextOn(ctx, r))
 	defer cancel()
 	return a.identify(ctx)
+}
+
+// withServerDeadline gives ctx, which has no deadline, the server's request timeout, marked as
+// the server's (keyServerDeadline) for the interceptor; see withRequestTimeout.
+func (s *Server) withServerDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || s.limits.RequestTimeout <= 0 {
+		return ctx, func() {}
+	}
+	sd := &serverDeadline{at: time.Now().Add(s.limits.RequestTimeout)}
+	ctx, sd.cancel = context.WithDeadline(ctx, sd.at)
+	return context.WithValue(ctx, keyServerDeadline, sd), sd.cancel
 }
 
 // withRequestTimeout gives ctx the server's request timeout when it has no deadline (see
@@ -415,7 +439,7 @@ func (s *Server) requireRoles(a *authenticator, method string, next http.Handler
 
 // requestIDFrom takes a well-formed X-Request-Id or makes one.
 func requestIDFrom(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); requestIDRE.MatchString(id) {
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
 		return id
 	}
 	var b [8]byte

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc/codes"
 )
 
 // metrics are registered on a registry of the Server's own (no global state). Labels carry
@@ -20,6 +22,45 @@ type metrics struct {
 
 	webhookFailures prometheus.Counter
 	witnessFailures *prometheus.CounterVec
+
+	// The series of the per-request metrics, looked up once per label set instead of by
+	// WithLabelValues (label hashing, a lock) on every request: method → OK counter, method
+	// → latency observer, itemKey → item counter. Entries are made on first use, as
+	// WithLabelValues makes series, so the exported series are the same; they are bounded as
+	// the series are (methods of the authorization table; item labels as countItems gives).
+	okByMethod      sync.Map // string → prometheus.Counter
+	latencyByMethod sync.Map // string → prometheus.Observer
+	itemsByLabels   sync.Map // itemKey → prometheus.Counter
+}
+
+// itemKey is the label set of one tokenvault_items_total series.
+type itemKey struct{ op, vendor, template, domain, outcome string }
+
+// requestDone counts a request of method that ended with code, and observes its latency.
+func (m *metrics) requestDone(method string, code codes.Code, d time.Duration) {
+	if code == codes.OK {
+		c, ok := m.okByMethod.Load(method)
+		if !ok {
+			c, _ = m.okByMethod.LoadOrStore(method, m.requests.WithLabelValues(method, code.String()))
+		}
+		c.(prometheus.Counter).Inc()
+	} else {
+		m.requests.WithLabelValues(method, code.String()).Inc()
+	}
+	o, ok := m.latencyByMethod.Load(method)
+	if !ok {
+		o, _ = m.latencyByMethod.LoadOrStore(method, m.latency.WithLabelValues(method))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
+}
+
+// addItems adds n to the item counter of k.
+func (m *metrics) addItems(k itemKey, n int) {
+	c, ok := m.itemsByLabels.Load(k)
+	if !ok {
+		c, _ = m.itemsByLabels.LoadOrStore(k, m.items.WithLabelValues(k.op, k.vendor, k.template, k.domain, k.outcome))
+	}
+	c.(prometheus.Counter).Add(float64(n))
 }
 
 func newMetrics() *metrics {

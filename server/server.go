@@ -206,7 +206,8 @@ func New(cfg Config) (*Server, error) {
 			grpc.ChainStreamInterceptor(e.streamInterceptor, pvinterceptor.StreamServerInterceptor(validator)),
 		)
 		gs := grpc.NewServer(opts...)
-		return gs, e.auth, newInprocConn(gs, chain)
+		e.auth.unary = newInprocConn(gs, chain)
+		return gs, e.auth, e.auth.unary
 	}
 	s.health = health.NewServer()
 	s.alerts = newAlerter(cfg.Alerts, s)

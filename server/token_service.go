@@ -31,6 +31,7 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 		return nil, toStatus(ctx, t.s.log, err)
 	}
 	out := &tvpb.TokenizeResponse{Results: make([]*tvpb.TokenizeResult, len(res))}
+	slab := make([]tvpb.TokenizeResult, len(res)) // the results, allocated together
 	counts := t.s.countItems("tokenize", "")
 	defer counts.flush()
 	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
@@ -40,7 +41,8 @@ func (t *tokenService) Tokenize(ctx context.Context, req *tvpb.TokenizeRequest) 
 			out.Results[i] = &tvpb.TokenizeResult{Error: itemError(ctx, t.s.log, r.Err)}
 			outcome = out.Results[i].Error.Code
 		} else {
-			out.Results[i] = &tvpb.TokenizeResult{Token: r.Token}
+			out.Results[i] = &slab[i]
+			out.Results[i].Token = r.Token
 		}
 		counts.add(items[i].Template, vault.DomainOr(items[i].Domain), outcome)
 	}
@@ -61,6 +63,7 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 	}
 	t.s.scopeDenials(ctx, len(res), func(i int) error { return res[i].Err })
 	out := &tvpb.DetokenizeResponse{Results: make([]*tvpb.DetokenizeResult, len(res))}
+	slab := make([]tvpb.DetokenizeResult, len(res)) // the results, allocated together
 	counts := t.s.countItems("detokenize", "")
 	defer counts.flush()
 	for i, r := range res {
@@ -75,7 +78,8 @@ func (t *tokenService) Detokenize(ctx context.Context, req *tvpb.DetokenizeReque
 			out.Results[i] = &tvpb.DetokenizeResult{Error: ie}
 			outcome = ie.Code
 		} else {
-			out.Results[i] = &tvpb.DetokenizeResult{Value: r.Value}
+			out.Results[i] = &slab[i]
+			out.Results[i].Value = r.Value
 		}
 		if r.Err != nil {
 			// A failed lookup names no template, and its domain is the caller's word: label
@@ -107,22 +111,40 @@ func (s *Server) scopeDenials(ctx context.Context, n int, errOf func(int) error)
 }
 
 // itemCounts gathers one request's item outcomes and adds them to the metric once per label
-// set, not once per item.
+// set, not once per item. A batch has usually one label set: it is kept without a map.
 type itemCounts struct {
 	s          *Server
 	op, vendor string
-	n          map[[3]string]int
+	first      [3]string
+	nFirst     int
+	more       map[[3]string]int // the other label sets
 }
 
 func (s *Server) countItems(op, vendor string) *itemCounts {
-	return &itemCounts{s: s, op: op, vendor: vendor, n: map[[3]string]int{}}
+	return &itemCounts{s: s, op: op, vendor: vendor}
 }
 
-func (c *itemCounts) add(tmpl, domain, outcome string) { c.n[[3]string{tmpl, domain, outcome}]++ }
+func (c *itemCounts) add(tmpl, domain, outcome string) {
+	k := [3]string{tmpl, domain, outcome}
+	switch {
+	case c.nFirst == 0:
+		c.first, c.nFirst = k, 1
+	case k == c.first:
+		c.nFirst++
+	default:
+		if c.more == nil {
+			c.more = map[[3]string]int{}
+		}
+		c.more[k]++
+	}
+}
 
 func (c *itemCounts) flush() {
-	for k, n := range c.n {
-		c.s.metrics.items.WithLabelValues(c.op, c.vendor, k[0], k[1], k[2]).Add(float64(n))
+	if c.nFirst > 0 {
+		c.s.metrics.addItems(itemKey{c.op, c.vendor, c.first[0], c.first[1], c.first[2]}, c.nFirst)
+	}
+	for k, n := range c.more {
+		c.s.metrics.addItems(itemKey{c.op, c.vendor, k[0], k[1], k[2]}, n)
 	}
 }
 

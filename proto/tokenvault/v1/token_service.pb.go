@@ -80,7 +80,8 @@ type TokenizeItem struct {
 	// digits, alnum, opaque) or a custom template.
 	Template string `protobuf:"bytes,2,opt,name=template,proto3" json:"template,omitempty"`
 	// The token domain, usually one per vendor. Tokens of one value in two
-	// domains are unrelated. Empty means "default".
+	// domains are unrelated. Empty means "default" (it passes the rules, so
+	// they are not evaluated for it).
 	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
 	// An opaque data-subject id, used to erase all of one person's data.
 	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -317,7 +318,8 @@ type DetokenizeItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The token.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// The token domain. Empty means "default".
+	// The token domain. Empty means "default" (it passes the rules, so they
+	// are not evaluated for it).
 	Domain string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
 	// Optional: the template the token must belong to.
 	Template      string `protobuf:"bytes,3,opt,name=template,proto3" json:"template,omitempty"`
@@ -862,11 +864,11 @@ const file_tokenvault_v1_token_service_proto_rawDesc = "" +
 	"\n" +
 	"!tokenvault/v1/token_service.proto\x12\rtokenvault.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n" +
 	"\x0fTokenizeRequest\x12>\n" +
-	"\x05items\x18\x01 \x03(\v2\x1b.tokenvault.v1.TokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"\x91\x02\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.tokenvault.v1.TokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"\x94\x02\n" +
 	"\fTokenizeItem\x12\"\n" +
 	"\x05value\x18\x01 \x01(\tB\f\xbaH\x06r\x04(\x80\x80\x04\x80\x01\x01R\x05value\x129\n" +
-	"\btemplate\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18?2\x12^[a-z][a-z0-9_-]*$R\btemplate\x12:\n" +
-	"\x06domain\x18\x03 \x01(\tB\"\xbaH\x1fr\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12%\n" +
+	"\btemplate\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x01\x18?2\x12^[a-z][a-z0-9_-]*$R\btemplate\x12=\n" +
+	"\x06domain\x18\x03 \x01(\tB%\xbaH\"\xd8\x01\x01r\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12%\n" +
 	"\asubject\x18\x04 \x01(\tB\v\xbaH\x05r\x03(\x80\x02\x80\x01\x01R\asubject\x12?\n" +
 	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x06\b\x80\x86\xb0\x96\x012\x02\b\x01R\x03ttl\"K\n" +
 	"\x10TokenizeResponse\x127\n" +
@@ -876,11 +878,11 @@ const file_tokenvault_v1_token_service_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x18.tokenvault.v1.ItemErrorR\x05error\"y\n" +
 	"\x11DetokenizeRequest\x12@\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.tokenvault.v1.DetokenizeItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\x12\"\n" +
-	"\apurpose\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\apurpose\"\xac\x01\n" +
+	"\apurpose\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\apurpose\"\xb2\x01\n" +
 	"\x0eDetokenizeItem\x12\"\n" +
-	"\x05token\x18\x01 \x01(\tB\f\xbaH\x06r\x04(\x80\x80\x04\x80\x01\x01R\x05token\x12:\n" +
-	"\x06domain\x18\x02 \x01(\tB\"\xbaH\x1fr\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12:\n" +
-	"\btemplate\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x18?2\x15^([a-z][a-z0-9_-]*)?$R\btemplate\"O\n" +
+	"\x05token\x18\x01 \x01(\tB\f\xbaH\x06r\x04(\x80\x80\x04\x80\x01\x01R\x05token\x12=\n" +
+	"\x06domain\x18\x02 \x01(\tB%\xbaH\"\xd8\x01\x01r\x1d\x18?2\x19^([a-z0-9][a-z0-9._-]*)?$R\x06domain\x12=\n" +
+	"\btemplate\x18\x03 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x18?2\x15^([a-z][a-z0-9_-]*)?$R\btemplate\"O\n" +
 	"\x12DetokenizeResponse\x129\n" +
 	"\aresults\x18\x01 \x03(\v2\x1f.tokenvault.v1.DetokenizeResultR\aresults\"]\n" +
 	"\x10DetokenizeResult\x12\x19\n" +
