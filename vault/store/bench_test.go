@@ -41,7 +41,44 @@ func BenchmarkUpdateRandomKeys(b *testing.B) {
 	}
 }
 
+// BenchmarkUpdateInsertRandomKeys is BenchmarkUpdateRandomKeys the way the
+// vault's Tokenize writes: each Update first reads its 100 new keys with one
+// GetMany (all absent), then writes them with create-only Inserts.
+func BenchmarkUpdateInsertRandomKeys(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) { benchUpdateRandomKeysWith(b, m.opts, true) })
+	}
+}
+
 func benchUpdateRandomKeys(b *testing.B, opts store.Options) {
+	benchUpdateRandomKeysWith(b, opts, false)
+}
+
+// insertAfterRead returns w's next function, reading every key before
+// inserting it (create-only).
+func insertAfterRead(w *storetest.Workload) func(store.Tx) error {
+	w.Refill()
+	keys := make([][]byte, storetest.ItemsPerUpdate)
+	return func(tx store.Tx) error {
+		for i := range keys {
+			keys[i], _ = w.Item(i)
+		}
+		for _, v := range tx.GetMany(storetest.BenchBucket, keys) {
+			if v != nil {
+				return store.ErrExists
+			}
+		}
+		for i := range keys {
+			k, v := w.Item(i)
+			if err := tx.Insert(storetest.BenchBucket, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func benchUpdateRandomKeysWith(b *testing.B, opts store.Options, insert bool) {
 	seeds := &storetest.Seeds{}
 	s, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), opts)
 	if err != nil {
@@ -53,7 +90,13 @@ func benchUpdateRandomKeys(b *testing.B, opts store.Options) {
 	b.RunParallel(func(pb *testing.PB) {
 		w := seeds.NewWorkload()
 		for pb.Next() {
-			if err := s.Update(ctx, w.Next()); err != nil {
+			var fn func(store.Tx) error
+			if insert {
+				fn = insertAfterRead(w)
+			} else {
+				fn = w.Next()
+			}
+			if err := s.Update(ctx, fn); err != nil {
 				b.Error(err)
 				return
 			}
