@@ -262,6 +262,7 @@ func (j *journal) abort(batch []*request, err error) {
 	g := &j.g
 	if g.mem != nil {
 		j.rollbackTo(g, 0, frameHeaderSize)
+		g.mem.link()
 	}
 	if g.sn != nil {
 		g.sn.release()
@@ -409,6 +410,9 @@ func (j *journal) run(batch []*request) {
 	}
 	g.sn = nil
 	sn.release()
+	// Before the group is published (or, on failure, while its versions
+	// are undone), its new keys join the skiplist.
+	g.mem.link()
 	if len(g.undo) == 0 {
 		// Nothing written: nothing to make durable.
 		s.stats.committed.Add(uint64(len(ok)))
@@ -666,6 +670,15 @@ var (
 
 func (t *jTx) finish() { t.done = true }
 
+// linkPending links the group's new keys into the active memtable's
+// skiplist, so that an Update's walks of the skiplist (Scan, Buckets) see
+// the writes of its group, its own included.
+func (t *jTx) linkPending() {
+	if t.writable {
+		t.g.mem.link()
+	}
+}
+
 // lookup returns the newest version of key in the overlay visible to t, or
 // nil, and whether the overlay decides (a version was found).
 func (t *jTx) lookup(b Bucket, key []byte) (value []byte, found bool) {
@@ -866,6 +879,7 @@ func (t *jTx) Buckets() ([]Bucket, error) {
 	if t.done {
 		return nil, ErrTxDone
 	}
+	t.linkPending()
 	seen := make(map[Bucket]bool)
 	err := t.sn.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 		b := Bucket(name)
@@ -916,6 +930,7 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 	}
 	t.scanning = append(t.scanning, b)
 	defer func() { t.scanning = t.scanning[:len(t.scanning)-1] }()
+	t.linkPending()
 
 	pre := len(b) + 1
 	ckPrefix := compositeKey(nil, b, prefix)
