@@ -201,3 +201,31 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 	}
 	checkSkiplist(t, m, want)
 }
+
+// absentSet holds exactly the keys added since its last reset, across
+// growth and reuse.
+func TestAbsentSet(t *testing.T) {
+	var s absentSet
+	for round := range 3 {
+		n := 100 << (2 * round) // 100, 400, 1600: grows past its first size
+		for i := range n {
+			s.add(fmt.Appendf(nil, "b\x00%d/%d", round, i))
+			s.add(fmt.Appendf(nil, "b\x00%d/%d", round, i/2)) // repeats
+		}
+		if s.n != n {
+			t.Fatalf("round %d: %d keys in the set, want %d", round, s.n, n)
+		}
+		for i := range n {
+			if !s.has(fmt.Appendf(nil, "b\x00%d/%d", round, i)) {
+				t.Fatalf("round %d: key %d missing", round, i)
+			}
+			if s.has(fmt.Appendf(nil, "b\x00%d/%d", round+1, i)) || s.has(fmt.Appendf(nil, "c\x00%d/%d", round, i)) {
+				t.Fatalf("round %d: a key never added is in the set", round)
+			}
+		}
+		s.reset()
+		if s.has(fmt.Appendf(nil, "b\x00%d/%d", round, 0)) {
+			t.Fatalf("round %d: a key survived reset", round)
+		}
+	}
+}
