@@ -164,6 +164,7 @@ type snapshot struct {
 	at      uint64
 	buckets map[Bucket]*bolt.Bucket
 	absent  map[Bucket]bool
+	cursors map[Bucket]*bolt.Cursor // for get
 }
 
 // begin opens a snapshot. The bbolt transaction is begun first, then the
@@ -201,6 +202,25 @@ func (j *journal) begin(writer bool) (*snapshot, error) {
 }
 
 func (sn *snapshot) release() { _ = sn.btx.Rollback() }
+
+// get is bk.Get(key) (bk being bucket b of sn) with one cursor per bucket
+// for the whole snapshot: Bucket.Get allocates a cursor and its stack on
+// every call.
+func (sn *snapshot) get(b Bucket, bk *bolt.Bucket, key []byte) []byte {
+	c := sn.cursors[b]
+	if c == nil {
+		if sn.cursors == nil {
+			sn.cursors = make(map[Bucket]*bolt.Cursor)
+		}
+		c = bk.Cursor()
+		sn.cursors[b] = c
+	}
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v // nil for a nested bucket, as Get
+}
 
 func (sn *snapshot) bucket(b Bucket) *bolt.Bucket {
 	if bk := sn.buckets[b]; bk != nil || sn.absent[b] {
@@ -767,7 +787,7 @@ func (t *jTx) get(b Bucket, key []byte) []byte {
 		return v
 	}
 	if bk := t.sn.bucket(b); bk != nil {
-		v := bk.Get(key)
+		v := t.sn.get(b, bk, key)
 		if v == nil && t.writable {
 			t.g.absent.add(t.ck)
 		}
@@ -944,7 +964,7 @@ func (t *jTx) Insert(b Bucket, key, value []byte) error {
 			return ErrExists
 		}
 	} else if !t.g.absent.has(t.ck) {
-		if bk := t.sn.bucket(b); bk != nil && bk.Get(key) != nil {
+		if bk := t.sn.bucket(b); bk != nil && t.sn.get(b, bk, key) != nil {
 			return ErrExists
 		}
 	}
