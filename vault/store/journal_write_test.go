@@ -265,3 +265,44 @@ func TestJournalScanSeesGroupWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With CommitDelay, a lone caller is never delayed, and when fewer calls
+// are queued than the group before took, the committer waits for more.
+func TestCommitDelay(t *testing.T) {
+	const delay = 5 * time.Second
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: delay})
+	start := time.Now()
+	for i := range 10 {
+		put(t, s, "b", fmt.Sprint("lone", i), "v")
+	}
+	if d := time.Since(start); d >= delay {
+		t.Errorf("10 lone Updates took %v: a lone caller waited for company", d)
+	}
+	// A group of 8 (queued behind a blocked commit), then 1 call queued
+	// alone: the committer waits, and the 3 calls made meanwhile join it.
+	errs := inOneGroup(t, s, func(tx store.Tx) error { return tx.Put("b", []byte("g0"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g1"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g2"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g3"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g4"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g5"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g6"), nil) },
+		func(tx store.Tx) error { return tx.Put("b", []byte("g7"), nil) })
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Stats()
+	var wg sync.WaitGroup
+	wg.Go(func() { put(t, s, "b", "first", "v") })
+	waitQueued(t, s, 1) // the committer leaves it queued while it waits
+	for i := range 3 {
+		wg.Go(func() { put(t, s, "b", fmt.Sprint("late", i), "v") })
+	}
+	wg.Wait()
+	after := s.Stats()
+	if commits, committed := after.Commits-before.Commits, after.Committed-before.Committed; committed != 4 || commits != 1 {
+		t.Errorf("4 Updates made within the delay took %d commits (%d committed), want one", commits, committed)
+	}
+}
