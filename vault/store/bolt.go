@@ -69,15 +69,6 @@ type Options struct {
 	// DefaultJournalMemory.
 	JournalMemory int64
 
-	// CommitDelay is how long the journal's committer may wait for more
-	// Update calls before it runs a group (as PostgreSQL's commit_delay):
-	// it waits, once per group, only when fewer calls are queued than the
-	// group before it took, so a lone caller is never delayed. Larger
-	// groups share one journal write and fdatasync; each call of a delayed
-	// group waits up to CommitDelay longer. Zero (the default) never waits.
-	// Ignored with NoJournal.
-	CommitDelay time.Duration
-
 	// For tests: failpoint is called at each named step of the write path,
 	// merge, rotation and recovery (see journal.go and journaled.go); an
 	// error it returns at a merge's "writing" step fails that merge. And
@@ -101,9 +92,6 @@ type Bolt struct {
 	path     string
 	maxGroup int
 	j        *journal // nil with Options.NoJournal
-
-	commitDelay time.Duration // Options.CommitDelay
-	lastGroup   int           // under mu: requests taken by the last group
 
 	mu        sync.Mutex
 	cond      sync.Cond // signalled when queue grows or closed is set; uses mu
@@ -171,8 +159,6 @@ func Open(path string, opts Options) (*Bolt, error) {
 		path:     path,
 		maxGroup: opts.MaxGroup,
 		stopped:  make(chan struct{}),
-
-		commitDelay: opts.CommitDelay,
 	}
 	s.cond.L = &s.mu
 	if !opts.NoJournal {

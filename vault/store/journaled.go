@@ -411,16 +411,7 @@ func (s *Bolt) nextJournaled(buf []*request) (batch []*request, freeze, ok bool)
 		s.cond.Wait()
 	}
 	freeze, s.freezeReq = s.freezeReq, false
-	if q := len(s.queue); s.commitDelay > 0 && q > 0 && q < s.lastGroup && q < s.maxGroup && !s.closed {
-		// Fewer callers than last time: give the others a moment to join.
-		s.mu.Unlock()
-		time.Sleep(s.commitDelay)
-		s.mu.Lock()
-	}
 	n := min(len(s.queue), s.maxGroup)
-	if n > 0 {
-		s.lastGroup = n
-	}
 	buf = append(buf, s.queue[:n]...)
 	rest := copy(s.queue, s.queue[n:])
 	clear(s.queue[rest:])
