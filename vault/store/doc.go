@@ -125,9 +125,11 @@ hash index at once, but into the skiplist only when its group ends, with
 the group's other new keys, sorted, each searched for from the position of
 the one before (a finger search), before the group is published: no
 snapshot can see their versions earlier, and a Scan or Buckets inside an
-Update links them first, so that it sees its group's writes in order. A View opens a bbolt read transaction,
-reads from it the merged position (below), then takes the list of memtables
-not merged into that transaction and the last published sequence number:
+Update links them first, so that it sees its group's writes in order.
+
+A View opens a bbolt read transaction, reads from it the merged position
+(below), then takes the list of memtables not merged into that transaction
+and the last published sequence number:
 Get and GetMany look in the memtables newest first, then in bbolt; Scan
 merges the memtables' and bbolt's keys in order, the newest version of a key
 winning and tombstones hiding it. Snapshots are exact: a View sees every group
