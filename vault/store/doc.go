@@ -129,15 +129,15 @@ Update links them first, so that it sees its group's writes in order.
 
 A View opens a bbolt read transaction, reads from it the merged position
 (below), then takes the list of memtables not merged into that transaction
-and the last published sequence number:
-Get and GetMany look in the memtables newest first, then in bbolt; Scan
-merges the memtables' and bbolt's keys in order, the newest version of a key
-winning and tombstones hiding it. Snapshots are exact: a View sees every group
-published before it began and nothing after, as with plain bbolt. Update
-functions read the same way, with their group's own pending writes
-included. The functions of a group share one bbolt read transaction, so a
-key that one of their reads found missing from bbolt is remembered for the
-group, and a create-only Insert of it looks only in the overlay.
+and the last published sequence number: Get and GetMany look in the
+memtables newest first, then in bbolt; Scan merges the memtables' and
+bbolt's keys in order, the newest version of a key winning and tombstones
+hiding it. Snapshots are exact: a View sees every group published before it
+began and nothing after, as with plain bbolt. Update functions read the same
+way, with their group's own pending writes included. The functions of a
+group share one bbolt read transaction, so a key that one of their reads
+found missing from bbolt is remembered for the group, and a create-only
+Insert of it looks only in the overlay.
 
 Merging and rotation. When the active memtable passes a quarter of
 Options.JournalMemory (or a second after the last merge, if it holds
