@@ -1,7 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -41,7 +44,44 @@ func BenchmarkUpdateRandomKeys(b *testing.B) {
 	}
 }
 
+// BenchmarkUpdateInsertRandomKeys is BenchmarkUpdateRandomKeys the way the
+// vault's Tokenize writes: each Update first reads its 100 new keys with one
+// GetMany (all absent), then writes them with create-only Inserts.
+func BenchmarkUpdateInsertRandomKeys(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) { benchUpdateRandomKeysWith(b, m.opts, true) })
+	}
+}
+
 func benchUpdateRandomKeys(b *testing.B, opts store.Options) {
+	benchUpdateRandomKeysWith(b, opts, false)
+}
+
+// insertAfterRead returns w's next function, reading every key before
+// inserting it (create-only).
+func insertAfterRead(w *storetest.Workload) func(store.Tx) error {
+	w.Refill()
+	keys := make([][]byte, storetest.ItemsPerUpdate)
+	return func(tx store.Tx) error {
+		for i := range keys {
+			keys[i], _ = w.Item(i)
+		}
+		for _, v := range tx.GetMany(storetest.BenchBucket, keys) {
+			if v != nil {
+				return store.ErrExists
+			}
+		}
+		for i := range keys {
+			k, v := w.Item(i)
+			if err := tx.Insert(storetest.BenchBucket, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func benchUpdateRandomKeysWith(b *testing.B, opts store.Options, insert bool) {
 	seeds := &storetest.Seeds{}
 	s, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), opts)
 	if err != nil {
@@ -53,7 +93,13 @@ func benchUpdateRandomKeys(b *testing.B, opts store.Options) {
 	b.RunParallel(func(pb *testing.PB) {
 		w := seeds.NewWorkload()
 		for pb.Next() {
-			if err := s.Update(ctx, w.Next()); err != nil {
+			var fn func(store.Tx) error
+			if insert {
+				fn = insertAfterRead(w)
+			} else {
+				fn = w.Next()
+			}
+			if err := s.Update(ctx, fn); err != nil {
 				b.Error(err)
 				return
 			}
@@ -150,5 +196,51 @@ func BenchmarkBoltBatchRandomKeys(b *testing.B) {
 			b.StopTimer()
 			storetest.ReportItems(b)
 		})
+	}
+}
+
+// BenchmarkViewGetMany: a View reading 100 random keys (half of them
+// present) with one GetMany from a merged store of 100,000 keys; ns/op is
+// per View.
+func BenchmarkViewGetMany(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "bench.db")
+	s := mustOpen(b, path, store.Options{NoSync: true})
+	seeds := &storetest.Seeds{}
+	w := seeds.NewWorkload()
+	var present [][]byte
+	for range 1000 {
+		if err := s.Update(context.Background(), w.Next()); err != nil {
+			b.Fatal(err)
+		}
+		k, _ := w.Item(0)
+		present = append(present, bytes.Clone(k))
+	}
+	if _, err := s.Snapshot(context.Background(), io.Discard); err != nil { // merges the journal
+		b.Fatal(err)
+	}
+	keys := make([][]byte, storetest.ItemsPerUpdate)
+	for i := range keys {
+		if i%2 == 0 {
+			keys[i] = present[i*7%len(present)]
+		} else {
+			keys[i] = []byte(fmt.Sprintf("absent-%016d", i))
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.View(context.Background(), func(tx store.Tx) error {
+			n := 0
+			for _, v := range tx.GetMany(storetest.BenchBucket, keys) {
+				if v != nil {
+					n++
+				}
+			}
+			if n != len(keys)/2 {
+				return fmt.Errorf("%d keys found, want %d", n, len(keys)/2)
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -120,15 +120,24 @@ a tombstone), plus a hash index for point lookups. A bucket's sequence
 (NextSequence, SetSequence) is one more versioned key of the bucket, with an
 empty user key (which no caller can use), so it too is read as of the
 snapshot and merged with the bucket's keys. It has one writer (the
-committer) and lock-free readers. A View opens a bbolt read transaction,
-reads from it the merged position (below), then takes the list of memtables
-not merged into that transaction and the last published sequence number:
-Get and GetMany look in the memtables newest first, then in bbolt; Scan
-merges the memtables' and bbolt's keys in order, the newest version of a key
-winning and tombstones hiding it. Snapshots are exact: a View sees every group
-published before it began and nothing after, as with plain bbolt. Update
-functions read the same way, with their group's own pending writes
-included.
+committer) and lock-free readers. A key new to the memtable goes into the
+hash index at once, but into the skiplist only when its group ends, with
+the group's other new keys, sorted, each searched for from the position of
+the one before (a finger search), before the group is published: no
+snapshot can see their versions earlier, and a Scan or Buckets inside an
+Update links them first, so that it sees its group's writes in order.
+
+A View opens a bbolt read transaction, reads from it the merged position
+(below), then takes the list of memtables not merged into that transaction
+and the last published sequence number: Get and GetMany look in the
+memtables newest first, then in bbolt; Scan merges the memtables' and
+bbolt's keys in order, the newest version of a key winning and tombstones
+hiding it. Snapshots are exact: a View sees every group published before it
+began and nothing after, as with plain bbolt. Update functions read the same
+way, with their group's own pending writes included. The functions of a
+group share one bbolt read transaction, so a key that one of their reads
+found missing from bbolt is remembered for the group, and a create-only
+Insert of it looks only in the overlay.
 
 Merging and rotation. When the active memtable passes a quarter of
 Options.JournalMemory (or a second after the last merge, if it holds

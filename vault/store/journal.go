@@ -238,6 +238,7 @@ func loadJournal(dbPath string, id uint64, storeID [16]byte, last bool, prevSeq 
 		}
 		break // torn tail
 	}
+	m.link()
 	m.endOff = int64(off)
 	return m, seq, nil
 }

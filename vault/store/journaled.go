@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"os"
 	"path/filepath"
@@ -163,6 +164,7 @@ type snapshot struct {
 	at      uint64
 	buckets map[Bucket]*bolt.Bucket
 	absent  map[Bucket]bool
+	cursors map[Bucket]*bolt.Cursor // for get
 }
 
 // begin opens a snapshot. The bbolt transaction is begun first, then the
@@ -200,6 +202,25 @@ func (j *journal) begin(writer bool) (*snapshot, error) {
 }
 
 func (sn *snapshot) release() { _ = sn.btx.Rollback() }
+
+// get is bk.Get(key) (bk being bucket b of sn) with one cursor per bucket
+// for the whole snapshot: Bucket.Get allocates a cursor and its stack on
+// every call.
+func (sn *snapshot) get(b Bucket, bk *bolt.Bucket, key []byte) []byte {
+	c := sn.cursors[b]
+	if c == nil {
+		if sn.cursors == nil {
+			sn.cursors = make(map[Bucket]*bolt.Cursor)
+		}
+		c = bk.Cursor()
+		sn.cursors[b] = c
+	}
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v // nil for a nested bucket, as Get
+}
 
 func (sn *snapshot) bucket(b Bucket) *bolt.Bucket {
 	if bk := sn.buckets[b]; bk != nil || sn.absent[b] {
@@ -240,6 +261,72 @@ type jgroup struct {
 	undo []undoEntry
 	rec  []byte // the journal record: frame header space, then the payload
 	sn   *snapshot
+	// absent are the keys that reads of the group found missing from sn's
+	// bbolt transaction (not from the overlay, which the group changes).
+	absent absentSet
+}
+
+// absentSet is a set of composite keys, reused from group to group. Its
+// slots and key bytes hold no pointers: nothing for the GC to scan.
+type absentSet struct {
+	seed  maphash.Seed
+	slots []absentSlot // open addressing; a power of two
+	n     int
+	keys  []byte // the keys' bytes, back to back
+}
+
+type absentSlot struct {
+	hash     uint64 // 0: empty
+	off, len uint32 // the key: keys[off : off+len]
+}
+
+func (s *absentSet) reset() {
+	if s.n > 0 {
+		clear(s.slots)
+		s.n = 0
+	}
+	s.keys = s.keys[:0]
+}
+
+func (s *absentSet) add(ck []byte) {
+	if s.slots == nil {
+		s.seed = maphash.MakeSeed()
+		s.slots = make([]absentSlot, 1024)
+	}
+	if s.n >= len(s.slots)/2 {
+		old := s.slots
+		s.slots = make([]absentSlot, 2*len(old))
+		for _, sl := range old {
+			if sl.hash != 0 {
+				*s.slot(sl.hash, nil) = sl
+			}
+		}
+	}
+	h := maphash.Bytes(s.seed, ck) | 1
+	if sl := s.slot(h, ck); sl.hash == 0 {
+		*sl = absentSlot{hash: h, off: uint32(len(s.keys)), len: uint32(len(ck))}
+		s.keys = append(s.keys, ck...)
+		s.n++
+	}
+}
+
+// slot returns the slot of ck (hash h), or the empty slot where it goes.
+// With ck nil, the first empty slot for h.
+func (s *absentSet) slot(h uint64, ck []byte) *absentSlot {
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &s.slots[i]
+		if sl.hash == 0 || ck != nil && sl.hash == h && bytes.Equal(s.keys[sl.off:sl.off+sl.len], ck) {
+			return sl
+		}
+	}
+}
+
+func (s *absentSet) has(ck []byte) bool {
+	if s.n == 0 {
+		return false
+	}
+	return s.slot(maphash.Bytes(s.seed, ck)|1, ck).hash != 0
 }
 
 // undoEntry is a version pushed on n by the group in flight.
@@ -262,6 +349,7 @@ func (j *journal) abort(batch []*request, err error) {
 	g := &j.g
 	if g.mem != nil {
 		j.rollbackTo(g, 0, frameHeaderSize)
+		g.mem.link()
 	}
 	if g.sn != nil {
 		g.sn.release()
@@ -396,6 +484,7 @@ func (j *journal) run(batch []*request) {
 	}
 	g := &j.g
 	g.mem, g.seq, g.sn = j.state.Load().active(), j.seq+1, sn
+	g.absent.reset()
 	g.rec = append(g.rec[:0], make([]byte, frameHeaderSize)...)
 	g.rec = appendUint64(g.rec, g.seq)
 	ok := live[:0]
@@ -409,6 +498,9 @@ func (j *journal) run(batch []*request) {
 	}
 	g.sn = nil
 	sn.release()
+	// Before the group is published (or, on failure, while its versions
+	// are undone), its new keys join the skiplist.
+	g.mem.link()
 	if len(g.undo) == 0 {
 		// Nothing written: nothing to make durable.
 		s.stats.committed.Add(uint64(len(ok)))
@@ -666,12 +758,19 @@ var (
 
 func (t *jTx) finish() { t.done = true }
 
+// linkPending links the group's new keys into the active memtable's
+// skiplist, so that an Update's walks of the skiplist (Scan, Buckets) see
+// the writes of its group, its own included.
+func (t *jTx) linkPending() {
+	if t.writable {
+		t.g.mem.link()
+	}
+}
+
 // lookup returns the newest version of key in the overlay visible to t, or
 // nil, and whether the overlay decides (a version was found).
+// It leaves the composite key of (b, key) in t.ck.
 func (t *jTx) lookup(b Bucket, key []byte) (value []byte, found bool) {
-	if len(t.sn.layers) == 0 {
-		return nil, false
-	}
 	t.ck = compositeKey(t.ck[:0], b, key)
 	for _, m := range t.sn.layers {
 		if n := m.find(t.ck); n != nil {
@@ -688,7 +787,11 @@ func (t *jTx) get(b Bucket, key []byte) []byte {
 		return v
 	}
 	if bk := t.sn.bucket(b); bk != nil {
-		return bk.Get(key)
+		v := t.sn.get(b, bk, key)
+		if v == nil && t.writable {
+			t.g.absent.add(t.ck)
+		}
+		return v
 	}
 	return nil
 }
@@ -853,8 +956,17 @@ func (t *jTx) Insert(b Bucket, key, value []byte) error {
 	if err := ValidateValue(value); err != nil {
 		return err
 	}
-	if t.get(b, key) != nil {
-		return ErrExists
+	// As get, but a key that a read of this group found absent from bbolt
+	// is not looked up there again: the group's bbolt snapshot is the same.
+	// The overlay, which the group writes, is always looked at.
+	if v, found := t.lookup(b, key); found {
+		if v != nil {
+			return ErrExists
+		}
+	} else if !t.g.absent.has(t.ck) {
+		if bk := t.sn.bucket(b); bk != nil && t.sn.get(b, bk, key) != nil {
+			return ErrExists
+		}
 	}
 	return t.Put(b, key, value)
 }
@@ -866,6 +978,7 @@ func (t *jTx) Buckets() ([]Bucket, error) {
 	if t.done {
 		return nil, ErrTxDone
 	}
+	t.linkPending()
 	seen := make(map[Bucket]bool)
 	err := t.sn.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 		b := Bucket(name)
@@ -916,6 +1029,7 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 	}
 	t.scanning = append(t.scanning, b)
 	defer func() { t.scanning = t.scanning[:len(t.scanning)-1] }()
+	t.linkPending()
 
 	pre := len(b) + 1
 	ckPrefix := compositeKey(nil, b, prefix)

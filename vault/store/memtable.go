@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"hash/maphash"
+	"slices"
 	"sync/atomic"
 )
 
@@ -16,12 +17,21 @@ import (
 // one its snapshot took. The writer pushes a function's versions with the
 // group's sequence number (not yet visible to anyone) and can pop them again
 // when the function fails: that is the savepoint bbolt lacks.
+//
+// A new key goes into the hash index at once (point reads and upsert find
+// it there) but is linked into the skiplist later, by link, with the other
+// new keys of its group: sorted, and each found from the previous one's
+// predecessors (a finger search) instead of from the head. Until then the
+// skiplist misses it, which only the writer could notice (its versions are
+// not visible to any snapshot yet): the committer links the pending keys
+// before it publishes the group, and a Scan or Buckets in an Update links
+// them before it walks the skiplist.
 
 const (
 	maxHeight = 12 // 4^12 = 16M keys before the skiplist degrades
 	// nodeOverhead approximates the memory a key costs beyond its bytes: the
-	// node, its tower and one version.
-	nodeOverhead = 160
+	// node (with its short key), its tower and one version.
+	nodeOverhead = 224
 )
 
 // version is one write of a key. Immutable once published.
@@ -34,17 +44,24 @@ type version struct {
 func (v *version) tombstone() bool { return v.value == nil }
 
 type node struct {
+	// The fields a skiplist walk reads come first, and a short key lives in
+	// the node itself: a step of a walk is then one cache miss (the node)
+	// instead of two (the node, then its key in the arena).
 	key []byte // composite key; never modified. A bucket's sequence is the key with an
 	// empty user key (see sequenceKey), its value 8 bytes big-endian
-	hash uint64
-	head atomic.Pointer[version]
 	next []atomic.Pointer[node]
-	// The first version and a short tower live in the node itself: one
-	// allocation per new key instead of three.
+	// The first version, a short tower and a short key live in the node
+	// itself: one allocation per new key instead of three.
+	tower [4]atomic.Pointer[node]
+	inl   [inlineKey]byte
+	hash  uint64
+	head  atomic.Pointer[version]
 	v0    version
 	v0use bool // writer only
-	tower [4]atomic.Pointer[node]
 }
+
+// inlineKey is the longest composite key stored in its node.
+const inlineKey = 64
 
 // visible returns the newest version of n with seq <= at, or nil.
 func (n *node) visible(at uint64) *version {
@@ -76,6 +93,10 @@ type memtable struct {
 	// journal's state pointer, which orders these writes before the reads).
 	endOff int64  // journal file size at the freeze
 	arena  []byte // current chunk for copies of keys and values
+
+	// pending are the nodes in the index but not yet in the skiplist.
+	// Writer only.
+	pending []*node
 }
 
 func newMemtable(id uint64) *memtable {
@@ -146,27 +167,93 @@ func (m *memtable) find(key []byte) *node {
 // first returns the first node, or nil.
 func (m *memtable) first() *node { return m.head.next[0].Load() }
 
-// upsert returns the node of key, inserting it (with a copy of key) if it is
-// missing. Writer only.
+// upsert returns the node of key, creating it (with a copy of key) if it is
+// missing. A new node is in the index at once and in the skiplist after the
+// next link. Writer only.
 func (m *memtable) upsert(key []byte) *node {
 	hv := maphash.Bytes(m.seed, key) | 1
 	ix := m.index.Load()
 	if n := ix.find(hv, key); n != nil {
 		return n
 	}
-	var prev [maxHeight]*node
-	h := int(m.h.Load())
-	for i := h; i < maxHeight; i++ {
-		prev[i] = &m.head
-	}
-	m.seek(key, &prev)
 	height := m.randomHeight()
-	nn := &node{key: m.copyBytes(key), hash: hv}
+	nn := &node{hash: hv}
+	if len(key) <= len(nn.inl) {
+		nn.key = nn.inl[:copy(nn.inl[:], key):len(key)]
+	} else {
+		nn.key = m.copyBytes(key)
+	}
 	if height <= len(nn.tower) {
 		nn.next = nn.tower[:height]
 	} else {
 		nn.next = make([]atomic.Pointer[node], height)
 	}
+	if ix.n >= len(ix.hashes)/2 {
+		ix = ix.grow()
+		m.index.Store(ix)
+	}
+	ix.insert(nn)
+	m.pending = append(m.pending, nn)
+	m.bytes.Add(int64(len(key) + nodeOverhead))
+	return nn
+}
+
+// link links the pending nodes into the skiplist, in key order, each
+// searched for from the predecessors of the one before. Readers may walk
+// the skiplist meanwhile: a node is complete before it is linked, and it is
+// linked bottom-up. Writer only.
+func (m *memtable) link() {
+	p := m.pending
+	if len(p) == 0 {
+		return
+	}
+	if len(p) > 1 {
+		slices.SortFunc(p, func(a, b *node) int { return bytes.Compare(a.key, b.key) })
+	}
+	var prev [maxHeight]*node
+	for i := range prev {
+		prev[i] = &m.head
+	}
+	for _, nn := range p {
+		m.linkNext(nn, &prev)
+	}
+	clear(p)
+	m.pending = p[:0]
+}
+
+// linkNext links nn, whose key is greater than those of the nodes linked
+// before it by the same link call. On entry prev[i] is, at every level i, a
+// node before nn's key (the predecessors of the node linked before, or the
+// head); on return, nn's predecessors, or nn itself where it is linked.
+func (m *memtable) linkNext(nn *node, prev *[maxHeight]*node) {
+	key := nn.key
+	h := int(m.h.Load())
+	// Going up, the first level whose predecessor is still right: so are
+	// those above it (a higher level's next node is no nearer).
+	top := 0
+	for ; top < h; top++ {
+		nx := prev[top].next[top].Load()
+		if nx == nil || bytes.Compare(nx.key, key) >= 0 {
+			break
+		}
+	}
+	// Going down from there: the node reached one level up is past every
+	// old predecessor (it is past the previous key), so the walk goes on
+	// from it.
+	if top > 0 {
+		x := prev[top-1]
+		for level := top - 1; level >= 0; level-- {
+			for {
+				nx := x.next[level].Load()
+				if nx == nil || bytes.Compare(nx.key, key) >= 0 {
+					break
+				}
+				x = nx
+			}
+			prev[level] = x
+		}
+	}
+	height := len(nn.next)
 	for i := range height {
 		nn.next[i].Store(prev[i].next[i].Load())
 	}
@@ -175,14 +262,8 @@ func (m *memtable) upsert(key []byte) *node {
 	}
 	for i := range height {
 		prev[i].next[i].Store(nn)
+		prev[i] = nn
 	}
-	if ix.n >= len(ix.hashes)/2 {
-		ix = ix.grow()
-		m.index.Store(ix)
-	}
-	ix.insert(nn)
-	m.bytes.Add(int64(len(key) + nodeOverhead))
-	return nn
 }
 
 // hashIndex is an open-addressing hash table of a memtable's nodes, with a
