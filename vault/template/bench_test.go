@@ -96,3 +96,20 @@ func BenchmarkFF1(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkItemPrepared is BenchmarkItem through Prepare: the value is planned once for the
+// validation, the free space and the first candidate.
+func BenchmarkItemPrepared(b *testing.B) {
+	benchTemplates(b, func(tm Template, k Keys, value string, _ int) error {
+		pv, err := Prepare(tm, value)
+		if err != nil {
+			return err
+		}
+		defer pv.Release()
+		if _, err := pv.FreeSpace(); err != nil {
+			return err
+		}
+		_, err = pv.Candidate(k, 0, nil)
+		return err
+	})
+}
