@@ -182,14 +182,15 @@ func (p *plan) reset() {
 	clear(p.tok)
 	clear(p.x)
 	clear(p.tw)
-	clear(p.alphas)
+	// p.alphas holds the templates' alphabets, nothing of a value: emptied, not cleared
+	// (clearing pointers costs write barriers while the GC runs).
 	p.radix, p.in, p.ctx = p.radix[:0], p.in[:0], p.ctx[:0]
 	p.buf, p.pos, p.alphas = p.buf[:0], p.pos[:0], p.alphas[:0]
 	p.offs, p.chars, p.runes, p.flags = p.offs[:0], p.chars[:0], p.runes[:0], p.flags[:0]
 	p.out, p.tok, p.x, p.tw = p.out[:0], p.tok[:0], p.x[:0], p.tw[:0]
 	p.t, p.light, p.alpha, p.uniform, p.log10, p.day0 = nil, false, "", false, 0, 0
 	p.sum, p.rb = [sha256.Size]byte{}, [8]byte{}
-	// p.rev maps alphabet characters to their index: nothing of a value.
+	// p.rev maps alphabet characters to their index: nothing of a value either.
 }
 
 // startSlots begins a slots plan over the bytes of value.
