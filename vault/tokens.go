@@ -66,7 +66,6 @@ type DetokenizeResult struct {
 type prepared struct {
 	i      int
 	t      template.Template
-	pv     template.Prepared // the value, planned once; released when tokenize returns
 	domain string
 	value  string
 	pt     []byte // the value's bytes, in the call's scratch (cleared when tokenize returns)
@@ -111,12 +110,7 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	results := make([]TokenizeResult, len(items))
 	work := make([]prepared, 0, len(items))
 	sc := newTokenizeScratch(items)
-	defer func() {
-		for k := range work {
-			work[k].pv.Release()
-		}
-		sc.clear()
-	}()
+	defer sc.clear()
 	now := v.now().Unix()
 	scope := scopeOf(ctx)
 	v.sealMu.RLock() // from the first encryption until the commit (see Vault.sealMu)
@@ -132,22 +126,27 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 			results[i].Err = fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, t.Name())
 			continue
 		}
-		pv, err := template.Prepare(t, it.Value) // Check's validation, planned once for the candidates
+		// Check's validation, the free space and the first candidate from one plan of the
+		// value. The plan is pooled scratch, released at once: holding one per item for the
+		// whole call would empty the pool under concurrent calls. Further candidates, needed
+		// only after a collision, plan the value again (Template.Candidate).
+		pv, err := template.Prepare(t, it.Value)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		p := prepared{i: i, t: t, pv: pv, domain: domain, value: it.Value}
-		if err := v.prepareItem(&p, it, now, sc); err != nil {
-			p.pv.Release()
+		p := prepared{i: i, t: t, domain: domain, value: it.Value}
+		if err := v.prepareItem(&p, &pv, it, now, sc); err != nil {
+			pv.Release()
 			if isItemError(err) {
 				results[i].Err = err
 				continue
 			}
 			return nil, err
 		}
-		if p.cand0, err = p.pv.Candidate(sc.keys(v, domain, t.Name()), 0, v.rand); err != nil {
-			p.pv.Release()
+		p.cand0, err = pv.Candidate(sc.keys(v, domain, t.Name()), 0, v.rand)
+		pv.Release()
+		if err != nil {
 			results[i].Err = v.internal("candidate", err)
 			continue
 		}
@@ -210,13 +209,13 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	return results, nil
 }
 
-// prepareItem completes p (validated and planned) from its item, before its candidate: its
-// index key or purity, expiry and subject. An item error (ErrInvalidValue) rejects the item
-// alone; any other error fails the call.
-func (v *Vault) prepareItem(p *prepared, it TokenizeItem, now int64, sc *tokenizeScratch) error {
+// prepareItem completes p from its item and pv (its value, validated and planned), before its
+// candidate: its index key or purity, expiry and subject. An item error (ErrInvalidValue)
+// rejects the item alone; any other error fails the call.
+func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem, now int64, sc *tokenizeScratch) error {
 	t := p.t
 	if t.Mode() == template.Deterministic {
-		if fs, err := p.pv.FreeSpace(); err == nil && fs >= 6 {
+		if fs, err := pv.FreeSpace(); err == nil && fs >= 6 {
 			p.pure = true
 		} else {
 			k, err := sc.indexHMACKey(v, p.domain, t.Name())
@@ -310,7 +309,7 @@ func (pr *probe) candidate(v *Vault, p *prepared, attempt int, sc *tokenizeScrat
 		return p.cand0, nil
 	}
 	for len(pr.more) < attempt {
-		c, err := p.pv.Candidate(sc.keys(v, p.domain, p.t.Name()), len(pr.more)+1, v.rand)
+		c, err := p.t.Candidate(sc.keys(v, p.domain, p.t.Name()), p.value, len(pr.more)+1, v.rand)
 		if err != nil {
 			return "", fmt.Errorf("computing candidate token: %w", err)
 		}

@@ -11,7 +11,9 @@ import (
 // of the Template methods for the same value.
 //
 // A Prepared holds pooled scratch that contains the value: call Release once done with it
-// (after Release it must not be used). It is not safe for concurrent use.
+// (after Release it must not be used), and soon: plans held for long (one per item of a
+// large batch, across many concurrent batches) empty the pool, and each new plan grows its
+// scratch again. It is not safe for concurrent use.
 type Prepared struct {
 	c     *common // nil for a Template this package did not build
 	p     *plan
