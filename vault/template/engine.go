@@ -36,9 +36,10 @@ import (
 // with no accepted element: after maxWalk steps the walk restarts from the value under the
 // next restart number (a fresh tweak).
 //
-// Performance: Check, FreeSpaceOf and Candidate each run once or more per tokenized item.
-// A plan lives in pooled scratch (getPlan, release), cleared after every call, rather than
-// in fresh allocations; Check and FreeSpaceOf build only a light plan (the validation and
+// Performance: the vault plans each tokenized item once (Prepare: validation, free space
+// and first candidate from one plan); Candidate plans again for each later attempt. A plan
+// lives in pooled scratch (getPlan, release), cleared after every call, rather than in
+// fresh allocations; Check and FreeSpaceOf build only a light plan (the validation and
 // the radixes); mixed-radix arithmetic runs on uint64 or 128-bit integers whenever the
 // domain fits, math/big only beyond. None of this changes a candidate: the golden test
 // (golden_test.go, testdata/golden.txt, recorded with the earlier math/big engine) pins
