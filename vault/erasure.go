@@ -37,6 +37,7 @@ import (
 // from before an erasure is erased again on first start, as long as the restored vault is
 // given the log.
 
+// rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
 // read transaction.
 type rawRecord struct {
 	rec        []byte // nil: no such token

@@ -55,7 +55,11 @@ var (
 
 // recordKey is domain 0x00 token (buckets records and canaries).
 func recordKey(domain, token string) []byte {
-	k := make([]byte, 0, len(domain)+1+len(token))
+	return appendRecordKey(make([]byte, 0, len(domain)+1+len(token)), domain, token)
+}
+
+// appendRecordKey appends recordKey(domain, token) to k.
+func appendRecordKey(k []byte, domain, token string) []byte {
 	k = append(k, domain...)
 	k = append(k, 0)
 	return append(k, token...)

@@ -119,7 +119,7 @@ type itemReads struct {
 // readItems reads, inside tx, the records of items, except those s excludes, which it does
 // not look up at all; with canaries, also their canary marks (reveals need them, erasure not).
 func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads {
-	rd := itemReads{raw: make([]rawRecord, len(items)), out: make([]bool, len(items))}
+	rd := itemReads{out: make([]bool, len(items))}
 	if canaries {
 		rd.canary, rd.labels = make([]bool, len(items)), make([]string, len(items))
 	}
@@ -127,20 +127,32 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 	// that exist, so a call costs the same few store reads whatever its size.
 	keys := make([][]byte, 0, len(items))
 	at := make([]int, 0, len(items))
+	n := 0
+	for _, it := range items {
+		n += len(DomainOr(it.Domain)) + 1 + len(it.Token)
+	}
+	buf := make([]byte, 0, n) // every key, one allocation
 	for i, it := range items {
 		if s.excludes(it) {
 			rd.out[i] = true
 			continue
 		}
-		keys, at = append(keys, recordKey(DomainOr(it.Domain), it.Token)), append(at, i)
+		start := len(buf)
+		buf = appendRecordKey(buf, DomainOr(it.Domain), it.Token)
+		keys, at = append(keys, buf[start:len(buf):len(buf)]), append(at, i)
 	}
 	raws := readRecords(tx, keys)
-	for k, i := range at {
-		rd.raw[i] = raws[k]
+	if len(at) == len(items) {
+		rd.raw = raws // at[k] == k
+	} else {
+		rd.raw = make([]rawRecord, len(items))
+		for k, i := range at {
+			rd.raw[i] = raws[k]
+		}
 	}
 	if canaries {
-		var found [][]byte
-		var foundAt []int
+		found := make([][]byte, 0, len(at))
+		foundAt := make([]int, 0, len(at))
 		for k, i := range at {
 			if raws[k].rec != nil {
 				found, foundAt = append(found, keys[k]), append(foundAt, i)

@@ -28,7 +28,16 @@ type record struct {
 }
 
 func (r *record) marshal() []byte {
-	b := make([]byte, 0, 1+1+len(r.template)+10+10+len(r.ciphertext))
+	return r.appendTo(make([]byte, 0, r.size()))
+}
+
+// size is an upper bound of the marshalled record's length.
+func (r *record) size() int {
+	return 1 + binary.MaxVarintLen64 + len(r.template) + 2*binary.MaxVarintLen64 + 1 + len(r.subject) + len(r.ciphertext)
+}
+
+// appendTo appends the marshalled record to b.
+func (r *record) appendTo(b []byte) []byte {
 	b = append(b, recordVersion)
 	b = binary.AppendUvarint(b, uint64(len(r.template)))
 	b = append(b, r.template...)
@@ -51,7 +60,7 @@ func unmarshalRecord(b []byte) (record, error) {
 	if k <= 0 || n > uint64(len(b)-k) {
 		return r, errBadRecord
 	}
-	r.template = string(b[k : k+int(n)])
+	r.template = templateName(b[k : k+int(n)])
 	b = b[k+int(n):]
 	var m int
 	if r.createUnix, m = binary.Varint(b); m <= 0 {
@@ -76,20 +85,52 @@ func unmarshalRecord(b []byte) (record, error) {
 	return r, nil
 }
 
+// templateName returns b as a string, without allocating for a built-in template's name
+// (the name of most records).
+func templateName(b []byte) string {
+	switch string(b) { // compared without a conversion
+	case "pan":
+		return "pan"
+	case "ssn":
+		return "ssn"
+	case "email":
+		return "email"
+	case "phone":
+		return "phone"
+	case "name":
+		return "name"
+	case "date":
+		return "date"
+	case "iban":
+		return "iban"
+	case "digits":
+		return "digits"
+	case "alnum":
+		return "alnum"
+	case "opaque":
+		return "opaque"
+	}
+	return string(b)
+}
+
 // recordAD is the associated data that binds a ciphertext to its domain, template and token:
 // a ciphertext copied onto another record fails to decrypt.
 func recordAD(domain, template, token string) []byte {
-	ad := make([]byte, 0, 24+len(domain)+len(template)+len(token))
+	return appendRecordAD(make([]byte, 0, 24+len(domain)+len(template)+len(token)), domain, template, token)
+}
+
+// appendRecordAD appends recordAD(domain, template, token) to ad.
+func appendRecordAD(ad []byte, domain, template, token string) []byte {
 	ad = append(ad, "tokenvault/record/v1"...)
-	for _, s := range []string{domain, template, token} {
+	for _, s := range [...]string{domain, template, token} {
 		ad = binary.AppendUvarint(ad, uint64(len(s)))
 		ad = append(ad, s...)
 	}
 	return ad
 }
 
-// rawRecord is a record and, for subject records, its subject's wrapped key, copied out of a
-
+// readRecord reads the record of (domain, token) and, for a subject record, its subject's
+// wrapped key.
 func readRecord(tx store.Tx, domain, token string) rawRecord {
 	b := tx.Get(bucketRecords, recordKey(domain, token))
 	if b == nil || isTombstone(b) {
@@ -112,11 +153,19 @@ func readRecords(tx store.Tx, keys [][]byte) []rawRecord {
 	}
 	var subjects [][]byte
 	var withSubject []int
-	for i, b := range tx.GetMany(bucketRecords, keys) {
+	vals := tx.GetMany(bucketRecords, keys)
+	n := 0
+	for _, b := range vals {
+		n += len(b)
+	}
+	buf := make([]byte, 0, n) // the records are copied out of the transaction in one allocation
+	for i, b := range vals {
 		if b == nil || isTombstone(b) {
 			continue
 		}
-		out[i].rec = bytes.Clone(b)
+		start := len(buf)
+		buf = append(buf, b...)
+		out[i].rec = buf[start:len(buf):len(buf)]
 		if r, err := unmarshalRecord(out[i].rec); err == nil && r.subject != nil {
 			subjects, withSubject = append(subjects, r.subject), append(withSubject, i)
 		}
@@ -149,7 +198,19 @@ func (v *Vault) checkRecord(rr rawRecord, domain, tmpl string, now int64) (recor
 
 // openRecord decrypts a checked record.
 func (v *Vault) openRecord(rr rawRecord, r record, domain, token string) ([]byte, error) {
-	ad := recordAD(domain, r.template, token)
+	return v.openRecordAD(rr, r, domain, token, nil)
+}
+
+// openRecordAD is openRecord building the associated data in *adBuf (reused across calls)
+// when adBuf is not nil.
+func (v *Vault) openRecordAD(rr rawRecord, r record, domain, token string, adBuf *[]byte) ([]byte, error) {
+	var ad []byte
+	if adBuf != nil {
+		*adBuf = appendRecordAD((*adBuf)[:0], domain, r.template, token)
+		ad = *adBuf
+	} else {
+		ad = recordAD(domain, r.template, token)
+	}
 	var pt []byte
 	var err error
 	if r.subject != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
+	"github.com/tokenvault/tokenvault/crypto/fpe"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/template"
 )
@@ -67,6 +68,7 @@ type prepared struct {
 	t      template.Template
 	domain string
 	value  string
+	pt     []byte // the value's bytes, in the call's scratch (cleared when tokenize returns)
 	idxKey []byte // blind index key: deterministic templates with random candidates only
 	// pure: deterministic with FF1 candidates, a function of the value, so an existing token
 	// is found by probing the candidates, without an index.
@@ -74,6 +76,7 @@ type prepared struct {
 	subject []byte // subject fingerprint, nil without subject
 	expire  int64  // unix seconds; 0: never
 	cand0   string
+	rk0     []byte // recordKey(domain, cand0)
 	rec0    []byte
 	// The subject key seen before the transaction (nil: none yet) and its AEAD.
 	subjWrapped []byte
@@ -106,6 +109,8 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	}
 	results := make([]TokenizeResult, len(items))
 	work := make([]prepared, 0, len(items))
+	sc := newTokenizeScratch(items)
+	defer sc.clear()
 	now := v.now().Unix()
 	scope := scopeOf(ctx)
 	v.sealMu.RLock() // from the first encryption until the commit (see Vault.sealMu)
@@ -121,44 +126,32 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 			results[i].Err = fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, t.Name())
 			continue
 		}
-		if err := t.Check(it.Value); err != nil {
+		// Check's validation, the free space and the first candidate from one plan of the
+		// value. The plan is pooled scratch, released at once: holding one per item for the
+		// whole call would empty the pool under concurrent calls. Further candidates, needed
+		// only after a collision, plan the value again (Template.Candidate).
+		pv, err := template.Prepare(t, it.Value)
+		if err != nil {
 			results[i].Err = err
 			continue
 		}
 		p := prepared{i: i, t: t, domain: domain, value: it.Value}
-		keys := tokenKeys{v: v, domain: domain, template: t.Name()}
-		if t.Mode() == template.Deterministic {
-			if fs, err := t.FreeSpaceOf(it.Value); err == nil && fs >= 6 {
-				p.pure = true
-			} else {
-				k, err := v.hmacKey("index", domain, t.Name())
-				if err != nil {
-					return nil, err
-				}
-				p.idxKey = indexKey(domain, t.Name(), fingerprint(k, it.Value))
+		if err := v.prepareItem(&p, &pv, it, now, sc); err != nil {
+			pv.Release()
+			if isItemError(err) {
+				results[i].Err = err
+				continue
 			}
+			return nil, err
 		}
-		if it.TTL < 0 {
-			results[i].Err = fmt.Errorf("%w: ttl must not be negative", ErrInvalidValue)
-			continue
-		}
-		ttl := it.TTL
-		if ttl == 0 {
-			ttl = t.Definition().TTL // the template's default expiry, if any
-		}
-		if ttl > 0 {
-			p.expire = now + int64((ttl+time.Second-1)/time.Second)
-		}
-		if it.Subject != "" {
-			if p.subject, err = v.subjectFingerprint(it.Subject); err != nil {
-				return nil, err
-			}
-		}
-		p.cand0, err = t.Candidate(keys, it.Value, 0, v.rand)
+		p.cand0, err = pv.Candidate(sc.keys(v, domain, t.Name()), 0, v.rand)
+		pv.Release()
 		if err != nil {
 			results[i].Err = v.internal("candidate", err)
 			continue
 		}
+		p.rk0 = sc.recordKey(domain, p.cand0)
+		p.pt = sc.value(it.Value)
 		work = append(work, p)
 	}
 	// The subjects' existing keys, in one read; then the first candidate's record is sealed
@@ -169,13 +162,18 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	for k := range work {
 		p := &work[k]
 		if p.subject == nil || p.subjAEAD != nil {
-			if p.rec0, err = v.seal(*p, p.cand0, now); err != nil {
+			if p.rec0, err = v.seal(p, p.cand0, now, sc); err != nil {
 				return nil, err
 			}
 		}
 	}
-	// Place in key order: neighbouring inserts share B-tree pages within the commit.
-	slices.SortFunc(work, func(a, b prepared) int {
+	// Place in key order: neighbouring inserts share B-tree pages within the commit. (The
+	// items are sorted by reference: prepared is large to move.)
+	order := make([]*prepared, len(work))
+	for k := range work {
+		order[k] = &work[k]
+	}
+	slices.SortFunc(order, func(a, b *prepared) int {
 		if c := strings.Compare(a.domain, b.domain); c != 0 {
 			return c
 		}
@@ -196,7 +194,7 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 		if err := checkPrimary(tx, primary); err != nil {
 			return err
 		}
-		done, err := v.placeAll(tx, work, results, now)
+		done, err := v.placeAll(tx, order, results, now, sc)
 		if err != nil {
 			return err
 		}
@@ -211,6 +209,41 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	return results, nil
 }
 
+// prepareItem completes p from its item and pv (its value, validated and planned), before its
+// candidate: its index key or purity, expiry and subject. An item error (ErrInvalidValue)
+// rejects the item alone; any other error fails the call.
+func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem, now int64, sc *tokenizeScratch) error {
+	t := p.t
+	if t.Mode() == template.Deterministic {
+		if fs, err := pv.FreeSpace(); err == nil && fs >= 6 {
+			p.pure = true
+		} else {
+			k, err := sc.indexHMACKey(v, p.domain, t.Name())
+			if err != nil {
+				return err
+			}
+			p.idxKey = indexKey(p.domain, t.Name(), fingerprint(k, it.Value))
+		}
+	}
+	if it.TTL < 0 {
+		return fmt.Errorf("%w: ttl must not be negative", ErrInvalidValue)
+	}
+	ttl := it.TTL
+	if ttl == 0 {
+		ttl = t.Definition().TTL // the template's default expiry, if any
+	}
+	if ttl > 0 {
+		p.expire = now + int64((ttl+time.Second-1)/time.Second)
+	}
+	if it.Subject != "" {
+		var err error
+		if p.subject, err = v.subjectFingerprint(it.Subject); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // placeAll places every item of work inside tx, in rounds: each round reads, in one GetMany
 // per bucket, every key the pending items need next (their index entries, subject keys and
 // candidate records; after a collision, the colliding item's next candidates), then each
@@ -220,14 +253,12 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 // therefore a small constant for a batch of any size, plus one round per further collision
 // of the unluckiest item. It returns how many items got a token; like every store function it
 // has no effect outside tx and results (which it reassigns on every run).
-func (v *Vault) placeAll(tx store.Tx, work []prepared, results []TokenizeResult, now int64) (int, error) {
-	r := newBatchReads(tx)
+func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult, now int64, sc *tokenizeScratch) (int, error) {
+	r := newBatchReads(tx, len(work))
 	probes := make([]probe, len(work))
 	pending := make([]int, len(work))
-	for k := range work {
-		p := &work[k]
+	for k, p := range work {
 		pending[k] = k
-		probes[k].cands = []string{p.cand0}
 		if p.idxKey != nil {
 			r.want(bucketIndex, p.idxKey)
 		}
@@ -235,7 +266,7 @@ func (v *Vault) placeAll(tx store.Tx, work []prepared, results []TokenizeResult,
 			r.want(bucketSubjectKeys, p.subject)
 		}
 		if p.cand0 != p.value {
-			r.want(bucketRecords, recordKey(p.domain, p.cand0))
+			r.want(bucketRecords, p.rk0)
 		}
 	}
 	done := 0
@@ -243,8 +274,8 @@ func (v *Vault) placeAll(tx store.Tx, work []prepared, results []TokenizeResult,
 	for len(pending) > 0 {
 		next := pending[:0]
 		for _, k := range pending {
-			p := &work[k]
-			tok, err, ok := v.place(r, p, &probes[k], now)
+			p := work[k]
+			tok, err, ok := v.place(r, p, &probes[k], now, sc)
 			if !ok {
 				next = append(next, k)
 				continue
@@ -265,37 +296,142 @@ func (v *Vault) placeAll(tx store.Tx, work []prepared, results []TokenizeResult,
 	return done, nil
 }
 
-// probe is one item's candidates drawn so far (candidates of random templates are random:
-// an item re-decided after a read must see the same ones).
-type probe struct{ cands []string }
+// probe is one item's candidates after the first drawn so far (candidates of random
+// templates are random: an item re-decided after a read must see the same ones).
+type probe struct{ more []string }
 
 // probeAhead is how many further candidates an item that collided reads in the same round.
 const probeAhead = 4
 
 // candidate returns the item's attempt-th candidate, drawing it if needed.
-func (pr *probe) candidate(v *Vault, p *prepared, attempt int) (string, error) {
-	for len(pr.cands) <= attempt {
-		keys := tokenKeys{v: v, domain: p.domain, template: p.t.Name()}
-		c, err := p.t.Candidate(keys, p.value, len(pr.cands), v.rand)
+func (pr *probe) candidate(v *Vault, p *prepared, attempt int, sc *tokenizeScratch) (string, error) {
+	if attempt == 0 {
+		return p.cand0, nil
+	}
+	for len(pr.more) < attempt {
+		c, err := p.t.Candidate(sc.keys(v, p.domain, p.t.Name()), p.value, len(pr.more)+1, v.rand)
 		if err != nil {
 			return "", fmt.Errorf("computing candidate token: %w", err)
 		}
-		pr.cands = append(pr.cands, c)
+		pr.more = append(pr.more, c)
 	}
-	return pr.cands[attempt], nil
+	return pr.more[attempt-1], nil
 }
+
+// tokenizeScratch is the memory of one tokenize call shared by its items: the values' bytes
+// (cleared when the call returns), and the keys and records it builds, carved from blocks
+// (one allocation for many: each slice handed out is written once, then only read, so the
+// store may keep it until the transaction ends), a buffer for associated data, and the last
+// blind-index key and FF1 keys looked up.
+type tokenizeScratch struct {
+	values []byte
+	blocks []byte
+	ad     []byte
+
+	idxDomain, idxTemplate string
+	idxKey                 []byte
+	ff1                    []*callKeys // a few (domain, template)s
+}
+
+// callKeys is tokenKeys remembering the last cipher it returned: the items of a call
+// mostly share one (domain, template) and one alphabet and length.
+type callKeys struct {
+	tokenKeys
+	alphabet string
+	length   int
+	f        *fpe.FF1
+}
+
+func (k *callKeys) FF1(alphabet string, length int) (*fpe.FF1, error) {
+	if k.f != nil && length == k.length && alphabet == k.alphabet {
+		return k.f, nil
+	}
+	f, err := k.tokenKeys.FF1(alphabet, length)
+	if err != nil {
+		return nil, err
+	}
+	k.alphabet, k.length, k.f = alphabet, length, f
+	return f, nil
+}
+
+// keys returns the template.Keys of (domain, template).
+func (sc *tokenizeScratch) keys(v *Vault, domain, template string) *callKeys {
+	for _, k := range sc.ff1 {
+		if k.domain == domain && k.template == template {
+			return k
+		}
+	}
+	k := &callKeys{tokenKeys: tokenKeys{v: v, domain: domain, template: template}}
+	if len(sc.ff1) < 8 {
+		sc.ff1 = append(sc.ff1, k)
+	}
+	return k
+}
+
+// scratchBlock is the size of the blocks keys and records are carved from.
+const scratchBlock = 8 << 10
+
+func newTokenizeScratch(items []TokenizeItem) *tokenizeScratch {
+	n := 0
+	for _, it := range items {
+		n += len(it.Value)
+	}
+	return &tokenizeScratch{values: make([]byte, 0, n)}
+}
+
+// value returns a copy of value in the scratch.
+func (sc *tokenizeScratch) value(value string) []byte {
+	start := len(sc.values)
+	sc.values = append(sc.values, value...) // within capacity: sized for every item's value
+	return sc.values[start:len(sc.values):len(sc.values)]
+}
+
+// carve returns an empty slice of capacity n from the current block (a new block when it
+// has no room left).
+func (sc *tokenizeScratch) carve(n int) []byte {
+	if cap(sc.blocks)-len(sc.blocks) < n {
+		sc.blocks = make([]byte, 0, max(n, scratchBlock))
+	}
+	start := len(sc.blocks)
+	sc.blocks = sc.blocks[:start+n]
+	return sc.blocks[start : start : start+n]
+}
+
+// recordKey is recordKey(domain, token), in the scratch.
+func (sc *tokenizeScratch) recordKey(domain, token string) []byte {
+	return appendRecordKey(sc.carve(len(domain)+1+len(token)), domain, token)
+}
+
+// indexHMACKey is v.hmacKey("index", domain, template), remembered for the next item.
+func (sc *tokenizeScratch) indexHMACKey(v *Vault, domain, template string) ([]byte, error) {
+	if sc.idxKey != nil && domain == sc.idxDomain && template == sc.idxTemplate {
+		return sc.idxKey, nil
+	}
+	k, err := v.hmacKey("index", domain, template)
+	if err != nil {
+		return nil, err
+	}
+	sc.idxDomain, sc.idxTemplate, sc.idxKey = domain, template, k
+	return k, nil
+}
+
+// clear zeroes the values' bytes.
+func (sc *tokenizeScratch) clear() { clear(sc.values) }
 
 // batchReads serves a transaction's reads from batches: a key is asked for (want, or a get
 // that misses), every key asked for is read at once (fetch: one GetMany per bucket), and get
 // then answers from what was read. Writes made through put are seen by later gets.
 type batchReads struct {
 	tx     store.Tx
-	got    map[store.Bucket]map[string][]byte // bucket → key → value (nil: absent), read or written
-	wanted map[store.Bucket][][]byte          // keys to read at the next fetch (a repeat is harmless)
+	hint   int                             // expected keys per bucket
+	got    map[store.Bucket]map[string]int // bucket → key → index in vals, read or written
+	vals   [][]byte                        // values (nil: absent)
+	wanted map[store.Bucket][][]byte       // keys to read at the next fetch (a repeat is harmless)
 }
 
-func newBatchReads(tx store.Tx) *batchReads {
-	return &batchReads{tx: tx, got: map[store.Bucket]map[string][]byte{}, wanted: map[store.Bucket][][]byte{}}
+func newBatchReads(tx store.Tx, hint int) *batchReads {
+	return &batchReads{tx: tx, hint: hint, got: make(map[store.Bucket]map[string]int, 4),
+		vals: make([][]byte, 0, 2*hint), wanted: make(map[store.Bucket][][]byte, 4)}
 }
 
 // want asks for key to be read by the next fetch, unless it has been.
@@ -307,21 +443,27 @@ func (r *batchReads) want(b store.Bucket, key []byte) {
 
 // get returns key's value; ok is false if it has not been read yet (it is then asked for).
 func (r *batchReads) get(b store.Bucket, key []byte) (value []byte, ok bool) {
-	value, ok = r.got[b][string(key)]
+	i, ok := r.got[b][string(key)]
 	if !ok {
 		r.wanted[b] = append(r.wanted[b], key)
+		return nil, false
 	}
-	return value, ok
+	return r.vals[i], true
 }
 
 // set records key's value in the cache.
 func (r *batchReads) set(b store.Bucket, key, value []byte) {
 	m := r.got[b]
 	if m == nil {
-		m = make(map[string][]byte)
+		m = make(map[string]int, r.hint)
 		r.got[b] = m
 	}
-	m[string(key)] = value
+	if i, ok := m[string(key)]; ok {
+		r.vals[i] = value // no new key string
+		return
+	}
+	m[string(key)] = len(r.vals)
+	r.vals = append(r.vals, value)
 }
 
 // fetch reads every key asked for since the last fetch, one GetMany per bucket (in bucket
@@ -394,9 +536,10 @@ type kv struct {
 // key r has not read yet (r then asks for it, and place is called again after the next
 // fetch, from the start); only a decided item writes. It must stay free of side effects
 // outside the transaction: the store may run it twice.
-func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token string, err error, ok bool) {
+func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64, sc *tokenizeScratch) (token string, err error, ok bool) {
 	p := *p0 // this run's subject key, if it makes one, is not kept for the next
-	var writes []kv
+	var wbuf [5]kv
+	writes := wbuf[:0]
 	commit := func(tok string) (string, error, bool) {
 		for _, w := range writes {
 			if err := r.put(w.b, w.key, w.value, w.create); err != nil {
@@ -418,7 +561,7 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 			return "", nil, false
 		}
 		if tok != nil {
-			live, ok := v.liveFor(r, &p, string(tok), now)
+			live, ok := v.liveFor(r, &p, string(tok), now, sc)
 			if !ok {
 				return "", nil, false
 			}
@@ -449,19 +592,19 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 			p.subjWrapped, p.subjAEAD, p.rec0 = bytes.Clone(cur), a, nil
 		}
 	}
-	cand, rec := p.cand0, p.rec0
+	cand, rec, key := p.cand0, p.rec0, p.rk0
 	for attempt := 0; ; {
 		if cand != p.value {
-			existing, ok := r.get(bucketRecords, recordKey(p.domain, cand))
+			existing, ok := r.get(bucketRecords, key)
 			if !ok {
 				// A collision: read the next few candidates in the same round.
 				for a := attempt + 1; a <= attempt+probeAhead && a < maxAttempts; a++ {
-					c, err := pr.candidate(v, &p, a)
+					c, err := pr.candidate(v, &p, a, sc)
 					if err != nil {
 						return "", err, true
 					}
 					if c != p.value {
-						r.want(bucketRecords, recordKey(p.domain, c))
+						r.want(bucketRecords, sc.recordKey(p.domain, c))
 					}
 				}
 				return "", nil, false
@@ -470,7 +613,7 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 				break
 			}
 			if p.pure {
-				same, ok := v.holds(r, existing, &p, cand, now)
+				same, ok := v.holds(r, existing, &p, cand, now, sc)
 				if !ok {
 					return "", nil, false
 				}
@@ -486,18 +629,18 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 			return "", ErrTokenSpaceExhausted, true
 		}
 		var err error
-		if cand, err = pr.candidate(v, &p, attempt); err != nil {
+		if cand, err = pr.candidate(v, &p, attempt, sc); err != nil {
 			return "", err, true
 		}
-		rec = nil
+		rec, key = nil, sc.recordKey(p.domain, cand)
 	}
 	if rec == nil {
 		var err error
-		if rec, err = v.seal(p, cand, now); err != nil {
+		if rec, err = v.seal(&p, cand, now, sc); err != nil {
 			return "", err, true
 		}
 	}
-	writes = append(writes, kv{bucketRecords, recordKey(p.domain, cand), rec, true})
+	writes = append(writes, kv{bucketRecords, key, rec, true})
 	if p.expire != 0 {
 		writes = append(writes, kv{bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}, false})
 	}
@@ -510,8 +653,8 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64) (token 
 
 // liveFor reports whether token's record is live and belongs to p's template; ok is false if
 // the record has not been read yet.
-func (v *Vault) liveFor(r *batchReads, p *prepared, token string, now int64) (live, ok bool) {
-	b, ok := r.get(bucketRecords, recordKey(p.domain, token))
+func (v *Vault) liveFor(r *batchReads, p *prepared, token string, now int64, sc *tokenizeScratch) (live, ok bool) {
+	b, ok := r.get(bucketRecords, sc.recordKey(p.domain, token))
 	if !ok {
 		return false, false
 	}
@@ -526,7 +669,7 @@ func (v *Vault) liveFor(r *batchReads, p *prepared, token string, now int64) (li
 // false if the record's subject key has not been read yet. Records that hold another value (a
 // collision), tombstones and expired records are skipped by the probing. It decrypts inside
 // the transaction: no side effects.
-func (v *Vault) holds(r *batchReads, existing []byte, p *prepared, token string, now int64) (same, ok bool) {
+func (v *Vault) holds(r *batchReads, existing []byte, p *prepared, token string, now int64, sc *tokenizeScratch) (same, ok bool) {
 	if isTombstone(existing) {
 		return false, true
 	}
@@ -543,31 +686,31 @@ func (v *Vault) holds(r *batchReads, existing []byte, p *prepared, token string,
 			return false, true
 		}
 	}
-	pt, err := v.openRecord(rr, rec, p.domain, token)
+	pt, err := v.openRecordAD(rr, rec, p.domain, token, &sc.ad)
 	if err != nil {
 		return false, true
 	}
-	same = subtle.ConstantTimeCompare(pt, []byte(p.value)) == 1
+	same = subtle.ConstantTimeCompare(pt, p.pt) == 1
 	clear(pt)
 	return same, true
 }
 
 // seal encrypts p's value for token: under the subject's key when it has a subject, else under
-// the primary data key.
-func (v *Vault) seal(p prepared, token string, now int64) ([]byte, error) {
-	ad := recordAD(p.domain, p.t.Name(), token)
+// the primary data key. The record is carved from sc.
+func (v *Vault) seal(p *prepared, token string, now int64, sc *tokenizeScratch) ([]byte, error) {
+	sc.ad = appendRecordAD(sc.ad[:0], p.domain, p.t.Name(), token)
 	var ct []byte
 	var err error
 	if p.subject != nil {
-		ct, err = p.subjAEAD.Encrypt([]byte(p.value), ad)
+		ct, err = p.subjAEAD.Encrypt(p.pt, sc.ad)
 	} else {
-		ct, err = v.keyring().Seal([]byte(p.value), ad)
+		ct, err = v.keyring().Seal(p.pt, sc.ad)
 	}
 	if err != nil {
 		return nil, err
 	}
 	r := record{template: p.t.Name(), createUnix: now, expireUnix: p.expire, subject: p.subject, ciphertext: ct}
-	return r.marshal(), nil
+	return r.appendTo(sc.carve(r.size())), nil
 }
 
 // Detokenize returns the original of each token. Per-item errors wrap ErrNotFound (unknown
@@ -592,6 +735,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	}
 	results := make([]DetokenizeResult, len(items))
 	now := v.now().Unix()
+	var ad []byte // associated data, reused
 	for i, it := range items {
 		results[i].Canary, results[i].CanaryLabel = rd.canary[i], rd.labels[i]
 		if rd.out[i] {
@@ -603,7 +747,7 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 			results[i].Err = err
 			continue
 		}
-		pt, err := v.openRecord(rd.raw[i], r, DomainOr(it.Domain), it.Token)
+		pt, err := v.openRecordAD(rd.raw[i], r, DomainOr(it.Domain), it.Token, &ad)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -620,16 +764,18 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	ev := v.newEvent(ctx, "Detokenize")
 	ev.Purpose = purpose
 	ev.Items = len(items)
-	var ds, ts []string
+	ds, ts := make([]string, 0, len(items)), make([]string, 0, len(items))
+	fps := make([]byte, 0, len(items)*2*tokenFingerprintBytes)
 	for i, r := range results {
 		if r.Err != nil {
 			continue
 		}
 		d := DomainOr(items[i].Domain)
 		ds, ts = append(ds, d), append(ts, r.Template)
-		ev.Tokens = append(ev.Tokens, TokenFingerprint(d, items[i].Token))
+		fps = appendTokenFingerprint(fps, d, items[i].Token)
 		ev.Allowed++
 	}
+	ev.Tokens = splitFingerprints(fps)
 	ev.Denied = len(items) - ev.Allowed
 	ev.Domains, ev.Templates = uniqueSorted(ds), uniqueSorted(ts)
 	ev.Outcome = outcomeOf(ev.Allowed, len(items))

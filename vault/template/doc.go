@@ -10,7 +10,10 @@
 // immutable and safe for concurrent use.
 //
 // The vault calls [Template.Check] on each value, then [Template.Candidate] with attempt 0,
-// 1, 2, ... until a candidate differs from the value and is free in the domain. Candidates
+// 1, 2, ... until a candidate differs from the value and is free in the domain. [Prepare]
+// does the first steps from one parse of the value (the validation of Check, then
+// [Prepared.FreeSpace] and [Prepared.Candidate], with exactly the same results): tokenize
+// uses it for every item, and Candidate only after a collision. Candidates
 // keep the value's format: its length, its separators and punctuation in place, the kept
 // characters (the last four digits of a card, a phone number's country code, an email's
 // domain, an IBAN's country), and the template's guarantees (tokens of pan fail the Luhn

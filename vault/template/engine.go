@@ -36,9 +36,10 @@ import (
 // with no accepted element: after maxWalk steps the walk restarts from the value under the
 // next restart number (a fresh tweak).
 //
-// Performance: Check, FreeSpaceOf and Candidate each run once or more per tokenized item.
-// A plan lives in pooled scratch (getPlan, release), cleared after every call, rather than
-// in fresh allocations; Check and FreeSpaceOf build only a light plan (the validation and
+// Performance: the vault plans each tokenized item once (Prepare: validation, free space
+// and first candidate from one plan); Candidate plans again for each later attempt. A plan
+// lives in pooled scratch (getPlan, release), cleared after every call, rather than in
+// fresh allocations; Check and FreeSpaceOf build only a light plan (the validation and
 // the radixes); mixed-radix arithmetic runs on uint64 or 128-bit integers whenever the
 // domain fits, math/big only beyond. None of this changes a candidate: the golden test
 // (golden_test.go, testdata/golden.txt, recorded with the earlier math/big engine) pins
@@ -182,14 +183,15 @@ func (p *plan) reset() {
 	clear(p.tok)
 	clear(p.x)
 	clear(p.tw)
-	clear(p.alphas)
+	// p.alphas holds the templates' alphabets, nothing of a value: emptied, not cleared
+	// (clearing pointers costs write barriers while the GC runs).
 	p.radix, p.in, p.ctx = p.radix[:0], p.in[:0], p.ctx[:0]
 	p.buf, p.pos, p.alphas = p.buf[:0], p.pos[:0], p.alphas[:0]
 	p.offs, p.chars, p.runes, p.flags = p.offs[:0], p.chars[:0], p.runes[:0], p.flags[:0]
 	p.out, p.tok, p.x, p.tw = p.out[:0], p.tok[:0], p.x[:0], p.tw[:0]
 	p.t, p.light, p.alpha, p.uniform, p.log10, p.day0 = nil, false, "", false, 0, 0
 	p.sum, p.rb = [sha256.Size]byte{}, [8]byte{}
-	// p.rev maps alphabet characters to their index: nothing of a value.
+	// p.rev maps alphabet characters to their index: nothing of a value either.
 }
 
 // startSlots begins a slots plan over the bytes of value.

@@ -442,12 +442,9 @@ func (c *common) Candidate(k Keys, value string, attempt int, rnd io.Reader) (st
 		p.releaseFailed()
 		return "", err
 	}
-	tok, err := p.generate(c.def.Mode, k, attempt, rnd)
+	tok, err := c.candidate(p, k, attempt, rnd)
 	p.release()
-	if err != nil {
-		return "", fmt.Errorf("template %s: %w", c.def.Name, err)
-	}
-	return tok, nil
+	return tok, err
 }
 
 // FreeSpaceOf returns log10 of the number of tokens Candidate can produce for value.
