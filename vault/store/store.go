@@ -288,3 +288,13 @@ func SnapshotIsolation(ctx context.Context) bool {
 type SequenceAdvancer interface {
 	AdvanceSequence(b Bucket, atLeast uint64) error
 }
+
+// KeyReader is implemented by backends on a remote database, where a View costs round trips
+// of its own (pgstore: a transaction's BEGIN and ROLLBACK): ReadKey reads one key in a single
+// statement, outside any transaction, in one round trip. A single statement sees one
+// committed state, so a read that starts after a write's commit returned sees that write.
+// The result is Get's (nil for an absent key, a non-nil empty slice for an empty value),
+// owned by the caller. It returns ErrClosed after Close, and a database error as View would.
+type KeyReader interface {
+	ReadKey(ctx context.Context, b Bucket, key []byte) ([]byte, error)
+}

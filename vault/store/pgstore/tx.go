@@ -32,7 +32,7 @@ const (
 // per bucket) before a Scan and before COMMIT; Get reads pending first.
 type pgTx struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	tx       *lazyTx
 	writable bool
 	done     bool
 	err      error // the first database error: the transaction is lost
@@ -286,7 +286,7 @@ func (t *pgTx) flush() error {
 		}
 		ws = ws[n:]
 	}
-	if err := t.tx.SendBatch(t.ctx, batch).Close(); err != nil {
+	if err := t.tx.SendBatch(t.ctx, batch); err != nil {
 		return t.fail(err)
 	}
 	return nil
