@@ -12,7 +12,8 @@
 # workers, against 1 replica, then against 2 replicas at once (16 workers each); detokenize,
 # batch 100, against 1 replica, then 2. Each run lasts DURATION (default 15s). Results: one JSON
 # (or pgbench text) file per run in OUTDIR, and OUTDIR/summary.txt with the medians.
-# Server statements per tokenize call come from pg_stat_statements (reset before each run).
+# Server statements per tokenize and detokenize call come from pg_stat_statements (reset before
+# each run; the detokenize figure includes filling the pool of tokens to reveal).
 set -euo pipefail
 OUT=${1:?usage: postgres.sh OUTDIR [ROUNDS] [DURATION]}
 ROUNDS=${2:-5}
@@ -98,13 +99,15 @@ for r in $(seq "$ROUNDS"); do
 		echo "$(stmts)" >"$OUT/tokenize-$reps.$r.statements"
 	done
 	for reps in 1 2; do
+		stmts_reset
 		bench "$OUT/detokenize-$reps.$r" detokenize "$reps"
+		echo "$(stmts)" >"$OUT/detokenize-$reps.$r.statements"
 	done
 	echo "round $r done" >&2
 done
 
 # Medians: pgbench rows/s (tps × 100), tokenvault items/s (summed over replicas), statements
-# per tokenize call (pg_stat_statements calls / calls made, warm-up included).
+# per call (pg_stat_statements calls / calls made, warm-up included).
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 items() { jq -s 'map(.items_per_s) | add' "$@"; }
 {
@@ -117,10 +120,12 @@ items() { jq -s 'map(.items_per_s) | add' "$@"; }
 			echo "$op $reps replica(s), items/s: $(for r in $(seq "$ROUNDS"); do items "$OUT/$op-$reps.$r".r*; done | median)"
 		done
 	done
-	for reps in 1 2; do
-		echo "server statements per tokenize call, $reps replica(s): $(for r in $(seq "$ROUNDS"); do
-			calls=$(jq -s 'map(.total_items / .batch) | add' "$OUT/tokenize-$reps.$r".r*)
-			awk -v s="$(cat "$OUT/tokenize-$reps.$r.statements")" -v c="$calls" 'BEGIN {printf "%.2f\n", s/c}'
-		done | median)"
+	for op in tokenize detokenize; do
+		for reps in 1 2; do
+			echo "server statements per $op call, $reps replica(s): $(for r in $(seq "$ROUNDS"); do
+				calls=$(jq -s 'map(.total_items / .batch) | add' "$OUT/$op-$reps.$r".r*)
+				awk -v s="$(cat "$OUT/$op-$reps.$r.statements")" -v c="$calls" 'BEGIN {printf "%.2f\n", s/c}'
+			done | median)"
+		done
 	done
 } | tee "$OUT/summary.txt"

@@ -52,7 +52,9 @@ Tokenize only.
 
 PostgreSQL aborts one of two conflicting serializable transactions with a
 serialization failure (SQLSTATE 40001), a deadlock (40P01) or, for
-concurrent inserts of one key, a unique violation (23505). Update then runs
+concurrent inserts of one key, a unique violation (23505); two transactions
+creating one bucket's sequence at once fail with a unique violation on the
+catalog or duplicate_table (42P07). Update then runs
 the function again, in a new transaction, with jittered backoff, up to
 Options.MaxAttempts times and while the call's context lasts. The store
 contract already allows this: a function may run more than once, and must
@@ -63,11 +65,19 @@ not write.
 
 Put, Insert and Delete are buffered and sent together, one multi-row
 statement per bucket and kind (an upsert for Put, a plain INSERT for
-Insert, a DELETE), before a Scan and before COMMIT: an Update of 100 Puts
-costs BEGIN, one round trip of writes, and COMMIT. Get and GetMany read the
-buffer first, so a function sees its own writes; GetMany reads any number
-of keys in one statement (key = ANY($2)). RoundTrips counts the round trips
-made, through a pgx tracer.
+Insert, a DELETE), before a Scan and before COMMIT. BEGIN is sent with a
+transaction's first statement, in one pipelined batch (lazyTx; the
+snapshot is taken at that statement either way), and the connection is
+taken from the pool only then: an Update of 100 Puts costs two round trips
+(BEGIN and the writes, then COMMIT), a View of one Get two (BEGIN and the
+read, then ROLLBACK), and a function that sends nothing none. If that first
+exchange finds its pooled connection broken (a server restart), nothing of
+the transaction ran, and it is sent once more on a new connection. Get and
+GetMany read the buffer first, so a function sees its own writes; GetMany
+reads any number of keys in one statement (key = ANY($2)). ReadKey
+(store.KeyReader) reads one key in a single statement outside any
+transaction: one round trip. RoundTrips counts the round trips made,
+through a pgx tracer.
 
 # Errors and outages
 
