@@ -16,8 +16,10 @@ Tx.NextSequence is nextval of a PostgreSQL sequence per bucket
 (tokenvault_seq_ and a hash of the bucket name, created on first use in the
 transaction that needs it, continuing from the bucket's row in the
 tokenvault_sequence table, where the first versions counted; that table now
-names every bucket with a sequence, for Tx.Buckets, and Tx.Sequence and
-Tx.SetSequence read and set the sequence with setval, for store.Copy). nextval locks no row, so
+names every bucket with a sequence, for Tx.Buckets; Tx.Sequence reads the
+sequence, and Tx.AdvanceSequence moves it forward: with setval on a sequence
+its own transaction creates, which no other can see yet (store.Copy into an
+empty store), else by taking values, so that it never moves back). nextval locks no row, so
 concurrent writers do not serialize on it (a counter row updated under
 SERIALIZABLE would make every writer of the bucket conflict); in exchange
 values of rolled-back transactions are skipped, and two concurrent

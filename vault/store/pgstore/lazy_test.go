@@ -123,8 +123,8 @@ func TestReadKey(t *testing.T) {
 }
 
 // TestDuplicateSequenceRetried has a bucket's sequence created by another transaction while
-// an Update's NextSequence creates it too: CREATE SEQUENCE IF NOT EXISTS checks the catalog
-// before it inserts, so the Update's statement waits for the other transaction and then fails
+// an Update's NextSequence creates it too: pgstore checks that the sequence does not exist,
+// then creates it, so the Update's CREATE waits for the other transaction and then fails
 // with a unique violation on the catalog (what PostgreSQL 15 answers here), or with
 // duplicate_table (42P07) when the other commits between the check and the insert (a window
 // too narrow to hit on purpose: TestRetryable covers the code). Update must run its function

@@ -284,8 +284,7 @@ func retryable(err error) bool {
 	case "40001", "40P01", "23505": // serialization_failure, deadlock_detected, unique_violation
 		return true
 	case "42P07": // duplicate_table: two transactions created a bucket's sequence at once
-		// (CREATE SEQUENCE IF NOT EXISTS checks before it inserts into the catalog); the re-run
-		// finds the sequence.
+		// (ensureSequence checks, then creates); the re-run finds the sequence.
 		return true
 	}
 	return false
