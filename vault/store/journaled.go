@@ -659,10 +659,7 @@ type jTx struct {
 	seqBuf   [8]byte
 }
 
-var (
-	_ Tx               = (*jTx)(nil)
-	_ SequenceAdvancer = (*jTx)(nil)
-)
+var _ Tx = (*jTx)(nil)
 
 func (t *jTx) finish() { t.done = true }
 

@@ -284,12 +284,6 @@ func SnapshotIsolation(ctx context.Context) bool {
 	return v
 }
 
-// SequenceAdvancer is Tx's AdvanceSequence alone. Every Tx implements it now
-// (it was optional when Tx had a SetSequence that could move a sequence back).
-type SequenceAdvancer interface {
-	AdvanceSequence(b Bucket, atLeast uint64) error
-}
-
 // KeyReader is implemented by backends on a remote database, where a View costs round trips
 // of its own (pgstore: a transaction's BEGIN and ROLLBACK): ReadKey reads one key in a single
 // statement, outside any transaction, in one round trip. A single statement sees one
