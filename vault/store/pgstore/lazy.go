@@ -25,8 +25,9 @@ const (
 // pending writes, or none) costs nothing: its COMMIT and ROLLBACK send nothing either.
 //
 // When that first exchange fails because the connection was broken (a pooled connection
-// that a database restart closed), nothing of the transaction ran: the idle connections are
-// reset and the exchange is sent once more on a new one, as Open's begin did before.
+// that a database restart or pg_terminate_backend closed: a network error, or the server's
+// 57P01 "terminating connection"), nothing of the transaction ran: the idle connections are
+// reset and the exchange is sent once more on a new one.
 type lazyTx struct {
 	p      *Postgres
 	begin  string
@@ -46,9 +47,13 @@ func (l *lazyTx) first(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 			}
 			l.conn = c
 		}
+		// Queued afresh on every try: pgx records in a queued query the statement description
+		// of the connection it was sent on, which a new connection may not have prepared.
 		nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 1+len(b.QueuedQueries))}
 		nb.Queue(l.begin)
-		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+		for _, q := range b.QueuedQueries {
+			nb.Queue(q.SQL, q.Arguments...)
+		}
 		br := l.conn.SendBatch(ctx, nb)
 		_, err := br.Exec()
 		if err == nil {
@@ -56,7 +61,7 @@ func (l *lazyTx) first(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 			return br, nil
 		}
 		_ = br.Close()
-		if try > 0 || ctx.Err() != nil || isServerError(err) {
+		if try > 0 || ctx.Err() != nil || isServerError(err) && !unreachable(err) {
 			return nil, err
 		}
 		// A broken connection: drop it (Release destroys a closed or busy one) and the

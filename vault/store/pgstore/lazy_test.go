@@ -216,3 +216,77 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_ty
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBrokenPooledConnection ends the store's pooled connections from the server side
+// (pg_terminate_backend, as a restart does) and uses the store at once, before the pool's
+// idle ping would notice: the first exchange of each transaction (BEGIN and its first
+// statement) is sent again on a new connection, so Views and Updates succeed, reads see the
+// data and writes land once.
+func TestBrokenPooledConnection(t *testing.T) {
+	c := testpg.Start(t)
+	url := c.CreateDB(t, "broken")
+	s := open(t, url, pgstore.Options{MaxConns: 2})
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	terminate := func() {
+		t.Helper()
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until they are gone, so the store's next use meets a closed connection.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var n int
+			if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("terminated backends still there after a minute")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		key := []byte{'k', byte('0' + i)}
+		if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put(bkt, key, []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		terminate()
+		if err := s.View(ctx, func(tx store.Tx) error {
+			if got := tx.Get(bkt, key); string(got) != "v" {
+				return errors.New("value not read")
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("View on a broken pooled connection: %v", err)
+		}
+		terminate()
+		runs := 0
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			runs++
+			n, err := tx.NextSequence(bkt)
+			if err != nil {
+				return err
+			}
+			return tx.Put(bkt, []byte("seq"), []byte{byte(n)})
+		}); err != nil {
+			t.Fatalf("Update on a broken pooled connection: %v", err)
+		}
+		if runs != 1 {
+			t.Errorf("the function ran %d times; the first exchange is resent, not the function", runs)
+		}
+		terminate()
+		if v, err := s.ReadKey(ctx, bkt, []byte("seq")); err != nil || len(v) != 1 || v[0] != byte(i+1) {
+			t.Fatalf("ReadKey on a broken pooled connection = %v, %v; want sequence %d", v, err, i+1)
+		}
+	}
+}

@@ -362,7 +362,7 @@ func (p *Postgres) ReadKey(ctx context.Context, b store.Bucket, key []byte) ([]b
 	const q = `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`
 	var v []byte
 	err := p.pool.QueryRow(ctx, q, string(b), key).Scan(&v)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil && !isServerError(err) {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil && (!isServerError(err) || unreachable(err)) {
 		// A pooled connection that a database restart broke: as lazyTx.first, once more on a
 		// new one (a read has no effect to repeat).
 		p.pool.Reset()
