@@ -139,6 +139,7 @@ func TestCredRevokeAcrossReplicasPG(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return ok.Load() > 200 })
+	tripsUsed, callsMade := trips()-trips0, calls.Load()
 	if err := vaults[1].RevokeCredential(ctx, cred.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -147,21 +148,21 @@ func TestCredRevokeAcrossReplicasPG(t *testing.T) {
 	waitFor(t, func() bool { return calls.Load() > n+200 })
 	close(stop)
 	wg.Wait()
-	tripsUsed := trips() - trips0
 	if err, _ := failure.Load().(error); err != nil {
 		t.Fatalf("Authenticate failed: %v", err)
 	}
 	if b := bad.Load(); b != 0 {
 		t.Errorf("%d authentications succeeded after the revocation returned", b)
 	}
-	// A call whose credential is cached costs its share of a cred_gen read and nothing else:
-	// at most one round trip (before, a transaction of 3), fewer as calls share reads
-	// (TestCredGenReadsShared shows the sharing itself; how much of it happens here depends on
-	// the machine). The slack is for the revocation and the reloads after it.
-	t.Logf("%d calls: %d before the revocation, %d refused while it committed; %d round trips in all",
-		calls.Load(), ok.Load(), refusedEarly.Load(), tripsUsed)
-	if tripsUsed > uint64(calls.Load())+50 {
-		t.Errorf("%d round trips for %d calls: more than one each", tripsUsed, calls.Load())
+	t.Logf("%d calls: %d before the revocation, %d refused while it committed", calls.Load(), ok.Load(), refusedEarly.Load())
+	// Before the revocation, a call (its credential cached) costs its share of a cred_gen read
+	// and nothing else: at most one round trip (before, a transaction of 3), fewer as calls
+	// share reads (TestCredGenReadsShared shows the sharing itself; how much of it happens here
+	// depends on the machine). The slack is for the first load of the credential on each
+	// replica. (After the revocation, each refusal also looks the secret up: not counted.)
+	t.Logf("before the revocation: %d round trips for %d calls", tripsUsed, callsMade)
+	if tripsUsed > uint64(callsMade)+20 {
+		t.Errorf("%d round trips for %d calls: more than one each", tripsUsed, callsMade)
 	}
 }
 
