@@ -1066,6 +1066,10 @@ func testContext(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	got := get(t, s, bkt, "waiter")
 	switch {
+	case errors.Is(werr, store.ErrCommitUnknown):
+		// Canceled while its COMMIT was in flight (a backend that lets ctx bound the commit):
+		// written or not, both are allowed.
+		t.Logf("Update canceled while waiting: %v (written: %v)", werr, got != nil)
 	case werr == nil && string(got) != "v":
 		t.Errorf("Update canceled while waiting returned nil but wrote %q", got)
 	case errors.Is(werr, context.Canceled) && got != nil:
