@@ -6,38 +6,13 @@
 # rounds, each: tokenize before, tokenize after, detokenize before, detokenize after (order
 # flipped every other round), batch 100, 16 workers, DURATION each. Per run: OUT/OP-VERSION.ROUND.json
 # (tokenvault bench -o json) and .stmts (pg_stat_statements calls of its database, including
-# the pool fill of detokenize; then the 1-minute load average at the start).
+# the pool fill of detokenize; then the 1-minute load average at the start). KEEP_LOGS=1 keeps
+# the servers' and PostgreSQL's logs in OUT/logs.
 set -euo pipefail
 OUT=${1:?usage: postgres-ab.sh OUT [PAIRS] [DURATION]}; PAIRS=${2:-6}; DUR=${3:-10s}
 declare -A BIN=([before]=$(readlink -f "${BEFORE:?set BEFORE}") [after]=$(readlink -f "${AFTER:?set AFTER}"))
-PGBIN=$(dirname "$(readlink -f "$(command -v initdb)")")
 mkdir -p "$OUT"; OUT=$(readlink -f "$OUT")
-W=$(mktemp -d /tmp/tvab-XXXXXX); RUNAS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$W"; RUNAS=(runuser -u postgres --); fi
-PORT=$((20000 + RANDOM % 20000)); pids=()
-cleanup() {
-	cp "$W"/*.log "$OUT"/ 2>/dev/null || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" stop -m fast >/dev/null 2>&1 || true
-	rm -rf "$W"
-}
-trap cleanup EXIT
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$W/pg" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$W/pg/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$W'
-port = $PORT
-fsync = on
-synchronous_commit = on
-max_connections = 200
-shared_buffers = 256MB
-shared_preload_libraries = 'pg_stat_statements'
-pg_stat_statements.track = all
-max_pred_locks_per_transaction = 4096
-CONF
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w start >/dev/null
-psql() { "$PGBIN/psql" -h "$W" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/pgcluster.sh"
 psql -d postgres -c 'CREATE DATABASE tva' -c 'CREATE DATABASE tvb'
 psql -d postgres -c 'CREATE EXTENSION pg_stat_statements'
 declare -A TOKEN ADDR
@@ -48,7 +23,7 @@ for v in before after; do
 	TOKEN[$v]=$("${BIN[$v]}" init --store "$URL" --kek-file "$W/kek-$v.json" -o json | sed -n 's/.*"root_token": *"\([^"]*\)".*/\1/p')
 	"${BIN[$v]}" serve --store "$URL" --kek-file "$W/kek-$v.json" --replica-id "r$n" --erasure-log "$W/$v.erasure.log" \
 		--grpc-addr "127.0.0.1:18${n}70" --http-addr "127.0.0.1:18${n}80" --vendor-addr "127.0.0.1:18${n}43" \
-		--log-level info >"$W/$v.log" 2>&1 &
+		--log-level warn >"$W/$v.log" 2>&1 &
 	pids+=($!)
 	ADDR[$v]="127.0.0.1:18${n}70"
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:18${n}80/healthz" >/dev/null && break; sleep 0.2; done

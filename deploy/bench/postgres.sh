@@ -19,37 +19,9 @@ OUT=${1:?usage: postgres.sh OUTDIR [ROUNDS] [DURATION]}
 ROUNDS=${2:-5}
 DUR=${3:-15s}
 BIN=$(readlink -f "${TOKENVAULT:-./tokenvault}")
-PGBIN=$(dirname "$(readlink -f "$(command -v initdb || echo /usr/lib/postgresql/15/bin/initdb)")")
 mkdir -p "$OUT"
 OUT=$(readlink -f "$OUT")
-W=$(mktemp -d /tmp/tvbench-XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$W"; RUNAS=(runuser -u postgres --); fi
-PORT=$((20000 + RANDOM % 20000))
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" stop -m fast >/dev/null 2>&1 || true
-	rm -rf "$W"
-}
-trap cleanup EXIT
-
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$W/pg" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$W/pg/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$W'
-port = $PORT
-fsync = on
-synchronous_commit = on
-max_connections = 200
-shared_buffers = 256MB
-shared_preload_libraries = 'pg_stat_statements'
-pg_stat_statements.track = all
-max_pred_locks_per_transaction = 4096
-CONF
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w start >/dev/null
-psql() { "$PGBIN/psql" -h "$W" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/pgcluster.sh"
 psql -d postgres -c 'CREATE DATABASE tv' -c 'CREATE DATABASE pgb'
 psql -d tv -c 'CREATE EXTENSION pg_stat_statements'
 psql -d pgb -c 'CREATE TABLE kv (bucket text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (bucket, key))'
