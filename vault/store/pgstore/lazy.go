@@ -73,14 +73,19 @@ func (l *lazyTx) first(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 	}
 }
 
+// firstOne is first for a batch of one statement.
+func (l *lazyTx) firstOne(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	return l.first(ctx, b)
+}
+
 // QueryRow runs a query that returns at most one row, as pgx.Tx.QueryRow.
 func (l *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if l.begun {
 		return l.conn.QueryRow(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	br, err := l.first(ctx, b)
+	br, err := l.firstOne(ctx, sql, args)
 	if err != nil {
 		return errRow{err}
 	}
@@ -92,9 +97,7 @@ func (l *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	if l.begun {
 		return l.conn.Query(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	br, err := l.first(ctx, b)
+	br, err := l.firstOne(ctx, sql, args)
 	if err != nil {
 		return nil, err
 	}
