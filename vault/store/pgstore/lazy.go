@@ -160,6 +160,60 @@ func (l *lazyTx) Commit(ctx context.Context) error {
 	return nil
 }
 
+// CommitWith sends writes (a batch of statements) and COMMIT, in one round trip when the
+// transaction has begun (else the writes go with BEGIN, as any first statement, and COMMIT
+// alone: a first exchange is resent on a broken connection, which one holding COMMIT could
+// not be). writeErr is the error of a write that the server refused: it then skipped the rest,
+// COMMIT included, so the transaction did not commit and is still open (to be rolled back).
+// commitErr is COMMIT's error, as Commit's, or the failure of the exchange: the outcome is
+// then unknown (unless nothing was sent: pgconn.SafeToRetry), as for a lost COMMIT.
+func (l *lazyTx) CommitWith(ctx context.Context, writes *pgx.Batch) (writeErr, commitErr error) {
+	if writes == nil || len(writes.QueuedQueries) == 0 {
+		return nil, l.Commit(ctx)
+	}
+	if !l.begun {
+		if err := l.SendBatch(ctx, writes); err != nil {
+			return err, nil
+		}
+		return nil, l.Commit(ctx)
+	}
+	if l.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(writes.QueuedQueries)+1)}
+	b.QueuedQueries = append(b.QueuedQueries, writes.QueuedQueries...)
+	b.Queue("commit")
+	br := l.conn.SendBatch(ctx, b)
+	for range writes.QueuedQueries {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			if isServerError(err) && !unreachable(err) {
+				return err, nil // refused: COMMIT was skipped; the caller rolls back
+			}
+			l.closed = true
+			_ = l.conn.Conn().Close(ctx)
+			l.release()
+			return nil, err
+		}
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	l.closed = true
+	defer l.release()
+	if err != nil {
+		if l.conn.Conn().PgConn().TxStatus() != 'I' {
+			_ = l.conn.Conn().Close(ctx)
+		}
+		return nil, err
+	}
+	if tag.String() == "ROLLBACK" {
+		return nil, pgx.ErrTxCommitRollback
+	}
+	return nil, nil
+}
+
 // Rollback sends ROLLBACK if the transaction began, and returns the connection to the pool
 // (closing it if the rollback failed). It does nothing after Commit or Rollback.
 func (l *lazyTx) Rollback(ctx context.Context) error {

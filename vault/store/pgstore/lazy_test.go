@@ -16,9 +16,10 @@ import (
 )
 
 // TestRoundTripsOfTransactions counts what a transaction costs: BEGIN travels with the first
-// statement, so a View of one read costs two round trips (BEGIN and SELECT, then ROLLBACK),
-// an Update of writes only two (BEGIN and the writes, then COMMIT), a transaction that sends
-// nothing none, and ReadKey one.
+// statement, and the writes go with COMMIT once the transaction has begun, so a View of one
+// read costs two round trips (BEGIN and SELECT, then ROLLBACK), an Update of writes only two
+// (BEGIN and the writes, then COMMIT), one that reads then writes two (BEGIN and the read,
+// then the writes and COMMIT), a transaction that sends nothing none, and ReadKey one.
 func TestRoundTripsOfTransactions(t *testing.T) {
 	c := testpg.Start(t)
 	s := open(t, c.CreateDB(t, "trips"), pgstore.Options{MaxConns: 1})
@@ -64,7 +65,7 @@ func TestRoundTripsOfTransactions(t *testing.T) {
 				return nil
 			})
 		})
-		cost("Update with a Get then a Put", 3, func() error {
+		cost("Update with a Get then a Put", 2, func() error { // BEGIN and the Get, then the Put and COMMIT
 			return s.Update(ctx, func(tx store.Tx) error {
 				tx.Get(bkt, []byte("a"))
 				return tx.Put(bkt, []byte("a"), []byte("1"))
@@ -287,6 +288,46 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err !
 		terminate()
 		if v, err := s.ReadKey(ctx, bkt, []byte("seq")); err != nil || len(v) != 1 || v[0] != byte(i+1) {
 			t.Fatalf("ReadKey on a broken pooled connection = %v, %v; want sequence %d", v, err, i+1)
+		}
+	}
+}
+
+// TestWriteRefusedWithCommit has a write that the server refuses sent with COMMIT (the
+// transaction had begun with a read): COMMIT is skipped, nothing of the transaction is kept,
+// Update runs the function again (a unique violation), and the store serves on.
+func TestWriteRefusedWithCommit(t *testing.T) {
+	c := testpg.Start(t)
+	s := open(t, c.CreateDB(t, "refused"), pgstore.Options{MaxConns: 1})
+	ctx := t.Context()
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put(bkt, []byte("x"), []byte("first")) }); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	err := s.Update(ctx, func(tx store.Tx) error {
+		runs++
+		tx.Get(bkt, []byte("other")) // the transaction begins here
+		if runs == 1 {
+			// Not read, so Insert cannot know: the INSERT sent with COMMIT fails.
+			if err := tx.Put(bkt, []byte("y"), []byte("lost")); err != nil {
+				return err
+			}
+			return tx.Insert(bkt, []byte("x"), []byte("second"))
+		}
+		if string(tx.Get(bkt, []byte("x"))) != "first" {
+			return errors.New("x is not the first value")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 {
+		t.Errorf("the function ran %d times, want 2", runs)
+	}
+	for key, want := range map[string]string{"x": "first", "y": ""} {
+		v, err := s.ReadKey(ctx, bkt, []byte(key))
+		if err != nil || string(v) != want || (want == "") != (v == nil) {
+			t.Errorf("%s = %q, %v; want %q", key, v, err, want)
 		}
 	}
 }

@@ -233,12 +233,19 @@ func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err er
 	if ferr != nil {
 		return ferr, false
 	}
-	if err := t.flush(); err != nil {
+	// The writes and COMMIT go in one round trip (CommitWith).
+	var writes *pgx.Batch
+	if len(t.pending) > 0 {
+		writes = t.writeBatch()
+	}
+	werr, cerr := ptx.CommitWith(ctx, writes)
+	if werr != nil { // refused by the server, COMMIT skipped: not committed
+		err := t.fail(werr)
 		return err, retryable(err)
 	}
 	ended = true // COMMIT ends the transaction whatever its outcome
-	if err := ptx.Commit(ctx); err != nil {
-		return commitError(err)
+	if cerr != nil {
+		return commitError(cerr)
 	}
 	return nil, false
 }

@@ -242,13 +242,21 @@ ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`
 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)`
 )
 
-// flush sends the pending writes, in (bucket, key) order so that concurrent
-// transactions lock rows in the same order, one upsert and one delete per
-// bucket, in one round trip.
+// flush sends the pending writes in one round trip (writeBatch).
 func (t *pgTx) flush() error {
 	if t.err != nil || len(t.pending) == 0 {
 		return t.err
 	}
+	if err := t.tx.SendBatch(t.ctx, t.writeBatch()); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// writeBatch takes the pending writes into a batch, in (bucket, key) order so that
+// concurrent transactions lock rows in the same order: one upsert, one delete and one
+// create-only insert per bucket.
+func (t *pgTx) writeBatch() *pgx.Batch {
 	ws := make([]*write, 0, len(t.pending))
 	for _, w := range t.pending {
 		ws = append(ws, w)
@@ -286,10 +294,7 @@ func (t *pgTx) flush() error {
 		}
 		ws = ws[n:]
 	}
-	if err := t.tx.SendBatch(t.ctx, batch); err != nil {
-		return t.fail(err)
-	}
-	return nil
+	return batch
 }
 
 // NextSequence takes the next value of the bucket's PostgreSQL sequence
