@@ -70,11 +70,17 @@ statement per bucket and kind (an upsert for Put, a plain INSERT for
 Insert, a DELETE), before a Scan and before COMMIT. BEGIN is sent with a
 transaction's first statement, in one pipelined batch (lazyTx; the
 snapshot is taken at that statement either way), and the connection is
-taken from the pool only then: an Update of 100 Puts costs two round trips
-(BEGIN and the writes, then COMMIT), a View of one Get two (BEGIN and the
-read, then ROLLBACK), and a function that sends nothing none. If that first
-exchange finds its pooled connection broken (a server restart), nothing of
-the transaction ran, and it is sent once more on a new connection. Get and
+taken from the pool only then; and once a transaction has begun, its
+writes are sent with COMMIT (lazyTx.CommitWith). So an Update of 100 Puts
+costs two round trips (BEGIN and the writes, then COMMIT), one that reads
+then writes two (BEGIN and the read, then the writes and COMMIT), a View of
+one Get two (BEGIN and the read, then ROLLBACK), and a function that sends
+nothing none. If that first exchange finds its pooled connection broken (a
+server restart), nothing of the transaction ran, and it is sent once more
+on a new connection (a first exchange never holds COMMIT). A write that the
+server refuses in the writes-and-COMMIT exchange makes it skip the COMMIT:
+the transaction is rolled back and, for a conflict, re-run; if that exchange
+is lost, the outcome is unknown, as for a lost COMMIT. Get and
 GetMany read the buffer first, so a function sees its own writes; GetMany
 reads any number of keys in one statement (key = ANY($2)). ReadKey
 (store.KeyReader) reads one key in a single statement outside any
