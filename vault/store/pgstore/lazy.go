@@ -139,14 +139,10 @@ func (l *lazyTx) Commit(ctx context.Context) error {
 	if l.closed {
 		return pgx.ErrTxClosed
 	}
-	l.closed = true
-	if l.conn == nil {
+	if !l.end() {
 		return nil
 	}
 	defer l.release()
-	if !l.begun {
-		return nil
-	}
 	tag, err := l.conn.Exec(ctx, "commit")
 	if err != nil {
 		if l.conn.Conn().PgConn().TxStatus() != 'I' {
@@ -217,22 +213,26 @@ func (l *lazyTx) CommitWith(ctx context.Context, writes *pgx.Batch) (writeErr, c
 // Rollback sends ROLLBACK if the transaction began, and returns the connection to the pool
 // (closing it if the rollback failed). It does nothing after Commit or Rollback.
 func (l *lazyTx) Rollback(ctx context.Context) error {
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	if l.conn == nil {
+	if l.closed || !l.end() {
 		return nil
 	}
 	defer l.release()
-	if !l.begun {
-		return nil
-	}
 	if _, err := l.conn.Exec(ctx, "rollback"); err != nil {
 		_ = l.conn.Conn().Close(ctx)
 		return err
 	}
 	return nil
+}
+
+// end closes the transaction for Commit and Rollback. It reports whether the transaction
+// began, so that COMMIT or ROLLBACK is to be sent (the caller then releases the connection);
+// if not, the connection, if any, is released already.
+func (l *lazyTx) end() bool {
+	l.closed = true
+	if l.conn != nil && !l.begun {
+		l.release()
+	}
+	return l.conn != nil
 }
 
 func (l *lazyTx) release() {
