@@ -1047,7 +1047,7 @@ func (v *Vault) prepareAudit(ctx context.Context) error {
 	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
 		if top := auditMaxSeq(tx); top > 0 {
-			if err := advanceSequence(tx, bucketAudit, top); err != nil {
+			if err := tx.AdvanceSequence(bucketAudit, top); err != nil {
 				return err
 			}
 		}
@@ -1056,20 +1056,6 @@ func (v *Vault) prepareAudit(ctx context.Context) error {
 		}
 		return tx.Put(bucketMeta, metaAuditPub, pub)
 	})
-}
-
-// advanceSequence makes later NextSequence values of b exceed atLeast: through
-// store.SequenceAdvancer, or by taking values (a store without it).
-func advanceSequence(tx store.Tx, b store.Bucket, atLeast uint64) error {
-	if a, ok := tx.(store.SequenceAdvancer); ok {
-		return a.AdvanceSequence(b, atLeast)
-	}
-	for {
-		n, err := tx.NextSequence(b)
-		if err != nil || n >= atLeast {
-			return err
-		}
-	}
 }
 
 // uniqueSorted returns the distinct strings of in, sorted.

@@ -166,7 +166,12 @@ func putJSON(tx store.Tx, b store.Bucket, key []byte, v any) error {
 
 // readCounter reads an 8-byte counter of bucket meta (0 when absent).
 func readCounter(tx store.Tx, key []byte) uint64 {
-	if b := tx.Get(bucketMeta, key); len(b) == 8 {
+	return decodeCounter(tx.Get(bucketMeta, key))
+}
+
+// decodeCounter decodes an 8-byte counter; anything else (absent) is 0.
+func decodeCounter(b []byte) uint64 {
+	if len(b) == 8 {
 		return binary.BigEndian.Uint64(b)
 	}
 	return 0

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,13 +33,23 @@ import (
 // revoked, rotated or pruned on any replica is refused by the very next call everywhere.
 // (Measured on bbolt in BENCHMARKS.md: BenchmarkAuthenticate.)
 //
+// On a remote store (one that implements store.KeyReader: pgstore) concurrent calls share
+// their reads of cred_gen, without weakening this: a call never uses a read that was sent
+// before the call began. It joins the next read to be sent (and starts it when none is in
+// flight); while one is in flight, the calls that arrive wait for it to be answered and then
+// share the one sent after it. Each read is a single statement (store.KeyReader: one round
+// trip, no BEGIN or ROLLBACK). So every call still sees every credential write that committed
+// before it began, and N concurrent calls cost about one round trip per round trip's time
+// instead of one transaction each. (Round trips per call: BENCHMARKS.md, issue-12 section.)
+//
 // Bounds: at most maxCachedCredentials entries (the map is cleared when full) and each entry
 // serves for at most credCacheTTL. A write that bypasses updateCredentials (there is none in
 // the vault; a test makes one) is seen within credCacheTTL.
 type credCache struct {
-	gen atomic.Uint64
-	m   sync.Map // credCacheKey → credEntry
-	n   atomic.Int64
+	gen   atomic.Uint64
+	m     sync.Map // credCacheKey → credEntry
+	n     atomic.Int64
+	reads genReads // the shared reads of cred_gen on a remote store
 }
 
 // maxCachedCredentials bounds the cache; it is cleared when full.
@@ -67,8 +79,8 @@ func (cc *credCache) invalidate() { cc.gen.Add(1) }
 // caches it when found). The caller must treat the returned credential as read-only.
 func (v *Vault) cachedCredential(ctx context.Context, key credCacheKey, load func() (Credential, bool, error)) (Credential, bool, error) {
 	gen := v.credCache.gen.Load() // before the read: a write that commits after it makes the entry stale
-	var sgen uint64
-	if err := v.store.View(ctx, func(tx store.Tx) error { sgen = readCounter(tx, metaCredGen); return nil }); err != nil {
+	sgen, err := v.storedCredGen(ctx)
+	if err != nil {
 		return Credential{}, false, err
 	}
 	now := v.now()
@@ -118,4 +130,82 @@ func (v *Vault) updateCredentials(ctx context.Context, ev AuditEvent, change fun
 		}
 		return err
 	})
+}
+
+// credGenReadTimeout bounds one shared read of cred_gen (see genReads): the calls waiting for
+// it give up at their own deadlines, and the next read is sent when it ends.
+const credGenReadTimeout = 5 * time.Second
+
+// storedCredGen returns meta "cred_gen" as stored, read after this call began: through the
+// shared reads of genReads on a remote store, by a View otherwise (bbolt: a local read).
+func (v *Vault) storedCredGen(ctx context.Context) (uint64, error) {
+	kr, ok := v.base.(store.KeyReader)
+	if !ok {
+		var sgen uint64
+		err := v.store.View(ctx, func(tx store.Tx) error { sgen = readCounter(tx, metaCredGen); return nil })
+		return sgen, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	r := v.credCache.reads.join(func() (uint64, error) {
+		rctx, cancel := context.WithTimeout(context.Background(), credGenReadTimeout)
+		defer cancel()
+		b, err := kr.ReadKey(rctx, bucketMeta, metaCredGen)
+		if err != nil {
+			if rctx.Err() != nil && !errors.Is(err, store.ErrUnavailable) {
+				err = fmt.Errorf("%w: credential generation not read in %v: %w", store.ErrUnavailable, credGenReadTimeout, err)
+			}
+			return 0, err
+		}
+		return decodeCounter(b), nil
+	})
+	select {
+	case <-r.done:
+		return r.gen, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// genReads shares reads of cred_gen among concurrent calls: at most one read is in flight,
+// and the calls that arrive meanwhile join the one sent after it (see credCache).
+type genReads struct {
+	mu      sync.Mutex
+	running *genRead // sent, not answered yet
+	next    *genRead // to be sent once running is answered
+}
+
+// genRead is one read of cred_gen; gen and err are set before done is closed.
+type genRead struct {
+	done chan struct{}
+	gen  uint64
+	err  error
+}
+
+// join returns a read that is sent after this call: a new one sent at once when none is in
+// flight, otherwise the one queued behind the read in flight.
+func (g *genReads) join(read func() (uint64, error)) *genRead {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running == nil {
+		g.running = &genRead{done: make(chan struct{})}
+		go g.run(g.running, read)
+		return g.running
+	}
+	if g.next == nil {
+		g.next = &genRead{done: make(chan struct{})}
+	}
+	return g.next
+}
+
+// run sends r, then the reads queued behind it, until none is queued.
+func (g *genReads) run(r *genRead, read func() (uint64, error)) {
+	for r != nil {
+		r.gen, r.err = read()
+		close(r.done)
+		g.mu.Lock()
+		r, g.running, g.next = g.next, g.next, nil
+		g.mu.Unlock()
+	}
 }

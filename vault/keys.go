@@ -411,10 +411,12 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	var rw rewrapState
 	var counts map[uint32]uint64
 	var total uint64
+	var blob []byte
 	// One snapshot: counts read apart from the rewrap state would count a batch committed in
 	// between twice (rewrapped + remaining > total).
 	if err := v.store.View(ctx, func(tx store.Tx) (err error) {
 		meta = v.readKeyMeta(tx)
+		blob = bytes.Clone(tx.Get(bucketMeta, metaKeyring))
 		rw = rewrapState{}
 		if b := tx.Get(bucketMeta, metaRewrap); b != nil {
 			_ = json.Unmarshal(b, &rw)
@@ -424,7 +426,16 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	}); err != nil {
 		return st, err
 	}
+	// The stored keyring, not this replica's copy: a replica that has not reloaded a rotation
+	// made on another yet (it does at its next heartbeat) reports the same keys as the others.
 	kr := v.keyring()
+	if blob != nil {
+		stored, err := keyring.Unwrap(blob, v.getKEK())
+		if err != nil {
+			return st, fmt.Errorf("%w: the stored keyring does not open with this replica's KEK", ErrKEK)
+		}
+		kr = stored
+	}
 	seen := map[uint32]bool{}
 	for _, k := range kr.DataKeys() {
 		seen[k.ID] = true

@@ -12,43 +12,16 @@
 # workers, against 1 replica, then against 2 replicas at once (16 workers each); detokenize,
 # batch 100, against 1 replica, then 2. Each run lasts DURATION (default 15s). Results: one JSON
 # (or pgbench text) file per run in OUTDIR, and OUTDIR/summary.txt with the medians.
-# Server statements per tokenize call come from pg_stat_statements (reset before each run).
+# Server statements per tokenize and detokenize call come from pg_stat_statements (reset before
+# each run; the detokenize figure includes filling the pool of tokens to reveal).
 set -euo pipefail
 OUT=${1:?usage: postgres.sh OUTDIR [ROUNDS] [DURATION]}
 ROUNDS=${2:-5}
 DUR=${3:-15s}
 BIN=$(readlink -f "${TOKENVAULT:-./tokenvault}")
-PGBIN=$(dirname "$(readlink -f "$(command -v initdb || echo /usr/lib/postgresql/15/bin/initdb)")")
 mkdir -p "$OUT"
 OUT=$(readlink -f "$OUT")
-W=$(mktemp -d /tmp/tvbench-XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$W"; RUNAS=(runuser -u postgres --); fi
-PORT=$((20000 + RANDOM % 20000))
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" stop -m fast >/dev/null 2>&1 || true
-	rm -rf "$W"
-}
-trap cleanup EXIT
-
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$W/pg" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$W/pg/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$W'
-port = $PORT
-fsync = on
-synchronous_commit = on
-max_connections = 200
-shared_buffers = 256MB
-shared_preload_libraries = 'pg_stat_statements'
-pg_stat_statements.track = all
-max_pred_locks_per_transaction = 4096
-CONF
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w start >/dev/null
-psql() { "$PGBIN/psql" -h "$W" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/pgcluster.sh"
 psql -d postgres -c 'CREATE DATABASE tv' -c 'CREATE DATABASE pgb'
 psql -d tv -c 'CREATE EXTENSION pg_stat_statements'
 psql -d pgb -c 'CREATE TABLE kv (bucket text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (bucket, key))'
@@ -98,13 +71,15 @@ for r in $(seq "$ROUNDS"); do
 		echo "$(stmts)" >"$OUT/tokenize-$reps.$r.statements"
 	done
 	for reps in 1 2; do
+		stmts_reset
 		bench "$OUT/detokenize-$reps.$r" detokenize "$reps"
+		echo "$(stmts)" >"$OUT/detokenize-$reps.$r.statements"
 	done
 	echo "round $r done" >&2
 done
 
 # Medians: pgbench rows/s (tps × 100), tokenvault items/s (summed over replicas), statements
-# per tokenize call (pg_stat_statements calls / calls made, warm-up included).
+# per call (pg_stat_statements calls / calls made, warm-up included).
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 items() { jq -s 'map(.items_per_s) | add' "$@"; }
 {
@@ -117,10 +92,12 @@ items() { jq -s 'map(.items_per_s) | add' "$@"; }
 			echo "$op $reps replica(s), items/s: $(for r in $(seq "$ROUNDS"); do items "$OUT/$op-$reps.$r".r*; done | median)"
 		done
 	done
-	for reps in 1 2; do
-		echo "server statements per tokenize call, $reps replica(s): $(for r in $(seq "$ROUNDS"); do
-			calls=$(jq -s 'map(.total_items / .batch) | add' "$OUT/tokenize-$reps.$r".r*)
-			awk -v s="$(cat "$OUT/tokenize-$reps.$r.statements")" -v c="$calls" 'BEGIN {printf "%.2f\n", s/c}'
-		done | median)"
+	for op in tokenize detokenize; do
+		for reps in 1 2; do
+			echo "server statements per $op call, $reps replica(s): $(for r in $(seq "$ROUNDS"); do
+				calls=$(jq -s 'map(.total_items / .batch) | add' "$OUT/$op-$reps.$r".r*)
+				awk -v s="$(cat "$OUT/$op-$reps.$r.statements")" -v c="$calls" 'BEGIN {printf "%.2f\n", s/c}'
+			done | median)"
+		done
 	done
 } | tee "$OUT/summary.txt"

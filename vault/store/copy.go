@@ -118,7 +118,7 @@ func Copy(ctx context.Context, dst, src Store) ([]BucketCount, error) {
 			if err := flush(c.Bucket); err != nil || c.Sequence == 0 {
 				return err
 			}
-			return dst.Update(ctx, func(w Tx) error { return w.SetSequence(c.Bucket, c.Sequence) })
+			return dst.Update(ctx, func(w Tx) error { return w.AdvanceSequence(c.Bucket, c.Sequence) })
 		})
 		return err
 	})

@@ -18,7 +18,8 @@ Besides Get, Put, Delete, Scan and NextSequence, a Tx reads many keys of a
 bucket at once (GetMany: one round trip on a remote database, whatever the
 number of keys), creates a key only if it is absent (Insert: a record never
 overwritten), and lists its buckets and sequences (Buckets, Sequence,
-SetSequence) so that Copy can copy a whole store between backends, and
+AdvanceSequence, which never moves a sequence back) so that Copy can copy a
+whole store between backends, and
 SnapshotOf can write any store as a bbolt backup.
 
 All access goes through transactions. View runs a function in a read-only,
@@ -117,7 +118,7 @@ replayed whole or not at all.
 Overlay and reads. Each journal file has a memtable: a skiplist of (bucket,
 key) in byte order, each key with its versions (newest first, a delete being
 a tombstone), plus a hash index for point lookups. A bucket's sequence
-(NextSequence, SetSequence) is one more versioned key of the bucket, with an
+(NextSequence, AdvanceSequence) is one more versioned key of the bucket, with an
 empty user key (which no caller can use), so it too is read as of the
 snapshot and merged with the bucket's keys. It has one writer (the
 committer) and lock-free readers. A key new to the memtable goes into the

@@ -751,10 +751,7 @@ type jTx struct {
 	seqBuf   [8]byte
 }
 
-var (
-	_ Tx               = (*jTx)(nil)
-	_ SequenceAdvancer = (*jTx)(nil)
-)
+var _ Tx = (*jTx)(nil)
 
 func (t *jTx) finish() { t.done = true }
 
@@ -929,15 +926,7 @@ func (t *jTx) Sequence(b Bucket) (uint64, error) {
 	return t.sequence(b), nil
 }
 
-func (t *jTx) SetSequence(b Bucket, n uint64) error {
-	if err := t.checkSequenceWrite(b); err != nil {
-		return err
-	}
-	t.setSequence(b, n)
-	return nil
-}
-
-// AdvanceSequence implements SequenceAdvancer. It writes nothing when the
+// AdvanceSequence implements Tx. It writes nothing when the
 // sequence is already there.
 func (t *jTx) AdvanceSequence(b Bucket, atLeast uint64) error {
 	if err := t.checkSequenceWrite(b); err != nil {

@@ -209,7 +209,7 @@ type Tx interface {
 	// Buckets returns the valid names of the buckets that exist, in ascending
 	// byte order: those holding at least one key or a nonzero sequence (a
 	// bucket emptied by deletes and never given a sequence may or may not be
-	// listed). With Scan, Sequence and SetSequence it lets a whole store be
+	// listed). With Scan, Sequence and AdvanceSequence it lets a whole store be
 	// copied, to another backend or into a backup, without knowing its
 	// layout. The transaction's own writes are included. It returns
 	// ErrTxDone after the transaction function returned, and a database
@@ -218,17 +218,20 @@ type Tx interface {
 
 	// Sequence returns bucket b's current sequence value without changing it:
 	// the last value NextSequence handed out (in a committed transaction, or
-	// in this one), or the value SetSequence set; 0 for a bucket that never
+	// in this one), or the value AdvanceSequence set; 0 for a bucket that never
 	// had one, or does not exist. It returns ErrBucketName for an invalid
 	// name and ErrTxDone after the transaction function returned.
 	Sequence(b Bucket) (uint64, error)
 
-	// SetSequence sets bucket b's sequence to n, creating the bucket if
-	// needed, so that the next NextSequence returns n+1. It is for copying a
-	// store (migrate, restore), not for allocating values. It returns
-	// ErrBucketName, ErrReadOnly in View and ErrTxDone after the transaction
-	// function returned.
-	SetSequence(b Bucket, n uint64) error
+	// AdvanceSequence makes every later NextSequence of bucket b return more
+	// than atLeast, creating the bucket if needed: it sets the sequence to
+	// atLeast when it is lower, and never moves it back, so it is safe while
+	// other transactions (or processes) take values. Data copied in from
+	// elsewhere (store.Copy into an empty store, a migration, an older layout)
+	// uses it to continue a sequence past the keys it holds; it is not for
+	// allocating values. It returns ErrBucketName, ErrReadOnly in View and
+	// ErrTxDone after the transaction function returned.
+	AdvanceSequence(b Bucket, atLeast uint64) error
 }
 
 // SharedGetter is implemented by backends whose Update may run under snapshot isolation
@@ -281,10 +284,12 @@ func SnapshotIsolation(ctx context.Context) bool {
 	return v
 }
 
-// SequenceAdvancer is implemented by the Tx of both backends: AdvanceSequence
-// makes every later NextSequence of bucket b return more than atLeast, and
-// never moves the sequence back. Data copied in from elsewhere (a migration,
-// an older layout) uses it to continue a sequence past the keys it holds.
-type SequenceAdvancer interface {
-	AdvanceSequence(b Bucket, atLeast uint64) error
+// KeyReader is implemented by backends on a remote database, where a View costs round trips
+// of its own (pgstore: a transaction's BEGIN and ROLLBACK): ReadKey reads one key in a single
+// statement, outside any transaction, in one round trip. A single statement sees one
+// committed state, so a read that starts after a write's commit returned sees that write.
+// The result is Get's (nil for an absent key, a non-nil empty slice for an empty value),
+// owned by the caller. It returns ErrClosed after Close, and a database error as View would.
+type KeyReader interface {
+	ReadKey(ctx context.Context, b Bucket, key []byte) ([]byte, error)
 }

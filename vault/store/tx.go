@@ -255,25 +255,7 @@ func (t *boltTx) Sequence(b Bucket) (uint64, error) {
 	return bk.Sequence(), nil
 }
 
-func (t *boltTx) SetSequence(b Bucket, n uint64) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case !t.writable:
-		return ErrReadOnly
-	}
-	if err := t.g.validBucket(b); err != nil {
-		return err
-	}
-	t.dirty = true
-	bk, err := t.g.bucket(b, true)
-	if err != nil {
-		return err
-	}
-	return bk.SetSequence(n)
-}
-
-// AdvanceSequence implements SequenceAdvancer.
+// AdvanceSequence implements Tx.
 // It writes nothing (and costs no commit) when the sequence is already there.
 func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
 	if t.writable && !t.done && t.g.validBucket(b) == nil {

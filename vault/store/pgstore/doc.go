@@ -16,8 +16,10 @@ Tx.NextSequence is nextval of a PostgreSQL sequence per bucket
 (tokenvault_seq_ and a hash of the bucket name, created on first use in the
 transaction that needs it, continuing from the bucket's row in the
 tokenvault_sequence table, where the first versions counted; that table now
-names every bucket with a sequence, for Tx.Buckets, and Tx.Sequence and
-Tx.SetSequence read and set the sequence with setval, for store.Copy). nextval locks no row, so
+names every bucket with a sequence, for Tx.Buckets; Tx.Sequence reads the
+sequence, and Tx.AdvanceSequence moves it forward: with setval on a sequence
+its own transaction creates, which no other can see yet (store.Copy into an
+empty store), else by taking values, so that it never moves back). nextval locks no row, so
 concurrent writers do not serialize on it (a counter row updated under
 SERIALIZABLE would make every writer of the bucket conflict); in exchange
 values of rolled-back transactions are skipped, and two concurrent
@@ -52,7 +54,9 @@ Tokenize only.
 
 PostgreSQL aborts one of two conflicting serializable transactions with a
 serialization failure (SQLSTATE 40001), a deadlock (40P01) or, for
-concurrent inserts of one key, a unique violation (23505). Update then runs
+concurrent inserts of one key, a unique violation (23505); two transactions
+creating one bucket's sequence at once fail with a unique violation on the
+catalog or duplicate_table (42P07). Update then runs
 the function again, in a new transaction, with jittered backoff, up to
 Options.MaxAttempts times and while the call's context lasts. The store
 contract already allows this: a function may run more than once, and must
@@ -63,11 +67,25 @@ not write.
 
 Put, Insert and Delete are buffered and sent together, one multi-row
 statement per bucket and kind (an upsert for Put, a plain INSERT for
-Insert, a DELETE), before a Scan and before COMMIT: an Update of 100 Puts
-costs BEGIN, one round trip of writes, and COMMIT. Get and GetMany read the
-buffer first, so a function sees its own writes; GetMany reads any number
-of keys in one statement (key = ANY($2)). RoundTrips counts the round trips
-made, through a pgx tracer.
+Insert, a DELETE), before a Scan and before COMMIT. BEGIN is sent with a
+transaction's first statement, in one pipelined batch (lazyTx; the
+snapshot is taken at that statement either way), and the connection is
+taken from the pool only then; and once a transaction has begun, its
+writes are sent with COMMIT (lazyTx.CommitWith). So an Update of 100 Puts
+costs two round trips (BEGIN and the writes, then COMMIT), one that reads
+then writes two (BEGIN and the read, then the writes and COMMIT), a View of
+one Get two (BEGIN and the read, then ROLLBACK), and a function that sends
+nothing none. If that first exchange finds its pooled connection broken (a
+server restart), nothing of the transaction ran, and it is sent once more
+on a new connection (a first exchange never holds COMMIT). A write that the
+server refuses in the writes-and-COMMIT exchange makes it skip the COMMIT:
+the transaction is rolled back and, for a conflict, re-run; if that exchange
+is lost, the outcome is unknown, as for a lost COMMIT. Get and
+GetMany read the buffer first, so a function sees its own writes; GetMany
+reads any number of keys in one statement (key = ANY($2)). ReadKey
+(store.KeyReader) reads one key in a single statement outside any
+transaction: one round trip. RoundTrips counts the round trips made,
+through a pgx tracer.
 
 # Errors and outages
 

@@ -69,13 +69,6 @@ var (
 	_ store.Pinger = (*Postgres)(nil)
 )
 
-var (
-	serializable = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadWrite}
-	// repeatable is Update's isolation under store.WithSnapshotIsolation.
-	repeatable = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadWrite}
-	snapshot   = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
-)
-
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a
 // key=value connection string, as libpq and pgx accept), creates or checks
 // the schema, and returns the store. It fails if the database cannot be
@@ -148,28 +141,16 @@ func (p *Postgres) Ping(ctx context.Context) error {
 	return nil
 }
 
-// begin starts a transaction. A connection-level failure (typically a pooled
-// connection that a server restart broke) resets the pool's idle
-// connections and is tried once more: no statement of the caller has run.
-func (p *Postgres) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	tx, err := p.pool.BeginTx(ctx, opts)
-	if err != nil && ctx.Err() == nil && !isServerError(err) {
-		p.pool.Reset()
-		tx, err = p.pool.BeginTx(ctx, opts)
-	}
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, fmt.Errorf("store: postgres: begin: %w", sanitize(err))
-	}
-	return tx, nil
+// begin returns a transaction that sends BEGIN (beginSQL) with its first statement (see
+// lazyTx): no round trip, no connection taken yet.
+func (p *Postgres) begin(beginSQL string) *lazyTx {
+	return &lazyTx{p: p, begin: beginSQL}
 }
 
-func rollback(tx pgx.Tx) {
+func rollback(tx *lazyTx) {
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
-	_ = tx.Rollback(ctx) // on failure pgx closes the connection
+	_ = tx.Rollback(ctx) // on failure the connection is closed
 }
 
 // View implements store.Store.View with a REPEATABLE READ, READ ONLY
@@ -184,14 +165,11 @@ func (p *Postgres) View(ctx context.Context, fn func(store.Tx) error) error {
 		return store.ErrClosed
 	}
 	defer p.inflight.Done()
-	ptx, err := p.begin(ctx, snapshot)
-	if err != nil {
-		return err
-	}
+	ptx := p.begin(beginSnapshot)
 	defer rollback(ptx)
 	t := &pgTx{ctx: ctx, tx: ptx}
 	defer t.finish()
-	err = fn(t)
+	err := fn(t)
 	if t.err != nil {
 		return t.err
 	}
@@ -234,14 +212,11 @@ func (p *Postgres) Update(ctx context.Context, fn func(store.Tx) error) error {
 // attempt runs fn in one transaction and commits it. retry reports that the
 // transaction did not commit and fn may be run again.
 func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err error, retry bool) {
-	opts := serializable
+	begin := beginSerializable
 	if store.SnapshotIsolation(ctx) {
-		opts = repeatable
+		begin = beginRepeatable
 	}
-	ptx, err := p.begin(ctx, opts)
-	if err != nil {
-		return err, false
-	}
+	ptx := p.begin(begin)
 	ended := false
 	defer func() {
 		if !ended {
@@ -258,12 +233,19 @@ func (p *Postgres) attempt(ctx context.Context, fn func(store.Tx) error) (err er
 	if ferr != nil {
 		return ferr, false
 	}
-	if err := t.flush(); err != nil {
+	// The writes and COMMIT go in one round trip (CommitWith).
+	var writes *pgx.Batch
+	if len(t.pending) > 0 {
+		writes = t.writeBatch()
+	}
+	werr, cerr := ptx.CommitWith(ctx, writes)
+	if werr != nil { // refused by the server, COMMIT skipped: not committed
+		err := t.fail(werr)
 		return err, retryable(err)
 	}
 	ended = true // COMMIT ends the transaction whatever its outcome
-	if err := ptx.Commit(ctx); err != nil {
-		return commitError(err)
+	if cerr != nil {
+		return commitError(cerr)
 	}
 	return nil, false
 }
@@ -309,8 +291,7 @@ func retryable(err error) bool {
 	case "40001", "40P01", "23505": // serialization_failure, deadlock_detected, unique_violation
 		return true
 	case "42P07": // duplicate_table: two transactions created a bucket's sequence at once
-		// (CREATE SEQUENCE IF NOT EXISTS checks before it inserts into the catalog); the re-run
-		// finds the sequence.
+		// (ensureSequence checks, then creates); the re-run finds the sequence.
 		return true
 	}
 	return false
@@ -369,4 +350,41 @@ func unreachable(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) || pgconn.SafeToRetry(err)
+}
+
+var _ store.KeyReader = (*Postgres)(nil)
+
+// ReadKey implements store.KeyReader: one SELECT, without BEGIN or ROLLBACK.
+func (p *Postgres) ReadKey(ctx context.Context, b store.Bucket, key []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !p.enter() {
+		return nil, store.ErrClosed
+	}
+	defer p.inflight.Done()
+	if store.ValidateKey(key) != nil || b.Validate() != nil {
+		return nil, nil
+	}
+	const q = `SELECT value FROM tokenvault_kv WHERE bucket = $1 AND key = $2`
+	var v []byte
+	err := p.pool.QueryRow(ctx, q, string(b), key).Scan(&v)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) && ctx.Err() == nil && (!isServerError(err) || unreachable(err)) {
+		// A pooled connection that a database restart broke: as lazyTx.first, once more on a
+		// new one (a read has no effect to repeat).
+		p.pool.Reset()
+		err = p.pool.QueryRow(ctx, q, string(b), key).Scan(&v)
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("store: postgres: %w", cerr)
+		}
+		return nil, fmt.Errorf("store: postgres: %w", sanitize(err))
+	case v == nil:
+		return []byte{}, nil
+	}
+	return v, nil
 }

@@ -90,7 +90,7 @@ func TestSequenceContinuesAndAdvances(t *testing.T) {
 	}
 	advance := func(b store.Bucket, v uint64) {
 		if err := s.Update(t.Context(), func(tx store.Tx) error {
-			return tx.(store.SequenceAdvancer).AdvanceSequence(b, v)
+			return tx.AdvanceSequence(b, v)
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -44,10 +44,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 }
 
 func (p *Postgres) migrateOnce(ctx context.Context) (err error, retry bool) {
-	tx, err := p.begin(ctx, serializable)
-	if err != nil {
-		return err, false
-	}
+	tx := p.begin(beginSerializable)
 	defer rollback(tx)
 	fail := func(err error) (error, bool) {
 		err = fmt.Errorf("store: postgres: schema: %w", sanitize(err))

@@ -32,7 +32,7 @@ const (
 // per bucket) before a Scan and before COMMIT; Get reads pending first.
 type pgTx struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	tx       *lazyTx
 	writable bool
 	done     bool
 	err      error // the first database error: the transaction is lost
@@ -242,13 +242,21 @@ ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`
 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)`
 )
 
-// flush sends the pending writes, in (bucket, key) order so that concurrent
-// transactions lock rows in the same order, one upsert and one delete per
-// bucket, in one round trip.
+// flush sends the pending writes in one round trip (writeBatch).
 func (t *pgTx) flush() error {
 	if t.err != nil || len(t.pending) == 0 {
 		return t.err
 	}
+	if err := t.tx.SendBatch(t.ctx, t.writeBatch()); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// writeBatch takes the pending writes into a batch, in (bucket, key) order so that
+// concurrent transactions lock rows in the same order: one upsert, one delete and one
+// create-only insert per bucket.
+func (t *pgTx) writeBatch() *pgx.Batch {
 	ws := make([]*write, 0, len(t.pending))
 	for _, w := range t.pending {
 		ws = append(ws, w)
@@ -286,10 +294,7 @@ func (t *pgTx) flush() error {
 		}
 		ws = ws[n:]
 	}
-	if err := t.tx.SendBatch(t.ctx, batch).Close(); err != nil {
-		return t.fail(err)
-	}
-	return nil
+	return batch
 }
 
 // NextSequence takes the next value of the bucket's PostgreSQL sequence
@@ -307,7 +312,7 @@ func (t *pgTx) NextSequence(b store.Bucket) (uint64, error) {
 		return 0, t.fail(err)
 	}
 	if n == nil {
-		name, err := t.ensureSequence(b)
+		name, _, err := t.ensureSequence(b)
 		if err != nil {
 			return 0, err
 		}
@@ -318,16 +323,32 @@ func (t *pgTx) NextSequence(b store.Bucket) (uint64, error) {
 	return uint64(*n), nil
 }
 
-// AdvanceSequence implements store.SequenceAdvancer: it takes values until
-// the sequence has handed out atLeast, in one statement. It never moves the
-// sequence back, so it is safe while other processes take values.
+// AdvanceSequence implements store.Tx. It never moves the sequence back, so
+// it is safe while other processes take values: on a sequence that exists it
+// takes values until the sequence has handed out atLeast, in one statement;
+// on one this transaction creates (no other transaction can see it before
+// COMMIT: a copy into an empty store) it sets it with setval, however far.
 func (t *pgTx) AdvanceSequence(b store.Bucket, atLeast uint64) error {
 	if err := t.checkWrite(b); err != nil {
 		return err
 	}
-	name, err := t.ensureSequence(b)
+	if atLeast > math.MaxInt64 {
+		return fmt.Errorf("store: postgres: sequence %d does not fit a bigint", atLeast)
+	}
+	name, created, err := t.ensureSequence(b)
 	if err != nil {
 		return err
+	}
+	if created {
+		if atLeast == 0 {
+			return nil
+		}
+		// setval(seq, v, true): the next nextval returns v+1. A new sequence has handed out
+		// nothing yet: its last_value - 1 is the legacy count it continues from.
+		if _, err := t.tx.Exec(t.ctx, `SELECT setval($1::regclass, greatest($2::bigint, (SELECT last_value - 1 FROM `+name+`)), true)`, name, int64(atLeast)); err != nil {
+			return t.fail(err)
+		}
+		return nil
 	}
 	_, err = t.tx.Exec(t.ctx, `SELECT nextval($1::regclass) FROM generate_series(1, greatest(0, $2::bigint -
 	(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM `+name+`)))`, name, int64(atLeast))
@@ -344,33 +365,37 @@ func seqName(b store.Bucket) string {
 	return "tokenvault_seq_" + hex.EncodeToString(sum[:8])
 }
 
-// ensureSequence returns the name of bucket b's sequence, creating it in
-// this transaction when it does not exist yet (a concurrent creator makes
-// one of the two transactions fail with a unique violation, which Update
-// re-runs). A new sequence continues from the bucket's row in
+// ensureSequence returns the name of bucket b's sequence, and whether this
+// call created it (in this transaction, so that no other sees it before
+// COMMIT) because it did not exist yet (a concurrent creator makes one of the
+// two transactions fail with a unique violation or duplicate_table, which
+// Update re-runs). A new sequence continues from the bucket's row in
 // tokenvault_sequence, where the first versions of this package counted.
-func (t *pgTx) ensureSequence(b store.Bucket) (string, error) {
-	name := seqName(b)
+func (t *pgTx) ensureSequence(b store.Bucket) (name string, created bool, err error) {
+	name = seqName(b)
 	var exists bool
 	if err := t.tx.QueryRow(t.ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
-		return "", t.fail(err)
+		return "", false, t.fail(err)
 	}
 	if exists {
-		return name, nil
+		return name, false, nil
 	}
 	var legacy int64
 	if err := t.tx.QueryRow(t.ctx, `SELECT coalesce(max(value), 0) FROM tokenvault_sequence WHERE bucket = $1`, string(b)).Scan(&legacy); err != nil {
-		return "", t.fail(err)
+		return "", false, t.fail(err)
 	}
-	if _, err := t.tx.Exec(t.ctx, `CREATE SEQUENCE IF NOT EXISTS `+name+` START WITH `+strconv.FormatInt(legacy+1, 10)); err != nil {
-		return "", t.fail(err)
+	// Not IF NOT EXISTS: created must be exact (AdvanceSequence relies on no other transaction
+	// seeing the sequence); a creator that committed since the check above makes this fail
+	// with duplicate_table (42P07) or a unique violation, and Update re-runs the function.
+	if _, err := t.tx.Exec(t.ctx, `CREATE SEQUENCE `+name+` START WITH `+strconv.FormatInt(legacy+1, 10)); err != nil {
+		return "", false, t.fail(err)
 	}
 	// The name is a hash: the row names the bucket for Buckets (its value stays the legacy count).
 	if _, err := t.tx.Exec(t.ctx, `INSERT INTO tokenvault_sequence (bucket, value) VALUES ($1, $2)
 ON CONFLICT (bucket) DO NOTHING`, string(b), legacy); err != nil {
-		return "", t.fail(err)
+		return "", false, t.fail(err)
 	}
-	return name, nil
+	return name, true, nil
 }
 
 func (t *pgTx) Scan(b store.Bucket, prefix, start []byte, fn func(k, v []byte) error) error {
@@ -535,30 +560,4 @@ func (t *pgTx) Sequence(b store.Bucket) (uint64, error) {
 		return 0, t.fail(err)
 	}
 	return uint64(n), nil
-}
-
-// SetSequence sets bucket b's PostgreSQL sequence (setval: it may move back,
-// which only a copy into an empty store does) and records the bucket in
-// tokenvault_sequence so that Buckets lists it.
-func (t *pgTx) SetSequence(b store.Bucket, n uint64) error {
-	if err := t.checkWrite(b); err != nil {
-		return err
-	}
-	if n > math.MaxInt64 {
-		return fmt.Errorf("store: postgres: sequence %d does not fit a bigint", n)
-	}
-	name, err := t.ensureSequence(b)
-	if err != nil {
-		return err
-	}
-	// setval(seq, v, true): the next nextval returns v+1; a sequence starts at 1, so 0 is
-	// written as "1, not yet called".
-	v, called := int64(n), true
-	if n == 0 {
-		v, called = 1, false
-	}
-	if _, err := t.tx.Exec(t.ctx, `SELECT setval($1::regclass, $2, $3)`, name, v, called); err != nil {
-		return t.fail(err)
-	}
-	return nil
 }
