@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# cmp.sh OUT ROUNDS (BEFORE=bin AFTER=bin; SCEN="..."): per round, bbolt bench 100/commit, then every scenario on both binaries
+# (order alternating by round); a fresh `serve --dev` on an empty directory for every run.
+set -euo pipefail
+OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BBOLT=$HOME/go/bin/bbolt; export TOKENVAULT_TOKEN=root
+BEFORE=${BEFORE:-$W/tv}; AFTER=${AFTER:-$W/tv-after}
+args() { case $1 in
+  http-tok-b100) echo --protocol http --op tokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s;;
+  http-detok-b100) echo --protocol http --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
+  grpc-detok-b100) echo --protocol grpc --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
+  http-tok-b1) echo --protocol http --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
+  grpc-tok-b1) echo --protocol grpc --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
+esac; }
+run() {
+  local bin=$1 name=$2 B
+  if [ "$bin" = before ]; then B=$BEFORE; else B=$AFTER; fi
+  rm -rf $W/d
+  $B serve --dev --dev-root-token root --data $W/d --grpc-addr 127.0.0.1:37070 \
+    --http-addr 127.0.0.1:38080 --vendor-addr 127.0.0.1:38443 --log-level warn >$W/serve.log 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:38080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  kill -0 $pid || { echo "server died"; cat $W/serve.log; exit 1; }
+  local json; json=$($B bench --addr 127.0.0.1:37070 --http-addr 127.0.0.1:38080 $(args $name) --server-pid $pid -o json | tr -d '\n ')
+  kill -TERM $pid; wait $pid || true
+  printf '{"bin":"%s","name":"%s","round":%d,"time":"%s","load1":%s,"result":%s}\n' "$bin" "$name" "$ROUND" "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" "$json" >>"$OUT"
+}
+for ROUND in $(seq "$ROUNDS"); do
+  rm -f $W/bolt.db
+  line=$($BBOLT bench --count 100000 --batch-size 100 --write-mode rnd --key-size 16 --value-size 100 --path $W/bolt.db 2>/dev/null | grep "^# Write" | tr "\t" " ")
+  printf '{"name":"bbolt-100","round":%d,"time":"%s","load1":%s,"line":"%s"}\n' $ROUND "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" "$line" >>$OUT
+  rm -f $W/bolt.db
+  if (( ROUND % 2 )); then order="before after"; else order="after before"; fi
+  for s in ${SCEN:-http-tok-b100 http-detok-b100 http-tok-b1 grpc-tok-b1}; do for b in $order; do run $b $s; done; done
+done
