@@ -4,13 +4,7 @@
 set -euo pipefail
 OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BBOLT=$HOME/go/bin/bbolt; export TOKENVAULT_TOKEN=root
 BEFORE=${BEFORE:-$W/tv}; AFTER=${AFTER:-$W/tv-after}
-args() { case $1 in
-  http-tok-b100) echo --protocol http --op tokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s;;
-  http-detok-b100) echo --protocol http --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
-  grpc-detok-b100) echo --protocol grpc --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
-  http-tok-b1) echo --protocol http --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
-  grpc-tok-b1) echo --protocol grpc --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
-esac; }
+. "$(dirname "$0")/scenarios.sh"
 run() {
   local bin=$1 name=$2 B
   if [ "$bin" = before ]; then B=$BEFORE; else B=$AFTER; fi

@@ -2,13 +2,7 @@
 # quiet.sh OUT ROUNDS: bbolt bench 100/commit and tokenvault scenarios, interleaved per round.
 set -euo pipefail
 OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BIN=${BIN:-$W/tv}; BBOLT=$HOME/go/bin/bbolt; export TOKENVAULT_TOKEN=root
-args() { case $1 in
-  http-tok-b100) echo --protocol http --op tokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s;;
-  http-detok-b100) echo --protocol http --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
-  grpc-detok-b100) echo --protocol grpc --op detokenize --batch 100 --concurrency 16 --duration 8s --warmup 1s --pool 20000;;
-  http-tok-b1) echo --protocol http --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
-  grpc-tok-b1) echo --protocol grpc --op tokenize --batch 1 --concurrency 16 --duration 8s --warmup 1s;;
-esac; }
+. "$(dirname "$0")/scenarios.sh"
 run() {
   local name=$1
   rm -rf $W/d
