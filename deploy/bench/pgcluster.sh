@@ -1,7 +1,7 @@
 # Sourced by postgres.sh and postgres-ab.sh (not run): a PostgreSQL 15 cluster in a temporary
 # directory for benchmarks. Expects OUT (an absolute directory); sets PGBIN, W (the
-# directory), PORT, RUNAS, pids (processes to kill at exit: append to it) and psql(); starts
-# the cluster (unix socket only, fsync on, synchronous_commit on, pg_stat_statements loaded)
+# directory), PORT, RUNAS, pids (processes to kill at exit: append to it), psql() and
+# serve_tv() (below); starts the cluster (unix socket only, fsync on, synchronous_commit on, pg_stat_statements loaded)
 # and, at exit, copies W's *.log files into OUT/logs (when KEEP_LOGS is set), kills pids,
 # stops the cluster and removes W.
 PGBIN=$(dirname "$(readlink -f "$(command -v initdb || echo /usr/lib/postgresql/15/bin/initdb)")")
@@ -34,3 +34,36 @@ max_pred_locks_per_transaction = 4096
 CONF
 "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w start >/dev/null
 psql() { "$PGBIN/psql" -h "$W" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# serve_tv NAME BIN ARGS...: starts "BIN serve ARGS..." on ports the kernel picks (127.0.0.1:0),
+# its output in $W/NAME.log and its pid in pids, waits until it has bound every listener (its
+# "listening:" line) and answers /healthz, and sets TV_GRPC and TV_HTTP to its addresses. If it
+# stops or is not up within 60 s, prints its log and exits. Fixed ports let a run talk to
+# whatever else listened there (another helper's server, refusing this run's root token with
+# Unauthenticated: issue 12) while the replica meant to be measured had failed to start.
+serve_tv() {
+	local name=$1 bin=$2 log="$W/$1.log" pid line
+	shift 2
+	"$bin" serve "$@" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --vendor-addr 127.0.0.1:0 >"$log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 300); do
+		line=$(sed -n 's/^listening: //p' "$log")
+		[ -n "$line" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if [ -z "$line" ] || ! kill -0 "$pid" 2>/dev/null; then
+		echo "serve_tv: tokenvault server $name did not start; its log:" >&2
+		cat "$log" >&2
+		exit 1
+	fi
+	TV_GRPC=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' <<<"$line")
+	TV_HTTP=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' <<<"$line")
+	for _ in $(seq 100); do
+		curl -sf "http://$TV_HTTP/healthz" >/dev/null && return 0
+		sleep 0.2
+	done
+	echo "serve_tv: tokenvault server $name (http $TV_HTTP) does not answer /healthz" >&2
+	exit 1
+}

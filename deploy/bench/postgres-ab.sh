@@ -21,12 +21,9 @@ for v in before after; do
 	n=$((n+1)); db=tva; [ $v = after ] && db=tvb
 	URL="postgres://postgres@/$db?host=$W&port=$PORT&sslmode=disable"
 	TOKEN[$v]=$("${BIN[$v]}" init --store "$URL" --kek-file "$W/kek-$v.json" -o json | sed -n 's/.*"root_token": *"\([^"]*\)".*/\1/p')
-	"${BIN[$v]}" serve --store "$URL" --kek-file "$W/kek-$v.json" --replica-id "r$n" --erasure-log "$W/$v.erasure.log" \
-		--grpc-addr "127.0.0.1:18${n}70" --http-addr "127.0.0.1:18${n}80" --vendor-addr "127.0.0.1:18${n}43" \
-		--log-level warn >"$W/$v.log" 2>&1 &
-	pids+=($!)
-	ADDR[$v]="127.0.0.1:18${n}70"
-	for _ in $(seq 100); do curl -sf "http://127.0.0.1:18${n}80/healthz" >/dev/null && break; sleep 0.2; done
+	serve_tv "$v" "${BIN[$v]}" --store "$URL" --kek-file "$W/kek-$v.json" --replica-id "r$n" --erasure-log "$W/$v.erasure.log" \
+		--log-level warn
+	ADDR[$v]=$TV_GRPC
 done
 stmts() { psql -d postgres -At -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'"; }
 run() { # run OP VERSION ROUND

@@ -34,18 +34,12 @@ URL="postgres://postgres@/tv?host=$W&port=$PORT&sslmode=disable"
 TOKEN=$("$BIN" init --store "$URL" --kek-file "$W/kek.json" -o json | sed -n 's/.*"root_token": *"\([^"]*\)".*/\1/p')
 [ -n "$TOKEN" ] || { echo "init printed no root token" >&2; exit 1; }
 
-# replica N listens on 127.0.0.1:17N70 (gRPC), 17N80 (HTTP), 17N43 (vendor)
+# replica N listens on ports the kernel picks (serve_tv), its gRPC address in ADDR[N]
+declare -A ADDR
 for n in 1 2; do
-	"$BIN" serve --store "$URL" --kek-file "$W/kek.json" --replica-id "r$n" --erasure-log "$W/r$n.erasure.log" \
-		--grpc-addr "127.0.0.1:17${n}70" --http-addr "127.0.0.1:17${n}80" --vendor-addr "127.0.0.1:17${n}43" \
-		--log-level warn >"$W/r$n.log" 2>&1 &
-	pids+=($!)
-done
-for n in 1 2; do
-	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:17${n}80/healthz" >/dev/null && break
-		sleep 0.2
-	done
+	serve_tv "r$n" "$BIN" --store "$URL" --kek-file "$W/kek.json" --replica-id "r$n" --erasure-log "$W/r$n.erasure.log" \
+		--log-level warn
+	ADDR[$n]=$TV_GRPC
 done
 
 stmts_reset() { psql -d tv -c 'SELECT pg_stat_statements_reset()' >/dev/null; }
@@ -53,7 +47,7 @@ stmts() { psql -d tv -At -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_stateme
 bench() { # bench FILE OP REPLICAS
 	local file=$1 op=$2 reps=$3 bp=()
 	for n in $(seq "$reps"); do
-		"$BIN" bench --addr "127.0.0.1:17${n}70" --token "$TOKEN" --op "$op" --batch 100 --concurrency 16 \
+		"$BIN" bench --addr "${ADDR[$n]}" --token "$TOKEN" --op "$op" --batch 100 --concurrency 16 \
 			--duration "$DUR" --pool 20000 -o json >"$file.r$n" &
 		bp+=($!)
 	done
