@@ -4,10 +4,12 @@
 set -euo pipefail
 OUT=$1; shift; W=${W:-/tmp/g}; mkdir -p $W; BIN=${BIN:-$W/tv}; export TOKENVAULT_TOKEN=root
 D=$W/d; rm -rf $D
+. "$(dirname "$0")/scenarios.sh"
+ports_free 127.0.0.1:17270 127.0.0.1:18280 127.0.0.1:18643
 $BIN serve --dev --dev-root-token root --data $D --grpc-addr 127.0.0.1:17270 --http-addr 127.0.0.1:18280 \
   --vendor-addr 127.0.0.1:18643 --log-level warn >$W/g.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18280/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+ready $pid 127.0.0.1:18280 $W/g.log
 tokens() { curl -s -H "Authorization: Bearer root" http://127.0.0.1:18280/metrics | awk '/^tokenvault_items_total\{.*op="tokenize".*outcome="ok"/ {s+=$2} END {printf "%d", s}'; }
 measure() {
   for r in 1 2 3; do

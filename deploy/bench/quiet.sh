@@ -6,11 +6,11 @@ OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BIN=${BIN:-$W/tv}; BBOLT=$HOME/g
 run() {
   local name=$1
   rm -rf $W/d
+  ports_free 127.0.0.1:37070 127.0.0.1:38080 127.0.0.1:38443
   $BIN serve --dev --dev-root-token root --data $W/d --grpc-addr 127.0.0.1:37070 \
     --http-addr 127.0.0.1:38080 --vendor-addr 127.0.0.1:38443 --log-level warn >$W/serve.log 2>&1 &
   local pid=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:38080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
-  kill -0 $pid || { echo "server died"; cat $W/serve.log; exit 1; }
+  ready $pid 127.0.0.1:38080 $W/serve.log
   local json; json=$($BIN bench --addr 127.0.0.1:37070 --http-addr 127.0.0.1:38080 $(args $name) --server-pid $pid -o json | tr -d '\n ')
   kill -TERM $pid; wait $pid || true
   printf '{"name":"%s","round":%d,"load1":%s,"result":%s}\n' "$name" "$ROUND" "$(cut -d' ' -f1 /proc/loadavg)" "$json" >>"$OUT"
