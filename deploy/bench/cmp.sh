@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cmp.sh OUT ROUNDS (BEFORE=bin AFTER=bin; SCEN="..."): per round, bbolt bench 100/commit, then every scenario on both binaries
 # (order alternating by round); a fresh `serve --dev` on an empty directory for every run.
+# With AFTER empty (AFTER= ), one binary: what quiet.sh runs.
 set -euo pipefail
 OUT=$1; ROUNDS=$2; W=${W:-/tmp/q}; mkdir -p $W; BBOLT=$HOME/go/bin/bbolt; export TOKENVAULT_TOKEN=root
-BEFORE=${BEFORE:-$W/tv}; AFTER=${AFTER:-$W/tv-after}
+BEFORE=${BEFORE:-$W/tv}; AFTER=${AFTER-$W/tv-after}
 . "$(dirname "$0")/scenarios.sh"
 run() {
   local bin=$1 name=$2 B
@@ -23,6 +24,6 @@ for ROUND in $(seq "$ROUNDS"); do
   line=$($BBOLT bench --count 100000 --batch-size 100 --write-mode rnd --key-size 16 --value-size 100 --path $W/bolt.db 2>/dev/null | grep "^# Write" | tr "\t" " ")
   printf '{"name":"bbolt-100","round":%d,"time":"%s","load1":%s,"line":"%s"}\n' $ROUND "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" "$line" >>$OUT
   rm -f $W/bolt.db
-  if (( ROUND % 2 )); then order="before after"; else order="after before"; fi
+  if [ -z "$AFTER" ]; then order=before; elif (( ROUND % 2 )); then order="before after"; else order="after before"; fi
   for s in ${SCEN:-http-tok-b100 http-detok-b100 http-tok-b1 grpc-tok-b1}; do for b in $order; do run $b $s; done; done
 done
