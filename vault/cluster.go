@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -333,33 +334,37 @@ func (v *Vault) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 	var out []ReplicaInfo
 	now := v.now()
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		out = out[:0]
+		var err error
+		if out, err = readReplicas(tx, now); err != nil {
+			return err
+		}
 		l, _ := readLease(tx, backgroundLease)
-		return tx.Scan(bucketReplicas, nil, nil, func(_, val []byte) error {
-			var r ReplicaInfo
-			if json.Unmarshal(val, &r) != nil {
-				return nil
-			}
+		for i := range out {
+			out[i].Holder = out[i].Live && l.Holder == out[i].ID && l.Epoch != 0 && now.Before(l.Expires)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// readReplicas returns tx's replica rows (unreadable ones skipped), with Live computed at now.
+func readReplicas(tx store.Tx, now time.Time) ([]ReplicaInfo, error) {
+	var out []ReplicaInfo
+	err := tx.Scan(bucketReplicas, nil, nil, func(_, val []byte) error {
+		var r ReplicaInfo
+		if json.Unmarshal(val, &r) == nil {
 			r.Live = now.Before(r.LiveUntil)
-			r.Holder = r.Live && l.Holder == r.ID && l.Epoch != 0 && now.Before(l.Expires)
 			out = append(out, r)
-			return nil
-		})
+		}
+		return nil
 	})
 	return out, err
 }
 
 // liveReplicas returns the rows of tx's live replicas.
 func liveReplicas(tx store.Tx, now time.Time) ([]ReplicaInfo, error) {
-	var out []ReplicaInfo
-	err := tx.Scan(bucketReplicas, nil, nil, func(_, val []byte) error {
-		var r ReplicaInfo
-		if json.Unmarshal(val, &r) == nil && now.Before(r.LiveUntil) {
-			out = append(out, r)
-		}
-		return nil
-	})
-	return out, err
+	all, err := readReplicas(tx, now)
+	return slices.DeleteFunc(all, func(r ReplicaInfo) bool { return !r.Live }), err
 }
 
 // noteKeyring updates this replica's heartbeat row, if it has one, with the keyring it now

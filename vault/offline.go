@@ -20,8 +20,5 @@ func LiveReplicas(ctx context.Context, st store.Store) ([]ReplicaInfo, error) {
 		out, err = liveReplicas(tx, now)
 		return err
 	})
-	for i := range out {
-		out[i].Live = true
-	}
 	return out, err
 }
