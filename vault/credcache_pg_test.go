@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenvault/tokenvault/internal/testpg"
 	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
 
 // A call never uses a cred_gen read sent before it began: calls that arrive while a read is
@@ -83,23 +84,12 @@ func TestCredRevokeAcrossReplicasPG(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
-	c := testpg.Start(t)
-	url := c.CreateDB(t, "credrevoke")
-	kek := newKEK(t)
-	var vaults []*Vault
-	var trips func() uint64
-	for _, id := range []string{"r0", "r1"} {
-		st := openPG(t, url)
-		if prev := trips; prev == nil {
-			trips = st.RoundTrips
-		} else {
-			trips = func() uint64 { return prev() + st.RoundTrips() }
+	vaults, stores := pgReplicas(t, "credrevoke", 2)
+	trips := func() (n uint64) {
+		for _, st := range stores {
+			n += st.RoundTrips()
 		}
-		v, err := Open(ctx, Config{Store: st, KEK: kek, ReplicaID: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		vaults = append(vaults, v)
+		return n
 	}
 	cred, secret := mustCreate(t, vaults[0], CredentialSpec{Name: "app", Role: RoleTokenizer})
 	for _, v := range vaults {
@@ -113,32 +103,24 @@ func TestCredRevokeAcrossReplicasPG(t *testing.T) {
 	var failure atomic.Value
 	for _, v := range vaults {
 		for range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
+			untilStopped(&wg, stop, func() bool {
+				after := revoked.Load()
+				calls.Add(1)
+				_, err := v.Authenticate(ctx, secret)
+				switch {
+				case err == nil && after:
+					bad.Add(1)
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrUnauthenticated):
+					if !after {
+						refusedEarly.Add(1) // the revocation committed, it had not returned yet
 					}
-					after := revoked.Load()
-					calls.Add(1)
-					_, err := v.Authenticate(ctx, secret)
-					switch {
-					case err == nil && after:
-						bad.Add(1)
-					case err == nil:
-						ok.Add(1)
-					case errors.Is(err, ErrUnauthenticated):
-						if !after {
-							refusedEarly.Add(1) // the revocation committed, it had not returned yet
-						}
-					default:
-						failure.Store(err)
-					}
+				default:
+					failure.Store(err)
 				}
-			}()
+				return true
+			})
 		}
 	}
 	waitFor(t, func() bool { return ok.Load() > 200 })
@@ -183,17 +165,7 @@ func TestAuthenticateUnderDeadlinesNeverRefusesPG(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
-	c := testpg.Start(t)
-	url := c.CreateDB(t, "authdeadline")
-	kek := newKEK(t)
-	var vaults []*Vault
-	for _, id := range []string{"r0", "r1"} {
-		v, err := Open(ctx, Config{Store: openPG(t, url), KEK: kek, ReplicaID: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		vaults = append(vaults, v)
-	}
+	vaults, _ := pgReplicas(t, "authdeadline", 2)
 	secret, err := vaults[0].InitRoot(ctx)
 	if err != nil || secret == "" {
 		t.Fatalf("InitRoot: %q, %v", secret, err)
@@ -205,51 +177,39 @@ func TestAuthenticateUnderDeadlinesNeverRefusesPG(t *testing.T) {
 	var wg sync.WaitGroup
 	var writes atomic.Int64
 	var writeErr atomic.Value
-	wg.Go(func() { // the other replica's credential writes: every one bumps cred_gen
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, _, err := vaults[1].CreateCredential(ctx, CredentialSpec{Name: fmt.Sprintf("w%d", i), Role: RoleTokenizer}); err != nil {
-				writeErr.Store(err)
-				return
-			}
-			writes.Add(1)
+	untilStopped(&wg, stop, func() bool { // the other replica's credential writes: every one bumps cred_gen
+		if _, _, err := vaults[1].CreateCredential(ctx, CredentialSpec{Name: fmt.Sprintf("w%d", writes.Load()), Role: RoleTokenizer}); err != nil {
+			writeErr.Store(err)
+			return false
 		}
+		writes.Add(1)
+		return true
 	})
 	var ok, timedOut, refused atomic.Int64
 	var other atomic.Value
 	for _, v := range vaults {
 		for range 4 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					// Half the calls get at most 2ms: a credential read (after a write)
-					// is often cut short; the others mostly succeed.
-					d := 50*time.Microsecond + time.Duration(rand.N(2_000))*time.Microsecond
-					if rand.N(2) == 0 {
-						d = 50*time.Microsecond + time.Duration(rand.N(100_000))*time.Microsecond
-					}
-					cctx, cancel := context.WithTimeout(ctx, d)
-					_, err := v.Authenticate(cctx, secret)
-					cancel()
-					switch {
-					case err == nil:
-						ok.Add(1)
-					case errors.Is(err, ErrUnauthenticated):
-						refused.Add(1)
-					case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-						timedOut.Add(1)
-					default:
-						other.Store(err)
-					}
+			untilStopped(&wg, stop, func() bool {
+				// Half the calls get at most 2ms: a credential read (after a write)
+				// is often cut short; the others mostly succeed.
+				d := 50*time.Microsecond + time.Duration(rand.N(2_000))*time.Microsecond
+				if rand.N(2) == 0 {
+					d = 50*time.Microsecond + time.Duration(rand.N(100_000))*time.Microsecond
 				}
+				cctx, cancel := context.WithTimeout(ctx, d)
+				_, err := v.Authenticate(cctx, secret)
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrUnauthenticated):
+					refused.Add(1)
+				case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+					timedOut.Add(1)
+				default:
+					other.Store(err)
+				}
+				return true
 			})
 		}
 	}
@@ -276,6 +236,41 @@ func TestAuthenticateUnderDeadlinesNeverRefusesPG(t *testing.T) {
 	for _, v := range vaults {
 		wantAuth(t, v, secret, true)
 	}
+}
+
+// pgReplicas opens n vaults (replicas r0, r1, …) with one KEK on a new database of a
+// PostgreSQL cluster the test starts, and returns them with their stores.
+func pgReplicas(t *testing.T, db string, n int) ([]*Vault, []*pgstore.Postgres) {
+	t.Helper()
+	url := testpg.Start(t).CreateDB(t, db)
+	kek := newKEK(t)
+	vaults, stores := make([]*Vault, n), make([]*pgstore.Postgres, n)
+	for i := range n {
+		stores[i] = openPG(t, url)
+		v, err := Open(context.Background(), Config{Store: stores[i], KEK: kek, ReplicaID: fmt.Sprintf("r%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vaults[i] = v
+	}
+	return vaults, stores
+}
+
+// untilStopped runs fn in a goroutine of wg, again and again, until stop is closed or fn
+// returns false.
+func untilStopped(wg *sync.WaitGroup, stop <-chan struct{}, fn func() bool) {
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !fn() {
+				return
+			}
+		}
+	})
 }
 
 // waitFor polls cond for up to a minute.
