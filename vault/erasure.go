@@ -70,10 +70,7 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 	if e, ok := v.subjects.m.Load(string(fp)); ok && bytes.Equal(e.(subjectEntry).wrapped, wrapped) {
 		return e.(subjectEntry).aead, nil
 	}
-	a, err := v.keyring().OpenSubjectKey(fp, wrapped)
-	if id, ok := keyring.SubjectKeyWrapID(wrapped); err != nil && ok && v.refreshForKey(id) {
-		a, err = v.keyring().OpenSubjectKey(fp, wrapped) // wrapped under a key another replica added
-	}
+	a, err := v.unwrapSubjectKey(fp, wrapped)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +80,33 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 	}
 	v.subjects.m.Store(string(fp), subjectEntry{wrapped: bytes.Clone(wrapped), aead: a})
 	return a, nil
+}
+
+// unwrapSubjectKey unwraps a subject key, without caching it.
+func (v *Vault) unwrapSubjectKey(fp, wrapped []byte) (tink.AEAD, error) {
+	a, err := v.keyring().OpenSubjectKey(fp, wrapped)
+	if id, ok := keyring.SubjectKeyWrapID(wrapped); err != nil && ok && v.refreshForKey(id) {
+		a, err = v.keyring().OpenSubjectKey(fp, wrapped) // wrapped under a key another replica added
+	}
+	return a, err
+}
+
+// decryptErased decrypts a record of subject fp under wrapped, the subject's key as read
+// before its erasure (nil: unknown), to find the record's index entry; nil when it cannot.
+// The key is not cached: it is being destroyed.
+func (v *Vault) decryptErased(fp, wrapped []byte, r record, domain, token string) []byte {
+	if wrapped == nil {
+		return nil
+	}
+	a, err := v.unwrapSubjectKey(fp, wrapped)
+	if err != nil {
+		return nil
+	}
+	pt, err := a.Decrypt(r.ciphertext, recordAD(domain, r.template, token))
+	if err != nil {
+		return nil
+	}
+	return pt
 }
 
 // existingSubjectKeys sets, on each item of work with a subject, that subject's existing key
@@ -307,6 +331,23 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 	return rc, nil
 }
 
+// eraseSubjectFP erases one subject in two steps.
+//
+//  1. One audited transaction deletes the subject key, the records read beforehand (their
+//     plaintexts, decrypted outside the transaction, find their blind index entries) and every
+//     other record its subject rows name: a tokenize that committed between that read and
+//     this transaction is found by the scan inside it and decrypted there, while the key is
+//     still readable.
+//  2. A sweep, after that commit, in a new snapshot. Tokenize runs under snapshot isolation on
+//     PostgreSQL, and reads subject keys with a share lock (batchReads.fetch): a tokenize that
+//     read the key before step 1's delete holds it until it commits, so step 1's commit waits
+//     for it, but step 1's snapshot, taken earlier, does not show its record. The sweep's does.
+//     Records of the subject that no longer open (their key is gone) are deleted in a second
+//     audited transaction with the same request id, and listed in the receipt. Records under
+//     a key made after step 1 (a tokenize that came later) open and are kept. Bolt runs one
+//     writer at a time, so its sweep finds nothing.
+//
+// The receipt lists the tokens of both steps; its AuditSeq is step 1's event.
 func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) {
 	type del struct {
 		domain, token string
@@ -338,16 +379,25 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	}); err != nil {
 		return Receipt{}, err
 	}
+	defer func() {
+		for _, d := range dels {
+			clear(d.value)
+		}
+	}()
 	rc := Receipt{Kind: "subject", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID, Subject: hex.EncodeToString(fp)}
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + rc.Subject
+	var wrapped []byte // the key being destroyed, kept until the sweep is done
 	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
+		wrapped = bytes.Clone(tx.Get(bucketSubjectKeys, fp))
 		if err := tx.Delete(bucketSubjectKeys, fp); err != nil {
 			return err
 		}
 		var ds []string
+		known := make(map[string]bool, len(dels))
 		for _, d := range dels {
+			known[string(subjectKey(fp, d.domain, d.token))] = true
 			if bytes.Equal(tx.Get(bucketRecords, recordKey(d.domain, d.token)), d.old) {
 				if err := v.deleteRecord(tx, d.domain, d.token, d.r, d.value); err != nil {
 					return err
@@ -361,6 +411,18 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 			return err
 		}
 		for _, k := range keys {
+			if domain, token, ok := splitRecordKey(k[len(fp):]); ok && !known[string(k)] {
+				// Written since the read above: decrypt here, under the key read in this
+				// transaction, to find its index entry.
+				erased, err := v.eraseLateRecord(tx, fp, wrapped, domain, token)
+				if err != nil {
+					return err
+				}
+				if erased {
+					rc.Erased = append(rc.Erased, TokenFingerprint(domain, token))
+					ds = append(ds, domain)
+				}
+			}
 			if err := tx.Delete(bucketSubjects, k); err != nil {
 				return err
 			}
@@ -370,17 +432,121 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 		return err
 	})
 	rc.AuditSeq = seq
-	for _, d := range dels {
-		clear(d.value)
-	}
 	if err != nil {
 		return Receipt{}, err
 	}
 	v.subjects.m.Delete(string(fp))
+	late, err := v.sweepSubject(ctx, fp, wrapped)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("the subject key was destroyed, but sweeping its records failed (erasing the subject again completes it): %w", err)
+	}
+	rc.Erased = append(rc.Erased, late...)
 	if err := v.signReceipt(&rc); err != nil {
 		return Receipt{}, err
 	}
 	return rc, nil
+}
+
+// eraseLateRecord deletes the record (domain, token) if it is one of subject fp's, decrypting
+// it with the subject's wrapped key (nil: gone) to find its index entry. erased reports
+// whether there was such a record.
+func (v *Vault) eraseLateRecord(tx store.Tx, fp, wrapped []byte, domain, token string) (erased bool, err error) {
+	b := tx.Get(bucketRecords, recordKey(domain, token))
+	if b == nil || isTombstone(b) {
+		return false, nil
+	}
+	r, err := unmarshalRecord(b)
+	if err != nil || !bytes.Equal(r.subject, fp) {
+		return false, nil
+	}
+	value := v.decryptErased(fp, wrapped, r, domain, token)
+	defer clear(value)
+	return true, v.deleteRecord(tx, domain, token, r, value)
+}
+
+// sweepSubject is step 2 of eraseSubjectFP: it deletes the records of subject fp that no
+// longer open (sealed under the erased key by a tokenize that committed while step 1 waited
+// for it; wrapped is that key, read by step 1, to find their index entries) and the subject
+// rows that point at no record, and returns the fingerprints of the tokens it erased. It
+// changes nothing, and writes no audit event, when there is nothing to sweep.
+func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string, error) {
+	type late struct {
+		row           []byte
+		domain, token string
+		old           []byte // nil: the row points at no record
+	}
+	var found []late
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		found = found[:0]
+		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
+			domain, token, ok := splitRecordKey(k[len(fp):])
+			if !ok {
+				return nil
+			}
+			rr := readRecord(tx, domain, token)
+			if rr.rec == nil {
+				found = append(found, late{row: bytes.Clone(k)})
+				return nil
+			}
+			r, err := unmarshalRecord(rr.rec)
+			if err != nil || !bytes.Equal(r.subject, fp) || v.opensUnderSubject(rr, r, domain, token) {
+				return nil // not this subject's, or sealed under a key made after the erasure
+			}
+			found = append(found, late{row: bytes.Clone(k), domain: domain, token: token, old: rr.rec})
+			return nil
+		})
+	}); err != nil || len(found) == 0 {
+		return nil, err
+	}
+	var erased []string
+	ev := v.newEvent(ctx, "EraseSubject")
+	ev.Target = "subject " + hex.EncodeToString(fp)
+	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
+		erased = erased[:0]
+		var ds []string
+		for _, l := range found {
+			if l.old != nil && bytes.Equal(tx.Get(bucketRecords, recordKey(l.domain, l.token)), l.old) {
+				r, err := unmarshalRecord(l.old)
+				if err != nil {
+					return err
+				}
+				value := v.decryptErased(fp, wrapped, r, l.domain, l.token)
+				err = v.deleteRecord(tx, l.domain, l.token, r, value)
+				clear(value)
+				if err != nil {
+					return err
+				}
+				erased = append(erased, TokenFingerprint(l.domain, l.token))
+				ds = append(ds, l.domain)
+			} else if l.old != nil {
+				continue // changed since the sweep read it: not ours to judge now
+			}
+			if err := tx.Delete(bucketSubjects, l.row); err != nil {
+				return err
+			}
+		}
+		e.Tokens, e.Allowed, e.Domains, e.Outcome = erased, len(erased), uniqueSorted(ds), OutcomeAllowed
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return erased, nil
+}
+
+// opensUnderSubject reports whether a subject record decrypts under its subject's current key,
+// without logging a failure (the sweep expects some).
+func (v *Vault) opensUnderSubject(rr rawRecord, r record, domain, token string) bool {
+	if rr.subjectKey == nil {
+		return false
+	}
+	a, err := v.subjectAEAD(r.subject, rr.subjectKey)
+	if err != nil {
+		return false
+	}
+	pt, err := a.Decrypt(r.ciphertext, recordAD(domain, r.template, token))
+	clear(pt)
+	return err == nil
 }
 
 // erasureEntry is one line of the erasure log: a subject (fingerprint) or a token.

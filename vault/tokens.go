@@ -186,10 +186,10 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	// are created with Insert, every key placeAll overwrites (index entries, the audit head)
 	// is one it read in this transaction, and the other marks it writes (subject and expiry
 	// rows) hold nothing that depends on what it read. SERIALIZABLE would make concurrent
-	// batches abort each other over the index pages their random tokens share. The one race
-	// it lets through: an EraseSubject that commits while a tokenize for the same subject runs
-	// can leave that tokenize's new record sealed under the erased subject key, i.e.
-	// unreadable (erased too), and not listed in the erasure receipt.
+	// batches abort each other over the index pages their random tokens share. Subject keys
+	// are read with a share lock (batchReads.fetch), so an EraseSubject of a subject this call
+	// seals under either waits for this commit and then finds the record in its sweep, or
+	// committed first and this call re-runs without the erased key (eraseSubjectFP).
 	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
 		if err := checkPrimary(tx, primary); err != nil {
 			return err
@@ -474,7 +474,14 @@ func (r *batchReads) fetch() bool {
 	}
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
-		for i, val := range r.tx.GetMany(b, keys) {
+		get := r.tx.GetMany
+		if b == bucketSubjectKeys {
+			// A subject key this call may seal under stays until the call commits: an
+			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
+			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
+			get = func(b store.Bucket, keys [][]byte) [][]byte { return store.GetManyForShare(r.tx, b, keys) }
+		}
+		for i, val := range get(b, keys) {
 			r.set(b, keys[i], val)
 		}
 	}

@@ -243,6 +243,8 @@ type Tx interface {
 // under SERIALIZABLE.
 type SharedGetter interface {
 	GetForShare(b Bucket, key []byte) []byte
+	// GetManyForShare is GetMany with GetForShare's lock on every key present.
+	GetManyForShare(b Bucket, keys [][]byte) [][]byte
 }
 
 // GetForShare reads key with tx's GetForShare when the backend has one (see SharedGetter),
@@ -252,6 +254,15 @@ func GetForShare(tx Tx, b Bucket, key []byte) []byte {
 		return sg.GetForShare(b, key)
 	}
 	return tx.Get(b, key)
+}
+
+// GetManyForShare reads keys with tx's GetManyForShare when the backend has one (see
+// SharedGetter), and with GetMany otherwise.
+func GetManyForShare(tx Tx, b Bucket, keys [][]byte) [][]byte {
+	if sg, ok := tx.(SharedGetter); ok {
+		return sg.GetManyForShare(b, keys)
+	}
+	return tx.GetMany(b, keys)
 }
 
 // snapshotIsolationKey marks a context for WithSnapshotIsolation.

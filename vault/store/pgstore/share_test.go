@@ -60,3 +60,86 @@ func TestGetForShareUnderSnapshotIsolation(t *testing.T) {
 		}
 	}
 }
+
+// TestGetManyForShare: GetManyForShare reads as GetMany does, and locks what it read: a key
+// deleted after the snapshot makes the function re-run (and the re-run reads it absent), and a
+// delete from another process waits until the reading transaction has committed. It is how a
+// tokenize holds the subject keys it seals under against a concurrent erasure.
+func TestGetManyForShare(t *testing.T) {
+	c := testpg.Start(t)
+	s := open(t, c.CreateDB(t, "sharemany"), pgstore.Options{})
+	other := open(t, c.URL("sharemany"), pgstore.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const b = store.Bucket("subjectkeys")
+	k1, k2 := []byte("s1"), []byte("s2")
+	put := func() {
+		t.Helper()
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.Put(b, k1, []byte("key1")); err != nil {
+				return err
+			}
+			return tx.Put(b, k2, []byte("key2"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Deleted after the snapshot: a re-run, which reads it absent.
+	put()
+	runs := 0
+	var seen [][]byte
+	err := s.Update(store.WithSnapshotIsolation(ctx), func(tx store.Tx) error {
+		runs++
+		tx.Get(b, []byte("other")) // takes the snapshot
+		if runs == 1 {
+			if err := other.Update(ctx, func(tx store.Tx) error { return tx.Delete(b, k1) }); err != nil {
+				return err
+			}
+		}
+		seen = store.GetManyForShare(tx, b, [][]byte{k1, k2, []byte("missing")})
+		return tx.Put(b, []byte("record"), []byte("x"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 || len(seen) != 3 || seen[0] != nil || string(seen[1]) != "key2" || seen[2] != nil {
+		t.Errorf("runs=%d seen=%q; want a re-run reading [nil key2 nil]", runs, seen)
+	}
+
+	// Locked: a delete from elsewhere waits for the commit.
+	put()
+	deleted := make(chan error, 1)
+	waited := false
+	err = s.Update(store.WithSnapshotIsolation(ctx), func(tx store.Tx) error {
+		got := store.GetManyForShare(tx, b, [][]byte{k1, k2})
+		if string(got[0]) != "key1" || string(got[1]) != "key2" {
+			t.Errorf("GetManyForShare = %q", got)
+		}
+		if !waited {
+			go func() { deleted <- other.Update(ctx, func(tx store.Tx) error { return tx.Delete(b, k2) }) }()
+			select {
+			case err := <-deleted:
+				t.Errorf("a delete of a key read for share finished before the reader committed: %v", err)
+				deleted <- err
+			case <-time.After(300 * time.Millisecond):
+			}
+			waited = true
+		}
+		return tx.Put(b, []byte("record"), []byte("y"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("the delete after the reader committed: %v", err)
+	}
+	if err := s.View(ctx, func(tx store.Tx) error {
+		if tx.Get(b, k2) != nil {
+			t.Error("k2 still present after the delete")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -102,6 +102,20 @@ func (t *pgTx) get(b store.Bucket, key []byte, query string) []byte {
 // GetMany reads every key not found among the pending writes in one
 // statement (SELECT … WHERE key = ANY($2)), then overlays the pending writes.
 func (t *pgTx) GetMany(b store.Bucket, keys [][]byte) [][]byte {
+	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`)
+}
+
+// GetManyForShare implements store.SharedGetter: GetMany with FOR SHARE (see GetForShare).
+// Keys among the transaction's own writes are not locked: it holds their rows already, or
+// will create them.
+func (t *pgTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
+	if !t.writable {
+		return t.GetMany(b, keys)
+	}
+	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[]) FOR SHARE`)
+}
+
+func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -127,7 +141,7 @@ func (t *pgTx) GetMany(b store.Bucket, keys [][]byte) [][]byte {
 	if len(ask) == 0 {
 		return out
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`, string(b), ask)
+	rows, err := t.tx.Query(t.ctx, query, string(b), ask)
 	if err != nil {
 		t.fail(err)
 		return make([][]byte, len(keys))
