@@ -104,7 +104,11 @@ see yet. A function that fails or panics has its own writes popped off again
 (a savepoint bbolt lacks), so with the journal no function is ever re-run.
 The group's writes are then encoded as one journal record, written with one
 write and one fdatasync; only then is the group's sequence number published
-to readers and are the callers answered. A group whose functions wrote
+to readers and are the callers answered. The file is written ahead of its
+records with zeros, a MiB at a time, so that a record overwrites blocks the
+file already has: an fdatasync that must also commit a new file size costs
+several times the CPU and latency of one that need not, and this way one in a
+MiB of records pays it. A group whose functions wrote
 nothing is answered without touching the disk.
 
 Journal files and records. The journal is a series of files next to the
@@ -157,7 +161,10 @@ replays the later ones in order into memtables, which it merges into bbolt
 in one transaction that records the new position, before deleting the
 files. In the last file, a record that is incomplete or fails its checksum
 (and is followed by nothing but zeros) is a torn tail, the write of a group
-that was never acknowledged: it and anything after it are ignored. A bad
+that was never acknowledged: it and anything after it are ignored; the zeros
+written ahead of the records read the same way. Only the last file may end
+in zeros: a rotation cuts the old file's zeros off, durably, before it
+creates the next file. A bad
 record anywhere else, a header of another store, or records out of sequence
 are corruption: Open fails with ErrCorrupt instead of dropping acknowledged
 writes. Open does this whether or not the journal is on, so a store can be

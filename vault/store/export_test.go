@@ -35,6 +35,9 @@ func RecordEnds(data []byte) []int64 {
 	off := journalHeaderSize
 	for off+frameHeaderSize <= len(data) {
 		n := int(binary.BigEndian.Uint32(data[off:]))
+		if n == 0 {
+			break // the zeros written ahead of the records (journalChunk)
+		}
 		off += frameHeaderSize + n
 		if off > len(data) {
 			break

@@ -41,10 +41,12 @@ type journal struct {
 	visible atomic.Uint64
 
 	// Owned by the committer goroutine (and by Close once it has stopped).
-	f   *os.File // the active journal file
-	off int64    // its size
-	seq uint64   // last group sequence number used
-	g   jgroup
+	f      *os.File // the active journal file
+	off    int64    // where its records end
+	filled int64    // its size: records, then zeros written ahead of them (extend)
+	zeros  []byte   // journalChunk zero bytes, for extend
+	seq    uint64   // last group sequence number used
+	g      jgroup
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every freeze, merge and failure
@@ -91,7 +93,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	if f, err := j.create(next); err != nil {
 		j.failed = err
 	} else {
-		j.f, j.off = f, journalHeaderSize
+		j.f, j.off, j.filled = f, journalHeaderSize, journalHeaderSize
 	}
 	j.state.Store(&jstate{layers: append(pending, newMemtable(next))})
 	go j.merger()
@@ -120,6 +122,32 @@ func (j *journal) create(id uint64) (*os.File, error) {
 		return nil, fmt.Errorf("store: journal: %w", err)
 	}
 	return f, nil
+}
+
+// journalChunk is how far a journal file is extended ahead of its records, with zeros.
+//
+// An fdatasync after an append that grows the file must also commit the file's new size (on
+// ext4 a journal transaction of its own), which costs several times the CPU and latency of
+// one after an overwrite of blocks the file already has. So the committer writes zeros ahead
+// of its records, a chunk at a time, and each group's record overwrites them: one fdatasync in
+// journalChunk/record-size commits metadata. The zeros after the last record are what a torn
+// tail already looks like to recovery (loadJournal); only the last file may have them, so
+// freeze cuts them off before the next file exists.
+const journalChunk = 1 << 20
+
+// extend writes zeros from the end of the active file to past end, journalChunk at a time.
+// They reach the disk with the next fdatasync. Committer only.
+func (j *journal) extend(end int64) error {
+	if j.zeros == nil {
+		j.zeros = make([]byte, journalChunk)
+	}
+	for j.filled < end {
+		if _, err := j.f.WriteAt(j.zeros, j.filled); err != nil {
+			return err
+		}
+		j.filled += journalChunk
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -510,8 +538,14 @@ func (j *journal) run(batch []*request) {
 		return
 	}
 	rec := frame(g.rec)
+	if end := j.off + int64(len(rec)); end > j.filled {
+		err = j.extend(end)
+		j.fp("journal.extended")
+	}
 	j.fp("journal.write")
-	_, err = j.f.WriteAt(rec, j.off)
+	if err == nil {
+		_, err = j.f.WriteAt(rec, j.off)
+	}
 	j.fp("journal.written")
 	if err == nil && !j.noSync {
 		err = fdatasync(j.f)
@@ -578,6 +612,20 @@ func (j *journal) freeze() {
 		return
 	}
 	j.fp("rotate.begin")
+	// Only the last journal file may end in zeros (a torn tail): cut the old file's zeros
+	// off, durably, before there is a next file.
+	if j.filled > j.off {
+		err := j.f.Truncate(j.off)
+		if err == nil && !j.noSync {
+			err = j.f.Sync()
+		}
+		if err != nil {
+			j.fail(fmt.Errorf("store: journal: %w", err))
+			return
+		}
+		j.filled = j.off
+	}
+	j.fp("rotate.truncated")
 	f, err := j.create(old.id + 1)
 	if err != nil {
 		j.fail(err)
@@ -585,7 +633,7 @@ func (j *journal) freeze() {
 	}
 	old.endOff = j.off
 	j.f.Close()
-	j.f, j.off = f, journalHeaderSize
+	j.f, j.off, j.filled = f, journalHeaderSize, journalHeaderSize
 	layers := append(slices.Clip(st.layers), newMemtable(old.id+1))
 	j.mu.Lock()
 	j.state.Store(&jstate{layers: layers})
