@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tokenvault/tokenvault/internal/testpg"
 	"github.com/tokenvault/tokenvault/vault/store"
 )
 
@@ -38,8 +39,24 @@ func BenchmarkTokenizeBatch100(b *testing.B) {
 
 // BenchmarkDetokenizeBatch100 reveals batches of 100 tokens (audit on) from concurrent callers.
 func BenchmarkDetokenizeBatch100(b *testing.B) {
-	ctx := context.Background()
 	v, _ := openTest(b)
+	benchDetokenize(b, v)
+}
+
+// BenchmarkDetokenizeBatch100Postgres is BenchmarkDetokenizeBatch100 on one replica over
+// PostgreSQL (a cluster the benchmark starts): the replica's own CPU, without HTTP, is what a
+// profile of it shows (-cpuprofile).
+func BenchmarkDetokenizeBatch100Postgres(b *testing.B) {
+	c := testpg.Start(b)
+	v, err := Open(context.Background(), Config{Store: openPG(b, c.CreateDB(b, "detok")), KEK: newKEK(b), ReplicaID: "r1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDetokenize(b, v)
+}
+
+func benchDetokenize(b *testing.B, v *Vault) {
+	ctx := context.Background()
 	var pool []TokenRef
 	for n := 0; n < 100; n++ {
 		items := make([]TokenizeItem, 100)
