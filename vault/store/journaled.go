@@ -45,6 +45,7 @@ type journal struct {
 	off    int64    // where its records end
 	filled int64    // its size: records, then zeros written ahead of them (extend)
 	zeros  []byte   // journalChunk zero bytes, for extend
+	append bool     // extend failed (no room): the file's records are appended instead
 	seq    uint64   // last group sequence number used
 	g      jgroup
 
@@ -142,10 +143,10 @@ func (j *journal) extend(end int64) error {
 		j.zeros = make([]byte, journalChunk)
 	}
 	for j.filled < end {
-		if _, err := j.f.WriteAt(j.zeros, j.filled); err != nil {
+		j.filled += journalChunk // also when the write fails: some of it may be in the file
+		if _, err := j.f.WriteAt(j.zeros, j.filled-journalChunk); err != nil {
 			return err
 		}
-		j.filled += journalChunk
 	}
 	return nil
 }
@@ -538,8 +539,12 @@ func (j *journal) run(batch []*request) {
 		return
 	}
 	rec := frame(g.rec)
-	if end := j.off + int64(len(rec)); end > j.filled {
-		err = j.extend(end)
+	if end := j.off + int64(len(rec)); end > j.filled && !j.append {
+		if j.extend(end) != nil {
+			// No room to write ahead (a nearly full disk): append this file's records, as
+			// long as they fit. The zeros that were written are cut off at the freeze.
+			j.append = true
+		}
 		j.fp("journal.extended")
 	}
 	j.fp("journal.write")
@@ -633,7 +638,7 @@ func (j *journal) freeze() {
 	}
 	old.endOff = j.off
 	j.f.Close()
-	j.f, j.off, j.filled = f, journalHeaderSize, journalHeaderSize
+	j.f, j.off, j.filled, j.append = f, journalHeaderSize, journalHeaderSize, false
 	layers := append(slices.Clip(st.layers), newMemtable(old.id+1))
 	j.mu.Lock()
 	j.state.Store(&jstate{layers: layers})
