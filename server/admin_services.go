@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -69,7 +70,9 @@ func (c *credentialService) RevokeCredential(ctx context.Context, req *tvpb.Revo
 	if c.s.console != nil {
 		// Its console sessions would end at their next request anyway (the credential is
 		// read again on each); end them now.
-		c.s.console.EndCredential(req.GetId())
+		if err := c.s.console.EndCredential(ctx, req.GetId()); err != nil {
+			c.s.log.WarnContext(ctx, "the revoked credential's console sessions end at their next call instead", slog.String("error", err.Error()))
+		}
 	}
 	return &tvpb.RevokeCredentialResponse{}, nil
 }

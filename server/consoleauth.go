@@ -53,9 +53,62 @@ func (s *Server) newConsole() (*console.Console, error) {
 	}
 	return console.New(console.Config{
 		Backend:     consoleBackend{s: s},
+		Store:       consoleSessions{s: s},
 		IdleTimeout: s.cfg.UI.IdleTimeout, SessionTimeout: s.cfg.UI.SessionTimeout,
 		Now: s.now, Logger: s.log.With(slog.String("component", "console")),
 	})
+}
+
+// consoleSessions keeps the console's sessions in the vault's store (vault.PutConsoleSession
+// …), so that every replica serves every session. While the vault is sealed there are none to
+// read: ErrUnavailable.
+type consoleSessions struct{ s *Server }
+
+func (c consoleSessions) vault() (*vault.Vault, error) {
+	if v := c.s.vlt(); v != nil {
+		return v, nil
+	}
+	return nil, console.ErrUnavailable
+}
+
+func (c consoleSessions) Put(ctx context.Context, key [32]byte, value []byte) error {
+	v, err := c.vault()
+	if err != nil {
+		return err
+	}
+	return v.PutConsoleSession(ctx, key, value)
+}
+
+func (c consoleSessions) Get(ctx context.Context, key [32]byte) ([]byte, error) {
+	v, err := c.vault()
+	if err != nil {
+		return nil, err
+	}
+	return v.ConsoleSession(ctx, key)
+}
+
+func (c consoleSessions) Update(ctx context.Context, key [32]byte, fn func([]byte) []byte) error {
+	v, err := c.vault()
+	if err != nil {
+		return err
+	}
+	return v.UpdateConsoleSession(ctx, key, fn)
+}
+
+func (c consoleSessions) Delete(ctx context.Context, keys ...[32]byte) error {
+	v, err := c.vault()
+	if err != nil {
+		return err
+	}
+	return v.DeleteConsoleSessions(ctx, keys...)
+}
+
+func (c consoleSessions) Range(ctx context.Context, fn func([32]byte, []byte) bool) error {
+	v, err := c.vault()
+	if err != nil {
+		return err
+	}
+	return v.RangeConsoleSessions(ctx, fn)
 }
 
 // consoleBackend signs console users in through the internal listener's authenticator and
@@ -125,6 +178,9 @@ func (s *Server) withConsoleSessions(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		case errors.Is(err, console.ErrSessionEnded):
 			writeJSONError(w, http.StatusUnauthorized, codes.Unauthenticated, err.Error())
+		case errors.Is(err, console.ErrSessionsUnavailable):
+			w.Header().Set("Retry-After", "1")
+			writeJSONError(w, http.StatusServiceUnavailable, codes.Unavailable, console.ErrSessionsUnavailable.Error())
 		case err != nil:
 			consoleBackend{s: s}.Audit(r, console.MethodCSRF, sess.Actor(), vault.OutcomeDenied, err.Error()+" ("+r.Method+" request)")
 			console.WriteError(w, http.StatusForbidden, err.Error())
@@ -160,20 +216,23 @@ func (a *authenticator) fromSession(ctx context.Context, id string) (vault.Princ
 	if c == nil || a.listener != Internal {
 		return vault.Principal{}, ended
 	}
-	sess, ok := c.Lookup(id)
-	if !ok {
+	sess, err := c.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, console.ErrSessionsUnavailable):
+		return vault.Principal{}, status.Error(codes.Unavailable, console.ErrSessionsUnavailable.Error())
+	case err != nil:
 		return vault.Principal{}, ended
 	}
 	p, err := a.s.vlt().AuthenticateCredential(ctx, sess.Principal.ID)
 	if err != nil {
 		if codeOf(err) == codes.Unauthenticated {
-			c.EndCredential(sess.Principal.ID)
+			_ = c.EndCredential(ctx, sess.Principal.ID) // the credential ends them at their next call anyway
 			return vault.Principal{}, ended
 		}
 		return vault.Principal{}, toStatus(ctx, a.log, err)
 	}
 	if !console.MayConsole(p.Role) {
-		c.End(id)
+		_ = c.End(ctx, id)
 		return vault.Principal{}, ended
 	}
 	p.AuthMethod = sess.Principal.AuthMethod.Console()

@@ -7,6 +7,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,9 +111,23 @@ func TestDatabaseLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealth(t, h, grpc_health_v1.HealthCheckResponse_SERVING)
+	u := signIn(t, h, rootSecret)
 
 	c.Stop(t)
 	waitHealth(t, h, grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	// Console sessions live in the database: while it is down they cannot be read, which is
+	// 503 (retry), never 401 (which would send the browser to sign in again).
+	for _, path := range []string{"/v1/grants", "/ui/api/session"} {
+		req := h.Request("GET", path, "", nil)
+		req.AddCookie(u.cookie)
+		resp, err := h.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkUnavailableHTTP(t, "console "+path, resp, b, c)
+	}
 	start := time.Now()
 	_, err = tc.Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: "5555555555554444", Template: "pan"}}})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "cannot reach its database") {
@@ -145,6 +160,9 @@ func TestDatabaseLoss(t *testing.T) {
 
 	c.Start(t)
 	waitHealth(t, h, grpc_health_v1.HealthCheckResponse_SERVING)
+	if code, body := u.do("GET", "/v1/grants", nil, false); code != http.StatusOK {
+		t.Errorf("the console session after the database came back: HTTP %d %s", code, body)
+	}
 	dresp, err := tc.Detokenize(ctx, &tvpb.DetokenizeRequest{Items: []*tvpb.DetokenizeItem{{Token: before.GetResults()[0].GetToken()}}})
 	if err != nil || dresp.GetResults()[0].GetValue() != "4111111111111111" {
 		t.Fatalf("Detokenize after the database came back: %v %v", dresp, err)

@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +124,54 @@ func TestReplicasAgreeOnTokens(t *testing.T) {
 			if res.GetValue() != want[i] {
 				t.Errorf("replica r%d: token %q detokenizes to %q (error %v), want %q", ri+1, req.Items[i].GetToken(), res.GetValue(), res.GetError(), want[i])
 			}
+		}
+	}
+}
+
+// TestConsoleSessionsAcrossReplicas: a console session is the store's, not one replica's, so a
+// load balancer needs no affinity: signed in on one replica, the browser's calls work on the
+// other (with the same CSRF token); signing out on one ends the session on both, and so does
+// revoking its credential.
+func TestConsoleSessionsAcrossReplicas(t *testing.T) {
+	replicas := startReplicas(t, pg.DB(t), 2, testenv.DiscardLogs())
+	a, b := replicas[0], replicas[1]
+	on := func(u *consoleUser, h *testenv.Env) *consoleUser {
+		c := *u
+		c.h = h
+		return &c
+	}
+	u := signIn(t, a, rootSecret)
+	ub := on(u, b)
+	if code, body := ub.do("GET", "/v1/grants", nil, false); code != http.StatusOK {
+		t.Fatalf("a session made on replica 1, used on replica 2: HTTP %d %s", code, body)
+	}
+	code, body := ub.do("GET", "/ui/api/session", nil, false)
+	var got consoleLogin
+	if code != http.StatusOK || json.Unmarshal(body, &got) != nil || got.CSRFToken != u.csrf || got.Credential.ID != u.login.Credential.ID {
+		t.Fatalf("session API on replica 2: HTTP %d %s; want the CSRF token and credential of the sign-in on replica 1", code, body)
+	}
+	// A state change on replica 2 with the CSRF token replica 1 gave.
+	if code, body := ub.do("POST", "/v1/templates", map[string]any{"name": "member-id", "base": "opaque"}, true); code != http.StatusOK {
+		t.Errorf("a console state change on replica 2: HTTP %d %s", code, body)
+	}
+	if code, body := ub.do("POST", "/ui/api/logout", "{}", true); code != http.StatusNoContent {
+		t.Fatalf("sign-out on replica 2: HTTP %d %s", code, body)
+	}
+	if code, _ := u.do("GET", "/v1/grants", nil, false); code != http.StatusUnauthorized {
+		t.Errorf("replica 1 after a sign-out on replica 2: HTTP %d, want 401", code)
+	}
+
+	id, secret := newCredential(t, a, "ops", "admin", "")
+	ops := signIn(t, b, secret)
+	if code, _ := on(ops, a).do("GET", "/v1/keys", nil, false); code != http.StatusOK {
+		t.Fatalf("ops session on replica 1: HTTP %d", code)
+	}
+	if code, body := a.Post("/v1/credentials/"+id+":revoke", rootSecret, "{}"); code != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d %s", code, body)
+	}
+	for i, h := range replicas {
+		if code, _ := on(ops, h).do("GET", "/v1/keys", nil, false); code != http.StatusUnauthorized {
+			t.Errorf("replica %d: the session of a credential revoked on replica 1: HTTP %d, want 401", i+1, code)
 		}
 	}
 }

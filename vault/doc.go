@@ -25,6 +25,7 @@
 //	background.go   RunBackground (rewrap, automatic rotation, retention, purge) and Stats
 //	cluster.go      replicas sharing one store: heartbeats, the background lease and its fencing
 //	offline.go      what the offline commands ask of a store: its live replicas
+//	consolesessions.go web console sessions, kept in the store for every replica (not audit events)
 //	audit.go        the audit trail in the store: updateAudited, checkpoints, export, prune
 //	auditview.go    read-only views of the trail for the web console: one event's chain position, stats, status
 //	witness.go      Witness and FileWitness: signed checkpoints kept outside the store
@@ -48,7 +49,8 @@
 // VendorDetokenize, DetokenizeRecords) write their event before any value leaves, and fail
 // closed when it cannot be written. Writes that are not changes of a caller's making (the
 // keyring at first open, the audit public key, key dates, checkpoints, the export mark, rewrap
-// batches before the last) are not audited.
+// batches before the last, heartbeats and leases, web console sessions, whose sign-in and
+// sign-out the console audits) are not audited.
 //
 // The trail is one hash chain per writer: the single-process chain (ReplicaID "", the first
 // format), or, for replicas, one chain per audited write in flight (lanes ID, ID/1, …), each
@@ -103,6 +105,7 @@
 //	replicas    replica id                       → heartbeat: started, last seen, loaded keyring version and primary key (JSON)
 //	leases      lease name                       → holder, epoch (fencing token) and expiry of a lease (JSON)
 //	grantrate   grant id                         → the grant's rate state: tokens left (float64) and when (unix ns)
+//	consolesessions sha256(session id)           → a web console session (opaque to the vault: server/console's format)
 //	meta        "keyring"                        → keyring wrapped under the KEK
 //	meta        "schema_version"                 → SchemaVersion (8 bytes)
 //	meta        "keymeta"                        → creation and destruction times of data keys (JSON)

@@ -13,28 +13,29 @@ import (
 
 // Buckets of the store used by the vault.
 const (
-	bucketRecords       store.Bucket = "records"       // recordKey → stored record, or tombstone
-	bucketIndex         store.Bucket = "index"         // indexKey → token
-	bucketSubjects      store.Bucket = "subjects"      // subjectKey → ""
-	bucketSubjectKeys   store.Bucket = "subjectkeys"   // subject fingerprint → wrapped subject key
-	bucketExpiry        store.Bucket = "expiry"        // expiryKey → ""
-	bucketCanaries      store.Bucket = "canaries"      // recordKey → canary label
-	bucketTemplates     store.Bucket = "templates"     // name → template definition (JSON)
-	bucketCreds         store.Bucket = "creds"         // id → Credential (JSON)
-	bucketCredHash      store.Bucket = "credhash"      // sha256(secret) → id (current, and previous during an overlap)
-	bucketCredSAN       store.Bucket = "credsan"       // certificate SAN → id
-	bucketCredJWT       store.Bucket = "credjwt"       // JWT subject → id (live credentials only)
-	bucketGrants        store.Bucket = "grants"        // grantKey → Grant (JSON)
-	bucketGrantIDs      store.Bucket = "grantids"      // id → vendor
-	bucketAudit         store.Bucket = "audit"         // seqKey → event line (JSON)
-	bucketAuditCkpt     store.Bucket = "auditckpt"     // seqKey → checkpoint (JSON)
-	bucketAuditHead     store.Bucket = "audithead"     // replica → seq (8 bytes) + SHA-256 of its chain's last event
-	bucketAuditAnchor   store.Bucket = "auditanchor"   // replica → seq + hash of its chain's last pruned event + its signature
-	bucketAuditExported store.Bucket = "auditexported" // replica → seq (8 bytes) + SHA-256 of its chain's last event exports delivered without a gap
-	bucketMeta          store.Bucket = "meta"          // the meta keys below → …
-	bucketReplicas      store.Bucket = "replicas"      // replica id → replicaRow (JSON): heartbeat
-	bucketLeases        store.Bucket = "leases"        // lease name → leaseRow (JSON): holder, epoch, expiry
-	bucketGrantRate     store.Bucket = "grantrate"     // grant id → rate state (16 bytes): tokens, time
+	bucketRecords         store.Bucket = "records"         // recordKey → stored record, or tombstone
+	bucketIndex           store.Bucket = "index"           // indexKey → token
+	bucketSubjects        store.Bucket = "subjects"        // subjectKey → ""
+	bucketSubjectKeys     store.Bucket = "subjectkeys"     // subject fingerprint → wrapped subject key
+	bucketExpiry          store.Bucket = "expiry"          // expiryKey → ""
+	bucketCanaries        store.Bucket = "canaries"        // recordKey → canary label
+	bucketTemplates       store.Bucket = "templates"       // name → template definition (JSON)
+	bucketCreds           store.Bucket = "creds"           // id → Credential (JSON)
+	bucketCredHash        store.Bucket = "credhash"        // sha256(secret) → id (current, and previous during an overlap)
+	bucketCredSAN         store.Bucket = "credsan"         // certificate SAN → id
+	bucketCredJWT         store.Bucket = "credjwt"         // JWT subject → id (live credentials only)
+	bucketGrants          store.Bucket = "grants"          // grantKey → Grant (JSON)
+	bucketGrantIDs        store.Bucket = "grantids"        // id → vendor
+	bucketAudit           store.Bucket = "audit"           // seqKey → event line (JSON)
+	bucketAuditCkpt       store.Bucket = "auditckpt"       // seqKey → checkpoint (JSON)
+	bucketAuditHead       store.Bucket = "audithead"       // replica → seq (8 bytes) + SHA-256 of its chain's last event
+	bucketAuditAnchor     store.Bucket = "auditanchor"     // replica → seq + hash of its chain's last pruned event + its signature
+	bucketAuditExported   store.Bucket = "auditexported"   // replica → seq (8 bytes) + SHA-256 of its chain's last event exports delivered without a gap
+	bucketMeta            store.Bucket = "meta"            // the meta keys below → …
+	bucketReplicas        store.Bucket = "replicas"        // replica id → replicaRow (JSON): heartbeat
+	bucketLeases          store.Bucket = "leases"          // lease name → leaseRow (JSON): holder, epoch, expiry
+	bucketGrantRate       store.Bucket = "grantrate"       // grant id → rate state (16 bytes): tokens, time
+	bucketConsoleSessions store.Bucket = "consolesessions" // sha256(session id) → console session (the console's format)
 )
 
 // Keys of bucket meta.

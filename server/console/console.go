@@ -2,10 +2,12 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -56,6 +58,9 @@ var (
 	ErrNoSession = errors.New("not signed in")
 	// ErrSessionEnded: the cookie names no live session (signed out, timed out, revoked).
 	ErrSessionEnded = errors.New("the console session has ended: sign in again")
+	// ErrSessionsUnavailable: the session store cannot be read or written now (the database
+	// is unreachable, or the vault sealed).
+	ErrSessionsUnavailable = errors.New("console sessions are unavailable: retry later")
 	// ErrCSRF: a state-changing request without the session's CSRF token.
 	ErrCSRF = errors.New("missing or invalid CSRF token")
 	// ErrCrossSite: a request whose Sec-Fetch-Site says another site or origin sent it.
@@ -85,6 +90,9 @@ type Backend interface {
 // Config assembles a Console.
 type Config struct {
 	Backend Backend
+	// Store keeps the sessions (required): the server's is the vault's store, shared by
+	// every replica.
+	Store SessionStore
 	// IdleTimeout ends a session unused this long (default 15m); SessionTimeout ends it this
 	// long after sign-in whatever its use (default 8h).
 	IdleTimeout, SessionTimeout time.Duration
@@ -111,6 +119,9 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("console: Config.Backend is required")
 	}
+	if cfg.Store == nil {
+		return nil, errors.New("console: Config.Store is required")
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
@@ -136,7 +147,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{
 		cfg:      cfg,
-		sessions: &sessions{idle: cfg.IdleTimeout, absolute: cfg.SessionTimeout, max: cfg.MaxSessions, now: cfg.Now, m: map[[32]byte]*Session{}},
+		sessions: &sessions{idle: cfg.IdleTimeout, absolute: cfg.SessionTimeout, max: cfg.MaxSessions, now: cfg.Now, store: cfg.Store},
 		files:    files,
 		index:    index,
 		mux:      http.NewServeMux(),
@@ -276,10 +287,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "only admin and auditor credentials may sign in to the console")
 		return
 	}
-	if old, err := r.Cookie(CookieName); err == nil {
-		c.sessions.end(old.Value)
+	if old, err := r.Cookie(CookieName); err == nil && old.Value != "" {
+		if err := c.sessions.end(r.Context(), old.Value); err != nil {
+			c.unavailable(w, err)
+			return
+		}
 	}
-	id, s := c.sessions.create(p)
+	id, s, err := c.sessions.create(r.Context(), p)
+	if err != nil {
+		c.unavailable(w, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	c.cfg.Backend.Audit(r, MethodLogin, p, vault.OutcomeAllowed, "signed in to the console")
 	writeJSON(w, http.StatusOK, c.sessionJSON(s, p))
@@ -292,12 +310,18 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		clearCookie(w, r)
 		writeError(w, http.StatusUnauthorized, ErrSessionEnded.Error())
 		return
+	case errors.Is(err, ErrSessionsUnavailable):
+		c.unavailable(w, err)
+		return
 	case err != nil:
 		c.cfg.Backend.Audit(r, MethodCSRF, s.Actor(), vault.OutcomeDenied, err.Error()+" (sign-out)")
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
-	c.sessions.end(id)
+	if err := c.sessions.end(r.Context(), id); err != nil {
+		c.unavailable(w, err)
+		return
+	}
 	clearCookie(w, r)
 	c.cfg.Backend.Audit(r, MethodLogout, s.Actor(), vault.OutcomeAllowed, "signed out of the console")
 	w.WriteHeader(http.StatusNoContent)
@@ -305,6 +329,10 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 	id, s, err := c.Check(r)
+	if errors.Is(err, ErrSessionsUnavailable) {
+		c.unavailable(w, err)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, ErrSessionEnded) {
 			clearCookie(w, r)
@@ -319,7 +347,10 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, ErrUnavailable.Error())
 		return
 	case err != nil || !MayConsole(p.Role):
-		c.sessions.end(id)
+		if err := c.sessions.end(r.Context(), id); err != nil {
+			c.unavailable(w, err)
+			return
+		}
 		clearCookie(w, r)
 		writeError(w, http.StatusUnauthorized, ErrSessionEnded.Error())
 		return
@@ -328,7 +359,8 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 }
 
 // Check resolves the session cookie of r, restarting its idle timeout: ErrNoSession without
-// a cookie, ErrSessionEnded when it names no live session. For a request that may change
+// a cookie, ErrSessionEnded when it names no live session, ErrSessionsUnavailable when the
+// session store cannot be read. For a request that may change
 // state (any method but GET, HEAD and OPTIONS) it also requires the session's CSRF token in
 // X-CSRF-Token (ErrCSRF) and refuses a Sec-Fetch-Site other than same-origin (ErrCrossSite);
 // the session is returned with those two errors, for the audit trail. Check does not re-read
@@ -338,9 +370,9 @@ func (c *Console) Check(r *http.Request) (id string, s Session, err error) {
 	if err != nil || ck.Value == "" {
 		return "", Session{}, ErrNoSession
 	}
-	s, ok := c.sessions.lookup(ck.Value, true)
-	if !ok {
-		return "", Session{}, ErrSessionEnded
+	s, err = c.Lookup(r.Context(), ck.Value)
+	if err != nil {
+		return "", Session{}, err
 	}
 	if safeMethod(r.Method) {
 		return ck.Value, s, nil
@@ -355,14 +387,44 @@ func (c *Console) Check(r *http.Request) (id string, s Session, err error) {
 	return ck.Value, s, nil
 }
 
-// Lookup returns the live session that id names, restarting its idle timeout.
-func (c *Console) Lookup(id string) (Session, bool) { return c.sessions.lookup(id, true) }
+// Lookup returns the live session that id names, restarting its idle timeout:
+// ErrSessionEnded when there is none, ErrSessionsUnavailable when the store cannot be read.
+func (c *Console) Lookup(ctx context.Context, id string) (Session, error) {
+	s, err := c.sessions.lookup(ctx, id, true)
+	return s, c.storeError(err)
+}
 
 // End ends the session id names.
-func (c *Console) End(id string) { c.sessions.end(id) }
+func (c *Console) End(ctx context.Context, id string) error {
+	return c.storeError(c.sessions.end(ctx, id))
+}
 
 // EndCredential ends every session of credential id (it was revoked).
-func (c *Console) EndCredential(id string) { c.sessions.endCredential(id) }
+func (c *Console) EndCredential(ctx context.Context, id string) error {
+	return c.storeError(c.sessions.endCredential(ctx, id))
+}
+
+// storeError maps the session table's errors: errNoSuchSession to ErrSessionEnded, a store
+// error to ErrSessionsUnavailable (logged: the cause, never a session id).
+func (c *Console) storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errNoSuchSession):
+		return ErrSessionEnded
+	}
+	c.cfg.Logger.Warn("console session store", slog.String("error", err.Error()))
+	return fmt.Errorf("%w: %w", ErrSessionsUnavailable, err)
+}
+
+// unavailable answers 503 with Retry-After for a session store error.
+func (c *Console) unavailable(w http.ResponseWriter, err error) {
+	if !errors.Is(err, ErrSessionsUnavailable) {
+		err = c.storeError(err)
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, ErrSessionsUnavailable.Error())
+}
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
