@@ -357,12 +357,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	var dels []del
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		dels = dels[:0]
-		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			domain, token, ok := splitRecordKey(k[len(fp):])
-			if !ok {
-				return nil
-			}
-			rr := readRecord(tx, domain, token)
+		return scanSubject(tx, fp, func(_ []byte, domain, token string, rr rawRecord) error {
 			if rr.rec == nil {
 				return nil
 			}
@@ -478,12 +473,7 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 	var found []late
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		found = found[:0]
-		return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
-			domain, token, ok := splitRecordKey(k[len(fp):])
-			if !ok {
-				return nil
-			}
-			rr := readRecord(tx, domain, token)
+		return scanSubject(tx, fp, func(k []byte, domain, token string, rr rawRecord) error {
 			if rr.rec == nil {
 				found = append(found, late{row: bytes.Clone(k)})
 				return nil
@@ -532,6 +522,18 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 		return nil, err
 	}
 	return erased, nil
+}
+
+// scanSubject calls fn with each subject row of subject fp (k, the row's key), its domain and
+// token, and the record it names (rr.rec nil: none, or a tombstone).
+func scanSubject(tx store.Tx, fp []byte, fn func(k []byte, domain, token string, rr rawRecord) error) error {
+	return tx.Scan(bucketSubjects, fp, nil, func(k, _ []byte) error {
+		domain, token, ok := splitRecordKey(k[len(fp):])
+		if !ok {
+			return nil
+		}
+		return fn(k, domain, token, readRecord(tx, domain, token))
+	})
 }
 
 // opensUnderSubject reports whether a subject record decrypts under its subject's current key,

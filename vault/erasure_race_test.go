@@ -51,27 +51,21 @@ func TestClusterEraseDuringTokenize(t *testing.T) {
 				stop   = make(chan struct{})
 			)
 			for range 4 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						it := item(subject)
-						res, err := a.Tokenize(ctx, []TokenizeItem{it})
-						if err != nil {
-							t.Errorf("tokenize: %v", err)
-							return
-						}
-						if res[0].Err != nil {
-							t.Errorf("tokenize item: %v", res[0].Err)
-							return
-						}
-						mu.Lock()
-						tokens = append(tokens, issued{res[0].Token, it.Template})
-						mu.Unlock()
+				untilStopped(&wg, stop, func() bool {
+					it := item(subject)
+					res, err := a.Tokenize(ctx, []TokenizeItem{it})
+					if err != nil {
+						t.Errorf("tokenize: %v", err)
+						return false
 					}
+					if res[0].Err != nil {
+						t.Errorf("tokenize item: %v", res[0].Err)
+						return false
+					}
+					mu.Lock()
+					tokens = append(tokens, issued{res[0].Token, it.Template})
+					mu.Unlock()
+					return true
 				})
 			}
 			time.Sleep(time.Duration(rounds%5) * 3 * time.Millisecond)
