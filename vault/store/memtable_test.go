@@ -145,48 +145,34 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 		return fmt.Appendf(nil, "b\x00%04d/%04d", (i*7919+g*31)%10000, g)
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for r := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(r), 9))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				at := visible.Load()
-				// A whole walk: ordered, and every published key there.
-				seen := 0
-				var last []byte
-				for x := m.first(); x != 0; x = m.next(x) {
-					k := m.key(x)
-					if last != nil && bytes.Compare(last, k) >= 0 {
-						errs <- fmt.Errorf("walk out of order")
-						return
-					}
-					if _, ok := m.visible(x, at); ok {
-						seen++
-					}
-					last = k
-				}
-				if want := int(at) * perGroup; seen < want {
-					errs <- fmt.Errorf("walk at seq %d saw %d visible keys, want at least %d", at, seen, want)
-					return
-				}
-				// Seeks of published keys land on them.
-				if at > 0 {
-					g := 1 + rng.IntN(int(at))
-					k := keyOf(g, rng.IntN(perGroup))
-					if n := m.seek(k, nil); n == 0 || !bytes.Equal(m.key(n), k) {
-						errs <- fmt.Errorf("seek missed a key published at seq %d (reader at %d)", g, at)
-						return
-					}
-				}
+	wait := runReaders(t, 9, stop, func(rng *rand.Rand) error {
+		at := visible.Load()
+		// A whole walk: ordered, and every published key there.
+		seen := 0
+		var last []byte
+		for x := m.first(); x != 0; x = m.next(x) {
+			k := m.key(x)
+			if last != nil && bytes.Compare(last, k) >= 0 {
+				return fmt.Errorf("walk out of order")
 			}
-		})
-	}
+			if _, ok := m.visible(x, at); ok {
+				seen++
+			}
+			last = k
+		}
+		if want := int(at) * perGroup; seen < want {
+			return fmt.Errorf("walk at seq %d saw %d visible keys, want at least %d", at, seen, want)
+		}
+		// Seeks of published keys land on them.
+		if at > 0 {
+			g := 1 + rng.IntN(int(at))
+			k := keyOf(g, rng.IntN(perGroup))
+			if n := m.seek(k, nil); n == 0 || !bytes.Equal(m.key(n), k) {
+				return fmt.Errorf("seek missed a key published at seq %d (reader at %d)", g, at)
+			}
+		}
+		return nil
+	})
 	for g := 1; g <= groups; g++ {
 		for i := range perGroup {
 			n := m.upsert(keyOf(g, i))
@@ -196,11 +182,7 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 		visible.Store(uint64(g))
 	}
 	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	wait()
 	want := map[string]bool{}
 	for g := 1; g <= groups; g++ {
 		for i := range perGroup {
@@ -208,6 +190,37 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 		}
 	}
 	checkSkiplist(t, m, want)
+}
+
+// runReaders runs 4 goroutines calling read, each with its own random
+// source, until stop is closed or read fails; wait waits for them and
+// reports their errors.
+func runReaders(t *testing.T, seed uint64, stop <-chan struct{}, read func(rng *rand.Rand) error) (wait func()) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), seed))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := read(rng); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	return func() {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
 }
 
 // absentSet holds exactly the keys added since its last reset, across
@@ -436,94 +449,72 @@ func TestMemtableConcurrentVersions(t *testing.T) {
 	m := newMemtable(1)
 	var visible atomic.Uint64
 	stop := make(chan struct{})
-	errs := make(chan error, 4)
-	var wg sync.WaitGroup
-	for r := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(r), 11))
-			fail := func(err error) { errs <- err }
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	wait := runReaders(t, 11, stop, func(rng *rand.Rand) error {
+		at := visible.Load()
+		// A walk: ordered, complete nodes, every published key.
+		var last []byte
+		published := 0
+		for x := m.first(); x != 0; x = m.next(x) {
+			k := m.key(x)
+			if last != nil && bytes.Compare(last, k) >= 0 {
+				return fmt.Errorf("walk out of order")
+			}
+			last = k
+			i, err := parse(k)
+			if err != nil {
+				return err
+			}
+			v, ok := m.visible(x, at)
+			if i < 0 {
+				if ok {
+					return fmt.Errorf("a popped version of a junk key is visible at seq %d", at)
 				}
-				at := visible.Load()
-				// A walk: ordered, complete nodes, every published key.
-				var last []byte
-				published := 0
-				for x := m.first(); x != 0; x = m.next(x) {
-					k := m.key(x)
-					if last != nil && bytes.Compare(last, k) >= 0 {
-						fail(fmt.Errorf("walk out of order"))
-						return
-					}
-					last = k
-					i, err := parse(k)
-					if err != nil {
-						fail(err)
-						return
-					}
-					v, ok := m.visible(x, at)
-					if i < 0 {
-						if ok {
-							fail(fmt.Errorf("a popped version of a junk key is visible at seq %d", at))
-							return
-						}
-						continue
-					}
-					if born(i) <= at {
-						published++
-					}
-					// Every key's version would be slow: a sample, and
-					// every node's value must at least be its key's.
-					if i%17 == int(at%17) || !ok {
-						if err := check(i, at, v, ok); err != nil {
-							fail(err)
-							return
-						}
-					} else if v != nil && !bytes.HasPrefix(v, append(strconv.AppendInt(nil, int64(i), 10), '@')) {
-						fail(fmt.Errorf("key %d at seq %d: value %.20q of another key", i, at, v))
-						return
-					}
+				continue
+			}
+			if born(i) <= at {
+				published++
+			}
+			// Every key's version would be slow: a sample, and
+			// every node's value must at least be its key's.
+			if i%17 == int(at%17) || !ok {
+				if err := check(i, at, v, ok); err != nil {
+					return err
 				}
-				if want := int(at) * perGroup; published != want {
-					fail(fmt.Errorf("walk at seq %d saw %d published keys, want %d", at, published, want))
-					return
-				}
-				if at == 0 {
-					continue
-				}
-				for range 20 {
-					// Point reads and seeks of published keys.
-					i := rng.IntN(int(at) * perGroup)
-					k := keyOf(i)
-					n := m.find(k)
-					if n == 0 {
-						fail(fmt.Errorf("find missed key %d published by seq %d", i, born(i)))
-						return
-					}
-					v, ok := m.visible(n, at)
-					if err := check(i, at, v, ok); err != nil {
-						fail(err)
-						return
-					}
-					if s := m.seek(k, nil); s != n {
-						fail(fmt.Errorf("seek of key %d landed elsewhere", i))
-						return
-					}
-					// Keys of later groups: not visible yet, if there.
-					i = int(at)*perGroup + rng.IntN(perGroup)
-					if n := m.find(keyOf(i)); n != 0 {
-						if _, ok := m.visible(n, at); ok {
-							fail(fmt.Errorf("key %d of group %d visible at seq %d", i, born(i), at))
-							return
-						}
-					}
+			} else if v != nil && !bytes.HasPrefix(v, append(strconv.AppendInt(nil, int64(i), 10), '@')) {
+				return fmt.Errorf("key %d at seq %d: value %.20q of another key", i, at, v)
+			}
+		}
+		if want := int(at) * perGroup; published != want {
+			return fmt.Errorf("walk at seq %d saw %d published keys, want %d", at, published, want)
+		}
+		if at == 0 {
+			return nil
+		}
+		for range 20 {
+			// Point reads and seeks of published keys.
+			i := rng.IntN(int(at) * perGroup)
+			k := keyOf(i)
+			n := m.find(k)
+			if n == 0 {
+				return fmt.Errorf("find missed key %d published by seq %d", i, born(i))
+			}
+			v, ok := m.visible(n, at)
+			if err := check(i, at, v, ok); err != nil {
+				return err
+			}
+			if s := m.seek(k, nil); s != n {
+				return fmt.Errorf("seek of key %d landed elsewhere", i)
+			}
+			// Keys of later groups: not visible yet, if there.
+			i = int(at)*perGroup + rng.IntN(perGroup)
+			if n := m.find(keyOf(i)); n != 0 {
+				if _, ok := m.visible(n, at); ok {
+					return fmt.Errorf("key %d of group %d visible at seq %d", i, born(i), at)
 				}
 			}
-		})
-	}
+		}
+		return nil
+	})
 
 	type write struct {
 		i int
@@ -574,11 +565,7 @@ func TestMemtableConcurrentVersions(t *testing.T) {
 		visible.Store(g)
 	}
 	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	wait()
 	for i := range groups * perGroup {
 		n := m.find(keyOf(i))
 		v, ok := m.visible(n, groups)
