@@ -145,7 +145,7 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 		return fmt.Appendf(nil, "b\x00%04d/%04d", (i*7919+g*31)%10000, g)
 	}
 	stop := make(chan struct{})
-	wait := runReaders(t, 9, stop, func(rng *rand.Rand) error {
+	wait := runReaders(t, 4, 9, stop, func(rng *rand.Rand) error {
 		at := visible.Load()
 		// A whole walk: ordered, and every published key there.
 		seen := 0
@@ -192,13 +192,13 @@ func TestMemtableLinkConcurrentReaders(t *testing.T) {
 	checkSkiplist(t, m, want)
 }
 
-// runReaders runs 4 goroutines calling read, each with its own random
+// runReaders runs n goroutines calling read, each with its own random
 // source, until stop is closed or read fails; wait waits for them and
 // reports their errors.
-func runReaders(t *testing.T, seed uint64, stop <-chan struct{}, read func(rng *rand.Rand) error) (wait func()) {
+func runReaders(t *testing.T, n int, seed uint64, stop <-chan struct{}, read func(rng *rand.Rand) error) (wait func()) {
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for r := range 4 {
+	errs := make(chan error, n)
+	for r := range n {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), seed))
 			for {
@@ -379,7 +379,7 @@ func TestMemtableArenasPointerFree(t *testing.T) {
 // should see: pushed versions rolled back (popped) before their group was
 // published never show, nor do versions of later groups.
 func TestMemtableConcurrentVersions(t *testing.T) {
-	const groups, perGroup = 80, 400 // 32,000 keys
+	const groups, perGroup = 60, 400 // 24,000 keys
 	mix := func(i, g uint64) uint64 {
 		x := i*0x9e3779b97f4a7c15 ^ (g+1)*0xc2b2ae3d27d4eb4f
 		x ^= x >> 29
@@ -449,7 +449,7 @@ func TestMemtableConcurrentVersions(t *testing.T) {
 	m := newMemtable(1)
 	var visible atomic.Uint64
 	stop := make(chan struct{})
-	wait := runReaders(t, 11, stop, func(rng *rand.Rand) error {
+	wait := runReaders(t, 2, 11, stop, func(rng *rand.Rand) error {
 		at := visible.Load()
 		// A walk: ordered, complete nodes, every published key.
 		var last []byte
