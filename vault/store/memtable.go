@@ -77,7 +77,7 @@ const (
 
 // Arena sizes: records per chunk (powers of two).
 const (
-	nodeChunkBits    = 9  // 512 nodes, 68 KiB
+	nodeChunkBits    = 9  // 512 nodes of 128 bytes: 64 KiB
 	towerChunkBits   = 6  // 64 links
 	versionChunkBits = 11 // 2048 versions, 48 KiB
 	byteChunk        = 64 << 10
@@ -115,7 +115,6 @@ type nodeRec struct {
 	keyLen uint32                     // composite key's length
 	height uint8
 	v0use  bool   // writer only
-	hash   uint64 // of the key, with bit 0 set (see hashIndex)
 	key    uint64 // byte reference of a key longer than inlineKey
 	// The first version lives in the node: a new key is one record.
 	v0  versionRec
@@ -391,7 +390,6 @@ func (m *memtable) upsert(key []byte) nodeRef {
 		return n
 	}
 	n, r := m.newNode(m.randomHeight())
-	r.hash = hv
 	r.keyLen = uint32(len(key))
 	if len(key) <= inlineKey {
 		copy(r.inl[:], key)
