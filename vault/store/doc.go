@@ -131,6 +131,10 @@ the group's other new keys, sorted, each searched for from the position of
 the one before (a finger search), before the group is published: no
 snapshot can see their versions earlier, and a Scan or Buckets inside an
 Update links them first, so that it sees its group's writes in order.
+A memtable's nodes, versions, keys and values live in chunked arenas of
+pointer-free types and refer to each other by integer handles, so the
+garbage collector does not scan them (see memtable.go for the memory
+model).
 
 A View opens a bbolt read transaction, reads from it the merged position
 (below), then takes the list of memtables not merged into that transaction

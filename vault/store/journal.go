@@ -338,7 +338,7 @@ func splitKey(ck []byte) (bucket, key []byte) {
 // first), bucket sequences included, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return.
 func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string) (keys int, err error) {
-	cur := make([]*node, len(layers))
+	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
 	}
@@ -347,22 +347,26 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 	for {
 		// The smallest key; among equal keys the newest layer's version.
 		win := -1
+		var ck []byte
 		for i := len(cur) - 1; i >= 0; i-- {
-			for cur[i] != nil && cur[i].head.Load() == nil {
-				cur[i] = cur[i].next[0].Load() // every version undone
+			m := layers[i]
+			for cur[i] != 0 {
+				if _, ok := m.newest(cur[i]); ok {
+					break
+				}
+				cur[i] = m.next(cur[i]) // every version undone
 			}
-			if cur[i] == nil {
+			if cur[i] == 0 {
 				continue
 			}
-			if win < 0 || bytes.Compare(cur[i].key, cur[win].key) < 0 {
-				win = i
+			if k := m.key(cur[i]); win < 0 || bytes.Compare(k, ck) < 0 {
+				win, ck = i, k
 			}
 		}
 		if win < 0 {
 			break
 		}
-		ck := cur[win].key
-		v := cur[win].head.Load()
+		value, _ := layers[win].newest(cur[win])
 		b, key := splitKey(ck)
 		if !bytes.Equal(b, curB) {
 			curB, bk = b, btx.Bucket(b)
@@ -374,10 +378,10 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 					return keys, err
 				}
 			}
-			if err := bk.SetSequence(binary.BigEndian.Uint64(v.value)); err != nil {
+			if err := bk.SetSequence(binary.BigEndian.Uint64(value)); err != nil {
 				return keys, err
 			}
-		case v.tombstone():
+		case value == nil: // a tombstone
 			if bk != nil {
 				if err := bk.Delete(key); err != nil {
 					return keys, err
@@ -389,7 +393,7 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 					return keys, err
 				}
 			}
-			if err := bk.Put(key, v.value); err != nil {
+			if err := bk.Put(key, value); err != nil {
 				return keys, err
 			}
 		}
@@ -399,9 +403,9 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 				return keys, err
 			}
 		}
-		for i := range cur {
-			if cur[i] != nil && bytes.Equal(cur[i].key, ck) {
-				cur[i] = cur[i].next[0].Load()
+		for i, m := range layers {
+			if cur[i] != 0 && bytes.Equal(m.key(cur[i]), ck) {
+				cur[i] = m.next(cur[i])
 			}
 		}
 	}

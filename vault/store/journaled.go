@@ -360,7 +360,7 @@ func (s *absentSet) has(ck []byte) bool {
 
 // undoEntry is a version pushed on n by the group in flight.
 type undoEntry struct {
-	n *node
+	n nodeRef
 }
 
 // rollbackTo undoes the group's writes after the marks.
@@ -420,7 +420,7 @@ func (j *journal) committer() {
 		if len(batch) > 0 {
 			j.backpressure()
 			j.run(batch)
-			if j.g.mem.bytes.Load() >= j.freezeAt {
+			if j.g.mem.bytes.Load() >= j.freezeAt || j.g.mem.full() {
 				j.freeze()
 			}
 		}
@@ -823,9 +823,9 @@ func (t *jTx) linkPending() {
 func (t *jTx) lookup(b Bucket, key []byte) (value []byte, found bool) {
 	t.ck = compositeKey(t.ck[:0], b, key)
 	for _, m := range t.sn.layers {
-		if n := m.find(t.ck); n != nil {
-			if v := n.visible(t.sn.at); v != nil {
-				return v.value, true
+		if n := m.find(t.ck); n != 0 {
+			if v, ok := m.visible(n, t.sn.at); ok {
+				return v, true
 			}
 		}
 	}
@@ -1037,11 +1037,14 @@ func (t *jTx) Buckets() ([]Bucket, error) {
 	}
 	for _, m := range t.sn.layers {
 		// One seek per bucket: every key of bucket b sorts before b 0x01.
-		for n := m.first(); n != nil; {
-			b, _ := splitKey(n.key)
+		for n := m.first(); n != 0; {
+			b, _ := splitKey(m.key(n))
 			if !seen[Bucket(b)] {
-				for x := n; x != nil && bytes.HasPrefix(x.key, b) && x.key[len(b)] == 0; x = x.next[0].Load() {
-					if v := x.visible(t.sn.at); v != nil && !v.tombstone() {
+				for x := n; x != 0; x = m.next(x) {
+					if k := m.key(x); !bytes.HasPrefix(k, b) || k[len(b)] != 0 {
+						break
+					}
+					if v, ok := m.visible(x, t.sn.at); ok && v != nil {
 						seen[Bucket(b)] = true
 						break
 					}
@@ -1078,20 +1081,29 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 	ckSeek := compositeKey(nil, b, seek)
 	at := t.sn.at
 	layers := t.sn.layers
-	cur := make([]*node, len(layers))
+	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.seek(ckSeek, nil)
 	}
+	// curKey is the user key of cur[i].
+	curKey := make([][]byte, len(layers))
 	// normalize moves cur[i] to its next visible node within the prefix.
 	normalize := func(i int) {
-		for n := cur[i]; ; n = n.next[0].Load() {
-			if n == nil || !bytes.HasPrefix(n.key, ckPrefix) {
-				cur[i] = nil
+		m := layers[i]
+		for n := cur[i]; ; n = m.next(n) {
+			var k []byte
+			if n != 0 {
+				k = m.key(n)
+			}
+			if n == 0 || !bytes.HasPrefix(k, ckPrefix) {
+				cur[i], curKey[i] = 0, nil
 				return
 			}
-			if len(n.key) > pre && n.visible(at) != nil { // not the sequence key
-				cur[i] = n
-				return
+			if len(k) > pre { // not the sequence key
+				if _, ok := m.visible(n, at); ok {
+					cur[i], curKey[i] = n, k[pre:]
+					return
+				}
 			}
 		}
 	}
@@ -1129,10 +1141,10 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 	for n := 1; ; n++ {
 		// The smallest key, and the version of the newest source holding it.
 		var key, value []byte
-		for _, x := range cur {
-			if x != nil && (key == nil || bytes.Compare(x.key[pre:], key) < 0) {
-				key = x.key[pre:]
-				value = x.visible(at).value
+		for i, x := range cur {
+			if x != 0 && (key == nil || bytes.Compare(curKey[i], key) < 0) {
+				key = curKey[i]
+				value, _ = layers[i].visible(x, at)
 			}
 		}
 		fromBolt := false
@@ -1153,8 +1165,8 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 			nextBolt(false)
 		}
 		for i, x := range cur {
-			if x != nil && bytes.Equal(x.key[pre:], key) {
-				cur[i] = x.next[0].Load()
+			if x != 0 && bytes.Equal(curKey[i], key) {
+				cur[i] = layers[i].next(x)
 				normalize(i)
 			}
 		}
