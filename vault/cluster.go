@@ -84,12 +84,13 @@ type leaseRow struct {
 
 // cluster is a vault's view of its membership: the lease it holds, if any.
 type cluster struct {
-	mu      sync.Mutex
-	held    leaseRow // Epoch 0: not held
-	started time.Time
-	fresh   bool          // no heartbeat written yet by this process
-	beat    chan struct{} // asks for a heartbeat now
-	subjGen uint64        // the subject erasure counter when the subject cache was last checked
+	mu         sync.Mutex
+	held       leaseRow // Epoch 0: not held
+	started    time.Time
+	fresh      bool          // no heartbeat written yet by this process
+	beat       chan struct{} // asks for a heartbeat now
+	subjGen    uint64        // the subject erasure counter when the subject cache was last checked
+	clearAgain bool          // clear the subject cache at the next heartbeat too
 }
 
 // replicaID is the id this vault writes heartbeats and holds leases under.
@@ -269,10 +270,13 @@ func (v *Vault) heartbeat(ctx context.Context, ttl time.Duration) bool {
 		v.log.Info("holding the background lease", slog.String("replica", me), slog.Uint64("epoch", got.Epoch))
 	}
 	v.cl.held = got
-	if subjGen != v.cl.subjGen {
+	if subjGen != v.cl.subjGen || v.cl.clearAgain {
 		// A subject was erased (here or elsewhere): drop the unwrapped subject keys this
-		// replica holds, so an erased subject's key does not stay in memory. (The cache is
-		// never served for an erased subject: every use checks the wrapped key is stored.)
+		// replica holds, so an erased subject's key does not stay in memory, and once more at
+		// the next heartbeat, for a read that fetched the key before the erasure and caches
+		// it after this clear. (The cache is never served for an erased subject: every use
+		// checks the wrapped key is stored.)
+		v.cl.clearAgain = subjGen != v.cl.subjGen
 		v.cl.subjGen = subjGen
 		v.subjects.m.Clear()
 		v.subjects.n.Store(0)

@@ -88,6 +88,7 @@
 //	index       domain 0x00 template 0x00 hmac   → token (deterministic templates with random candidates)
 //	subjects    hmac(subject) domain 0x00 token  → "" (for erasure by data subject)
 //	subjectkeys hmac(subject)                    → the subject's key, wrapped by the data AEAD
+//	subjectkeyids hmac(subject)                  → the subject key's random id (16 bytes): the erasure log names the key it destroyed
 //	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
 //	canaries    domain 0x00 token                → canary label
 //	templates   name                             → custom template definition (JSON)

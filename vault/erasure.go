@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -44,10 +46,15 @@ type rawRecord struct {
 	subjectKey []byte // nil: no subject, or the subject was erased
 }
 
-// subjectCache keeps unwrapped subject keys, bounded.
+// subjectCache keeps unwrapped subject keys, bounded. erased holds the SHA-256 of the wrapped
+// keys this replica erased (bounded like m): a read that fetched a key just before its erasure
+// committed must not cache it afterwards (subjectAEAD). Other replicas' erasures are handled
+// by the heartbeat, which clears the cache twice when the erasure counter moves (cluster.go).
 type subjectCache struct {
-	m sync.Map // string(fp) → subjectEntry
-	n atomic.Int64
+	m       sync.Map // string(fp) → subjectEntry
+	n       atomic.Int64
+	erased  sync.Map // [32]byte → struct{}
+	nErased atomic.Int64
 }
 
 type subjectEntry struct {
@@ -79,7 +86,21 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 		v.subjects.n.Store(0)
 	}
 	v.subjects.m.Store(string(fp), subjectEntry{wrapped: bytes.Clone(wrapped), aead: a})
+	if _, gone := v.subjects.erased.Load(sha256.Sum256(wrapped)); gone {
+		// Erased while this read was under way: usable for this call, never cached. (Checked
+		// after the store: an erasure that marks it later also deletes the entry after.)
+		v.subjects.m.Delete(string(fp))
+	}
 	return a, nil
+}
+
+// newSubjectKeyID returns a random id for a new subject key (bucket subjectkeyids): the erasure
+// log names the key it destroyed by it, so that replaying the log erases that key when a
+// restore brings it back, and never a key the subject was given after the erasure.
+func newSubjectKeyID() []byte {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // crypto/rand.Read never fails (Go 1.24+)
+	return id
 }
 
 // unwrapSubjectKey unwraps a subject key, without caching it.
@@ -321,14 +342,7 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 	if err != nil {
 		return Receipt{}, err
 	}
-	rc, err := v.eraseSubjectFP(ctx, fp)
-	if err != nil {
-		return Receipt{}, err
-	}
-	if err := v.appendErasureLog(erasureEntry{Subject: hex.EncodeToString(fp)}); err != nil {
-		return Receipt{}, fmt.Errorf("the subject was erased, but the erasure log could not be written (backups will not be re-erased on restore): %w", err)
-	}
-	return rc, nil
+	return v.eraseSubjectFP(ctx, fp, true)
 }
 
 // eraseSubjectFP erases one subject in two steps.
@@ -347,8 +361,11 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 //     a key made after step 1 (a tokenize that came later) open and are kept. Bolt runs one
 //     writer at a time, so its sweep finds nothing.
 //
-// The receipt lists the tokens of both steps; its AuditSeq is step 1's event.
-func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) {
+// The receipt lists the tokens of both steps; its AuditSeq is step 1's event. With logIt, the
+// erasure is appended to the erasure log (naming the destroyed key's id) as soon as step 1 has
+// committed, before the sweep: a sweep that fails leaves the key destroyed and logged. The
+// sweep runs on even when the caller's context ends, within sweepTimeout.
+func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Receipt, error) {
 	type del struct {
 		domain, token string
 		r             record
@@ -382,11 +399,15 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	rc := Receipt{Kind: "subject", Time: v.now().UTC(), RequestID: requestFrom(ctx).RequestID, Subject: hex.EncodeToString(fp)}
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + rc.Subject
-	var wrapped []byte // the key being destroyed, kept until the sweep is done
+	var wrapped, keyID []byte // the key being destroyed (kept until the sweep is done), its id
 	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		rc.Erased = []string{}
 		wrapped = bytes.Clone(tx.Get(bucketSubjectKeys, fp))
+		keyID = bytes.Clone(tx.Get(bucketSubjectKeyIDs, fp))
 		if err := tx.Delete(bucketSubjectKeys, fp); err != nil {
+			return err
+		}
+		if err := tx.Delete(bucketSubjectKeyIDs, fp); err != nil {
 			return err
 		}
 		var ds []string
@@ -430,10 +451,32 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte) (Receipt, error) 
 	if err != nil {
 		return Receipt{}, err
 	}
+	if wrapped != nil {
+		if v.subjects.nErased.Add(1) > maxCachedSubjects {
+			v.subjects.erased.Clear()
+			v.subjects.nErased.Store(1)
+		}
+		v.subjects.erased.Store(sha256.Sum256(wrapped), struct{}{})
+	}
 	v.subjects.m.Delete(string(fp))
-	late, err := v.sweepSubject(ctx, fp, wrapped)
-	if err != nil {
-		return Receipt{}, fmt.Errorf("the subject key was destroyed, but sweeping its records failed (erasing the subject again completes it): %w", err)
+	var logErr error
+	if logIt {
+		logErr = v.appendErasureLog(erasureEntry{Subject: rc.Subject, Key: hex.EncodeToString(keyID)})
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepTimeout)
+	defer cancel()
+	var late []string
+	for attempt := 0; ; attempt++ {
+		if late, err = v.sweepSubject(sctx, fp, wrapped); err == nil || attempt == 2 || sctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond << attempt)
+	}
+	switch {
+	case logErr != nil:
+		return Receipt{}, fmt.Errorf("the subject was erased, but the erasure log could not be written (backups will not be re-erased on restore): %w", logErr)
+	case err != nil:
+		return Receipt{}, fmt.Errorf("the subject key was destroyed and logged, but sweeping its records failed (erasing the subject again removes what is left, unreadable): %w", err)
 	}
 	rc.Erased = append(rc.Erased, late...)
 	if err := v.signReceipt(&rc); err != nil {
@@ -459,11 +502,15 @@ func (v *Vault) eraseLateRecord(tx store.Tx, fp, wrapped []byte, domain, token s
 	return true, v.deleteRecord(tx, domain, token, r, value)
 }
 
-// sweepSubject is step 2 of eraseSubjectFP: it deletes the records of subject fp that no
-// longer open (sealed under the erased key by a tokenize that committed while step 1 waited
-// for it; wrapped is that key, read by step 1, to find their index entries) and the subject
-// rows that point at no record, and returns the fingerprints of the tokens it erased. It
-// changes nothing, and writes no audit event, when there is nothing to sweep.
+// sweepTimeout bounds the sweep after an erasure's first step, whatever the caller's deadline.
+const sweepTimeout = 30 * time.Second
+
+// sweepSubject is step 2 of eraseSubjectFP: it deletes the records of subject fp sealed under
+// the erased key (wrapped, read by step 1: a tokenize committed them while step 1 waited for
+// it; decrypting them finds their index entries) and the subject rows that point at no record,
+// and returns the fingerprints of the tokens it erased. A record that opens under neither the
+// erased key nor the subject's current one is left alone and logged. It changes nothing, and
+// writes no audit event, when there is nothing to sweep.
 func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string, error) {
 	type late struct {
 		row           []byte
@@ -479,9 +526,17 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 				return nil
 			}
 			r, err := unmarshalRecord(rr.rec)
-			if err != nil || !bytes.Equal(r.subject, fp) || v.opensUnderSubject(rr, r, domain, token) {
-				return nil // not this subject's, or sealed under a key made after the erasure
+			if err != nil || !bytes.Equal(r.subject, fp) {
+				return nil // not this subject's
 			}
+			pt := v.decryptErased(fp, wrapped, r, domain, token)
+			if pt == nil {
+				if !v.opensUnderSubject(rr, r, domain, token) {
+					v.log.Warn("a record of an erased subject opens under neither the erased key nor the current one; left in place", slog.String("domain", domain))
+				}
+				return nil // sealed under a key made after the erasure
+			}
+			clear(pt)
 			found = append(found, late{row: bytes.Clone(k), domain: domain, token: token, old: rr.rec})
 			return nil
 		})
@@ -553,10 +608,13 @@ func (v *Vault) opensUnderSubject(rr rawRecord, r record, domain, token string) 
 
 // erasureEntry is one line of the erasure log: a subject (fingerprint) or a token.
 type erasureEntry struct {
-	Subject string    `json:"subject,omitempty"`
-	Domain  string    `json:"domain,omitempty"`
-	Token   string    `json:"token,omitempty"`
-	Time    time.Time `json:"time"`
+	Subject string `json:"subject,omitempty"`
+	// Key is the id (hex) of the subject key the erasure destroyed; empty for a key made
+	// before keys had ids, and in entries written before then.
+	Key    string    `json:"key,omitempty"`
+	Domain string    `json:"domain,omitempty"`
+	Token  string    `json:"token,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // appendErasureLog appends erasures to the erasure log (fsynced). No log configured: no-op.
@@ -622,16 +680,17 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 		}
 		var present bool
 		if err := v.store.View(ctx, func(tx store.Tx) error {
-			present = tx.Get(bucketSubjectKeys, fp) != nil
-			if !present {
-				return tx.Scan(bucketSubjects, fp, nil, func(_, _ []byte) error { present = true; return store.ErrStopScan })
+			if tx.Get(bucketSubjectKeys, fp) != nil {
+				present = erasedKey(e, tx.Get(bucketSubjectKeyIDs, fp))
+				return nil
 			}
-			return nil
+			// No key: subject rows left (unreadable) are swept.
+			return tx.Scan(bucketSubjects, fp, nil, func(_, _ []byte) error { present = true; return store.ErrStopScan })
 		}); err != nil {
 			return err
 		}
 		if present {
-			if _, err := v.eraseSubjectFP(ctx, fp); err != nil {
+			if _, err := v.eraseSubjectFP(ctx, fp, false); err != nil {
 				return err
 			}
 			subjects++
@@ -641,6 +700,19 @@ func (v *Vault) applyErasureLog(ctx context.Context) error {
 		v.log.Warn("re-applied erasures from the erasure log (restored from an older backup?)", slog.Int("subjects", subjects), slog.Int("tokens", tokens))
 	}
 	return sc.Err()
+}
+
+// erasedKey reports whether the subject key whose id is id (nil: a key made before keys had
+// ids) is the one erasure entry e destroyed, so that replaying e must destroy it again. An
+// entry names the id of the key it destroyed; one without (written before ids, or for an
+// id-less key) destroyed an id-less key. Every key with an id was made after every entry
+// without one, so such an entry never applies to it: a key the subject was given after its
+// erasure survives every replay.
+func erasedKey(e erasureEntry, id []byte) bool {
+	if e.Key == "" {
+		return id == nil
+	}
+	return id != nil && e.Key == hex.EncodeToString(id)
 }
 
 // PurgeExpired deletes tokens whose TTL has passed. Expired tokens already answer not found;

@@ -17,6 +17,7 @@ const (
 	bucketIndex           store.Bucket = "index"           // indexKey → token
 	bucketSubjects        store.Bucket = "subjects"        // subjectKey → ""
 	bucketSubjectKeys     store.Bucket = "subjectkeys"     // subject fingerprint → wrapped subject key
+	bucketSubjectKeyIDs   store.Bucket = "subjectkeyids"   // subject fingerprint → the subject key's random id (16 bytes), for the erasure log
 	bucketExpiry          store.Bucket = "expiry"          // expiryKey → ""
 	bucketCanaries        store.Bucket = "canaries"        // recordKey → canary label
 	bucketTemplates       store.Bucket = "templates"       // name → template definition (JSON)

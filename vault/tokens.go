@@ -589,7 +589,8 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64, sc *tok
 			if err != nil {
 				return "", err, true
 			}
-			writes = append(writes, kv{bucketSubjectKeys, p.subject, wrapped, true})
+			writes = append(writes, kv{bucketSubjectKeys, p.subject, wrapped, true},
+				kv{bucketSubjectKeyIDs, p.subject, newSubjectKeyID(), true})
 			p.subjWrapped, p.subjAEAD, p.rec0 = wrapped, a, nil
 		case !bytes.Equal(cur, p.subjWrapped):
 			a, err := v.subjectAEAD(p.subject, cur)

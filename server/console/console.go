@@ -346,6 +346,10 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, ErrUnavailable.Error())
 		return
+	case err != nil && !errors.Is(err, vault.ErrUnauthenticated):
+		// The credential could not be read (the database): not a reason to sign out.
+		c.unavailable(w, err)
+		return
 	case err != nil || !MayConsole(p.Role):
 		if err := c.sessions.end(r.Context(), id); err != nil {
 			c.unavailable(w, err)

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +15,9 @@ import (
 	"github.com/tokenvault/tokenvault/vault"
 )
 
-// memStore is a SessionStore in memory, for the session table's own tests (the server's is
-// the vault's store, tested end to end in server/).
+// memStore is a SessionStore in memory, for the session table's own tests and for failures a
+// real store cannot produce on cue; the server's store (the vault's) is tested end to end in
+// server/ (replicas_test.go, pgfail_test.go, console_test.go) and vault/.
 type memStore struct {
 	mu sync.Mutex
 	m  map[[32]byte][]byte
@@ -142,5 +145,41 @@ func TestSessionsStoreNothingPresentable(t *testing.T) {
 	}
 	if _, ok := st.m[key(ids[1])]; ok {
 		t.Error("a timed-out session was not deleted when found")
+	}
+}
+
+// flakyBackend: Check fails with a store error (a PostgreSQL hiccup while reading the
+// credential), not vault.ErrUnauthenticated.
+type flakyBackend struct{}
+
+func (flakyBackend) SignIn(*http.Request, string) (vault.Principal, error) {
+	return vault.Principal{}, vault.ErrUnauthenticated
+}
+func (flakyBackend) Check(*http.Request, string) (vault.Principal, error) {
+	return vault.Principal{}, errors.New("store: read: connection reset by peer")
+}
+func (flakyBackend) Audit(*http.Request, string, vault.Principal, string, string) {}
+
+// TestSessionKeptWhenCredentialUnreadable: GET /ui/api/session re-reads the credential; when
+// that read fails for a reason other than the credential being gone (the database), the answer
+// is 503 and the session stays: only vault.ErrUnauthenticated signs the user out. (A real
+// store cannot fail the credential read while serving the session read, so a stub Backend.)
+func TestSessionKeptWhenCredentialUnreadable(t *testing.T) {
+	st := &memStore{m: map[[32]byte][]byte{}}
+	c, err := New(Config{Backend: flakyBackend{}, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := c.sessions.create(context.Background(), vault.Principal{ID: "cred-1", Role: vault.RoleAdmin, AuthMethod: vault.AuthSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/ui/api/session", nil)
+	r.AddCookie(&http.Cookie{Name: CookieName, Value: id})
+	w := httptest.NewRecorder()
+	c.Handler().ServeHTTP(w, r)
+	_, still := st.m[key(id)]
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !still {
+		t.Errorf("a store error reading the credential: HTTP %d (Retry-After %q), session kept %v; want 503 with Retry-After, session kept", w.Code, w.Header().Get("Retry-After"), still)
 	}
 }

@@ -548,9 +548,7 @@ func (j *journal) run(batch []*request) {
 		j.fp("journal.extended")
 	}
 	j.fp("journal.write")
-	if err == nil {
-		_, err = j.f.WriteAt(rec, j.off)
-	}
+	_, err = j.f.WriteAt(rec, j.off)
 	j.fp("journal.written")
 	if err == nil && !j.noSync {
 		err = fdatasync(j.f)
