@@ -22,3 +22,24 @@ func LiveReplicas(ctx context.Context, st store.Store) ([]ReplicaInfo, error) {
 	})
 	return out, err
 }
+
+// ForgetConsoleSessions deletes every web console session kept in the store at st, and
+// returns how many there were. The restore commands call it: a backup (or a copy) holds the
+// sessions of its moment, and one signed out since must not come back with it.
+func ForgetConsoleSessions(ctx context.Context, st store.Store) (int, error) {
+	n := 0
+	err := st.Update(ctx, func(tx store.Tx) error {
+		keys, err := scanKeys(tx, bucketConsoleSessions, nil, nil)
+		if err != nil {
+			return err
+		}
+		n = len(keys)
+		for _, k := range keys {
+			if err := tx.Delete(bucketConsoleSessions, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}

@@ -85,6 +85,8 @@ func TestBackupRestoreWithErasure(t *testing.T) {
 		}
 	}
 	expect("before the backup", srv.httpAddr, true)
+	// A console session, live in the backup and signed out after it.
+	cookie := consoleSignIn(t, c, srv.httpAddr)
 
 	backup := filepath.Join(t.TempDir(), "vault.backup")
 	out, errOut, code := runCLI(t, env, append([]string{"backup", "--out", backup}, flags...)...)
@@ -95,6 +97,7 @@ func TestBackupRestoreWithErasure(t *testing.T) {
 		t.Errorf("backup file: %v %v", fi, err)
 	}
 
+	consoleSignOut(t, c, srv.httpAddr, cookie)
 	out, errOut, code = runCLI(t, env, append([]string{"erase-subject", "s1"}, flags...)...)
 	if code != 0 {
 		t.Fatalf("erase-subject s1: exit %d\nstderr:\n%s", code, errOut)
@@ -150,6 +153,9 @@ func TestBackupRestoreWithErasure(t *testing.T) {
 	restore(without)
 	srvC := startServer(t, without)
 	expect("restored without the erasure log", srvC.httpAddr, true)
+	if code := consoleSession(t, srvC.httpAddr, cookie); code != http.StatusUnauthorized {
+		t.Errorf("a console session signed out after the backup: HTTP %d on the restored server, want 401", code)
+	}
 	srvC.stopClean()
 
 	// Restored with the KEK and the erasure log: s1 is erased again at start.
@@ -235,4 +241,69 @@ func TestBackupRestoreKeepsDeletedTokensGone(t *testing.T) {
 		t.Errorf("the restored server did not log re-applying one deleted token:\n%s", with.stderr)
 	}
 	with.assertNoErrorLogs("restored server")
+}
+
+// consoleSignIn signs in to the web console with the root token and returns the session cookie.
+func consoleSignIn(t *testing.T, c *http.Client, httpAddr string) *http.Cookie {
+	t.Helper()
+	resp, err := c.Post("http://"+httpAddr+"/ui/api/login", "application/json", strings.NewReader(`{"secret":"`+rootToken+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "tv_session" && resp.StatusCode == http.StatusOK {
+			return ck
+		}
+	}
+	t.Fatalf("console sign-in: HTTP %d, no session cookie", resp.StatusCode)
+	return nil
+}
+
+// consoleSession answers GET /ui/api/session with cookie: 200 while the session lives.
+func consoleSession(t *testing.T, httpAddr string, cookie *http.Cookie) int {
+	t.Helper()
+	c := newHTTPClient()
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/ui/api/session", nil)
+	req.AddCookie(cookie)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// consoleSignOut ends the session of cookie (its CSRF token from the session API).
+func consoleSignOut(t *testing.T, c *http.Client, httpAddr string, cookie *http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/ui/api/session", nil)
+	req.AddCookie(cookie)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct {
+		CSRFToken string `json:"csrfToken"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	if err != nil || sess.CSRFToken == "" {
+		t.Fatalf("console session: HTTP %d, %v", resp.StatusCode, err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, "http://"+httpAddr+"/ui/api/logout", strings.NewReader("{}"))
+	req.AddCookie(cookie)
+	req.Header.Set("X-CSRF-Token", sess.CSRFToken)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("console sign-out: HTTP %d", resp.StatusCode)
+	}
+	if code := consoleSession(t, httpAddr, cookie); code != http.StatusUnauthorized {
+		t.Fatalf("after sign-out: HTTP %d, want 401", code)
+	}
 }

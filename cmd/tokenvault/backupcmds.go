@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -180,6 +181,15 @@ func restoreData(cmd *cobra.Command, f restoreFlags, logs []string) error {
 	if err != nil {
 		return err
 	}
+	if err := forgetSessions(cmd.Context(), func() (store.Store, func() error, error) {
+		b, err := store.Open(dst, store.Options{Timeout: -1})
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, b.Close, nil
+	}); err != nil {
+		return err
+	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "restored %d bytes into %s.\n", n, dst)
 	if len(logs) == 0 {
@@ -241,6 +251,9 @@ func restoreStore(cmd *cobra.Command, f restoreFlags, logs []string) error {
 		if _, err := store.VerifyCopy(ctx, copied, pg); err != nil {
 			return err
 		}
+		if err := forgetSessions(ctx, func() (store.Store, func() error, error) { return pg, func() error { return nil }, nil }); err != nil {
+			return err
+		}
 		keys := 0
 		for _, c := range copied {
 			keys += c.Keys
@@ -290,4 +303,21 @@ func copyNewFile(src, dst string) error {
 	defer f.Close()
 	_, err = store.WriteFile(dst, os.O_EXCL, f)
 	return err
+}
+
+// forgetSessions deletes the web console sessions a restored backup holds (vault.
+// ForgetConsoleSessions): one signed out after the backup must not come back with it.
+func forgetSessions(ctx context.Context, open func() (store.Store, func() error, error)) error {
+	st, closeFn, err := open()
+	if err != nil {
+		return err
+	}
+	_, err = vault.ForgetConsoleSessions(ctx, st)
+	if cerr := closeFn(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("clearing the restored console sessions: %w", err)
+	}
+	return nil
 }
