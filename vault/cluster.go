@@ -278,8 +278,7 @@ func (v *Vault) heartbeat(ctx context.Context, ttl time.Duration) bool {
 		// checks the wrapped key is stored.)
 		v.cl.clearAgain = subjGen != v.cl.subjGen
 		v.cl.subjGen = subjGen
-		v.subjects.m.Clear()
-		v.subjects.n.Store(0)
+		v.subjects.clear()
 	}
 	return took
 }

@@ -17,10 +17,17 @@ import (
 // MaxConsoleSessionSize bounds a console session's stored value.
 const MaxConsoleSessionSize = 4 << 10
 
-// PutConsoleSession stores the session whose id hashes to key.
-func (v *Vault) PutConsoleSession(ctx context.Context, key [32]byte, value []byte) error {
+func checkConsoleSession(value []byte) error {
 	if len(value) > MaxConsoleSessionSize {
 		return fmt.Errorf("%w: a console session is at most %d bytes", ErrInvalidArgument, MaxConsoleSessionSize)
+	}
+	return nil
+}
+
+// PutConsoleSession stores the session whose id hashes to key.
+func (v *Vault) PutConsoleSession(ctx context.Context, key [32]byte, value []byte) error {
+	if err := checkConsoleSession(value); err != nil {
+		return err
 	}
 	return v.store.Update(ctx, func(tx store.Tx) error {
 		return tx.Put(bucketConsoleSessions, key[:], value)
@@ -79,11 +86,11 @@ func (v *Vault) UpdateConsoleSession(ctx context.Context, key [32]byte, fn func(
 			return nil
 		}
 		next := fn(bytes.Clone(cur))
-		switch {
-		case next == nil:
+		if next == nil {
 			return nil
-		case len(next) > MaxConsoleSessionSize:
-			return fmt.Errorf("%w: a console session is at most %d bytes", ErrInvalidArgument, MaxConsoleSessionSize)
+		}
+		if err := checkConsoleSession(next); err != nil {
+			return err
 		}
 		return tx.Put(bucketConsoleSessions, key[:], next)
 	})

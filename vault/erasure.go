@@ -64,6 +64,38 @@ type subjectEntry struct {
 
 const maxCachedSubjects = 10000
 
+// put caches a, the unwrapped key wrapped, for subject fp, unless this replica erased that key
+// meanwhile (checked after the store: forget marks before it deletes, so one of the two sees
+// the other). The key is usable for the caller's call either way.
+func (c *subjectCache) put(fp, wrapped []byte, a tink.AEAD) {
+	if c.n.Add(1) > maxCachedSubjects {
+		c.clear()
+	}
+	c.m.Store(string(fp), subjectEntry{wrapped: bytes.Clone(wrapped), aead: a})
+	if _, gone := c.erased.Load(sha256.Sum256(wrapped)); gone {
+		c.m.Delete(string(fp))
+	}
+}
+
+// forget drops subject fp's cached key after its erasure, and remembers (bounded) that
+// wrapped, the erased key, must not be cached again.
+func (c *subjectCache) forget(fp, wrapped []byte) {
+	if wrapped != nil {
+		if c.nErased.Add(1) > maxCachedSubjects {
+			c.erased.Clear()
+			c.nErased.Store(1)
+		}
+		c.erased.Store(sha256.Sum256(wrapped), struct{}{})
+	}
+	c.m.Delete(string(fp))
+}
+
+// clear drops every cached key.
+func (c *subjectCache) clear() {
+	c.m.Clear()
+	c.n.Store(0)
+}
+
 func (v *Vault) subjectFingerprint(subject string) ([]byte, error) {
 	k, err := v.hmacKey("subject")
 	if err != nil {
@@ -81,16 +113,7 @@ func (v *Vault) subjectAEAD(fp, wrapped []byte) (tink.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.subjects.n.Add(1) > maxCachedSubjects {
-		v.subjects.m.Clear()
-		v.subjects.n.Store(0)
-	}
-	v.subjects.m.Store(string(fp), subjectEntry{wrapped: bytes.Clone(wrapped), aead: a})
-	if _, gone := v.subjects.erased.Load(sha256.Sum256(wrapped)); gone {
-		// Erased while this read was under way: usable for this call, never cached. (Checked
-		// after the store: an erasure that marks it later also deletes the entry after.)
-		v.subjects.m.Delete(string(fp))
-	}
+	v.subjects.put(fp, wrapped, a)
 	return a, nil
 }
 
@@ -451,14 +474,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 	if err != nil {
 		return Receipt{}, err
 	}
-	if wrapped != nil {
-		if v.subjects.nErased.Add(1) > maxCachedSubjects {
-			v.subjects.erased.Clear()
-			v.subjects.nErased.Store(1)
-		}
-		v.subjects.erased.Store(sha256.Sum256(wrapped), struct{}{})
-	}
-	v.subjects.m.Delete(string(fp))
+	v.subjects.forget(fp, wrapped)
 	var logErr error
 	if logIt {
 		logErr = v.appendErasureLog(erasureEntry{Subject: rc.Subject, Key: hex.EncodeToString(keyID)})
@@ -486,8 +502,8 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 }
 
 // eraseLateRecord deletes the record (domain, token) if it is one of subject fp's, decrypting
-// it with the subject's wrapped key (nil: gone) to find its index entry. erased reports
-// whether there was such a record.
+// it with the subject's erased key wrapped (nil: unknown) to find its index entry. erased
+// reports whether there was such a record. Step 1 and the sweep both use it.
 func (v *Vault) eraseLateRecord(tx store.Tx, fp, wrapped []byte, domain, token string) (erased bool, err error) {
 	b := tx.Get(bucketRecords, recordKey(domain, token))
 	if b == nil || isTombstone(b) {
@@ -550,21 +566,15 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 		erased = erased[:0]
 		var ds []string
 		for _, l := range found {
-			if l.old != nil && bytes.Equal(tx.Get(bucketRecords, recordKey(l.domain, l.token)), l.old) {
-				r, err := unmarshalRecord(l.old)
-				if err != nil {
-					return err
+			if l.old != nil {
+				if !bytes.Equal(tx.Get(bucketRecords, recordKey(l.domain, l.token)), l.old) {
+					continue // changed since the sweep read it: not ours to judge now
 				}
-				value := v.decryptErased(fp, wrapped, r, l.domain, l.token)
-				err = v.deleteRecord(tx, l.domain, l.token, r, value)
-				clear(value)
-				if err != nil {
+				if _, err := v.eraseLateRecord(tx, fp, wrapped, l.domain, l.token); err != nil {
 					return err
 				}
 				erased = append(erased, TokenFingerprint(l.domain, l.token))
 				ds = append(ds, l.domain)
-			} else if l.old != nil {
-				continue // changed since the sweep read it: not ours to judge now
 			}
 			if err := tx.Delete(bucketSubjects, l.row); err != nil {
 				return err

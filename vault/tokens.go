@@ -474,14 +474,16 @@ func (r *batchReads) fetch() bool {
 	}
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
-		get := r.tx.GetMany
+		var vals [][]byte
 		if b == bucketSubjectKeys {
 			// A subject key this call may seal under stays until the call commits: an
 			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
 			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
-			get = func(b store.Bucket, keys [][]byte) [][]byte { return store.GetManyForShare(r.tx, b, keys) }
+			vals = store.GetManyForShare(r.tx, b, keys)
+		} else {
+			vals = r.tx.GetMany(b, keys)
 		}
-		for i, val := range get(b, keys) {
+		for i, val := range vals {
 			r.set(b, keys[i], val)
 		}
 	}

@@ -181,13 +181,15 @@ func restoreData(cmd *cobra.Command, f restoreFlags, logs []string) error {
 	if err != nil {
 		return err
 	}
-	if err := forgetSessions(cmd.Context(), func() (store.Store, func() error, error) {
-		b, err := store.Open(dst, store.Options{Timeout: -1})
-		if err != nil {
-			return nil, nil, err
-		}
-		return b, b.Close, nil
-	}); err != nil {
+	b, err := store.Open(dst, store.Options{Timeout: -1})
+	if err != nil {
+		return err
+	}
+	err = forgetSessions(cmd.Context(), b)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	w := cmd.OutOrStdout()
@@ -251,7 +253,7 @@ func restoreStore(cmd *cobra.Command, f restoreFlags, logs []string) error {
 		if _, err := store.VerifyCopy(ctx, copied, pg); err != nil {
 			return err
 		}
-		if err := forgetSessions(ctx, func() (store.Store, func() error, error) { return pg, func() error { return nil }, nil }); err != nil {
+		if err := forgetSessions(ctx, pg); err != nil {
 			return err
 		}
 		keys := 0
@@ -307,16 +309,8 @@ func copyNewFile(src, dst string) error {
 
 // forgetSessions deletes the web console sessions a restored backup holds (vault.
 // ForgetConsoleSessions): one signed out after the backup must not come back with it.
-func forgetSessions(ctx context.Context, open func() (store.Store, func() error, error)) error {
-	st, closeFn, err := open()
-	if err != nil {
-		return err
-	}
-	_, err = vault.ForgetConsoleSessions(ctx, st)
-	if cerr := closeFn(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+func forgetSessions(ctx context.Context, st store.Store) error {
+	if _, err := vault.ForgetConsoleSessions(ctx, st); err != nil {
 		return fmt.Errorf("clearing the restored console sessions: %w", err)
 	}
 	return nil

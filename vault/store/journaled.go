@@ -41,13 +41,13 @@ type journal struct {
 	visible atomic.Uint64
 
 	// Owned by the committer goroutine (and by Close once it has stopped).
-	f      *os.File // the active journal file
-	off    int64    // where its records end
-	filled int64    // its size: records, then zeros written ahead of them (extend)
-	zeros  []byte   // journalChunk zero bytes, for extend
-	append bool     // extend failed (no room): the file's records are appended instead
-	seq    uint64   // last group sequence number used
-	g      jgroup
+	f          *os.File // the active journal file
+	off        int64    // where its records end
+	filled     int64    // its size: records, then zeros written ahead of them (extend)
+	zeros      []byte   // journalChunk zero bytes, for extend
+	appendOnly bool     // extend failed (no room): the file's records are appended instead
+	seq        uint64   // last group sequence number used
+	g          jgroup
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every freeze, merge and failure
@@ -539,11 +539,11 @@ func (j *journal) run(batch []*request) {
 		return
 	}
 	rec := frame(g.rec)
-	if end := j.off + int64(len(rec)); end > j.filled && !j.append {
+	if end := j.off + int64(len(rec)); end > j.filled && !j.appendOnly {
 		if j.extend(end) != nil {
 			// No room to write ahead (a nearly full disk): append this file's records, as
 			// long as they fit. The zeros that were written are cut off at the freeze.
-			j.append = true
+			j.appendOnly = true
 		}
 		j.fp("journal.extended")
 	}
@@ -636,7 +636,7 @@ func (j *journal) freeze() {
 	}
 	old.endOff = j.off
 	j.f.Close()
-	j.f, j.off, j.filled, j.append = f, journalHeaderSize, journalHeaderSize, false
+	j.f, j.off, j.filled, j.appendOnly = f, journalHeaderSize, journalHeaderSize, false
 	layers := append(slices.Clip(st.layers), newMemtable(old.id+1))
 	j.mu.Lock()
 	j.state.Store(&jstate{layers: layers})
