@@ -16,11 +16,7 @@ import (
 // snapshot). A plain Get would return the old value and commit; GetForShare makes the
 // transaction fail and be re-run, and the re-run reads the new value.
 func TestGetForShareUnderSnapshotIsolation(t *testing.T) {
-	c := testpg.Start(t)
-	s := open(t, c.CreateDB(t, "share"), pgstore.Options{})
-	other := open(t, c.URL("share"), pgstore.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, other, ctx := twoProcesses(t, "share")
 	const b = store.Bucket("meta")
 	key := []byte("primary")
 	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put(b, key, []byte("k1")) }); err != nil {
@@ -66,11 +62,7 @@ func TestGetForShareUnderSnapshotIsolation(t *testing.T) {
 // delete from another process waits until the reading transaction has committed. It is how a
 // tokenize holds the subject keys it seals under against a concurrent erasure.
 func TestGetManyForShare(t *testing.T) {
-	c := testpg.Start(t)
-	s := open(t, c.CreateDB(t, "sharemany"), pgstore.Options{})
-	other := open(t, c.URL("sharemany"), pgstore.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, other, ctx := twoProcesses(t, "sharemany")
 	const b = store.Bucket("subjectkeys")
 	k1, k2 := []byte("s1"), []byte("s2")
 	put := func() {
@@ -142,4 +134,16 @@ func TestGetManyForShare(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// twoProcesses starts a cluster with database db and opens two stores on it, as two replicas
+// would; ctx ends with the test, within a minute.
+func twoProcesses(t *testing.T, db string) (s, other *pgstore.Postgres, ctx context.Context) {
+	t.Helper()
+	c := testpg.Start(t)
+	s = open(t, c.CreateDB(t, db), pgstore.Options{})
+	other = open(t, c.URL(db), pgstore.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return s, other, ctx
 }
