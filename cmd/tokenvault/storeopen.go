@@ -35,6 +35,8 @@ const storeConnectTimeout = 30 * time.Second
 type storeFlags struct {
 	data, url string
 	noJournal bool // bbolt: store.Options.NoJournal (serve --store-journal=false)
+	// bbolt: store.Options.CommitDelay (serve --commit-delay; 0 there means none)
+	commitDelay time.Duration
 }
 
 // storeUsage is the help text of --store.
@@ -100,7 +102,10 @@ func (f *storeFlags) open(ctx context.Context, offline bool, what string) (store
 	if f.postgres() {
 		return openPostgres(ctx, f.url)
 	}
-	opts := store.Options{NoJournal: f.noJournal}
+	opts := store.Options{NoJournal: f.noJournal, CommitDelay: -1}
+	if f.commitDelay > 0 {
+		opts.CommitDelay = f.commitDelay
+	}
 	if offline {
 		opts.Timeout = -1
 	}

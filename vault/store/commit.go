@@ -15,8 +15,10 @@ import (
 // single committer goroutine takes the first queued request plus everything
 // queued behind it (at most maxGroup), runs all their functions in one bbolt
 // read-write transaction, commits it (one fsync), and answers them all. While
-// it commits, new requests queue up and form the next group. The committer
-// never waits for company: a lone request is committed at once.
+// it commits, new requests queue up and form the next group. This committer
+// (Options.NoJournal) never waits for company: a lone request is committed at
+// once. The journal's committer (journaled.go) waits Options.CommitDelay
+// after a group of commitCompany or more, for the next group to fill.
 //
 // A function that fails without having written anything (the common case:
 // validation after reads) is simply answered with its error; the transaction
@@ -90,12 +92,17 @@ func (s *Bolt) next(buf []*request) ([]*request, bool) {
 		}
 		s.cond.Wait()
 	}
-	n := min(len(s.queue), s.maxGroup)
+	return s.takeQueued(buf), true
+}
+
+// takeQueued moves queued requests to buf, up to maxGroup in buf; s.mu is held.
+func (s *Bolt) takeQueued(buf []*request) []*request {
+	n := min(len(s.queue), s.maxGroup-len(buf))
 	buf = append(buf, s.queue[:n]...)
 	rest := copy(s.queue, s.queue[n:])
 	clear(s.queue[rest:])
 	s.queue = s.queue[:rest]
-	return buf, true
+	return buf
 }
 
 // group is the committer's state for the group in flight.

@@ -144,3 +144,64 @@ func TestJournalReplayedWithoutJournal(t *testing.T) {
 		t.Errorf("journal files after a replay with NoJournal: %q", files)
 	}
 }
+
+// The journal's committer waits Options.CommitDelay for company only after a group of
+// several calls: a lone caller is never delayed, many callers share fewer fsyncs, and a
+// negative delay turns the wait off.
+func TestCommitDelay(t *testing.T) {
+	// hammer runs callers×rounds Updates, each of one Put, from callers goroutines at once.
+	hammer := func(t *testing.T, s *store.Bolt, callers, rounds int) {
+		t.Helper()
+		start := make(chan struct{})
+		errs := make(chan error, callers)
+		for c := range callers {
+			go func() {
+				<-start
+				for r := range rounds {
+					if err := s.Update(t.Context(), func(tx store.Tx) error {
+						return tx.Put("b", fmt.Appendf(nil, "k%03d-%03d", c, r), fmt.Appendf(nil, "v%03d-%03d", c, r))
+					}); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		close(start)
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Run("lone caller", func(t *testing.T) {
+		s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: store.MaxCommitDelay})
+		hammer(t, s, 1, 30)
+		if st := s.Stats(); st.Waits != 0 || st.Committed != 30 {
+			t.Errorf("one caller, 30 Updates: %d groups waited, %d committed; want 0 and 30", st.Waits, st.Committed)
+		}
+	})
+	t.Run("many callers", func(t *testing.T) {
+		s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: 20 * time.Millisecond})
+		hammer(t, s, 32, 20)
+		st := s.Stats()
+		if st.Committed != 640 || st.Waits == 0 {
+			t.Fatalf("32 callers × 20 Updates: %d committed, %d groups waited; want 640 and > 0", st.Committed, st.Waits)
+		}
+		// While a group waits 20 ms, the callers answered by the one before queue again.
+		if avg := float64(st.Committed) / float64(st.Commits); avg < 4 {
+			t.Errorf("%d Updates in %d commits (%.1f a commit), want at least 4 a commit", st.Committed, st.Commits, avg)
+		}
+		if n := countKeys(t, s, "b"); n != 640 {
+			t.Errorf("%d keys, want 640", n)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: -1})
+		hammer(t, s, 32, 20)
+		if st := s.Stats(); st.Waits != 0 || st.Committed != 640 {
+			t.Errorf("CommitDelay -1: %d groups waited, %d committed; want 0 and 640", st.Waits, st.Committed)
+		}
+	})
+}

@@ -29,8 +29,9 @@ type journal struct {
 	path     string
 	storeID  [16]byte
 	noSync   bool
-	limit    int64 // back-pressure: overlay bytes above which writers wait
-	freezeAt int64 // the active memtable is frozen (and merged) past this size
+	delay    time.Duration // Options.CommitDelay, resolved (0: none)
+	limit    int64         // back-pressure: overlay bytes above which writers wait
+	freezeAt int64         // the active memtable is frozen (and merged) past this size
 	interval time.Duration
 	fp       func(string) error
 
@@ -89,6 +90,12 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	}
 	if opts.mergeInterval > 0 {
 		j.interval = opts.mergeInterval
+	}
+	switch {
+	case opts.CommitDelay == 0:
+		j.delay = DefaultCommitDelay
+	case opts.CommitDelay > 0:
+		j.delay = min(opts.CommitDelay, MaxCommitDelay)
 	}
 	j.visible.Store(seq)
 	if f, err := j.create(next); err != nil {
@@ -407,6 +414,7 @@ func (j *journal) committer() {
 		go j.committer()
 	}()
 	var buf []*request
+	busy := false // the last group had company: wait for more (Options.CommitDelay)
 	for {
 		var freeze, ok bool
 		batch, freeze, ok = s.nextJournaled(buf[:0])
@@ -418,6 +426,12 @@ func (j *journal) committer() {
 			return
 		}
 		if len(batch) > 0 {
+			if busy && j.delay > 0 && len(batch) < s.maxGroup {
+				time.Sleep(j.delay)
+				batch = s.moreQueued(batch)
+				s.stats.waits.Add(1)
+			}
+			busy = len(batch) >= commitCompany
 			j.backpressure()
 			j.run(batch)
 			if j.g.mem.bytes.Load() >= j.freezeAt || j.g.mem.full() {
@@ -440,12 +454,19 @@ func (s *Bolt) nextJournaled(buf []*request) (batch []*request, freeze, ok bool)
 		s.cond.Wait()
 	}
 	freeze, s.freezeReq = s.freezeReq, false
-	n := min(len(s.queue), s.maxGroup)
-	buf = append(buf, s.queue[:n]...)
-	rest := copy(s.queue, s.queue[n:])
-	clear(s.queue[rest:])
-	s.queue = s.queue[:rest]
-	return buf, freeze, true
+	return s.takeQueued(buf), freeze, true
+}
+
+// commitCompany is the size of a group after which the committer waits
+// Options.CommitDelay before the next: so many calls at once mean many
+// callers, whose next calls are on their way.
+const commitCompany = 4
+
+// moreQueued appends to batch what was queued meanwhile, up to maxGroup in all.
+func (s *Bolt) moreQueued(batch []*request) []*request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeQueued(batch)
 }
 
 // requestFreeze asks the committer to freeze the active memtable.
