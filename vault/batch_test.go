@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -188,6 +189,100 @@ func TestRoundTripsDoNotGrowWithBatch(t *testing.T) {
 		}
 		if n > 16 {
 			t.Errorf("%s: %d round trips, want a small constant (at most 16)", name, n)
+		}
+	}
+}
+
+// TestDetokenizeReusesNothingStale runs Detokenize calls of changing size and content, one
+// after another and at once, and checks each answer against what it asked: the read buffers
+// they share through the vault's pool (readScratch) carry no record, value or canary mark
+// from one call into the next.
+func TestDetokenizeReusesNothingStale(t *testing.T) {
+	ctx := context.Background()
+	v, _ := openTest(t)
+	var items []TokenizeItem
+	for i := range 300 {
+		items = append(items, TokenizeItem{Value: fmt.Sprintf("41111111111%05d", i), Template: "pan"})
+	}
+	res, err := v.Tokenize(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	can, err := v.CreateCanary(ctx, "", "pan", "4000000000000002", "honeytoken-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// call detokenizes the tokens of items from..from+n (unknown tokens where unknown[i]),
+	// with the canary first when withCanary, and checks every result.
+	call := func(from, n int, withCanary bool, unknown func(int) bool) error {
+		var refs []TokenRef
+		if withCanary {
+			refs = append(refs, TokenRef{Token: can.Token})
+		}
+		for i := from; i < from+n; i++ {
+			tok := res[i].Token
+			if unknown(i) {
+				tok = fmt.Sprintf("99999999999%05d", i)
+			}
+			refs = append(refs, TokenRef{Token: tok})
+		}
+		got, err := v.Detokenize(ctx, "test", refs)
+		if err != nil {
+			return err
+		}
+		k := 0
+		if withCanary {
+			if !got[0].Canary || got[0].CanaryLabel != "honeytoken-1" || got[0].Err != nil {
+				return fmt.Errorf("canary item: %+v", got[0])
+			}
+			k = 1
+		}
+		for i := from; i < from+n; i, k = i+1, k+1 {
+			r := got[k]
+			if r.Canary || r.CanaryLabel != "" {
+				return fmt.Errorf("item %d marked as a canary (%q)", i, r.CanaryLabel)
+			}
+			if unknown(i) {
+				if !errors.Is(r.Err, ErrNotFound) || len(r.Value) != 0 {
+					return fmt.Errorf("unknown token %d: %v, value of %d bytes", i, r.Err, len(r.Value))
+				}
+				continue
+			}
+			if r.Err != nil || string(r.Value) != items[i].Value {
+				return fmt.Errorf("token %d: %v, value %q, want %q", i, r.Err, r.Value, items[i].Value)
+			}
+		}
+		return nil
+	}
+	none := func(int) bool { return false }
+	odd := func(i int) bool { return i%2 == 1 }
+	all := func(int) bool { return true }
+	for round, c := range []struct {
+		from, n int
+		canary  bool
+		unknown func(int) bool
+	}{{0, 300, true, none}, {0, 5, false, all}, {10, 200, false, odd}, {0, 1, false, none}, {50, 250, true, all}, {0, 300, false, none}} {
+		if err := call(c.from, c.n, c.canary, c.unknown); err != nil {
+			t.Fatalf("call %d: %v", round, err)
+		}
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			for r := 0; r < 20 && err == nil; r++ {
+				u := none
+				if (g+r)%2 == 1 {
+					u = odd
+				}
+				err = call((g*31+r*7)%200, 1+(g*13+r)%100, r%3 == 0, u)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -280,7 +280,7 @@ func (v *Vault) deleteTokens(ctx context.Context, items []TokenRef, log bool) (R
 	scope := scopeOf(ctx)
 	var rd itemReads
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		rd = readItems(tx, scope, items, false)
+		rd = readItems(tx, scope, items, false, nil)
 		return nil
 	}); err != nil {
 		return Receipt{}, nil, err

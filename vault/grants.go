@@ -404,6 +404,8 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	now := v.now()
 	var grants []*Grant
 	var rd itemReads
+	sc := v.getReads()
+	defer v.putReads(sc) // rd is sc's: nothing of it outlives this call
 	rates := map[string]rateState{} // as read: countUse charges them in its transaction
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
@@ -424,7 +426,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 		}
 		// Vendors have no credential scope (Scope{}): every item is read, in or out of the
 		// grants, so what a call costs does not tell which domains are granted.
-		rd = readItems(tx, Scope{}, req.Items, true)
+		rd = readItems(tx, Scope{}, req.Items, true, sc)
 		return nil
 	})
 	if err != nil {

@@ -118,20 +118,28 @@ type itemReads struct {
 
 // readItems reads, inside tx, the records of items, except those s excludes, which it does
 // not look up at all; with canaries, also their canary marks (reveals need them, erasure not).
-func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads {
-	rd := itemReads{out: make([]bool, len(items))}
+//
+// With sc, the slices of the result are sc's, valid until sc is reused (nil: new ones).
+func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readScratch) itemReads {
+	if sc == nil {
+		sc = new(readScratch)
+	}
+	sc.out = grow(sc.out, len(items))
+	rd := itemReads{out: sc.out}
 	if canaries {
-		rd.canary, rd.labels = make([]bool, len(items)), make([]string, len(items))
+		sc.canary, sc.labels = grow(sc.canary, len(items)), grow(sc.labels, len(items))
+		rd.canary, rd.labels = sc.canary, sc.labels
 	}
 	// Batch reads: the records (and their subjects' keys), then the canary marks of those
 	// that exist, so a call costs the same few store reads whatever its size.
-	keys := make([][]byte, 0, len(items))
-	at := make([]int, 0, len(items))
+	keys := slices.Grow(sc.keys[:0], len(items))
+	at := slices.Grow(sc.at[:0], len(items))
 	n := 0
 	for _, it := range items {
 		n += len(DomainOr(it.Domain)) + 1 + len(it.Token)
 	}
-	buf := make([]byte, 0, n) // every key, one allocation
+	buf := slices.Grow(sc.keyBuf[:0], n) // every key, one allocation
+	defer func() { sc.keys, sc.at, sc.keyBuf = keys, at, buf }()
 	for i, it := range items {
 		if s.excludes(it) {
 			rd.out[i] = true
@@ -141,7 +149,7 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 		buf = appendRecordKey(buf, DomainOr(it.Domain), it.Token)
 		keys, at = append(keys, buf[start:len(buf):len(buf)]), append(at, i)
 	}
-	raws := readRecords(tx, keys)
+	raws := readRecords(tx, keys, sc)
 	if len(at) == len(items) {
 		rd.raw = raws // at[k] == k
 	} else {
@@ -151,8 +159,9 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 		}
 	}
 	if canaries {
-		found := make([][]byte, 0, len(at))
-		foundAt := make([]int, 0, len(at))
+		found := slices.Grow(sc.found[:0], len(at))
+		foundAt := slices.Grow(sc.foundAt[:0], len(at))
+		defer func() { sc.found, sc.foundAt = found, foundAt }()
 		for k, i := range at {
 			if raws[k].rec != nil {
 				found, foundAt = append(found, keys[k]), append(foundAt, i)
@@ -165,6 +174,58 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool) itemReads 
 		}
 	}
 	return rd
+}
+
+// readScratch holds the slices of one readItems or readRecords call, for reuse by the next
+// (Vault.reads). Nothing read through it may be kept after it is put back.
+type readScratch struct {
+	out, canary  []bool
+	labels       []string
+	keys, found  [][]byte
+	at, foundAt  []int
+	keyBuf, recs []byte
+	raws         []rawRecord
+}
+
+// maxScratch bounds the bytes a readScratch keeps for reuse: one that grew past it (a call
+// of thousands of items) is dropped rather than pooled.
+const maxScratch = 256 << 10
+
+// size estimates the bytes sc holds.
+func (sc *readScratch) size() int {
+	return cap(sc.keyBuf) + cap(sc.recs) + 48*cap(sc.raws) + 24*(cap(sc.keys)+cap(sc.found)) +
+		16*cap(sc.labels) + 8*(cap(sc.at)+cap(sc.foundAt)) + cap(sc.out) + cap(sc.canary)
+}
+
+// getReads takes a readScratch from v's pool; putReads gives it back, emptied so that it
+// holds no record, key or label of the call that used it.
+func (v *Vault) getReads() *readScratch {
+	if sc, ok := v.reads.Get().(*readScratch); ok {
+		return sc
+	}
+	return new(readScratch)
+}
+
+func (v *Vault) putReads(sc *readScratch) {
+	if sc.size() > maxScratch {
+		return
+	}
+	clear(sc.labels)
+	clear(sc.keys)
+	clear(sc.found)
+	clear(sc.raws)
+	clear(sc.recs)
+	v.reads.Put(sc)
+}
+
+// grow returns s resized to n zero elements, reusing its array when it is large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // countOutOfScope counts the errors that are ErrOutOfScope.

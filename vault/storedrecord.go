@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"log/slog"
+	"slices"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 
@@ -146,8 +147,13 @@ func readRecord(tx store.Tx, domain, token string) rawRecord {
 // readRecords is readRecord for many (domain, token) keys (recordKeys) at once, with a
 // constant number of store reads however many there are: one GetMany of the records, one of
 // their subjects' keys. Result i belongs to keys[i].
-func readRecords(tx store.Tx, keys [][]byte) []rawRecord {
-	out := make([]rawRecord, len(keys))
+// With sc, the result and the records' bytes are sc's, valid until sc is reused.
+func readRecords(tx store.Tx, keys [][]byte, sc *readScratch) []rawRecord {
+	if sc == nil {
+		sc = new(readScratch)
+	}
+	out := grow(sc.raws, len(keys))
+	sc.raws = out
 	if len(keys) == 0 {
 		return out
 	}
@@ -158,7 +164,8 @@ func readRecords(tx store.Tx, keys [][]byte) []rawRecord {
 	for _, b := range vals {
 		n += len(b)
 	}
-	buf := make([]byte, 0, n) // the records are copied out of the transaction in one allocation
+	buf := slices.Grow(sc.recs[:0], n) // the records are copied out of the transaction in one allocation
+	defer func() { sc.recs = buf }()
 	for i, b := range vals {
 		if b == nil || isTombstone(b) {
 			continue

@@ -224,7 +224,7 @@ func (v *Vault) DetokenizeText(ctx context.Context, purpose string, items []Text
 				keys = append(keys, recordKey(DomainOr(it.Domain), it.Text[sp.Start:sp.End]))
 			}
 		}
-		raws := readRecords(tx, keys)
+		raws := readRecords(tx, keys, nil)
 		n := 0
 		for i, it := range items {
 			hits[i] = hits[i][:0]

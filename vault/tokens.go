@@ -736,8 +736,10 @@ func (v *Vault) Detokenize(ctx context.Context, purpose string, items []TokenRef
 	}
 	scope := scopeOf(ctx)
 	var rd itemReads
+	sc := v.getReads()
+	defer v.putReads(sc) // rd is sc's: nothing of it outlives this call
 	err := v.store.View(ctx, func(tx store.Tx) error {
-		rd = readItems(tx, scope, items, true)
+		rd = readItems(tx, scope, items, true, sc)
 		return nil
 	})
 	if err != nil {

@@ -87,6 +87,7 @@ type Vault struct {
 	templates sync.Map // custom template name → template.Template
 	tmplMu    sync.Mutex
 	lanes     auditLanes // this replica's audit chains (audit.go)
+	reads     sync.Pool  // *readScratch, for Detokenize (scope.go)
 }
 
 // Open loads the vault's keyring from cfg.Store, creating one on first use. It returns ErrKEK
