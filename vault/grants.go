@@ -405,7 +405,7 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	var grants []*Grant
 	var rd itemReads
 	sc := v.getReads()
-	defer v.putReads(sc) // rd is sc's: nothing of it outlives this call
+	defer v.putReads(sc)            // rd is sc's: nothing of it outlives this call
 	rates := map[string]rateState{} // as read: countUse charges them in its transaction
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
