@@ -404,8 +404,9 @@ func (v *Vault) VendorDetokenize(ctx context.Context, req VendorRequest) ([]Vend
 	now := v.now()
 	var grants []*Grant
 	var rd itemReads
+	// rd is sc's: nothing of it outlives this call.
 	sc := v.getReads()
-	defer v.putReads(sc)            // rd is sc's: nothing of it outlives this call
+	defer v.putReads(sc)
 	rates := map[string]rateState{} // as read: countUse charges them in its transaction
 	err := v.store.View(ctx, func(tx store.Tx) error {
 		grants = grants[:0]
