@@ -326,6 +326,7 @@ func (pr *probe) candidate(v *Vault, p *prepared, attempt int, sc *tokenizeScrat
 type tokenizeScratch struct {
 	values []byte
 	blocks []byte
+	block  int // the size of the next block: doubles up to scratchBlock
 	ad     []byte
 
 	idxDomain, idxTemplate string
@@ -368,15 +369,20 @@ func (sc *tokenizeScratch) keys(v *Vault, domain, template string) *callKeys {
 	return k
 }
 
-// scratchBlock is the size of the blocks keys and records are carved from.
-const scratchBlock = 8 << 10
+// scratchBlock is the largest size of the blocks keys and records are carved from, and
+// scratchPerItem the size of the first block per item of the call: a call of one item (the
+// commonest request) carves a few hundred bytes, and must not allocate a whole block.
+const (
+	scratchBlock   = 8 << 10
+	scratchPerItem = 512
+)
 
 func newTokenizeScratch(items []TokenizeItem) *tokenizeScratch {
 	n := 0
 	for _, it := range items {
 		n += len(it.Value)
 	}
-	return &tokenizeScratch{values: make([]byte, 0, n)}
+	return &tokenizeScratch{values: make([]byte, 0, n), block: min(scratchPerItem*len(items), scratchBlock)}
 }
 
 // value returns a copy of value in the scratch.
@@ -390,7 +396,8 @@ func (sc *tokenizeScratch) value(value string) []byte {
 // has no room left).
 func (sc *tokenizeScratch) carve(n int) []byte {
 	if cap(sc.blocks)-len(sc.blocks) < n {
-		sc.blocks = make([]byte, 0, max(n, scratchBlock))
+		sc.blocks = make([]byte, 0, max(n, sc.block))
+		sc.block = min(max(2*sc.block, scratchPerItem), scratchBlock)
 	}
 	start := len(sc.blocks)
 	sc.blocks = sc.blocks[:start+n]
