@@ -14,20 +14,20 @@ import (
 	"github.com/tokenvault/tokenvault/vault/store/pgstore"
 )
 
-// shareHold is a store whose write transactions call held right after they have read subject
-// keys for share (the read a tokenize makes in batchReads.fetch), while the transaction holds
-// its share locks. It is the test's
-// way of holding a tokenize inside its transaction.
+// shareHold is a store whose write transactions call held right after they have read a
+// subject key for share (the read a tokenize makes in batchReads.fetch), while the transaction
+// holds its share lock, and saw when such a read found the subject being erased instead (no
+// lock taken). It is the test's way of holding a tokenize inside its transaction.
 type shareHold struct {
 	store.Store
-	mu   sync.Mutex
-	held func() // nil: none
+	mu        sync.Mutex
+	held, saw func() // nil: none
 }
 
-func (s *shareHold) hook() func() {
+func (s *shareHold) hooks() (held, saw func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.held
+	return s.held, s.saw
 }
 
 func (s *shareHold) Update(ctx context.Context, fn func(store.Tx) error) error {
@@ -45,12 +45,28 @@ func (t shareHoldTx) GetForShare(b store.Bucket, key []byte) []byte {
 
 func (t shareHoldTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
 	vals := store.GetManyForShare(t.Tx, b, keys)
-	if b == bucketSubjectKeys && vals != nil && vals[0] != nil {
-		if h := t.s.hook(); h != nil {
-			h()
-		}
-	}
+	t.after(b, vals, nil)
 	return vals
+}
+
+func (t shareHoldTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals, guards [][]byte, ok bool) {
+	vals, guards = store.GetManyForShareUnless(t.Tx, b, guard, keys)
+	t.after(b, vals, guards)
+	return vals, guards, true
+}
+
+// after calls the hooks after a share read of keys of b.
+func (t shareHoldTx) after(b store.Bucket, vals, guards [][]byte) {
+	if b != bucketSubjectKeys {
+		return
+	}
+	held, saw := t.s.hooks()
+	switch {
+	case len(guards) > 0 && guards[0] != nil && saw != nil:
+		saw()
+	case len(vals) > 0 && vals[0] != nil && held != nil:
+		held()
+	}
 }
 
 // within waits for ch, failing the test after d.
@@ -128,19 +144,19 @@ func TestClusterEraseNotHeldOffByTokenizes(t *testing.T) {
 		}()
 		return ch
 	}
-	// hold makes h's next share read of a subject key signal locked and wait for release.
-	hold := func(h *shareHold) (locked, release chan struct{}) {
-		locked, release = make(chan struct{}), make(chan struct{})
-		var once sync.Once
+	// hold makes h's next share read of a subject key signal decided and wait for release;
+	// a read that finds the subject being erased signals decided too (and takes no lock).
+	hold := func(h *shareHold) (decided, release chan struct{}) {
+		decided, release = make(chan struct{}), make(chan struct{})
+		var once, seen sync.Once
 		h.mu.Lock()
 		h.held = func() {
-			once.Do(func() {
-				close(locked)
-				<-release
-			})
+			seen.Do(func() { close(decided) })
+			once.Do(func() { <-release })
 		}
+		h.saw = func() { seen.Do(func() { close(decided) }) }
 		h.mu.Unlock()
-		return locked, release
+		return decided, release
 	}
 
 	// Tokenize A takes its share lock and is held.
@@ -165,7 +181,8 @@ func TestClusterEraseNotHeldOffByTokenizes(t *testing.T) {
 	}
 
 	// Tokenize B for the same subject starts while A still holds its lock, and is held in its
-	// transaction once it has read the subject key for share.
+	// transaction once it has read the subject key for share (before the fix, it took its
+	// share lock; since, it finds the subject being erased, takes no lock, and waits).
 	lockedB, releaseB := hold(hb)
 	releasedB := false
 	defer func() {
@@ -174,7 +191,7 @@ func TestClusterEraseNotHeldOffByTokenizes(t *testing.T) {
 		}
 	}()
 	resB := tokenize(b, item(2))
-	within(t, lockedB, time.Minute, "tokenize B reading the subject key for share")
+	within(t, lockedB, time.Minute, "tokenize B reading the subject key")
 
 	// A is released and commits; the erasure must not wait for B.
 	close(releaseA)

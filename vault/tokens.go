@@ -87,12 +87,22 @@ type prepared struct {
 // ErrUnknownTemplate, a store failure) means nothing was stored. Otherwise every result has a
 // token or a per-item error, and every token returned is durably stored.
 func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeResult, error) {
-	var res []TokenizeResult
-	err := v.sealing(ctx, func(primary uint32) (err error) {
-		res, err = v.tokenize(ctx, items, primary)
-		return err
-	})
-	return res, err
+	for {
+		var res []TokenizeResult
+		err := v.sealing(ctx, func(primary uint32) (err error) {
+			res, err = v.tokenize(ctx, items, primary)
+			return err
+		})
+		// A subject being erased: wait for the erasure outside any transaction, then run
+		// again (erasing.go).
+		var se *subjectErasingError
+		if !errors.As(err, &se) {
+			return res, err
+		}
+		if err := v.awaitErasures(ctx, se.fps); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // tokenize is Tokenize with the keyring whose primary data key is primary (see sealing).
@@ -255,6 +265,7 @@ func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem,
 // has no effect outside tx and results (which it reassigns on every run).
 func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult, now int64, sc *tokenizeScratch) (int, error) {
 	r := newBatchReads(tx, len(work))
+	r.now = time.Unix(now, 0)
 	probes := make([]probe, len(work))
 	pending := make([]int, len(work))
 	for k, p := range work {
@@ -270,7 +281,9 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 		}
 	}
 	done := 0
-	r.fetch()
+	if _, err := r.fetch(); err != nil {
+		return 0, err
+	}
 	for len(pending) > 0 {
 		next := pending[:0]
 		for _, k := range pending {
@@ -289,7 +302,12 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 			}
 		}
 		pending = next
-		if len(pending) > 0 && !r.fetch() {
+		if len(pending) == 0 {
+			break
+		}
+		if more, err := r.fetch(); err != nil {
+			return 0, err
+		} else if !more {
 			return 0, errors.New("vault: tokenize: items left undecided with no key to read") // a bug: never loop
 		}
 	}
@@ -427,6 +445,7 @@ type batchReads struct {
 	got    map[store.Bucket]map[string]int // bucket → key → index in vals, read or written
 	vals   [][]byte                        // values (nil: absent)
 	wanted map[store.Bucket][][]byte       // keys to read at the next fetch (a repeat is harmless)
+	now    time.Time                       // when erasing marks are judged stale (readSubjectKeys)
 }
 
 func newBatchReads(tx store.Tx, hint int) *batchReads {
@@ -467,10 +486,11 @@ func (r *batchReads) set(b store.Bucket, key, value []byte) {
 }
 
 // fetch reads every key asked for since the last fetch, one GetMany per bucket (in bucket
-// order, so runs of a function read alike). It returns false if nothing was asked for.
-func (r *batchReads) fetch() bool {
+// order, so runs of a function read alike). It returns false if nothing was asked for, and a
+// *subjectErasingError when a subject key asked for is being erased.
+func (r *batchReads) fetch() (bool, error) {
 	if len(r.wanted) == 0 {
-		return false
+		return false, nil
 	}
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
@@ -479,7 +499,12 @@ func (r *batchReads) fetch() bool {
 			// A subject key this call may seal under stays until the call commits: an
 			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
 			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
-			vals = store.GetManyForShare(r.tx, b, keys)
+			// The key of a subject being erased is not locked: the call waits for the erasure
+			// instead of holding it off (readSubjectKeys).
+			var err error
+			if vals, err = readSubjectKeys(r.tx, keys, r.now); err != nil {
+				return true, err
+			}
 		} else {
 			vals = r.tx.GetMany(b, keys)
 		}
@@ -488,7 +513,7 @@ func (r *batchReads) fetch() bool {
 		}
 	}
 	clear(r.wanted)
-	return true
+	return true, nil
 }
 
 // put writes through to the transaction (with create, as a create-only Insert) and to the
