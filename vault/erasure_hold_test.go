@@ -2,7 +2,10 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +240,157 @@ func TestClusterEraseNotHeldOffByTokenizes(t *testing.T) {
 	}
 	if inReceipt[TokenFingerprint(DefaultDomain, rB.token)] || res[2].Err != nil {
 		t.Errorf("tokenize B's token (after the erasure): in the receipt %v, reveal error %v; want kept and readable", inReceipt[TokenFingerprint(DefaultDomain, rB.token)], res[2].Err)
+	}
+}
+
+// putMark stores an erasing mark of subject fp as replica's, started at started.
+func putMark(t *testing.T, v *Vault, fp []byte, replica string, started time.Time) {
+	t.Helper()
+	mark, err := json.Marshal(erasingMark{Replica: replica, Started: started, ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.store.Update(context.Background(), func(tx store.Tx) error { return tx.Put(bucketSubjectErasing, fp, mark) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasMark(t *testing.T, v *Vault, fp []byte) bool {
+	t.Helper()
+	var ok bool
+	if err := v.store.View(context.Background(), func(tx store.Tx) error { ok = tx.Get(bucketSubjectErasing, fp) != nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// A tokenize that finds its subject being erased waits, without a lock, until the erasure
+// has destroyed the key, then seals under a new key: its token is not in the receipt and
+// reveals. One whose context ends first fails with ErrSubjectErasing, storing nothing.
+func TestTokenizeWaitsForErasure(t *testing.T) {
+	backends := map[string]func(t *testing.T) store.Store{
+		"bolt": func(t *testing.T) store.Store {
+			return openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+		},
+		"postgres": func(t *testing.T) store.Store {
+			url := testpg.Start(t).CreateDB(t, "waits")
+			s, err := pgstore.Open(context.Background(), url, pgstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+	}
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := backends[name](t)
+			ha := &shareHold{Store: st}
+			rs := openReplicas(t, []store.Store{ha, st}, nil)
+			a, b := rs.v[0], rs.v[1]
+			const subject = "customer-7"
+			first := tokenizeOne(t, a, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: subject})
+			fp, _ := a.subjectFingerprint(subject)
+
+			// Another replica's erasure is under way (its mark is committed).
+			putMark(t, b, fp, "r1", time.Now())
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			_, err := a.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: subject}})
+			cancel()
+			var ra *RetryAfterError
+			if !errors.Is(err, ErrSubjectErasing) || !errors.As(err, &ra) || ra.After <= 0 {
+				t.Fatalf("tokenize while the subject is erased, until its deadline: %v; want ErrSubjectErasing with a retry delay", err)
+			}
+
+			// A tokenize sees the mark and waits; the erasure (which replaces the mark with its
+			// own, and removes it with the key) lets it go.
+			saw := make(chan struct{})
+			var once sync.Once
+			ha.mu.Lock()
+			ha.saw = func() { once.Do(func() { close(saw) }) }
+			ha.mu.Unlock()
+			got := make(chan string, 1)
+			go func() {
+				defer close(got)
+				res, err := a.Tokenize(ctx, []TokenizeItem{{Value: "jane3@example.com", Template: "email", Subject: subject}})
+				if err != nil || res[0].Err != nil {
+					t.Errorf("tokenize after the erasure: %v %v", err, res)
+					return
+				}
+				got <- res[0].Token
+			}()
+			within(t, saw, time.Minute, "the tokenize reading the erasing mark")
+			select {
+			case <-got:
+				t.Fatal("a tokenize finished while its subject's erasing mark was live")
+			case <-time.After(100 * time.Millisecond):
+			}
+			rc, err := b.EraseSubject(ctx, subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hasMark(t, a, fp) {
+				t.Error("the erasing mark is still there after the erasure")
+			}
+			tok := within(t, got, time.Minute, "the waiting tokenize")
+			listed := map[string]bool{}
+			for _, f := range rc.Erased {
+				listed[f] = true
+			}
+			if !listed[TokenFingerprint(DefaultDomain, first)] || listed[TokenFingerprint(DefaultDomain, tok)] {
+				t.Errorf("receipt: first listed %v, the waiting tokenize's token listed %v; want true, false",
+					listed[TokenFingerprint(DefaultDomain, first)], listed[TokenFingerprint(DefaultDomain, tok)])
+			}
+			res, err := a.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: tok}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil {
+				t.Errorf("after the erasure: first %v, the waiting tokenize's token %v; want not found, readable", res[0].Err, res[1].Err)
+			}
+		})
+	}
+}
+
+// A mark left by a replica that died mid-erasure does not block its subject for ever: once
+// older than erasingMarkTTL tokenizes ignore it (and seal under the subject's key, which was
+// not erased), and the replica removes its own marks when it starts again.
+func TestStaleErasingMark(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	rs := openReplicas(t, []store.Store{st}, clk)
+	v := rs.v[0]
+	first := tokenizeOne(t, v, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "dead"})
+	dead, _ := v.subjectFingerprint("dead")
+	own, _ := v.subjectFingerprint("own")
+	putMark(t, v, dead, "gone", clk.now())
+	putMark(t, v, own, v.replica, clk.now())
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := v.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: "dead"}})
+	cancel()
+	if !errors.Is(err, ErrSubjectErasing) {
+		t.Fatalf("tokenize under a live mark: %v; want ErrSubjectErasing", err)
+	}
+	clk.add(erasingMarkTTL + time.Second)
+	second := tokenizeOne(t, v, TokenizeItem{Value: "jane2@example.com", Template: "email", Subject: "dead"})
+	res, err := v.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Errorf("after a stale mark: %v, %v; want both readable (nothing was erased)", res[0].Err, res[1].Err)
+	}
+
+	// Restarted, the replica removes the marks it left, and only those.
+	kek := v.kek
+	v2, err := Open(ctx, Config{Store: st, KEK: kek, ReplicaID: v.replica, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasMark(t, v2, own) || !hasMark(t, v2, dead) {
+		t.Errorf("after a restart: own mark kept %v, other replica's mark kept %v; want false, true", hasMark(t, v2, own), hasMark(t, v2, dead))
 	}
 }
