@@ -140,8 +140,10 @@ func readSubjectKeys(tx store.Tx, keys [][]byte, now time.Time) ([][]byte, error
 	if len(erasing) > 0 {
 		return nil, &subjectErasingError{fps: erasing}
 	}
-	for n, val := range store.GetManyForShare(tx, bucketSubjectKeys, stale) {
-		vals[at[n]] = val
+	if len(stale) > 0 {
+		for n, val := range store.GetManyForShare(tx, bucketSubjectKeys, stale) {
+			vals[at[n]] = val
+		}
 	}
 	return vals, nil
 }

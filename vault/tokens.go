@@ -199,7 +199,8 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	// batches abort each other over the index pages their random tokens share. Subject keys
 	// are read with a share lock (batchReads.fetch), so an EraseSubject of a subject this call
 	// seals under either waits for this commit and then finds the record in its sweep, or
-	// committed first and this call re-runs without the erased key (eraseSubjectFP).
+	// committed first and this call re-runs without the erased key (eraseSubjectFP). A
+	// subject whose erasure is under way is not locked: Tokenize waits for it (erasing.go).
 	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
 		if err := checkPrimary(tx, primary); err != nil {
 			return err
@@ -265,7 +266,7 @@ func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem,
 // has no effect outside tx and results (which it reassigns on every run).
 func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult, now int64, sc *tokenizeScratch) (int, error) {
 	r := newBatchReads(tx, len(work))
-	r.now = time.Unix(now, 0)
+	r.now = v.now()
 	probes := make([]probe, len(work))
 	pending := make([]int, len(work))
 	for k, p := range work {
