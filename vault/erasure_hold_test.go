@@ -394,3 +394,46 @@ func TestStaleErasingMark(t *testing.T) {
 		t.Errorf("after a restart: own mark kept %v, other replica's mark kept %v; want false, true", hasMark(t, v2, own), hasMark(t, v2, dead))
 	}
 }
+
+// failKeyDelete is a store whose transactions fail to delete subject keys.
+type failKeyDelete struct{ store.Store }
+
+type failKeyDeleteTx struct{ store.Tx }
+
+
+func (t failKeyDeleteTx) Delete(b store.Bucket, key []byte) error {
+	if b == bucketSubjectKeys {
+		return errInjected
+	}
+	return t.Tx.Delete(b, key)
+}
+
+func (s failKeyDelete) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(failKeyDeleteTx{tx}) })
+}
+
+// An erasure that fails before destroying the key removes its erasing mark: the subject's
+// tokenizes do not wait for an erasure that is no longer running.
+func TestFailedErasureRemovesMark(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	rs := openReplicas(t, []store.Store{st, failKeyDelete{st}}, nil)
+	a, broken := rs.v[0], rs.v[1]
+	first := tokenizeOne(t, a, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "cust-9"})
+	if _, err := broken.EraseSubject(ctx, "cust-9"); !errors.Is(err, errInjected) {
+		t.Fatalf("EraseSubject = %v; want the injected failure", err)
+	}
+	fp, _ := a.subjectFingerprint("cust-9")
+	if hasMark(t, a, fp) {
+		t.Error("a failed erasure left its erasing mark")
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := a.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: "cust-9"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("tokenize after a failed erasure: %v %v", err, res)
+	}
+	if r, err := a.Detokenize(ctx, "p", []TokenRef{{Token: first}}); err != nil || r[0].Err != nil {
+		t.Errorf("the subject's token after a failed erasure: %v %v; want readable", err, r)
+	}
+}
