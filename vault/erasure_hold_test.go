@@ -400,7 +400,6 @@ type failKeyDelete struct{ store.Store }
 
 type failKeyDeleteTx struct{ store.Tx }
 
-
 func (t failKeyDeleteTx) Delete(b store.Bucket, key []byte) error {
 	if b == bucketSubjectKeys {
 		return errInjected
