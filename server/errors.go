@@ -53,6 +53,8 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, vault.ErrTokenSpaceExhausted):
 		return codes.ResourceExhausted
+	case errors.Is(err, vault.ErrSubjectErasing):
+		return codes.Unavailable
 	case errors.Is(err, store.ErrCommitUnknown), errors.Is(err, store.ErrUnavailable):
 		// Before the context cases: an unknown commit outcome may wrap the deadline that
 		// ended it, and the caller must learn that the outcome is unknown.
@@ -104,6 +106,8 @@ func opaqueMessage(err error, c codes.Code, id string) string {
 		return "the vault lost its database connection while committing: the outcome is unknown and nothing was revealed; check before repeating a change, retry later (request id " + id + ")"
 	case errors.Is(err, store.ErrUnavailable):
 		return "the vault cannot reach its database; retry later, or on another replica (request id " + id + ")"
+	case errors.Is(err, vault.ErrSubjectErasing):
+		return vault.ErrSubjectErasing.Error() + "; nothing was stored (request id " + id + ")"
 	}
 	return "the vault is not available; retry later (request id " + id + ")"
 }

@@ -16,6 +16,7 @@
 //	text.go         TokenizeText, DetokenizeText: personal data in free text (textscan)
 //	templates.go    custom templates
 //	erasure.go      data subjects, DeleteTokens, EraseSubject, the erasure log, PurgeExpired, Backup
+//	erasing.go      erasing marks: a tokenize waits for an erasure of its subject instead of holding it off
 //	canary.go       canary tokens
 //	credentials.go  credentials, roles, authentication, expiry, rotation (with an overlap) and the root
 //	credcache.go    the verified-credential cache (store reads only; invalidated by every credential write)
@@ -50,7 +51,8 @@
 // closed when it cannot be written. Writes that are not changes of a caller's making (the
 // keyring at first open, the audit public key, key dates, checkpoints, the export mark, rewrap
 // batches before the last, heartbeats and leases, web console sessions, whose sign-in and
-// sign-out the console audits) are not audited.
+// sign-out the console audits, erasing marks, which EraseSubject's events cover) are not
+// audited.
 //
 // The trail is one hash chain per writer: the single-process chain (ReplicaID "", the first
 // format), or, for replicas, one chain per audited write in flight (lanes ID, ID/1, …), each
@@ -77,9 +79,9 @@
 // Reads are batched so that a call's store round trips do not grow with its size (on
 // PostgreSQL each is a network round trip): Tokenize decides its items in rounds, each round
 // one [store.Tx.GetMany] per bucket for every key the pending items need next (blind-index
-// entries, candidate records, subject keys; after a collision, the next candidates of the
-// colliding items only), and creates records and subject keys with the create-only
-// [store.Tx.Insert]; the detokenize paths (internal, vendor, records, free text) and
+// entries, candidate records, subject keys with their subjects' erasing marks; after a
+// collision, the next candidates of the colliding items only), and creates records and
+// subject keys with the create-only [store.Tx.Insert]; the detokenize paths (internal, vendor, records, free text) and
 // DeleteTokens read all records, then their subject keys and canary marks, one GetMany each.
 //
 // # Storage layout
@@ -89,6 +91,7 @@
 //	subjects    hmac(subject) domain 0x00 token  → "" (for erasure by data subject)
 //	subjectkeys hmac(subject)                    → the subject's key, wrapped by the data AEAD
 //	subjectkeyids hmac(subject)                  → the subject key's random id (16 bytes): the erasure log names the key it destroyed
+//	subjecterasing hmac(subject)                 → erasing mark while the subject is erased: replica, start time, random id (JSON)
 //	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
 //	canaries    domain 0x00 token                → canary label
 //	templates   name                             → custom template definition (JSON)

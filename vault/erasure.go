@@ -368,13 +368,14 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 	return v.eraseSubjectFP(ctx, fp, true)
 }
 
-// eraseSubjectFP erases one subject in two steps.
+// eraseSubjectFP erases one subject in two steps, after committing the subject's erasing mark
+// (erasing.go: tokenizes that start after it wait for the erasure instead of locking the key).
 //
 //  1. One audited transaction deletes the subject key, the records read beforehand (their
 //     plaintexts, decrypted outside the transaction, find their blind index entries) and every
 //     other record its subject rows name: a tokenize that committed between that read and
 //     this transaction is found by the scan inside it and decrypted there, while the key is
-//     still readable.
+//     still readable. The same transaction removes the erasing mark.
 //  2. A sweep, after that commit, in a new snapshot. Tokenize runs under snapshot isolation on
 //     PostgreSQL, and reads subject keys with a share lock (batchReads.fetch): a tokenize that
 //     read the key before step 1's delete holds it until it commits, so step 1's commit waits
@@ -394,6 +395,16 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 		r             record
 		value, old    []byte
 	}
+	mark, err := v.markErasing(ctx, fp)
+	if err != nil {
+		return Receipt{}, err
+	}
+	marked := true // until step 1 commits, which removes the mark
+	defer func() {
+		if marked {
+			v.unmarkErasing(ctx, fp, mark)
+		}
+	}()
 	var dels []del
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		dels = dels[:0]
@@ -431,6 +442,9 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 			return err
 		}
 		if err := tx.Delete(bucketSubjectKeyIDs, fp); err != nil {
+			return err
+		}
+		if err := dropErasingMark(tx, fp, mark); err != nil {
 			return err
 		}
 		var ds []string
@@ -474,6 +488,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 	if err != nil {
 		return Receipt{}, err
 	}
+	marked = false
 	v.subjects.forget(fp, wrapped)
 	var logErr error
 	if logIt {
@@ -648,7 +663,11 @@ func (v *Vault) appendErasureLog(entries ...erasureEntry) error {
 
 // applyErasureLog re-applies the erasure log: subjects and tokens erased after a backup was
 // taken are erased again in the restored store.
+// First it removes the erasing marks this replica left (erasing.go).
 func (v *Vault) applyErasureLog(ctx context.Context) error {
+	if err := v.dropOwnErasingMarks(ctx); err != nil {
+		return err
+	}
 	if v.erasureLog == "" {
 		return nil
 	}

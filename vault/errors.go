@@ -60,6 +60,12 @@ var (
 	// ErrNoAuditEvent is returned by AuditEventAt for a sequence number with no stored event
 	// (never written, or pruned).
 	ErrNoAuditEvent = errors.New("no such audit event")
+
+	// ErrSubjectErasing is returned for a whole tokenize call (nothing stored) when a data
+	// subject it names was being erased for as long as the call's context lasted: a tokenize
+	// waits for an erasure of its subject to finish rather than hold it off. Retrying later is
+	// safe; the retry seals under a new key of the subject. Wrapped in a RetryAfterError.
+	ErrSubjectErasing = errors.New("a data subject named in this call is being erased; retry in a few seconds")
 )
 
 // Errors of JSON documents (TokenizeRecords, DetokenizeRecords).
@@ -167,8 +173,9 @@ var (
 // it into ErrIntegrity (or skip the record) and never return it.
 var errBadRecord = errors.New("malformed record")
 
-// RetryAfterError is a refusal that a retry after After may not get: a grant's rate. It
-// unwraps to its cause (ErrRateLimited), so errors.Is keeps working.
+// RetryAfterError is a refusal that a retry after After may not get: a grant's rate, or a
+// tokenize that waited for an erasure of its subject. It unwraps to its cause (ErrRateLimited,
+// ErrSubjectErasing), so errors.Is keeps working.
 type RetryAfterError struct {
 	Err   error
 	After time.Duration

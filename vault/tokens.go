@@ -87,12 +87,22 @@ type prepared struct {
 // ErrUnknownTemplate, a store failure) means nothing was stored. Otherwise every result has a
 // token or a per-item error, and every token returned is durably stored.
 func (v *Vault) Tokenize(ctx context.Context, items []TokenizeItem) ([]TokenizeResult, error) {
-	var res []TokenizeResult
-	err := v.sealing(ctx, func(primary uint32) (err error) {
-		res, err = v.tokenize(ctx, items, primary)
-		return err
-	})
-	return res, err
+	for {
+		var res []TokenizeResult
+		err := v.sealing(ctx, func(primary uint32) (err error) {
+			res, err = v.tokenize(ctx, items, primary)
+			return err
+		})
+		// A subject being erased: wait for the erasure outside any transaction, then run
+		// again (erasing.go).
+		var se *subjectErasingError
+		if !errors.As(err, &se) {
+			return res, err
+		}
+		if err := v.awaitErasures(ctx, se.fps); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // tokenize is Tokenize with the keyring whose primary data key is primary (see sealing).
@@ -189,7 +199,8 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	// batches abort each other over the index pages their random tokens share. Subject keys
 	// are read with a share lock (batchReads.fetch), so an EraseSubject of a subject this call
 	// seals under either waits for this commit and then finds the record in its sweep, or
-	// committed first and this call re-runs without the erased key (eraseSubjectFP).
+	// committed first and this call re-runs without the erased key (eraseSubjectFP). A
+	// subject whose erasure is under way is not locked: Tokenize waits for it (erasing.go).
 	_, err = v.updateAudited(store.WithSnapshotIsolation(ctx), base, func(tx store.Tx, ev *AuditEvent) error {
 		if err := checkPrimary(tx, primary); err != nil {
 			return err
@@ -255,6 +266,7 @@ func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem,
 // has no effect outside tx and results (which it reassigns on every run).
 func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult, now int64, sc *tokenizeScratch) (int, error) {
 	r := newBatchReads(tx, len(work))
+	r.now = v.now()
 	probes := make([]probe, len(work))
 	pending := make([]int, len(work))
 	for k, p := range work {
@@ -270,7 +282,9 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 		}
 	}
 	done := 0
-	r.fetch()
+	if _, err := r.fetch(); err != nil {
+		return 0, err
+	}
 	for len(pending) > 0 {
 		next := pending[:0]
 		for _, k := range pending {
@@ -289,7 +303,12 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 			}
 		}
 		pending = next
-		if len(pending) > 0 && !r.fetch() {
+		if len(pending) == 0 {
+			break
+		}
+		if more, err := r.fetch(); err != nil {
+			return 0, err
+		} else if !more {
 			return 0, errors.New("vault: tokenize: items left undecided with no key to read") // a bug: never loop
 		}
 	}
@@ -434,6 +453,7 @@ type batchReads struct {
 	got    map[store.Bucket]map[string]int // bucket → key → index in vals, read or written
 	vals   [][]byte                        // values (nil: absent)
 	wanted map[store.Bucket][][]byte       // keys to read at the next fetch (a repeat is harmless)
+	now    time.Time                       // when erasing marks are judged stale (readSubjectKeys)
 }
 
 func newBatchReads(tx store.Tx, hint int) *batchReads {
@@ -474,10 +494,11 @@ func (r *batchReads) set(b store.Bucket, key, value []byte) {
 }
 
 // fetch reads every key asked for since the last fetch, one GetMany per bucket (in bucket
-// order, so runs of a function read alike). It returns false if nothing was asked for.
-func (r *batchReads) fetch() bool {
+// order, so runs of a function read alike). It returns false if nothing was asked for, and a
+// *subjectErasingError when a subject key asked for is being erased.
+func (r *batchReads) fetch() (bool, error) {
 	if len(r.wanted) == 0 {
-		return false
+		return false, nil
 	}
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
@@ -486,7 +507,12 @@ func (r *batchReads) fetch() bool {
 			// A subject key this call may seal under stays until the call commits: an
 			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
 			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
-			vals = store.GetManyForShare(r.tx, b, keys)
+			// The key of a subject being erased is not locked: the call waits for the erasure
+			// instead of holding it off (readSubjectKeys).
+			var err error
+			if vals, err = readSubjectKeys(r.tx, keys, r.now); err != nil {
+				return true, err
+			}
 		} else {
 			vals = r.tx.GetMany(b, keys)
 		}
@@ -495,7 +521,7 @@ func (r *batchReads) fetch() bool {
 		}
 	}
 	clear(r.wanted)
-	return true
+	return true, nil
 }
 
 // put writes through to the transaction (with create, as a create-only Insert) and to the

@@ -265,6 +265,50 @@ func GetManyForShare(tx Tx, b Bucket, keys [][]byte) [][]byte {
 	return tx.GetMany(b, keys)
 }
 
+// GuardedSharedGetter is implemented by backends that can read keys for share unless a guard
+// is set, in one statement (one round trip on PostgreSQL): see GetManyForShareUnless.
+type GuardedSharedGetter interface {
+	// GetManyForShareUnless is GetManyForShareUnless (below); ok is false when the backend
+	// cannot answer in one statement (e.g. the transaction wrote some of the keys), and the
+	// caller then reads them separately.
+	GetManyForShareUnless(b, guard Bucket, keys [][]byte) (vals, guards [][]byte, ok bool)
+}
+
+// GetManyForShareUnless reads keys from bucket guard as GetMany does (no lock), and the keys
+// of b whose guard is absent as GetManyForShare does (locked for share). A key whose guard is
+// present is neither read nor locked in b: guards[i] is its guard's value and vals[i] is nil.
+// Backends implementing GuardedSharedGetter do both in one statement, reading the guards from
+// the transaction's snapshot; others read the guards, then the unguarded keys. It is how a
+// function running under snapshot isolation takes a share lock only where no one announced
+// (with a guard committed before its snapshot) that they are about to change the key: the
+// lock would hold the writer off, and PostgreSQL grants a new share lock on a row while a
+// writer waits for the earlier ones.
+func GetManyForShareUnless(tx Tx, b, guard Bucket, keys [][]byte) (vals, guards [][]byte) {
+	if g, ok := tx.(GuardedSharedGetter); ok {
+		if vals, guards, ok := g.GetManyForShareUnless(b, guard, keys); ok {
+			return vals, guards
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	guards = tx.GetMany(guard, keys)
+	free := make([][]byte, 0, len(keys))
+	for i, k := range keys {
+		if guards[i] == nil {
+			free = append(free, k)
+		}
+	}
+	got := GetManyForShare(tx, b, free)
+	vals = make([][]byte, len(keys))
+	for i := range keys {
+		if guards[i] == nil {
+			vals[i], got = got[0], got[1:]
+		}
+	}
+	return vals, guards
+}
+
 // snapshotIsolationKey marks a context for WithSnapshotIsolation.
 type snapshotIsolationKey struct{}
 

@@ -147,3 +147,89 @@ func twoProcesses(t *testing.T, db string) (s, other *pgstore.Postgres, ctx cont
 	t.Cleanup(cancel)
 	return s, other, ctx
 }
+
+// TestGetManyForShareUnless: in one statement, a key whose guard is set is neither read nor
+// locked (a delete from another process finishes while the reader is open) and its guard is
+// returned; a key without a guard is read and locked (a delete waits for the reader's commit).
+func TestGetManyForShareUnless(t *testing.T) {
+	s, other, ctx := twoProcesses(t, "shareunless")
+	const b, guard = store.Bucket("subjectkeys"), store.Bucket("subjecterasing")
+	k1, k2 := []byte("s1"), []byte("s2")
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		for _, w := range []struct {
+			b       store.Bucket
+			key, to string
+		}{{b, "s1", "key1"}, {b, "s2", "key2"}, {guard, "s1", "erasing"}, {guard, "s3", "erasing3"}} {
+			if err := tx.Put(w.b, []byte(w.key), []byte(w.to)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deleted1, deleted2 := make(chan error, 1), make(chan error, 1)
+	first := true
+	err := s.Update(store.WithSnapshotIsolation(ctx), func(tx store.Tx) error {
+		g, ok := tx.(store.GuardedSharedGetter)
+		if !ok {
+			t.Fatal("pgstore's transaction does not implement store.GuardedSharedGetter")
+		}
+		vals, guards, ok := g.GetManyForShareUnless(b, guard, [][]byte{k1, k2, []byte("s3"), k2})
+		if !ok {
+			t.Error("GetManyForShareUnless declined to answer in one statement")
+		}
+		if vals[0] != nil || string(vals[1]) != "key2" || vals[2] != nil || string(vals[3]) != "key2" {
+			t.Errorf("vals = %q; want [nil key2 nil key2]", vals)
+		}
+		if string(guards[0]) != "erasing" || guards[1] != nil || string(guards[2]) != "erasing3" || guards[3] != nil {
+			t.Errorf("guards = %q; want [erasing nil erasing3 nil]", guards)
+		}
+		if first {
+			first = false
+			go func() { deleted1 <- other.Update(ctx, func(tx store.Tx) error { return tx.Delete(b, k1) }) }()
+			select {
+			case err := <-deleted1:
+				deleted1 <- err // the guarded key was not locked
+			case <-time.After(30 * time.Second):
+				t.Error("a delete of a key whose guard was set waited for the reader")
+			}
+			go func() { deleted2 <- other.Update(ctx, func(tx store.Tx) error { return tx.Delete(b, k2) }) }()
+			select {
+			case err := <-deleted2:
+				t.Errorf("a delete of a key read for share (no guard) finished before the reader committed: %v", err)
+				deleted2 <- err
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		return tx.Put(b, []byte("record"), []byte("x"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range []chan error{deleted1, deleted2} {
+		if err := <-ch; err != nil {
+			t.Fatalf("delete %d: %v", i+1, err)
+		}
+	}
+
+	// Keys the transaction wrote are left to the caller; the package function reads them.
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(b, k1, []byte("mine1")); err != nil {
+			return err
+		}
+		if err := tx.Put(b, k2, []byte("mine2")); err != nil {
+			return err
+		}
+		if _, _, ok := tx.(store.GuardedSharedGetter).GetManyForShareUnless(b, guard, [][]byte{k1}); ok {
+			t.Error("GetManyForShareUnless answered for a key the transaction wrote")
+		}
+		vals, guards := store.GetManyForShareUnless(tx, b, guard, [][]byte{k1, k2})
+		if vals[0] != nil || string(guards[0]) != "erasing" || string(vals[1]) != "mine2" || guards[1] != nil {
+			t.Errorf("written keys: vals=%q guards=%q; want [nil mine2] [erasing nil]", vals, guards)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

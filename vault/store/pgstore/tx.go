@@ -115,6 +115,75 @@ func (t *pgTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
 	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[]) FOR SHARE`)
 }
 
+// guardedQuery reads the guards ($2) of keys ($3) from the snapshot and locks for share the
+// rows of bucket $1 that have none, in one statement: FOR SHARE locks only the rows that pass
+// the NOT EXISTS.
+const guardedQuery = `WITH g AS (SELECT key, value FROM tokenvault_kv WHERE bucket = $2 AND key = ANY($3::bytea[])),
+v AS (SELECT kv.key, kv.value FROM tokenvault_kv kv WHERE kv.bucket = $1 AND kv.key = ANY($3::bytea[])
+	AND NOT EXISTS (SELECT 1 FROM g WHERE g.key = kv.key) FOR SHARE OF kv)
+SELECT true, key, value FROM g UNION ALL SELECT false, key, value FROM v`
+
+// GetManyForShareUnless implements store.GuardedSharedGetter in one statement (guardedQuery).
+// It leaves to the caller (ok false) a read-only transaction and keys this transaction wrote
+// in either bucket.
+func (t *pgTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals, guards [][]byte, ok bool) {
+	if !t.writable {
+		return nil, nil, false
+	}
+	if len(keys) == 0 {
+		return nil, nil, true
+	}
+	vals, guards = make([][]byte, len(keys)), make([][]byte, len(keys))
+	if t.done || t.err != nil || b.Validate() != nil || guard.Validate() != nil {
+		return vals, guards, true
+	}
+	var ask [][]byte
+	at := make(map[string][]int, len(keys)) // key → indexes in keys
+	for i, k := range keys {
+		if store.ValidateKey(k) != nil {
+			continue
+		}
+		if _, ok := t.pending[pendingKey(b, k)]; ok {
+			return nil, nil, false
+		}
+		if _, ok := t.pending[pendingKey(guard, k)]; ok {
+			return nil, nil, false
+		}
+		if _, seen := at[string(k)]; !seen {
+			ask = append(ask, k)
+		}
+		at[string(k)] = append(at[string(k)], i)
+	}
+	if len(ask) == 0 {
+		return vals, guards, true
+	}
+	rows, err := t.tx.Query(t.ctx, guardedQuery, string(b), string(guard), ask)
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+	}
+	var isGuard bool
+	var k, v []byte
+	_, err = pgx.ForEachRow(rows, []any{&isGuard, &k, &v}, func() error {
+		if v == nil {
+			v = []byte{}
+		}
+		into := vals
+		if isGuard {
+			into = guards
+		}
+		for _, i := range at[string(k)] {
+			into[i] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+	}
+	return vals, guards, true
+}
+
 func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 	if len(keys) == 0 {
 		return nil

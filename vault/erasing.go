@@ -1,0 +1,180 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/tokenvault/tokenvault/vault/store"
+)
+
+// Erasing marks: an erasure holds the tokenizes of its subject off, never the other way round.
+//
+// A tokenize reads the subject keys it seals under for share (batchReads.fetch), so that an
+// erasure's delete of a key waits for the commit of every tokenize sealing under it
+// (eraseSubjectFP). On PostgreSQL a new share lock is granted at once even while a delete
+// waits for earlier ones, so tokenizes of one subject that overlap without a gap would hold
+// its erasure off for as long as they kept coming. So an erasure first commits an erasing
+// mark for its subject (bucket subjecterasing: the subject's fingerprint → erasingMark), and
+// removes it in the transaction that destroys the key. A tokenize reads the marks together
+// with the keys, in one statement (store.GetManyForShareUnless), and takes no lock on the key
+// of a subject being erased: its transaction ends, it waits until the mark is gone
+// (awaitErasures), then runs again and seals under the subject's new key, as any tokenize
+// after an erasure does. Only tokenizes whose snapshot was taken before the mark committed
+// can still lock the key: a finite set, each bounded by its own deadline. The erasure's
+// delete waits for them, and for no later one.
+//
+// A mark is a hint for progress, not for safety: that a tokenize never commits a record under
+// an erased key still rests on the share lock and on the erasure's sweep. So a mark left by a
+// replica that died mid-erasure is ignored once it is older than erasingMarkTTL (tokenizes
+// then lock the key as before), is removed when that replica starts again (applyErasureLog:
+// its erasures in flight died with it), and is replaced, then removed, by the next erasure of
+// the subject (which the privacy officer runs again: the first one returned an error).
+
+// erasingMarkTTL is how long a tokenize honours an erasing mark: far longer than an erasure
+// takes (its delete waits only for tokenizes that started before it), short enough that a
+// mark left by a dead replica stops delaying the subject's tokenizes soon.
+const erasingMarkTTL = 2 * time.Minute
+
+// erasingMark is the value of an erasing mark (JSON). It names no subject: the key is the
+// subject's fingerprint.
+type erasingMark struct {
+	Replica string    `json:"replica"`
+	Started time.Time `json:"started"`
+	// ID is random: it tells this erasure's mark from another erasure's of the same subject.
+	ID string `json:"id"`
+}
+
+// markLive reports whether the stored mark b is to be honoured at now: it parses and is
+// younger than erasingMarkTTL.
+func markLive(b []byte, now time.Time) bool {
+	var m erasingMark
+	return json.Unmarshal(b, &m) == nil && now.Sub(m.Started) <= erasingMarkTTL
+}
+
+// markErasing commits subject fp's erasing mark (not audited: the erasure's own events are)
+// and returns it as stored.
+func (v *Vault) markErasing(ctx context.Context, fp []byte) ([]byte, error) {
+	id := make([]byte, 8)
+	_, _ = rand.Read(id) // crypto/rand.Read never fails (Go 1.24+)
+	mark, err := json.Marshal(erasingMark{Replica: v.replica, Started: v.now().UTC(), ID: hex.EncodeToString(id)})
+	if err != nil {
+		return nil, err
+	}
+	return mark, v.store.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketSubjectErasing, fp, mark) })
+}
+
+// dropErasingMark deletes subject fp's erasing mark in tx if it is still mark (a later erasure
+// of the subject may have replaced it with its own).
+func dropErasingMark(tx store.Tx, fp, mark []byte) error {
+	if bytes.Equal(tx.Get(bucketSubjectErasing, fp), mark) {
+		return tx.Delete(bucketSubjectErasing, fp)
+	}
+	return nil
+}
+
+// unmarkErasing removes mark after an erasure that failed before destroying the key, within
+// a few seconds whatever the caller's deadline; a mark left behind is ignored once stale.
+func (v *Vault) unmarkErasing(ctx context.Context, fp, mark []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := v.store.Update(ctx, func(tx store.Tx) error { return dropErasingMark(tx, fp, mark) }); err != nil {
+		v.log.Warn("an erasing mark could not be removed after a failed erasure; tokenizes of its subject wait for it until it is stale",
+			slog.Duration("stale_after", erasingMarkTTL), slog.String("error", err.Error()))
+	}
+}
+
+// dropOwnErasingMarks removes the erasing marks this replica left (it died mid-erasure): at
+// start, no erasure of this replica is in flight.
+func (v *Vault) dropOwnErasingMarks(ctx context.Context) error {
+	var own [][]byte
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		own = own[:0]
+		return tx.Scan(bucketSubjectErasing, nil, nil, func(k, val []byte) error {
+			var m erasingMark
+			if json.Unmarshal(val, &m) != nil || m.Replica == v.replica {
+				own = append(own, bytes.Clone(k))
+			}
+			return nil
+		})
+	}); err != nil || len(own) == 0 {
+		return err
+	}
+	return v.store.Update(ctx, func(tx store.Tx) error {
+		for _, k := range own {
+			if err := tx.Delete(bucketSubjectErasing, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// subjectErasingError ends a tokenize's transaction that found subjects being erased (fps):
+// Tokenize waits for their erasures, then runs again.
+type subjectErasingError struct{ fps [][]byte }
+
+func (e *subjectErasingError) Error() string { return "a data subject of the call is being erased" }
+
+// readSubjectKeys reads subject keys for share (batchReads.fetch), with their subjects'
+// erasing marks in the same statement: the key of a subject with a live mark is neither read
+// nor locked, and the transaction ends with a *subjectErasingError naming those subjects. The
+// keys of subjects whose mark is stale are read for share as if it were not there.
+func readSubjectKeys(tx store.Tx, keys [][]byte, now time.Time) ([][]byte, error) {
+	vals, marks := store.GetManyForShareUnless(tx, bucketSubjectKeys, bucketSubjectErasing, keys)
+	var erasing, stale [][]byte
+	var at []int
+	for i, m := range marks {
+		switch {
+		case m == nil:
+		case markLive(m, now):
+			erasing = append(erasing, keys[i])
+		default:
+			stale, at = append(stale, keys[i]), append(at, i)
+		}
+	}
+	if len(erasing) > 0 {
+		return nil, &subjectErasingError{fps: erasing}
+	}
+	if len(stale) > 0 {
+		for n, val := range store.GetManyForShare(tx, bucketSubjectKeys, stale) {
+			vals[at[n]] = val
+		}
+	}
+	return vals, nil
+}
+
+// awaitErasures waits until none of subjects fps has a live erasing mark, polling with
+// backoff; when ctx ends first, it returns ErrSubjectErasing (in a RetryAfterError).
+func (v *Vault) awaitErasures(ctx context.Context, fps [][]byte) error {
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		live := false
+		if err := v.store.View(ctx, func(tx store.Tx) error {
+			live = false
+			now := v.now()
+			for _, m := range tx.GetMany(bucketSubjectErasing, fps) {
+				live = live || m != nil && markLive(m, now)
+			}
+			return nil
+		}); err != nil {
+			if ctx.Err() != nil {
+				return &RetryAfterError{Err: ErrSubjectErasing, After: time.Second}
+			}
+			return err
+		}
+		if !live {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &RetryAfterError{Err: ErrSubjectErasing, After: time.Second}
+		case <-t.C:
+		}
+	}
+}

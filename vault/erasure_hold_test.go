@@ -1,0 +1,438 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokenvault/tokenvault/internal/testpg"
+	"github.com/tokenvault/tokenvault/vault/store"
+	"github.com/tokenvault/tokenvault/vault/store/pgstore"
+)
+
+// shareHold is a store whose write transactions call held right after they have read a
+// subject key for share (the read a tokenize makes in batchReads.fetch), while the transaction
+// holds its share lock, and saw when such a read found the subject being erased instead (no
+// lock taken). It is the test's way of holding a tokenize inside its transaction.
+type shareHold struct {
+	store.Store
+	mu        sync.Mutex
+	held, saw func() // nil: none
+}
+
+func (s *shareHold) hooks() (held, saw func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held, s.saw
+}
+
+func (s *shareHold) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(shareHoldTx{Tx: tx, s: s}) })
+}
+
+type shareHoldTx struct {
+	store.Tx
+	s *shareHold
+}
+
+func (t shareHoldTx) GetForShare(b store.Bucket, key []byte) []byte {
+	return store.GetForShare(t.Tx, b, key)
+}
+
+func (t shareHoldTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
+	vals := store.GetManyForShare(t.Tx, b, keys)
+	t.after(b, vals, nil)
+	return vals
+}
+
+func (t shareHoldTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals, guards [][]byte, ok bool) {
+	vals, guards = store.GetManyForShareUnless(t.Tx, b, guard, keys)
+	t.after(b, vals, guards)
+	return vals, guards, true
+}
+
+// after calls the hooks after a share read of keys of b.
+func (t shareHoldTx) after(b store.Bucket, vals, guards [][]byte) {
+	if b != bucketSubjectKeys {
+		return
+	}
+	held, saw := t.s.hooks()
+	switch {
+	case len(guards) > 0 && guards[0] != nil && saw != nil:
+		saw()
+	case len(vals) > 0 && vals[0] != nil && held != nil:
+		held()
+	}
+}
+
+// within waits for ch, failing the test after d.
+func within[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s: not within %v", what, d)
+	}
+	var zero T
+	return zero
+}
+
+// TestClusterEraseNotHeldOffByTokenizes: on PostgreSQL, an erasure of a subject completes
+// while tokenizes for that subject keep coming, each starting before the previous one ends.
+// Tokenize A holds its share lock on the subject key; the erasure starts and its delete of the
+// key queues behind A; tokenize B for the same subject starts (PostgreSQL grants a new share
+// lock at once although a delete is queued) and is held inside its transaction; A is released.
+// The erasure must now complete without waiting for B: B must not have taken a lock the
+// erasure waits for. It then checks the invariants of TestClusterEraseDuringTokenize: A's token
+// is in the receipt, B's (sealed under a key made after the erasure) still reveals.
+func TestClusterEraseNotHeldOffByTokenizes(t *testing.T) {
+	c := testpg.Start(t)
+	url := c.CreateDB(t, "erasehold")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pg := func() store.Store {
+		s, err := pgstore.Open(ctx, url, pgstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ha, hb := &shareHold{Store: pg()}, &shareHold{Store: pg()}
+	rs := openReplicas(t, []store.Store{ha, hb, pg()}, nil)
+	a, b, e := rs.v[0], rs.v[1], rs.v[2]
+	const subject = "customer-42"
+	item := func(i int) TokenizeItem {
+		return TokenizeItem{Value: fmt.Sprintf("jane.%d@example.com", i), Template: "email", Subject: subject}
+	}
+	first := tokenizeOne(t, a, item(0)) // the subject's key exists
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitingForLock := func() bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+
+	type result struct {
+		token string
+		err   error
+	}
+	tokenize := func(v *Vault, it TokenizeItem) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			res, err := v.Tokenize(ctx, []TokenizeItem{it})
+			if err == nil {
+				err = res[0].Err
+			}
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			ch <- result{token: res[0].Token}
+		}()
+		return ch
+	}
+	// hold makes h's next share read of a subject key signal decided and wait for release;
+	// a read that finds the subject being erased signals decided too (and takes no lock).
+	hold := func(h *shareHold) (decided, release chan struct{}) {
+		decided, release = make(chan struct{}), make(chan struct{})
+		var once, seen sync.Once
+		h.mu.Lock()
+		h.held = func() {
+			seen.Do(func() { close(decided) })
+			once.Do(func() { <-release })
+		}
+		h.saw = func() { seen.Do(func() { close(decided) }) }
+		h.mu.Unlock()
+		return decided, release
+	}
+
+	// Tokenize A takes its share lock and is held.
+	lockedA, releaseA := hold(ha)
+	resA := tokenize(a, item(1))
+	within(t, lockedA, time.Minute, "tokenize A reading the subject key for share")
+
+	// The erasure starts; its delete of the key queues behind A's lock.
+	type erasure struct {
+		rc  Receipt
+		err error
+	}
+	erased := make(chan erasure, 1)
+	go func() {
+		rc, err := e.EraseSubject(ctx, subject)
+		erased <- erasure{rc, err}
+	}()
+	for deadline := time.Now().Add(time.Minute); !waitingForLock(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the erasure's delete did not queue behind tokenize A's lock within a minute")
+		}
+	}
+
+	// Tokenize B for the same subject starts while A still holds its lock, and is held in its
+	// transaction once it has read the subject key for share (before the fix, it took its
+	// share lock; since, it finds the subject being erased, takes no lock, and waits).
+	lockedB, releaseB := hold(hb)
+	releasedB := false
+	defer func() {
+		if !releasedB {
+			close(releaseB)
+		}
+	}()
+	resB := tokenize(b, item(2))
+	within(t, lockedB, time.Minute, "tokenize B reading the subject key")
+
+	// A is released and commits; the erasure must not wait for B.
+	close(releaseA)
+	rA := within(t, resA, time.Minute, "tokenize A")
+	if rA.err != nil {
+		t.Fatalf("tokenize A: %v", rA.err)
+	}
+	var er erasure
+	select {
+	case er = <-erased:
+	case <-time.After(30 * time.Second):
+		t.Error("the erasure did not complete within 30 s of tokenize A's commit while tokenize B was held: B's share lock holds it off")
+		close(releaseB)
+		releasedB = true
+		er = within(t, erased, time.Minute, "the erasure, once B was released")
+	}
+	if er.err != nil {
+		t.Fatalf("EraseSubject: %v", er.err)
+	}
+	if !releasedB {
+		close(releaseB)
+		releasedB = true
+	}
+	rB := within(t, resB, time.Minute, "tokenize B")
+	if rB.err != nil {
+		t.Fatalf("tokenize B: %v", rB.err)
+	}
+	inReceipt := make(map[string]bool, len(er.rc.Erased))
+	for _, fp := range er.rc.Erased {
+		inReceipt[fp] = true
+	}
+	// The first token and A's (sealed under the erased key, A committed before the erasure's
+	// delete) are in the receipt and erased; B's, sealed under a new key, reveals.
+	res, err := a.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: rA.token}, {Token: rB.token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"the first token", "tokenize A's token"} {
+		tok := []string{first, rA.token}[i]
+		if !inReceipt[TokenFingerprint(DefaultDomain, tok)] || res[i].Err == nil {
+			t.Errorf("%s: in the receipt %v, reveals %v; want listed and erased", name, inReceipt[TokenFingerprint(DefaultDomain, tok)], res[i].Err == nil)
+		}
+	}
+	if inReceipt[TokenFingerprint(DefaultDomain, rB.token)] || res[2].Err != nil {
+		t.Errorf("tokenize B's token (after the erasure): in the receipt %v, reveal error %v; want kept and readable", inReceipt[TokenFingerprint(DefaultDomain, rB.token)], res[2].Err)
+	}
+}
+
+// putMark stores an erasing mark of subject fp as replica's, started at started.
+func putMark(t *testing.T, v *Vault, fp []byte, replica string, started time.Time) {
+	t.Helper()
+	mark, err := json.Marshal(erasingMark{Replica: replica, Started: started, ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.store.Update(context.Background(), func(tx store.Tx) error { return tx.Put(bucketSubjectErasing, fp, mark) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasMark(t *testing.T, v *Vault, fp []byte) bool {
+	t.Helper()
+	var ok bool
+	if err := v.store.View(context.Background(), func(tx store.Tx) error { ok = tx.Get(bucketSubjectErasing, fp) != nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// A tokenize that finds its subject being erased waits, without a lock, until the erasure
+// has destroyed the key, then seals under a new key: its token is not in the receipt and
+// reveals. One whose context ends first fails with ErrSubjectErasing, storing nothing.
+func TestTokenizeWaitsForErasure(t *testing.T) {
+	backends := map[string]func(t *testing.T) store.Store{
+		"bolt": func(t *testing.T) store.Store {
+			return openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+		},
+		"postgres": func(t *testing.T) store.Store {
+			url := testpg.Start(t).CreateDB(t, "waits")
+			s, err := pgstore.Open(context.Background(), url, pgstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+	}
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := backends[name](t)
+			ha := &shareHold{Store: st}
+			rs := openReplicas(t, []store.Store{ha, st}, nil)
+			a, b := rs.v[0], rs.v[1]
+			const subject = "customer-7"
+			first := tokenizeOne(t, a, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: subject})
+			fp, _ := a.subjectFingerprint(subject)
+
+			// Another replica's erasure is under way (its mark is committed).
+			putMark(t, b, fp, "r1", time.Now())
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			_, err := a.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: subject}})
+			cancel()
+			var ra *RetryAfterError
+			if !errors.Is(err, ErrSubjectErasing) || !errors.As(err, &ra) || ra.After <= 0 {
+				t.Fatalf("tokenize while the subject is erased, until its deadline: %v; want ErrSubjectErasing with a retry delay", err)
+			}
+
+			// A tokenize sees the mark and waits; the erasure (which replaces the mark with its
+			// own, and removes it with the key) lets it go.
+			saw := make(chan struct{})
+			var once sync.Once
+			ha.mu.Lock()
+			ha.saw = func() { once.Do(func() { close(saw) }) }
+			ha.mu.Unlock()
+			got := make(chan string, 1)
+			go func() {
+				defer close(got)
+				res, err := a.Tokenize(ctx, []TokenizeItem{{Value: "jane3@example.com", Template: "email", Subject: subject}})
+				if err != nil || res[0].Err != nil {
+					t.Errorf("tokenize after the erasure: %v %v", err, res)
+					return
+				}
+				got <- res[0].Token
+			}()
+			within(t, saw, time.Minute, "the tokenize reading the erasing mark")
+			select {
+			case <-got:
+				t.Fatal("a tokenize finished while its subject's erasing mark was live")
+			case <-time.After(100 * time.Millisecond):
+			}
+			rc, err := b.EraseSubject(ctx, subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hasMark(t, a, fp) {
+				t.Error("the erasing mark is still there after the erasure")
+			}
+			tok := within(t, got, time.Minute, "the waiting tokenize")
+			listed := map[string]bool{}
+			for _, f := range rc.Erased {
+				listed[f] = true
+			}
+			if !listed[TokenFingerprint(DefaultDomain, first)] || listed[TokenFingerprint(DefaultDomain, tok)] {
+				t.Errorf("receipt: first listed %v, the waiting tokenize's token listed %v; want true, false",
+					listed[TokenFingerprint(DefaultDomain, first)], listed[TokenFingerprint(DefaultDomain, tok)])
+			}
+			res, err := a.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: tok}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil {
+				t.Errorf("after the erasure: first %v, the waiting tokenize's token %v; want not found, readable", res[0].Err, res[1].Err)
+			}
+		})
+	}
+}
+
+// A mark left by a replica that died mid-erasure does not block its subject for ever: once
+// older than erasingMarkTTL tokenizes ignore it (and seal under the subject's key, which was
+// not erased), and the replica removes its own marks when it starts again.
+func TestStaleErasingMark(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	rs := openReplicas(t, []store.Store{st}, clk)
+	v := rs.v[0]
+	first := tokenizeOne(t, v, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "dead"})
+	dead, _ := v.subjectFingerprint("dead")
+	own, _ := v.subjectFingerprint("own")
+	putMark(t, v, dead, "gone", clk.now())
+	putMark(t, v, own, v.replica, clk.now())
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := v.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: "dead"}})
+	cancel()
+	if !errors.Is(err, ErrSubjectErasing) {
+		t.Fatalf("tokenize under a live mark: %v; want ErrSubjectErasing", err)
+	}
+	clk.add(erasingMarkTTL + time.Second)
+	second := tokenizeOne(t, v, TokenizeItem{Value: "jane2@example.com", Template: "email", Subject: "dead"})
+	res, err := v.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Errorf("after a stale mark: %v, %v; want both readable (nothing was erased)", res[0].Err, res[1].Err)
+	}
+
+	// Restarted, the replica removes the marks it left, and only those.
+	kek := v.kek
+	v2, err := Open(ctx, Config{Store: st, KEK: kek, ReplicaID: v.replica, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasMark(t, v2, own) || !hasMark(t, v2, dead) {
+		t.Errorf("after a restart: own mark kept %v, other replica's mark kept %v; want false, true", hasMark(t, v2, own), hasMark(t, v2, dead))
+	}
+}
+
+// failKeyDelete is a store whose transactions fail to delete subject keys.
+type failKeyDelete struct{ store.Store }
+
+type failKeyDeleteTx struct{ store.Tx }
+
+func (t failKeyDeleteTx) Delete(b store.Bucket, key []byte) error {
+	if b == bucketSubjectKeys {
+		return errInjected
+	}
+	return t.Tx.Delete(b, key)
+}
+
+func (s failKeyDelete) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(failKeyDeleteTx{tx}) })
+}
+
+// An erasure that fails before destroying the key removes its erasing mark: the subject's
+// tokenizes do not wait for an erasure that is no longer running.
+func TestFailedErasureRemovesMark(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	rs := openReplicas(t, []store.Store{st, failKeyDelete{st}}, nil)
+	a, broken := rs.v[0], rs.v[1]
+	first := tokenizeOne(t, a, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "cust-9"})
+	if _, err := broken.EraseSubject(ctx, "cust-9"); !errors.Is(err, errInjected) {
+		t.Fatalf("EraseSubject = %v; want the injected failure", err)
+	}
+	fp, _ := a.subjectFingerprint("cust-9")
+	if hasMark(t, a, fp) {
+		t.Error("a failed erasure left its erasing mark")
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := a.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: "cust-9"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("tokenize after a failed erasure: %v %v", err, res)
+	}
+	if r, err := a.Detokenize(ctx, "p", []TokenRef{{Token: first}}); err != nil || r[0].Err != nil {
+		t.Errorf("the subject's token after a failed erasure: %v %v; want readable", err, r)
+	}
+}
