@@ -54,3 +54,13 @@ func TestServeRefusesNonPositiveBodyLimits(t *testing.T) {
 		t.Errorf("refusal does not name the flag:\n%s", stderr)
 	}
 }
+
+// --commit-delay is bounded: a negative or too long delay is refused with its range.
+func TestServeRefusesCommitDelayOutOfRange(t *testing.T) {
+	for _, d := range []string{"-1ms", "1s"} {
+		stderr := serveMustRefuse(t, append(serveArgs(), "--data", t.TempDir(), "--commit-delay", d)...)
+		if !strings.Contains(stderr, "--commit-delay must be between 0 and 100ms") {
+			t.Errorf("--commit-delay %s: refusal does not name the flag and its range:\n%s", d, stderr)
+		}
+	}
+}
