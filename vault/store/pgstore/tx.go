@@ -99,10 +99,32 @@ func (t *pgTx) get(b store.Bucket, key []byte, query string) []byte {
 	return v
 }
 
+// The batched reads of GetMany and GetManyForShare: the keys are joined to the table as an
+// array, each returned row naming its key by its position in the array (WITH ORDINALITY), so
+// that PostgreSQL looks each key up with a nested-loop index scan and sends no key back.
+// From gateMin keys on, a one-time filter first looks for any row of the bucket between the
+// least and the greatest key asked for ($3, $4; bytea compares as bytes.Compare): when there
+// is none (a bucket that is empty or sparse, such as the canaries a detokenize checks for),
+// PostgreSQL answers after one index descent instead of one per key. The filter is an
+// uncorrelated EXISTS, which PostgreSQL runs once, before the join.
+const (
+	sqlGetMany = `SELECT q.i, t.value FROM unnest($2::bytea[]) WITH ORDINALITY AS q(k, i)
+JOIN tokenvault_kv t ON t.bucket = $1 AND t.key = q.k`
+	sqlGetManyGated = sqlGetMany + `
+WHERE EXISTS (SELECT FROM tokenvault_kv WHERE bucket = $1 AND key >= $3 AND key <= $4)`
+	gateMin = 8
+)
+
+// getManySQL is the statement of a batched read: [gated][share].
+var getManySQL = [2][2]string{
+	{sqlGetMany, sqlGetMany + ` FOR SHARE OF t`},
+	{sqlGetManyGated, sqlGetManyGated + ` FOR SHARE OF t`},
+}
+
 // GetMany reads every key not found among the pending writes in one
-// statement (SELECT … WHERE key = ANY($2)), then overlays the pending writes.
+// statement (sqlGetMany), then overlays the pending writes.
 func (t *pgTx) GetMany(b store.Bucket, keys [][]byte) [][]byte {
-	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`)
+	return t.getMany(b, keys, false)
 }
 
 // GetManyForShare implements store.SharedGetter: GetMany with FOR SHARE (see GetForShare).
@@ -112,10 +134,10 @@ func (t *pgTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
 	if !t.writable {
 		return t.GetMany(b, keys)
 	}
-	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[]) FOR SHARE`)
+	return t.getMany(b, keys, true)
 }
 
-func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
+func (t *pgTx) getMany(b store.Bucket, keys [][]byte, share bool) [][]byte {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -123,8 +145,8 @@ func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 	if t.done || t.err != nil || b.Validate() != nil {
 		return out
 	}
-	var ask [][]byte
-	at := make(map[string][]int, len(keys)) // key → indexes in keys still to read
+	ask := make([][]byte, 0, len(keys))
+	at := make([]int, 0, len(keys)) // at[j]: the index in keys of ask[j]
 	for i, k := range keys {
 		if store.ValidateKey(k) != nil {
 			continue
@@ -133,27 +155,42 @@ func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 			out[i] = w.value
 			continue
 		}
-		if _, seen := at[string(k)]; !seen {
-			ask = append(ask, k)
-		}
-		at[string(k)] = append(at[string(k)], i)
+		ask, at = append(ask, k), append(at, i)
 	}
 	if len(ask) == 0 {
 		return out
 	}
-	rows, err := t.tx.Query(t.ctx, query, string(b), ask)
+	gated, args := 0, []any{string(b), ask}
+	if len(ask) >= gateMin {
+		lo, hi := ask[0], ask[0]
+		for _, k := range ask[1:] {
+			if bytes.Compare(k, lo) < 0 {
+				lo = k
+			} else if bytes.Compare(k, hi) > 0 {
+				hi = k
+			}
+		}
+		gated, args = 1, append(args, lo, hi)
+	}
+	locked := 0
+	if share {
+		locked = 1
+	}
+	rows, err := t.tx.Query(t.ctx, getManySQL[gated][locked], args...)
 	if err != nil {
 		t.fail(err)
 		return make([][]byte, len(keys))
 	}
-	var k, v []byte
-	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+	var n int64
+	var v []byte
+	_, err = pgx.ForEachRow(rows, []any{&n, &v}, func() error {
+		if n < 1 || n > int64(len(at)) {
+			return fmt.Errorf("a batched read returned position %d of %d", n, len(at))
+		}
 		if v == nil {
 			v = []byte{}
 		}
-		for _, i := range at[string(k)] {
-			out[i] = v
-		}
+		out[at[n-1]] = v
 		return nil
 	})
 	if err != nil {
