@@ -82,10 +82,7 @@ server refuses in the writes-and-COMMIT exchange makes it skip the COMMIT:
 the transaction is rolled back and, for a conflict, re-run; if that exchange
 is lost, the outcome is unknown, as for a lost COMMIT. Get and
 GetMany read the buffer first, so a function sees its own writes; GetMany
-reads any number of keys in one statement (key = ANY($2)), from 8 keys gated
-by an uncorrelated EXISTS on the batch's key range, so that a bucket with no
-key in that range (detokenize's canary marks) costs one index probe instead of
-one per key. ReadKey
+reads any number of keys in one statement (key = ANY($2)). ReadKey
 (store.KeyReader) reads one key in a single statement outside any
 transaction: one round trip. RoundTrips counts the round trips made,
 through a pgx tracer.

@@ -105,7 +105,7 @@ func TestGetManyForShare(t *testing.T) {
 	deleted := make(chan error, 1)
 	waited := false
 	err = s.Update(store.WithSnapshotIsolation(ctx), func(tx store.Tx) error {
-		// Enough keys for the batch's range check (absent ones around the two present).
+		// A batch of absent keys around the two present ones, one of them twice.
 		keys := [][]byte{k1, k2, []byte("s0"), []byte("s3"), []byte("s4"), []byte("s5"), []byte("s6"), []byte("s7"), k2}
 		got := store.GetManyForShare(tx, b, keys)
 		if string(got[0]) != "key1" || string(got[1]) != "key2" || string(got[8]) != "key2" ||

@@ -99,32 +99,10 @@ func (t *pgTx) get(b store.Bucket, key []byte, query string) []byte {
 	return v
 }
 
-// The batched reads of GetMany and GetManyForShare: key = ANY($2), which PostgreSQL runs as
-// one index scan looking each key up. From gateMin keys on, a one-time filter first looks for
-// any row of the bucket between the least and the greatest key asked for ($3, $4; bytea
-// compares as bytes.Compare): when there is none (a bucket that is empty or sparse, such as
-// the canary marks a detokenize checks for), PostgreSQL answers after one index descent
-// instead of one per key. The filter is an uncorrelated EXISTS, which PostgreSQL runs once,
-// before the scan. (A join of the keys as an unnest array was tried instead of ANY: no
-// cheaper per key, and planned as a hash join over the whole bucket when the generic plan
-// was made on a table without statistics, BENCHMARKS.md.)
-const (
-	sqlGetMany      = `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`
-	sqlGetManyGated = sqlGetMany + `
-AND EXISTS (SELECT FROM tokenvault_kv WHERE bucket = $1 AND key >= $3 AND key <= $4)`
-	gateMin = 8
-)
-
-// getManySQL is the statement of a batched read: [gated][share].
-var getManySQL = [2][2]string{
-	{sqlGetMany, sqlGetMany + ` FOR SHARE`},
-	{sqlGetManyGated, sqlGetManyGated + ` FOR SHARE`},
-}
-
 // GetMany reads every key not found among the pending writes in one
-// statement (sqlGetMany), then overlays the pending writes.
+// statement (SELECT … WHERE key = ANY($2)), then overlays the pending writes.
 func (t *pgTx) GetMany(b store.Bucket, keys [][]byte) [][]byte {
-	return t.getMany(b, keys, false)
+	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[])`)
 }
 
 // GetManyForShare implements store.SharedGetter: GetMany with FOR SHARE (see GetForShare).
@@ -134,10 +112,10 @@ func (t *pgTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
 	if !t.writable {
 		return t.GetMany(b, keys)
 	}
-	return t.getMany(b, keys, true)
+	return t.getMany(b, keys, `SELECT key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($2::bytea[]) FOR SHARE`)
 }
 
-func (t *pgTx) getMany(b store.Bucket, keys [][]byte, share bool) [][]byte {
+func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -163,23 +141,7 @@ func (t *pgTx) getMany(b store.Bucket, keys [][]byte, share bool) [][]byte {
 	if len(ask) == 0 {
 		return out
 	}
-	gated, args := 0, []any{string(b), ask}
-	if len(ask) >= gateMin {
-		lo, hi := ask[0], ask[0]
-		for _, k := range ask[1:] {
-			if bytes.Compare(k, lo) < 0 {
-				lo = k
-			} else if bytes.Compare(k, hi) > 0 {
-				hi = k
-			}
-		}
-		gated, args = 1, append(args, lo, hi)
-	}
-	locked := 0
-	if share {
-		locked = 1
-	}
-	rows, err := t.tx.Query(t.ctx, getManySQL[gated][locked], args...)
+	rows, err := t.tx.Query(t.ctx, query, string(b), ask)
 	if err != nil {
 		t.fail(err)
 		return make([][]byte, len(keys))

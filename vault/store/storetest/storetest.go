@@ -287,8 +287,8 @@ func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
 		return nil
 	})
 	// Batches over a sparse bucket, the present keys at the ends of the batch's key range or
-	// none inside it (pgstore answers a batch whose range holds no key without looking each
-	// one up): repeats and empty values, in View and in Update with pending writes.
+	// none inside it (as a backend that skipped the lookups of a range holding no key would
+	// have to get right): repeats and empty values, in View and in Update with pending writes.
 	sparse := store.Bucket("sparse")
 	put(t, s, sparse, "a", "before", "m0", "", "m9", "last", "z", "after")
 	var batch [][]byte
