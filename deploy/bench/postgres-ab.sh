@@ -4,11 +4,11 @@
 # One cluster (the settings of deploy/bench/postgres.sh), databases
 # tva and tvb; one replica of $BEFORE on tva and one of $AFTER on tvb; PAIRS
 # rounds, each: tokenize before, tokenize after, detokenize before, detokenize after (order
-# flipped every other round), batch 100, 16 workers, DURATION each. Per run: OUT/OP-VERSION.ROUND.json
-# (tokenvault bench -o json, with the replica's CPU per item) and .stmts (pg_stat_statements calls of its database and their
-# total execution time in ms, including the pool fill of detokenize; then the 1-minute load
-# average at the start). KEEP_LOGS=1 keeps
-# the servers' and PostgreSQL's logs in OUT/logs.
+# flipped every other round), batch 100, 16 workers, DURATION each. Per run:
+# OUT/OP-VERSION.ROUND.json (tokenvault bench -o json, with the replica's CPU per item) and
+# .stmts (pg_stat_statements calls of its database and their total execution time in ms,
+# including the pool fill of detokenize; then the 1-minute load average at the start).
+# KEEP_LOGS=1 keeps the servers' and PostgreSQL's logs in OUT/logs.
 set -euo pipefail
 OUT=${1:?usage: postgres-ab.sh OUT [PAIRS] [DURATION]}; PAIRS=${2:-6}; DUR=${3:-10s}
 declare -A BIN=([before]=$(readlink -f "${BEFORE:?set BEFORE}") [after]=$(readlink -f "${AFTER:?set AFTER}"))
