@@ -295,6 +295,14 @@ func (v *Vault) updateAudited(ctx context.Context, ev AuditEvent, change func(tx
 		return 0, err
 	}
 	defer release()
+	if change == nil {
+		// An event alone (a detokenize, a denial) reads and overwrites only its lane's head,
+		// which a concurrent write would make fail to commit, and creates the event under a
+		// fresh sequence number: snapshot isolation is enough (store.WithSnapshotIsolation).
+		// Under SERIALIZABLE, PostgreSQL's page-grained read tracking made concurrent events
+		// of one replica abort each other, their heads sharing an index page.
+		ctx = store.WithSnapshotIsolation(ctx)
+	}
 	var seq uint64
 	err = v.store.Update(ctx, func(tx store.Tx) error {
 		seq = 0

@@ -132,7 +132,8 @@
 // into the B-tree instead) and PostgreSQL (store/pgstore:
 // any number of processes on one database; every bucket in one table keyed by (bucket, key),
 // View in a REPEATABLE READ read-only snapshot, each Update in its own SERIALIZABLE
-// transaction, Tokenize's in REPEATABLE READ through store.WithSnapshotIsolation). On
+// transaction, Tokenize's and a lone audit event's in REPEATABLE READ through
+// store.WithSnapshotIsolation). On
 // PostgreSQL two replicas can race on the same value: the loser's transaction fails to
 // serialize or its create-only Insert hits a unique violation, and its function is re-run,
 // which the Update contract (functions may run more than once, without side effects) already

@@ -4,10 +4,11 @@
 # One cluster (the settings of deploy/bench/postgres.sh), databases
 # tva and tvb; one replica of $BEFORE on tva and one of $AFTER on tvb; PAIRS
 # rounds, each: tokenize before, tokenize after, detokenize before, detokenize after (order
-# flipped every other round), batch 100, 16 workers, DURATION each. Per run: OUT/OP-VERSION.ROUND.json
-# (tokenvault bench -o json) and .stmts (pg_stat_statements calls of its database, including
-# the pool fill of detokenize; then the 1-minute load average at the start). KEEP_LOGS=1 keeps
-# the servers' and PostgreSQL's logs in OUT/logs.
+# flipped every other round), batch 100, 16 workers, DURATION each. Per run:
+# OUT/OP-VERSION.ROUND.json (tokenvault bench -o json, with the replica's CPU per item) and
+# .stmts (pg_stat_statements calls of its database and their total execution time in ms,
+# including the pool fill of detokenize; then the 1-minute load average at the start).
+# KEEP_LOGS=1 keeps the servers' and PostgreSQL's logs in OUT/logs.
 set -euo pipefail
 OUT=${1:?usage: postgres-ab.sh OUT [PAIRS] [DURATION]}; PAIRS=${2:-6}; DUR=${3:-10s}
 declare -A BIN=([before]=$(readlink -f "${BEFORE:?set BEFORE}") [after]=$(readlink -f "${AFTER:?set AFTER}"))
@@ -15,7 +16,7 @@ mkdir -p "$OUT"; OUT=$(readlink -f "$OUT")
 . "$(dirname "$0")/pgcluster.sh"
 psql -d postgres -c 'CREATE DATABASE tva' -c 'CREATE DATABASE tvb'
 psql -d postgres -c 'CREATE EXTENSION pg_stat_statements'
-declare -A TOKEN ADDR
+declare -A TOKEN ADDR PID
 n=0
 for v in before after; do
 	n=$((n+1)); db=tva; [ $v = after ] && db=tvb
@@ -23,15 +24,15 @@ for v in before after; do
 	TOKEN[$v]=$("${BIN[$v]}" init --store "$URL" --kek-file "$W/kek-$v.json" -o json | sed -n 's/.*"root_token": *"\([^"]*\)".*/\1/p')
 	serve_tv "$v" "${BIN[$v]}" --store "$URL" --kek-file "$W/kek-$v.json" --replica-id "r$n" --erasure-log "$W/$v.erasure.log" \
 		--log-level warn
-	ADDR[$v]=$TV_GRPC
+	ADDR[$v]=$TV_GRPC PID[$v]=${pids[-1]}
 done
-stmts() { psql -d postgres -At -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'"; }
+stmts() { psql -d postgres -At -F ' ' -c "SELECT coalesce(sum(calls), 0), round(coalesce(sum(total_exec_time), 0)::numeric, 1) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'"; }
 run() { # run OP VERSION ROUND
 	local op=$1 v=$2 r=$3 db=tva; [ $v = after ] && db=tvb
 	psql -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
 	local load; load=$(cut -d' ' -f1 /proc/loadavg)
 	"${BIN[$v]}" bench --addr "${ADDR[$v]}" --token "${TOKEN[$v]}" --op "$op" --batch 100 --concurrency 16 \
-		--duration "$DUR" --pool 20000 -o json >"$OUT/$op-$v.$r.json" 2>"$OUT/$op-$v.$r.err" || true
+		--duration "$DUR" --pool 20000 --server-pid "${PID[$v]}" -o json >"$OUT/$op-$v.$r.json" 2>"$OUT/$op-$v.$r.err" || true
 	echo "$(stmts $db) $load" >"$OUT/$op-$v.$r.stmts"
 }
 for r in $(seq "$PAIRS"); do

@@ -209,7 +209,8 @@ processes on one database:
     REPEATABLE READ would miss write skew: two processes each reading that
     a key is absent and inserting different keys). An Update whose context
     comes from WithSnapshotIsolation runs in REPEATABLE READ (the vault's
-    Tokenize, whose create-only Inserts make racing writers collide).
+    Tokenize, whose create-only Inserts make racing writers collide, and an
+    audit event written alone, which overwrites only its own chain's head).
   - retries: a serialization failure, deadlock or unique violation re-runs
     the function in a new transaction (with backoff, bounded in attempts and
     by the context). The contract above (a function may run more than once)

@@ -318,7 +318,8 @@ type snapshotIsolationKey struct{}
 //
 // Use it only for a function whose correctness rests on conflicts between writes of the same
 // key, which snapshot isolation still detects: every key it creates is written with Insert
-// (a concurrent creator makes the commit fail), and every key it overwrites with Put is one
+// (a concurrent creator makes the commit fail) or is one no other transaction can write (a
+// fresh NextSequence number), and every key it overwrites with Put is one
 // whose current value (or absence) it read and decided on (a concurrent write of that key
 // makes pgstore fail the transaction with a serialization failure, and Update runs the
 // function again). What snapshot isolation lets through is write skew: two transactions

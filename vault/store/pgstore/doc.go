@@ -48,7 +48,7 @@ READ instead: conflicting writes of one key still fail and re-run (a plain
 INSERT of an existing key, from Tx.Insert, raises a unique violation; an
 update or upsert of a row written by a concurrent transaction raises a
 serialization failure), write skew does not. The vault uses it for
-Tokenize only.
+Tokenize and for an audit event written on its own.
 
 # Retries
 

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,8 +105,11 @@ func TestGetManyForShare(t *testing.T) {
 	deleted := make(chan error, 1)
 	waited := false
 	err = s.Update(store.WithSnapshotIsolation(ctx), func(tx store.Tx) error {
-		got := store.GetManyForShare(tx, b, [][]byte{k1, k2})
-		if string(got[0]) != "key1" || string(got[1]) != "key2" {
+		// A batch of absent keys around the two present ones, one of them twice.
+		keys := [][]byte{k1, k2, []byte("s0"), []byte("s3"), []byte("s4"), []byte("s5"), []byte("s6"), []byte("s7"), k2}
+		got := store.GetManyForShare(tx, b, keys)
+		if string(got[0]) != "key1" || string(got[1]) != "key2" || string(got[8]) != "key2" ||
+			slices.ContainsFunc(got[2:8], func(v []byte) bool { return v != nil }) {
 			t.Errorf("GetManyForShare = %q", got)
 		}
 		if !waited {

@@ -286,6 +286,43 @@ func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		return nil
 	})
+	// Batches over a sparse bucket, the present keys at the ends of the batch's key range or
+	// none inside it (as a backend that skipped the lookups of a range holding no key would
+	// have to get right): repeats and empty values, in View and in Update with pending writes.
+	sparse := store.Bucket("sparse")
+	put(t, s, sparse, "a", "before", "m0", "", "m9", "last", "z", "after")
+	var batch [][]byte
+	for i := range 10 {
+		batch = append(batch, []byte(fmt.Sprintf("m%d", i)))
+	}
+	batch = append(batch, []byte("m5"), []byte("m0"))
+	wantSparse := func(what string, tx store.Tx, keys [][]byte, want map[string]string) {
+		t.Helper()
+		for i, v := range tx.GetMany(sparse, keys) {
+			w, ok := want[string(keys[i])]
+			if (v != nil) != ok || string(v) != w {
+				t.Errorf("%s: GetMany value %d (%q) = %#v, want %q (present %v)", what, i, keys[i], v, w, ok)
+			}
+		}
+	}
+	view(t, s, func(tx store.Tx) error {
+		wantSparse("ends present", tx, batch, map[string]string{"m0": "", "m9": "last"})
+		wantSparse("low end present", tx, batch[:9], map[string]string{"m0": ""})
+		wantSparse("high end present", tx, batch[1:10], map[string]string{"m9": "last"})
+		wantSparse("none in range", tx, batch[1:9], nil)
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(sparse, []byte("m4"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Delete(sparse, []byte("m9")); err != nil {
+			return err
+		}
+		wantSparse("Update", tx, batch, map[string]string{"m0": "", "m4": "new"})
+		wantSparse("Update, none stored in range", tx, batch[1:9], map[string]string{"m4": "new"})
+		return nil
+	})
 	// After the function returned, GetMany reports every key absent.
 	var leaked store.Tx
 	view(t, s, func(tx store.Tx) error { leaked = tx; return nil })
