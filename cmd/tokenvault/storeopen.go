@@ -33,10 +33,9 @@ const storeConnectTimeout = 30 * time.Second
 
 // storeFlags name a store: url (PostgreSQL) or data (bbolt).
 type storeFlags struct {
-	data, url string
-	noJournal bool // bbolt: store.Options.NoJournal (serve --store-journal=false)
-	// bbolt: store.Options.CommitDelay (serve --commit-delay; 0 there means none)
-	commitDelay time.Duration
+	data, url   string
+	noJournal   bool          // bbolt: store.Options.NoJournal (serve --store-journal=false)
+	commitDelay time.Duration // bbolt: store.Options.CommitDelay (serve --commit-delay)
 }
 
 // storeUsage is the help text of --store.
@@ -102,10 +101,7 @@ func (f *storeFlags) open(ctx context.Context, offline bool, what string) (store
 	if f.postgres() {
 		return openPostgres(ctx, f.url)
 	}
-	opts := store.Options{NoJournal: f.noJournal, CommitDelay: -1}
-	if f.commitDelay > 0 {
-		opts.CommitDelay = f.commitDelay
-	}
+	opts := store.Options{NoJournal: f.noJournal, CommitDelay: f.commitDelay}
 	if offline {
 		opts.Timeout = -1
 	}

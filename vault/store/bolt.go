@@ -25,10 +25,9 @@ const (
 	// DefaultJournalMemory is Options.JournalMemory's default.
 	DefaultJournalMemory = 256 << 20
 
-	// DefaultCommitDelay is Options.CommitDelay's default, and
-	// MaxCommitDelay its largest value (a longer one is cut to it).
-	DefaultCommitDelay = time.Millisecond
-	MaxCommitDelay     = 100 * time.Millisecond
+	// MaxCommitDelay is Options.CommitDelay's largest value (a longer one is
+	// cut to it).
+	MaxCommitDelay = 100 * time.Millisecond
 )
 
 // Options configure Open. The zero value is ready to use.
@@ -82,8 +81,10 @@ type Options struct {
 	// on the machine of BENCHMARKS.md) for one call or a thousand, so
 	// fewer, larger groups leave more CPU to the callers (PostgreSQL's
 	// commit_delay does the same). A call among few callers is committed at
-	// once. Zero means DefaultCommitDelay; a negative value turns it off;
-	// at most MaxCommitDelay (Close may wait that long for a waiting group).
+	// once. Zero (the default) never waits: under CPU-bound batch reveals a
+	// millisecond saves CPU, but callers of single items that leave CPU to
+	// spare see the millisecond in their latency (BENCHMARKS.md). At most
+	// MaxCommitDelay (Close may wait that long for a waiting group).
 	CommitDelay time.Duration
 
 	// For tests: failpoint is called at each named step of the write path,

@@ -32,9 +32,9 @@ Writes are serialized. Bolt runs them on a single committer goroutine and
 groups the Update calls that queue up while a commit is in progress into the
 next transaction, so that many concurrent callers share one fsync (group
 commit). A single caller is committed at once, without any batching delay.
-Under load, the journal's committer waits a little for company (Options.CommitDelay:
-after a group of several calls, 1 ms before taking the next), so that more calls
-share one fsync.
+Under load, the journal's committer can be told to wait a little for company
+(Options.CommitDelay: after a group of several calls, that long before taking the
+next), so that more calls share one fsync.
 Within a group, each function sees the writes of those before it, in queue
 order; each caller still gets its own result.
 

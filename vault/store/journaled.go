@@ -91,10 +91,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	if opts.mergeInterval > 0 {
 		j.interval = opts.mergeInterval
 	}
-	switch {
-	case opts.CommitDelay == 0:
-		j.delay = DefaultCommitDelay
-	case opts.CommitDelay > 0:
+	if opts.CommitDelay > 0 {
 		j.delay = min(opts.CommitDelay, MaxCommitDelay)
 	}
 	j.visible.Store(seq)
