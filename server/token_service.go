@@ -153,7 +153,7 @@ func receiptToProto(rc vault.Receipt) (*tvpb.ErasureReceipt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tvpb.ErasureReceipt{Kind: rc.Kind, EraseTime: timestamppb.New(rc.Time), Erased: rc.Erased, AuditSeq: rc.AuditSeq, ReceiptJson: string(b)}, nil
+	return &tvpb.ErasureReceipt{Kind: rc.Kind, EraseTime: timestamppb.New(rc.Time), Erased: rc.Erased, AuditSeq: rc.AuditSeq, SweepAuditSeq: rc.SweepAuditSeq, ReceiptJson: string(b)}, nil
 }
 
 func (t *tokenService) DeleteTokens(ctx context.Context, req *tvpb.DeleteTokensRequest) (*tvpb.DeleteTokensResponse, error) {

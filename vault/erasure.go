@@ -201,6 +201,10 @@ type Receipt struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id,omitempty"`
 	AuditSeq  uint64    `json:"audit_seq"` // the audit event recording the erasure
+	// SweepAuditSeq is the second EraseSubject event of a subject erasure that raced a
+	// tokenize: the sweep after the key's destruction erased records committed meanwhile (see
+	// eraseSubjectFP); Erased lists the tokens of both events. Zero (and left out) otherwise.
+	SweepAuditSeq uint64 `json:"sweep_audit_seq,omitempty"`
 	// Erased lists the fingerprints (TokenFingerprint) of the erased tokens.
 	Erased []string `json:"erased"`
 	// Subject is the subject's fingerprint (hex) for a subject erasure.
@@ -385,10 +389,11 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 //     a key made after step 1 (a tokenize that came later) open and are kept. Bolt runs one
 //     writer at a time, so its sweep finds nothing.
 //
-// The receipt lists the tokens of both steps; its AuditSeq is step 1's event. With logIt, the
-// erasure is appended to the erasure log (naming the destroyed key's id) as soon as step 1 has
-// committed, before the sweep: a sweep that fails leaves the key destroyed and logged. The
-// sweep runs on even when the caller's context ends, within sweepTimeout.
+// The receipt lists the tokens of both steps; its AuditSeq is step 1's event, SweepAuditSeq
+// step 2's (when it wrote one). With logIt, the erasure is appended to the erasure log
+// (naming the destroyed key's id) as soon as step 1 has committed, before the sweep: a sweep
+// that fails leaves the key destroyed and logged. The sweep runs on even when the caller's
+// context ends, within sweepTimeout.
 func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Receipt, error) {
 	type del struct {
 		domain, token string
@@ -497,8 +502,9 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepTimeout)
 	defer cancel()
 	var late []string
+	var sweepSeq uint64
 	for attempt := 0; ; attempt++ {
-		if late, err = v.sweepSubject(sctx, fp, wrapped); err == nil || attempt == 2 || sctx.Err() != nil {
+		if late, sweepSeq, err = v.sweepSubject(sctx, fp, wrapped); err == nil || attempt == 2 || sctx.Err() != nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond << attempt)
@@ -510,6 +516,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 		return Receipt{}, fmt.Errorf("the subject key was destroyed and logged, but sweeping its records failed (erasing the subject again removes what is left, unreadable): %w", err)
 	}
 	rc.Erased = append(rc.Erased, late...)
+	rc.SweepAuditSeq = sweepSeq
 	if err := v.signReceipt(&rc); err != nil {
 		return Receipt{}, err
 	}
@@ -542,7 +549,7 @@ const sweepTimeout = 30 * time.Second
 // and returns the fingerprints of the tokens it erased. A record that opens under neither the
 // erased key nor the subject's current one is left alone and logged. It changes nothing, and
 // writes no audit event, when there is nothing to sweep.
-func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string, error) {
+func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string, uint64, error) {
 	type late struct {
 		row           []byte
 		domain, token string
@@ -572,12 +579,12 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 			return nil
 		})
 	}); err != nil || len(found) == 0 {
-		return nil, err
+		return nil, 0, err
 	}
 	var erased []string
 	ev := v.newEvent(ctx, "EraseSubject")
 	ev.Target = "subject " + hex.EncodeToString(fp)
-	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
+	seq, err := v.updateAudited(ctx, ev, func(tx store.Tx, e *AuditEvent) error {
 		erased = erased[:0]
 		var ds []string
 		for _, l := range found {
@@ -599,9 +606,9 @@ func (v *Vault) sweepSubject(ctx context.Context, fp, wrapped []byte) ([]string,
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return erased, nil
+	return erased, seq, nil
 }
 
 // scanSubject calls fn with each subject row of subject fp (k, the row's key), its domain and

@@ -38,7 +38,7 @@ func TestClusterEraseDuringTokenize(t *testing.T) {
 			return TokenizeItem{Value: pan(0, int(i)), Template: "pan", Subject: subject}
 		}
 		type issued struct{ token, template string }
-		rounds := 0
+		rounds, sweeps := 0, 0
 		for deadline := time.Now().Add(6 * time.Second); rounds < 8 || time.Now().Before(deadline) && n.Load() < 150000; rounds++ {
 			subject := fmt.Sprintf("subject-%d", rounds)
 			it := item(subject)
@@ -79,6 +79,35 @@ func TestClusterEraseDuringTokenize(t *testing.T) {
 			for _, fp := range rc.Erased {
 				erased[fp] = true
 			}
+			// The receipt's audit events (the erasure's, and the sweep's when it erased late
+			// records) list exactly the tokens of the receipt: an auditor can check one by the other.
+			inEvents := map[string]bool{}
+			for _, seq := range []uint64{rc.AuditSeq, rc.SweepAuditSeq} {
+				if seq == 0 {
+					continue
+				}
+				ev, _, _, err := b.AuditEventAt(ctx, seq)
+				if err != nil {
+					t.Fatalf("round %d: audit event %d of the receipt: %v", rounds, seq, err)
+				}
+				if ev.Method != "EraseSubject" {
+					t.Fatalf("round %d: audit event %d of the receipt is %s", rounds, seq, ev.Method)
+				}
+				for _, fp := range ev.Tokens {
+					inEvents[fp] = true
+				}
+			}
+			if len(inEvents) != len(erased) {
+				t.Errorf("round %d: the receipt lists %d tokens, its audit events %d (audit_seq %d, sweep_audit_seq %d)", rounds, len(erased), len(inEvents), rc.AuditSeq, rc.SweepAuditSeq)
+			}
+			for fp := range erased {
+				if !inEvents[fp] {
+					t.Errorf("round %d: a token of the receipt is in neither of its audit events", rounds)
+				}
+			}
+			if rc.SweepAuditSeq != 0 {
+				sweeps++
+			}
 			if !erased[TokenFingerprint(DefaultDomain, first)] {
 				t.Fatalf("round %d: the receipt does not list the token tokenized before the erasure", rounds)
 			}
@@ -117,7 +146,7 @@ func TestClusterEraseDuringTokenize(t *testing.T) {
 				return
 			}
 		}
-		t.Logf("%d rounds", rounds)
+		t.Logf("%d rounds, %d with a sweep event", rounds, sweeps)
 	})
 }
 

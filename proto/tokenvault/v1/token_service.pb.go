@@ -788,7 +788,11 @@ type ErasureReceipt struct {
 	// The audit event that records the erasure.
 	AuditSeq uint64 `protobuf:"varint,4,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
 	// The complete signed receipt as JSON, including its signature.
-	ReceiptJson   string `protobuf:"bytes,5,opt,name=receipt_json,json=receiptJson,proto3" json:"receipt_json,omitempty"`
+	ReceiptJson string `protobuf:"bytes,5,opt,name=receipt_json,json=receiptJson,proto3" json:"receipt_json,omitempty"`
+	// A subject erasure that raced a tokenize of the subject erases the records
+	// committed meanwhile in a second step, recorded by this second audit event
+	// (erased lists the tokens of both). Zero when there was none.
+	SweepAuditSeq uint64 `protobuf:"varint,6,opt,name=sweep_audit_seq,json=sweepAuditSeq,proto3" json:"sweep_audit_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -858,6 +862,13 @@ func (x *ErasureReceipt) GetReceiptJson() string {
 	return ""
 }
 
+func (x *ErasureReceipt) GetSweepAuditSeq() uint64 {
+	if x != nil {
+		return x.SweepAuditSeq
+	}
+	return 0
+}
+
 var File_tokenvault_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_tokenvault_v1_token_service_proto_rawDesc = "" +
@@ -901,14 +912,15 @@ const file_tokenvault_v1_token_service_proto_rawDesc = "" +
 	"\x13EraseSubjectRequest\x12'\n" +
 	"\asubject\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01(\x80\x02\x80\x01\x01R\asubject\"O\n" +
 	"\x14EraseSubjectResponse\x127\n" +
-	"\areceipt\x18\x01 \x01(\v2\x1d.tokenvault.v1.ErasureReceiptR\areceipt\"\xb7\x01\n" +
+	"\areceipt\x18\x01 \x01(\v2\x1d.tokenvault.v1.ErasureReceiptR\areceipt\"\xdf\x01\n" +
 	"\x0eErasureReceipt\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x129\n" +
 	"\n" +
 	"erase_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\teraseTime\x12\x16\n" +
 	"\x06erased\x18\x03 \x03(\tR\x06erased\x12\x1b\n" +
 	"\taudit_seq\x18\x04 \x01(\x04R\bauditSeq\x12!\n" +
-	"\freceipt_json\x18\x05 \x01(\tR\vreceiptJson2\xea\x03\n" +
+	"\freceipt_json\x18\x05 \x01(\tR\vreceiptJson\x12&\n" +
+	"\x0fsweep_audit_seq\x18\x06 \x01(\x04R\rsweepAuditSeq2\xea\x03\n" +
 	"\fTokenService\x12k\n" +
 	"\bTokenize\x12\x1e.tokenvault.v1.TokenizeRequest\x1a\x1f.tokenvault.v1.TokenizeResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tokens:tokenize\x12s\n" +
 	"\n" +
