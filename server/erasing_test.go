@@ -17,8 +17,13 @@ import (
 // A tokenize that waited for an erasure of its subject until its deadline is UNAVAILABLE
 // (HTTP 503): retrying is safe. The message says what to do and names no subject.
 func TestSubjectErasingStatus(t *testing.T) {
-	err := toStatus(context.Background(), slog.New(slog.DiscardHandler),
+	var logs strings.Builder
+	err := toStatus(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)),
 		errors.Join(errors.New("storing tokens"), &vault.RetryAfterError{Err: vault.ErrSubjectErasing, After: time.Second}))
+	// An expected wait, not an outage: logged as a warning, never at ERROR.
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("log = %s; want one warning and no error", logs.String())
+	}
 	st, _ := status.FromError(err)
 	if st.Code() != codes.Unavailable {
 		t.Errorf("code = %v, want Unavailable", st.Code())

@@ -86,7 +86,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	if c == codes.Internal || c == codes.Unavailable {
 		id := requestID(ctx)
-		log.ErrorContext(ctx, "request failed", slog.String("request_id", id), slog.String("error", err.Error()))
+		if errors.Is(err, vault.ErrSubjectErasing) {
+			// Expected while a subject is erased, not an outage: a warning (no subject in it).
+			log.WarnContext(ctx, "request waited past its deadline for an erasure of its subject", slog.String("request_id", id))
+		} else {
+			log.ErrorContext(ctx, "request failed", slog.String("request_id", id), slog.String("error", err.Error()))
+		}
 		return status.Error(c, opaqueMessage(err, c, id))
 	}
 	return status.Error(c, err.Error())

@@ -90,6 +90,9 @@ func (v *Vault) backgroundPass(ctx context.Context, opts BackgroundOptions) (wai
 		v.log.Info("purged expired tokens", slog.Int("count", n))
 	}
 	failed("forgetting replicas long gone", v.forgetReplicas(ctx))
+	if n, err := v.dropStaleErasingMarks(ctx); !failed("removing stale erasing marks", err) && n > 0 {
+		v.log.Info("removed erasing marks left by erasures that did not finish", slog.Int("count", n))
+	}
 	return waiting
 }
 

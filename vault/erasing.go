@@ -50,11 +50,22 @@ type erasingMark struct {
 }
 
 // markLive reports whether the stored mark b is to be honoured at now: it parses and is
-// younger than erasingMarkTTL.
+// younger than erasingMarkTTL, by now. A mark dated more than erasingMarkSkew ahead of now
+// is not: its replica's clock is fast, and honouring it would block the subject's tokenizes
+// for the clock's error on top of the TTL (its erasure, if alive, then just waits for
+// tokenizes, as without marks).
 func markLive(b []byte, now time.Time) bool {
 	var m erasingMark
-	return json.Unmarshal(b, &m) == nil && now.Sub(m.Started) <= erasingMarkTTL
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	age := now.Sub(m.Started)
+	return age >= -erasingMarkSkew && age <= erasingMarkTTL
 }
+
+// erasingMarkSkew is how far ahead of a reader's clock a mark's start may be and still count
+// (the replicas' clocks disagree by that much at most, with NTP).
+const erasingMarkSkew = 30 * time.Second
 
 // markErasing commits subject fp's erasing mark (not audited: the erasure's own events are)
 // and returns it as stored.
@@ -112,6 +123,41 @@ func (v *Vault) dropOwnErasingMarks(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// dropStaleErasingMarks removes the erasing marks no tokenize honours any longer (markLive):
+// those of erasures that died mid-way on a replica that never started again under its name
+// (a Deployment's pods), which would otherwise stay, and cost each tokenize of their subject
+// a second read. It runs in the background pass, on the lease holder.
+func (v *Vault) dropStaleErasingMarks(ctx context.Context) (int, error) {
+	now := v.now()
+	var stale [][]byte
+	if err := v.store.View(ctx, func(tx store.Tx) error {
+		stale = stale[:0]
+		return tx.Scan(bucketSubjectErasing, nil, nil, func(k, val []byte) error {
+			if !markLive(val, now) {
+				stale = append(stale, bytes.Clone(k))
+			}
+			return nil
+		})
+	}); err != nil || len(stale) == 0 {
+		return 0, err
+	}
+	n := 0
+	err := v.store.Update(ctx, func(tx store.Tx) error {
+		n = 0
+		for _, k := range stale {
+			// Judged again in this transaction: an erasure may have marked the subject anew.
+			if b := tx.Get(bucketSubjectErasing, k); b != nil && !markLive(b, now) {
+				if err := tx.Delete(bucketSubjectErasing, k); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // subjectErasingError ends a tokenize's transaction that found subjects being erased (fps):

@@ -402,6 +402,11 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 	}
 	mark, err := v.markErasing(ctx, fp)
 	if err != nil {
+		// The mark may have committed all the same (ErrCommitUnknown): take it back, or the
+		// subject's tokenizes would wait for an erasure that is not running.
+		if mark != nil {
+			v.unmarkErasing(ctx, fp, mark)
+		}
 		return Receipt{}, err
 	}
 	marked := true // until step 1 commits, which removes the mark

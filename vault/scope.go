@@ -211,6 +211,7 @@ func (v *Vault) putReads(sc *readScratch) {
 		return
 	}
 	clear(sc.labels)
+	clear(sc.keyBuf)
 	clear(sc.keys)
 	clear(sc.found)
 	clear(sc.raws)

@@ -411,7 +411,8 @@ func (j *journal) committer() {
 		go j.committer()
 	}()
 	var buf []*request
-	busy := false // the last group had company: wait for more (Options.CommitDelay)
+	busy := false         // the last group had company: wait for more (Options.CommitDelay)
+	var lastEnd time.Time // when the last group was answered
 	for {
 		var freeze, ok bool
 		batch, freeze, ok = s.nextJournaled(buf[:0])
@@ -423,6 +424,9 @@ func (j *journal) committer() {
 			return
 		}
 		if len(batch) > 0 {
+			if busy && time.Since(lastEnd) > j.delay {
+				busy = false // the queue stayed empty longer than the delay: the burst is over
+			}
 			if busy && j.delay > 0 && len(batch) < s.maxGroup {
 				time.Sleep(j.delay)
 				batch = s.moreQueued(batch)
@@ -431,6 +435,7 @@ func (j *journal) committer() {
 			busy = len(batch) >= commitCompany
 			j.backpressure()
 			j.run(batch)
+			lastEnd = time.Now()
 			if j.g.mem.bytes.Load() >= j.freezeAt || j.g.mem.full() {
 				j.freeze()
 			}
