@@ -99,30 +99,14 @@ func (v *Vault) unmarkErasing(ctx context.Context, fp, mark []byte) {
 	}
 }
 
-// dropOwnErasingMarks removes the erasing marks this replica left (it died mid-erasure): at
-// start, no erasure of this replica is in flight.
+// dropOwnErasingMarks removes the erasing marks this replica left (it died mid-erasure), and
+// unreadable ones: at start, no erasure of this replica is in flight.
 func (v *Vault) dropOwnErasingMarks(ctx context.Context) error {
-	var own [][]byte
-	if err := v.store.View(ctx, func(tx store.Tx) error {
-		own = own[:0]
-		return tx.Scan(bucketSubjectErasing, nil, nil, func(k, val []byte) error {
-			var m erasingMark
-			if json.Unmarshal(val, &m) != nil || m.Replica == v.replica {
-				own = append(own, bytes.Clone(k))
-			}
-			return nil
-		})
-	}); err != nil || len(own) == 0 {
-		return err
-	}
-	return v.store.Update(ctx, func(tx store.Tx) error {
-		for _, k := range own {
-			if err := tx.Delete(bucketSubjectErasing, k); err != nil {
-				return err
-			}
-		}
-		return nil
+	_, err := v.dropErasingMarks(ctx, func(val []byte) bool {
+		var m erasingMark
+		return json.Unmarshal(val, &m) != nil || m.Replica == v.replica
 	})
+	return err
 }
 
 // dropStaleErasingMarks removes the erasing marks no tokenize honours any longer (markLive):
@@ -131,24 +115,30 @@ func (v *Vault) dropOwnErasingMarks(ctx context.Context) error {
 // a second read. It runs in the background pass, on the lease holder.
 func (v *Vault) dropStaleErasingMarks(ctx context.Context) (int, error) {
 	now := v.now()
-	var stale [][]byte
+	return v.dropErasingMarks(ctx, func(val []byte) bool { return !markLive(val, now) })
+}
+
+// dropErasingMarks deletes the erasing marks whose value drop selects, and returns how many.
+// A mark is judged again in the deleting transaction: an erasure may have marked its subject
+// anew since the scan.
+func (v *Vault) dropErasingMarks(ctx context.Context, drop func(val []byte) bool) (int, error) {
+	var found [][]byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
-		stale = stale[:0]
+		found = found[:0]
 		return tx.Scan(bucketSubjectErasing, nil, nil, func(k, val []byte) error {
-			if !markLive(val, now) {
-				stale = append(stale, bytes.Clone(k))
+			if drop(val) {
+				found = append(found, bytes.Clone(k))
 			}
 			return nil
 		})
-	}); err != nil || len(stale) == 0 {
+	}); err != nil || len(found) == 0 {
 		return 0, err
 	}
 	n := 0
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		n = 0
-		for _, k := range stale {
-			// Judged again in this transaction: an erasure may have marked the subject anew.
-			if b := tx.Get(bucketSubjectErasing, k); b != nil && !markLive(b, now) {
+		for _, k := range found {
+			if b := tx.Get(bucketSubjectErasing, k); b != nil && drop(b) {
 				if err := tx.Delete(bucketSubjectErasing, k); err != nil {
 					return err
 				}

@@ -400,21 +400,19 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 		r             record
 		value, old    []byte
 	}
+	// Until step 1 commits (which removes it), the mark is taken back on the way out; also
+	// when its own commit failed, whose outcome may be unknown (stored all the same), or the
+	// subject's tokenizes would wait for an erasure that is not running.
 	mark, err := v.markErasing(ctx, fp)
-	if err != nil {
-		// The mark may have committed all the same (ErrCommitUnknown): take it back, or the
-		// subject's tokenizes would wait for an erasure that is not running.
-		if mark != nil {
-			v.unmarkErasing(ctx, fp, mark)
-		}
-		return Receipt{}, err
-	}
-	marked := true // until step 1 commits, which removes the mark
+	marked := mark != nil
 	defer func() {
 		if marked {
 			v.unmarkErasing(ctx, fp, mark)
 		}
 	}()
+	if err != nil {
+		return Receipt{}, err
+	}
 	var dels []del
 	if err := v.store.View(ctx, func(tx store.Tx) error {
 		dels = dels[:0]
