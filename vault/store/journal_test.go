@@ -145,36 +145,37 @@ func TestJournalReplayedWithoutJournal(t *testing.T) {
 	}
 }
 
+// hammer runs callers×rounds Updates, each of one Put, from callers goroutines at once.
+func hammer(t *testing.T, s *store.Bolt, callers, rounds int) {
+	t.Helper()
+	start := make(chan struct{})
+	errs := make(chan error, callers)
+	for c := range callers {
+		go func() {
+			<-start
+			for r := range rounds {
+				if err := s.Update(t.Context(), func(tx store.Tx) error {
+					return tx.Put("b", fmt.Appendf(nil, "k%03d-%03d", c, r), fmt.Appendf(nil, "v%03d-%03d", c, r))
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	close(start)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The journal's committer waits Options.CommitDelay for company only after a group of
 // several calls: a lone caller is never delayed, many callers share fewer fsyncs, and
 // without a delay (the default) no group waits.
 func TestCommitDelay(t *testing.T) {
-	// hammer runs callers×rounds Updates, each of one Put, from callers goroutines at once.
-	hammer := func(t *testing.T, s *store.Bolt, callers, rounds int) {
-		t.Helper()
-		start := make(chan struct{})
-		errs := make(chan error, callers)
-		for c := range callers {
-			go func() {
-				<-start
-				for r := range rounds {
-					if err := s.Update(t.Context(), func(tx store.Tx) error {
-						return tx.Put("b", fmt.Appendf(nil, "k%03d-%03d", c, r), fmt.Appendf(nil, "v%03d-%03d", c, r))
-					}); err != nil {
-						errs <- err
-						return
-					}
-				}
-				errs <- nil
-			}()
-		}
-		close(start)
-		for range callers {
-			if err := <-errs; err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	t.Run("lone caller", func(t *testing.T) {
 		s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: store.MaxCommitDelay})
 		hammer(t, s, 1, 30)
@@ -204,4 +205,24 @@ func TestCommitDelay(t *testing.T) {
 			t.Errorf("CommitDelay 0 (the default): %d groups waited, %d committed; want 0 and 640", st.Waits, st.Committed)
 		}
 	})
+}
+
+// A burst of callers makes the committer wait CommitDelay after its groups, but not once the
+// burst is over: a lone Update after idle time is committed at once (a review found the
+// first lone Update after a burst, however much later, waiting the whole delay).
+func TestCommitDelayNotAfterIdle(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: store.MaxCommitDelay})
+	for attempt := 0; attempt < 20; attempt++ {
+		hammer(t, s, 32, 1)
+		time.Sleep(300 * time.Millisecond) // idle: no caller left
+		before := s.Stats().Waits
+		t0 := time.Now()
+		if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.Put("b", []byte("lone"), []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		el := time.Since(t0)
+		if s.Stats().Waits > before {
+			t.Fatalf("a lone Update %v after the burst waited CommitDelay (took %v)", 300*time.Millisecond, el)
+		}
+	}
 }
