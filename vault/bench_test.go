@@ -17,45 +17,42 @@ func BenchmarkTokenizeBatch100(b *testing.B) {
 	for _, tmpl := range []string{"pan", "opaque"} {
 		b.Run(tmpl, func(b *testing.B) {
 			v, _ := openTest(b, withStoreOptions(store.Options{NoSync: os.Getenv("BENCH_NOSYNC") != ""}))
-			var seq atomic.Int64
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				items := make([]TokenizeItem, 100)
-				for pb.Next() {
-					for i := range items {
-						items[i] = TokenizeItem{Value: fmt.Sprintf("4%015d", seq.Add(1)*7919%1e15), Template: tmpl}
-					}
-					if _, err := v.Tokenize(context.Background(), items); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "items/s")
+			benchTokenize(b, v, 100, func(n int64) TokenizeItem { return TokenizeItem{Value: benchPAN(n), Template: tmpl} })
 		})
 	}
 }
 
-// BenchmarkTokenizeOne tokenizes one card number per call, the commonest request, with
-// durable commits, from GOMAXPROCS×4 concurrent callers; with -benchmem, the bytes a call
-// allocates (what the GC pays for per request).
-func BenchmarkTokenizeOne(b *testing.B) {
-	v, _ := openTest(b)
+// benchTokenize tokenizes batches of batch items (item(n) for n = 1, 2, …, each once) from
+// GOMAXPROCS×4 concurrent callers, and reports items/s.
+func benchTokenize(b *testing.B, v *Vault, batch int, item func(n int64) TokenizeItem) {
 	var seq atomic.Int64
-	b.ReportAllocs()
 	b.SetParallelism(4)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		items := make([]TokenizeItem, 1)
+		items := make([]TokenizeItem, batch)
 		for pb.Next() {
-			items[0] = TokenizeItem{Value: fmt.Sprintf("4%015d", seq.Add(1)*7919%1e15), Template: "pan"}
+			for i := range items {
+				items[i] = item(seq.Add(1))
+			}
 			if _, err := v.Tokenize(context.Background(), items); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "items/s")
+}
+
+// benchPAN is the n-th of the card numbers the benchmarks tokenize, all distinct.
+func benchPAN(n int64) string { return fmt.Sprintf("4%015d", n*7919%1e15) }
+
+// BenchmarkTokenizeOne tokenizes one card number per call, the commonest request, with
+// durable commits, from GOMAXPROCS×4 concurrent callers; with -benchmem, the bytes a call
+// allocates (what the GC pays for per request).
+func BenchmarkTokenizeOne(b *testing.B) {
+	v, _ := openTest(b)
+	b.ReportAllocs()
+	benchTokenize(b, v, 1, func(n int64) TokenizeItem { return TokenizeItem{Value: benchPAN(n), Template: "pan"} })
 }
 
 // BenchmarkDetokenizeBatch100 reveals batches of 100 tokens (audit on) from concurrent callers.
@@ -117,21 +114,7 @@ func BenchmarkTokenizeSubjectsPostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var seq atomic.Int64
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		items := make([]TokenizeItem, 100)
-		for pb.Next() {
-			for i := range items {
-				n := seq.Add(1)
-				items[i] = TokenizeItem{Value: fmt.Sprintf("4%015d", n*7919%1e15), Template: "pan", Subject: fmt.Sprintf("subject-%d", n%1000)}
-			}
-			if _, err := v.Tokenize(context.Background(), items); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	benchTokenize(b, v, 100, func(n int64) TokenizeItem {
+		return TokenizeItem{Value: benchPAN(n), Template: "pan", Subject: fmt.Sprintf("subject-%d", n%1000)}
 	})
-	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "items/s")
 }
