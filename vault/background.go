@@ -184,6 +184,10 @@ type Stats struct {
 	DataKeys      int
 	AuditSeq      uint64
 	StoreBytes    int64 // 0 when the store does not say
+	// StoreCommits (each one fsync), StoreWrites (Update calls committed) and
+	// StoreCommitWaits (groups that waited for company: --commit-delay) count the bbolt
+	// store's group commits since it opened; 0 on a store that does not say.
+	StoreCommits, StoreWrites, StoreCommitWaits uint64
 }
 
 // sizer is implemented by stores that know their size on disk.
@@ -212,7 +216,9 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 	})
 	st.DataKeys = len(v.keyring().DataKeys())
 	if s, ok := v.base.(sizer); ok {
-		st.StoreBytes = s.Stats().Size
+		ss := s.Stats()
+		st.StoreBytes = ss.Size
+		st.StoreCommits, st.StoreWrites, st.StoreCommitWaits = ss.Commits, ss.Committed, ss.Waits
 	}
 	return st, err
 }
