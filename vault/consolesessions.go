@@ -65,9 +65,10 @@ func (v *Vault) RangeConsoleSessions(ctx context.Context, fn func(key [32]byte, 
 	return v.store.View(ctx, func(tx store.Tx) error {
 		return tx.Scan(bucketConsoleSessions, nil, nil, func(k, val []byte) error {
 			var key [32]byte
-			if copy(key[:], k) != len(key) || len(k) != len(key) {
+			if len(k) != len(key) {
 				return nil
 			}
+			copy(key[:], k)
 			if !fn(key, bytes.Clone(val)) {
 				return store.ErrStopScan
 			}
