@@ -73,11 +73,12 @@ type Options struct {
 	// DefaultJournalMemory.
 	JournalMemory int64
 
-	// CommitDelay is how long a busy journal committer lets the next group
-	// gather company: when the group it just committed held at least
-	// commitCompany calls (many callers are active), it waits CommitDelay
-	// before taking the calls queued since, unless MaxGroup are queued
-	// already. A journal write costs the same fsync (about 120 µs of CPU
+	// CommitDelay is how long, at most, a busy journal committer lets the
+	// next group gather company: when the group it just committed held at
+	// least commitCompany calls (many callers are active), it waits until
+	// as many calls as that group held are queued (their callers' next
+	// calls), or CommitDelay has passed, before taking the calls queued
+	// since. A journal write costs the same fsync (about 120 µs of CPU
 	// on the machine of BENCHMARKS.md) for one call or a thousand, so
 	// fewer, larger groups leave more CPU to the callers (PostgreSQL's
 	// commit_delay does the same). A call among few callers is committed at
@@ -114,6 +115,8 @@ type Bolt struct {
 	mu        sync.Mutex
 	cond      sync.Cond // signalled when queue grows or closed is set; uses mu
 	queue     []*request
+	want      int           // under mu: the journal's committer awaits company until queue holds want (0: not waiting)
+	company   chan struct{} // under mu: closed when queue reaches want
 	closed    bool          // under mu: no more requests are accepted
 	freezeReq bool          // under mu: the journal's active memtable is to be frozen
 	isDone    atomic.Bool   // mirror of closed, read without mu by View
@@ -123,7 +126,7 @@ type Bolt struct {
 	closeErr  error
 
 	stats struct {
-		commits, committed, failed, rollbacks, reruns, waits atomic.Uint64
+		commits, committed, failed, rollbacks, reruns, waits, timedOut atomic.Uint64
 	}
 }
 
@@ -231,6 +234,10 @@ func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	}
 	s.queue = append(s.queue, r)
 	s.cond.Signal()
+	if s.want > 0 && len(s.queue) >= s.want {
+		close(s.company)
+		s.want, s.company = 0, nil
+	}
 	s.mu.Unlock()
 
 	select {
@@ -258,6 +265,10 @@ func (s *Bolt) Close() error {
 		s.closed = true
 		s.isDone.Store(true)
 		s.cond.Broadcast()
+		if s.company != nil { // the committer awaits company: nobody more is coming
+			close(s.company)
+			s.want, s.company = 0, nil
+		}
 		s.mu.Unlock()
 		<-s.stopped
 		var errs []error
@@ -327,9 +338,10 @@ type Stats struct {
 	// rollback (never with the journal, which undoes one function's writes
 	// without touching the others').
 	Reruns uint64
-	// Waits is the number of groups that waited Options.CommitDelay for
-	// company before committing.
-	Waits uint64
+	// Waits is the number of groups that waited for company before
+	// committing (Options.CommitDelay), and WaitsTimedOut those of them
+	// whose company did not come within the delay.
+	Waits, WaitsTimedOut uint64
 	// Merges is the number of merges of the journal into the B-tree, and
 	// MergedKeys the keys they wrote.
 	Merges, MergedKeys uint64
@@ -345,12 +357,13 @@ type Stats struct {
 // it opens a read-only transaction but reads no pages.
 func (s *Bolt) Stats() Stats {
 	st := Stats{
-		Commits:   s.stats.commits.Load(),
-		Committed: s.stats.committed.Load(),
-		Waits:     s.stats.waits.Load(),
-		Failed:    s.stats.failed.Load(),
-		Rollbacks: s.stats.rollbacks.Load(),
-		Reruns:    s.stats.reruns.Load(),
+		Commits:       s.stats.commits.Load(),
+		Committed:     s.stats.committed.Load(),
+		Waits:         s.stats.waits.Load(),
+		WaitsTimedOut: s.stats.timedOut.Load(),
+		Failed:        s.stats.failed.Load(),
+		Rollbacks:     s.stats.rollbacks.Load(),
+		Reruns:        s.stats.reruns.Load(),
 	}
 	if s.j != nil {
 		st.Merges, st.MergedKeys = s.j.merges.Load(), s.j.mergedKeys.Load()

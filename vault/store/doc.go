@@ -33,8 +33,8 @@ groups the Update calls that queue up while a commit is in progress into the
 next transaction, so that many concurrent callers share one fsync (group
 commit). A single caller is committed at once, without any batching delay.
 Under load, the journal's committer can be told to wait a little for company
-(Options.CommitDelay: after a group of several calls, that long before taking the
-next), so that more calls share one fsync.
+(Options.CommitDelay: after a group of several calls, until as many calls are
+queued again, at most that long), so that more calls share one fsync.
 Within a group, each function sees the writes of those before it, in queue
 order; each caller still gets its own result.
 

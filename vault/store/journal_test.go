@@ -207,6 +207,27 @@ func TestCommitDelay(t *testing.T) {
 	})
 }
 
+// A busy committer waits for the company it expects (as many calls as its last group held),
+// not for the whole delay: with 32 callers and a 100 ms delay, the callers answered by one
+// group are back long before the delay ends. Only the last groups of the run, when callers
+// have finished and the company never comes, wait the whole delay. (The first version slept
+// the whole delay every time: each of its waits would count here as timed out.)
+func TestCommitDelayEndsWithCompany(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), store.Options{CommitDelay: store.MaxCommitDelay})
+	hammer(t, s, 32, 20)
+	st := s.Stats()
+	t.Logf("%d commits, %d waits, %d timed out", st.Commits, st.Waits, st.WaitsTimedOut)
+	if st.Committed != 640 || st.Waits < 10 {
+		t.Fatalf("32 callers × 20 Updates: %d committed, %d groups waited; want 640 and at least 10", st.Committed, st.Waits)
+	}
+	if st.WaitsTimedOut*2 > st.Waits {
+		t.Errorf("%d of %d waits lasted the whole delay: the committer does not stop waiting when its company is here", st.WaitsTimedOut, st.Waits)
+	}
+	if n := countKeys(t, s, "b"); n != 640 {
+		t.Errorf("%d keys, want 640", n)
+	}
+}
+
 // A burst of callers makes the committer wait CommitDelay after its groups, but not once the
 // burst is over: a lone Update after idle time is committed at once (a review found the
 // first lone Update after a burst, however much later, waiting the whole delay).
