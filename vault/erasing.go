@@ -150,6 +150,10 @@ func (v *Vault) dropErasingMarks(ctx context.Context, drop func(val []byte) bool
 	return n, err
 }
 
+// erasingAnswerMargin is how long before its deadline at most a tokenize stops waiting for
+// an erasure (awaitErasures), to answer in time: a tenth of the time it had left, up to this.
+const erasingAnswerMargin = 250 * time.Millisecond
+
 // subjectErasingError ends a tokenize's transaction that found subjects being erased (fps):
 // Tokenize waits for their erasures, then runs again.
 type subjectErasingError struct{ fps [][]byte }
@@ -185,8 +189,17 @@ func readSubjectKeys(tx store.Tx, keys [][]byte, now time.Time) ([][]byte, error
 }
 
 // awaitErasures waits until none of subjects fps has a live erasing mark, polling with
-// backoff; when ctx ends first, it returns ErrSubjectErasing (in a RetryAfterError).
+// backoff; when ctx ends first, it returns ErrSubjectErasing (in a RetryAfterError). It
+// gives up a little before ctx's deadline (erasingAnswerMargin), so that the answer reaches
+// the caller before the caller's own deadline ends: a gRPC client's ends at the same time as
+// the server's, and would report DEADLINE_EXCEEDED, without the retry delay, instead (found
+// by TestTokenizeDuringErasureEndToEnd).
 func (v *Vault) awaitErasures(ctx context.Context, fps [][]byte) error {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, erasingAnswerMargin)))
+		defer cancel()
+	}
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		live := false
 		if err := v.store.View(ctx, func(tx store.Tx) error {
