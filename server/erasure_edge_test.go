@@ -2,13 +2,17 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -25,16 +29,42 @@ import (
 const (
 	bucketSubjectErasing store.Bucket = "subjecterasing"
 	bucketRecords        store.Bucket = "records"
+	bucketSubjectKeys    store.Bucket = "subjectkeys"
 )
 
 // markHold is the store of a vault whose next erasure, once it has committed its erasing mark
 // (a write to bucket subjecterasing), is held before it goes on (outside any transaction):
 // arm returns marked, closed when the mark has committed, and release, to close to let the
-// erasure go on. Its transactions keep the share reads of the store under it.
+// erasure go on. Its transactions keep the share reads of the store under it; armShare holds
+// the next one that reads a subject key for share (a tokenize, holding its share lock on
+// PostgreSQL) the same way, inside its transaction.
 type markHold struct {
 	store.Store
 	mu              sync.Mutex
 	marked, release chan struct{} // nil: not armed
+	locked, unlock  chan struct{} // nil: not armed
+}
+
+func (h *markHold) armShare() (locked, unlock chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.locked, h.unlock = make(chan struct{}), make(chan struct{})
+	return h.locked, h.unlock
+}
+
+// shared is called after a share read of subject keys found vals.
+func (h *markHold) shared(vals [][]byte) {
+	if len(vals) == 0 || vals[0] == nil {
+		return
+	}
+	h.mu.Lock()
+	locked, unlock := h.locked, h.unlock
+	h.locked, h.unlock = nil, nil
+	h.mu.Unlock()
+	if locked != nil {
+		close(locked)
+		<-unlock
+	}
 }
 
 func (h *markHold) arm() (marked, release chan struct{}) {
@@ -48,7 +78,7 @@ func (h *markHold) Update(ctx context.Context, fn func(store.Tx) error) error {
 	wrote := false
 	err := h.Store.Update(ctx, func(tx store.Tx) error {
 		wrote = false
-		return fn(markSpyTx{Tx: tx, wrote: &wrote})
+		return fn(markSpyTx{Tx: tx, h: h, wrote: &wrote})
 	})
 	if err == nil && wrote {
 		h.mu.Lock()
@@ -67,6 +97,7 @@ func (h *markHold) Update(ctx context.Context, fn func(store.Tx) error) error {
 // PostgreSQL a tokenize still locks subject keys and reads the marks in one statement).
 type markSpyTx struct {
 	store.Tx
+	h     *markHold
 	wrote *bool
 }
 
@@ -87,6 +118,9 @@ func (t markSpyTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
 
 func (t markSpyTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals, guards [][]byte, ok bool) {
 	vals, guards = store.GetManyForShareUnless(t.Tx, b, guard, keys)
+	if b == bucketSubjectKeys {
+		t.h.shared(vals)
+	}
 	return vals, guards, true
 }
 
@@ -270,4 +304,157 @@ func TestBackgroundDropsStaleErasingMarks(t *testing.T) {
 			t.Errorf("after the background pass: stale mark kept %v, live mark kept %v; want false, true", has(stale), has(live))
 		}
 	})
+}
+
+// TestEraseReceiptSweepAuditSeq: the erasure receipt's sweep_audit_seq reaches the caller,
+// signed, over gRPC and HTTP/JSON. On PostgreSQL, two replicas: a tokenize of the subject on
+// r1 holds its share lock on the subject key; the erasure on r2 (its delete queued behind
+// that lock) takes its snapshot before the tokenize commits, so its sweep after the key's
+// destruction finds the tokenize's record and writes a second EraseSubject event. The
+// receipt names it in sweep_audit_seq (the proto field and the signed receipt_json agree, the
+// signature verifies, the event lists the late token); a receipt without a sweep has no
+// sweep_audit_seq at all.
+func TestEraseReceiptSweepAuditSeq(t *testing.T) {
+	url := pg.DB(t)
+	hold := &markHold{}
+	a := testenv.Start(t, testenv.Postgres(url), testenv.ReplicaID("r1"),
+		testenv.WrapStore(func(st store.Store) store.Store { hold.Store = st; return hold }))
+	b := testenv.Start(t, testenv.Postgres(url), testenv.ReplicaID("r2"), testenv.KEKOf(a.KEK))
+	ctx, cancel := context.WithTimeout(authCtx(rootSecret), 4*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitingForLock := func() bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	code, pub := b.Do(http.MethodGet, "/v1/audit/public-key", rootSecret, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/audit/public-key: %d %s", code, pub)
+	}
+	var key struct {
+		PublicKeyset string `json:"publicKeyset"`
+	}
+	decodeInto(t, pub, &key)
+	ta, tb := tvpb.NewTokenServiceClient(a.Conn), tvpb.NewTokenServiceClient(b.Conn)
+	tokenize := func(subject, value string) (string, error) {
+		resp, err := ta.Tokenize(ctx, &tvpb.TokenizeRequest{Items: []*tvpb.TokenizeItem{{Value: value, Template: "email", Subject: subject}}})
+		if err == nil && resp.GetResults()[0].GetError() != nil {
+			err = errors.New(resp.GetResults()[0].GetError().GetMessage())
+		}
+		return resp.GetResults()[0].GetToken(), err
+	}
+	// erase erases subject on b over gRPC or HTTP, and returns the receipt's sweep_audit_seq as
+	// the answer carries it (0: absent) and the signed receipt.
+	erase := func(via, subject string) (uint64, vault.Receipt) {
+		var sweep uint64
+		var signed string
+		switch via {
+		case "grpc":
+			resp, err := tb.EraseSubject(ctx, &tvpb.EraseSubjectRequest{Subject: subject})
+			if err != nil {
+				t.Fatalf("EraseSubject: %v", err)
+			}
+			sweep, signed = resp.GetReceipt().GetSweepAuditSeq(), resp.GetReceipt().GetReceiptJson()
+		case "http":
+			code, body := b.Post("/v1/subjects/"+subject+":erase", rootSecret, map[string]any{})
+			if code != http.StatusOK {
+				t.Fatalf("POST :erase: %d %s", code, body)
+			}
+			var resp struct {
+				Receipt map[string]any `json:"receipt"`
+			}
+			decodeInto(t, body, &resp)
+			if v, ok := resp.Receipt["sweepAuditSeq"]; ok {
+				// protojson writes a uint64 as a decimal string
+				s, _ := v.(string)
+				if _, err := fmt.Sscan(s, &sweep); err != nil || sweep == 0 {
+					t.Errorf("HTTP receipt sweepAuditSeq = %#v; want a decimal string of a nonzero sequence number", v)
+				}
+			}
+			signed, _ = resp.Receipt["receiptJson"].(string)
+		}
+		var rc vault.Receipt
+		decodeInto(t, []byte(signed), &rc)
+		if err := vault.VerifyReceipt(rc, []byte(key.PublicKeyset)); err != nil {
+			t.Errorf("the receipt's signature: %v", err)
+		}
+		if rc.SweepAuditSeq != sweep {
+			t.Errorf("%s: sweep_audit_seq %d in the answer, %d in the signed receipt; want the same", via, sweep, rc.SweepAuditSeq)
+		}
+		if (sweep == 0) != !strings.Contains(signed, `"sweep_audit_seq"`) {
+			t.Errorf("%s: signed receipt %s; want sweep_audit_seq present exactly when there was a sweep (%d)", via, signed, sweep)
+		}
+		return sweep, rc
+	}
+
+	for _, via := range []string{"grpc", "http"} {
+		subject := "sweep-" + via
+		first, err := tokenize(subject, "jane@example.com")
+		if err != nil {
+			t.Fatalf("%s: tokenize: %v", via, err)
+		}
+		// A tokenize on r1 holds its share lock on the subject key.
+		locked, unlock := hold.armShare()
+		late := make(chan struct {
+			token string
+			err   error
+		}, 1)
+		go func() {
+			tok, err := tokenize(subject, "jane.late@example.com")
+			late <- struct {
+				token string
+				err   error
+			}{tok, err}
+		}()
+		select {
+		case <-locked:
+		case <-time.After(time.Minute):
+			close(unlock)
+			t.Fatalf("%s: the tokenize did not read the subject key within a minute", via)
+		}
+		// The erasure on r2 queues behind it.
+		type erasure struct {
+			sweep uint64
+			rc    vault.Receipt
+		}
+		erased := make(chan erasure, 1)
+		go func() {
+			sweep, rc := erase(via, subject)
+			erased <- erasure{sweep, rc}
+		}()
+		for deadline := time.Now().Add(time.Minute); !waitingForLock(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(unlock)
+				t.Fatalf("%s: the erasure's delete did not queue behind the tokenize's lock within a minute", via)
+			}
+		}
+		close(unlock)
+		lt := <-late
+		if lt.err != nil {
+			t.Fatalf("%s: the held tokenize: %v", via, lt.err)
+		}
+		er := <-erased
+		if er.sweep == 0 {
+			t.Fatalf("%s: the receipt has no sweep_audit_seq; want the sweep's event (the late token)", via)
+		}
+		ev, _, _, err := b.Vault.AuditEventAt(ctx, er.sweep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lateFP, firstFP := vault.TokenFingerprint(vault.DefaultDomain, lt.token), vault.TokenFingerprint(vault.DefaultDomain, first)
+		if !strings.HasSuffix(ev.Method, "/EraseSubject") || !slices.Contains(ev.Tokens, lateFP) || !slices.Contains(er.rc.Erased, lateFP) || !slices.Contains(er.rc.Erased, firstFP) {
+			t.Errorf("%s: sweep event %s %v, receipt %v; want an EraseSubject event listing the late token, the receipt both tokens", via, ev.Method, ev.Tokens, er.rc.Erased)
+		}
+		// Erased again, with nothing racing it: no sweep, no sweep_audit_seq.
+		if sweep, _ := erase(via, subject); sweep != 0 {
+			t.Errorf("%s: an erasure without a sweep has sweep_audit_seq %d; want none", via, sweep)
+		}
+	}
 }
