@@ -411,8 +411,8 @@ func TestTokenizeWaitsForErasure(t *testing.T) {
 				t.Fatalf("tokenize while the subject is erased, until its deadline: %v; want ErrSubjectErasing with a retry delay", err)
 			}
 
-			// A tokenize sees the mark and waits; the erasure (which replaces the mark with its
-			// own, and removes it with the key) lets it go.
+			// A tokenize sees the mark and waits; the erasure (which adds its entry to the mark,
+			// and removes it with the key, together with the first-format mark's entry) lets it go.
 			saw := make(chan struct{})
 			var once sync.Once
 			ha.mu.Lock()
