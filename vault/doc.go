@@ -91,7 +91,7 @@
 //	subjects    hmac(subject) domain 0x00 token  → "" (for erasure by data subject)
 //	subjectkeys hmac(subject)                    → the subject's key, wrapped by the data AEAD
 //	subjectkeyids hmac(subject)                  → the subject key's random id (16 bytes): the erasure log names the key it destroyed
-//	subjecterasing hmac(subject)                 → erasing mark while the subject is erased: replica, start time, random id (JSON)
+//	subjecterasing hmac(subject)                 → erasing mark while the subject is erased: each erasure's replica, start time, random id (JSON)
 //	expiry      expiry (8 bytes) domain 0x00 token → "" (tokens with a TTL, in order of expiry)
 //	canaries    domain 0x00 token                → canary label
 //	templates   name                             → custom template definition (JSON)

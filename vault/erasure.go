@@ -379,7 +379,7 @@ func (v *Vault) EraseSubject(ctx context.Context, subject string) (Receipt, erro
 //     plaintexts, decrypted outside the transaction, find their blind index entries) and every
 //     other record its subject rows name: a tokenize that committed between that read and
 //     this transaction is found by the scan inside it and decrypted there, while the key is
-//     still readable. The same transaction removes the erasing mark.
+//     still readable. The same transaction removes this erasure's entry from the erasing mark.
 //  2. A sweep, after that commit, in a new snapshot. Tokenize runs under snapshot isolation on
 //     PostgreSQL, and reads subject keys with a share lock (batchReads.fetch): a tokenize that
 //     read the key before step 1's delete holds it until it commits, so step 1's commit waits
@@ -400,14 +400,14 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 		r             record
 		value, old    []byte
 	}
-	// Until step 1 commits (which removes it), the mark is taken back on the way out; also
-	// when its own commit failed, whose outcome may be unknown (stored all the same), or the
-	// subject's tokenizes would wait for an erasure that is not running.
-	mark, err := v.markErasing(ctx, fp)
-	marked := mark != nil
+	// Until step 1 commits (which removes it), this erasure's entry in the mark is taken back
+	// on the way out; also when its own commit failed, whose outcome may be unknown (stored all
+	// the same), or the subject's tokenizes would wait for an erasure that is not running.
+	markID, err := v.markErasing(ctx, fp)
+	marked := true
 	defer func() {
 		if marked {
-			v.unmarkErasing(ctx, fp, mark)
+			v.unmarkErasing(ctx, fp, markID)
 		}
 	}()
 	if err != nil {
@@ -452,7 +452,7 @@ func (v *Vault) eraseSubjectFP(ctx context.Context, fp []byte, logIt bool) (Rece
 		if err := tx.Delete(bucketSubjectKeyIDs, fp); err != nil {
 			return err
 		}
-		if err := dropErasingMark(tx, fp, mark); err != nil {
+		if err := dropErasingMark(tx, fp, markID, v.now()); err != nil {
 			return err
 		}
 		var ds []string

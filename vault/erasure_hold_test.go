@@ -264,28 +264,136 @@ func hasMark(t *testing.T, v *Vault, fp []byte) bool {
 	return ok
 }
 
+// markBackends open a new store of each backend for the erasing mark tests.
+var markBackends = map[string]func(t *testing.T) store.Store{
+	"bolt": func(t *testing.T) store.Store {
+		return openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	},
+	"postgres": func(t *testing.T) store.Store {
+		url := testpg.Start(t).CreateDB(t, "marks")
+		s, err := pgstore.Open(context.Background(), url, pgstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	},
+}
+
+// markHold is a store whose next write of an erasing mark, once committed, signals marked
+// and waits for release (arm): an erasure held after committing its mark, outside any
+// transaction.
+type markHold struct {
+	store.Store
+	mu              sync.Mutex
+	marked, release chan struct{} // nil: not armed
+}
+
+func (h *markHold) arm() (marked, release chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.marked, h.release = make(chan struct{}), make(chan struct{})
+	return h.marked, h.release
+}
+
+func (h *markHold) Update(ctx context.Context, fn func(store.Tx) error) error {
+	wrote := false
+	err := h.Store.Update(ctx, func(tx store.Tx) error { wrote = false; return fn(markSpyTx{tx, &wrote}) })
+	if err == nil && wrote {
+		h.mu.Lock()
+		marked, release := h.marked, h.release
+		h.marked, h.release = nil, nil
+		h.mu.Unlock()
+		if marked != nil {
+			close(marked)
+			<-release
+		}
+	}
+	return err
+}
+
+// Two erasures of one subject at once: each keeps the subject's tokenizes waiting until it
+// ends, whichever ends first. Before, the later erasure's mark replaced the earlier one's,
+// so when the later one ended first it removed the only mark, and the earlier one, still
+// under way, went on unprotected (its delete waiting for tokenizes as without marks).
+func TestOverlappingErasuresKeepMarks(t *testing.T) {
+	for _, name := range []string{"bolt", "postgres"} {
+		for _, laterFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/later ends first %v", name, laterFirst), func(t *testing.T) {
+				ctx := context.Background()
+				st := markBackends[name](t)
+				h1, h2 := &markHold{Store: st}, &markHold{Store: st}
+				rs := openReplicas(t, []store.Store{h1, h2, st}, nil)
+				e1, e2, c := rs.v[0], rs.v[1], rs.v[2]
+				const subject = "customer-8"
+				first := tokenizeOne(t, c, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: subject})
+				fp, _ := c.subjectFingerprint(subject)
+
+				type erasure struct {
+					release func()
+					done    chan error
+				}
+				start := func(v *Vault, h *markHold) erasure {
+					marked, release := h.arm()
+					done := make(chan error, 1)
+					go func() {
+						_, err := v.EraseSubject(ctx, subject)
+						done <- err
+					}()
+					within(t, marked, time.Minute, "the erasure committing its mark")
+					var once sync.Once
+					e := erasure{func() { once.Do(func() { close(release) }) }, done}
+					t.Cleanup(e.release)
+					return e
+				}
+				earlier := start(e1, h1)
+				later := start(e2, h2)
+				ends, goesOn := earlier, later
+				if laterFirst {
+					ends, goesOn = later, earlier
+				}
+				ends.release()
+				if err := within(t, ends.done, time.Minute, "the erasure that ends first"); err != nil {
+					t.Fatal(err)
+				}
+				if !hasMark(t, c, fp) {
+					t.Error("no erasing mark left while an erasure of the subject is still under way")
+				}
+				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				_, err := c.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: subject}})
+				cancel()
+				if !errors.Is(err, ErrSubjectErasing) {
+					t.Errorf("tokenize while the other erasure is under way: %v; want ErrSubjectErasing (the first erasure to end took the other's protection away)", err)
+				}
+
+				goesOn.release()
+				if err := within(t, goesOn.done, time.Minute, "the other erasure"); err != nil {
+					t.Fatal(err)
+				}
+				if hasMark(t, c, fp) {
+					t.Error("an erasing mark is left after both erasures ended")
+				}
+				tok := tokenizeOne(t, c, TokenizeItem{Value: "jane3@example.com", Template: "email", Subject: subject})
+				res, err := c.Detokenize(ctx, "p", []TokenRef{{Token: first}, {Token: tok}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !errors.Is(res[0].Err, ErrNotFound) || res[1].Err != nil {
+					t.Errorf("after both erasures: the first token %v, a new one %v; want not found, readable", res[0].Err, res[1].Err)
+				}
+			})
+		}
+	}
+}
+
 // A tokenize that finds its subject being erased waits, without a lock, until the erasure
 // has destroyed the key, then seals under a new key: its token is not in the receipt and
 // reveals. One whose context ends first fails with ErrSubjectErasing, storing nothing.
 func TestTokenizeWaitsForErasure(t *testing.T) {
-	backends := map[string]func(t *testing.T) store.Store{
-		"bolt": func(t *testing.T) store.Store {
-			return openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
-		},
-		"postgres": func(t *testing.T) store.Store {
-			url := testpg.Start(t).CreateDB(t, "waits")
-			s, err := pgstore.Open(context.Background(), url, pgstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
 	for _, name := range []string{"bolt", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			st := backends[name](t)
+			st := markBackends[name](t)
 			ha := &shareHold{Store: st}
 			rs := openReplicas(t, []store.Store{ha, st}, nil)
 			a, b := rs.v[0], rs.v[1]
@@ -303,8 +411,8 @@ func TestTokenizeWaitsForErasure(t *testing.T) {
 				t.Fatalf("tokenize while the subject is erased, until its deadline: %v; want ErrSubjectErasing with a retry delay", err)
 			}
 
-			// A tokenize sees the mark and waits; the erasure (which replaces the mark with its
-			// own, and removes it with the key) lets it go.
+			// A tokenize sees the mark and waits; the erasure (which adds its entry to the mark,
+			// and removes it with the key, together with the first-format mark's entry) lets it go.
 			saw := make(chan struct{})
 			var once sync.Once
 			ha.mu.Lock()
@@ -508,5 +616,154 @@ func TestFutureMarkNotHonoured(t *testing.T) {
 	}
 	if hasMark(t, v, fp) || hasMark(t, v, []byte("old-subject-fp")) || !hasMark(t, v, []byte("live-subject-fp")) {
 		t.Error("after the sweep: want the stale marks gone and the live one kept")
+	}
+}
+
+// marks returns subject fp's erasing mark's entries (nil: no mark).
+func marks(t *testing.T, v *Vault, fp []byte) []erasingEntry {
+	t.Helper()
+	var entries []erasingEntry
+	if err := v.store.View(context.Background(), func(tx store.Tx) error {
+		entries = nil
+		if b := tx.Get(bucketSubjectErasing, fp); b != nil {
+			var ok bool
+			if entries, ok = parseMark(b); !ok {
+				t.Errorf("the erasing mark does not parse: %s", b)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// A rolling upgrade: a mark in the first format (one erasure, written by the previous
+// version) is honoured, and an erasure of this version takes it over: while it runs, the mark
+// holds both entries and still reads, in the first format's fields, as a live mark (the
+// previous version's readers honour it); when it ends, it removes both (the previous
+// version's erasure cannot remove its own entry: it deletes the mark only if unchanged).
+func TestErasingMarkFirstFormat(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	h := &markHold{Store: st}
+	rs := openReplicas(t, []store.Store{h, st}, nil)
+	e, c := rs.v[0], rs.v[1]
+	first := tokenizeOne(t, c, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "upgrade"})
+	fp, _ := c.subjectFingerprint("upgrade")
+	putMark(t, c, fp, "old-pod", time.Now().Add(-time.Second))
+
+	marked, release := h.arm()
+	var once sync.Once
+	defer once.Do(func() { close(release) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.EraseSubject(ctx, "upgrade")
+		done <- err
+	}()
+	within(t, marked, time.Minute, "the erasure committing its mark")
+	entries := marks(t, c, fp)
+	if len(entries) != 2 || !entries[0].Legacy || entries[0].Replica != "old-pod" || entries[1].Legacy || entries[1].Replica != e.replica {
+		t.Fatalf("mark while the erasure runs: %+v; want the previous version's entry (legacy) and the erasure's", entries)
+	}
+	// What a reader of the first format (the previous version) sees: the latest erasure.
+	var old struct {
+		Replica string    `json:"replica"`
+		Started time.Time `json:"started"`
+	}
+	if err := decodeMark(c, fp, &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Replica != e.replica || !old.Started.Equal(entries[1].Started) {
+		t.Errorf("the first format's fields: %+v; want the running erasure's entry %+v", old, entries[1])
+	}
+	once.Do(func() { close(release) })
+	if err := within(t, done, time.Minute, "the erasure"); err != nil {
+		t.Fatal(err)
+	}
+	if hasMark(t, c, fp) {
+		t.Errorf("mark after the erasure: %+v; want none", marks(t, c, fp))
+	}
+	if res, err := c.Detokenize(ctx, "p", []TokenRef{{Token: first}}); err != nil || !errors.Is(res[0].Err, ErrNotFound) {
+		t.Errorf("the subject's token after the erasure: %v %v; want not found", err, res)
+	}
+}
+
+// decodeMark decodes subject fp's stored erasing mark into m.
+func decodeMark(v *Vault, fp []byte, m any) error {
+	return v.store.View(context.Background(), func(tx store.Tx) error {
+		return json.Unmarshal(tx.Get(bucketSubjectErasing, fp), m)
+	})
+}
+
+// The stale-entry rules apply to each entry of a mark: the background pass removes a stale
+// entry and keeps a live one (the subject stays marked), and a replica starting again removes
+// its own entries only.
+func TestErasingMarkEntries(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	rs := openReplicas(t, []store.Store{st}, clk)
+	v := rs.v[0]
+	tokenizeOne(t, v, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "two"})
+	fp, _ := v.subjectFingerprint("two")
+	now := clk.now()
+	set := []erasingEntry{
+		{Replica: "gone-pod", Started: now.Add(-erasingMarkTTL - time.Minute), ID: "stale"},
+		{Replica: "fast-pod", Started: now.Add(time.Hour), ID: "future"},
+		{Replica: v.replica, Started: now.Add(-time.Second), ID: "own"},
+		{Replica: "busy-pod", Started: now.Add(-time.Second), ID: "live"},
+	}
+	if err := v.store.Update(ctx, func(tx store.Tx) error { return writeMark(tx, fp, set, now) }); err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.dropStaleErasingMarks(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("dropStaleErasingMarks = %d, %v; want 2 (the old and the future-dated entry)", n, err)
+	}
+	if got := marks(t, v, fp); len(got) != 2 || got[0].ID != "own" || got[1].ID != "live" {
+		t.Fatalf("entries after the background pass: %+v; want own and live", got)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = v.Tokenize(short, []TokenizeItem{{Value: "jane2@example.com", Template: "email", Subject: "two"}})
+	cancel()
+	if !errors.Is(err, ErrSubjectErasing) {
+		t.Errorf("tokenize under a mark with live entries: %v; want ErrSubjectErasing", err)
+	}
+	// Restarted, the replica removes its own entry; the other replica's stays.
+	v2, err := Open(ctx, Config{Store: st, KEK: v.kek, ReplicaID: v.replica, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := marks(t, v2, fp); len(got) != 1 || got[0].ID != "live" {
+		t.Errorf("entries after a restart: %+v; want only the other replica's", got)
+	}
+}
+
+// Erasures of one subject started at once all succeed (on PostgreSQL their entries are added
+// to and removed from one mark by transactions that conflict, and run again) and leave no mark.
+func TestConcurrentErasuresLeaveNoMark(t *testing.T) {
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := markBackends[name](t)
+			rs := openReplicas(t, []store.Store{st, st, st}, nil)
+			tokenizeOne(t, rs.v[0], TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "many"})
+			fp, _ := rs.v[0].subjectFingerprint("many")
+			var wg sync.WaitGroup
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := rs.v[i%3].EraseSubject(ctx, "many"); err != nil {
+						t.Errorf("erasure %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if got := marks(t, rs.v[0], fp); got != nil {
+				t.Errorf("mark after the erasures: %+v; want none", got)
+			}
+		})
 	}
 }

@@ -18,7 +18,7 @@ const (
 	bucketSubjects        store.Bucket = "subjects"        // subjectKey → ""
 	bucketSubjectKeys     store.Bucket = "subjectkeys"     // subject fingerprint → wrapped subject key
 	bucketSubjectKeyIDs   store.Bucket = "subjectkeyids"   // subject fingerprint → the subject key's random id (16 bytes), for the erasure log
-	bucketSubjectErasing  store.Bucket = "subjecterasing"  // subject fingerprint → erasingMark (JSON) while an erasure of the subject runs
+	bucketSubjectErasing  store.Bucket = "subjecterasing"  // subject fingerprint → erasingMark (JSON): the erasures of the subject under way
 	bucketExpiry          store.Bucket = "expiry"          // expiryKey → ""
 	bucketCanaries        store.Bucket = "canaries"        // recordKey → canary label
 	bucketTemplates       store.Bucket = "templates"       // name → template definition (JSON)

@@ -57,6 +57,7 @@ type options struct {
 	storeURL    string    // PostgreSQL; empty: a new bbolt file
 	replicaID   string    // vault.Config.ReplicaID
 	kek         tink.AEAD // nil: a new one
+	wrap        func(store.Store) store.Store
 }
 
 // Postgres runs the server on the PostgreSQL database at url (pgstore) instead of a new bbolt
@@ -69,6 +70,13 @@ func ReplicaID(id string) Option { return func(o *options) { o.replicaID = id } 
 
 // KEKOf makes the vault use kek (another Env's KEK, for a replica) instead of a new one.
 func KEKOf(kek tink.AEAD) Option { return func(o *options) { o.kek = kek } }
+
+// WrapStore makes the vault run on wrap(st) instead of the store st that Start opened (Env.Store
+// stays st): a test's way of holding or failing the vault's transactions at a point of its
+// choosing. The wrapper hides the optional interfaces of st it does not implement.
+func WrapStore(wrap func(store.Store) store.Store) Option {
+	return func(o *options) { o.wrap = wrap }
+}
 
 // Bolt is the option that keeps the default store, a new bbolt file: the bbolt side of
 // ForBackends.
@@ -158,7 +166,11 @@ func Start(tb TB, opts ...Option) *Env {
 		e.Logs = &Logs{}
 		log = slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if e.Vault, err = vault.Open(ctx, vault.Config{Store: st, KEK: e.KEK, Logger: log, Now: o.now, ReplicaID: o.replicaID}); err != nil {
+	vst := st
+	if o.wrap != nil {
+		vst = o.wrap(st)
+	}
+	if e.Vault, err = vault.Open(ctx, vault.Config{Store: vst, KEK: e.KEK, Logger: log, Now: o.now, ReplicaID: o.replicaID}); err != nil {
 		st.Close()
 		tb.Fatal(err)
 	}
