@@ -144,12 +144,27 @@ func (v *Vault) markErasing(ctx context.Context, fp []byte) (string, error) {
 		old, _ := parseMark(tx.Get(bucketSubjectErasing, fp)) // one that does not parse is replaced
 		entries := make([]erasingEntry, 0, len(old)+1)
 		for _, o := range old {
-			if o.live(now) {
+			if o.live(now) && !replicaDiedSince(tx, o, now) {
 				entries = append(entries, o)
 			}
 		}
 		return writeMark(tx, fp, append(entries, e), now)
 	})
+}
+
+// replicaDiedSince reports whether entry e's replica is known to have died since e's erasure
+// began, so that the erasure died with it: its heartbeat row has expired, or was written by a
+// later start of the replica (both times are by the replica's own clock). A replica without a
+// row is not known dead: its entry goes when stale. markErasing drops such entries, so that an
+// erasure run again at once after its replica died (as the privacy officer does on the error)
+// does not leave the subject's tokenizes waiting for the dead one until it is stale. It reads
+// the rows in markErasing's own small transaction only, never in the erasure's.
+func replicaDiedSince(tx store.Tx, e erasingEntry, now time.Time) bool {
+	var r ReplicaInfo
+	if b := tx.Get(bucketReplicas, []byte(e.Replica)); b == nil || json.Unmarshal(b, &r) != nil {
+		return false
+	}
+	return !now.Before(r.LiveUntil) || r.Started.After(e.Started)
 }
 
 // dropErasingMark removes erasure id's entry from subject fp's erasing mark in tx, with the

@@ -767,3 +767,59 @@ func TestConcurrentErasuresLeaveNoMark(t *testing.T) {
 		})
 	}
 }
+
+// An erasure that adds its entry to a subject's erasing mark drops the entries of replicas
+// known to be dead (their heartbeat row expired, or written by a later start of the replica):
+// their erasures died with them. Without this, an erasure run again at once after its replica
+// died (what the privacy officer does on the error) left the dead entry behind, and the
+// subject's tokenizes waited for it until it was stale, 2 minutes (found by the helper that
+// made marks hold a set of entries). Entries of live replicas, and of replicas without a row,
+// stay: their erasure may still be under way.
+func TestDeadReplicasErasingEntryDropped(t *testing.T) {
+	for _, name := range []string{"bolt", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newClock(time.Now().UTC().Truncate(time.Second))
+			st := markBackends[name](t)
+			rs := openReplicas(t, []store.Store{st}, clk)
+			v := rs.v[0]
+			now := clk.now()
+			row := func(id string, started, liveUntil time.Time) {
+				t.Helper()
+				r := ReplicaInfo{ID: id, Started: started, LastSeen: started, LiveUntil: liveUntil}
+				if err := v.store.Update(ctx, func(tx store.Tx) error { return putJSON(tx, bucketReplicas, []byte(id), r) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			row("expired", now.Add(-time.Hour), now.Add(-10*time.Second)) // stopped beating
+			row("restarted", now.Add(-time.Second), now.Add(time.Minute)) // started again since its erasure began
+			row("alive", now.Add(-time.Hour), now.Add(time.Minute))       // beating: its erasure may be under way
+			for _, c := range []struct {
+				replica string
+				kept    bool
+			}{{"expired", false}, {"restarted", false}, {"alive", true}, {"unknown", true}} {
+				subject := "subject-" + c.replica
+				tokenizeOne(t, v, TokenizeItem{Value: c.replica + "@example.com", Template: "email", Subject: subject})
+				fp, _ := v.subjectFingerprint(subject)
+				// An entry of this version (a first-format mark is a previous version's, which the
+				// next erasure removes anyway), live by its age.
+				e := erasingEntry{Replica: c.replica, Started: now.Add(-30 * time.Second), ID: "e-" + c.replica}
+				if err := v.store.Update(ctx, func(tx store.Tx) error { return writeMark(tx, fp, []erasingEntry{e}, now) }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := v.EraseSubject(ctx, subject); err != nil {
+					t.Fatalf("%s: erase: %v", c.replica, err)
+				}
+				if hasMark(t, v, fp) != c.kept {
+					t.Errorf("entry of replica %q after another erasure of its subject: kept %v, want %v", c.replica, !c.kept, c.kept)
+				}
+				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				_, err := v.Tokenize(short, []TokenizeItem{{Value: "again@example.com", Template: "email", Subject: subject}})
+				cancel()
+				if c.kept != errors.Is(err, ErrSubjectErasing) || !c.kept && err != nil {
+					t.Errorf("tokenize after the erasure, entry of %q left %v: %v", c.replica, c.kept, err)
+				}
+			}
+		})
+	}
+}
