@@ -349,3 +349,88 @@ func SnapshotIsolation(ctx context.Context) bool {
 type KeyReader interface {
 	ReadKey(ctx context.Context, b Bucket, key []byte) ([]byte, error)
 }
+
+// ManyCreator is implemented by backends on a remote database (pgstore), where reading keys
+// that turn out absent costs about as much as the insert that follows: CreateMany creates the
+// absent keys and reads the present ones in one statement. See CreateMany.
+type ManyCreator interface {
+	CreateMany(b Bucket, keys, values [][]byte) (prior [][]byte, err error)
+}
+
+// CreateMany creates and reads keys of bucket b as if, for each i in order, it read keys[i]
+// (prior[i] is what Get would return: nil when absent) and, when the key was absent and
+// values[i] is not nil, created it with values[i] as Insert does. A nil values[i] only reads
+// keys[i] (to create an empty value pass a non-nil empty slice). A present key is never
+// changed, so prior[i] == nil with a non-nil values[i] means that this call created the key
+// (a key repeated in keys is created by its first occurrence with a value; the later ones
+// read that value). values must have len(keys) elements; keys and values are kept as Put
+// keeps them.
+//
+// It is how a function that would read many keys only to create those that are absent (a
+// tokenize's candidate records, most of them new) creates them at once instead: one statement
+// in pgstore (INSERT … ON CONFLICT DO NOTHING, which never overwrites, and a read of the keys
+// it did not insert), where GetMany then the inserts at COMMIT cost two. The keys created are
+// the transaction's own writes, as with Insert: Get and GetMany see them, and Insert of one
+// of them returns ErrExists. As with Insert, a key created by a concurrent transaction that
+// committed after this one began is not in its view: pgstore then fails the statement with a
+// serialization failure (also under snapshot isolation) and Update runs the function again,
+// where the key is present; it never creates over such a key nor reports it absent.
+//
+// It returns Put's errors for an invalid bucket, key or value (then nothing is read or
+// created), ErrReadOnly in View when it would create a key, ErrScanMutation inside a Scan of
+// b and ErrTxDone after the transaction function returned; a database error as Get does (the
+// error is also returned by View or Update). Backends without ManyCreator read the keys with
+// GetMany and create the absent ones with Insert.
+func CreateMany(tx Tx, b Bucket, keys, values [][]byte) ([][]byte, error) {
+	if len(keys) != len(values) {
+		return nil, fmt.Errorf("store: CreateMany: %d keys, %d values", len(keys), len(values))
+	}
+	if c, ok := tx.(ManyCreator); ok {
+		return c.CreateMany(b, keys, values)
+	}
+	if err := ValidateCreateMany(b, keys, values); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	prior := tx.GetMany(b, keys)
+	var created map[string][]byte // by this call
+	for i, k := range keys {
+		if v, ok := created[string(k)]; ok {
+			prior[i] = v
+			continue
+		}
+		if prior[i] != nil || values[i] == nil {
+			continue
+		}
+		if err := tx.Insert(b, k, values[i]); err != nil {
+			return nil, err
+		}
+		if created == nil {
+			created = make(map[string][]byte)
+		}
+		created[string(k)] = values[i]
+		if len(values[i]) == 0 {
+			created[string(k)] = []byte{}
+		}
+	}
+	return prior, nil
+}
+
+// ValidateCreateMany checks CreateMany's arguments (for backends): ErrBucketName,
+// ErrKeyEmpty, ErrKeyTooLarge or ErrValueTooLarge.
+func ValidateCreateMany(b Bucket, keys, values [][]byte) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return err
+		}
+		if err := ValidateValue(values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

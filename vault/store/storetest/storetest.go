@@ -35,6 +35,8 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutGet", testPutGet},
 		{"GetMany", testGetMany},
 		{"Insert", testInsert},
+		{"CreateMany", testCreateMany},
+		{"CreateManyRace", testCreateManyRace},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
 		{"ReadOnlyView", testReadOnlyView},
@@ -409,6 +411,226 @@ func testInsert(t *testing.T, open func(t *testing.T) store.Store) {
 	for i, g := range got {
 		if g != stored {
 			t.Errorf("racing creator %d ended with %q, the store holds %q", i, g, stored)
+		}
+	}
+}
+
+// bs turns strings into byte slices; "<nil>" is a nil slice.
+func bs(ss ...string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		if s != "<nil>" {
+			out[i] = []byte(s)
+		}
+	}
+	return out
+}
+
+// wantPrior compares CreateMany's result with want ("<nil>": absent).
+func wantPrior(t *testing.T, what string, got [][]byte, want ...string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d results, want %d", what, len(got), len(want))
+	}
+	for i, w := range want {
+		if (got[i] == nil) != (w == "<nil>") || got[i] != nil && string(got[i]) != w {
+			t.Errorf("%s: result %d = %#v, want %q", what, i, got[i], w)
+		}
+	}
+}
+
+func testCreateMany(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	put(t, s, bkt, "old", "1", "gone", "2", "empty-old", "")
+	view(t, s, func(tx store.Tx) error {
+		prior, err := store.CreateMany(tx, bkt, bs("old", "absent", "empty-old"), bs("<nil>", "<nil>", "<nil>"))
+		if err != nil {
+			t.Errorf("CreateMany in View, reads only: %v", err)
+		}
+		wantPrior(t, "View, reads only", prior, "1", "<nil>", "")
+		_, err = store.CreateMany(tx, bkt, bs("old", "absent"), bs("x", "y"))
+		wantErr(t, "CreateMany in View that would create", err, store.ErrReadOnly)
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt, []byte("put"), []byte("p")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt, []byte("gone")); err != nil {
+			return err
+		}
+		keys := bs("old", "new", "ro", "dup", "new", "dup", "put", "gone", "empty", "dup", "old")
+		values := bs("X", "n1", "<nil>", "<nil>", "n2", "d1", "P", "g", "", "d2", "<nil>")
+		prior, err := store.CreateMany(tx, bkt, keys, values)
+		if err != nil {
+			t.Fatalf("CreateMany: %v", err)
+		}
+		// old present (never changed); new created by its first occurrence, the second reads
+		// it; dup read absent before its first value, created by it, read after; put pending;
+		// gone deleted in this transaction, created again; empty created with an empty value.
+		wantPrior(t, "CreateMany", prior, "1", "<nil>", "<nil>", "<nil>", "n1", "<nil>", "p", "<nil>", "<nil>", "d1", "1")
+		for k, want := range map[string]string{"old": "1", "new": "n1", "ro": "<nil>", "dup": "d1", "put": "p", "gone": "g", "empty": ""} {
+			got := tx.Get(bkt, []byte(k))
+			if (got == nil) != (want == "<nil>") || got != nil && string(got) != want {
+				t.Errorf("Get %s after CreateMany = %#v, want %q", k, got, want)
+			}
+		}
+		getManyWant(t, "GetMany after CreateMany", tx, bkt, bs("old", "new", "ro", "dup", "put", "gone", "empty"))
+		wantErr(t, "Insert of a key CreateMany created", tx.Insert(bkt, []byte("new"), []byte("again")), store.ErrExists)
+		// Created again in the same transaction: present now.
+		again, err := store.CreateMany(tx, bkt, bs("new", "ro"), bs("n3", "<nil>"))
+		if err != nil {
+			t.Fatalf("CreateMany again: %v", err)
+		}
+		wantPrior(t, "CreateMany again", again, "n1", "<nil>")
+		// A key it created can be overwritten and deleted like any other.
+		if err := tx.Put(bkt, []byte("dup"), []byte("d3")); err != nil {
+			return err
+		}
+		return tx.Delete(bkt, []byte("empty"))
+	})
+	for k, want := range map[string]string{"old": "1", "new": "n1", "ro": "<nil>", "dup": "d3", "put": "p", "gone": "g", "empty": "<nil>", "empty-old": ""} {
+		got := get(t, s, bkt, k)
+		if (got == nil) != (want == "<nil>") || got != nil && string(got) != want {
+			t.Errorf("after commit: %s = %#v, want %q", k, got, want)
+		}
+	}
+	// Created keys after a Scan of another bucket (which sends the pending writes): still
+	// stored once, with their value.
+	update(t, s, func(tx store.Tx) error {
+		if _, err := store.CreateMany(tx, bkt2, bs("s1", "s2"), bs("v1", "v2")); err != nil {
+			return err
+		}
+		if err := tx.Scan(bkt, nil, nil, func(k, v []byte) error { return nil }); err != nil {
+			return err
+		}
+		return tx.Delete(bkt2, []byte("s1"))
+	})
+	if got := get(t, s, bkt2, "s2"); string(got) != "v2" {
+		t.Errorf("created before a Scan: s2 = %q, want v2", got)
+	}
+	if got := get(t, s, bkt2, "s1"); got != nil {
+		t.Errorf("created before a Scan, then deleted: s1 = %q, want absent", got)
+	}
+	// An error from the function: nothing created.
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		if _, err := store.CreateMany(tx, bkt, bs("rolled-back"), bs("x")); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	wantErr(t, "Update returning an error", err, errBoom)
+	if got := get(t, s, bkt, "rolled-back"); got != nil {
+		t.Errorf("created in a failed Update: %q", got)
+	}
+	// Invalid arguments: an error, and nothing created.
+	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	update(t, s, func(tx store.Tx) error {
+		for _, c := range []struct {
+			what         string
+			b            store.Bucket
+			keys, values [][]byte
+			want         error
+		}{
+			{"an invalid bucket", "bad/name", bs("k"), bs("v"), store.ErrBucketName},
+			{"an empty key", bkt, [][]byte{[]byte("ok1"), nil}, bs("v", "v"), store.ErrKeyEmpty},
+			{"a key too large", bkt, [][]byte{[]byte("ok1"), long}, bs("v", "v"), store.ErrKeyTooLarge},
+			{"a value too large", bkt, bs("ok1", "ok2"), [][]byte{[]byte("v"), make([]byte, store.MaxValueSize+1)}, store.ErrValueTooLarge},
+		} {
+			_, err := store.CreateMany(tx, c.b, c.keys, c.values)
+			wantErr(t, "CreateMany with "+c.what, err, c.want)
+		}
+		if _, err := store.CreateMany(tx, bkt, bs("ok1"), nil); err == nil {
+			t.Error("CreateMany with fewer values than keys: no error")
+		}
+		if got := tx.Get(bkt, []byte("ok1")); got != nil {
+			t.Errorf("CreateMany with invalid arguments created ok1 = %q", got)
+		}
+		wantErr(t, "CreateMany inside a Scan of its bucket", tx.Scan(bkt, nil, nil, func(k, v []byte) error {
+			_, err := store.CreateMany(tx, bkt, bs("in-scan"), bs("x"))
+			if err == nil {
+				return errors.New("no error")
+			}
+			return err
+		}), store.ErrScanMutation)
+		return nil
+	})
+	var leaked store.Tx
+	update(t, s, func(tx store.Tx) error { leaked = tx; return nil })
+	_, err = store.CreateMany(leaked, bkt, bs("late"), bs("x"))
+	wantErr(t, "CreateMany after the function returned", err, store.ErrTxDone)
+	if got := get(t, s, bkt, "ok1"); got != nil {
+		t.Errorf("ok1 = %q after invalid CreateMany calls, want absent", got)
+	}
+}
+
+// testCreateManyRace has goroutines create overlapping sets of keys at once, each key with
+// the goroutine's own value, under the default isolation and under snapshot isolation: every
+// key has exactly one creator, the store holds the creator's value, and every goroutine that
+// did not create a key was told the creator's value.
+func testCreateManyRace(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	for _, snapshot := range []bool{false, true} {
+		ctx := t.Context()
+		prefix := "race-serializable-"
+		if snapshot {
+			ctx, prefix = store.WithSnapshotIsolation(ctx), "race-snapshot-"
+		}
+		const goroutines, keys = 6, 24
+		type outcome struct {
+			created bool
+			saw     string
+		}
+		got := make([][]outcome, goroutines)
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				// Goroutine g asks for keys 3g .. 3g+keys/2-1 (mod keys), then key 0 again.
+				var ks, vs [][]byte
+				for j := range keys / 2 {
+					k := (g*3 + j) % keys
+					ks = append(ks, []byte(fmt.Sprintf("%s%02d", prefix, k)))
+					vs = append(vs, []byte(fmt.Sprintf("g%d", g)))
+				}
+				ks, vs = append(ks, []byte(prefix+"00")), append(vs, []byte(fmt.Sprintf("g%d", g)))
+				err := s.Update(ctx, func(tx store.Tx) error {
+					got[g] = make([]outcome, keys)
+					prior, err := store.CreateMany(tx, bkt, ks, vs)
+					if err != nil {
+						return err
+					}
+					for i, p := range prior {
+						var k int
+						fmt.Sscanf(strings.TrimPrefix(string(ks[i]), prefix), "%d", &k)
+						if p == nil {
+							got[g][k] = outcome{created: true, saw: string(vs[i])}
+						} else if !got[g][k].created {
+							got[g][k] = outcome{saw: string(p)}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("goroutine %d: Update: %v", g, err)
+				}
+			})
+		}
+		wg.Wait()
+		for k := range keys {
+			stored := string(get(t, s, bkt, fmt.Sprintf("%s%02d", prefix, k)))
+			creators := 0
+			for g := range goroutines {
+				o := got[g][k]
+				if o.created {
+					creators++
+				}
+				if o.saw != "" && o.saw != stored {
+					t.Errorf("%skey %d: goroutine %d saw %q (created: %v), the store holds %q", prefix, k, g, o.saw, o.created, stored)
+				}
+			}
+			if creators != 1 {
+				t.Errorf("%skey %d: %d creators, want 1 (stored %q)", prefix, k, creators, stored)
+			}
 		}
 	}
 }
