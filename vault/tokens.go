@@ -194,10 +194,11 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	base.Domains, base.Templates = itemsScope(items)
 	// Snapshot isolation is enough here (store.WithSnapshotIsolation): records and subject keys
 	// are created with Insert or store.CreateMany (create-only: a key a concurrent transaction
-	// created is a conflict, and the call re-runs), every key placeAll overwrites (index entries, the audit head)
-	// is one it read in this transaction, and the other marks it writes (subject and expiry
-	// rows) hold nothing that depends on what it read. SERIALIZABLE would make concurrent
-	// batches abort each other over the index pages their random tokens share. Subject keys
+	// created is a conflict, and the call re-runs), every key placeAll overwrites (index
+	// entries, the audit head) is one it read in this transaction, and the other marks it
+	// writes (subject and expiry rows) hold nothing that depends on what it read. SERIALIZABLE
+	// would make concurrent batches abort each other over the index pages their random tokens
+	// share. Subject keys
 	// are read with a share lock (batchReads.fetch), so an EraseSubject of a subject this call
 	// seals under either waits for this commit and then finds the record in its sweep, or
 	// committed first and this call re-runs without the erased key (eraseSubjectFP). A
@@ -337,12 +338,13 @@ type probe struct {
 }
 
 // eager reports whether p's first candidate's record is created with the first fetch, where
-// the other items only read theirs (batchReads.create: on PostgreSQL one INSERT … ON CONFLICT
-// DO NOTHING that also reads the keys present, instead of a read of mostly absent keys and an
-// INSERT at COMMIT). That is the item's decision whenever the key is absent: it has no blind
-// index entry that could name an older token, and no subject, whose key is read in the
-// transaction and may differ from the one its record was sealed under before. When the key is
-// present nothing is written, and the item is decided from the stored record as any other.
+// the other items only read theirs (batchReads.create, store.CreateMany: on PostgreSQL one
+// create-only statement that also reads the keys present, instead of a read of mostly absent
+// keys and the inserts at commit). That is the item's decision whenever the key is absent: it
+// has no blind index entry that could name an older token, and no subject, whose key is read
+// in the transaction and may differ from the one its record was sealed under before. When the
+// key is present nothing is written, and the item is decided from the stored record as any
+// other.
 func eager(p *prepared) bool {
 	return p.idxKey == nil && p.subject == nil && p.rec0 != nil
 }
