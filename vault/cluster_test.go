@@ -793,10 +793,10 @@ func readRateRoundTrip(t *testing.T, r rateState) rateState {
 }
 
 // TestClusterTokenizeSameValuesAtOnce has three replicas tokenize overlapping batches at the
-// same instant, two callers each, on bbolt and on PostgreSQL: card numbers (FF1 candidates,
-// created at once by the first round's store.CreateMany), two-digit numbers (a blind index
-// and colliding candidates), and values of a random-mode template over a space of 10,000
-// tokens (random candidates that collide, also between replicas creating at the same time).
+// same instant, two callers each, on bbolt and on PostgreSQL: card numbers (FF1 candidates),
+// two-digit numbers (a blind index and colliding candidates), and values of a random-mode
+// template over a space of 10,000 tokens (random candidates that collide, also between
+// replicas creating at the same time).
 // Every (template, value) of a deterministic template gets one token from every replica, no
 // token is shared by two values, and every token detokenizes to its value.
 func TestClusterTokenizeSameValuesAtOnce(t *testing.T) {

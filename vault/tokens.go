@@ -193,12 +193,10 @@ func (v *Vault) tokenize(ctx context.Context, items []TokenizeItem, primary uint
 	base.Items = len(items)
 	base.Domains, base.Templates = itemsScope(items)
 	// Snapshot isolation is enough here (store.WithSnapshotIsolation): records and subject keys
-	// are created with Insert or store.CreateMany (create-only: a key a concurrent transaction
-	// created is a conflict, and the call re-runs), every key placeAll overwrites (index
-	// entries, the audit head) is one it read in this transaction, and the other marks it
-	// writes (subject and expiry rows) hold nothing that depends on what it read. SERIALIZABLE
-	// would make concurrent batches abort each other over the index pages their random tokens
-	// share. Subject keys
+	// are created with Insert, every key placeAll overwrites (index entries, the audit head)
+	// is one it read in this transaction, and the other marks it writes (subject and expiry
+	// rows) hold nothing that depends on what it read. SERIALIZABLE would make concurrent
+	// batches abort each other over the index pages their random tokens share. Subject keys
 	// are read with a share lock (batchReads.fetch), so an EraseSubject of a subject this call
 	// seals under either waits for this commit and then finds the record in its sweep, or
 	// committed first and this call re-runs without the erased key (eraseSubjectFP). A
@@ -264,11 +262,8 @@ func (v *Vault) prepareItem(p *prepared, pv *template.Prepared, it TokenizeItem,
 // key not read yet. Writes go through the same cache, so an item sees the writes of the items
 // decided before it, as if they were placed one after another. The number of store reads is
 // therefore a small constant for a batch of any size, plus one round per further collision
-// of the unluckiest item. The first round creates the first candidate's record of the items
-// for which its absence decides (eager) instead of reading it: one store.CreateMany for the
-// records bucket, which also reads the other items' candidate records. It returns how many
-// items got a token; like every store function it has no effect outside tx and results
-// (which it reassigns on every run).
+// of the unluckiest item. It returns how many items got a token; like every store function it
+// has no effect outside tx and results (which it reassigns on every run).
 func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult, now int64, sc *tokenizeScratch) (int, error) {
 	r := newBatchReads(tx, len(work))
 	r.now = v.now()
@@ -282,22 +277,13 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 		if p.subject != nil {
 			r.want(bucketSubjectKeys, p.subject)
 		}
-		switch {
-		case p.cand0 == p.value:
-		case eager(p):
-			r.create(bucketRecords, p.rk0, p.rec0)
-		default:
+		if p.cand0 != p.value {
 			r.want(bucketRecords, p.rk0)
 		}
 	}
 	done := 0
 	if _, err := r.fetch(); err != nil {
 		return 0, err
-	}
-	for k, p := range work {
-		if p.cand0 != p.value && eager(p) {
-			probes[k].created = r.createdBy(p.rk0)
-		}
 	}
 	for len(pending) > 0 {
 		next := pending[:0]
@@ -330,24 +316,8 @@ func (v *Vault) placeAll(tx store.Tx, work []*prepared, results []TokenizeResult
 }
 
 // probe is one item's candidates after the first drawn so far (candidates of random
-// templates are random: an item re-decided after a read must see the same ones), and whether
-// the first fetch created its first candidate's record for it (see eager).
-type probe struct {
-	more    []string
-	created bool
-}
-
-// eager reports whether p's first candidate's record is created with the first fetch, where
-// the other items only read theirs (batchReads.create, store.CreateMany: on PostgreSQL one
-// create-only statement that also reads the keys present, instead of a read of mostly absent
-// keys and the inserts at commit). That is the item's decision whenever the key is absent: it
-// has no blind index entry that could name an older token, and no subject, whose key is read
-// in the transaction and may differ from the one its record was sealed under before. When the
-// key is present nothing is written, and the item is decided from the stored record as any
-// other.
-func eager(p *prepared) bool {
-	return p.idxKey == nil && p.subject == nil && p.rec0 != nil
-}
+// templates are random: an item re-decided after a read must see the same ones).
+type probe struct{ more []string }
 
 // probeAhead is how many further candidates an item that collided reads in the same round.
 const probeAhead = 4
@@ -476,18 +446,14 @@ func (sc *tokenizeScratch) clear() { clear(sc.values) }
 
 // batchReads serves a transaction's reads from batches: a key is asked for (want, or a get
 // that misses), every key asked for is read at once (fetch: one GetMany per bucket), and get
-// then answers from what was read. Writes made through put are seen by later gets. A key may
-// also be asked for with a value to create it if absent (create): its bucket is then read
-// with store.CreateMany, which creates in the same statement on PostgreSQL.
+// then answers from what was read. Writes made through put are seen by later gets.
 type batchReads struct {
-	tx      store.Tx
-	hint    int                             // expected keys per bucket
-	got     map[store.Bucket]map[string]int // bucket → key → index in vals, read or written
-	vals    [][]byte                        // values (nil: absent)
-	wanted  map[store.Bucket][][]byte       // keys to read at the next fetch (a repeat is harmless)
-	values  map[store.Bucket][][]byte       // with a bucket's wanted keys when one is to be created: nil to read only
-	created map[string]bool                 // keys the last fetch created (in bucketRecords, the only bucket created in)
-	now     time.Time                       // when erasing marks are judged stale (readSubjectKeys)
+	tx     store.Tx
+	hint   int                             // expected keys per bucket
+	got    map[store.Bucket]map[string]int // bucket → key → index in vals, read or written
+	vals   [][]byte                        // values (nil: absent)
+	wanted map[store.Bucket][][]byte       // keys to read at the next fetch (a repeat is harmless)
+	now    time.Time                       // when erasing marks are judged stale (readSubjectKeys)
 }
 
 func newBatchReads(tx store.Tx, hint int) *batchReads {
@@ -498,48 +464,15 @@ func newBatchReads(tx store.Tx, hint int) *batchReads {
 // want asks for key to be read by the next fetch, unless it has been.
 func (r *batchReads) want(b store.Bucket, key []byte) {
 	if _, ok := r.got[b][string(key)]; !ok {
-		r.ask(b, key)
+		r.wanted[b] = append(r.wanted[b], key)
 	}
-}
-
-// ask adds key to the keys to read at the next fetch.
-func (r *batchReads) ask(b store.Bucket, key []byte) {
-	r.wanted[b] = append(r.wanted[b], key)
-	if vs, ok := r.values[b]; ok {
-		r.values[b] = append(vs, nil) // read only
-	}
-}
-
-// create asks for key to be created with value by the next fetch if it is absent then (a
-// create-only write, as put with create), and read otherwise. Only for a key not read or
-// written yet. After the fetch, createdBy tells whether it was created.
-func (r *batchReads) create(b store.Bucket, key, value []byte) {
-	vs, ok := r.values[b]
-	if !ok {
-		if r.values == nil {
-			r.values = make(map[store.Bucket][][]byte, 1)
-		}
-		vs = make([][]byte, len(r.wanted[b]), max(r.hint, len(r.wanted[b])+1)) // the keys wanted so far: read only
-	}
-	r.wanted[b] = append(r.wanted[b], key)
-	r.values[b] = append(vs, value)
-}
-
-// createdBy reports whether the last fetch created key (asked for with create), and takes
-// the credit: it reports true once per key created, to its first caller.
-func (r *batchReads) createdBy(key []byte) bool {
-	if r.created[string(key)] {
-		delete(r.created, string(key))
-		return true
-	}
-	return false
 }
 
 // get returns key's value; ok is false if it has not been read yet (it is then asked for).
 func (r *batchReads) get(b store.Bucket, key []byte) (value []byte, ok bool) {
 	i, ok := r.got[b][string(key)]
 	if !ok {
-		r.ask(b, key)
+		r.wanted[b] = append(r.wanted[b], key)
 		return nil, false
 	}
 	return r.vals[i], true
@@ -570,21 +503,7 @@ func (r *batchReads) fetch() (bool, error) {
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
 		keys := r.wanted[b]
 		var vals [][]byte
-		if values, ok := r.values[b]; ok {
-			var err error
-			if vals, err = store.CreateMany(r.tx, b, keys, values); err != nil {
-				return true, err
-			}
-			for i, v := range vals {
-				if v == nil && values[i] != nil {
-					if r.created == nil {
-						r.created = make(map[string]bool, len(keys))
-					}
-					r.created[string(keys[i])] = true
-					vals[i] = values[i] // the value now stored, for later gets
-				}
-			}
-		} else if b == bucketSubjectKeys {
+		if b == bucketSubjectKeys {
 			// A subject key this call may seal under stays until the call commits: an
 			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
 			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
@@ -602,7 +521,6 @@ func (r *batchReads) fetch() (bool, error) {
 		}
 	}
 	clear(r.wanted)
-	clear(r.values)
 	return true, nil
 }
 
@@ -719,9 +637,6 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64, sc *tok
 	}
 	cand, rec, key := p.cand0, p.rec0, p.rk0
 	for attempt := 0; ; {
-		if attempt == 0 && pr.created {
-			break // its record is stored already (placeAll)
-		}
 		if cand != p.value {
 			existing, ok := r.get(bucketRecords, key)
 			if !ok {
@@ -762,15 +677,13 @@ func (v *Vault) place(r *batchReads, p0 *prepared, pr *probe, now int64, sc *tok
 		}
 		rec, key = nil, sc.recordKey(p.domain, cand)
 	}
-	if !pr.created { // else cand is cand0 (the loop stopped at once), its record stored
-		if rec == nil {
-			var err error
-			if rec, err = v.seal(&p, cand, now, sc); err != nil {
-				return "", err, true
-			}
+	if rec == nil {
+		var err error
+		if rec, err = v.seal(&p, cand, now, sc); err != nil {
+			return "", err, true
 		}
-		writes = append(writes, kv{bucketRecords, key, rec, true})
 	}
+	writes = append(writes, kv{bucketRecords, key, rec, true})
 	if p.expire != 0 {
 		writes = append(writes, kv{bucketExpiry, expiryKey(p.expire, p.domain, cand), []byte{}, false})
 	}

@@ -63,15 +63,7 @@ contract already allows this: a function may run more than once, and must
 have no effect outside the Tx other than (re)setting its own results. A
 "create only if absent" is therefore written as Get, then Insert (or Put)
 if absent: the loser of a race is re-run, sees the winner's row, and does
-not write. Or, for many keys most of which are absent, as one
-store.CreateMany (Tx.CreateMany): INSERT … ON CONFLICT DO NOTHING, which
-never changes a stored row, and a read, in the same statement, of the keys
-it did not insert. Under REPEATABLE READ and SERIALIZABLE a conflicting row
-that the transaction's snapshot does not see (a concurrent creator, committed
-or committing) makes PostgreSQL raise a serialization failure instead of
-skipping the row, so the loser is re-run as with a plain INSERT; the keys
-created are kept as pending writes marked sent (Get sees them, COMMIT does
-not write them again).
+not write.
 
 Put, Insert and Delete are buffered and sent together, one multi-row
 statement per bucket and kind (an upsert for Put, a plain INSERT for

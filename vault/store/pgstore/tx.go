@@ -45,13 +45,9 @@ type write struct {
 	key    []byte
 	value  []byte // nil: delete
 	create bool   // Insert: a plain INSERT, failing if the key exists
-	sent   bool   // created by CreateMany: in the database already, not to be written again
 }
 
-var (
-	_ store.Tx          = (*pgTx)(nil)
-	_ store.ManyCreator = (*pgTx)(nil)
-)
+var _ store.Tx = (*pgTx)(nil)
 
 // pendingKey is unique per bucket and key: bucket names hold no NUL.
 func pendingKey(b store.Bucket, key []byte) string {
@@ -311,142 +307,6 @@ func (t *pgTx) Insert(b store.Bucket, key, value []byte) error {
 	return nil
 }
 
-// sqlCreateMany creates the keys $2 with the values $3 in bucket $1 where absent, and reads
-// the keys of $4 (all the keys asked for) it did not create, in one statement. ON CONFLICT DO
-// NOTHING never changes a stored row; under REPEATABLE READ and SERIALIZABLE, a conflicting
-// row that the transaction's snapshot does not see (a concurrent creator) is a serialization
-// failure, not a silent skip. The outer SELECT sees the snapshot, without the rows the CTE
-// inserts: what it returns were present before.
-const sqlCreateMany = `WITH ins AS (INSERT INTO tokenvault_kv (bucket, key, value)
-	SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS w(k, v)
-	ON CONFLICT (bucket, key) DO NOTHING RETURNING key)
-SELECT key, value FROM tokenvault_kv WHERE bucket = $1
-	AND key = ANY(ARRAY(SELECT unnest($4::bytea[]) EXCEPT ALL SELECT key FROM ins))`
-
-// asked is one distinct key of a CreateMany sent to the database.
-type asked struct {
-	key     []byte
-	creator int   // index of its first occurrence with a value, or -1
-	at      []int // indexes of its occurrences
-}
-
-// CreateMany implements store.ManyCreator in one statement (sqlCreateMany) for the keys that
-// are not among the transaction's pending writes; pending writes answer for theirs (a staged
-// delete with a value to create is replaced, as Insert replaces it). The keys it creates are
-// kept as pending writes marked sent, so that Get, GetMany and Insert see them without a
-// round trip and COMMIT does not write them again.
-func (t *pgTx) CreateMany(b store.Bucket, keys, values [][]byte) ([][]byte, error) {
-	if len(keys) != len(values) {
-		return nil, fmt.Errorf("store: CreateMany: %d keys, %d values", len(keys), len(values))
-	}
-	if t.done {
-		return nil, store.ErrTxDone
-	}
-	if err := store.ValidateCreateMany(b, keys, values); err != nil {
-		return nil, err
-	}
-	if !t.writable {
-		prior := t.GetMany(b, keys)
-		for i := range keys {
-			if prior[i] == nil && values[i] != nil {
-				return nil, store.ErrReadOnly
-			}
-		}
-		return prior, t.err
-	}
-	if err := t.checkWrite(b); err != nil {
-		return nil, err
-	}
-	if slices.Contains(t.scanning, b) {
-		return nil, store.ErrScanMutation
-	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	prior := make([][]byte, len(keys))
-	var ask []*asked
-	byKey := make(map[string]*asked, len(keys))
-	for i, k := range keys {
-		if a := byKey[string(k)]; a != nil {
-			a.at = append(a.at, i)
-			if a.creator < 0 && values[i] != nil {
-				a.creator = i
-			}
-			continue
-		}
-		pk := pendingKey(b, k)
-		if w, ok := t.pending[pk]; ok {
-			switch {
-			case w.value != nil:
-				prior[i] = w.value
-			case values[i] != nil: // over a staged delete: a replacement, written as Put writes it
-				t.stage(b, k, values[i])
-			}
-			continue
-		}
-		a := &asked{key: k, creator: -1, at: []int{i}}
-		if values[i] != nil {
-			a.creator = i
-		}
-		byKey[string(k)] = a
-		ask = append(ask, a)
-	}
-	if len(ask) == 0 {
-		return prior, nil
-	}
-	// Created in key order, as writeBatch writes: concurrent transactions lock rows alike.
-	slices.SortFunc(ask, func(x, y *asked) int { return bytes.Compare(x.key, y.key) })
-	all := make([][]byte, len(ask))
-	var ckeys, cvalues [][]byte
-	for j, a := range ask {
-		all[j] = a.key
-		if a.creator >= 0 {
-			ckeys, cvalues = append(ckeys, a.key), append(cvalues, values[a.creator])
-		}
-	}
-	present := make(map[string][]byte)
-	rows, err := t.tx.Query(t.ctx, sqlCreateMany, string(b), ckeys, cvalues, all)
-	if err == nil {
-		var k, v []byte
-		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
-			if v == nil {
-				v = []byte{}
-			}
-			present[string(k)] = v
-			return nil
-		})
-	}
-	if err != nil {
-		t.fail(err)
-		return make([][]byte, len(keys)), t.err
-	}
-	for _, a := range ask {
-		if v, ok := present[string(a.key)]; ok {
-			for _, i := range a.at {
-				prior[i] = v
-			}
-			continue
-		}
-		if a.creator < 0 {
-			continue // absent, only read
-		}
-		v := values[a.creator]
-		if len(v) == 0 {
-			v = []byte{}
-		}
-		for _, i := range a.at {
-			if i > a.creator {
-				prior[i] = v
-			}
-		}
-		if t.pending == nil {
-			t.pending = make(map[string]*write)
-		}
-		t.pending[pendingKey(b, a.key)] = &write{bucket: b, key: a.key, value: v, sent: true}
-	}
-	return prior, nil
-}
-
 func (t *pgTx) Delete(b store.Bucket, key []byte) error {
 	if err := t.checkKey(b, key); err != nil {
 		return err
@@ -470,17 +330,15 @@ func (t *pgTx) flush() error {
 	if t.err != nil || len(t.pending) == 0 {
 		return t.err
 	}
-	if b := t.writeBatch(); len(b.QueuedQueries) > 0 {
-		if err := t.tx.SendBatch(t.ctx, b); err != nil {
-			return t.fail(err)
-		}
+	if err := t.tx.SendBatch(t.ctx, t.writeBatch()); err != nil {
+		return t.fail(err)
 	}
 	return nil
 }
 
 // writeBatch takes the pending writes into a batch, in (bucket, key) order so that
 // concurrent transactions lock rows in the same order: one upsert, one delete and one
-// create-only insert per bucket (the keys CreateMany created are in the database already).
+// create-only insert per bucket.
 func (t *pgTx) writeBatch() *pgx.Batch {
 	ws := make([]*write, 0, len(t.pending))
 	for _, w := range t.pending {
@@ -500,7 +358,6 @@ func (t *pgTx) writeBatch() *pgx.Batch {
 		var keys, values, deletes, ckeys, cvalues [][]byte
 		for _, w := range ws[:n] {
 			switch {
-			case w.sent:
 			case w.value == nil:
 				deletes = append(deletes, w.key)
 			case w.create:
