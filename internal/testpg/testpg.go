@@ -221,37 +221,3 @@ func appendFile(path, s string) error {
 	}
 	return err
 }
-
-// CPU returns the CPU time the cluster's processes have used so far: utime+stime of the
-// postmaster and of its children, those it has reaped included, from /proc (Linux; 0
-// elsewhere). A benchmark that runs beside its cluster takes the difference over a run.
-func (c *Cluster) CPU(t testing.TB) time.Duration {
-	t.Helper()
-	pidFile, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, _, _ := strings.Cut(string(pidFile), "\n")
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var ticks int64
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // ended meanwhile
-		}
-		pid, _, _ := strings.Cut(string(b), " ")
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:])) // state, ppid, …: f[k] is field k+3 of proc(5)
-		if len(f) < 15 || pid != pm && f[1] != pm {
-			continue
-		}
-		for _, s := range f[11:15] { // utime, stime, cutime, cstime
-			n, _ := strconv.ParseInt(s, 10, 64)
-			ticks += n
-		}
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
