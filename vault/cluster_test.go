@@ -791,3 +791,95 @@ func readRateRoundTrip(t *testing.T, r rateState) rateState {
 	}
 	return got
 }
+
+// TestClusterTokenizeSameValuesAtOnce has three replicas tokenize overlapping batches at the
+// same instant, two callers each, on bbolt and on PostgreSQL: card numbers (FF1 candidates),
+// two-digit numbers (a blind index and colliding candidates), and values of a random-mode
+// template over a space of 1,000 tokens (random candidates that collide, also between
+// replicas creating at the same time).
+// Every (template, value) of a deterministic template gets one token from every replica, no
+// token is shared by two values, and every token detokenizes to its value.
+func TestClusterTokenizeSameValuesAtOnce(t *testing.T) {
+	clusterBackends(t, func(t *testing.T, open func(*testing.T, int, *clock) *replicaSet) {
+		ctx := context.Background()
+		rs := open(t, 3, nil)
+		if _, err := rs.v[0].CreateTemplate(ctx, template.Definition{Name: "digits-random", Base: "digits", Mode: template.Random}); err != nil {
+			t.Fatal(err)
+		}
+		type issued struct{ tmpl, value, token string }
+		var mu sync.Mutex
+		var all []issued
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		const calls, perCall = 6, 30
+		for vi, v := range rs.v {
+			for g := range 2 {
+				wg.Go(func() {
+					<-start
+					for c := range calls {
+						// Every caller asks for the same deterministic values, in its own order.
+						items := make([]TokenizeItem, 0, perCall)
+						for k := range perCall / 3 {
+							n := (c*perCall/3 + (k+vi*3+g)%(perCall/3))
+							items = append(items,
+								TokenizeItem{Value: fmt.Sprintf("4111%012d", n), Template: "pan"},
+								TokenizeItem{Value: fmt.Sprintf("%02d", n%100), Template: "digits"},
+								TokenizeItem{Value: fmt.Sprintf("%03d", n), Template: "digits-random"})
+						}
+						res, err := v.Tokenize(ctx, items)
+						if err != nil {
+							t.Errorf("Tokenize on r%d: %v", vi, err)
+							return
+						}
+						mu.Lock()
+						for k, r := range res {
+							if r.Err != nil {
+								t.Errorf("Tokenize on r%d, item %d: %v", vi, k, r.Err)
+								continue
+							}
+							all = append(all, issued{items[k].Template, items[k].Value, r.Token})
+						}
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		byValue := map[string]string{} // template/value → token, deterministic templates
+		byToken := map[string]string{} // token → template/value
+		for _, is := range all {
+			key := is.tmpl + "/" + is.value
+			if is.tmpl != "digits-random" {
+				if tok, ok := byValue[key]; ok && tok != is.token {
+					t.Errorf("%s: tokens %q and %q", key, tok, is.token)
+				}
+				byValue[key] = is.token
+			}
+			if k, ok := byToken[is.token]; ok && k != key {
+				t.Errorf("%s and %s share token %q", k, key, is.token)
+			}
+			byToken[is.token] = key
+		}
+		if want := 3 * 2 * calls * perCall; len(all) != want {
+			t.Fatalf("%d tokens issued, want %d", len(all), want)
+		}
+		refs := make([]TokenRef, 0, len(byToken))
+		for tok := range byToken {
+			refs = append(refs, TokenRef{Token: tok})
+		}
+		for len(refs) > 0 {
+			n := min(len(refs), MaxBatch)
+			out, err := rs.v[1].Detokenize(ctx, "p", refs[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, r := range out {
+				if want := byToken[refs[k].Token]; r.Err != nil || r.Template+"/"+r.Value != want {
+					t.Errorf("Detokenize(%q) = %s/%s, %v; want %s", refs[k].Token, r.Template, r.Value, r.Err, want)
+				}
+			}
+			refs = refs[n:]
+		}
+	})
+}

@@ -7,7 +7,9 @@
 # flipped every other round), batch 100, 16 workers, DURATION each. Per run:
 # OUT/OP-VERSION.ROUND.json (tokenvault bench -o json, with the replica's CPU per item) and
 # .stmts (pg_stat_statements calls of its database and their total execution time in ms,
-# including the pool fill of detokenize; then the 1-minute load average at the start).
+# including the pool fill of detokenize; then the 1-minute load average at the start; then
+# PostgreSQL's CPU seconds over the run, pool fill included: utime+stime of the postmaster
+# and its children, reaped ones included, from /proc).
 # KEEP_LOGS=1 keeps the servers' and PostgreSQL's logs in OUT/logs.
 set -euo pipefail
 OUT=${1:?usage: postgres-ab.sh OUT [PAIRS] [DURATION]}; PAIRS=${2:-6}; DUR=${3:-10s}
@@ -27,13 +29,19 @@ for v in before after; do
 	ADDR[$v]=$TV_GRPC PID[$v]=${pids[-1]}
 done
 stmts() { psql -d postgres -At -F ' ' -c "SELECT coalesce(sum(calls), 0), round(coalesce(sum(total_exec_time), 0)::numeric, 1) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'"; }
+pgcpu() { # CPU seconds of the postmaster and its children (reaped ones included)
+	local pm; pm=$(head -1 "$W/pg/postmaster.pid")
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | # processes may end meanwhile
+		awk -v pm="$pm" -v hz="$(getconf CLK_TCK)" '{ pid = $1; sub(/^.*\) /, ""); if (pid == pm || $2 == pm) t += $12 + $13 + $14 + $15 }
+			END { printf "%.2f", t / hz }'
+}
 run() { # run OP VERSION ROUND
 	local op=$1 v=$2 r=$3 db=tva; [ $v = after ] && db=tvb
 	psql -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
-	local load; load=$(cut -d' ' -f1 /proc/loadavg)
+	local load cpu0; load=$(cut -d' ' -f1 /proc/loadavg); cpu0=$(pgcpu)
 	"${BIN[$v]}" bench --addr "${ADDR[$v]}" --token "${TOKEN[$v]}" --op "$op" --batch 100 --concurrency 16 \
 		--duration "$DUR" --pool 20000 --server-pid "${PID[$v]}" -o json >"$OUT/$op-$v.$r.json" 2>"$OUT/$op-$v.$r.err" || true
-	echo "$(stmts $db) $load" >"$OUT/$op-$v.$r.stmts"
+	echo "$(stmts $db) $load $(awk -v a="$cpu0" -v b="$(pgcpu)" 'BEGIN { printf "%.2f", b - a }')" >"$OUT/$op-$v.$r.stmts"
 }
 for r in $(seq "$PAIRS"); do
 	order="before after"; [ $((r % 2)) = 0 ] && order="after before"
