@@ -68,6 +68,10 @@ type ReplicaInfo struct {
 	PrimaryKeyID   uint32 `json:"primary_key_id"`
 	// Schema is the store schema version of the replica's binary.
 	Schema uint64 `json:"schema"`
+	// Incarnation is random per process (Open): a row whose Incarnation differs from an
+	// erasing entry's, and that started after it, was written by a later process under the
+	// same id, so the entry's erasure died (replicaDiedSince). Empty from older versions.
+	Incarnation string `json:"incarnation,omitempty"`
 
 	// Live and Holder are computed when read (not stored): the replica is live, and it holds
 	// the background lease.
@@ -235,7 +239,7 @@ func (v *Vault) heartbeat(ctx context.Context, ttl time.Duration) bool {
 	err := v.store.Update(ctx, func(tx store.Tx) error {
 		got, subjGen = leaseRow{}, readCounter(tx, metaSubjectGen)
 		row := ReplicaInfo{ID: me, Started: started, LastSeen: now, LiveUntil: now.Add(ttl),
-			KeyringVersion: ver, PrimaryKeyID: kr.PrimaryKeyID(), Schema: SchemaVersion}
+			KeyringVersion: ver, PrimaryKeyID: kr.PrimaryKeyID(), Schema: SchemaVersion, Incarnation: v.incarnation}
 		if err := putJSON(tx, bucketReplicas, []byte(me), row); err != nil {
 			return err
 		}

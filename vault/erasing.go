@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tokenvault/tokenvault/vault/store"
@@ -67,6 +68,8 @@ type erasingEntry struct {
 	Started time.Time `json:"started"`
 	// ID is random: it tells this erasure's entry from another erasure's of the same subject.
 	ID string `json:"id"`
+	// Incarnation is the erasing process's (Vault.incarnation): see replicaDiedSince.
+	Incarnation string `json:"incarnation,omitempty"`
 	// Legacy marks the erasure of a previous version, whose first-format mark an erasure of
 	// this version took over (parseMark). That erasure removes its mark only if unchanged, so
 	// it cannot remove its entry: the next erasure of this version to end removes it (then
@@ -100,6 +103,13 @@ func writeMark(tx store.Tx, fp []byte, entries []erasingEntry, now time.Time) er
 		}
 	}
 	l := entries[latest]
+	if len(entries) > 1 {
+		// A previous version removes, when it restarts, the whole mark whose replica is its
+		// own: with several entries, the top-level replica names none, so that a previous
+		// version's pod restarting during a rolling upgrade (or a roll back) does not remove
+		// other replicas' entries.
+		l.Replica = ""
+	}
 	b, err := json.Marshal(erasingMark{Replica: l.Replica, Started: l.Started, ID: l.ID, Erasures: entries})
 	if err != nil {
 		return err
@@ -138,13 +148,15 @@ const erasingMarkSkew = 30 * time.Second
 func (v *Vault) markErasing(ctx context.Context, fp []byte) (string, error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	e := erasingEntry{Replica: v.replica, Started: v.now().UTC(), ID: hex.EncodeToString(b)}
+	e := erasingEntry{Replica: v.replica, Started: v.now().UTC(), ID: hex.EncodeToString(b), Incarnation: v.incarnation}
 	return e.ID, v.store.Update(ctx, func(tx store.Tx) error {
 		now := v.now()
 		old, _ := parseMark(tx.Get(bucketSubjectErasing, fp)) // one that does not parse is replaced
+		old = slices.DeleteFunc(old, func(o erasingEntry) bool { return !o.live(now) })
+		dead := replicasDiedSince(tx, old, now)
 		entries := make([]erasingEntry, 0, len(old)+1)
-		for _, o := range old {
-			if o.live(now) && !replicaDiedSince(tx, o, now) {
+		for i, o := range old {
+			if !dead[i] {
 				entries = append(entries, o)
 			}
 		}
@@ -152,19 +164,36 @@ func (v *Vault) markErasing(ctx context.Context, fp []byte) (string, error) {
 	})
 }
 
-// replicaDiedSince reports whether entry e's replica is known to have died since e's erasure
-// began, so that the erasure died with it: its heartbeat row has expired, or was written by a
-// later start of the replica (both times are by the replica's own clock). A replica without a
-// row is not known dead: its entry goes when stale. markErasing drops such entries, so that an
-// erasure run again at once after its replica died (as the privacy officer does on the error)
-// does not leave the subject's tokenizes waiting for the dead one until it is stale. It reads
-// the rows in markErasing's own small transaction only, never in the erasure's.
-func replicaDiedSince(tx store.Tx, e erasingEntry, now time.Time) bool {
-	var r ReplicaInfo
-	if b := tx.Get(bucketReplicas, []byte(e.Replica)); b == nil || json.Unmarshal(b, &r) != nil {
-		return false
+// replicasDiedSince reports, for each entry, whether its replica is known to have died since
+// its erasure began, so that the erasure died with it: the replica's heartbeat row expired
+// more than erasingMarkSkew ago (by this reader's clock, which may be that far ahead of the
+// replica's), or was written by a later process under the same id (another incarnation, which
+// started after the entry, both by that replica's clock). A replica without a row, or whose
+// row is of the entry's own process (also when that process's first heartbeat came after the
+// erasure began), is not known dead: its entry goes when stale or when its erasure ends.
+// markErasing drops such entries, so that an erasure run again at once after its replica died
+// (as the privacy officer does on the error) does not leave the subject's tokenizes waiting
+// for the dead one until it is stale. It reads the rows in one GetMany, in markErasing's own
+// small transaction, never in the erasure's.
+func replicasDiedSince(tx store.Tx, entries []erasingEntry, now time.Time) []bool {
+	dead := make([]bool, len(entries))
+	if len(entries) == 0 {
+		return dead
 	}
-	return !now.Before(r.LiveUntil) || r.Started.After(e.Started)
+	ids := make([][]byte, len(entries))
+	for i, e := range entries {
+		ids[i] = []byte(e.Replica)
+	}
+	for i, b := range tx.GetMany(bucketReplicas, ids) {
+		var r ReplicaInfo
+		if b == nil || json.Unmarshal(b, &r) != nil {
+			continue
+		}
+		e := entries[i]
+		later := r.Incarnation != "" && e.Incarnation != "" && r.Incarnation != e.Incarnation && r.Started.After(e.Started)
+		dead[i] = later || now.After(r.LiveUntil.Add(erasingMarkSkew))
+	}
+	return dead
 }
 
 // dropErasingMark removes erasure id's entry from subject fp's erasing mark in tx, with the

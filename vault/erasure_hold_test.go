@@ -666,7 +666,9 @@ func TestErasingMarkFirstFormat(t *testing.T) {
 	if len(entries) != 2 || !entries[0].Legacy || entries[0].Replica != "old-pod" || entries[1].Legacy || entries[1].Replica != e.replica {
 		t.Fatalf("mark while the erasure runs: %+v; want the previous version's entry (legacy) and the erasure's", entries)
 	}
-	// What a reader of the first format (the previous version) sees: the latest erasure.
+	// What a reader of the first format (the previous version) sees: the latest erasure's
+	// start, and, the mark holding two entries, no replica (a previous version's pod removes,
+	// when it restarts, the whole mark whose replica is its own: found by review).
 	var old struct {
 		Replica string    `json:"replica"`
 		Started time.Time `json:"started"`
@@ -674,8 +676,8 @@ func TestErasingMarkFirstFormat(t *testing.T) {
 	if err := decodeMark(c, fp, &old); err != nil {
 		t.Fatal(err)
 	}
-	if old.Replica != e.replica || !old.Started.Equal(entries[1].Started) {
-		t.Errorf("the first format's fields: %+v; want the running erasure's entry %+v", old, entries[1])
+	if old.Replica != "" || !old.Started.Equal(entries[1].Started) {
+		t.Errorf("the first format's fields: %+v; want no replica and the running erasure's start %v", old, entries[1].Started)
 	}
 	once.Do(func() { close(release) })
 	if err := within(t, done, time.Minute, "the erasure"); err != nil {
@@ -769,12 +771,15 @@ func TestConcurrentErasuresLeaveNoMark(t *testing.T) {
 }
 
 // An erasure that adds its entry to a subject's erasing mark drops the entries of replicas
-// known to be dead (their heartbeat row expired, or written by a later start of the replica):
-// their erasures died with them. Without this, an erasure run again at once after its replica
-// died (what the privacy officer does on the error) left the dead entry behind, and the
-// subject's tokenizes waited for it until it was stale, 2 minutes (found by the helper that
-// made marks hold a set of entries). Entries of live replicas, and of replicas without a row,
-// stay: their erasure may still be under way.
+// known to be dead: their erasures died with them. Without this, an erasure run again at once
+// after its replica died (what the privacy officer does on the error) left the dead entry
+// behind, and the subject's tokenizes waited for it until it was stale, 2 minutes (found by
+// the helper that made marks hold a set of entries). Known dead: the heartbeat row expired
+// more than the clock skew allowed for marks ago, or a later process under the same id wrote
+// it. Not dead (found by review of the first version, which dropped them): a row that expired
+// only seconds ago (a late heartbeat, or this reader's clock ahead), the row of the entry's own
+// process whose first heartbeat came after the erasure began, the row of an earlier process,
+// a live replica's, no row at all.
 func TestDeadReplicasErasingEntryDropped(t *testing.T) {
 	for _, name := range []string{"bolt", "postgres"} {
 		t.Run(name, func(t *testing.T) {
@@ -784,40 +789,49 @@ func TestDeadReplicasErasingEntryDropped(t *testing.T) {
 			rs := openReplicas(t, []store.Store{st}, clk)
 			v := rs.v[0]
 			now := clk.now()
-			row := func(id string, started, liveUntil time.Time) {
-				t.Helper()
-				r := ReplicaInfo{ID: id, Started: started, LastSeen: started, LiveUntil: liveUntil}
-				if err := v.store.Update(ctx, func(tx store.Tx) error { return putJSON(tx, bucketReplicas, []byte(id), r) }); err != nil {
-					t.Fatal(err)
-				}
-			}
-			row("expired", now.Add(-time.Hour), now.Add(-10*time.Second)) // stopped beating
-			row("restarted", now.Add(-time.Second), now.Add(time.Minute)) // started again since its erasure began
-			row("alive", now.Add(-time.Hour), now.Add(time.Minute))       // beating: its erasure may be under way
+			began := now.Add(-30 * time.Second) // each planted entry's erasure began then
 			for _, c := range []struct {
-				replica string
-				kept    bool
-			}{{"expired", false}, {"restarted", false}, {"alive", true}, {"unknown", true}} {
-				subject := "subject-" + c.replica
-				tokenizeOne(t, v, TokenizeItem{Value: c.replica + "@example.com", Template: "email", Subject: subject})
+				name       string
+				row        *ReplicaInfo // the replica's heartbeat row; nil: none
+				entryIncar string
+				dropped    bool
+			}{
+				{"expired", &ReplicaInfo{Started: now.Add(-time.Hour), LiveUntil: now.Add(-time.Minute), Incarnation: "a"}, "a", true},
+				{"restarted", &ReplicaInfo{Started: now.Add(-time.Second), LiveUntil: now.Add(time.Minute), Incarnation: "b2"}, "b1", true},
+				{"expired-lately", &ReplicaInfo{Started: now.Add(-time.Hour), LiveUntil: now.Add(-10 * time.Second), Incarnation: "c"}, "c", false},
+				{"first-beat-after", &ReplicaInfo{Started: now.Add(-time.Second), LiveUntil: now.Add(time.Minute), Incarnation: "d"}, "d", false},
+				{"earlier-process-row", &ReplicaInfo{Started: now.Add(-time.Hour), LiveUntil: now.Add(time.Minute), Incarnation: "e1"}, "e2", false},
+				{"older-version-row", &ReplicaInfo{Started: now.Add(-time.Second), LiveUntil: now.Add(time.Minute)}, "f", false},
+				{"alive", &ReplicaInfo{Started: now.Add(-time.Hour), LiveUntil: now.Add(time.Minute), Incarnation: "g"}, "g", false},
+				{"unknown", nil, "h", false},
+			} {
+				if c.row != nil {
+					r := *c.row
+					r.ID, r.LastSeen = c.name, r.Started
+					if err := v.store.Update(ctx, func(tx store.Tx) error { return putJSON(tx, bucketReplicas, []byte(c.name), r) }); err != nil {
+						t.Fatal(err)
+					}
+				}
+				subject := "subject-" + c.name
+				tokenizeOne(t, v, TokenizeItem{Value: c.name + "@example.com", Template: "email", Subject: subject})
 				fp, _ := v.subjectFingerprint(subject)
 				// An entry of this version (a first-format mark is a previous version's, which the
 				// next erasure removes anyway), live by its age.
-				e := erasingEntry{Replica: c.replica, Started: now.Add(-30 * time.Second), ID: "e-" + c.replica}
+				e := erasingEntry{Replica: c.name, Started: began, ID: "e-" + c.name, Incarnation: c.entryIncar}
 				if err := v.store.Update(ctx, func(tx store.Tx) error { return writeMark(tx, fp, []erasingEntry{e}, now) }); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := v.EraseSubject(ctx, subject); err != nil {
-					t.Fatalf("%s: erase: %v", c.replica, err)
+					t.Fatalf("%s: erase: %v", c.name, err)
 				}
-				if hasMark(t, v, fp) != c.kept {
-					t.Errorf("entry of replica %q after another erasure of its subject: kept %v, want %v", c.replica, !c.kept, c.kept)
+				if hasMark(t, v, fp) == c.dropped {
+					t.Errorf("%s: the entry after another erasure of its subject: dropped %v, want %v", c.name, !hasMark(t, v, fp), c.dropped)
 				}
 				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 				_, err := v.Tokenize(short, []TokenizeItem{{Value: "again@example.com", Template: "email", Subject: subject}})
 				cancel()
-				if c.kept != errors.Is(err, ErrSubjectErasing) || !c.kept && err != nil {
-					t.Errorf("tokenize after the erasure, entry of %q left %v: %v", c.replica, c.kept, err)
+				if c.dropped && err != nil || !c.dropped && !errors.Is(err, ErrSubjectErasing) {
+					t.Errorf("%s: tokenize after the erasure (entry dropped %v): %v", c.name, c.dropped, err)
 				}
 			}
 		})

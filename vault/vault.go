@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,6 +79,9 @@ type Vault struct {
 	credCache  credCache // verified-credential cache (credcache.go)
 	erasureLog string
 	replica    string // Config.ReplicaID
+	// incarnation is random, per Open: it tells this process's heartbeat row and erasing
+	// entries from those of an earlier or later process under the same ReplicaID.
+	incarnation string
 	log        *slog.Logger
 	rand       io.Reader
 	now        func() time.Time
@@ -100,6 +104,9 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 		return nil, err
 	}
 	v := &Vault{store: fencedStore{cfg.Store}, base: cfg.Store, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now, wake: make(chan struct{}, 1), erasureLog: cfg.ErasureLog, replica: cfg.ReplicaID}
+	inc := make([]byte, 8)
+	_, _ = rand.Read(inc) // crypto/rand.Read never fails (Go 1.24+)
+	v.incarnation = hex.EncodeToString(inc)
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
