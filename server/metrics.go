@@ -111,27 +111,28 @@ type vaultCollector struct {
 	s                                           *Server
 	grants, keyAge, dataKeys, auditSeq, storeSz *prometheus.Desc
 	sealed, storeDown                           *prometheus.Desc
-	commits, writes, commitWaits                *prometheus.Desc
+	commits, writes, commitWaits, waitsTimedOut *prometheus.Desc
 }
 
 func newVaultCollector(s *Server) *vaultCollector {
 	return &vaultCollector{
-		s:           s,
-		grants:      prometheus.NewDesc("tokenvault_live_grants", "Grants that are neither expired, revoked nor spent.", nil, nil),
-		keyAge:      prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
-		dataKeys:    prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
-		auditSeq:    prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
-		storeSz:     prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the bbolt store in use (bbolt's high-water mark) plus its journal files not merged yet; the file itself may be larger, as bbolt grows it ahead. Not exported on PostgreSQL.", nil, nil),
-		sealed:      prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
-		storeDown:   prometheus.NewDesc("tokenvault_store_unreachable", "1 while the store's database does not answer the server's periodic check (health NOT_SERVING).", nil, nil),
-		commits:     prometheus.NewDesc("tokenvault_store_commits_total", "Group commits of the bbolt store since start, each one fsync. Not exported on PostgreSQL.", nil, nil),
-		writes:      prometheus.NewDesc("tokenvault_store_writes_total", "Write transactions committed by the bbolt store since start; divided by tokenvault_store_commits_total, the writes that shared an fsync. Not exported on PostgreSQL.", nil, nil),
-		commitWaits: prometheus.NewDesc("tokenvault_store_commit_waits_total", "Groups the bbolt store's committer held back --commit-delay to gather more writes. Not exported on PostgreSQL.", nil, nil),
+		s:             s,
+		grants:        prometheus.NewDesc("tokenvault_live_grants", "Grants that are neither expired, revoked nor spent.", nil, nil),
+		keyAge:        prometheus.NewDesc("tokenvault_primary_data_key_age_seconds", "Age of the primary data key.", nil, nil),
+		dataKeys:      prometheus.NewDesc("tokenvault_data_keys", "Data keys in the keyset (primary, enabled and disabled).", nil, nil),
+		auditSeq:      prometheus.NewDesc("tokenvault_audit_seq", "Sequence number of the newest audit event.", nil, nil),
+		storeSz:       prometheus.NewDesc("tokenvault_store_bytes", "Bytes of the bbolt store in use (bbolt's high-water mark) plus its journal files not merged yet; the file itself may be larger, as bbolt grows it ahead. Not exported on PostgreSQL.", nil, nil),
+		sealed:        prometheus.NewDesc("tokenvault_sealed", "1 while the vault is sealed (its KEK unavailable).", nil, nil),
+		storeDown:     prometheus.NewDesc("tokenvault_store_unreachable", "1 while the store's database does not answer the server's periodic check (health NOT_SERVING).", nil, nil),
+		commits:       prometheus.NewDesc("tokenvault_store_commits_total", "Group commits of the bbolt store since start, each one fsync. Not exported on PostgreSQL.", nil, nil),
+		writes:        prometheus.NewDesc("tokenvault_store_writes_total", "Write transactions committed by the bbolt store since start; divided by tokenvault_store_commits_total, the writes that shared an fsync. Not exported on PostgreSQL.", nil, nil),
+		commitWaits:   prometheus.NewDesc("tokenvault_store_commit_waits_total", "Groups the bbolt store's committer held back (at most --commit-delay) for more writes to share their fsync. Not exported on PostgreSQL.", nil, nil),
+		waitsTimedOut: prometheus.NewDesc("tokenvault_store_commit_waits_timed_out_total", "Of tokenvault_store_commit_waits_total, the waits that lasted the whole --commit-delay (the expected writes did not come). Not exported on PostgreSQL.", nil, nil),
 	}
 }
 
 func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed, c.storeDown, c.commits, c.writes, c.commitWaits} {
+	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed, c.storeDown, c.commits, c.writes, c.commitWaits, c.waitsTimedOut} {
 		ch <- d
 	}
 }
@@ -163,5 +164,6 @@ func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(st.StoreCommits))
 		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.StoreWrites))
 		ch <- prometheus.MustNewConstMetric(c.commitWaits, prometheus.CounterValue, float64(st.StoreCommitWaits))
+		ch <- prometheus.MustNewConstMetric(c.waitsTimedOut, prometheus.CounterValue, float64(st.StoreCommitWaitsTimedOut))
 	}
 }

@@ -184,10 +184,11 @@ type Stats struct {
 	DataKeys      int
 	AuditSeq      uint64
 	StoreBytes    int64 // 0 when the store does not say
-	// StoreCommits (each one fsync), StoreWrites (Update calls committed) and
-	// StoreCommitWaits (groups that waited for company: --commit-delay) count the bbolt
-	// store's group commits since it opened; 0 on a store that does not say.
-	StoreCommits, StoreWrites, StoreCommitWaits uint64
+	// StoreCommits (each one fsync), StoreWrites (Update calls committed),
+	// StoreCommitWaits (groups that waited for company: --commit-delay) and
+	// StoreCommitWaitsTimedOut (those whose company did not come within the delay) count the
+	// bbolt store's group commits since it opened; 0 on a store that does not say.
+	StoreCommits, StoreWrites, StoreCommitWaits, StoreCommitWaitsTimedOut uint64
 }
 
 // sizer is implemented by stores that know their size on disk.
@@ -218,7 +219,7 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 	if s, ok := v.base.(sizer); ok {
 		ss := s.Stats()
 		st.StoreBytes = ss.Size
-		st.StoreCommits, st.StoreWrites, st.StoreCommitWaits = ss.Commits, ss.Committed, ss.Waits
+		st.StoreCommits, st.StoreWrites, st.StoreCommitWaits, st.StoreCommitWaitsTimedOut = ss.Commits, ss.Committed, ss.Waits, ss.WaitsTimedOut
 	}
 	return st, err
 }

@@ -109,6 +109,9 @@ func TestServeCommitDelayFlag(t *testing.T) {
 			}
 			return f
 		}
+		if to, w := metric("tokenvault_store_commit_waits_timed_out_total"), metric("tokenvault_store_commit_waits_total"); to > w {
+			t.Errorf("%v waits timed out of %v waits", to, w)
+		}
 		return metric("tokenvault_store_commit_waits_total"), metric("tokenvault_store_commits_total"), metric("tokenvault_store_writes_total")
 	}
 	if w, c, n := waits(t, "--commit-delay", "20ms"); w == 0 || c == 0 || n < 320 {
