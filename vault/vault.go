@@ -82,9 +82,9 @@ type Vault struct {
 	// incarnation is random, per Open: it tells this process's heartbeat row and erasing
 	// entries from those of an earlier or later process under the same ReplicaID.
 	incarnation string
-	log        *slog.Logger
-	rand       io.Reader
-	now        func() time.Time
+	log         *slog.Logger
+	rand        io.Reader
+	now         func() time.Time
 
 	ciphers   sync.Map // cipherKey → *fpe.FF1
 	hmacKeys  sync.Map // string → []byte
