@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokenvault/tokenvault/internal/storespy"
 	"github.com/tokenvault/tokenvault/internal/testenv"
 	tvpb "github.com/tokenvault/tokenvault/proto/tokenvault/v1"
 	"github.com/tokenvault/tokenvault/server"
@@ -39,90 +39,33 @@ const (
 // the next one that reads a subject key for share (a tokenize, holding its share lock on
 // PostgreSQL) the same way, inside its transaction.
 type markHold struct {
-	store.Store
-	mu              sync.Mutex
-	marked, release chan struct{} // nil: not armed
-	locked, unlock  chan struct{} // nil: not armed
+	storespy.Store
+	mark, share storespy.Hold
 }
 
-func (h *markHold) armShare() (locked, unlock chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.locked, h.unlock = make(chan struct{}), make(chan struct{})
-	return h.locked, h.unlock
-}
-
-// shared is called after a share read of subject keys found vals.
-func (h *markHold) shared(vals [][]byte) {
-	if len(vals) == 0 || vals[0] == nil {
-		return
+func newMarkHold() *markHold {
+	h := &markHold{}
+	h.Bucket, h.ShareBucket = bucketSubjectErasing, bucketSubjectKeys
+	h.Committed = func(err error) error {
+		if err == nil {
+			h.mark.Pass()
+		}
+		return err
 	}
-	h.mu.Lock()
-	locked, unlock := h.locked, h.unlock
-	h.locked, h.unlock = nil, nil
-	h.mu.Unlock()
-	if locked != nil {
-		close(locked)
-		<-unlock
-	}
-}
-
-func (h *markHold) arm() (marked, release chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.marked, h.release = make(chan struct{}), make(chan struct{})
-	return h.marked, h.release
-}
-
-func (h *markHold) Update(ctx context.Context, fn func(store.Tx) error) error {
-	wrote := false
-	err := h.Store.Update(ctx, func(tx store.Tx) error {
-		wrote = false
-		return fn(markSpyTx{Tx: tx, h: h, wrote: &wrote})
-	})
-	if err == nil && wrote {
-		h.mu.Lock()
-		marked, release := h.marked, h.release
-		h.marked, h.release = nil, nil
-		h.mu.Unlock()
-		if marked != nil {
-			close(marked)
-			<-release
+	h.Shared = func(vals [][]byte) {
+		if len(vals) > 0 && vals[0] != nil {
+			h.share.Pass()
 		}
 	}
-	return err
+	return h
 }
 
-// markSpyTx notes writes of erasing marks, and passes share reads on as they are (so that on
-// PostgreSQL a tokenize still locks subject keys and reads the marks in one statement).
-type markSpyTx struct {
-	store.Tx
-	h     *markHold
-	wrote *bool
-}
+// wrap is for testenv.WrapStore: the vault runs on st through h.
+func (h *markHold) wrap(st store.Store) store.Store { h.Store.Store = st; return h }
 
-func (t markSpyTx) Put(b store.Bucket, k, v []byte) error {
-	if b == bucketSubjectErasing {
-		*t.wrote = true
-	}
-	return t.Tx.Put(b, k, v)
-}
+func (h *markHold) arm() (marked, release chan struct{}) { return h.mark.Arm() }
 
-func (t markSpyTx) GetForShare(b store.Bucket, key []byte) []byte {
-	return store.GetForShare(t.Tx, b, key)
-}
-
-func (t markSpyTx) GetManyForShare(b store.Bucket, keys [][]byte) [][]byte {
-	return store.GetManyForShare(t.Tx, b, keys)
-}
-
-func (t markSpyTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals, guards [][]byte, ok bool) {
-	vals, guards = store.GetManyForShareUnless(t.Tx, b, guard, keys)
-	if b == bucketSubjectKeys {
-		t.h.shared(vals)
-	}
-	return vals, guards, true
-}
+func (h *markHold) armShare() (locked, unlock chan struct{}) { return h.share.Arm() }
 
 // countKeys counts the keys of bucket b in e's store.
 func countKeys(t *testing.T, e *testenv.Env, b store.Bucket) int {
@@ -147,9 +90,9 @@ func countKeys(t *testing.T, e *testenv.Env, b store.Bucket) int {
 // tokenize succeeds.
 func TestTokenizeDuringErasureEndToEnd(t *testing.T) {
 	testenv.ForBackends(t, &pg, func(t *testing.T, backend testenv.Option) {
-		hold := &markHold{}
+		hold := newMarkHold()
 		env := testenv.Start(t, backend,
-			testenv.WrapStore(func(st store.Store) store.Store { hold.Store = st; return hold }),
+			testenv.WrapStore(hold.wrap),
 			testenv.Configure(func(c *server.Config) { c.Limits.RequestTimeout = 2 * time.Second }))
 		tc := tvpb.NewTokenServiceClient(env.Conn)
 		const subject = "customer-4711"
@@ -316,9 +259,9 @@ func TestBackgroundDropsStaleErasingMarks(t *testing.T) {
 // sweep_audit_seq at all.
 func TestEraseReceiptSweepAuditSeq(t *testing.T) {
 	url := pg.DB(t)
-	hold := &markHold{}
+	hold := newMarkHold()
 	a := testenv.Start(t, testenv.Postgres(url), testenv.ReplicaID("r1"),
-		testenv.WrapStore(func(st store.Store) store.Store { hold.Store = st; return hold }))
+		testenv.WrapStore(hold.wrap))
 	b := testenv.Start(t, testenv.Postgres(url), testenv.ReplicaID("r2"), testenv.KEKOf(a.KEK))
 	ctx, cancel := context.WithTimeout(authCtx(rootSecret), 4*time.Minute)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tokenvault/tokenvault/internal/storespy"
 	"github.com/tokenvault/tokenvault/internal/testpg"
 	"github.com/tokenvault/tokenvault/vault/store"
 	"github.com/tokenvault/tokenvault/vault/store/pgstore"
@@ -284,33 +285,22 @@ var markBackends = map[string]func(t *testing.T) store.Store{
 // and waits for release (arm): an erasure held after committing its mark, outside any
 // transaction.
 type markHold struct {
-	store.Store
-	mu              sync.Mutex
-	marked, release chan struct{} // nil: not armed
+	storespy.Store
+	hold storespy.Hold
 }
 
-func (h *markHold) arm() (marked, release chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.marked, h.release = make(chan struct{}), make(chan struct{})
-	return h.marked, h.release
-}
-
-func (h *markHold) Update(ctx context.Context, fn func(store.Tx) error) error {
-	wrote := false
-	err := h.Store.Update(ctx, func(tx store.Tx) error { wrote = false; return fn(markSpyTx{tx, &wrote}) })
-	if err == nil && wrote {
-		h.mu.Lock()
-		marked, release := h.marked, h.release
-		h.marked, h.release = nil, nil
-		h.mu.Unlock()
-		if marked != nil {
-			close(marked)
-			<-release
+func newMarkHold(st store.Store) *markHold {
+	h := &markHold{}
+	h.Store = storespy.Store{Store: st, Bucket: bucketSubjectErasing, Committed: func(err error) error {
+		if err == nil {
+			h.hold.Pass()
 		}
-	}
-	return err
+		return err
+	}}
+	return h
 }
+
+func (h *markHold) arm() (marked, release chan struct{}) { return h.hold.Arm() }
 
 // Two erasures of one subject at once: each keeps the subject's tokenizes waiting until it
 // ends, whichever ends first. Before, the later erasure's mark replaced the earlier one's,
@@ -322,7 +312,7 @@ func TestOverlappingErasuresKeepMarks(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/later ends first %v", name, laterFirst), func(t *testing.T) {
 				ctx := context.Background()
 				st := markBackends[name](t)
-				h1, h2 := &markHold{Store: st}, &markHold{Store: st}
+				h1, h2 := newMarkHold(st), newMarkHold(st)
 				rs := openReplicas(t, []store.Store{h1, h2, st}, nil)
 				e1, e2, c := rs.v[0], rs.v[1], rs.v[2]
 				const subject = "customer-8"
@@ -530,7 +520,7 @@ func TestFailedErasureRemovesMark(t *testing.T) {
 		wantErr error
 	}{
 		{"key delete fails", func(st store.Store) store.Store { return failKeyDelete{st} }, errInjected},
-		{"mark commit unknown", func(st store.Store) store.Store { return &unknownMarkCommit{Store: st} }, store.ErrCommitUnknown},
+		{"mark commit unknown", unknownMarkCommit, store.ErrCommitUnknown},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -558,33 +548,17 @@ func TestFailedErasureRemovesMark(t *testing.T) {
 	}
 }
 
-// unknownMarkCommit commits the first write of an erasing mark, then reports the commit's
-// outcome as unknown (PostgreSQL: the connection lost while COMMIT was in flight).
-type unknownMarkCommit struct {
-	store.Store
-	done bool
-}
-
-type markSpyTx struct {
-	store.Tx
-	wrote *bool
-}
-
-func (t markSpyTx) Put(b store.Bucket, k, v []byte) error {
-	if b == bucketSubjectErasing {
-		*t.wrote = true
-	}
-	return t.Tx.Put(b, k, v)
-}
-
-func (s *unknownMarkCommit) Update(ctx context.Context, fn func(store.Tx) error) error {
-	wrote := false
-	err := s.Store.Update(ctx, func(tx store.Tx) error { wrote = false; return fn(markSpyTx{tx, &wrote}) })
-	if err == nil && wrote && !s.done {
-		s.done = true
-		return fmt.Errorf("%w: injected", store.ErrCommitUnknown)
-	}
-	return err
+// unknownMarkCommit is st whose first committed write of an erasing mark reports the
+// commit's outcome as unknown (PostgreSQL: the connection lost while COMMIT was in flight).
+func unknownMarkCommit(st store.Store) store.Store {
+	done := false
+	return &storespy.Store{Store: st, Bucket: bucketSubjectErasing, Committed: func(err error) error {
+		if err == nil && !done {
+			done = true
+			return fmt.Errorf("%w: injected", store.ErrCommitUnknown)
+		}
+		return err
+	}}
 }
 
 // A mark dated ahead of the reader's clock by more than erasingMarkSkew (the erasing
@@ -646,7 +620,7 @@ func marks(t *testing.T, v *Vault, fp []byte) []erasingEntry {
 func TestErasingMarkFirstFormat(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, filepath.Join(t.TempDir(), "v.db"), store.Options{})
-	h := &markHold{Store: st}
+	h := newMarkHold(st)
 	rs := openReplicas(t, []store.Store{h, st}, nil)
 	e, c := rs.v[0], rs.v[1]
 	first := tokenizeOne(t, c, TokenizeItem{Value: "jane@example.com", Template: "email", Subject: "upgrade"})
