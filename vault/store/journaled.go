@@ -411,9 +411,8 @@ func (j *journal) committer() {
 		go j.committer()
 	}()
 	var buf []*request
-	busy := false         // the last group had company: wait for more (Options.CommitDelay)
-	last := 0             // the size of the last group
-	var lastEnd time.Time // when the last group was answered
+	last := 0             // the size of the last group while callers keep coming (Options.CommitDelay)
+	var lastEnd time.Time // when the last group was answered (with a delay only)
 	var timer *time.Timer // for the waits
 	for {
 		var freeze, ok bool
@@ -426,22 +425,27 @@ func (j *journal) committer() {
 			return
 		}
 		if len(batch) > 0 {
-			if busy && time.Since(lastEnd) > j.delay {
-				busy = false // the queue stayed empty longer than the delay: the burst is over
-			}
-			if busy && j.delay > 0 && len(batch) < min(last, s.maxGroup) {
-				if timer == nil {
-					timer = time.NewTimer(j.delay)
-				} else {
-					timer.Reset(j.delay)
+			if j.delay > 0 {
+				if time.Since(lastEnd) > j.delay {
+					last = 0 // the queue stayed empty longer than the delay: the burst is over
 				}
-				batch = s.awaitCompany(batch, min(last, s.maxGroup), timer)
-				timer.Stop()
+				// After a group with company, wait for as much company again.
+				if want := min(last, s.maxGroup); want >= commitCompany && len(batch) < want {
+					if timer == nil {
+						timer = time.NewTimer(j.delay)
+					} else {
+						timer.Reset(j.delay)
+					}
+					batch = s.awaitCompany(batch, want, timer)
+					timer.Stop()
+				}
+				last = len(batch)
 			}
-			busy, last = len(batch) >= commitCompany, len(batch)
 			j.backpressure()
 			j.run(batch)
-			lastEnd = time.Now()
+			if j.delay > 0 {
+				lastEnd = time.Now()
+			}
 			if j.g.mem.bytes.Load() >= j.freezeAt || j.g.mem.full() {
 				j.freeze()
 			}
