@@ -204,20 +204,22 @@ func dropErasingMark(tx store.Tx, fp []byte, id string, now time.Time) error {
 	if b == nil {
 		return nil
 	}
-	entries, ok := parseMark(b)
-	if !ok {
-		return nil // not this erasure's: ignored by readers, removed by the background pass
-	}
-	kept := make([]erasingEntry, 0, len(entries))
-	for _, e := range entries {
-		if e.ID != id && !e.Legacy && e.live(now) {
-			kept = append(kept, e)
-		}
-	}
-	if len(kept) == len(entries) {
-		return nil
+	kept, n, ok := keptEntries(b, func(e erasingEntry) bool { return e.ID == id || e.Legacy || !e.live(now) })
+	if !ok || n == 0 {
+		return nil // one that does not parse is not this erasure's: ignored by readers, removed by the background pass
 	}
 	return writeMark(tx, fp, kept, now)
+}
+
+// keptEntries returns the entries of the stored mark b that drop does not select, and how
+// many it selected; ok is false when b does not parse.
+func keptEntries(b []byte, drop func(erasingEntry) bool) (kept []erasingEntry, n int, ok bool) {
+	entries, ok := parseMark(b)
+	if !ok {
+		return nil, 0, false
+	}
+	kept = slices.DeleteFunc(entries, drop)
+	return kept, len(entries) - len(kept), true
 }
 
 // unmarkErasing removes erasure id's entry after an erasure that failed before destroying the
@@ -253,19 +255,14 @@ func (v *Vault) dropStaleErasingMarks(ctx context.Context) (int, error) {
 // unreadable marks it removed. A mark is judged again in the deleting transaction: an
 // erasure may have added or removed its entry since the scan.
 func (v *Vault) dropErasingMarks(ctx context.Context, drop func(e erasingEntry, now time.Time) bool) (int, error) {
-	// dropped returns the entries of mark b to keep, and how many it drops.
+	// dropped returns the entries of mark b to keep, and how many it drops (an unreadable
+	// mark counts one).
 	dropped := func(b []byte, now time.Time) ([]erasingEntry, int) {
-		entries, ok := parseMark(b)
+		kept, n, ok := keptEntries(b, func(e erasingEntry) bool { return drop(e, now) })
 		if !ok {
 			return nil, 1
 		}
-		kept := make([]erasingEntry, 0, len(entries))
-		for _, e := range entries {
-			if !drop(e, now) {
-				kept = append(kept, e)
-			}
-		}
-		return kept, len(entries) - len(kept)
+		return kept, n
 	}
 	var found [][]byte
 	if err := v.store.View(ctx, func(tx store.Tx) error {
