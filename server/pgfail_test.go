@@ -319,3 +319,29 @@ func TestRevealFailsClosedOnUnknownCommit(t *testing.T) {
 	}
 	v.h.AssertNotLogged("4111111111111111")
 }
+
+// TestUnsealOnFrozenDatabase: a vault unsealed while its database does not answer (here,
+// frozen before the unseal) turns health NOT_SERVING, and SERVING once the database answers.
+// The unseal step read the latest audit checkpoint first, without a deadline, and only then
+// started the store's health watch: on a frozen database the read never returned, so health
+// stayed SERVING for good (seen as a flake of TestFrozenDatabaseDeadlines under CI load, when
+// the freeze came before the unseal step had run).
+func TestUnsealOnFrozenDatabase(t *testing.T) {
+	c := testpg.Start(t)
+	c.CreateDB(t, "frozenunseal")
+	p := c.Proxy(t)
+	h := testenv.Start(t, testenv.Postgres(p.URL("frozenunseal")), fastStoreChecks(2*time.Second),
+		testenv.Configure(func(c *server.Config) { c.Vault = nil }))
+	p.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			p.Thaw()
+		}
+	}()
+	h.Server.Unseal(h.Vault)
+	waitHealth(t, h, grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	p.Thaw()
+	thawed = true
+	waitHealth(t, h, grpc_health_v1.HealthCheckResponse_SERVING)
+}

@@ -401,11 +401,15 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(background)
 		select {
 		case <-s.unsealed:
-			if seq, err := s.vlt().LastCheckpoint(ctx); err == nil {
-				s.metrics.auditSeq.Set(float64(seq))
-			}
+			// The store's health watch first: a database that does not answer must turn
+			// health NOT_SERVING however long the reads below wait (they are bounded too).
 			s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 			go s.watchStore(ctx, s.vlt())
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if seq, err := s.vlt().LastCheckpoint(cctx); err == nil {
+				s.metrics.auditSeq.Set(float64(seq))
+			}
+			cancel()
 			// The latest checkpoint may not have reached the witnesses before a crash.
 			go s.wit.flush(ctx, s.vlt())
 			s.vlt().RunBackground(ctx, s.cfg.Background)
