@@ -112,6 +112,7 @@ type vaultCollector struct {
 	grants, keyAge, dataKeys, auditSeq, storeSz *prometheus.Desc
 	sealed, storeDown                           *prometheus.Desc
 	commits, writes, commitWaits, waitsTimedOut *prometheus.Desc
+	filterBytes, filterSkips                    *prometheus.Desc
 }
 
 func newVaultCollector(s *Server) *vaultCollector {
@@ -128,11 +129,13 @@ func newVaultCollector(s *Server) *vaultCollector {
 		writes:        prometheus.NewDesc("tokenvault_store_writes_total", "Write transactions committed by the bbolt store since start; divided by tokenvault_store_commits_total, the writes that shared an fsync. Not exported on PostgreSQL.", nil, nil),
 		commitWaits:   prometheus.NewDesc("tokenvault_store_commit_waits_total", "Groups the bbolt store's committer held back (at most --commit-delay) for more writes to share their fsync. Not exported on PostgreSQL.", nil, nil),
 		waitsTimedOut: prometheus.NewDesc("tokenvault_store_commit_waits_timed_out_total", "Of tokenvault_store_commit_waits_total, the waits that lasted the whole --commit-delay (the expected writes did not come). Not exported on PostgreSQL.", nil, nil),
+		filterBytes:   prometheus.NewDesc("tokenvault_store_key_filter_bytes", "Memory held by the bbolt store's key filter (--store-key-filter), including one being built; 0 before the first build ends or when off. Not exported on PostgreSQL.", nil, nil),
+		filterSkips:   prometheus.NewDesc("tokenvault_store_key_filter_skips_total", "Reads of absent keys the bbolt store's key filter answered without reading the B-tree. Not exported on PostgreSQL.", nil, nil),
 	}
 }
 
 func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed, c.storeDown, c.commits, c.writes, c.commitWaits, c.waitsTimedOut} {
+	for _, d := range []*prometheus.Desc{c.grants, c.keyAge, c.dataKeys, c.auditSeq, c.storeSz, c.sealed, c.storeDown, c.commits, c.writes, c.commitWaits, c.waitsTimedOut, c.filterBytes, c.filterSkips} {
 		ch <- d
 	}
 }
@@ -165,5 +168,7 @@ func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.StoreWrites))
 		ch <- prometheus.MustNewConstMetric(c.commitWaits, prometheus.CounterValue, float64(st.StoreCommitWaits))
 		ch <- prometheus.MustNewConstMetric(c.waitsTimedOut, prometheus.CounterValue, float64(st.StoreCommitWaitsTimedOut))
+		ch <- prometheus.MustNewConstMetric(c.filterBytes, prometheus.GaugeValue, float64(st.StoreKeyFilterBytes))
+		ch <- prometheus.MustNewConstMetric(c.filterSkips, prometheus.CounterValue, float64(st.StoreKeyFilterSkips))
 	}
 }

@@ -189,6 +189,10 @@ type Stats struct {
 	// StoreCommitWaitsTimedOut (those whose company did not come within the delay) count the
 	// bbolt store's group commits since it opened; 0 on a store that does not say.
 	StoreCommits, StoreWrites, StoreCommitWaits, StoreCommitWaitsTimedOut uint64
+	// StoreKeyFilterBytes is the memory of the bbolt store's key filter and
+	// StoreKeyFilterSkips the B-tree reads it answered (the key was absent).
+	StoreKeyFilterBytes int64
+	StoreKeyFilterSkips uint64
 }
 
 // sizer is implemented by stores that know their size on disk.
@@ -220,6 +224,7 @@ func (v *Vault) Stats(ctx context.Context) (Stats, error) {
 		ss := s.Stats()
 		st.StoreBytes = ss.Size
 		st.StoreCommits, st.StoreWrites, st.StoreCommitWaits, st.StoreCommitWaitsTimedOut = ss.Commits, ss.Committed, ss.Waits, ss.WaitsTimedOut
+		st.StoreKeyFilterBytes, st.StoreKeyFilterSkips = ss.KeyFilterBytes, ss.KeyFilterSkips
 	}
 	return st, err
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var metricsLineRE = regexp.MustCompile(`(?m)^metrics: (\S+)$`)
@@ -119,5 +120,65 @@ func TestServeCommitDelayFlag(t *testing.T) {
 	}
 	if w, c, n := waits(t); w != 0 || c == 0 || n < 320 {
 		t.Errorf("no --commit-delay: %v groups waited, %v commits, %v writes; want no wait", w, c, n)
+	}
+}
+
+// --store-key-filter reaches the store: by default the bbolt store builds its key filter
+// (tokenvault_store_key_filter_bytes > 0) and new values' reads are answered by it
+// (tokenvault_store_key_filter_skips_total grows with tokenize calls); with false, neither.
+func TestServeKeyFilterFlag(t *testing.T) {
+	run := func(t *testing.T, extra ...string) (bytes, skips float64) {
+		p := startProcess(t, nil, append(append(serveArgs(), "--data", t.TempDir(), "--dev-root-token", rootToken), extra...)...)
+		defer p.stopClean()
+		c := newHTTPClient()
+		metric := func(name string) float64 {
+			t.Helper()
+			code, body, err := httpDo(c, "GET", "http://"+p.httpAddr+"/metrics", rootToken, nil)
+			if err != nil || code != 200 {
+				t.Fatalf("/metrics = %d %v", code, err)
+			}
+			m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
+			if m == nil {
+				t.Fatalf("no %s in /metrics", name)
+			}
+			f, err := strconv.ParseFloat(string(m[1]), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		// The first build runs in the background at start (an empty store: at once).
+		for deadline := time.Now().Add(10 * time.Second); len(extra) == 0 && metric("tokenvault_store_key_filter_bytes") == 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("tokenvault_store_key_filter_bytes still 0 after 10 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// New values are looked up in the B-tree once their bucket is there: after the
+		// first merge (every second).
+		tokenize := func(i int) {
+			body := fmt.Appendf(nil, `{"items":[{"value":"41111111%08d","template":"pan"}]}`, i)
+			if code, out, err := httpDo(c, "POST", "http://"+p.httpAddr+"/v1/tokens:tokenize", rootToken, body); err != nil || code != 200 {
+				t.Fatalf("tokenize = %d %v %s", code, err, out)
+			}
+		}
+		tokenize(0)
+		time.Sleep(2 * time.Second)
+		for i := 1; i <= 20; i++ {
+			tokenize(i)
+		}
+		// Under load the first merge may come later: with the filter on, go on with new
+		// values until it answers one (at most 20 s).
+		for i, deadline := 21, time.Now().Add(20*time.Second); len(extra) == 0 && metric("tokenvault_store_key_filter_skips_total") == 0 && time.Now().Before(deadline); i++ {
+			tokenize(i)
+			time.Sleep(100 * time.Millisecond)
+		}
+		return metric("tokenvault_store_key_filter_bytes"), metric("tokenvault_store_key_filter_skips_total")
+	}
+	if b, s := run(t); b == 0 || s == 0 {
+		t.Errorf("default: key filter %v bytes, %v reads answered after 20 new values; want both", b, s)
+	}
+	if b, s := run(t, "--store-key-filter=false"); b != 0 || s != 0 {
+		t.Errorf("--store-key-filter=false: key filter %v bytes, %v reads answered; want none", b, s)
 	}
 }

@@ -52,6 +52,7 @@ type serveOpts struct {
 	auditWitnessFile               string
 	auditWitnessURL                string
 	storeJournal                   bool
+	storeKeyFilter                 bool
 	commitDelay                    time.Duration
 	httpMaxBody, vendorMaxBody     int64
 	grpcMaxRecv, maxConns          int
@@ -114,6 +115,7 @@ is then optional and holds only local files (the default erasure log, DATA/erasu
 	f.IntVar(&o.alertDenials, "alert-denials", 20, "alert when one caller is denied more than N times a minute (0: off)")
 	f.StringVar(&o.auditWitnessFile, "audit-witness-file", "", "append every signed audit checkpoint to this file (JSON lines, 0600): put it on another volume, append-only storage; audit verify --witness reads it")
 	f.BoolVar(&o.storeJournal, "store-journal", true, "acknowledge writes once durable in an append-only journal next to the bbolt file, merged into it in the background; false writes every commit into the B-tree (slower; for comparison)")
+	f.BoolVar(&o.storeKeyFilter, "store-key-filter", true, "bbolt with the journal: keep a Bloom filter of the B-tree's keys in memory (about 2 bytes per key, built in the background at start), so that reads of absent keys, such as every new value tokenized, skip the B-tree; false saves the memory")
 	f.DurationVar(&o.commitDelay, "commit-delay", 0, "bbolt with the journal: when many callers write at once, wait up to this long for their next writes to gather into one fsync (less CPU per write, up to this much more latency; e.g. 1ms); 0 commits each group at once; at most 100ms")
 	f.StringVar(&o.auditWitnessURL, "audit-witness-url", "", "POST every signed audit checkpoint as JSON to this URL (a log service or WORM store that keeps them); 2xx = kept")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "prune audit events older than this once an export has delivered them, e.g. 8760h (0: keep all)")
@@ -258,6 +260,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 
 	sf.noJournal = !o.storeJournal
+	sf.noKeyFilter = !o.storeKeyFilter
 	sf.commitDelay = o.commitDelay
 	st, err := sf.open(ctx, false, "serve")
 	if err != nil {

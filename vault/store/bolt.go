@@ -66,6 +66,14 @@ type Options struct {
 	// earlier run. For comparison and benchmarks.
 	NoJournal bool
 
+	// NoKeyFilter turns off the journal's key filter: a Bloom filter of the
+	// B-tree's keys that answers reads of absent keys (every new value a
+	// tokenize looks up) without a B-tree descent. It holds about 2 bytes
+	// of memory per key (16 bits per key right after a build, which runs
+	// in the background at Open and when the keys have doubled); until the
+	// first build ends, reads descend the B-tree. See keyfilter.go.
+	NoKeyFilter bool
+
 	// JournalMemory bounds the memory, in bytes, held by writes that are
 	// durable in the journal but not yet merged into the B-tree: beyond it,
 	// Update calls wait for the merge (back-pressure). A merge starts when a
@@ -91,9 +99,13 @@ type Options struct {
 	// For tests: failpoint is called at each named step of the write path,
 	// merge, rotation and recovery (see journal.go and journaled.go); an
 	// error it returns at a merge's "writing" step fails that merge. And
-	// mergeInterval replaces the one-second merge interval.
-	failpoint     func(step string) error
-	mergeInterval time.Duration
+	// mergeInterval replaces the one-second merge interval. filterMin and
+	// filterChunk replace keyFilterMinKeys and keyFilterChunk; with
+	// filterChurn, the key filter is built again after every merge.
+	failpoint              func(step string) error
+	mergeInterval          time.Duration
+	filterMin, filterChunk int
+	filterChurn            bool
 }
 
 // Bolt is a Store backed by a single bbolt file and, unless
@@ -348,6 +360,11 @@ type Stats struct {
 	// Overlay is the memory held by writes not yet merged, in bytes
 	// (an estimate).
 	Overlay int64
+	// KeyFilterBytes is the memory held by the key filters (the one in use
+	// and the one being built), KeyFilterSkips the B-tree reads they
+	// answered (the key was absent), KeyFilterBuilds the builds completed.
+	KeyFilterBytes                  int64
+	KeyFilterSkips, KeyFilterBuilds uint64
 	// Size is the size of the data in the file, in bytes (bbolt Tx.Size),
 	// plus the journal not yet merged; 0 after Close.
 	Size int64
@@ -367,6 +384,13 @@ func (s *Bolt) Stats() Stats {
 	}
 	if s.j != nil {
 		st.Merges, st.MergedKeys = s.j.merges.Load(), s.j.mergedKeys.Load()
+		k := &s.j.filters
+		st.KeyFilterSkips, st.KeyFilterBuilds = k.skipped.Load(), k.builds.Load()
+		for _, f := range []*keyFilter{k.inUse.Load(), k.building.Load()} {
+			if f != nil {
+				st.KeyFilterBytes += 4 * int64(len(f.words))
+			}
+		}
 		for _, m := range s.j.state.Load().layers {
 			st.Overlay += m.bytes.Load()
 			st.Size += m.fileBytes.Load()

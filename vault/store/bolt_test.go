@@ -62,6 +62,8 @@ func TestConformance(t *testing.T) {
 		{"journal", store.Options{}},
 		// A merge every few groups, so that reads cross merges.
 		{"journal-small", smallJournal()},
+		// The key filter built again after every merge, in small chunks.
+		{"journal-filter-churn", filterChurn()},
 		{"plain", store.Options{NoJournal: true}},
 	} {
 		t.Run(mode.name, func(t *testing.T) { conformance(t, mode.opts) })

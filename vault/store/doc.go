@@ -151,6 +151,26 @@ group share one bbolt read transaction, so a key that one of their reads
 found missing from bbolt is remembered for the group, and a create-only
 Insert of it looks only in the overlay.
 
+The key filter. Most reads that reach bbolt under tokenize are of keys that
+are not there (the index entry of a new value, the candidate token), and a
+miss costs a full B-tree descent. A journaled store keeps a Bloom filter of
+bbolt's keys (a split block filter, 8 bits per key of capacity, built for
+twice the keys found: about 2 bytes per key; measured, 1 in 800 absent keys
+answered "maybe" right after a build, 1 in 30 when it is full); a key it has not seen is absent without a
+descent. It must never answer "absent" for a key a snapshot can see, which
+rests on three rules (keyfilter.go): every merge adds the keys it writes,
+before it commits, to the filter in use and to the one being built; a build
+installs its filter before reading bbolt, reads every key in chunks of one
+short read transaction each (a long one would hold off bbolt's file growth),
+and is valid from the merged position of its last chunk; a snapshot uses the
+filter only if its bbolt transaction is at that position or later. Deleted
+keys stay in it (they cost a descent). It is built in the background at
+Open, and again when the keys added since exceed its capacity; until the
+first build ends, reads descend as before. Options.NoKeyFilter turns it off.
+TestKeyFilterNeverHidesAKey and TestKeyFilterSnapshotBeforeDelete test the
+rules against merges, builds and deletes racing the reads; each of the rules
+broken makes one of them fail.
+
 Merging and rotation. When the active memtable passes a quarter of
 Options.JournalMemory (or a second after the last merge, if it holds
 anything), the committer freezes it: it creates the next journal file

@@ -19,6 +19,13 @@ func SetFailpoint(o *Options, f func(step string) error) { o.failpoint = f }
 // SetMergeInterval replaces the journal's one-second merge interval.
 func SetMergeInterval(o *Options, d time.Duration) { o.mergeInterval = d }
 
+// SetKeyFilterSizes replaces the key filter's smallest capacity and the
+// keys its build reads per read transaction.
+func SetKeyFilterSizes(o *Options, minKeys, chunk int) { o.filterMin, o.filterChunk = minKeys, chunk }
+
+// SetKeyFilterChurn makes the key filter be built again after every merge.
+func SetKeyFilterChurn(o *Options) { o.filterChurn = true }
+
 // JournalFiles returns the paths of the journal files of the store at path.
 func JournalFiles(path string) []string {
 	ids, _ := journalIDs(path)

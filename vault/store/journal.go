@@ -336,8 +336,9 @@ func splitKey(ck []byte) (bucket, key []byte) {
 
 // mergeLayers writes the newest version of every key of layers (oldest
 // first), bucket sequences included, into btx, in key order, and records
-// the last layer as merged. fp is called between the writes and the return.
-func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string) (keys int, err error) {
+// the last layer as merged. fp is called between the writes and the return;
+// added, if not nil, with every key written (not deleted).
+func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, added func(ck []byte)) (keys int, err error) {
 	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
@@ -395,6 +396,9 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 			}
 			if err := bk.Put(key, value); err != nil {
 				return keys, err
+			}
+			if added != nil {
+				added(ck)
 			}
 		}
 		if keys++; keys == 1 {
@@ -468,7 +472,7 @@ func recoverJournal(db *bolt.DB, path string, fp func(string) error, keep bool) 
 	}
 	if len(layers) > 0 {
 		err := db.Update(func(btx *bolt.Tx) error {
-			if _, err := mergeLayers(btx, layers, fp, "recover"); err != nil {
+			if _, err := mergeLayers(btx, layers, fp, "recover", nil); err != nil {
 				return err
 			}
 			fp("recover.commit")

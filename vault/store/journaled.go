@@ -60,6 +60,8 @@ type journal struct {
 	mergerDone chan struct{}
 
 	merges, mergedKeys atomic.Uint64
+	filters            keyFilters // the key filter (keyfilter.go); unused with Options.NoKeyFilter
+	noFilter           bool
 }
 
 type jstate struct {
@@ -102,6 +104,19 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	}
 	j.state.Store(&jstate{layers: append(pending, newMemtable(next))})
 	go j.merger()
+	j.filters.minKeys, j.filters.chunk = keyFilterMinKeys, keyFilterChunk
+	if opts.filterMin > 0 {
+		j.filters.minKeys = uint64(opts.filterMin)
+	}
+	if opts.filterChunk > 0 {
+		j.filters.chunk = opts.filterChunk
+	}
+	j.filters.churn = opts.filterChurn
+	if j.noFilter = opts.NoKeyFilter; !j.noFilter {
+		var size int64
+		_ = j.db.View(func(btx *bolt.Tx) error { size = btx.Size(); return nil })
+		j.startBuild(uint64(size) / 64) // a guess: a build sizes itself again if it is far off
+	}
 	return j, nil
 }
 
@@ -198,6 +213,9 @@ type snapshot struct {
 	buckets map[Bucket]*bolt.Bucket
 	absent  map[Bucket]bool
 	cursors map[Bucket]*bolt.Cursor // for get
+	filter  *keyFilter              // nil: none may be used
+	filters *keyFilters
+	skipped uint64 // reads the filter answered
 }
 
 // begin opens a snapshot. The bbolt transaction is begun first, then the
@@ -226,7 +244,9 @@ func (j *journal) begin(writer bool) (*snapshot, error) {
 			_ = btx.Rollback() // a merge went by: try again
 			continue
 		}
-		sn := &snapshot{btx: btx, at: at}
+		sn := &snapshot{btx: btx, at: at, filters: &j.filters}
+		_ = j.fp("snapshot.begun")
+		sn.filter = j.filters.forSnapshot(merged) // after btx began: see keyfilter.go
 		for i := len(st.layers) - 1; i >= 0 && st.layers[i].id > merged; i-- {
 			sn.layers = append(sn.layers, st.layers[i])
 		}
@@ -234,7 +254,27 @@ func (j *journal) begin(writer bool) (*snapshot, error) {
 	}
 }
 
-func (sn *snapshot) release() { _ = sn.btx.Rollback() }
+func (sn *snapshot) release() {
+	_ = sn.btx.Rollback()
+	if sn.skipped > 0 {
+		sn.filters.skipped.Add(sn.skipped)
+		sn.skipped = 0
+	}
+}
+
+// boltGet reads key of bucket b from the snapshot's B-tree, nil if absent;
+// ck is its composite key. A key the filter has not seen is absent.
+func (sn *snapshot) boltGet(b Bucket, key, ck []byte) []byte {
+	bk := sn.bucket(b)
+	if bk == nil {
+		return nil
+	}
+	if sn.filter != nil && !sn.filter.mayContain(ck) {
+		sn.skipped++
+		return nil
+	}
+	return sn.get(b, bk, key)
+}
 
 // get is bk.Get(key) (bk being bucket b of sn) with one cursor per bucket
 // for the whole snapshot: Bucket.Get allocates a cursor and its stack on
@@ -732,11 +772,14 @@ func (j *journal) merger() {
 // merge writes the frozen memtables into bbolt in one transaction that
 // records them as merged, then drops them and their journal files.
 func (j *journal) merge(frozen []*memtable) error {
+	k := &j.filters
+	k.mergeMu.Lock()
+	defer k.mergeMu.Unlock()
 	btx, err := j.db.Begin(true)
 	if err != nil {
 		return j.mergeFailed(err)
 	}
-	keys, err := mergeLayers(btx, frozen, j.fp, "merge")
+	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.add)
 	if err != nil {
 		_ = btx.Rollback()
 		return j.mergeFailed(err)
@@ -758,6 +801,9 @@ func (j *journal) merge(frozen []*memtable) error {
 	j.mu.Unlock()
 	j.merges.Add(1)
 	j.mergedKeys.Add(uint64(keys))
+	if f := k.inUse.Load(); f != nil && (f.full() || k.churn) && !j.noFilter {
+		j.startBuild(2 * f.added.Load())
+	}
 	for _, m := range frozen {
 		if err := os.Remove(journalPath(j.path, m.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Harmless: the next Open removes merged files.
@@ -816,6 +862,7 @@ func (j *journal) flush(ctx context.Context) error {
 func (j *journal) close() error {
 	close(j.quit)
 	<-j.mergerDone
+	j.filters.done.Wait() // a build stops at its next chunk
 	st := j.state.Load()
 	active := st.active()
 	active.endOff = j.off
@@ -885,14 +932,11 @@ func (t *jTx) get(b Bucket, key []byte) []byte {
 	if v, found := t.lookup(b, key); found {
 		return v
 	}
-	if bk := t.sn.bucket(b); bk != nil {
-		v := t.sn.get(b, bk, key)
-		if v == nil && t.writable {
-			t.g.absent.add(t.ck)
-		}
-		return v
+	v := t.sn.boltGet(b, key, t.ck)
+	if v == nil && t.writable {
+		t.g.absent.add(t.ck)
 	}
-	return nil
+	return v
 }
 
 func (t *jTx) Get(b Bucket, key []byte) []byte {
@@ -1054,10 +1098,8 @@ func (t *jTx) Insert(b Bucket, key, value []byte) error {
 		if v != nil {
 			return ErrExists
 		}
-	} else if !t.g.absent.has(t.ck) {
-		if bk := t.sn.bucket(b); bk != nil && t.sn.get(b, bk, key) != nil {
-			return ErrExists
-		}
+	} else if !t.g.absent.has(t.ck) && t.sn.boltGet(b, key, t.ck) != nil {
+		return ErrExists
 	}
 	return t.Put(b, key, value)
 }

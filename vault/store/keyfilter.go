@@ -1,0 +1,234 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// The key filter of a journaled Bolt: a Bloom filter of the keys in the
+// B-tree, so that a read of a key that is not there (every new value a
+// tokenize looks up, every token it checks) is answered without a B-tree
+// descent. It may say "maybe" for a key that is absent (1 in 800 absent keys
+// just after a build, 1 in 30 when full: TestKeyFilterAnswers); it never says
+// "absent" for a key that a snapshot allowed to use it can see. That rests
+// on three rules:
+//
+//   - every merge adds the keys it writes to the filter in use and to the
+//     one being built, before it commits (keyFilters.add, under mergeMu);
+//   - a build installs its filter as "being built" before it reads the
+//     B-tree, then reads every key, in chunks of one read transaction each,
+//     and records the merged position of its last chunk as validFrom;
+//   - a snapshot uses the filter only if its own B-tree transaction is at
+//     validFrom or later (loaded after the transaction began).
+//
+// A key a snapshot at or after validFrom sees was either written by a merge
+// after the build began (added by that merge), or was there when the build
+// began and was not deleted up to the snapshot's position, so it was there
+// when its chunk was read. Deleted keys stay in the filter: they only cost a
+// descent. The filter grows by being built again, in the background, with
+// twice the keys it found; until then the filter in use keeps answering,
+// with more "maybe"s.
+
+const (
+	// keyFilterBits is the filter's size per key of capacity, in bits.
+	// A build sizes the filter for twice the keys it found.
+	keyFilterBits = 8
+	// keyFilterMinKeys is the smallest capacity built.
+	keyFilterMinKeys = 1 << 16
+	// keyFilterChunk is how many keys a build reads per read transaction: a
+	// long read transaction would hold off the B-tree's growth (bbolt
+	// remaps its file only when no read transaction is open).
+	keyFilterChunk = 1 << 16
+)
+
+// keyFilter is a split block Bloom filter (as Apache Parquet's): a key sets
+// one bit in each of the 8 words of one 256-bit block. Adds and lookups may
+// run concurrently: words are read and set atomically.
+type keyFilter struct {
+	seed      maphash.Seed
+	words     []uint32 // 8 per block
+	blocks    uint64
+	capacity  uint64
+	validFrom uint64        // merged position from which snapshots may use it; set before it is used
+	added     atomic.Uint64 // keys added (a key merged twice counts twice)
+}
+
+func newKeyFilter(capacity, minKeys uint64) *keyFilter {
+	capacity = max(capacity, minKeys)
+	blocks := (capacity*keyFilterBits + 255) / 256
+	return &keyFilter{seed: maphash.MakeSeed(), words: make([]uint32, 8*blocks), blocks: blocks, capacity: capacity}
+}
+
+// The block salts of the split block Bloom filter (Parquet's).
+var keyFilterSalt = [8]uint32{0x47b6137b, 0x44974d91, 0x8824ad5b, 0xa2b7289d, 0x705495c7, 0x2df1424b, 0x9efc4947, 0x5c6bfb31}
+
+func (f *keyFilter) block(ck []byte) ([]uint32, uint32) {
+	h := maphash.Bytes(f.seed, ck)
+	b := (h >> 32) * f.blocks >> 32
+	return f.words[8*b : 8*b+8 : 8*b+8], uint32(h)
+}
+
+// add adds the composite key ck.
+func (f *keyFilter) add(ck []byte) {
+	w, x := f.block(ck)
+	for i := range w {
+		if bit := uint32(1) << ((x * keyFilterSalt[i]) >> 27); atomic.LoadUint32(&w[i])&bit == 0 {
+			atomic.OrUint32(&w[i], bit)
+		}
+	}
+	f.added.Add(1)
+}
+
+// mayContain reports whether ck may have been added; false means it was not.
+func (f *keyFilter) mayContain(ck []byte) bool {
+	w, x := f.block(ck)
+	for i := range w {
+		if atomic.LoadUint32(&w[i])&(uint32(1)<<((x*keyFilterSalt[i])>>27)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *keyFilter) full() bool { return f.added.Load() > f.capacity }
+
+// keyFilters is a journal's filter state.
+type keyFilters struct {
+	// mergeMu is held by every merge, from before it writes until it has
+	// committed, and by a build while it installs its filter.
+	mergeMu  sync.Mutex
+	inUse    atomic.Pointer[keyFilter] // nil until the first build ends
+	building atomic.Pointer[keyFilter] // nil when no build runs
+	running  atomic.Bool               // a build goroutine runs
+	done     sync.WaitGroup            // build goroutines, for Close
+	skipped  atomic.Uint64             // B-tree reads the filter answered
+	builds   atomic.Uint64             // builds completed
+	minKeys  uint64                    // keyFilterMinKeys unless a test says otherwise
+	chunk    int                       // keyFilterChunk unless a test says otherwise
+	churn    bool                      // for tests: build again after every merge
+}
+
+// add adds ck to the filters merges must feed. Under mergeMu.
+func (k *keyFilters) add(ck []byte) {
+	if f := k.inUse.Load(); f != nil {
+		f.add(ck)
+	}
+	if f := k.building.Load(); f != nil {
+		f.add(ck)
+	}
+}
+
+// forSnapshot returns the filter a snapshot whose B-tree transaction is at
+// merged position merged may use, or nil. Called after that transaction
+// began.
+func (k *keyFilters) forSnapshot(merged uint64) *keyFilter {
+	if f := k.inUse.Load(); f != nil && merged >= f.validFrom {
+		return f
+	}
+	return nil
+}
+
+// errBuildStopped ends a build when the store closes.
+var errBuildStopped = errors.New("store: key filter build stopped")
+
+// startBuild starts a build of a filter for capacity keys in the
+// background, unless one runs.
+func (j *journal) startBuild(capacity uint64) {
+	k := &j.filters
+	select {
+	case <-j.quit: // closing: Close has waited for the builds already
+		return
+	default:
+	}
+	if !k.running.CompareAndSwap(false, true) {
+		return
+	}
+	k.done.Add(1)
+	go func() {
+		defer k.done.Done()
+		defer k.running.Store(false)
+		// A build sizes its filter at twice the keys it found: if that is
+		// far from what it was given, it builds again (at most twice more:
+		// the keys may change while it reads).
+		for range 3 {
+			found, err := j.buildFilter(capacity)
+			if err != nil {
+				return
+			}
+			if 2*found <= capacity && (8*found >= capacity || capacity <= k.minKeys) {
+				return
+			}
+			capacity = 2 * found
+		}
+	}()
+}
+
+// buildFilter builds a filter for capacity keys (see the rules above), puts
+// it in use and returns how many keys it found in the B-tree.
+func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
+	k := &j.filters
+	f := newKeyFilter(capacity, k.minKeys)
+	k.mergeMu.Lock()
+	k.building.Store(f)
+	k.mergeMu.Unlock()
+	defer k.building.CompareAndSwap(f, nil)
+
+	var bucket, after []byte // where the next chunk starts: after key `after` of bucket
+	var ck []byte
+	var validFrom uint64
+	for more := true; more; {
+		select {
+		case <-j.quit:
+			return found, errBuildStopped
+		default:
+		}
+		btx, err := j.db.Begin(false)
+		if err != nil {
+			return found, err
+		}
+		validFrom = mergedFile(btx)
+		n := 0
+		more = false
+		c := btx.Cursor() // the buckets
+		name, _ := c.Seek(bucket)
+		for ; name != nil && !more; name, _ = c.Next() {
+			bk := btx.Bucket(name)
+			if bk == nil {
+				continue
+			}
+			kc := bk.Cursor()
+			key, v := kc.First()
+			if after != nil && bytes.Equal(name, bucket) {
+				if key, v = kc.Seek(after); bytes.Equal(key, after) {
+					key, v = kc.Next()
+				}
+			}
+			for ; key != nil; key, v = kc.Next() {
+				if v == nil {
+					continue // a nested bucket: Get answers nil for it anyway
+				}
+				ck = compositeKey(ck[:0], Bucket(name), key)
+				f.add(ck)
+				found++
+				if n++; n == k.chunk {
+					bucket, after, more = append(bucket[:0], name...), append(after[:0], key...), true
+					break
+				}
+			}
+		}
+		_ = btx.Rollback()
+		if err := j.fp("filter.chunk"); err != nil {
+			return found, err
+		}
+	}
+	f.validFrom = validFrom
+	k.mergeMu.Lock()
+	k.inUse.Store(f)
+	k.building.Store(nil)
+	k.mergeMu.Unlock()
+	k.builds.Add(1)
+	return found, nil
+}
