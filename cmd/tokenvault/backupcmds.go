@@ -181,7 +181,7 @@ func restoreData(cmd *cobra.Command, f restoreFlags, logs []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := store.Open(dst, store.Options{Timeout: -1})
+	b, err := store.Open(dst, store.Options{Timeout: -1, NoKeyFilter: true})
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func restoreStore(cmd *cobra.Command, f restoreFlags, logs []string) error {
 		if _, err := store.RestoreFile(in, filepath.Join(tmp, store.FileName)); err != nil {
 			return err
 		}
-		b, err := store.Open(filepath.Join(tmp, store.FileName), store.Options{Timeout: -1})
+		b, err := store.Open(filepath.Join(tmp, store.FileName), store.Options{Timeout: -1, NoKeyFilter: true})
 		if err != nil {
 			return err
 		}

@@ -260,7 +260,7 @@ func runServe(ctx context.Context, o serveOpts, cmd *cobra.Command) error {
 	}
 
 	sf.noJournal = !o.storeJournal
-	sf.noKeyFilter = !o.storeKeyFilter
+	sf.keyFilter = o.storeKeyFilter
 	sf.commitDelay = o.commitDelay
 	st, err := sf.open(ctx, false, "serve")
 	if err != nil {

@@ -36,7 +36,7 @@ type storeFlags struct {
 	data, url   string
 	noJournal   bool          // bbolt: store.Options.NoJournal (serve --store-journal=false)
 	commitDelay time.Duration // bbolt: store.Options.CommitDelay (serve --commit-delay)
-	noKeyFilter bool          // bbolt: store.Options.NoKeyFilter (serve --store-key-filter=false)
+	keyFilter   bool          // bbolt: !store.Options.NoKeyFilter (serve --store-key-filter); off for the short-lived commands
 }
 
 // storeUsage is the help text of --store.
@@ -102,7 +102,7 @@ func (f *storeFlags) open(ctx context.Context, offline bool, what string) (store
 	if f.postgres() {
 		return openPostgres(ctx, f.url)
 	}
-	opts := store.Options{NoJournal: f.noJournal, CommitDelay: f.commitDelay, NoKeyFilter: f.noKeyFilter}
+	opts := store.Options{NoJournal: f.noJournal, CommitDelay: f.commitDelay, NoKeyFilter: !f.keyFilter}
 	if offline {
 		opts.Timeout = -1
 	}

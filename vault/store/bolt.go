@@ -71,7 +71,9 @@ type Options struct {
 	// tokenize looks up) without a B-tree descent. It holds about 2 bytes
 	// of memory per key (16 bits per key right after a build, which runs
 	// in the background at Open and when the keys have doubled); until the
-	// first build ends, reads descend the B-tree. See keyfilter.go.
+	// first build ends, reads descend the B-tree. See keyfilter.go. A
+	// short-lived Open (a copy, an offline command) should turn it off: the
+	// build reads the whole file.
 	NoKeyFilter bool
 
 	// JournalMemory bounds the memory, in bytes, held by writes that are

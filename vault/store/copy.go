@@ -142,7 +142,7 @@ func SnapshotOf(ctx context.Context, src Store, w io.Writer, dir string) (int64,
 		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	b, err := Open(filepath.Join(tmp, FileName), Options{NoSync: true, InitialMmapSize: -1})
+	b, err := Open(filepath.Join(tmp, FileName), Options{NoSync: true, InitialMmapSize: -1, NoKeyFilter: true})
 	if err != nil {
 		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
