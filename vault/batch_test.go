@@ -196,10 +196,21 @@ func TestRoundTripsDoNotGrowWithBatch(t *testing.T) {
 // TestDetokenizeReusesNothingStale runs Detokenize calls of changing size and content, one
 // after another and at once, and checks each answer against what it asked: the read buffers
 // they share through the vault's pool (readScratch) carry no record, value or canary mark
-// from one call into the next.
+// from one call into the next. On bbolt and on PostgreSQL (where the canary marks come in
+// the records' statement: store.GetManyPair).
 func TestDetokenizeReusesNothingStale(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) {
+		v, _ := openTest(t)
+		testDetokenizeReusesNothingStale(t, v)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		v, _ := countingVault(t, nil)
+		testDetokenizeReusesNothingStale(t, v)
+	})
+}
+
+func testDetokenizeReusesNothingStale(t *testing.T, v *Vault) {
 	ctx := context.Background()
-	v, _ := openTest(t)
 	var items []TokenizeItem
 	for i := range 300 {
 		items = append(items, TokenizeItem{Value: fmt.Sprintf("41111111111%05d", i), Template: "pan"})

@@ -149,7 +149,12 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 		buf = appendRecordKey(buf, DomainOr(it.Domain), it.Token)
 		keys, at = append(keys, buf[start:len(buf):len(buf)]), append(at, i)
 	}
-	raws := readRecords(tx, keys, sc)
+	var also store.Bucket
+	if canaries {
+		also = bucketCanaries
+	}
+	// On PostgreSQL the canary marks come with the records, in one statement.
+	raws, marks := readRecordsWith(tx, keys, sc, also)
 	if len(at) == len(items) {
 		rd.raw = raws // at[k] == k
 	} else {
@@ -158,7 +163,14 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 			rd.raw[i] = raws[k]
 		}
 	}
-	if canaries {
+	switch {
+	case canaries && marks != nil: // only those of records that exist, as below
+		for k, i := range at {
+			if raws[k].rec != nil && marks[k] != nil {
+				rd.canary[i], rd.labels[i] = true, string(marks[k])
+			}
+		}
+	case canaries:
 		found := slices.Grow(sc.found[:0], len(at))
 		foundAt := slices.Grow(sc.foundAt[:0], len(at))
 		defer func() { sc.found, sc.foundAt = found, foundAt }()

@@ -149,17 +149,34 @@ func readRecord(tx store.Tx, domain, token string) rawRecord {
 // their subjects' keys. Result i belongs to keys[i].
 // With sc, the result and the records' bytes are sc's, valid until sc is reused.
 func readRecords(tx store.Tx, keys [][]byte, sc *readScratch) []rawRecord {
+	raws, _ := readRecordsWith(tx, keys, sc, "")
+	return raws
+}
+
+// readRecordsWith is readRecords that also reads keys from bucket also, in the same statement
+// as the records when the store can (store.PairGetter: PostgreSQL); its values are nil
+// otherwise (also empty), and the caller reads them itself.
+func readRecordsWith(tx store.Tx, keys [][]byte, sc *readScratch, also store.Bucket) ([]rawRecord, [][]byte) {
 	if sc == nil {
 		sc = new(readScratch)
 	}
 	out := grow(sc.raws, len(keys))
 	sc.raws = out
 	if len(keys) == 0 {
-		return out
+		return out, nil
 	}
 	var subjects [][]byte
 	var withSubject []int
-	vals := tx.GetMany(bucketRecords, keys)
+	var vals, alsoVals [][]byte
+	if g, ok := tx.(store.PairGetter); ok && also != "" {
+		var paired bool
+		if vals, alsoVals, paired = g.GetManyPair(bucketRecords, also, keys); !paired {
+			vals, alsoVals = nil, nil
+		}
+	}
+	if vals == nil {
+		vals = tx.GetMany(bucketRecords, keys)
+	}
 	n := 0
 	for _, b := range vals {
 		n += len(b)
@@ -180,7 +197,7 @@ func readRecords(tx store.Tx, keys [][]byte, sc *readScratch) []rawRecord {
 	for k, sk := range tx.GetMany(bucketSubjectKeys, subjects) {
 		out[withSubject[k]].subjectKey = bytes.Clone(sk)
 	}
-	return out
+	return out, alsoVals
 }
 
 // checkRecord parses a raw record and applies the lookup rules: it must exist, belong to

@@ -79,6 +79,11 @@ func (t spyTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals
 	return vals, guards, true
 }
 
+func (t spyTx) GetManyPair(a, b store.Bucket, keys [][]byte) (va, vb [][]byte, ok bool) {
+	va, vb = store.GetManyPair(t.Tx, a, b, keys)
+	return va, vb, true
+}
+
 // Hold is a one-shot gate: after Arm, the next Pass closes reached and waits until release is
 // closed; a Pass with the gate not armed goes on at once. Its zero value is ready to use.
 type Hold struct {

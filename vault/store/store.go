@@ -265,6 +265,27 @@ func GetManyForShare(tx Tx, b Bucket, keys [][]byte) [][]byte {
 	return tx.GetMany(b, keys)
 }
 
+// PairGetter is implemented by backends that can read the same keys from two buckets in one
+// statement (one round trip on PostgreSQL): see GetManyPair.
+type PairGetter interface {
+	// GetManyPair is GetManyPair (below); ok is false when the backend cannot answer in one
+	// statement (e.g. the transaction wrote some of the keys), and the caller then reads the
+	// buckets separately.
+	GetManyPair(a, b Bucket, keys [][]byte) (va, vb [][]byte, ok bool)
+}
+
+// GetManyPair returns tx.GetMany(a, keys) and tx.GetMany(b, keys), read together in one
+// statement by backends implementing PairGetter (both from the transaction's snapshot), and
+// one after the other by the others.
+func GetManyPair(tx Tx, a, b Bucket, keys [][]byte) (va, vb [][]byte) {
+	if g, ok := tx.(PairGetter); ok {
+		if va, vb, ok := g.GetManyPair(a, b, keys); ok {
+			return va, vb
+		}
+	}
+	return tx.GetMany(a, keys), tx.GetMany(b, keys)
+}
+
 // GuardedSharedGetter is implemented by backends that can read keys for share unless a guard
 // is set, in one statement (one round trip on PostgreSQL): see GetManyForShareUnless.
 type GuardedSharedGetter interface {

@@ -184,6 +184,68 @@ func (t *pgTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals
 	return vals, guards, true
 }
 
+// pairQuery reads keys ($3) from buckets $1 (first column true) and $2, each branch planned
+// as GetMany's statement.
+const pairQuery = `SELECT true, key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($3::bytea[])
+UNION ALL SELECT false, key, value FROM tokenvault_kv WHERE bucket = $2 AND key = ANY($3::bytea[])`
+
+// GetManyPair implements store.PairGetter in one statement (pairQuery). It leaves to the
+// caller (ok false) keys this transaction wrote in either bucket.
+func (t *pgTx) GetManyPair(a, b store.Bucket, keys [][]byte) (va, vb [][]byte, ok bool) {
+	if len(keys) == 0 {
+		return nil, nil, true
+	}
+	va, vb = make([][]byte, len(keys)), make([][]byte, len(keys))
+	if t.done || t.err != nil || a.Validate() != nil || b.Validate() != nil {
+		return va, vb, true
+	}
+	var ask [][]byte
+	at := make(map[string][]int, len(keys)) // key → indexes in keys
+	for i, k := range keys {
+		if store.ValidateKey(k) != nil {
+			continue
+		}
+		if _, ok := t.pending[pendingKey(a, k)]; ok {
+			return nil, nil, false
+		}
+		if _, ok := t.pending[pendingKey(b, k)]; ok {
+			return nil, nil, false
+		}
+		if _, seen := at[string(k)]; !seen {
+			ask = append(ask, k)
+		}
+		at[string(k)] = append(at[string(k)], i)
+	}
+	if len(ask) == 0 {
+		return va, vb, true
+	}
+	rows, err := t.tx.Query(t.ctx, pairQuery, string(a), string(b), ask)
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+	}
+	var inA bool
+	var k, v []byte
+	_, err = pgx.ForEachRow(rows, []any{&inA, &k, &v}, func() error {
+		if v == nil {
+			v = []byte{}
+		}
+		into := vb
+		if inA {
+			into = va
+		}
+		for _, i := range at[string(k)] {
+			into[i] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.fail(err)
+		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+	}
+	return va, vb, true
+}
+
 func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {
 	if len(keys) == 0 {
 		return nil

@@ -34,6 +34,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Empty", testEmpty},
 		{"PutGet", testPutGet},
 		{"GetMany", testGetMany},
+		{"GetManyPair", testGetManyPair},
 		{"Insert", testInsert},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
@@ -216,6 +217,54 @@ func getManyWant(t *testing.T, what string, tx store.Tx, b store.Bucket, keys []
 			t.Errorf("%s: GetMany value %d = %#v, Get says %#v", what, i, got[i], want)
 		}
 	}
+}
+
+// testGetManyPair: store.GetManyPair answers exactly what GetMany of each bucket answers
+// (absent, empty, binary and duplicate keys, a missing bucket), in a View and inside an
+// Update that wrote some of the keys in either bucket.
+func testGetManyPair(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	bin := []byte{0, 1, 0xfe, 0xff, 0}
+	put(t, s, bkt, "a", "1", "b", "2", "empty", "", string(bin), "bin")
+	put(t, s, bkt2, "a", "other", "c", "3", "empty", "")
+	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	keys := [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), bin, long, []byte("a"), []byte("c")}
+	check := func(what string, tx store.Tx, a, b store.Bucket) {
+		t.Helper()
+		va, vb := store.GetManyPair(tx, a, b, keys)
+		for _, side := range []struct {
+			b   store.Bucket
+			got [][]byte
+		}{{a, va}, {b, vb}} {
+			want := tx.GetMany(side.b, keys)
+			if len(side.got) != len(keys) {
+				t.Fatalf("%s: GetManyPair gave %d values of %s for %d keys", what, len(side.got), side.b, len(keys))
+			}
+			for i := range keys {
+				if (side.got[i] == nil) != (want[i] == nil) || !bytes.Equal(side.got[i], want[i]) {
+					t.Errorf("%s: GetManyPair value %d of %s = %#v, GetMany says %#v", what, i, side.b, side.got[i], want[i])
+				}
+			}
+		}
+	}
+	view(t, s, func(tx store.Tx) error {
+		if va, vb := store.GetManyPair(tx, bkt, bkt2, nil); len(va) != 0 || len(vb) != 0 {
+			t.Errorf("GetManyPair(no keys) = %q, %q, want empty", va, vb)
+		}
+		check("View", tx, bkt, bkt2)
+		check("View, a missing bucket", tx, bkt, "missing")
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt, []byte("absent"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt2, []byte("c")); err != nil {
+			return err
+		}
+		check("Update", tx, bkt, bkt2)
+		return nil
+	})
 }
 
 func testGetMany(t *testing.T, open func(t *testing.T) store.Store) {
