@@ -1,0 +1,92 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// With a steady number of keys that turn over (new tokens stored, old ones
+// erased or pruned, as audit retention does), the key filter's memory stays
+// at about 2 bytes per stored key (Options.NoKeyFilter, doc.go "The key
+// filter": "built for twice the keys found: about 2 bytes per key"; ca09f47:
+// "at most about 2 bytes of memory per key ... and briefly that again while
+// a bigger one is built").
+func TestReviewKeyFilterMemoryUnderTurnover(t *testing.T) {
+	o := Options{JournalMemory: 64 << 10, filterMin: 16}
+	o.mergeInterval = 5 * time.Millisecond
+	var opened atomic.Pointer[Bolt] // for the failpoint, which a build at Open calls
+	var peak atomic.Int64           // the most bytes the filters held, seen at the end of a build's chunk
+	o.failpoint = func(step string) error {
+		if s := opened.Load(); step == "filter.chunk" && s != nil {
+			if b := s.Stats().KeyFilterBytes; b > peak.Load() {
+				peak.Store(b)
+			}
+		}
+		return nil
+	}
+	s, err := Open(filepath.Join(t.TempDir(), "vault.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened.Store(s)
+	defer s.Close()
+	const live, step, rounds = 1000, 100, 120
+	key := func(i int) []byte { return fmt.Appendf(nil, "key-%08d", i) }
+	idle := func() { // merged, and no build runs
+		if err := s.j.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for s.j.filters.running.Load() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range live {
+			if err := tx.Put("tokens", key(i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	idle()
+	var worstInUse, worstPeak float64
+	for r := range rounds {
+		if err := s.Update(t.Context(), func(tx Tx) error {
+			for i := live + r*step; i < live+(r+1)*step; i++ {
+				if err := tx.Put("tokens", key(i), []byte("v")); err != nil {
+					return err
+				}
+				if err := tx.Delete("tokens", key(i-live)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for { // sample while merges and builds run
+			if f := s.j.filters.inUse.Load(); f != nil {
+				worstInUse = max(worstInUse, float64(4*len(f.words))/live)
+			}
+			if s.Stats().Overlay == 0 && !s.j.filters.running.Load() {
+				break
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		idle()
+	}
+	worstPeak = float64(peak.Load()) / live
+	t.Logf("%d live keys: filter in use up to %.1f bytes per key, in use + being built up to %.1f; %d builds",
+		live, worstInUse, worstPeak, s.Stats().KeyFilterBuilds)
+	if worstInUse > 3 {
+		t.Errorf("the filter in use held %.1f bytes per stored key, want about 2", worstInUse)
+	}
+	if worstPeak > 6 {
+		t.Errorf("the filters held %.1f bytes per stored key at once, want at most about 4", worstPeak)
+	}
+}
