@@ -90,3 +90,44 @@ func TestReviewKeyFilterMemoryUnderTurnover(t *testing.T) {
 		t.Errorf("the filters held %.1f bytes per stored key at once, want at most about 4", worstPeak)
 	}
 }
+
+// The filter built at Open holds about 2 bytes per stored key (Options.NoKeyFilter: "16 bits per
+// key right after a build"), whatever the size of the values: its first capacity is a guess from
+// the file's size (openJournal: size/64), kept if within 2 to 8 times the keys found.
+func TestReviewKeyFilterSizeAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	o := Options{NoKeyFilter: true}
+	s, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = 4000
+	value := make([]byte, 150) // an encrypted record, an audit event
+	if err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range keys {
+			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o = Options{filterMin: 16}
+	s, err = Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for s.j.filters.running.Load() || s.j.filters.inUse.Load() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	perKey := float64(s.Stats().KeyFilterBytes) / keys
+	t.Logf("%d keys of 150-byte values: the filter built at Open holds %.1f bytes per key", keys, perKey)
+	if perKey > 3 {
+		t.Errorf("the filter built at Open holds %.1f bytes per key, want about 2", perKey)
+	}
+}
