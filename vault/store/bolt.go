@@ -68,9 +68,9 @@ type Options struct {
 
 	// NoKeyFilter turns off the journal's key filter: a Bloom filter of the
 	// B-tree's keys that answers reads of absent keys (every new value a
-	// tokenize looks up) without a B-tree descent. It holds about 2 bytes
-	// of memory per key (16 bits per key right after a build, which runs
-	// in the background at Open and when the keys have doubled); until the
+	// tokenize looks up) without a B-tree descent. It holds 2 bytes of
+	// memory per key right after a build (4 while the next is built), which
+	// runs in the background at Open and when the filter is full; until the
 	// first build ends, reads descend the B-tree. See keyfilter.go. A
 	// short-lived Open (a copy, an offline command) should turn it off: the
 	// build reads the whole file.

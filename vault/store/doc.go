@@ -155,8 +155,9 @@ The key filter. Most reads that reach bbolt under tokenize are of keys that
 are not there (the index entry of a new value, the candidate token), and a
 miss costs a full B-tree descent. A journaled store keeps a Bloom filter of
 bbolt's keys (a split block filter, 8 bits per key of capacity, built for
-twice the keys found: about 2 bytes per key; measured, 1 in 800 absent keys
-answered "maybe" right after a build, 1 in 30 when it is full); a key it has not seen is absent without a
+twice the keys found: 2 bytes per key right after a build, and 4 while the
+next one is built; measured, 1 in 800 absent keys answered "maybe" right
+after a build, 1 in 30 when it is full); a key it has not seen is absent without a
 descent. It must never answer "absent" for a key a snapshot can see, which
 rests on three rules (keyfilter.go): every merge adds the keys it writes,
 before it commits, to the filter in use and to the one being built; a build
@@ -165,8 +166,10 @@ short read transaction each (a long one would hold off bbolt's file growth),
 and is valid from the merged position of its last chunk; a snapshot uses the
 filter only if its bbolt transaction is at that position or later. Deleted
 keys stay in it (they cost a descent). It is built in the background at
-Open, and again when the keys added since exceed its capacity; until the
-first build ends, reads descend as before. Options.NoKeyFilter turns it off.
+Open (after a first pass that counts the keys), and again when full: as many
+keys merged since (new, overwritten) as its capacity, sized for twice the
+keys then estimated (those found, plus the new ones merges added, minus
+those they deleted); until the first build ends, reads descend as before. Options.NoKeyFilter turns it off.
 TestKeyFilterNeverHidesAKey and TestKeyFilterSnapshotBeforeDelete test the
 rules against merges, builds and deletes racing the reads; each of the rules
 broken makes one of them fail.

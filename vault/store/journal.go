@@ -337,8 +337,8 @@ func splitKey(ck []byte) (bucket, key []byte) {
 // mergeLayers writes the newest version of every key of layers (oldest
 // first), bucket sequences included, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return;
-// added, if not nil, with every key written (not deleted).
-func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, added func(ck []byte)) (keys int, err error) {
+// merged, if not nil, with every key written or deleted.
+func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, merged func(ck []byte, deleted bool)) (keys int, err error) {
 	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
@@ -387,6 +387,9 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 				if err := bk.Delete(key); err != nil {
 					return keys, err
 				}
+				if merged != nil {
+					merged(ck, true)
+				}
 			}
 		default:
 			if bk == nil {
@@ -397,8 +400,8 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 			if err := bk.Put(key, value); err != nil {
 				return keys, err
 			}
-			if added != nil {
-				added(ck)
+			if merged != nil {
+				merged(ck, false)
 			}
 		}
 		if keys++; keys == 1 {

@@ -113,9 +113,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	}
 	j.filters.churn = opts.filterChurn
 	if j.noFilter = opts.NoKeyFilter; !j.noFilter {
-		var size int64
-		_ = j.db.View(func(btx *bolt.Tx) error { size = btx.Size(); return nil })
-		j.startBuild(uint64(size) / 64) // a guess: a build sizes itself again if it is far off
+		j.startBuild(0) // counts the keys first
 	}
 	return j, nil
 }
@@ -779,7 +777,7 @@ func (j *journal) merge(frozen []*memtable) error {
 	if err != nil {
 		return j.mergeFailed(err)
 	}
-	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.add)
+	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged)
 	if err != nil {
 		_ = btx.Rollback()
 		return j.mergeFailed(err)
@@ -801,8 +799,16 @@ func (j *journal) merge(frozen []*memtable) error {
 	j.mu.Unlock()
 	j.merges.Add(1)
 	j.mergedKeys.Add(uint64(keys))
-	if f := k.inUse.Load(); f != nil && (f.full() || k.churn) && !j.noFilter {
-		j.startBuild(2 * f.added.Load())
+	if !j.noFilter {
+		// Built again when full (the keys doubled, or as many were
+		// overwritten or deleted as it can hold), for twice the keys now;
+		// and when none is in use (the first build failed).
+		switch f := k.inUse.Load(); {
+		case f == nil:
+			j.startBuild(0)
+		case f.full() || k.churn:
+			j.startBuild(2 * f.keys())
+		}
 	}
 	for _, m := range frozen {
 		if err := os.Remove(journalPath(j.path, m.id)); err != nil && !errors.Is(err, os.ErrNotExist) {

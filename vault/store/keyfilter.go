@@ -53,7 +53,13 @@ type keyFilter struct {
 	blocks    uint64
 	capacity  uint64
 	validFrom uint64        // merged position from which snapshots may use it; set before it is used
+	found     uint64        // keys its build found; set before it is used
 	added     atomic.Uint64 // keys added (a key merged twice counts twice)
+	// fresh and gone count, since it is in use, the keys merges added that
+	// it had not seen (new to the B-tree, give or take a false "maybe")
+	// and the keys merges deleted: found + fresh - gone estimates the keys
+	// in the B-tree, which sizes the next build.
+	fresh, gone atomic.Uint64
 }
 
 func newKeyFilter(capacity, minKeys uint64) *keyFilter {
@@ -71,15 +77,30 @@ func (f *keyFilter) block(ck []byte) ([]uint32, uint32) {
 	return f.words[8*b : 8*b+8 : 8*b+8], uint32(h)
 }
 
-// add adds the composite key ck.
+// add adds the composite key ck, and counts it as fresh if it had not
+// been added (one of its bits was not set).
 func (f *keyFilter) add(ck []byte) {
 	w, x := f.block(ck)
+	fresh := false
 	for i := range w {
 		if bit := uint32(1) << ((x * keyFilterSalt[i]) >> 27); atomic.LoadUint32(&w[i])&bit == 0 {
 			atomic.OrUint32(&w[i], bit)
+			fresh = true
 		}
 	}
 	f.added.Add(1)
+	if fresh {
+		f.fresh.Add(1)
+	}
+}
+
+// keys estimates the keys in the B-tree (see fresh).
+func (f *keyFilter) keys() uint64 {
+	n, gone := f.found+f.fresh.Load(), f.gone.Load()
+	if gone >= n {
+		return 0
+	}
+	return n - gone
 }
 
 // mayContain reports whether ck may have been added; false means it was not.
@@ -111,13 +132,22 @@ type keyFilters struct {
 	churn    bool                      // for tests: build again after every merge
 }
 
-// add adds ck to the filters merges must feed. Under mergeMu.
-func (k *keyFilters) add(ck []byte) {
-	if f := k.inUse.Load(); f != nil {
+// merged is called by a merge, under mergeMu, with each key it writes
+// (deleted false) or deletes: it adds the written ones to the filters merges
+// must feed, and counts the deleted ones for the estimate of the keys.
+func (k *keyFilters) merged(ck []byte, deleted bool) {
+	f, b := k.inUse.Load(), k.building.Load()
+	if deleted {
+		if f != nil {
+			f.gone.Add(1)
+		}
+		return
+	}
+	if f != nil {
 		f.add(ck)
 	}
-	if f := k.building.Load(); f != nil {
-		f.add(ck)
+	if b != nil {
+		b.add(ck)
 	}
 }
 
@@ -134,8 +164,9 @@ func (k *keyFilters) forSnapshot(merged uint64) *keyFilter {
 // errBuildStopped ends a build when the store closes.
 var errBuildStopped = errors.New("store: key filter build stopped")
 
-// startBuild starts a build of a filter for capacity keys in the
-// background, unless one runs.
+// startBuild starts a build in the background, unless one runs: for
+// capacity keys, or with capacity 0 (at Open, when nothing tells how many
+// keys there are) after counting the keys in a first pass.
 func (j *journal) startBuild(capacity uint64) {
 	k := &j.filters
 	select {
@@ -150,15 +181,22 @@ func (j *journal) startBuild(capacity uint64) {
 	go func() {
 		defer k.done.Done()
 		defer k.running.Store(false)
-		// A build sizes its filter at twice the keys it found: if that is
-		// far from what it was given, it builds again (at most twice more:
-		// the keys may change while it reads).
-		for range 3 {
+		if capacity == 0 {
+			n, err := j.scanKeys(nil)
+			if err != nil {
+				return
+			}
+			capacity = 2 * n
+		}
+		// A filter is sized at twice the keys found. If the build finds
+		// the estimate it was given far off (keys changed while it read, or
+		// a rebuild's estimate missed), it builds once more with the count.
+		for range 2 {
 			found, err := j.buildFilter(capacity)
 			if err != nil {
 				return
 			}
-			if 2*found <= capacity && (8*found >= capacity || capacity <= k.minKeys) {
+			if capacity <= k.minKeys || 2*found <= capacity && capacity <= 4*found {
 				return
 			}
 			capacity = 2 * found
@@ -175,19 +213,41 @@ func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
 	k.building.Store(f)
 	k.mergeMu.Unlock()
 	defer k.building.CompareAndSwap(f, nil)
+	validFrom, err := j.scanKeys(func(ck []byte) { f.add(ck) })
+	if err != nil {
+		return 0, err
+	}
+	f.validFrom = validFrom
+	k.mergeMu.Lock()
+	// What it holds so far (keys read, and those merges added meanwhile) is
+	// what it found; fresh counts from here.
+	f.found = f.added.Load()
+	f.fresh.Store(0)
+	k.inUse.Store(f)
+	k.building.Store(nil)
+	k.mergeMu.Unlock()
+	k.builds.Add(1)
+	return f.found, nil
+}
 
+// scanKeys calls add (if not nil) with the composite key of every key in
+// the B-tree, reading it in chunks of one read transaction each. It returns
+// the merged position of the last chunk's transaction, or with add nil the
+// number of keys.
+func (j *journal) scanKeys(add func(ck []byte)) (uint64, error) {
+	k := &j.filters
 	var bucket, after []byte // where the next chunk starts: after key `after` of bucket
 	var ck []byte
-	var validFrom uint64
+	var validFrom, count uint64
 	for more := true; more; {
 		select {
 		case <-j.quit:
-			return found, errBuildStopped
+			return 0, errBuildStopped
 		default:
 		}
 		btx, err := j.db.Begin(false)
 		if err != nil {
-			return found, err
+			return 0, err
 		}
 		validFrom = mergedFile(btx)
 		n := 0
@@ -210,9 +270,11 @@ func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
 				if v == nil {
 					continue // a nested bucket: Get answers nil for it anyway
 				}
-				ck = compositeKey(ck[:0], Bucket(name), key)
-				f.add(ck)
-				found++
+				if add != nil {
+					ck = compositeKey(ck[:0], Bucket(name), key)
+					add(ck)
+				}
+				count++
 				if n++; n == k.chunk {
 					bucket, after, more = append(bucket[:0], name...), append(after[:0], key...), true
 					break
@@ -221,14 +283,11 @@ func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
 		}
 		_ = btx.Rollback()
 		if err := j.fp("filter.chunk"); err != nil {
-			return found, err
+			return 0, err
 		}
 	}
-	f.validFrom = validFrom
-	k.mergeMu.Lock()
-	k.inUse.Store(f)
-	k.building.Store(nil)
-	k.mergeMu.Unlock()
-	k.builds.Add(1)
-	return found, nil
+	if add == nil {
+		return count, nil
+	}
+	return validFrom, nil
 }

@@ -41,6 +41,16 @@ func waitBuilds(t *testing.T, s *store.Bolt, n uint64) {
 	}
 }
 
+// wait waits for ch to close, at most 30 s.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s not reached within 30 s", what)
+	}
+}
+
 func fkey(i int) []byte { return fmt.Appendf(nil, "key-%06d", i) }
 func fval(i int) []byte { return fmt.Appendf(nil, "value-%06d", i) }
 
@@ -70,8 +80,10 @@ func TestKeyFilterNeverHidesAKey(t *testing.T) {
 				}
 				c := int(committed.Load())
 				if c == 0 {
+					time.Sleep(time.Millisecond)
 					continue
 				}
+				time.Sleep(50 * time.Microsecond) // leave CPU to the writer and to other tests
 				var idx []int
 				var keys [][]byte
 				for range 20 {
@@ -255,7 +267,7 @@ func TestKeyFilterSnapshotBeforeDelete(t *testing.T) {
 
 	holdBuild.Store(true)
 	put("b-trigger") // its merge starts a build, held after its first chunk
-	<-buildHeld
+	wait(t, buildHeld, "the build started by a merge")
 	put("b-later") // merged while the build is held: the snapshot begins after it
 	for s.Stats().Overlay > 0 {
 		time.Sleep(time.Millisecond)
@@ -273,7 +285,7 @@ func TestKeyFilterSnapshotBeforeDelete(t *testing.T) {
 		}
 		got <- v
 	}()
-	<-snapshotHeld // its B-tree transaction holds the key
+	wait(t, snapshotHeld, "the View's snapshot") // its B-tree transaction holds the key
 	if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.Delete(b, []byte("zz-deleted")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +296,13 @@ func TestKeyFilterSnapshotBeforeDelete(t *testing.T) {
 	close(releaseBuild) // the build reads the last chunk without the key, and is put in use
 	waitBuilds(t, s, builds+1)
 	close(releaseSnapshot)
-	if v := <-got; string(v) != "v-zz-deleted" {
+	var v []byte
+	select {
+	case v = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the View did not end within 30 s")
+	}
+	if string(v) != "v-zz-deleted" {
 		t.Errorf("a snapshot begun before the delete read %q, want the value", v)
 	}
 }
