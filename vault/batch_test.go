@@ -197,7 +197,7 @@ func TestRoundTripsDoNotGrowWithBatch(t *testing.T) {
 // after another and at once, and checks each answer against what it asked: the read buffers
 // they share through the vault's pool (readScratch) carry no record, value or canary mark
 // from one call into the next. On bbolt and on PostgreSQL (where the canary marks come in
-// the records' statement: store.GetManyPair).
+// the records' statement: store.GetManyIn).
 func TestDetokenizeReusesNothingStale(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) {
 		v, _ := openTest(t)

@@ -154,7 +154,7 @@ func readRecords(tx store.Tx, keys [][]byte, sc *readScratch) []rawRecord {
 }
 
 // readRecordsWith is readRecords that also reads keys from bucket also, in the same statement
-// as the records when the store can (store.PairGetter: PostgreSQL); its values are nil
+// as the records when the store can (store.MultiGetter: PostgreSQL); its values are nil
 // otherwise (also empty), and the caller reads them itself.
 func readRecordsWith(tx store.Tx, keys [][]byte, sc *readScratch, also store.Bucket) ([]rawRecord, [][]byte) {
 	if sc == nil {
@@ -168,10 +168,9 @@ func readRecordsWith(tx store.Tx, keys [][]byte, sc *readScratch, also store.Buc
 	var subjects [][]byte
 	var withSubject []int
 	var vals, alsoVals [][]byte
-	if g, ok := tx.(store.PairGetter); ok && also != "" {
-		var paired bool
-		if vals, alsoVals, paired = g.GetManyPair(bucketRecords, also, keys); !paired {
-			vals, alsoVals = nil, nil
+	if g, ok := tx.(store.MultiGetter); ok && also != "" {
+		if both, ok := g.GetManyIn([]store.Read{{Bucket: bucketRecords, Keys: keys}, {Bucket: also, Keys: keys}}); ok {
+			vals, alsoVals = both[0], both[1]
 		}
 	}
 	if vals == nil {

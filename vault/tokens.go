@@ -500,24 +500,31 @@ func (r *batchReads) fetch() (bool, error) {
 	if len(r.wanted) == 0 {
 		return false, nil
 	}
+	// The plain reads together (one statement on PostgreSQL: store.GetManyIn), then the
+	// subject keys.
+	var reads []store.Read
 	for _, b := range slices.Sorted(maps.Keys(r.wanted)) {
-		keys := r.wanted[b]
-		var vals [][]byte
-		if b == bucketSubjectKeys {
-			// A subject key this call may seal under stays until the call commits: an
-			// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
-			// one that committed since the snapshot makes the call re-run (store.SharedGetter).
-			// The key of a subject being erased is not locked: the call waits for the erasure
-			// instead of holding it off (readSubjectKeys).
-			var err error
-			if vals, err = readSubjectKeys(r.tx, keys, r.now); err != nil {
-				return true, err
-			}
-		} else {
-			vals = r.tx.GetMany(b, keys)
+		if b != bucketSubjectKeys {
+			reads = append(reads, store.Read{Bucket: b, Keys: r.wanted[b]})
+		}
+	}
+	for i, vals := range store.GetManyIn(r.tx, reads) {
+		for n, val := range vals {
+			r.set(reads[i].Bucket, reads[i].Keys[n], val)
+		}
+	}
+	if keys := r.wanted[bucketSubjectKeys]; len(keys) > 0 {
+		// A subject key this call may seal under stays until the call commits: an
+		// EraseSubject deleting it waits for the commit (so its sweep sees the record), and
+		// one that committed since the snapshot makes the call re-run (store.SharedGetter).
+		// The key of a subject being erased is not locked: the call waits for the erasure
+		// instead of holding it off (readSubjectKeys).
+		vals, err := readSubjectKeys(r.tx, keys, r.now)
+		if err != nil {
+			return true, err
 		}
 		for i, val := range vals {
-			r.set(b, keys[i], val)
+			r.set(bucketSubjectKeys, keys[i], val)
 		}
 	}
 	clear(r.wanted)

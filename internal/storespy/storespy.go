@@ -79,9 +79,8 @@ func (t spyTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals
 	return vals, guards, true
 }
 
-func (t spyTx) GetManyPair(a, b store.Bucket, keys [][]byte) (va, vb [][]byte, ok bool) {
-	va, vb = store.GetManyPair(t.Tx, a, b, keys)
-	return va, vb, true
+func (t spyTx) GetManyIn(reads []store.Read) ([][][]byte, bool) {
+	return store.GetManyIn(t.Tx, reads), true
 }
 
 // Hold is a one-shot gate: after Arm, the next Pass closes reached and waits until release is

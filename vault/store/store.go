@@ -265,25 +265,41 @@ func GetManyForShare(tx Tx, b Bucket, keys [][]byte) [][]byte {
 	return tx.GetMany(b, keys)
 }
 
-// PairGetter is implemented by backends that can read the same keys from two buckets in one
-// statement (one round trip on PostgreSQL): see GetManyPair.
-type PairGetter interface {
-	// GetManyPair is GetManyPair (below); ok is false when the backend cannot answer in one
-	// statement (e.g. the transaction wrote some of the keys), and the caller then reads the
-	// buckets separately.
-	GetManyPair(a, b Bucket, keys [][]byte) (va, vb [][]byte, ok bool)
+// Read names keys to read from one bucket, for GetManyIn.
+type Read struct {
+	Bucket Bucket
+	Keys   [][]byte
 }
 
-// GetManyPair returns tx.GetMany(a, keys) and tx.GetMany(b, keys), read together in one
-// statement by backends implementing PairGetter (both from the transaction's snapshot), and
+// MultiGetter is implemented by backends that can read keys from several buckets in one
+// statement (one round trip on PostgreSQL): see GetManyIn.
+type MultiGetter interface {
+	// GetManyIn is GetManyIn (below); ok is false when the backend cannot answer in one
+	// statement (e.g. the transaction wrote some of the keys), and the caller then reads the
+	// buckets one by one.
+	GetManyIn(reads []Read) (vals [][][]byte, ok bool)
+}
+
+// GetManyIn returns, for each read, tx.GetMany(read.Bucket, read.Keys): read together in one
+// statement by backends implementing MultiGetter (all from the transaction's snapshot), and
 // one after the other by the others.
-func GetManyPair(tx Tx, a, b Bucket, keys [][]byte) (va, vb [][]byte) {
-	if g, ok := tx.(PairGetter); ok {
-		if va, vb, ok := g.GetManyPair(a, b, keys); ok {
-			return va, vb
+func GetManyIn(tx Tx, reads []Read) [][][]byte {
+	if g, ok := tx.(MultiGetter); ok {
+		if vals, ok := g.GetManyIn(reads); ok {
+			return vals
 		}
 	}
-	return tx.GetMany(a, keys), tx.GetMany(b, keys)
+	vals := make([][][]byte, len(reads))
+	for i, r := range reads {
+		vals[i] = tx.GetMany(r.Bucket, r.Keys)
+	}
+	return vals
+}
+
+// GetManyPair is GetManyIn of the same keys in buckets a and b.
+func GetManyPair(tx Tx, a, b Bucket, keys [][]byte) (va, vb [][]byte) {
+	vals := GetManyIn(tx, []Read{{a, keys}, {b, keys}})
+	return vals[0], vals[1]
 }
 
 // GuardedSharedGetter is implemented by backends that can read keys for share unless a guard

@@ -238,10 +238,10 @@ func TestGetManyForShareUnless(t *testing.T) {
 	}
 }
 
-// TestGetManyPairOneStatement: GetManyPair reads two buckets in one round trip (a View with
-// it costs one fewer than a View with two GetMany calls), answering in one statement in a
-// View and declining inside an Update that wrote one of the keys.
-func TestGetManyPairOneStatement(t *testing.T) {
+// TestGetManyInOneStatement: GetManyIn reads two buckets in one round trip (a View with it
+// costs one fewer than a View with two GetMany calls), answering in one statement in a View
+// and declining inside an Update that wrote one of the keys.
+func TestGetManyInOneStatement(t *testing.T) {
 	s, _, ctx := twoProcesses(t, "pair")
 	const a, b = store.Bucket("records"), store.Bucket("canaries")
 	keys := [][]byte{[]byte("k1"), []byte("k2"), []byte("k3")}
@@ -265,28 +265,29 @@ func TestGetManyPairOneStatement(t *testing.T) {
 	}
 	two := trips(func(tx store.Tx) error { tx.GetMany(a, keys); tx.GetMany(b, keys); return nil })
 	one := trips(func(tx store.Tx) error {
-		g, ok := tx.(store.PairGetter)
+		g, ok := tx.(store.MultiGetter)
 		if !ok {
-			t.Fatal("pgstore's transaction does not implement store.PairGetter")
+			t.Fatal("pgstore's transaction does not implement store.MultiGetter")
 		}
-		va, vb, ok := g.GetManyPair(a, b, keys)
+		vals, ok := g.GetManyIn([]store.Read{{Bucket: a, Keys: keys}, {Bucket: b, Keys: keys}})
 		if !ok {
-			t.Error("GetManyPair declined to answer in one statement in a View")
+			t.Error("GetManyIn declined to answer in one statement in a View")
 		}
+		va, vb := vals[0], vals[1]
 		if string(va[0]) != "r1" || string(va[1]) != "r2" || va[2] != nil || vb[0] != nil || string(vb[1]) != "c2" || vb[2] != nil {
-			t.Errorf("GetManyPair = %q, %q", va, vb)
+			t.Errorf("GetManyIn = %q, %q", va, vb)
 		}
 		return nil
 	})
 	if one+1 != two {
-		t.Errorf("a View with GetManyPair took %d round trips, with two GetMany %d: want one fewer", one, two)
+		t.Errorf("a View with GetManyIn took %d round trips, with two GetMany %d: want one fewer", one, two)
 	}
 	if err := s.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Put(b, keys[2], []byte("c3")); err != nil {
 			return err
 		}
-		if _, _, ok := tx.(store.PairGetter).GetManyPair(a, b, keys); ok {
-			t.Error("GetManyPair answered for a key the transaction wrote")
+		if _, ok := tx.(store.MultiGetter).GetManyIn([]store.Read{{Bucket: a, Keys: keys}, {Bucket: b, Keys: keys}}); ok {
+			t.Error("GetManyIn answered for a key the transaction wrote")
 		}
 		return nil
 	}); err != nil {

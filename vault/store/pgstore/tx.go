@@ -184,66 +184,84 @@ func (t *pgTx) GetManyForShareUnless(b, guard store.Bucket, keys [][]byte) (vals
 	return vals, guards, true
 }
 
-// pairQuery reads keys ($3) from buckets $1 (first column true) and $2, each branch planned
-// as GetMany's statement.
-const pairQuery = `SELECT true, key, value FROM tokenvault_kv WHERE bucket = $1 AND key = ANY($3::bytea[])
-UNION ALL SELECT false, key, value FROM tokenvault_kv WHERE bucket = $2 AND key = ANY($3::bytea[])`
-
-// GetManyPair implements store.PairGetter in one statement (pairQuery). It leaves to the
-// caller (ok false) keys this transaction wrote in either bucket.
-func (t *pgTx) GetManyPair(a, b store.Bucket, keys [][]byte) (va, vb [][]byte, ok bool) {
-	if len(keys) == 0 {
-		return nil, nil, true
+// GetManyIn implements store.MultiGetter in one statement: one SELECT per read, each
+// planned as GetMany's, joined by UNION ALL, each row tagged with its read's index. It leaves
+// to the caller (ok false) keys this transaction wrote.
+func (t *pgTx) GetManyIn(reads []store.Read) ([][][]byte, bool) {
+	vals := make([][][]byte, len(reads))
+	for i, r := range reads {
+		if len(r.Keys) > 0 {
+			vals[i] = make([][]byte, len(r.Keys))
+		}
 	}
-	va, vb = make([][]byte, len(keys)), make([][]byte, len(keys))
-	if t.done || t.err != nil || a.Validate() != nil || b.Validate() != nil {
-		return va, vb, true
+	if t.done || t.err != nil {
+		return vals, true
 	}
-	var ask [][]byte
-	at := make(map[string][]int, len(keys)) // key → indexes in keys
-	for i, k := range keys {
-		if store.ValidateKey(k) != nil {
+	var sql strings.Builder
+	var args []any
+	at := make([]map[string][]int, len(reads)) // per read: key → indexes in its keys
+	for i, r := range reads {
+		if len(r.Keys) == 0 || r.Bucket.Validate() != nil {
 			continue
 		}
-		if _, ok := t.pending[pendingKey(a, k)]; ok {
-			return nil, nil, false
+		var ask [][]byte
+		at[i] = make(map[string][]int, len(r.Keys))
+		for n, k := range r.Keys {
+			if store.ValidateKey(k) != nil {
+				continue
+			}
+			if _, ok := t.pending[pendingKey(r.Bucket, k)]; ok {
+				return nil, false
+			}
+			if _, seen := at[i][string(k)]; !seen {
+				ask = append(ask, k)
+			}
+			at[i][string(k)] = append(at[i][string(k)], n)
 		}
-		if _, ok := t.pending[pendingKey(b, k)]; ok {
-			return nil, nil, false
+		if len(ask) == 0 {
+			continue
 		}
-		if _, seen := at[string(k)]; !seen {
-			ask = append(ask, k)
+		if sql.Len() > 0 {
+			sql.WriteString("\nUNION ALL ")
 		}
-		at[string(k)] = append(at[string(k)], i)
+		fmt.Fprintf(&sql, "SELECT %d, key, value FROM tokenvault_kv WHERE bucket = $%d AND key = ANY($%d::bytea[])", i, len(args)+1, len(args)+2)
+		args = append(args, string(r.Bucket), ask)
 	}
-	if len(ask) == 0 {
-		return va, vb, true
+	if len(args) == 0 {
+		return vals, true
 	}
-	rows, err := t.tx.Query(t.ctx, pairQuery, string(a), string(b), ask)
-	if err != nil {
+	fail := func(err error) ([][][]byte, bool) {
 		t.fail(err)
-		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+		out := make([][][]byte, len(reads))
+		for i, r := range reads {
+			if len(r.Keys) > 0 {
+				out[i] = make([][]byte, len(r.Keys))
+			}
+		}
+		return out, true
 	}
-	var inA bool
+	rows, err := t.tx.Query(t.ctx, sql.String(), args...)
+	if err != nil {
+		return fail(err)
+	}
+	var i int32
 	var k, v []byte
-	_, err = pgx.ForEachRow(rows, []any{&inA, &k, &v}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&i, &k, &v}, func() error {
+		if i < 0 || int(i) >= len(reads) || at[i] == nil {
+			return fmt.Errorf("a row of read %d, which was not asked", i)
+		}
 		if v == nil {
 			v = []byte{}
 		}
-		into := vb
-		if inA {
-			into = va
-		}
-		for _, i := range at[string(k)] {
-			into[i] = v
+		for _, n := range at[i][string(k)] {
+			vals[i][n] = v
 		}
 		return nil
 	})
 	if err != nil {
-		t.fail(err)
-		return make([][]byte, len(keys)), make([][]byte, len(keys)), true
+		return fail(err)
 	}
-	return va, vb, true
+	return vals, true
 }
 
 func (t *pgTx) getMany(b store.Bucket, keys [][]byte, query string) [][]byte {

@@ -35,6 +35,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutGet", testPutGet},
 		{"GetMany", testGetMany},
 		{"GetManyPair", testGetManyPair},
+		{"GetManyIn", testGetManyIn},
 		{"Insert", testInsert},
 		{"Delete", testDelete},
 		{"Validation", testValidation},
@@ -263,6 +264,63 @@ func testGetManyPair(t *testing.T, open func(t *testing.T) store.Store) {
 			return err
 		}
 		check("Update", tx, bkt, bkt2)
+		return nil
+	})
+}
+
+// testGetManyIn: store.GetManyIn answers, read by read, exactly what GetMany answers: reads of
+// different keys in three buckets, an invalid and a missing bucket, a read of no keys, the same
+// bucket twice; in a View and inside an Update that wrote some of the keys.
+func testGetManyIn(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	const bkt3 store.Bucket = "conformance.third"
+	put(t, s, bkt, "a", "1", "b", "2", "empty", "")
+	put(t, s, bkt2, "x", "10", "a", "other")
+	put(t, s, bkt3, "z", "26")
+	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	reads := []store.Read{
+		{Bucket: bkt, Keys: [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), long, []byte("a")}},
+		{Bucket: bkt2, Keys: [][]byte{[]byte("x"), []byte("b"), []byte("a")}},
+		{Bucket: "bad/bucket", Keys: [][]byte{[]byte("a")}},
+		{Bucket: bkt3, Keys: nil},
+		{Bucket: bkt3, Keys: [][]byte{[]byte("z"), []byte("y")}},
+		{Bucket: "missing", Keys: [][]byte{[]byte("a")}},
+		{Bucket: bkt, Keys: [][]byte{[]byte("empty")}},
+	}
+	check := func(what string, tx store.Tx) {
+		t.Helper()
+		got := store.GetManyIn(tx, reads)
+		if len(got) != len(reads) {
+			t.Fatalf("%s: GetManyIn gave %d results for %d reads", what, len(got), len(reads))
+		}
+		for i, r := range reads {
+			want := tx.GetMany(r.Bucket, r.Keys)
+			if len(got[i]) != len(want) {
+				t.Errorf("%s: read %d: %d values, GetMany gives %d", what, i, len(got[i]), len(want))
+				continue
+			}
+			for n := range want {
+				if (got[i][n] == nil) != (want[n] == nil) || !bytes.Equal(got[i][n], want[n]) {
+					t.Errorf("%s: read %d value %d = %#v, GetMany says %#v", what, i, n, got[i][n], want[n])
+				}
+			}
+		}
+	}
+	view(t, s, func(tx store.Tx) error {
+		if got := store.GetManyIn(tx, nil); len(got) != 0 {
+			t.Errorf("GetManyIn(no reads) = %q", got)
+		}
+		check("View", tx)
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt2, []byte("b"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt3, []byte("z")); err != nil {
+			return err
+		}
+		check("Update", tx)
 		return nil
 	})
 }
