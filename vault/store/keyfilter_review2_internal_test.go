@@ -1,0 +1,133 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// review2: a store that takes writes while the filter is built at Open reads its whole
+// file three times (count, build, build again), not twice as docs/configuration.md says:
+// the build accepts its filter only if 2*found <= capacity, and capacity is 2 * the count
+// taken before, so a single key merged during the build fails the check.
+func TestKeyFilterOneWriteDuringBuildAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s, err := Open(path, Options{NoKeyFilter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = 2000
+	if err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range keys {
+			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Pointer[Bolt]
+	ready := make(chan struct{})
+	var wrote atomic.Bool
+	o := Options{filterMin: 16, filterChunk: 500}
+	o.failpoint = func(step string) error {
+		if step != "filter.chunk" {
+			return nil
+		}
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			return nil
+		}
+		s := opened.Load()
+		if s.j.filters.building.Load() == nil || wrote.Swap(true) {
+			return nil // the counting pass, or written already
+		}
+		// One new key, merged while the build reads (as any tokenize would).
+		if err := s.Update(t.Context(), func(tx Tx) error {
+			return tx.Put("tokens", []byte("key-new"), []byte("v"))
+		}); err != nil {
+			t.Error(err)
+		}
+		if err := s.j.flush(t.Context()); err != nil {
+			t.Error(err)
+		}
+		return nil
+	}
+	s, err = Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opened.Store(s)
+	close(ready)
+	deadline := time.Now().Add(30 * time.Second)
+	for (s.j.filters.running.Load() || s.j.filters.inUse.Load() == nil) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !wrote.Load() {
+		t.Fatal("no key was written during the build")
+	}
+	if b := s.Stats().KeyFilterBuilds; b != 1 {
+		t.Errorf("%d keys and one more merged during the build at Open: %d builds (the file read %d times), want 1 (read twice)", keys, b, b+1)
+	}
+}
+
+// review2: the estimate of the keys (found + fresh - gone) counts as gone the deletes of
+// keys the B-tree never held: a key put and deleted before its put was merged (an erasing
+// mark set and cleared within a merge interval) is merged as a tombstone only. Here 1000 such
+// keys make the estimate of a B-tree of 2000 keys 1000, and the next build is sized from it.
+func TestKeyFilterEstimateIgnoresDeletesOfAbsentKeys(t *testing.T) {
+	o := Options{filterMin: 16}
+	o.mergeInterval = time.Hour // merges only when flushed
+	s, err := Open(filepath.Join(t.TempDir(), "vault.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const keys = 2000
+	if err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range keys {
+			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	idle := func() {
+		if err := s.j.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for (s.j.filters.running.Load() || s.j.filters.inUse.Load() == nil) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	idle()
+	builds := s.Stats().KeyFilterBuilds
+	for i := range 1000 { // put, then delete, each in its own Update, before any merge
+		mark := fmt.Appendf(nil, "mark-%08d", i)
+		if err := s.Update(t.Context(), func(tx Tx) error { return tx.Put("tokens", mark, []byte("x")) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(t.Context(), func(tx Tx) error { return tx.Delete("tokens", mark) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle()
+	if s.Stats().KeyFilterBuilds != builds {
+		t.Fatalf("a build ran (%d → %d); the test needs the same filter", builds, s.Stats().KeyFilterBuilds)
+	}
+	f := s.j.filters.inUse.Load()
+	if got := f.keys(); got < keys*9/10 {
+		t.Errorf("the B-tree holds %d keys, the filter estimates %d (gone %d: deletes of keys it never held)", keys, got, f.gone.Load())
+	}
+}
