@@ -166,10 +166,14 @@ short read transaction each (a long one would hold off bbolt's file growth),
 and is valid from the merged position of its last chunk; a snapshot uses the
 filter only if its bbolt transaction is at that position or later. Deleted
 keys stay in it (they cost a descent). It is built in the background at
-Open (after a first pass that counts the keys), and again when full: as many
-keys merged since (new, overwritten) as its capacity, sized for twice the
-keys then estimated (those found, plus the new ones merges added, minus
-those they deleted); until the first build ends, reads descend as before. Options.NoKeyFilter turns it off.
+Open (after a first pass that counts the keys), and again when full (as many
+keys merged since its build, new or overwritten, as it can hold beyond those
+it found) or stale (the estimated keys fell under a quarter of those found),
+sized for twice the keys then estimated: those found, plus the keys merges
+added that it had not seen, minus the deletes of keys it had; a build whose
+keys fill more than three quarters of it, or less than a quarter, is redone
+with the count. Until the first build ends, reads descend as before.
+Options.NoKeyFilter turns it off.
 TestKeyFilterNeverHidesAKey and TestKeyFilterSnapshotBeforeDelete test the
 rules against merges, builds and deletes racing the reads; each of the rules
 broken makes one of them fail.

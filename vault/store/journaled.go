@@ -800,13 +800,14 @@ func (j *journal) merge(frozen []*memtable) error {
 	j.merges.Add(1)
 	j.mergedKeys.Add(uint64(keys))
 	if !j.noFilter {
-		// Built again when full (the keys doubled, or as many were
-		// overwritten or deleted as it can hold), for twice the keys now;
-		// and when none is in use (the first build failed).
+		// Built again, for twice the keys now estimated, when full (as
+		// many keys merged since its build, new or overwritten, as it can
+		// hold beyond those it found) or stale (the keys fell under a
+		// quarter); and when none is in use (the first build failed).
 		switch f := k.inUse.Load(); {
 		case f == nil:
 			j.startBuild(0)
-		case f.full() || k.churn:
+		case f.full() || f.stale(k.minKeys) || k.churn:
 			j.startBuild(2 * f.keys())
 		}
 	}

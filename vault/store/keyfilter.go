@@ -116,6 +116,12 @@ func (f *keyFilter) mayContain(ck []byte) bool {
 
 func (f *keyFilter) full() bool { return f.added.Load() > f.capacity }
 
+// stale reports whether the keys fell under a quarter of those it was built
+// with: it holds more than twice the memory it needs.
+func (f *keyFilter) stale(minKeys uint64) bool {
+	return f.capacity > minKeys && 4*f.keys() < f.found
+}
+
 // keyFilters is a journal's filter state.
 type keyFilters struct {
 	// mergeMu is held by every merge, from before it writes until it has
@@ -138,7 +144,9 @@ type keyFilters struct {
 func (k *keyFilters) merged(ck []byte, deleted bool) {
 	f, b := k.inUse.Load(), k.building.Load()
 	if deleted {
-		if f != nil {
+		// A key it has not seen was not in the B-tree (put and deleted
+		// between two merges): its delete changes nothing there.
+		if f != nil && f.mayContain(ck) {
 			f.gone.Add(1)
 		}
 		return
@@ -188,15 +196,17 @@ func (j *journal) startBuild(capacity uint64) {
 			}
 			capacity = 2 * n
 		}
-		// A filter is sized at twice the keys found. If the build finds
-		// the estimate it was given far off (keys changed while it read, or
-		// a rebuild's estimate missed), it builds once more with the count.
+		// A filter is sized at twice the keys counted or estimated. It is
+		// kept unless the keys it found fill more than three quarters of it
+		// (the estimate missed: it would soon be full) or less than a
+		// quarter (more than twice the memory it needs); then it is built
+		// once more with the count.
 		for range 2 {
-			found, err := j.buildFilter(capacity)
+			found, size, err := j.buildFilter(capacity)
 			if err != nil {
 				return
 			}
-			if capacity <= k.minKeys || 2*found <= capacity && capacity <= 4*found {
+			if 4*found <= 3*size && (size <= k.minKeys || size <= 4*found) {
 				return
 			}
 			capacity = 2 * found
@@ -205,8 +215,9 @@ func (j *journal) startBuild(capacity uint64) {
 }
 
 // buildFilter builds a filter for capacity keys (see the rules above), puts
-// it in use and returns how many keys it found in the B-tree.
-func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
+// it in use and returns how many keys it found in the B-tree and its
+// capacity (at least minKeys).
+func (j *journal) buildFilter(capacity uint64) (found, size uint64, err error) {
 	k := &j.filters
 	f := newKeyFilter(capacity, k.minKeys)
 	k.mergeMu.Lock()
@@ -215,7 +226,7 @@ func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
 	defer k.building.CompareAndSwap(f, nil)
 	validFrom, err := j.scanKeys(func(ck []byte) { f.add(ck) })
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	f.validFrom = validFrom
 	k.mergeMu.Lock()
@@ -227,7 +238,7 @@ func (j *journal) buildFilter(capacity uint64) (found uint64, err error) {
 	k.building.Store(nil)
 	k.mergeMu.Unlock()
 	k.builds.Add(1)
-	return f.found, nil
+	return f.found, f.capacity, nil
 }
 
 // scanKeys calls add (if not nil) with the composite key of every key in

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// review2: a canary mark is reported only for a token whose record exists: a deleted canary
+// a canary mark is reported only for a token whose record exists: a deleted canary
 // token (DeleteTokens tombstones the record and leaves the mark in bucketCanaries) is not
 // found and not flagged, on bbolt (two reads) and on PostgreSQL (the marks in the records'
 // statement, store.GetManyPair). No other test holds a mark without its record, so nothing

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// review2: a store that takes writes while the filter is built at Open reads its whole
+// a store that takes writes while the filter is built at Open reads its whole
 // file three times (count, build, build again), not twice as docs/configuration.md says:
 // the build accepts its filter only if 2*found <= capacity, and capacity is 2 * the count
 // taken before, so a single key merged during the build fails the check.
@@ -79,7 +79,7 @@ func TestKeyFilterOneWriteDuringBuildAtOpen(t *testing.T) {
 	}
 }
 
-// review2: the estimate of the keys (found + fresh - gone) counts as gone the deletes of
+// the estimate of the keys (found + fresh - gone) counts as gone the deletes of
 // keys the B-tree never held: a key put and deleted before its put was merged (an erasing
 // mark set and cleared within a merge interval) is merged as a tombstone only. Here 1000 such
 // keys make the estimate of a B-tree of 2000 keys 1000, and the next build is sized from it.
