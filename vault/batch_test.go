@@ -199,13 +199,19 @@ func TestRoundTripsDoNotGrowWithBatch(t *testing.T) {
 // from one call into the next. On bbolt and on PostgreSQL (where the canary marks come in
 // the records' statement: store.GetManyIn).
 func TestDetokenizeReusesNothingStale(t *testing.T) {
+	onBothBackends(t, testDetokenizeReusesNothingStale)
+}
+
+// onBothBackends runs test on a vault over bbolt, then on one over PostgreSQL (a fresh
+// database).
+func onBothBackends(t *testing.T, test func(t *testing.T, v *Vault)) {
 	t.Run("bbolt", func(t *testing.T) {
 		v, _ := openTest(t)
-		testDetokenizeReusesNothingStale(t, v)
+		test(t, v)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		v, _ := countingVault(t, nil)
-		testDetokenizeReusesNothingStale(t, v)
+		test(t, v)
 	})
 }
 

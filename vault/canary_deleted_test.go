@@ -6,20 +6,13 @@ import (
 	"testing"
 )
 
-// a canary mark is reported only for a token whose record exists: a deleted canary
+// A canary mark is reported only for a token whose record exists: a deleted canary
 // token (DeleteTokens tombstones the record and leaves the mark in bucketCanaries) is not
 // found and not flagged, on bbolt (two reads) and on PostgreSQL (the marks in the records'
-// statement, store.GetManyPair). No other test holds a mark without its record, so nothing
+// statement, store.GetManyIn). No other test holds a mark without its record, so nothing
 // pinned readItems' `raws[k].rec != nil` on the paired path.
 func TestCanaryOfDeletedTokenNotFlagged(t *testing.T) {
-	t.Run("bbolt", func(t *testing.T) {
-		v, _ := openTest(t)
-		testCanaryOfDeletedTokenNotFlagged(t, v)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		v, _ := countingVault(t, nil)
-		testCanaryOfDeletedTokenNotFlagged(t, v)
-	})
+	onBothBackends(t, testCanaryOfDeletedTokenNotFlagged)
 }
 
 func testCanaryOfDeletedTokenNotFlagged(t *testing.T, v *Vault) {

@@ -99,17 +99,7 @@ func TestServeCommitDelayFlag(t *testing.T) {
 		if err != nil || code != 200 {
 			t.Fatalf("/metrics = %d %v", code, err)
 		}
-		metric := func(name string) float64 {
-			m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
-			if m == nil {
-				t.Fatalf("no %s in /metrics", name)
-			}
-			f, err := strconv.ParseFloat(string(m[1]), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
+		metric := func(name string) float64 { return metricValue(t, body, name) }
 		if to, w := metric("tokenvault_store_commit_waits_timed_out_total"), metric("tokenvault_store_commit_waits_total"); to > w {
 			t.Errorf("%v waits timed out of %v waits", to, w)
 		}
@@ -137,15 +127,7 @@ func TestServeKeyFilterFlag(t *testing.T) {
 			if err != nil || code != 200 {
 				t.Fatalf("/metrics = %d %v", code, err)
 			}
-			m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
-			if m == nil {
-				t.Fatalf("no %s in /metrics", name)
-			}
-			f, err := strconv.ParseFloat(string(m[1]), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
+			return metricValue(t, body, name)
 		}
 		// The first build runs in the background at start (an empty store: at once).
 		for deadline := time.Now().Add(10 * time.Second); len(extra) == 0 && metric("tokenvault_store_key_filter_bytes") == 0; {
@@ -181,4 +163,18 @@ func TestServeKeyFilterFlag(t *testing.T) {
 	if b, s := run(t, "--store-key-filter=false"); b != 0 || s != 0 {
 		t.Errorf("--store-key-filter=false: key filter %v bytes, %v reads answered; want none", b, s)
 	}
+}
+
+// metricValue is the value of the unlabelled metric name in a /metrics body.
+func metricValue(t *testing.T, body []byte, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	f, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

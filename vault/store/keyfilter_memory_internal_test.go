@@ -102,16 +102,7 @@ func TestKeyFilterSizeAtOpen(t *testing.T) {
 	}
 	const keys = 4000
 	value := make([]byte, 150) // an encrypted record, an audit event
-	if err := s.Update(t.Context(), func(tx Tx) error {
-		for i := range keys {
-			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), value); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putKeys(t, s, keys, value)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +119,20 @@ func TestKeyFilterSizeAtOpen(t *testing.T) {
 	t.Logf("%d keys of 150-byte values: the filter built at Open holds %.1f bytes per key", keys, perKey)
 	if perKey > 3 {
 		t.Errorf("the filter built at Open holds %.1f bytes per key, want about 2", perKey)
+	}
+}
+
+// putKeys puts keys key-00000000.. key-(n-1) of bucket tokens, each with value, in one Update.
+func putKeys(t *testing.T, s *Bolt, n int, value []byte) {
+	t.Helper()
+	if err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range n {
+			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,16 +19,7 @@ func TestKeyFilterOneWriteDuringBuildAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	const keys = 2000
-	if err := s.Update(t.Context(), func(tx Tx) error {
-		for i := range keys {
-			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), []byte("v")); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putKeys(t, s, keys, []byte("v"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +83,7 @@ func TestKeyFilterEstimateIgnoresDeletesOfAbsentKeys(t *testing.T) {
 	}
 	defer s.Close()
 	const keys = 2000
-	if err := s.Update(t.Context(), func(tx Tx) error {
-		for i := range keys {
-			if err := tx.Put("tokens", fmt.Appendf(nil, "key-%08d", i), []byte("v")); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putKeys(t, s, keys, []byte("v"))
 	idle := func() {
 		if err := s.j.flush(t.Context()); err != nil {
 			t.Fatal(err)
