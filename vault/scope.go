@@ -130,8 +130,8 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 		sc.canary, sc.labels = grow(sc.canary, len(items)), grow(sc.labels, len(items))
 		rd.canary, rd.labels = sc.canary, sc.labels
 	}
-	// Batch reads: the records (and their subjects' keys), then the canary marks of those
-	// that exist, so a call costs the same few store reads whatever its size.
+	// Batch reads: the records with their canary marks (one statement on PostgreSQL), then
+	// their subjects' keys, so a call costs the same few store reads whatever its size.
 	keys := slices.Grow(sc.keys[:0], len(items))
 	at := slices.Grow(sc.at[:0], len(items))
 	n := 0
@@ -153,7 +153,6 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 	if canaries {
 		also = bucketCanaries
 	}
-	// On PostgreSQL the canary marks come with the records, in one statement.
 	raws, marks := readRecordsWith(tx, keys, sc, also)
 	if len(at) == len(items) {
 		rd.raw = raws // at[k] == k
@@ -163,25 +162,10 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 			rd.raw[i] = raws[k]
 		}
 	}
-	switch {
-	case canaries && marks != nil: // only those of records that exist, as below
+	if canaries { // the marks of records that exist only
 		for k, i := range at {
 			if raws[k].rec != nil && marks[k] != nil {
 				rd.canary[i], rd.labels[i] = true, string(marks[k])
-			}
-		}
-	case canaries:
-		found := slices.Grow(sc.found[:0], len(at))
-		foundAt := slices.Grow(sc.foundAt[:0], len(at))
-		defer func() { sc.found, sc.foundAt = found, foundAt }()
-		for k, i := range at {
-			if raws[k].rec != nil {
-				found, foundAt = append(found, keys[k]), append(foundAt, i)
-			}
-		}
-		for k, l := range tx.GetMany(bucketCanaries, found) {
-			if l != nil {
-				rd.canary[foundAt[k]], rd.labels[foundAt[k]] = true, string(l)
 			}
 		}
 	}
@@ -193,8 +177,8 @@ func readItems(tx store.Tx, s Scope, items []TokenRef, canaries bool, sc *readSc
 type readScratch struct {
 	out, canary  []bool
 	labels       []string
-	keys, found  [][]byte
-	at, foundAt  []int
+	keys         [][]byte
+	at           []int
 	keyBuf, recs []byte
 	raws         []rawRecord
 }
@@ -205,8 +189,8 @@ const maxScratch = 256 << 10
 
 // size estimates the bytes sc holds.
 func (sc *readScratch) size() int {
-	return cap(sc.keyBuf) + cap(sc.recs) + 48*cap(sc.raws) + 24*(cap(sc.keys)+cap(sc.found)) +
-		16*cap(sc.labels) + 8*(cap(sc.at)+cap(sc.foundAt)) + cap(sc.out) + cap(sc.canary)
+	return cap(sc.keyBuf) + cap(sc.recs) + 48*cap(sc.raws) + 24*cap(sc.keys) +
+		16*cap(sc.labels) + 8*cap(sc.at) + cap(sc.out) + cap(sc.canary)
 }
 
 // getReads takes a readScratch from v's pool; putReads gives it back, emptied so that it
@@ -225,7 +209,6 @@ func (v *Vault) putReads(sc *readScratch) {
 	clear(sc.labels)
 	clear(sc.keyBuf)
 	clear(sc.keys)
-	clear(sc.found)
 	clear(sc.raws)
 	clear(sc.recs)
 	v.reads.Put(sc)

@@ -153,9 +153,9 @@ func readRecords(tx store.Tx, keys [][]byte, sc *readScratch) []rawRecord {
 	return raws
 }
 
-// readRecordsWith is readRecords that also reads keys from bucket also, in the same statement
-// as the records when the store can (store.MultiGetter: PostgreSQL); its values are nil
-// otherwise (also empty), and the caller reads them itself.
+// readRecordsWith is readRecords that also returns the values of keys in bucket also (none
+// when also is empty), read with the records in one store.GetManyIn: one statement on
+// PostgreSQL.
 func readRecordsWith(tx store.Tx, keys [][]byte, sc *readScratch, also store.Bucket) ([]rawRecord, [][]byte) {
 	if sc == nil {
 		sc = new(readScratch)
@@ -168,12 +168,10 @@ func readRecordsWith(tx store.Tx, keys [][]byte, sc *readScratch, also store.Buc
 	var subjects [][]byte
 	var withSubject []int
 	var vals, alsoVals [][]byte
-	if g, ok := tx.(store.MultiGetter); ok && also != "" {
-		if both, ok := g.GetManyIn([]store.Read{{Bucket: bucketRecords, Keys: keys}, {Bucket: also, Keys: keys}}); ok {
-			vals, alsoVals = both[0], both[1]
-		}
-	}
-	if vals == nil {
+	if also != "" {
+		both := store.GetManyIn(tx, []store.Read{{Bucket: bucketRecords, Keys: keys}, {Bucket: also, Keys: keys}})
+		vals, alsoVals = both[0], both[1]
+	} else {
 		vals = tx.GetMany(bucketRecords, keys)
 	}
 	n := 0

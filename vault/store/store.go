@@ -296,12 +296,6 @@ func GetManyIn(tx Tx, reads []Read) [][][]byte {
 	return vals
 }
 
-// GetManyPair is GetManyIn of the same keys in buckets a and b.
-func GetManyPair(tx Tx, a, b Bucket, keys [][]byte) (va, vb [][]byte) {
-	vals := GetManyIn(tx, []Read{{a, keys}, {b, keys}})
-	return vals[0], vals[1]
-}
-
 // GuardedSharedGetter is implemented by backends that can read keys for share unless a guard
 // is set, in one statement (one round trip on PostgreSQL): see GetManyForShareUnless.
 type GuardedSharedGetter interface {

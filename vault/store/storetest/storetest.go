@@ -34,7 +34,6 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Empty", testEmpty},
 		{"PutGet", testPutGet},
 		{"GetMany", testGetMany},
-		{"GetManyPair", testGetManyPair},
 		{"GetManyIn", testGetManyIn},
 		{"Insert", testInsert},
 		{"Delete", testDelete},
@@ -220,64 +219,20 @@ func getManyWant(t *testing.T, what string, tx store.Tx, b store.Bucket, keys []
 	}
 }
 
-// testGetManyPair: store.GetManyPair answers exactly what GetMany of each bucket answers
-// (absent, empty, binary and duplicate keys, a missing bucket), in a View and inside an
-// Update that wrote some of the keys in either bucket.
-func testGetManyPair(t *testing.T, open func(t *testing.T) store.Store) {
-	s := open(t)
-	bin := []byte{0, 1, 0xfe, 0xff, 0}
-	put(t, s, bkt, "a", "1", "b", "2", "empty", "", string(bin), "bin")
-	put(t, s, bkt2, "a", "other", "c", "3", "empty", "")
-	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
-	keys := [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), bin, long, []byte("a"), []byte("c")}
-	check := func(what string, tx store.Tx, a, b store.Bucket) {
-		t.Helper()
-		va, vb := store.GetManyPair(tx, a, b, keys)
-		for _, side := range []struct {
-			b   store.Bucket
-			got [][]byte
-		}{{a, va}, {b, vb}} {
-			want := tx.GetMany(side.b, keys)
-			if len(side.got) != len(keys) {
-				t.Fatalf("%s: GetManyPair gave %d values of %s for %d keys", what, len(side.got), side.b, len(keys))
-			}
-			for i := range keys {
-				if (side.got[i] == nil) != (want[i] == nil) || !bytes.Equal(side.got[i], want[i]) {
-					t.Errorf("%s: GetManyPair value %d of %s = %#v, GetMany says %#v", what, i, side.b, side.got[i], want[i])
-				}
-			}
-		}
-	}
-	view(t, s, func(tx store.Tx) error {
-		if va, vb := store.GetManyPair(tx, bkt, bkt2, nil); len(va) != 0 || len(vb) != 0 {
-			t.Errorf("GetManyPair(no keys) = %q, %q, want empty", va, vb)
-		}
-		check("View", tx, bkt, bkt2)
-		check("View, a missing bucket", tx, bkt, "missing")
-		return nil
-	})
-	update(t, s, func(tx store.Tx) error {
-		if err := tx.Put(bkt, []byte("absent"), []byte("new")); err != nil {
-			return err
-		}
-		if err := tx.Delete(bkt2, []byte("c")); err != nil {
-			return err
-		}
-		check("Update", tx, bkt, bkt2)
-		return nil
-	})
-}
-
 // testGetManyIn: store.GetManyIn answers, read by read, exactly what GetMany answers: reads of
 // different keys in three buckets, an invalid and a missing bucket, a read of no keys, the same
 // bucket twice; in a View and inside an Update that wrote some of the keys.
 func testGetManyIn(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	const bkt3 store.Bucket = "conformance.third"
-	put(t, s, bkt, "a", "1", "b", "2", "empty", "")
-	put(t, s, bkt2, "x", "10", "a", "other")
+	bin := []byte{0, 1, 0xfe, 0xff, 0}
+	put(t, s, bkt, "a", "1", "b", "2", "empty", "", string(bin), "bin")
+	put(t, s, bkt2, "x", "10", "a", "other", "c", "3", "empty", "")
 	put(t, s, bkt3, "z", "26")
 	long := bytes.Repeat([]byte("k"), store.MaxKeySize+1)
+	// The same keys in two buckets (as a detokenize reads records and canary marks), and in a
+	// missing one.
+	same := [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), bin, long, []byte("a"), []byte("c")}
 	reads := []store.Read{
 		{Bucket: bkt, Keys: [][]byte{[]byte("b"), []byte("absent"), []byte("a"), nil, []byte("empty"), long, []byte("a")}},
 		{Bucket: bkt2, Keys: [][]byte{[]byte("x"), []byte("b"), []byte("a")}},
@@ -287,7 +242,11 @@ func testGetManyIn(t *testing.T, open func(t *testing.T) store.Store) {
 		{Bucket: "missing", Keys: [][]byte{[]byte("a")}},
 		{Bucket: bkt, Keys: [][]byte{[]byte("empty")}},
 	}
-	check := func(what string, tx store.Tx) {
+	pairs := [][]store.Read{
+		{{Bucket: bkt, Keys: same}, {Bucket: bkt2, Keys: same}},
+		{{Bucket: bkt, Keys: same}, {Bucket: "missing", Keys: same}},
+	}
+	check := func(what string, tx store.Tx, reads []store.Read) {
 		t.Helper()
 		got := store.GetManyIn(tx, reads)
 		if len(got) != len(reads) {
@@ -306,21 +265,38 @@ func testGetManyIn(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		}
 	}
+	checkAll := func(what string, tx store.Tx) {
+		t.Helper()
+		check(what, tx, reads)
+		for n, p := range pairs {
+			check(fmt.Sprintf("%s, same keys %d", what, n), tx, p)
+		}
+	}
 	view(t, s, func(tx store.Tx) error {
 		if got := store.GetManyIn(tx, nil); len(got) != 0 {
 			t.Errorf("GetManyIn(no reads) = %q", got)
 		}
-		check("View", tx)
+		if got := store.GetManyIn(tx, []store.Read{{Bucket: bkt}, {Bucket: bkt2}}); len(got) != 2 || len(got[0]) != 0 || len(got[1]) != 0 {
+			t.Errorf("GetManyIn(reads of no keys) = %q, want empty", got)
+		}
+		checkAll("View", tx)
 		return nil
 	})
+	// Inside an Update that wrote some of the keys in either bucket.
 	update(t, s, func(tx store.Tx) error {
+		if err := tx.Put(bkt, []byte("absent"), []byte("new")); err != nil {
+			return err
+		}
 		if err := tx.Put(bkt2, []byte("b"), []byte("new")); err != nil {
+			return err
+		}
+		if err := tx.Delete(bkt2, []byte("c")); err != nil {
 			return err
 		}
 		if err := tx.Delete(bkt3, []byte("z")); err != nil {
 			return err
 		}
-		check("Update", tx)
+		checkAll("Update", tx)
 		return nil
 	})
 }
