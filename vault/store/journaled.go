@@ -61,7 +61,6 @@ type journal struct {
 
 	merges, mergedKeys atomic.Uint64
 	filters            keyFilters // the key filter (keyfilter.go); unused with Options.NoKeyFilter
-	noFilter           bool
 }
 
 type jstate struct {
@@ -104,17 +103,7 @@ func openJournal(s *Bolt, opts Options, storeID [16]byte, next, seq uint64, pend
 	}
 	j.state.Store(&jstate{layers: append(pending, newMemtable(next))})
 	go j.merger()
-	j.filters.minKeys, j.filters.chunk = keyFilterMinKeys, keyFilterChunk
-	if opts.filterMin > 0 {
-		j.filters.minKeys = uint64(opts.filterMin)
-	}
-	if opts.filterChunk > 0 {
-		j.filters.chunk = opts.filterChunk
-	}
-	j.filters.churn = opts.filterChurn
-	if j.noFilter = opts.NoKeyFilter; !j.noFilter {
-		j.startBuild(0) // counts the keys first
-	}
+	j.startFilters(opts)
 	return j, nil
 }
 
@@ -799,18 +788,7 @@ func (j *journal) merge(frozen []*memtable) error {
 	j.mu.Unlock()
 	j.merges.Add(1)
 	j.mergedKeys.Add(uint64(keys))
-	if !j.noFilter {
-		// Built again, for twice the keys now estimated, when full (as
-		// many keys merged since its build, new or overwritten, as it can
-		// hold beyond those it found) or stale (the keys fell under a
-		// quarter); and when none is in use (the first build failed).
-		switch f := k.inUse.Load(); {
-		case f == nil:
-			j.startBuild(0)
-		case f.full() || f.stale(k.minKeys) || k.churn:
-			j.startBuild(2 * f.keys())
-		}
-	}
+	j.rebuildIfDue()
 	for _, m := range frozen {
 		if err := os.Remove(journalPath(j.path, m.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Harmless: the next Open removes merged files.

@@ -136,6 +136,41 @@ type keyFilters struct {
 	minKeys  uint64                    // keyFilterMinKeys unless a test says otherwise
 	chunk    int                       // keyFilterChunk unless a test says otherwise
 	churn    bool                      // for tests: build again after every merge
+	off      bool                      // Options.NoKeyFilter
+}
+
+// startFilters sets up j's key filter from opts and starts its first build,
+// which counts the keys first.
+func (j *journal) startFilters(opts Options) {
+	k := &j.filters
+	k.minKeys, k.chunk, k.churn, k.off = keyFilterMinKeys, keyFilterChunk, opts.filterChurn, opts.NoKeyFilter
+	if opts.filterMin > 0 {
+		k.minKeys = uint64(opts.filterMin)
+	}
+	if opts.filterChunk > 0 {
+		k.chunk = opts.filterChunk
+	}
+	if !k.off {
+		j.startBuild(0)
+	}
+}
+
+// rebuildIfDue starts a build after a merge, for twice the keys now
+// estimated, when the filter is full (as many keys merged since its build,
+// new or overwritten, as it can hold beyond those it found) or stale (the
+// keys fell under a quarter); and when none is in use (the first build
+// failed).
+func (j *journal) rebuildIfDue() {
+	k := &j.filters
+	if k.off {
+		return
+	}
+	switch f := k.inUse.Load(); {
+	case f == nil:
+		j.startBuild(0)
+	case f.full() || f.stale(k.minKeys) || k.churn:
+		j.startBuild(2 * f.keys())
+	}
 }
 
 // merged is called by a merge, under mergeMu, with each key it writes
