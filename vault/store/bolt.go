@@ -104,10 +104,12 @@ type Options struct {
 	// mergeInterval replaces the one-second merge interval. filterMin and
 	// filterChunk replace keyFilterMinKeys and keyFilterChunk; with
 	// filterChurn, the key filter is built again after every merge.
+	// genKeys replaces defaultGenKeys (generations.go).
 	failpoint              func(step string) error
 	mergeInterval          time.Duration
 	filterMin, filterChunk int
 	filterChurn            bool
+	genKeys                int
 }
 
 // Bolt is a Store backed by a single bbolt file and, unless
@@ -124,6 +126,7 @@ type Bolt struct {
 	db       *bolt.DB
 	path     string
 	maxGroup int
+	genKeys  int      // new keys per generation (0: defaultGenKeys)
 	j        *journal // nil with Options.NoJournal
 
 	mu        sync.Mutex
@@ -184,7 +187,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if fp == nil {
 		fp = func(string) error { return nil }
 	}
-	storeID, next, seq, pending, err := recoverJournal(db, path, fp, !opts.NoJournal)
+	storeID, next, seq, pending, err := recoverJournal(db, path, fp, !opts.NoJournal, opts.genKeys)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -193,6 +196,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		db:       db,
 		path:     path,
 		maxGroup: opts.MaxGroup,
+		genKeys:  opts.genKeys,
 		stopped:  make(chan struct{}),
 	}
 	s.cond.L = &s.mu
@@ -230,7 +234,7 @@ func (s *Bolt) View(ctx context.Context, fn func(Tx) error) error {
 		return fmt.Errorf("store: begin read transaction: %w", err)
 	}
 	defer func() { _ = btx.Rollback() }()
-	t := &boltTx{g: newGroupTx(btx), ctx: ctx}
+	t := &boltTx{g: newGroupTx(btx, s.genKeys), ctx: ctx}
 	defer t.finish()
 	return fn(t)
 }

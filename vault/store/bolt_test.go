@@ -65,9 +65,20 @@ func TestConformance(t *testing.T) {
 		// The key filter built again after every merge, in small chunks.
 		{"journal-filter-churn", filterChurn()},
 		{"plain", store.Options{NoJournal: true}},
+		// Buckets of several generations of 3 keys each, merged with and
+		// without the key filter, and without the journal.
+		{"journal-generations", generations(smallJournal())},
+		{"journal-filter-churn-generations", generations(filterChurn())},
+		{"plain-generations", generations(store.Options{NoJournal: true})},
 	} {
 		t.Run(mode.name, func(t *testing.T) { conformance(t, mode.opts) })
 	}
+}
+
+// generations returns o with generations of 3 keys (generations.go).
+func generations(o store.Options) store.Options {
+	store.SetGenerationKeys(&o, 3)
+	return o
 }
 
 // smallJournal returns Options whose journal merges after a few kilobytes.

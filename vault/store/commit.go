@@ -159,7 +159,7 @@ func (g *group) runTx(pending []*request, budget *int) (again, after []*request)
 		return nil, nil
 	}
 	g.btx = btx
-	gt := newGroupTx(btx)
+	gt := newGroupTx(btx, s.genKeys)
 	ok := make([]*request, 0, len(pending))
 	for i, r := range pending {
 		rollback, err := call(gt, r)
@@ -192,7 +192,12 @@ func (g *group) runTx(pending []*request, budget *int) (again, after []*request)
 		g.btx = nil
 		return nil, nil
 	}
-	err = btx.Commit()
+	err = gt.w.flush()
+	if err == nil {
+		err = btx.Commit()
+	} else {
+		_ = btx.Rollback()
+	}
 	g.btx = nil
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)

@@ -26,6 +26,10 @@ func SetKeyFilterSizes(o *Options, minKeys, chunk int) { o.filterMin, o.filterCh
 // SetKeyFilterChurn makes the key filter be built again after every merge.
 func SetKeyFilterChurn(o *Options) { o.filterChurn = true }
 
+// SetGenerationKeys replaces how many new keys a bucket's generation takes
+// before the next begins (generations.go).
+func SetGenerationKeys(o *Options, n int) { o.genKeys = n }
+
 // JournalFiles returns the paths of the journal files of the store at path.
 func JournalFiles(path string) []string {
 	ids, _ := journalIDs(path)

@@ -337,14 +337,18 @@ func splitKey(ck []byte) (bucket, key []byte) {
 // mergeLayers writes the newest version of every key of layers (oldest
 // first), bucket sequences included, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return;
-// merged, if not nil, with every key written or deleted.
-func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, merged func(ck []byte, deleted bool)) (keys int, err error) {
+// merged, if not nil, with every key written or deleted. mayHave, if not
+// nil, is a key filter valid for btx: a key it rules out is in no
+// generation of its bucket, so it is put into the newest without a read.
+// genKeys sizes generations (0: the default).
+func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, merged func(ck []byte, deleted bool), mayHave func(ck []byte) bool, genKeys int) (keys int, err error) {
 	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
 	}
+	w := newGenWriter(btx, genKeys)
 	var curB []byte
-	var bk *bolt.Bucket
+	var g *wgens
 	for {
 		// The smallest key; among equal keys the newest layer's version.
 		win := -1
@@ -370,34 +374,38 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 		value, _ := layers[win].newest(cur[win])
 		b, key := splitKey(ck)
 		if !bytes.Equal(b, curB) {
-			curB, bk = b, btx.Bucket(b)
+			curB = b
+			// A tombstone needs no bucket; anything else creates it.
+			if g, err = w.bucket(b, len(key) == 0 || value != nil); err != nil {
+				return keys, err
+			}
 		}
 		switch {
 		case len(key) == 0: // the bucket's sequence (see sequenceKey)
-			if bk == nil {
-				if bk, err = btx.CreateBucket(b); err != nil {
+			if g == nil {
+				if g, err = w.bucket(b, true); err != nil {
 					return keys, err
 				}
 			}
-			if err := bk.SetSequence(binary.BigEndian.Uint64(value)); err != nil {
+			if err := g.base().SetSequence(binary.BigEndian.Uint64(value)); err != nil {
 				return keys, err
 			}
 		case value == nil: // a tombstone
-			if bk != nil {
-				if err := bk.Delete(key); err != nil {
+			if g != nil && (mayHave == nil || mayHave(ck)) {
+				if err := w.delete(g, key); err != nil {
 					return keys, err
 				}
-				if merged != nil {
-					merged(ck, true)
-				}
+			}
+			if g != nil && merged != nil {
+				merged(ck, true)
 			}
 		default:
-			if bk == nil {
-				if bk, err = btx.CreateBucket(b); err != nil {
+			if g == nil {
+				if g, err = w.bucket(b, true); err != nil {
 					return keys, err
 				}
 			}
-			if err := bk.Put(key, value); err != nil {
+			if err := w.put(g, key, value, mayHave != nil && !mayHave(ck)); err != nil {
 				return keys, err
 			}
 			if merged != nil {
@@ -416,6 +424,9 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 			}
 		}
 	}
+	if err := w.flush(); err != nil {
+		return keys, err
+	}
 	last := layers[len(layers)-1]
 	return keys, writeMerged(btx, last.id, last.endOff)
 }
@@ -428,7 +439,7 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 // fails (a full disk: bbolt must grow its file) and keep is set, it returns
 // the replayed memtables instead, their files left in place, for the
 // journal to serve from memory and merge later.
-func recoverJournal(db *bolt.DB, path string, fp func(string) error, keep bool) (storeID [16]byte, next, seq uint64, pending []*memtable, err error) {
+func recoverJournal(db *bolt.DB, path string, fp func(string) error, keep bool, genKeys int) (storeID [16]byte, next, seq uint64, pending []*memtable, err error) {
 	var hasID bool
 	var merged uint64
 	if err := db.View(func(btx *bolt.Tx) error {
@@ -475,7 +486,7 @@ func recoverJournal(db *bolt.DB, path string, fp func(string) error, keep bool) 
 	}
 	if len(layers) > 0 {
 		err := db.Update(func(btx *bolt.Tx) error {
-			if _, err := mergeLayers(btx, layers, fp, "recover", nil); err != nil {
+			if _, err := mergeLayers(btx, layers, fp, "recover", nil, nil, genKeys); err != nil {
 				return err
 			}
 			fp("recover.commit")

@@ -197,9 +197,7 @@ type snapshot struct {
 	btx     *bolt.Tx
 	layers  []*memtable // newest first
 	at      uint64
-	buckets map[Bucket]*bolt.Bucket
-	absent  map[Bucket]bool
-	cursors map[Bucket]*bolt.Cursor // for get
+	gens    map[Bucket]*gens // opened buckets; nil for those absent
 	filter  *keyFilter              // nil: none may be used
 	filters *keyFilters
 	skipped uint64 // reads the filter answered
@@ -249,56 +247,32 @@ func (sn *snapshot) release() {
 	}
 }
 
-// boltGet reads key of bucket b from the snapshot's B-tree, nil if absent;
+// boltGet reads key of bucket b from the snapshot's B-trees, nil if absent;
 // ck is its composite key. A key the filter has not seen is absent.
 func (sn *snapshot) boltGet(b Bucket, key, ck []byte) []byte {
-	bk := sn.bucket(b)
-	if bk == nil {
+	g := sn.bucket(b)
+	if g == nil {
 		return nil
 	}
 	if sn.filter != nil && !sn.filter.mayContain(ck) {
 		sn.skipped++
 		return nil
 	}
-	return sn.get(b, bk, key)
+	return g.get(key)
 }
 
-// get is bk.Get(key) (bk being bucket b of sn) with one cursor per bucket
-// for the whole snapshot: Bucket.Get allocates a cursor and its stack on
-// every call.
-func (sn *snapshot) get(b Bucket, bk *bolt.Bucket, key []byte) []byte {
-	c := sn.cursors[b]
-	if c == nil {
-		if sn.cursors == nil {
-			sn.cursors = make(map[Bucket]*bolt.Cursor)
-		}
-		c = bk.Cursor()
-		sn.cursors[b] = c
+// bucket returns bucket b's B-trees in the snapshot, nil if it has none.
+func (sn *snapshot) bucket(b Bucket) *gens {
+	g, ok := sn.gens[b]
+	if ok {
+		return g
 	}
-	k, v := c.Seek(key)
-	if !bytes.Equal(k, key) {
-		return nil
+	g = openGens(sn.btx, []byte(b))
+	if sn.gens == nil {
+		sn.gens = make(map[Bucket]*gens)
 	}
-	return v // nil for a nested bucket, as Get
-}
-
-func (sn *snapshot) bucket(b Bucket) *bolt.Bucket {
-	if bk := sn.buckets[b]; bk != nil || sn.absent[b] {
-		return bk
-	}
-	bk := sn.btx.Bucket([]byte(b))
-	if bk == nil {
-		if sn.absent == nil {
-			sn.absent = make(map[Bucket]bool)
-		}
-		sn.absent[b] = true
-		return nil
-	}
-	if sn.buckets == nil {
-		sn.buckets = make(map[Bucket]*bolt.Bucket)
-	}
-	sn.buckets[b] = bk
-	return bk
+	sn.gens[b] = g
+	return g
 }
 
 // view implements Bolt.View for a journaled store.
@@ -766,7 +740,11 @@ func (j *journal) merge(frozen []*memtable) error {
 	if err != nil {
 		return j.mergeFailed(err)
 	}
-	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged)
+	var mayHave func(ck []byte) bool
+	if f := k.inUse.Load(); f != nil { // valid for btx: see keyfilter.go
+		mayHave = f.mayContain
+	}
+	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged, mayHave, j.s.genKeys)
 	if err != nil {
 		_ = btx.Rollback()
 		return j.mergeFailed(err)
@@ -1011,8 +989,8 @@ func (t *jTx) sequence(b Bucket) uint64 {
 	if v, found := t.lookup(b, nil); found {
 		return binary.BigEndian.Uint64(v)
 	}
-	if bk := t.sn.bucket(b); bk != nil {
-		return bk.Sequence()
+	if g := t.sn.bucket(b); g != nil {
+		return g.base().Sequence()
 	}
 	return 0
 }
@@ -1101,9 +1079,9 @@ func (t *jTx) Buckets() ([]Bucket, error) {
 	err := t.sn.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 		b := Bucket(name)
 		if b.Validate() != nil {
-			return nil // not one of ours (the journal's own bucket)
+			return nil // not one of ours (the journal's own bucket), or a generation
 		}
-		if k, _ := bk.Cursor().First(); k != nil || bk.Sequence() != 0 {
+		if bk.Sequence() != 0 || !openGens(t.sn.btx, name).empty() {
 			seen[b] = true
 		}
 		return nil
@@ -1186,32 +1164,20 @@ func (t *jTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error) e
 	for i := range cur {
 		normalize(i)
 	}
-	var c *bolt.Cursor
+	var c *genCursor
 	var bk, bv []byte
 	nextBolt := func(first bool) {
-		for {
-			if first {
-				if len(seek) == 0 {
-					bk, bv = c.First()
-				} else {
-					bk, bv = c.Seek(seek)
-				}
-				first = false
-			} else {
-				bk, bv = c.Next()
-			}
-			if bk == nil || !bytes.HasPrefix(bk, prefix) {
-				bk, bv = nil, nil
-				return
-			}
-			if bv != nil {
-				return
-			}
-			// a nested bbolt bucket: never created by this package
+		if first {
+			bk, bv = c.seek(seek)
+		} else {
+			bk, bv = c.next()
+		}
+		if bk == nil || !bytes.HasPrefix(bk, prefix) {
+			bk, bv = nil, nil
 		}
 	}
-	if bb := t.sn.bucket(b); bb != nil {
-		c = bb.Cursor()
+	if g := t.sn.bucket(b); g != nil {
+		c = g.cursor()
 		nextBolt(true)
 	}
 	for n := 1; ; n++ {

@@ -317,7 +317,8 @@ func (j *journal) scanKeys(add func(ck []byte)) (uint64, error) {
 					continue // a nested bucket: Get answers nil for it anyway
 				}
 				if add != nil {
-					ck = compositeKey(ck[:0], Bucket(name), key)
+					// A generation's keys are its bucket's (generations.go).
+					ck = compositeKey(ck[:0], Bucket(logicalBucket(name)), key)
 					add(ck)
 				}
 				count++

@@ -17,39 +17,32 @@ const scanCtxEvery = 256
 
 // groupTx is one bbolt transaction, shared by the functions of a group.
 type groupTx struct {
-	btx     *bolt.Tx
-	buckets map[Bucket]*bolt.Bucket // opened buckets; only valid names
+	btx *bolt.Tx
+	w   *genWriter
+	ok  map[Bucket]bool // names already validated
 }
 
-func newGroupTx(btx *bolt.Tx) *groupTx { return &groupTx{btx: btx} }
+func newGroupTx(btx *bolt.Tx, genKeys int) *groupTx {
+	return &groupTx{btx: btx, w: newGenWriter(btx, genKeys)}
+}
 
-// bucket returns bucket b, which must be a valid name, creating it if create
-// is set. It returns nil, nil if b does not exist and create is not set.
-func (g *groupTx) bucket(b Bucket, create bool) (*bolt.Bucket, error) {
-	if bk := g.buckets[b]; bk != nil {
-		return bk, nil
-	}
-	name := []byte(b)
-	bk := g.btx.Bucket(name)
-	if bk == nil {
-		if !create {
-			return nil, nil
+// bucket returns bucket b's B-trees, b being a valid name, creating its base
+// if create is set. It returns nil, nil if b does not exist and create is
+// not set.
+func (g *groupTx) bucket(b Bucket, create bool) (*wgens, error) {
+	bk, err := g.w.bucket([]byte(b), create)
+	if bk != nil {
+		if g.ok == nil {
+			g.ok = make(map[Bucket]bool)
 		}
-		var err error
-		if bk, err = g.btx.CreateBucket(name); err != nil {
-			return nil, err
-		}
+		g.ok[b] = true
 	}
-	if g.buckets == nil {
-		g.buckets = make(map[Bucket]*bolt.Bucket)
-	}
-	g.buckets[b] = bk
-	return bk, nil
+	return bk, err
 }
 
 // validBucket is Bucket.Validate with a fast path for buckets already opened.
 func (g *groupTx) validBucket(b Bucket) error {
-	if _, ok := g.buckets[b]; ok {
+	if g.ok[b] {
 		return nil
 	}
 	return b.Validate()
@@ -88,7 +81,7 @@ func (t *boltTx) Get(b Bucket, key []byte) []byte {
 	if bk == nil {
 		return nil
 	}
-	return bk.Get(key)
+	return bk.lookup(key)
 }
 
 func (t *boltTx) checkWrite(b Bucket, key []byte) error {
@@ -110,7 +103,7 @@ func (t *boltTx) Put(b Bucket, key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	return bk.Put(key, value)
+	return t.g.w.put(bk, key, value, false)
 }
 
 func (t *boltTx) Insert(b Bucket, key, value []byte) error {
@@ -135,7 +128,7 @@ func (t *boltTx) Delete(b Bucket, key []byte) error {
 		return nil
 	}
 	t.dirty = true
-	return bk.Delete(key)
+	return t.g.w.delete(bk, key)
 }
 
 func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
@@ -143,11 +136,11 @@ func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return bk.NextSequence()
+	return bk.base().NextSequence()
 }
 
 // sequenceBucket checks a sequence call and returns bucket b, created if needed.
-func (t *boltTx) sequenceBucket(b Bucket) (*bolt.Bucket, error) {
+func (t *boltTx) sequenceBucket(b Bucket) (*wgens, error) {
 	switch {
 	case t.done:
 		return nil, ErrTxDone
@@ -179,26 +172,20 @@ func (t *boltTx) Scan(b Bucket, prefix, start []byte, fn func(k, v []byte) error
 	t.scanning = append(t.scanning, b)
 	defer func() { t.scanning = t.scanning[:len(t.scanning)-1] }()
 
-	c := bk.Cursor()
-	var k, v []byte
-	if len(seek) == 0 {
-		k, v = c.First()
-	} else {
-		k, v = c.Seek(seek)
-	}
-	for n := 1; k != nil; k, v = c.Next() {
-		if !bytes.HasPrefix(k, prefix) {
-			break
+	c := bk.cursor()
+	for n, k, v := 1, []byte(nil), []byte(nil); ; n++ {
+		if n == 1 {
+			k, v = c.seek(seek)
+		} else {
+			k, v = c.next()
 		}
-		if v == nil {
-			continue // a nested bbolt bucket: never created by this package
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			return nil
 		}
 		if stop, err := visit(t.ctx, n, fn, k, v); stop {
 			return err
 		}
-		n++
 	}
-	return nil
 }
 
 // visit passes the n-th pair of a Scan to fn. It reports whether the scan
@@ -227,13 +214,9 @@ func (t *boltTx) Buckets() ([]Bucket, error) {
 	err := t.g.btx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 		b := Bucket(name)
 		if b.Validate() != nil {
-			return nil // not one of ours
+			return nil // not one of ours, or a generation (listed as its bucket)
 		}
-		if bk.Sequence() != 0 {
-			out = append(out, b)
-			return nil
-		}
-		if k, _ := bk.Cursor().First(); k != nil {
+		if bk.Sequence() != 0 || !openGens(t.g.btx, name).empty() {
 			out = append(out, b)
 		}
 		return nil
@@ -252,20 +235,20 @@ func (t *boltTx) Sequence(b Bucket) (uint64, error) {
 	if bk == nil {
 		return 0, nil
 	}
-	return bk.Sequence(), nil
+	return bk.base().Sequence(), nil
 }
 
 // AdvanceSequence implements Tx.
 // It writes nothing (and costs no commit) when the sequence is already there.
 func (t *boltTx) AdvanceSequence(b Bucket, atLeast uint64) error {
 	if t.writable && !t.done && t.g.validBucket(b) == nil {
-		if bk, _ := t.g.bucket(b, false); bk != nil && bk.Sequence() >= atLeast {
+		if bk, _ := t.g.bucket(b, false); bk != nil && bk.base().Sequence() >= atLeast {
 			return nil
 		}
 	}
 	bk, err := t.sequenceBucket(b)
-	if err != nil || bk.Sequence() >= atLeast {
+	if err != nil || bk.base().Sequence() >= atLeast {
 		return err
 	}
-	return bk.SetSequence(atLeast)
+	return bk.base().SetSequence(atLeast)
 }

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestGenerationsKeepEachKeyOnce runs random puts (new keys and
+// overwrites), deletes and re-puts of deleted keys into buckets of several
+// generations, merged with the key filter, without it, and without the
+// journal. After each round it compares every read with a model, and at
+// the end it reads the file itself: several generations exist, every key is
+// in exactly one of them, and they hold exactly the model.
+func TestGenerationsKeepEachKeyOnce(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{
+		{"journal-filter", Options{filterMin: 16}},
+		{"journal-no-filter", Options{NoKeyFilter: true}},
+		{"plain", Options{NoJournal: true}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			o := mode.opts
+			o.genKeys = 16
+			path := filepath.Join(t.TempDir(), "vault.db")
+			s, err := Open(path, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.j != nil && !o.NoKeyFilter {
+				waitFilter(t, s)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			buckets := []Bucket{"tokens", "index"}
+			model := map[Bucket]map[string]string{"tokens": {}, "index": {}}
+			for round := range 12 {
+				err := s.Update(t.Context(), func(tx Tx) error {
+					for i := range 40 {
+						b := buckets[rng.IntN(2)]
+						m := model[b]
+						switch keys := slices.Sorted(maps.Keys(m)); {
+						case len(keys) > 0 && i%5 == 0: // delete
+							k := keys[rng.IntN(len(keys))]
+							if err := tx.Delete(b, []byte(k)); err != nil {
+								return err
+							}
+							delete(m, k)
+						case len(keys) > 0 && i%5 == 1: // overwrite
+							k := keys[rng.IntN(len(keys))]
+							v := fmt.Sprintf("v%d-%d", round, i)
+							if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
+								return err
+							}
+							m[k] = v
+						default: // a new key, or one deleted before
+							k := fmt.Sprintf("k%03d", rng.IntN(400))
+							v := fmt.Sprintf("n%d-%d", round, i)
+							if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
+								return err
+							}
+							m[k] = v
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.j != nil && round%2 == 0 {
+					if err := s.j.flush(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				checkModel(t, s, model)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, path, model)
+			s, err = Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			checkModel(t, s, model)
+		})
+	}
+}
+
+func waitFilter(t *testing.T, s *Bolt) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.j.filters.inUse.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no key filter after 20 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// checkModel compares s's Get, Scan and Buckets with model.
+func checkModel(t *testing.T, s *Bolt, model map[Bucket]map[string]string) {
+	t.Helper()
+	err := s.View(t.Context(), func(tx Tx) error {
+		for b, m := range model {
+			for i := range 400 {
+				k := fmt.Sprintf("k%03d", i)
+				want, ok := m[k]
+				got := tx.Get(b, []byte(k))
+				if ok != (got != nil) || string(got) != want {
+					t.Errorf("Get(%s, %s) = %q, want %q (present %v)", b, k, got, want, ok)
+				}
+			}
+			var keys []string
+			if err := tx.Scan(b, nil, nil, func(k, v []byte) error {
+				if m[string(k)] != string(v) {
+					t.Errorf("Scan(%s): %s = %q, want %q", b, k, v, m[string(k)])
+				}
+				keys = append(keys, string(k))
+				return nil
+			}); err != nil {
+				return err
+			}
+			if want := slices.Sorted(maps.Keys(m)); !slices.Equal(keys, want) {
+				t.Errorf("Scan(%s) = %d keys in this order %v, want %d: %v", b, len(keys), keys, len(want), want)
+			}
+			// A prefix and a start inside it.
+			var sub []string
+			if err := tx.Scan(b, []byte("k1"), []byte("k15"), func(k, _ []byte) error {
+				sub = append(sub, string(k))
+				return nil
+			}); err != nil {
+				return err
+			}
+			var want []string
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				if k >= "k15" && k < "k2" {
+					want = append(want, k)
+				}
+			}
+			if !slices.Equal(sub, want) {
+				t.Errorf("Scan(%s, k1, from k15) = %v, want %v", b, sub, want)
+			}
+		}
+		got, err := tx.Buckets()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, []Bucket{"index", "tokens"}) {
+			t.Errorf("Buckets() = %v, want [index tokens]", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkFile reads the closed file at path with bbolt: each bucket of model
+// must have several generations, each key in one only, holding the model.
+func checkFile(t *testing.T, path string, model map[Bucket]map[string]string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(btx *bolt.Tx) error {
+		for b, m := range model {
+			got := map[string]string{}
+			trees := 0
+			for n := 0; ; n++ {
+				name := []byte(b)
+				if n > 0 {
+					name = genName(nil, []byte(b), n)
+				}
+				bk := btx.Bucket(name)
+				if bk == nil {
+					break
+				}
+				trees++
+				if err := bk.ForEach(func(k, v []byte) error {
+					if _, dup := got[string(k)]; dup {
+						t.Errorf("bucket %s: key %s in two generations", b, k)
+					}
+					got[string(k)] = string(v)
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			if trees < 3 {
+				t.Errorf("bucket %s: %d B-trees, want several (16 new keys each)", b, trees)
+			}
+			if !maps.Equal(got, m) {
+				t.Errorf("bucket %s: the file holds %d keys, the model %d, or their values differ", b, len(got), len(m))
+			}
+			meta := btx.Bucket(metaBucket)
+			v := meta.Get(append(slices.Clip(genKeyPrefix), b...))
+			if len(v) != 8 || binary.BigEndian.Uint64(v) == 0 || binary.BigEndian.Uint64(v) > 16 {
+				t.Errorf("bucket %s: count of new keys in the newest generation = %x, want 1..16", b, v)
+			}
+		}
+		// No bucket but those of the model, their generations and the meta bucket.
+		return btx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if _, ok := model[Bucket(logicalBucket(name))]; !ok && !bytes.Equal(name, metaBucket) {
+				t.Errorf("unexpected bbolt bucket %q", name)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
