@@ -14,9 +14,12 @@ import (
 //	2: records carry a subject fingerprint; deterministic FF1 tokens are found by probing
 //	   their candidates (blind index only for random-candidate templates); erased tokens
 //	   leave tombstones.
+//	3: the vault's layout is unchanged, but a bbolt store's large buckets grow generations
+//	   (vault/store, "Generations"), whose keys a binary of schema 2 would not see: it could
+//	   give a second token to a value, or a token twice. The version is what makes it refuse.
 //
 // Open migrates an older store forward and refuses a newer one.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the store's schema from cur (as checkSchema read it before Open wrote
 // anything) to SchemaVersion. A store that existed without a version predates versioning:
@@ -30,7 +33,8 @@ func (v *Vault) migrate(ctx context.Context, cur uint64, existed bool) error {
 	}
 	from := cur
 	// 1 → 2: version-1 records stay readable as they are (the record parser reads both), and
-	// their blind-index entries keep working; nothing needs rewriting. Record the new version.
+	// their blind-index entries keep working; nothing needs rewriting. 2 → 3: nothing to
+	// rewrite either (see SchemaVersion). Record the new version.
 	ev := v.newEvent(WithRequest(ctx, RequestInfo{Method: "MigrateSchema"}), "MigrateSchema")
 	ev.Outcome, ev.Reason = OutcomeAllowed, fmt.Sprintf("schema %d to %d", from, SchemaVersion)
 	_, err := v.updateAudited(ctx, ev, func(tx store.Tx, _ *AuditEvent) error {

@@ -178,6 +178,32 @@ TestKeyFilterNeverHidesAKey and TestKeyFilterSnapshotBeforeDelete test the
 rules against merges, builds and deletes racing the reads; each of the rules
 broken makes one of them fail.
 
+Generations. A merge of random keys into one large B-tree touches about one
+leaf page per key, and bbolt seeks from the root and unpacks every page it
+touches, so the cost of a merged key grew with the store (at 10 million
+tokens, 3.1 times the CPU per key of an empty store: BENCHMARKS.md). So a
+bucket is one bbolt bucket, its base, only until 2^20 new keys were put
+into it; the next new key begins generation 1, a bbolt bucket of its own
+named after the bucket (a name no Bucket can have), and so on: new keys go
+into the newest generation, whose B-tree stays small, and the older ones
+are not rewritten. A key already stored stays in its generation: Put
+overwrites it there and Delete removes it there, so a key is in one
+generation only (a merge finds where without reading when the key filter
+rules the key out, which is the case of nearly every new key; otherwise it
+reads each generation, newest first). The count of new keys in the newest
+generation is kept in the journal's bucket, written in the same
+transaction; deletes do not lower it. Reads look in the generations newest
+first, after the key filter; Scan merges their keys in order; the base
+holds the bucket's sequence. Generations are never removed, so a reader
+finds them by name (generation n+1 exists only if n does), and a file
+written before generations existed is read as it is: its buckets are their
+base, taking new keys until 2^20 more were put into it. The plain path
+(Options.NoJournal) and recovery write the same layout.
+TestGenerationsKeepEachKeyOnce checks, with the file in hand, that a random
+mix of puts, overwrites and deletes leaves every key in one generation
+only, with and without the filter and the journal; the conformance suite
+also runs on generations of three keys.
+
 Merging and rotation. When the active memtable passes a quarter of
 Options.JournalMemory (or a second after the last merge, if it holds
 anything), the committer freezes it: it creates the next journal file

@@ -97,7 +97,7 @@ func TestGenerationsKeepEachKeyOnce(t *testing.T) {
 	}
 }
 
-func waitFilter(t *testing.T, s *Bolt) {
+func waitFilter(t testing.TB, s *Bolt) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.j.filters.inUse.Load() == nil {
@@ -221,5 +221,66 @@ func checkFile(t *testing.T, path string, model map[Bucket]map[string]string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkGetGenerations reads present keys, 100 per View, spread evenly
+// over 1M random keys of one bucket: in one B-tree, and in 8 generations
+// (the keys of the oldest cost 8 descents). ns/key is per key read.
+func BenchmarkGetGenerations(b *testing.B) {
+	const keys = 1 << 20
+	for _, gens := range []int{1, 8} {
+		b.Run(fmt.Sprintf("generations=%d", gens), func(b *testing.B) {
+			o := Options{NoSync: true, genKeys: keys / gens}
+			s, err := Open(filepath.Join(b.TempDir(), "vault.db"), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			all := make([][]byte, keys)
+			for i := range all {
+				all[i] = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, rng.Uint64()), rng.Uint64())
+			}
+			for i := 0; i < keys; i += 10000 {
+				if err := s.Update(b.Context(), func(tx Tx) error {
+					for _, k := range all[i:min(i+10000, keys)] {
+						if err := tx.Put("tokens", k, k); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				if (i/10000)%16 == 15 {
+					if err := s.j.flush(b.Context()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := s.j.flush(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			waitFilter(b, s)
+			batch := make([][]byte, 100)
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range batch {
+					batch[i] = all[rng.IntN(keys)]
+				}
+				if err := s.View(b.Context(), func(tx Tx) error {
+					for i, v := range tx.GetMany("tokens", batch) {
+						if v == nil {
+							return fmt.Errorf("key %d absent", i)
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/key")
+		})
 	}
 }
