@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# growth.sh OUT CHECKPOINT... : one server, one data directory; 3 measured runs of tokenize HTTP b100 x16
+# growth.sh OUT CHECKPOINT... : one server, one data directory; RUNS (default 3) measured runs of tokenize HTTP b100 x16
 # at the empty store and at each checkpoint (tokens stored), filling between checkpoints (gRPC, batch 1000, 8 callers).
 set -euo pipefail
 OUT=$1; shift; W=${W:-/tmp/g}; mkdir -p $W; BIN=${BIN:-$W/tv}; export TOKENVAULT_TOKEN=root
@@ -12,7 +12,7 @@ pid=$!
 ready $pid 127.0.0.1:18280 $W/g.log
 tokens() { curl -s -H "Authorization: Bearer root" http://127.0.0.1:18280/metrics | awk '/^tokenvault_items_total\{.*op="tokenize".*outcome="ok"/ {s+=$2} END {printf "%d", s}'; }
 measure() {
-  for r in 1 2 3; do
+  for r in $(seq ${RUNS:-3}); do
     local t0; t0=$(tokens)
     local json; json=$($BIN bench --addr 127.0.0.1:17270 --http-addr 127.0.0.1:18280 --protocol http --op tokenize --batch 100 \
       --concurrency 16 --duration 8s --warmup 1s --server-pid $pid -o json | tr -d '\n ')

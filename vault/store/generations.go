@@ -41,13 +41,14 @@ func genName(dst, b []byte, n int) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(n))
 }
 
-// logicalBucket returns the bucket a bbolt bucket name belongs to: the part
-// of a generation's name before its 0x00, or the name itself.
-func logicalBucket(name []byte) []byte {
-	if i := bytes.IndexByte(name, 0); i > 0 {
-		return name[:i]
+// splitGenName returns the bucket and generation a bbolt bucket name is
+// of: a generation's name is its bucket's, 0x00 and its number; any other
+// name is a base (generation 0).
+func splitGenName(name []byte) (bucket []byte, gen int) {
+	if i := bytes.IndexByte(name, 0); i > 0 && len(name) == i+5 {
+		return name[:i], int(binary.BigEndian.Uint32(name[i+1:]))
 	}
-	return name
+	return name, 0
 }
 
 // gens is a bucket's B-trees in one bbolt transaction, newest first, the
@@ -81,22 +82,28 @@ func openGens(btx *bolt.Tx, b []byte) *gens {
 func (g *gens) base() *bolt.Bucket { return g.bks[len(g.bks)-1] }
 
 // get returns key's value, nil if absent, with one reused cursor per
-// B-tree (Bucket.Get allocates one per call). Read transactions only.
-func (g *gens) get(key []byte) []byte {
+// B-tree (Bucket.Get allocates one per call). Read transactions only. p is
+// the key's probe of a key filter valid for the transaction (or the zero
+// probe): generations it rules out are not read. read reports whether any was.
+func (g *gens) get(key []byte, p keyProbe) (value []byte, read bool) {
 	if g.cs == nil {
 		g.cs = make([]*bolt.Cursor, len(g.bks))
 	}
 	for i, bk := range g.bks {
+		if !p.has(len(g.bks) - 1 - i) {
+			continue
+		}
+		read = true
 		c := g.cs[i]
 		if c == nil {
 			c = bk.Cursor()
 			g.cs[i] = c
 		}
 		if k, v := c.Seek(key); v != nil && bytes.Equal(k, key) {
-			return v
+			return v, true
 		}
 	}
-	return nil
+	return nil, read
 }
 
 // lookup returns key's value, nil if absent (for write transactions,
@@ -110,9 +117,13 @@ func (g *gens) lookup(key []byte) []byte {
 	return nil
 }
 
-// holder returns the index of the B-tree holding key, -1 if none does.
-func (g *gens) holder(key []byte) int {
+// holder returns the index of the B-tree holding key, -1 if none does. p
+// is as for get.
+func (g *gens) holder(key []byte, p keyProbe) int {
 	for i, bk := range g.bks {
+		if !p.has(len(g.bks) - 1 - i) {
+			continue
+		}
 		if bk.Get(key) != nil {
 			return i
 		}
@@ -249,34 +260,34 @@ func (w *genWriter) bucket(b []byte, create bool) (*wgens, error) {
 	return wg, nil
 }
 
-// put writes key in g: where it is, or, unless absent says it is in none of
-// g's B-trees (so none need be read), in the newest generation as a new key,
-// beginning a generation if the newest is full.
-func (w *genWriter) put(g *wgens, key, value []byte, absent bool) error {
-	if !absent {
-		if i := g.holder(key); i >= 0 {
-			return g.bks[i].Put(key, value)
-		}
+// put writes key in g where it is, or, if it is in none of g's B-trees, in
+// the newest generation as a new key, beginning a generation if the newest
+// is full. p is as for get. It returns the generation written.
+func (w *genWriter) put(g *wgens, key, value []byte, p keyProbe) (gen int, err error) {
+	if i := g.holder(key, p); i >= 0 {
+		return len(g.bks) - 1 - i, g.bks[i].Put(key, value)
 	}
 	if g.count >= w.limit {
 		bk, err := w.btx.CreateBucket(genName(nil, g.name, len(g.bks)))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		g.bks = slices.Insert(g.bks, 0, bk)
 		g.count = 0
 	}
 	g.count++
 	g.dirty = true
-	return g.bks[0].Put(key, value)
+	return len(g.bks) - 1, g.bks[0].Put(key, value)
 }
 
-// delete deletes key from g (a no-op if it is absent).
-func (w *genWriter) delete(g *wgens, key []byte) error {
-	if i := g.holder(key); i >= 0 {
-		return g.bks[i].Delete(key)
+// delete deletes key from g, and returns the generation it was in, -1 if
+// it was absent. p is as for get.
+func (w *genWriter) delete(g *wgens, key []byte, p keyProbe) (gen int, err error) {
+	i := g.holder(key, p)
+	if i < 0 {
+		return -1, nil
 	}
-	return nil
+	return len(g.bks) - 1 - i, g.bks[i].Delete(key)
 }
 
 // flush writes the changed counts of new keys into metaBucket.

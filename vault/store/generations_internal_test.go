@@ -213,7 +213,7 @@ func checkFile(t *testing.T, path string, model map[Bucket]map[string]string) {
 		}
 		// No bucket but those of the model, their generations and the meta bucket.
 		return btx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			if _, ok := model[Bucket(logicalBucket(name))]; !ok && !bytes.Equal(name, metaBucket) {
+			if _, ok := model[Bucket(bucketOf(name))]; !ok && !bytes.Equal(name, metaBucket) {
 				t.Errorf("unexpected bbolt bucket %q", name)
 			}
 			return nil
@@ -283,4 +283,9 @@ func BenchmarkGetGenerations(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/key")
 		})
 	}
+}
+
+func bucketOf(name []byte) []byte {
+	b, _ := splitGenName(name)
+	return b
 }

@@ -337,11 +337,12 @@ func splitKey(ck []byte) (bucket, key []byte) {
 // mergeLayers writes the newest version of every key of layers (oldest
 // first), bucket sequences included, into btx, in key order, and records
 // the last layer as merged. fp is called between the writes and the return;
-// merged, if not nil, with every key written or deleted. mayHave, if not
-// nil, is a key filter valid for btx: a key it rules out is in no
-// generation of its bucket, so it is put into the newest without a read.
-// genKeys sizes generations (0: the default).
-func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, merged func(ck []byte, deleted bool), mayHave func(ck []byte) bool, genKeys int) (keys int, err error) {
+// merged, if not nil, with every key written or deleted and the generation
+// of its bucket it was written into or deleted from. filter, if not nil, is
+// a key filter valid for btx: the generations it rules out for a key are
+// not read (a new key, which it rules out of all, is put into the newest
+// without a read). genKeys sizes generations (0: the default).
+func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what string, merged func(ck []byte, gen int, deleted bool), filter *keyFilter, genKeys int) (keys int, err error) {
 	cur := make([]nodeRef, len(layers))
 	for i, m := range layers {
 		cur[i] = m.first()
@@ -391,13 +392,15 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 				return keys, err
 			}
 		case value == nil: // a tombstone
-			if g != nil && (mayHave == nil || mayHave(ck)) {
-				if err := w.delete(g, key); err != nil {
-					return keys, err
-				}
+			if g == nil {
+				break
 			}
-			if g != nil && merged != nil {
-				merged(ck, true)
+			gen, err := w.delete(g, key, probe(filter, ck))
+			if err != nil {
+				return keys, err
+			}
+			if gen >= 0 && merged != nil {
+				merged(ck, gen, true)
 			}
 		default:
 			if g == nil {
@@ -405,11 +408,12 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 					return keys, err
 				}
 			}
-			if err := w.put(g, key, value, mayHave != nil && !mayHave(ck)); err != nil {
+			gen, err := w.put(g, key, value, probe(filter, ck))
+			if err != nil {
 				return keys, err
 			}
 			if merged != nil {
-				merged(ck, false)
+				merged(ck, gen, false)
 			}
 		}
 		if keys++; keys == 1 {
@@ -429,6 +433,14 @@ func mergeLayers(btx *bolt.Tx, layers []*memtable, fp func(string) error, what s
 	}
 	last := layers[len(layers)-1]
 	return keys, writeMerged(btx, last.id, last.endOff)
+}
+
+// probe returns ck's probe of filter, the zero probe if filter is nil.
+func probe(filter *keyFilter, ck []byte) keyProbe {
+	if filter == nil {
+		return keyProbe{}
+	}
+	return filter.probe(ck)
 }
 
 // recoverJournal runs at Open, before anything else uses db: it replays the

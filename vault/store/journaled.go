@@ -198,7 +198,7 @@ type snapshot struct {
 	layers  []*memtable // newest first
 	at      uint64
 	gens    map[Bucket]*gens // opened buckets; nil for those absent
-	filter  *keyFilter              // nil: none may be used
+	filter  *keyFilter       // nil: none may be used
 	filters *keyFilters
 	skipped uint64 // reads the filter answered
 }
@@ -254,11 +254,15 @@ func (sn *snapshot) boltGet(b Bucket, key, ck []byte) []byte {
 	if g == nil {
 		return nil
 	}
-	if sn.filter != nil && !sn.filter.mayContain(ck) {
-		sn.skipped++
-		return nil
+	if sn.filter == nil {
+		v, _ := g.get(key, keyProbe{})
+		return v
 	}
-	return g.get(key)
+	v, read := g.get(key, sn.filter.probe(ck))
+	if !read {
+		sn.skipped++
+	}
+	return v
 }
 
 // bucket returns bucket b's B-trees in the snapshot, nil if it has none.
@@ -740,11 +744,8 @@ func (j *journal) merge(frozen []*memtable) error {
 	if err != nil {
 		return j.mergeFailed(err)
 	}
-	var mayHave func(ck []byte) bool
-	if f := k.inUse.Load(); f != nil { // valid for btx: see keyfilter.go
-		mayHave = f.mayContain
-	}
-	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged, mayHave, j.s.genKeys)
+	// The filter in use is valid for btx (see keyfilter.go).
+	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged, k.inUse.Load(), j.s.genKeys)
 	if err != nil {
 		_ = btx.Rollback()
 		return j.mergeFailed(err)

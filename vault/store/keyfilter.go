@@ -16,8 +16,9 @@ import (
 // "absent" for a key that a snapshot allowed to use it can see. That rests
 // on three rules:
 //
-//   - every merge adds the keys it writes to the filter in use and to the
-//     one being built, before it commits (keyFilters.add, under mergeMu);
+//   - every merge adds the keys it writes (with the generation of their
+//     bucket it writes them into) to the filter in use and to the one being
+//     built, before it commits (keyFilters.merged, under mergeMu);
 //   - a build installs its filter as "being built" before it reads the
 //     B-tree, then reads every key, in chunks of one read transaction each,
 //     and records the merged position of its last chunk as validFrom;
@@ -77,10 +78,54 @@ func (f *keyFilter) block(ck []byte) ([]uint32, uint32) {
 	return f.words[8*b : 8*b+8 : 8*b+8], uint32(h)
 }
 
-// add adds the composite key ck, and counts it as fresh if it had not
-// been added (one of its bits was not set).
-func (f *keyFilter) add(ck []byte) {
+// A key's entry is for the generation of its bucket that holds it
+// (generations.go): all of a key's entries are in the one block its
+// composite key chooses, each generation setting its own bits there, so
+// that one cache line tells which generations may hold the key. Generation
+// 0, the base, uses the key's own bits.
+
+// genBits returns the 32 bits that choose generation gen's bits in a block,
+// x being the key's own.
+func genBits(x uint32, gen int) uint32 {
+	if gen == 0 {
+		return x
+	}
+	h := (uint64(x) ^ uint64(gen)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return uint32(h >> 32)
+}
+
+// keyProbe is a key's block in a filter, to ask about its generations. The
+// zero keyProbe (no filter) rules nothing out.
+type keyProbe struct {
+	w []uint32
+	x uint32
+}
+
+func (f *keyFilter) probe(ck []byte) keyProbe {
 	w, x := f.block(ck)
+	return keyProbe{w, x}
+}
+
+// has reports whether generation gen may hold the key; false means it does not.
+func (p keyProbe) has(gen int) bool {
+	if p.w == nil {
+		return true
+	}
+	x := genBits(p.x, gen)
+	for i := range p.w {
+		if atomic.LoadUint32(&p.w[i])&(uint32(1)<<((x*keyFilterSalt[i])>>27)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// add adds the composite key ck as held by generation gen of its bucket,
+// and counts it as fresh if it had not been added (one of its bits was not
+// set).
+func (f *keyFilter) add(ck []byte, gen int) {
+	w, x := f.block(ck)
+	x = genBits(x, gen)
 	fresh := false
 	for i := range w {
 		if bit := uint32(1) << ((x * keyFilterSalt[i]) >> 27); atomic.LoadUint32(&w[i])&bit == 0 {
@@ -103,15 +148,10 @@ func (f *keyFilter) keys() uint64 {
 	return n - gone
 }
 
-// mayContain reports whether ck may have been added; false means it was not.
+// mayContain reports whether ck may have been added for generation 0;
+// false means it was not.
 func (f *keyFilter) mayContain(ck []byte) bool {
-	w, x := f.block(ck)
-	for i := range w {
-		if atomic.LoadUint32(&w[i])&(uint32(1)<<((x*keyFilterSalt[i])>>27)) == 0 {
-			return false
-		}
-	}
-	return true
+	return f.probe(ck).has(0)
 }
 
 func (f *keyFilter) full() bool { return f.added.Load() > f.capacity }
@@ -174,23 +214,22 @@ func (j *journal) rebuildIfDue() {
 }
 
 // merged is called by a merge, under mergeMu, with each key it writes
-// (deleted false) or deletes: it adds the written ones to the filters merges
-// must feed, and counts the deleted ones for the estimate of the keys.
-func (k *keyFilters) merged(ck []byte, deleted bool) {
+// (deleted false) into generation gen of its bucket, or deletes from there:
+// it adds the written ones to the filters merges must feed, and counts the
+// deleted ones for the estimate of the keys.
+func (k *keyFilters) merged(ck []byte, gen int, deleted bool) {
 	f, b := k.inUse.Load(), k.building.Load()
 	if deleted {
-		// A key it has not seen was not in the B-tree (put and deleted
-		// between two merges): its delete changes nothing there.
-		if f != nil && f.mayContain(ck) {
+		if f != nil {
 			f.gone.Add(1)
 		}
 		return
 	}
 	if f != nil {
-		f.add(ck)
+		f.add(ck, gen)
 	}
 	if b != nil {
-		b.add(ck)
+		b.add(ck, gen)
 	}
 }
 
@@ -259,7 +298,7 @@ func (j *journal) buildFilter(capacity uint64) (found, size uint64, err error) {
 	k.building.Store(f)
 	k.mergeMu.Unlock()
 	defer k.building.CompareAndSwap(f, nil)
-	validFrom, err := j.scanKeys(func(ck []byte) { f.add(ck) })
+	validFrom, err := j.scanKeys(func(ck []byte, gen int) { f.add(ck, gen) })
 	if err != nil {
 		return 0, 0, err
 	}
@@ -277,10 +316,10 @@ func (j *journal) buildFilter(capacity uint64) (found, size uint64, err error) {
 }
 
 // scanKeys calls add (if not nil) with the composite key of every key in
-// the B-tree, reading it in chunks of one read transaction each. It returns
+// the B-tree and the generation of its bucket holding it, reading it in chunks of one read transaction each. It returns
 // the merged position of the last chunk's transaction, or with add nil the
 // number of keys.
-func (j *journal) scanKeys(add func(ck []byte)) (uint64, error) {
+func (j *journal) scanKeys(add func(ck []byte, gen int)) (uint64, error) {
 	k := &j.filters
 	var bucket, after []byte // where the next chunk starts: after key `after` of bucket
 	var ck []byte
@@ -318,8 +357,9 @@ func (j *journal) scanKeys(add func(ck []byte)) (uint64, error) {
 				}
 				if add != nil {
 					// A generation's keys are its bucket's (generations.go).
-					ck = compositeKey(ck[:0], Bucket(logicalBucket(name)), key)
-					add(ck)
+					b, gen := splitGenName(name)
+					ck = compositeKey(ck[:0], Bucket(b), key)
+					add(ck, gen)
 				}
 				count++
 				if n++; n == k.chunk {

@@ -26,7 +26,7 @@ func TestKeyFilterAnswers(t *testing.T) {
 		return float64(n) / tries
 	}
 	for i, k := range keys[:capacity/2] {
-		f.add(k)
+		f.add(k, 0)
 		if !f.mayContain(k) {
 			t.Fatalf("key %d added but answered absent", i)
 		}
@@ -37,7 +37,7 @@ func TestKeyFilterAnswers(t *testing.T) {
 		t.Errorf("at half capacity, %.4f of absent keys answered maybe, want ≤ 0.01", r)
 	}
 	for _, k := range keys[capacity/2:] {
-		f.add(k)
+		f.add(k, 0)
 	}
 	if f.full() {
 		t.Error("full at capacity, want full only past it")
@@ -52,7 +52,7 @@ func TestKeyFilterAnswers(t *testing.T) {
 	if r > 0.05 {
 		t.Errorf("at capacity, %.4f of absent keys answered maybe, want ≤ 0.05", r)
 	}
-	f.add([]byte("one more"))
+	f.add([]byte("one more"), 0)
 	if !f.full() {
 		t.Error("not full past its capacity")
 	}

@@ -60,7 +60,17 @@ func fval(i int) []byte { return fmt.Appendf(nil, "value-%06d", i) }
 // "absent" for a stored token would let a second value take it), across
 // merges and filter rebuilds racing the reads.
 func TestKeyFilterNeverHidesAKey(t *testing.T) {
-	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), filterChurn())
+	t.Run("one-tree", func(t *testing.T) { keyFilterNeverHidesAKey(t, filterChurn()) })
+	// Generations of 50 keys: the filter also tells which of 30 may hold a key.
+	t.Run("generations", func(t *testing.T) {
+		o := filterChurn()
+		store.SetGenerationKeys(&o, 50)
+		keyFilterNeverHidesAKey(t, o)
+	})
+}
+
+func keyFilterNeverHidesAKey(t *testing.T, o store.Options) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "vault.db"), o)
 	const b, n = store.Bucket("tokens"), 1500
 	var committed atomic.Int64 // keys [0, committed) are stored; those i%3 == 0 and i+10 < committed deleted
 	committed.Store(0)

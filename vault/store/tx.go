@@ -103,7 +103,8 @@ func (t *boltTx) Put(b Bucket, key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	return t.g.w.put(bk, key, value, false)
+	_, err = t.g.w.put(bk, key, value, keyProbe{})
+	return err
 }
 
 func (t *boltTx) Insert(b Bucket, key, value []byte) error {
@@ -128,7 +129,8 @@ func (t *boltTx) Delete(b Bucket, key []byte) error {
 		return nil
 	}
 	t.dirty = true
-	return t.g.w.delete(bk, key)
+	_, err := t.g.w.delete(bk, key, keyProbe{})
+	return err
 }
 
 func (t *boltTx) NextSequence(b Bucket) (uint64, error) {
