@@ -28,10 +28,13 @@ import (
 
 const crashEnv = "TOKENVAULT_STORE_CRASH_CHILD" // dir|step|hit|mode
 
-// crashOptions: a journal small enough to rotate and merge every few groups.
+// crashOptions: a journal small enough to rotate and merge every few groups,
+// and generations of 50 new keys, so that crashes also fall in merges and
+// recoveries that begin a generation (generations.go).
 func crashOptions() store.Options {
 	o := store.Options{JournalMemory: 24 << 10}
 	store.SetMergeInterval(&o, 3*time.Millisecond)
+	store.SetGenerationKeys(&o, 50)
 	return o
 }
 

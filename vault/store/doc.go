@@ -159,8 +159,8 @@ twice the keys found: 2 bytes per key right after a build, and 4 while the
 next one is built; measured, 1 in 800 absent keys answered "maybe" right
 after a build, 1 in 30 when it is full); a key it has not seen is absent without a
 descent. It must never answer "absent" for a key a snapshot can see, which
-rests on three rules (keyfilter.go): every merge adds the keys it writes,
-before it commits, to the filter in use and to the one being built; a build
+rests on three rules (keyfilter.go): every merge adds the keys it writes
+(with the generation they went into: see Generations), before it commits, to the filter in use and to the one being built; a build
 installs its filter before reading bbolt, reads every key in chunks of one
 short read transaction each (a long one would hold off bbolt's file growth),
 and is valid from the merged position of its last chunk; a snapshot uses the
@@ -188,13 +188,17 @@ named after the bucket (a name no Bucket can have), and so on: new keys go
 into the newest generation, whose B-tree stays small, and the older ones
 are not rewritten. A key already stored stays in its generation: Put
 overwrites it there and Delete removes it there, so a key is in one
-generation only (a merge finds where without reading when the key filter
-rules the key out, which is the case of nearly every new key; otherwise it
-reads each generation, newest first). The count of new keys in the newest
-generation is kept in the journal's bucket, written in the same
-transaction; deletes do not lower it. Reads look in the generations newest
-first, after the key filter; Scan merges their keys in order; the base
-holds the bucket's sequence. Generations are never removed, so a reader
+generation only. The key filter tells which generations may hold a key:
+each generation sets its own bits in the key's one block, so one cache
+line answers for all of them, a read of an absent key descends no B-tree
+and a read of a present key about one (BenchmarkGetGenerations: the same
+cost per key with 8 generations as with one tree), and a merge puts a new
+key into the newest generation without a read. Without the filter (before
+its first build, with NoKeyFilter, in recovery and on the plain path),
+reads and merges look in every generation, newest first. The count of new
+keys in the newest generation is kept in the journal's bucket, written in
+the same transaction; deletes do not lower it. Scan merges the
+generations' keys in order; the base holds the bucket's sequence. Generations are never removed, so a reader
 finds them by name (generation n+1 exists only if n does), and a file
 written before generations existed is read as it is: its buckets are their
 base, taking new keys until 2^20 more were put into it. The plain path
