@@ -16,8 +16,8 @@ import (
 
 // TestAuditOldFormat verifies an export and a bbolt store written before replica chains
 // (testdata/audit-main), then continues the store: first on the single-process chain (the
-// same bytes as before: no replica field, the next sequence number), then with a replica
-// chain beside it.
+// same bytes as before: no replica field, the next sequence numbers, the first of them the
+// migration from the fixture's schema 2), then with a replica chain beside it.
 func TestAuditOldFormat(t *testing.T) {
 	ctx := context.Background()
 	pub, err := os.ReadFile("testdata/audit-main/audit-pub.json")
@@ -78,19 +78,21 @@ func TestAuditOldFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs, _, err := v.ListAudit(ctx, AuditFilter{AfterSeq: 14})
-	if err != nil || len(evs) != 1 || evs[0].Seq != 15 || evs[0].Replica != "" {
-		t.Fatalf("the next event on the old chain = %+v, %v; want seq 15, no replica", evs, err)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 15 || evs[0].Method != "MigrateSchema" || evs[1].Seq != 16 || evs[1].Method != "/continued" || evs[0].Replica != "" || evs[1].Replica != "" {
+		t.Fatalf("the next events on the old chain = %+v, %v; want the migration at seq 15 and /continued at 16, no replica", evs, err)
 	}
-	var line []byte
-	st.View(ctx, func(tx store.Tx) error { line = bytes.Clone(tx.Get(bucketAudit, seqKey(15))); return nil })
-	if bytes.Contains(line, []byte(`"replica"`)) {
-		t.Errorf("an event of the single-process chain names a replica: %s", line)
+	for _, seq := range []uint64{15, 16} {
+		var line []byte
+		st.View(ctx, func(tx store.Tx) error { line = bytes.Clone(tx.Get(bucketAudit, seqKey(seq))); return nil })
+		if bytes.Contains(line, []byte(`"replica"`)) {
+			t.Errorf("an event of the single-process chain names a replica: %s", line)
+		}
 	}
 	c, ok, err := v.Checkpoint(ctx)
 	if err != nil || !ok || len(c.Heads) != 0 {
 		t.Fatalf("checkpoint of the single chain = %+v, %v, %v; want the first format", c, ok, err)
 	}
-	if rep, err := VerifyStoreAudit(ctx, st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil || rep.LastSeq != 15 {
+	if rep, err := VerifyStoreAudit(ctx, st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil || rep.LastSeq != 16 {
 		t.Fatalf("continued store: %+v, %v", rep, err)
 	}
 
@@ -104,11 +106,11 @@ func TestAuditOldFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c, ok, err := r1.Checkpoint(ctx); err != nil || !ok || len(c.Heads) != 2 || c.Seq != 18 {
+	if c, ok, err := r1.Checkpoint(ctx); err != nil || !ok || len(c.Heads) != 2 || c.Seq != 19 {
 		t.Fatalf("checkpoint of two chains = %+v, %v, %v", c, ok, err)
 	}
 	rep, err = VerifyStoreAudit(ctx, st, audit.Options{PublicKeyset: pub, Strict: true})
-	if err != nil || len(rep.Chains) != 2 || rep.Events != 14 {
+	if err != nil || len(rep.Chains) != 2 || rep.Events != 15 {
 		t.Fatalf("store with two chains: %+v, %v", rep, err)
 	}
 	var buf bytes.Buffer
@@ -121,24 +123,24 @@ func TestAuditOldFormat(t *testing.T) {
 	}
 	// A partial export verifies on its own too.
 	buf.Reset()
-	if err := v.ExportAudit(ctx, 16, &buf); err != nil {
+	if err := v.ExportAudit(ctx, 17, &buf); err != nil {
 		t.Fatal(err)
 	}
 	var h audit.ExportHeader
 	json.Unmarshal(bytes.SplitN(buf.Bytes(), []byte("\n"), 2)[0], &h)
 	rep, err = audit.Verify(bytes.NewReader(buf.Bytes()), audit.Options{PublicKeyset: pub, Strict: true})
-	if err != nil || rep.FirstSeq != 16 || rep.Events != 3 || len(h.Chains) != 2 {
+	if err != nil || rep.FirstSeq != 17 || rep.Events != 3 || len(h.Chains) != 2 {
 		t.Fatalf("partial export with two chains: %+v, %v (header %+v)", rep, err, h)
 	}
 	// Pruning across chains keeps it verifiable.
-	if _, err := v.PruneAudit(ctx, 16); err != nil {
+	if _, err := v.PruneAudit(ctx, 17); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := v.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := VerifyStoreAudit(ctx, st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil || rep.FirstSeq != 17 {
-		t.Fatalf("after pruning through 16: %+v, %v", rep, err)
+	if rep, err := VerifyStoreAudit(ctx, st, audit.Options{PublicKeyset: pub, Strict: true}); err != nil || rep.FirstSeq != 18 {
+		t.Fatalf("after pruning through 17: %+v, %v", rep, err)
 	}
 	buf.Reset()
 	if err := v.ExportAudit(ctx, 1, &buf); err != nil {
