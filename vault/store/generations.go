@@ -218,9 +218,10 @@ type genWriter struct {
 // keys in the newest.
 type wgens struct {
 	gens
-	name  []byte
-	count uint64
-	dirty bool // count changed
+	name    []byte
+	count   uint64
+	counted bool // count read from metaBucket (only a new key needs it)
+	dirty   bool // count changed
 }
 
 func newGenWriter(btx *bolt.Tx, limit int) *genWriter {
@@ -248,11 +249,6 @@ func (w *genWriter) bucket(b []byte, create bool) (*wgens, error) {
 		g = &gens{bks: []*bolt.Bucket{base}}
 	}
 	wg := &wgens{gens: *g, name: bytes.Clone(b)}
-	if meta := w.btx.Bucket(metaBucket); meta != nil {
-		if v := meta.Get(append(slices.Clip(genKeyPrefix), b...)); len(v) == 8 {
-			wg.count = binary.BigEndian.Uint64(v)
-		}
-	}
 	if w.open == nil {
 		w.open = make(map[string]*wgens)
 	}
@@ -266,6 +262,16 @@ func (w *genWriter) bucket(b []byte, create bool) (*wgens, error) {
 func (w *genWriter) put(g *wgens, key, value []byte, p keyProbe) (gen int, err error) {
 	if i := g.holder(key, p); i >= 0 {
 		return len(g.bks) - 1 - i, g.bks[i].Put(key, value)
+	}
+	if !g.counted {
+		// Read here, not when the bucket is opened: a read-only View (plain
+		// path) or a transaction that only overwrites never needs it.
+		if meta := w.btx.Bucket(metaBucket); meta != nil {
+			if v := meta.Get(append(slices.Clip(genKeyPrefix), g.name...)); len(v) == 8 {
+				g.count = binary.BigEndian.Uint64(v)
+			}
+		}
+		g.counted = true
 	}
 	if g.count >= w.limit {
 		bk, err := w.btx.CreateBucket(genName(nil, g.name, len(g.bks)))

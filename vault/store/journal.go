@@ -21,7 +21,7 @@ import (
 // A journal file is named FILE.journal.ID, ID being 16 hex digits, and holds
 // a header followed by records:
 //
-//	header: "TVJRNL01" | store id (16 bytes) | file id (uint64) | crc32c of the 32 bytes before
+//	header: "TVJRNL02" | store id (16 bytes) | file id (uint64) | crc32c of the 32 bytes before
 //	record: length (uint32) | crc32c of the payload (uint32) | payload (length bytes)
 //	payload: group sequence number (uint64) | operations
 //	operation: 'P' | len(bucket) (1 byte) | bucket | uvarint len(key) | key | uvarint len(value) | value
@@ -30,9 +30,17 @@ import (
 //
 // Integers are big-endian. One record is one Update group: all of it or none
 // of it is replayed.
+//
+// Binaries from before generations (generations.go) wrote, and accept only,
+// the magic "TVJRNL01", and replay such a journal into the buckets' base
+// B-trees at Open, before the vault reads the schema version and refuses the
+// store: an overwrite of a key of a later generation would land in the base
+// too, and a delete of one would be lost. So this binary writes "TVJRNL02",
+// which they refuse (ErrCorrupt), and replays both.
 
 const (
-	journalMagic      = "TVJRNL01"
+	journalMagic      = "TVJRNL02"
+	journalMagicV1    = "TVJRNL01" // read only
 	journalHeaderSize = 8 + 16 + 8 + 4
 	frameHeaderSize   = 8
 	// maxRecordSize bounds a record's length field, so that a corrupt one is
@@ -88,8 +96,12 @@ func journalIDs(dbPath string) ([]uint64, error) {
 }
 
 func journalHeader(storeID [16]byte, id uint64) []byte {
+	return journalHeaderWith(journalMagic, storeID, id)
+}
+
+func journalHeaderWith(magic string, storeID [16]byte, id uint64) []byte {
 	h := make([]byte, 0, journalHeaderSize)
-	h = append(h, journalMagic...)
+	h = append(h, magic...)
 	h = append(h, storeID[:]...)
 	h = binary.BigEndian.AppendUint64(h, id)
 	return binary.BigEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
@@ -200,8 +212,9 @@ func loadJournal(dbPath string, id uint64, storeID [16]byte, last bool, prevSeq 
 		return nil, 0, fmt.Errorf("store: journal: %w", err)
 	}
 	m := newMemtable(id)
-	if want := journalHeader(storeID, id); len(data) < journalHeaderSize || !bytes.Equal(data[:journalHeaderSize], want) {
-		if last && tornHeader(data, want) {
+	want, v1 := journalHeader(storeID, id), journalHeaderWith(journalMagicV1, storeID, id)
+	if len(data) < journalHeaderSize || !bytes.Equal(data[:journalHeaderSize], want) && !bytes.Equal(data[:journalHeaderSize], v1) {
+		if last && (tornHeader(data, want) || tornHeader(data, v1)) {
 			// Created by a rotation that did not finish: nothing in it was
 			// ever acknowledged.
 			m.endOff = 0

@@ -88,8 +88,15 @@ func TestKeyFilterEstimateIgnoresDeletesOfAbsentKeys(t *testing.T) {
 		if err := s.j.flush(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		// flush returns once the merge is published, which may be before
+		// the merge starts the build it calls for (rebuildIfDue): wait
+		// while the filter in use calls for one, too.
+		due := func() bool {
+			f := s.j.filters.inUse.Load()
+			return f == nil || f.full() || f.stale(s.j.filters.minKeys)
+		}
 		deadline := time.Now().Add(30 * time.Second)
-		for (s.j.filters.running.Load() || s.j.filters.inUse.Load() == nil) && time.Now().Before(deadline) {
+		for (s.j.filters.running.Load() || due()) && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 	}
