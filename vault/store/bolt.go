@@ -171,12 +171,22 @@ func Open(path string, opts Options) (*Bolt, error) {
 	case opts.InitialMmapSize < 0:
 		opts.InitialMmapSize = 0
 	}
-	db, err := bolt.Open(path, opts.Mode, &bolt.Options{
+	bo := &bolt.Options{
 		Timeout:         opts.Timeout,
 		NoSync:          opts.NoSync,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: opts.InitialMmapSize,
-	})
+	}
+	if !opts.NoJournal && !opts.NoKeyFilter {
+		// A serving store (the key filter is on in serve only) maps its
+		// file in at once (Linux: MAP_POPULATE, in sequential read-ahead),
+		// instead of taking a page fault at each first touch of a page:
+		// the filter's first build reads every page anyway, and until it
+		// ends reads look in every generation (generations.go). Measured
+		// in BENCHMARKS.md ("generations").
+		bo.MmapFlags = mmapPopulate
+	}
+	db, err := bolt.Open(path, opts.Mode, bo)
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)

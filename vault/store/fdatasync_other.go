@@ -6,3 +6,6 @@ import "os"
 
 // fdatasync flushes f to stable storage.
 func fdatasync(f *os.File) error { return f.Sync() }
+
+// mmapPopulate: no such flag here.
+const mmapPopulate = 0
