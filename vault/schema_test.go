@@ -70,3 +70,39 @@ func TestRefusesNewerStore(t *testing.T) {
 		t.Fatalf("Open(newer store) = %v, want ErrSchemaTooNew", err)
 	}
 }
+
+// TestSchemaByBackend: a bbolt store records SchemaVersion (3: generations), a PostgreSQL
+// store 2, whose layout schema 3 does not change, so that a replica of the previous version
+// (which refuses anything over 2) can still start on it; a PostgreSQL store that already
+// records 3 (moved from bbolt) keeps it and opens.
+func TestSchemaByBackend(t *testing.T) {
+	ctx := context.Background()
+	schemaOf := func(s store.Store) uint64 {
+		var ver uint64
+		_ = s.View(ctx, func(tx store.Tx) error {
+			if b := tx.Get(bucketMeta, metaSchema); len(b) == 8 {
+				ver = binary.BigEndian.Uint64(b)
+			}
+			return nil
+		})
+		return ver
+	}
+	_, bolt := openTest(t)
+	if got := schemaOf(bolt); got != SchemaVersion || SchemaVersion != 3 {
+		t.Errorf("bbolt store: schema %d, want %d (3)", got, SchemaVersion)
+	}
+	kek := newKEK(t)
+	_, pg := countingVault(t, kek)
+	if got := schemaOf(pg); got != 2 {
+		t.Fatalf("PostgreSQL store: schema %d, want 2 (what a replica of the previous version accepts)", got)
+	}
+	if err := pg.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketMeta, metaSchema, seqKey(3)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Config{Store: pg, KEK: kek}); err != nil {
+		t.Fatalf("Open(PostgreSQL store at schema 3) = %v", err)
+	}
+	if got := schemaOf(pg); got != 3 {
+		t.Errorf("PostgreSQL store at schema 3 after Open: %d, want 3 (never moved back)", got)
+	}
+}
