@@ -166,7 +166,10 @@ short read transaction each (a long one would hold off bbolt's file growth),
 and is valid from the merged position of its last chunk; a snapshot uses the
 filter only if its bbolt transaction is at that position or later. Deleted
 keys stay in it (they cost a descent). It is built in the background at
-Open (after a first pass that counts the keys), and again when full (as many
+Open (sized from the estimate of the keys the last merge with a filter kept
+in the file, or, without one, after a first pass that counts the keys; a
+serving store also maps its file in at once, MAP_POPULATE on Linux, since
+that build reads every page), and again when full (as many
 keys merged since its build, new or overwritten, as it can hold beyond those
 it found) or stale (the estimated keys fell under a quarter of those found),
 sized for twice the keys then estimated: those found, plus the keys merges

@@ -60,6 +60,10 @@ var (
 	metaBucket = []byte("\x00tokenvault.journal")
 	metaID     = []byte("store-id")
 	metaMerged = []byte("merged") // file id (uint64) | offset (uint64): merged through there
+	// metaFilterKeys is the key filter's estimate of the keys in the B-tree
+	// (uint64), as of the last merge that had a filter: it sizes the first
+	// build at the next Open without a pass that counts them.
+	metaFilterKeys = []byte("filter-keys")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -776,7 +776,17 @@ func (j *journal) merge(frozen []*memtable) error {
 		return j.mergeFailed(err)
 	}
 	// The filter in use is valid for btx (see keyfilter.go).
-	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged, k.inUse.Load(), j.s.genKeys)
+	f := k.inUse.Load()
+	keys, err := mergeLayers(btx, frozen, j.fp, "merge", k.merged, f, j.s.genKeys)
+	if err == nil && f != nil {
+		// A full filter's estimate runs low (keys new to the B-tree no
+		// longer find a bit to set): then none, and the next Open counts.
+		var n uint64
+		if !f.full() {
+			n = f.keys()
+		}
+		err = writeFilterKeys(btx, n)
+	}
 	if err != nil {
 		_ = btx.Rollback()
 		return j.mergeFailed(err)

@@ -2,10 +2,13 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The key filter of a journaled Bolt: a Bloom filter of the keys in the
@@ -180,7 +183,8 @@ type keyFilters struct {
 }
 
 // startFilters sets up j's key filter from opts and starts its first build,
-// which counts the keys first.
+// sized from the estimate of the keys the file keeps (writeFilterKeys), or
+// after counting them if it keeps none.
 func (j *journal) startFilters(opts Options) {
 	k := &j.filters
 	k.minKeys, k.chunk, k.churn, k.off = keyFilterMinKeys, keyFilterChunk, opts.filterChurn, opts.NoKeyFilter
@@ -191,8 +195,29 @@ func (j *journal) startFilters(opts Options) {
 		k.chunk = opts.filterChunk
 	}
 	if !k.off {
-		j.startBuild(0)
+		// Sized from the last filter's estimate if the file keeps one (a
+		// build whose keys fill it outside a quarter to three quarters is
+		// redone with the count: see startBuild); counted first if not.
+		var est uint64
+		_ = j.db.View(func(btx *bolt.Tx) error {
+			if meta := btx.Bucket(metaBucket); meta != nil {
+				if v := meta.Get(metaFilterKeys); len(v) == 8 {
+					est = binary.BigEndian.Uint64(v)
+				}
+			}
+			return nil
+		})
+		j.startBuild(2 * est)
 	}
+}
+
+// writeFilterKeys records n, the filter's estimate of the keys, in btx.
+func writeFilterKeys(btx *bolt.Tx, n uint64) error {
+	meta, err := btx.CreateBucketIfNotExists(metaBucket)
+	if err != nil {
+		return err
+	}
+	return meta.Put(metaFilterKeys, binary.BigEndian.AppendUint64(nil, n))
 }
 
 // rebuildIfDue starts a build after a merge, for twice the keys now

@@ -120,3 +120,70 @@ func TestKeyFilterEstimateIgnoresDeletesOfAbsentKeys(t *testing.T) {
 		t.Errorf("the B-tree holds %d keys, the filter estimates %d (gone %d: deletes of keys it never held)", keys, got, f.gone.Load())
 	}
 }
+
+// TestKeyFilterSizedFromEstimateAtOpen: a store whose merges ran with a filter keeps its
+// estimate of the keys, and the next Open builds its first filter from it without the pass
+// that counts the keys (which reads the whole file, and delays the filter at a restart).
+func TestKeyFilterSizedFromEstimateAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	o := Options{filterMin: 16, filterChunk: 500}
+	s, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFilter(t, s)
+	const keys = 3000
+	putKeys(t, s, keys, []byte("v"))
+	if err := s.j.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// That merge filled the first filter (sized for an empty store), so it
+	// kept no estimate and started a build for the keys; once that is in
+	// use, one more merge keeps the estimate.
+	deadline := time.Now().Add(20 * time.Second)
+	for f := s.j.filters.inUse.Load(); f.found < keys || f.full() || s.j.filters.running.Load(); f = s.j.filters.inUse.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no filter built for the %d keys after 20 s", keys)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Update(t.Context(), func(tx Tx) error { return tx.Put("tokens", []byte("one-more"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var counting, building atomic.Int64
+	var opened atomic.Pointer[Bolt]
+	ready := make(chan struct{})
+	o.failpoint = func(step string) error {
+		if step != "filter.chunk" {
+			return nil
+		}
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+		}
+		if opened.Load().j.filters.building.Load() == nil {
+			counting.Add(1)
+		} else {
+			building.Add(1)
+		}
+		return nil
+	}
+	s, err = Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opened.Store(s)
+	close(ready)
+	waitFilter(t, s)
+	if c, b := counting.Load(), building.Load(); c != 0 || b == 0 {
+		t.Errorf("first build at Open read %d chunks counting and %d building; want none counting", c, b)
+	}
+	f := s.j.filters.inUse.Load()
+	if f.found < keys || f.capacity < 2*keys || f.capacity > 4*keys {
+		t.Errorf("filter found %d keys, capacity %d; want ≥ %d keys, capacity about twice", f.found, f.capacity, keys)
+	}
+}
