@@ -42,46 +42,9 @@ func TestGenerationsKeepEachKeyOnce(t *testing.T) {
 				waitFilter(t, s)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			buckets := []Bucket{"tokens", "index"}
 			model := map[Bucket]map[string]string{"tokens": {}, "index": {}}
 			for round := range 12 {
-				err := s.Update(t.Context(), func(tx Tx) error {
-					for i := range 40 {
-						b := buckets[rng.IntN(2)]
-						m := model[b]
-						switch keys := slices.Sorted(maps.Keys(m)); {
-						case len(keys) > 0 && i%5 == 0: // delete
-							k := keys[rng.IntN(len(keys))]
-							if err := tx.Delete(b, []byte(k)); err != nil {
-								return err
-							}
-							delete(m, k)
-						case len(keys) > 0 && i%5 == 1: // overwrite
-							k := keys[rng.IntN(len(keys))]
-							v := fmt.Sprintf("v%d-%d", round, i)
-							if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
-								return err
-							}
-							m[k] = v
-						default: // a new key, or one deleted before
-							k := fmt.Sprintf("k%03d", rng.IntN(400))
-							v := fmt.Sprintf("n%d-%d", round, i)
-							if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
-								return err
-							}
-							m[k] = v
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if s.j != nil && round%2 == 0 {
-					if err := s.j.flush(t.Context()); err != nil {
-						t.Fatal(err)
-					}
-				}
+				randomChanges(t, s, rng, model, 40, 5, fmt.Sprint(round), false, round%2 == 0)
 				checkModel(t, s, model)
 			}
 			if err := s.Close(); err != nil {
@@ -95,6 +58,59 @@ func TestGenerationsKeepEachKeyOnce(t *testing.T) {
 			defer s.Close()
 			checkModel(t, s, model)
 		})
+	}
+}
+
+// randomChanges runs one Update of n random changes to the buckets of model,
+// keeping model in step: every `every` changes, a delete and then an
+// overwrite of a key of the model; otherwise a key k000–k399, new or deleted
+// before, by Put, or with insert by Insert (which leaves a stored key
+// alone). Values carry tag. With merge it then merges the journal.
+func randomChanges(t *testing.T, s *Bolt, rng *rand.Rand, model map[Bucket]map[string]string, n, every int, tag string, insert, merge bool) {
+	t.Helper()
+	buckets := slices.Sorted(maps.Keys(model))
+	err := s.Update(t.Context(), func(tx Tx) error {
+		for i := range n {
+			b := buckets[rng.IntN(len(buckets))]
+			m := model[b]
+			switch keys := slices.Sorted(maps.Keys(m)); {
+			case len(keys) > 0 && i%every == 0: // delete
+				k := keys[rng.IntN(len(keys))]
+				if err := tx.Delete(b, []byte(k)); err != nil {
+					return err
+				}
+				delete(m, k)
+			case len(keys) > 0 && i%every == 1: // overwrite
+				k := keys[rng.IntN(len(keys))]
+				v := fmt.Sprintf("o%s-%d", tag, i)
+				if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
+					return err
+				}
+				m[k] = v
+			default: // a new key, or one deleted before
+				k := fmt.Sprintf("k%03d", rng.IntN(400))
+				v := fmt.Sprintf("n%s-%d", tag, i)
+				if insert {
+					if err := tx.Insert(b, []byte(k), []byte(v)); errors.Is(err, ErrExists) {
+						continue
+					} else if err != nil {
+						return err
+					}
+				} else if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
+					return err
+				}
+				m[k] = v
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merge && s.j != nil {
+		if err := s.j.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -301,7 +317,6 @@ func TestGenerationsAcrossModes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vault.db")
 	modes := []Options{{filterMin: 16}, {NoJournal: true}, {NoKeyFilter: true}}
 	rng := rand.New(rand.NewPCG(5, 6))
-	buckets := []Bucket{"tokens", "index"}
 	model := map[Bucket]map[string]string{"tokens": {}, "index": {}}
 	for round := range 9 {
 		o := modes[round%len(modes)]
@@ -314,45 +329,7 @@ func TestGenerationsAcrossModes(t *testing.T) {
 			waitFilter(t, s)
 		}
 		for step := range 6 {
-			err := s.Update(t.Context(), func(tx Tx) error {
-				for i := range 15 {
-					b := buckets[rng.IntN(2)]
-					m := model[b]
-					keys := slices.Sorted(maps.Keys(m))
-					switch {
-					case len(keys) > 0 && i%4 == 0:
-						k := keys[rng.IntN(len(keys))]
-						if err := tx.Delete(b, []byte(k)); err != nil {
-							return err
-						}
-						delete(m, k)
-					case len(keys) > 0 && i%4 == 1:
-						k := keys[rng.IntN(len(keys))]
-						v := fmt.Sprintf("o%d-%d-%d", round, step, i)
-						if err := tx.Put(b, []byte(k), []byte(v)); err != nil {
-							return err
-						}
-						m[k] = v
-					default:
-						k := fmt.Sprintf("k%03d", rng.IntN(400))
-						v := fmt.Sprintf("n%d-%d-%d", round, step, i)
-						if err := tx.Insert(b, []byte(k), []byte(v)); err != nil && !errors.Is(err, ErrExists) {
-							return err
-						} else if err == nil {
-							m[k] = v
-						}
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.j != nil && step%2 == 1 {
-				if err := s.j.flush(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-			}
+			randomChanges(t, s, rng, model, 15, 4, fmt.Sprintf("%d-%d", round, step), true, step%2 == 1)
 		}
 		checkModel(t, s, model)
 		if err := s.Close(); err != nil {

@@ -23,22 +23,10 @@ func TestKeyFilterOneWriteDuringBuildAtOpen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var opened atomic.Pointer[Bolt]
-	ready := make(chan struct{})
 	var wrote atomic.Bool
-	o := Options{filterMin: 16, filterChunk: 500}
-	o.failpoint = func(step string) error {
-		if step != "filter.chunk" {
-			return nil
-		}
-		select {
-		case <-ready:
-		case <-time.After(30 * time.Second):
-			return nil
-		}
-		s := opened.Load()
-		if s.j.filters.building.Load() == nil || wrote.Swap(true) {
-			return nil // the counting pass, or written already
+	s = openAtChunks(t, path, Options{filterMin: 16, filterChunk: 500}, func(s *Bolt, building bool) {
+		if !building || wrote.Swap(true) {
+			return // the counting pass, or written already
 		}
 		// One new key, merged while the build reads (as any tokenize would).
 		if err := s.Update(t.Context(), func(tx Tx) error {
@@ -49,15 +37,7 @@ func TestKeyFilterOneWriteDuringBuildAtOpen(t *testing.T) {
 		if err := s.j.flush(t.Context()); err != nil {
 			t.Error(err)
 		}
-		return nil
-	}
-	s, err = Open(path, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	opened.Store(s)
-	close(ready)
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for (s.j.filters.running.Load() || s.j.filters.inUse.Load() == nil) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -154,6 +134,28 @@ func TestKeyFilterSizedFromEstimateAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var counting, building atomic.Int64
+	s = openAtChunks(t, path, o, func(_ *Bolt, b bool) {
+		if b {
+			building.Add(1)
+		} else {
+			counting.Add(1)
+		}
+	})
+	waitFilter(t, s)
+	if c, b := counting.Load(), building.Load(); c != 0 || b == 0 {
+		t.Errorf("first build at Open read %d chunks counting and %d building; want none counting", c, b)
+	}
+	f := s.j.filters.inUse.Load()
+	if f.found < keys || f.capacity < 2*keys || f.capacity > 4*keys {
+		t.Errorf("filter found %d keys, capacity %d; want ≥ %d keys, capacity about twice", f.found, f.capacity, keys)
+	}
+}
+
+// openAtChunks opens the store at path with o, and calls at with it at each
+// chunk its key filter's builds read once Open has returned (building false:
+// the pass that counts the keys). Close is left to the test's cleanup.
+func openAtChunks(t *testing.T, path string, o Options, at func(s *Bolt, building bool)) *Bolt {
+	t.Helper()
 	var opened atomic.Pointer[Bolt]
 	ready := make(chan struct{})
 	o.failpoint = func(step string) error {
@@ -163,27 +165,18 @@ func TestKeyFilterSizedFromEstimateAtOpen(t *testing.T) {
 		select {
 		case <-ready:
 		case <-time.After(30 * time.Second):
+			return nil
 		}
-		if opened.Load().j.filters.building.Load() == nil {
-			counting.Add(1)
-		} else {
-			building.Add(1)
-		}
+		s := opened.Load()
+		at(s, s.j.filters.building.Load() != nil)
 		return nil
 	}
-	s, err = Open(path, o)
+	s, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	opened.Store(s)
 	close(ready)
-	waitFilter(t, s)
-	if c, b := counting.Load(), building.Load(); c != 0 || b == 0 {
-		t.Errorf("first build at Open read %d chunks counting and %d building; want none counting", c, b)
-	}
-	f := s.j.filters.inUse.Load()
-	if f.found < keys || f.capacity < 2*keys || f.capacity > 4*keys {
-		t.Errorf("filter found %d keys, capacity %d; want ≥ %d keys, capacity about twice", f.found, f.capacity, keys)
-	}
+	return s
 }
